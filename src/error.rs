@@ -1,0 +1,111 @@
+//! The one error type of pve-cpuguard and its mapping to documented exit codes.
+//!
+//! Every failure a user can cause or meet (a bad file, an unreachable node, a
+//! refused migration) is a variant here, carrying enough context to say *what*
+//! failed, *where* (file and line, node and address) and *what to do next*.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Exit codes, documented in the README and in `--help`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    /// Compatible, allowed, or the command simply succeeded.
+    Ok = 0,
+    /// Incompatible or refused; for `scan`, some nodes failed.
+    Refused = 1,
+    /// Usage, configuration or input error.
+    Usage = 2,
+    /// The answer is unknown (missing data, unknown CPU model).
+    Unknown = 3,
+}
+
+impl ExitCode {
+    /// The process exit status.
+    #[must_use]
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+/// Everything that can go wrong.
+#[derive(Debug)]
+pub enum Error {
+    /// A file could not be read.
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A file was read but its content is malformed at a given line.
+    Parse {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    /// A value given on the command line or in the environment is invalid.
+    Usage(String),
+    /// Something in the configuration is inconsistent or missing.
+    Config(String),
+    /// The input is valid but describes a CPU pve-cpuguard cannot judge
+    /// (e.g. aarch64 /proc/cpuinfo).
+    Unsupported(String),
+    /// Writing output failed (e.g. a closed pipe).
+    Output(std::io::Error),
+}
+
+impl Error {
+    /// Builds an [`Error::Parse`].
+    pub fn parse(path: impl Into<PathBuf>, line: usize, message: impl Into<String>) -> Self {
+        Error::Parse {
+            path: path.into(),
+            line,
+            message: message.into(),
+        }
+    }
+
+    /// Builds an [`Error::Io`].
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The exit code this error maps to.
+    #[must_use]
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Unsupported(_) => ExitCode::Unknown,
+            Error::Output(_) => ExitCode::Refused,
+            _ => ExitCode::Usage,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::Parse {
+                path,
+                line,
+                message,
+            } => write!(f, "{}:{line}: {message}", path.display()),
+            Error::Usage(m) | Error::Config(m) | Error::Unsupported(m) => f.write_str(m),
+            Error::Output(e) => write!(f, "writing output: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Output(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,15 @@
+//! The `pve-cpuguard` binary: parse arguments, run, map errors to exit codes.
+
+use clap::Parser;
+
+fn main() {
+    let cli = pve_cpuguard::cli::Cli::parse();
+    let code = match pve_cpuguard::run(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("pve-cpuguard: error: {e}");
+            e.exit_code()
+        }
+    };
+    std::process::exit(code.code());
+}

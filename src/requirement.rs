@@ -1,0 +1,175 @@
+//! What a VM needs from the node it runs on: [`Requirement`].
+//!
+//! Resolves a VM's `cpu:` option (plus custom models and the VM config keys
+//! that matter: `arch`, `hugepages`, `args`, `runningcpu`) into canonical
+//! QEMU features and host-dependent properties. Pure: no I/O.
+
+use std::collections::BTreeSet;
+
+use crate::cpuconf::{self, FlagChange, PhysBits};
+use crate::custom_models::CustomModels;
+use crate::flags;
+use crate::models::{self, BaseType};
+use crate::vmconf::VmConfig;
+
+/// The base of a requirement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Base {
+    /// `host`: the guest sees the node's CPU (no `enforce`).
+    Host,
+    /// `max`: all the accelerator can offer (enforced, but never fails).
+    Max,
+    /// A fixed model.
+    Model {
+        /// QEMU model used.
+        qemu_model: String,
+        /// Vendor Proxmox forces; `None` = the host's (kvm64, qemu64, x86-64-vN).
+        vendor: Option<String>,
+    },
+}
+
+/// Everything a VM's CPU configuration demands of a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    /// The `cpu:` value as configured (or `kvm64` when absent).
+    pub cpu: String,
+    /// The resolved CPU type name.
+    pub cputype: String,
+    /// The `runningcpu:` of a suspended VM, for messages.
+    pub running_cpu: Option<String>,
+    /// Base model.
+    pub base: Base,
+    /// Required canonical QEMU features (beyond the host's own for host/max).
+    pub features: BTreeSet<String>,
+    /// `phys-bits`.
+    pub phys_bits: Option<PhysBits>,
+    /// `+nested-virt`: vmx or svm from the starting host.
+    pub nested_virt: bool,
+    /// Guest memory on 1 GiB huge pages.
+    pub hugepages_1g: bool,
+    /// Why the requirement cannot be determined, if it cannot.
+    pub unknown: Option<String>,
+}
+
+impl Requirement {
+    fn unknown(cpu: &str, reason: String) -> Self {
+        Requirement {
+            cpu: cpu.to_string(),
+            cputype: cpu.to_string(),
+            running_cpu: None,
+            base: Base::Max,
+            features: BTreeSet::new(),
+            phys_bits: None,
+            nested_virt: false,
+            hugepages_1g: false,
+            unknown: Some(reason),
+        }
+    }
+
+    /// Whether the guest's CPU vendor is the host's (so a vendor change is visible).
+    #[must_use]
+    pub fn vendor_from_host(&self) -> bool {
+        matches!(
+            self.base,
+            Base::Host | Base::Max | Base::Model { vendor: None, .. }
+        )
+    }
+}
+
+/// Resolves a `cpu:` value alone (as `why-not` receives it).
+#[must_use]
+pub fn from_cpu_value(value: &str, custom: &CustomModels) -> Requirement {
+    resolve_value(value, custom)
+}
+
+/// Resolves a whole VM config.
+#[must_use]
+pub fn from_vm(vm: &VmConfig, custom: &CustomModels) -> Requirement {
+    let value = vm.cpu.as_deref().unwrap_or("kvm64");
+    let arch = vm.arch.as_deref().unwrap_or("x86_64");
+    let mut req = if arch != "x86_64" {
+        Requirement::unknown(
+            value,
+            format!("VM architecture is '{arch}'; pve-cpuguard judges x86_64 guests only"),
+        )
+    } else if let Some(cpu) = vm.args_cpu() {
+        Requirement::unknown(
+            value,
+            format!("the VM's `args:` passes its own `-cpu {cpu}`, which overrides the `cpu:` option; check it by hand"),
+        )
+    } else {
+        resolve_value(value, custom)
+    };
+    req.running_cpu.clone_from(&vm.runningcpu);
+    req.hugepages_1g = vm.hugepages_1g();
+    req
+}
+
+fn resolve_value(value: &str, custom: &CustomModels) -> Requirement {
+    let conf = match cpuconf::parse(value) {
+        Ok(c) => c,
+        Err(e) => return Requirement::unknown(value, format!("cannot parse cpu '{value}': {e}")),
+    };
+    let cputype = conf.cputype().to_string();
+    let mut phys_bits = None;
+    let mut nested_virt = false;
+    let mut changes: Vec<FlagChange> = Vec::new();
+    let base_name = if cputype.starts_with("custom-") {
+        let Some(model) = custom.get(&cputype) else {
+            return Requirement::unknown(
+                value,
+                format!("custom CPU model '{cputype}' is not defined in cpu-models.conf"),
+            );
+        };
+        phys_bits = model.phys_bits;
+        changes.extend(model.flags.iter().cloned());
+        model
+            .reported_model
+            .clone()
+            .unwrap_or_else(|| "kvm64".into())
+    } else {
+        cputype.clone()
+    };
+    let (base, mut features) = match models::resolve(&base_name) {
+        Ok(BaseType::Host) => (Base::Host, BTreeSet::new()),
+        Ok(BaseType::Max) => (Base::Max, BTreeSet::new()),
+        Ok(BaseType::Model {
+            qemu_model,
+            vendor,
+            features,
+        }) => (Base::Model { qemu_model, vendor }, features),
+        Err(e) => return Requirement::unknown(value, e.0),
+    };
+    changes.extend(conf.flags.iter().cloned());
+    for change in &changes {
+        if change.name == "nested-virt" {
+            nested_virt = change.add;
+            continue;
+        }
+        let Some(name) = flags::canonical(&change.name) else {
+            return Requirement::unknown(
+                value,
+                format!("unknown CPU flag '{}' in '{value}'", change.name),
+            );
+        };
+        if change.add {
+            features.insert(name.to_string());
+        } else {
+            features.remove(name);
+        }
+    }
+    if conf.phys_bits.is_some() {
+        phys_bits = conf.phys_bits;
+    }
+    Requirement {
+        cpu: value.to_string(),
+        cputype,
+        running_cpu: None,
+        base,
+        features,
+        phys_bits,
+        nested_virt,
+        hugepages_1g: false,
+        unknown: None,
+    }
+}

@@ -1,0 +1,314 @@
+//! The verdict: can this node give this VM its CPU?
+//!
+//! A pure function of a [`Requirement`], the target's [`Capability`] and,
+//! for a live migration, the source's. Every refusal carries typed reasons;
+//! a false refusal is as much a bug as a false accept, so anything the data
+//! cannot decide is `Unknown` or a note, never a guess.
+
+use serde_json::{json, Value};
+
+use crate::capability::Capability;
+use crate::cpuconf::PhysBits;
+use crate::flags;
+use crate::requirement::{Base, Requirement};
+
+/// What is being decided.
+#[derive(Debug, Clone, Copy)]
+pub enum Mode<'a> {
+    /// Can the VM start on the target at all?
+    Start,
+    /// Can the running VM move live from `source` to the target?
+    /// `None` when the source's capability is not known.
+    Live {
+        /// Source node capability.
+        source: Option<&'a Capability>,
+    },
+}
+
+/// Why a target is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// Required features the target lacks (QEMU spelling).
+    MissingFlags(Vec<String>),
+    /// The guest sees the host's vendor, and it would change.
+    VendorChange { source: String, target: String },
+    /// `phys-bits=N` larger than the target's width.
+    PhysBitsTooLarge { requested: u32, target: u32 },
+    /// `phys-bits=host` with different widths on source and target.
+    PhysBitsHostDiffers { source: u32, target: u32 },
+    /// `cpu: host`/`max`: the source offers features the target lacks.
+    HostFlagsNotSubset(Vec<String>),
+    /// `nested-virt` resolves to vmx on one side and svm on the other.
+    NestedVirtAcrossVendors { source: String, target: String },
+    /// 1 GiB huge pages without `pdpe1gb` on the target.
+    HugepagesWithoutPdpe1gb,
+}
+
+impl Reason {
+    /// Stable identifier for JSON.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reason::MissingFlags(_) => "missing-flags",
+            Reason::VendorChange { .. } => "vendor-change",
+            Reason::PhysBitsTooLarge { .. } => "phys-bits-too-large",
+            Reason::PhysBitsHostDiffers { .. } => "phys-bits-host-differs",
+            Reason::HostFlagsNotSubset(_) => "host-flags-not-subset",
+            Reason::NestedVirtAcrossVendors { .. } => "nested-virt-across-vendors",
+            Reason::HugepagesWithoutPdpe1gb => "hugepages-without-pdpe1gb",
+        }
+    }
+
+    /// Flags this reason says are missing, if any.
+    #[must_use]
+    pub fn missing_flags(&self) -> &[String] {
+        match self {
+            Reason::MissingFlags(f) | Reason::HostFlagsNotSubset(f) => f,
+            _ => &[],
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::MissingFlags(flags) => write!(f, "missing flags: {}", flags.join(", ")),
+            Reason::VendorChange { source, target } => write!(
+                f,
+                "vendor change {source} -> {target}: this CPU type shows the host's vendor, which would change under the running guest"
+            ),
+            Reason::PhysBitsTooLarge { requested, target } => write!(
+                f,
+                "phys-bits={requested} is larger than the target's {target} physical address bits"
+            ),
+            Reason::PhysBitsHostDiffers { source, target } => write!(
+                f,
+                "phys-bits=host with different widths: source {source} bits, target {target} bits"
+            ),
+            Reason::HostFlagsNotSubset(flags) => write!(
+                f,
+                "the source CPU gives the guest flags the target lacks: {}",
+                flags.join(", ")
+            ),
+            Reason::NestedVirtAcrossVendors { source, target } => write!(
+                f,
+                "nested-virt across vendors: the guest has {source} on the source, the target only offers {target}"
+            ),
+            Reason::HugepagesWithoutPdpe1gb => {
+                f.write_str("1 GiB hugepages need pdpe1gb, which the target lacks")
+            }
+        }
+    }
+}
+
+/// The three possible answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Safe.
+    Compatible,
+    /// Unsafe, with reasons.
+    Incompatible,
+    /// Cannot be decided from the data at hand.
+    Unknown,
+}
+
+impl Outcome {
+    /// Stable identifier for JSON and text.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Compatible => "compatible",
+            Outcome::Incompatible => "incompatible",
+            Outcome::Unknown => "unknown",
+        }
+    }
+}
+
+/// A verdict with its explanation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// The answer.
+    pub outcome: Outcome,
+    /// Why incompatible (empty otherwise).
+    pub reasons: Vec<Reason>,
+    /// Why unknown (empty otherwise).
+    pub unknown: Vec<String>,
+    /// Things worth knowing that do not change the answer.
+    pub notes: Vec<String>,
+}
+
+impl Verdict {
+    /// Every missing flag named by any reason, sorted, deduplicated.
+    #[must_use]
+    pub fn missing_flags(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .reasons
+            .iter()
+            .flat_map(|r| r.missing_flags().iter().cloned())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    /// JSON fragment shared by every command that reports a verdict.
+    #[must_use]
+    pub fn to_json(&self) -> Value {
+        json!({
+            "verdict": self.outcome.as_str(),
+            "missing_flags": self.missing_flags(),
+            "reasons": self.reasons.iter().map(|r| json!({"code": r.code(), "message": r.to_string()})).collect::<Vec<_>>(),
+            "unknown": self.unknown,
+            "notes": self.notes,
+        })
+    }
+}
+
+/// Decides whether `target` can give the VM described by `req` its CPU.
+#[must_use]
+pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict {
+    let mut reasons = Vec::new();
+    let mut unknown = Vec::new();
+    let mut notes = Vec::new();
+    if let Some(why) = &req.unknown {
+        return Verdict {
+            outcome: Outcome::Unknown,
+            reasons,
+            unknown: vec![why.clone()],
+            notes,
+        };
+    }
+    let source = match mode {
+        Mode::Start => None,
+        Mode::Live { source } => {
+            if source.is_none() && needs_source(req) {
+                unknown.push("the source node's CPU is not known (no cache record): the checks that compare source and target could not run".into());
+            }
+            source
+        }
+    };
+
+    let mut required = req.features.clone();
+    if req.nested_virt {
+        match target.nested_flag() {
+            Some(flag) => {
+                required.insert(flag.to_string());
+            }
+            None => unknown.push(format!(
+                "nested-virt on a host of unknown vendor '{}'",
+                target.vendor
+            )),
+        }
+    }
+    let missing = target.missing(&required);
+    if !missing.is_empty() {
+        reasons.push(Reason::MissingFlags(missing));
+    }
+    let hidden = target.unverifiable(&required);
+    if !hidden.is_empty() {
+        notes.push(format!(
+            "not verifiable from /proc/cpuinfo (QEMU's enforce checks them at start): {}",
+            hidden.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+
+    if let Base::Model {
+        vendor: Some(v),
+        qemu_model,
+    } = &req.base
+    {
+        if *v != target.vendor {
+            notes.push(format!(
+                "{qemu_model} is a {v} model; this {} host runs it with vendor={v}",
+                target.vendor
+            ));
+        }
+    }
+
+    if let Some(src) = source {
+        if req.vendor_from_host() && src.vendor != target.vendor {
+            reasons.push(Reason::VendorChange {
+                source: src.vendor.clone(),
+                target: target.vendor.clone(),
+            });
+        }
+        if matches!(req.base, Base::Host | Base::Max) {
+            let lacking: Vec<String> = src
+                .features
+                .present
+                .iter()
+                .filter(|f| !target.has(f) && !target.features.unverifiable.contains(*f))
+                .cloned()
+                .collect();
+            if !lacking.is_empty() {
+                reasons.push(Reason::HostFlagsNotSubset(lacking));
+            }
+            if src.family_model != target.family_model && matches!(req.base, Base::Host) {
+                notes.push(format!(
+                    "cpu type host: source '{}' and target '{}' are different CPU models",
+                    src.model_name, target.model_name
+                ));
+            }
+        }
+        if req.nested_virt {
+            if let (Some(s), Some(t)) = (src.nested_flag(), target.nested_flag()) {
+                if s != t {
+                    reasons.push(Reason::NestedVirtAcrossVendors {
+                        source: s.into(),
+                        target: t.into(),
+                    });
+                }
+            }
+        }
+    }
+
+    match (req.phys_bits, target.phys_bits) {
+        (Some(PhysBits::Bits(n)), Some(t)) if n > t => {
+            reasons.push(Reason::PhysBitsTooLarge {
+                requested: n,
+                target: t,
+            });
+        }
+        (Some(PhysBits::Bits(_)), None) => {
+            notes.push("the target's physical address width is not known".into())
+        }
+        (Some(PhysBits::Host), t) => {
+            if let Some(src) = source {
+                match (src.phys_bits, t) {
+                    (Some(s), Some(t)) if s != t => reasons.push(Reason::PhysBitsHostDiffers {
+                        source: s,
+                        target: t,
+                    }),
+                    (Some(_), Some(_)) => {}
+                    _ => unknown.push(
+                        "phys-bits=host, but a node's physical address width is not known".into(),
+                    ),
+                }
+            }
+        }
+        _ => {}
+    }
+
+    if req.hugepages_1g && !target.has(flags::canonical("pdpe1gb").unwrap_or("pdpe1gb")) {
+        reasons.push(Reason::HugepagesWithoutPdpe1gb);
+    }
+
+    let outcome = if !reasons.is_empty() {
+        Outcome::Incompatible
+    } else if !unknown.is_empty() {
+        Outcome::Unknown
+    } else {
+        Outcome::Compatible
+    };
+    Verdict {
+        outcome,
+        reasons,
+        unknown,
+        notes,
+    }
+}
+
+/// Whether a live decision depends on knowing the source.
+fn needs_source(req: &Requirement) -> bool {
+    req.vendor_from_host() || req.nested_virt || req.phys_bits == Some(PhysBits::Host)
+}

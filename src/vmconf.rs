@@ -1,0 +1,153 @@
+//! VM configuration files (`/etc/pve/nodes/<node>/qemu-server/<vmid>.conf`).
+//!
+//! Only the main section counts: it is the current, running configuration.
+//! `[PENDING]` (not yet applied), `[special:…]` (cloud-init, fleecing) and
+//! snapshot sections (`[name]`) are skipped (qemu-server `parse_vm_config`).
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// The main-section keys pve-cpuguard cares about.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VmConfig {
+    /// Raw `cpu:` value.
+    pub cpu: Option<String>,
+    /// `arch:` (`x86_64` when absent).
+    pub arch: Option<String>,
+    /// `hugepages:` (`2`, `1024`, `any`).
+    pub hugepages: Option<String>,
+    /// `lock:` (e.g. `migrate`).
+    pub lock: Option<String>,
+    /// `runningcpu:`: the `-cpu` of a suspended/snapshotted VM.
+    pub runningcpu: Option<String>,
+    /// `args:`: extra QEMU arguments.
+    pub args: Option<String>,
+    /// `hookscript:`.
+    pub hookscript: Option<String>,
+    /// `ostype:`.
+    pub ostype: Option<String>,
+    /// `name:`.
+    pub name: Option<String>,
+}
+
+impl VmConfig {
+    /// Whether 1 GiB huge pages back the guest memory.
+    #[must_use]
+    pub fn hugepages_1g(&self) -> bool {
+        self.hugepages.as_deref() == Some("1024")
+    }
+
+    /// Whether `args:` passes its own `-cpu`, overriding Proxmox's.
+    #[must_use]
+    pub fn args_cpu(&self) -> Option<&str> {
+        let args = self.args.as_deref()?;
+        let mut words = args.split_whitespace();
+        while let Some(w) = words.next() {
+            if w == "-cpu" {
+                return Some(words.next().unwrap_or(""));
+            }
+        }
+        None
+    }
+}
+
+/// Reads a VM config file.
+///
+/// # Errors
+/// Unreadable or malformed files, naming the line.
+pub fn read(path: &Path) -> Result<VmConfig> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| Error::parse(path, 1, "not valid UTF-8 text"))?;
+    parse(&text, path)
+}
+
+/// Parses a VM config's text; `origin` names it in errors.
+///
+/// # Errors
+/// A main-section line that is not `key: value`, naming the line.
+pub fn parse(text: &str, origin: &Path) -> Result<VmConfig> {
+    let mut conf = VmConfig::default();
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            // Everything after the first section header is not the main section.
+            break;
+        }
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = trimmed.split_once(':') else {
+            return Err(Error::parse(
+                origin,
+                n,
+                format!(
+                    "expected `key: value`, found {:?}",
+                    trimmed.chars().take(60).collect::<String>()
+                ),
+            ));
+        };
+        let key = key.trim();
+        if key.is_empty()
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        {
+            return Err(Error::parse(origin, n, format!("invalid key {key:?}")));
+        }
+        let value = Some(value.trim().to_string());
+        match key {
+            "cpu" => conf.cpu = value,
+            "arch" => conf.arch = value,
+            "hugepages" => conf.hugepages = value,
+            "lock" => conf.lock = value,
+            "runningcpu" => conf.runningcpu = value,
+            "args" => conf.args = value,
+            "hookscript" => conf.hookscript = value,
+            "ostype" => conf.ostype = value,
+            "name" => conf.name = value,
+            _ => {}
+        }
+    }
+    Ok(conf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONF: &str = "#my vm\n#second line\nboot: order=scsi0\ncores: 4\ncpu: x86-64-v2-AES\nhugepages: 1024\nlock: migrate\nmemory: 4096\nname: web1\nparent: snap\n\n\
+        [PENDING]\ncpu: host\n\n[special:cloudinit]\nipconfig0: ip=dhcp\n\n[snap]\ncpu: kvm64\nsnaptime: 1737549549\n";
+
+    #[test]
+    fn only_the_main_section_counts() {
+        let c = parse(CONF, Path::new("100.conf")).unwrap();
+        assert_eq!(c.cpu.as_deref(), Some("x86-64-v2-AES"));
+        assert_eq!(c.lock.as_deref(), Some("migrate"));
+        assert!(c.hugepages_1g());
+        assert_eq!(c.name.as_deref(), Some("web1"));
+    }
+
+    #[test]
+    fn args_cpu_is_found() {
+        let c = parse("args: -cpu host,+invtsc -smp 2\n", Path::new("x")).unwrap();
+        assert_eq!(c.args_cpu(), Some("host,+invtsc"));
+        let c = parse("args: -device foo\n", Path::new("x")).unwrap();
+        assert_eq!(c.args_cpu(), None);
+    }
+
+    #[test]
+    fn malformed_line_names_file_and_line() {
+        let e = parse(
+            "cores: 2\nthis is wrong\n",
+            Path::new("/etc/pve/qemu-server/100.conf"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/etc/pve/qemu-server/100.conf:2: expected `key: value`, found \"this is wrong\""
+        );
+    }
+}
