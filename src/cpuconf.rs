@@ -123,10 +123,12 @@ pub fn parse(value: &str) -> Result<CpuConf, String> {
 pub fn parse_flags(value: &str) -> Result<Vec<FlagChange>, String> {
     let mut out = Vec::new();
     for item in value.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-        let (add, name) = match item.split_at(1) {
-            ("+", n) => (true, n),
-            ("-", n) => (false, n),
-            _ => return Err(format!("flag '{item}' must start with '+' or '-'")),
+        let (add, name) = if let Some(n) = item.strip_prefix('+') {
+            (true, n)
+        } else if let Some(n) = item.strip_prefix('-') {
+            (false, n)
+        } else {
+            return Err(format!("flag '{item}' must start with '+' or '-'"));
         };
         let valid = !name.is_empty()
             && name

@@ -160,8 +160,8 @@ pub fn index() -> &'static Index {
 pub fn provenance() -> String {
     let d = &index().data;
     format!(
-        "QEMU {} ({} {}), Linux {} ({})",
-        d.qemu.version, d.qemu.file, d.qemu.git_ref, d.linux.version, d.linux.file
+        "QEMU {} models, Linux {} flag names",
+        d.qemu.version, d.linux.version
     )
 }
 

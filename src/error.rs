@@ -75,7 +75,6 @@ impl Error {
     #[must_use]
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Unsupported(_) => ExitCode::Unknown,
             Error::Output(_) => ExitCode::Refused,
             _ => ExitCode::Usage,
         }

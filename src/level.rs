@@ -30,25 +30,28 @@ pub struct Level {
     pub next: Option<(&'static str, Vec<String>)>,
 }
 
-/// Computes the level of one node.
+/// Computes the level of one node: the highest rung it can run. The rungs
+/// are not strictly nested (`kvm64` needs `vme`, the `qemu64`-based
+/// x86-64-vN types do not), so every rung is judged.
 #[must_use]
 pub fn of(cap: &Capability) -> Level {
     let none = CustomModels::default();
-    let mut reached: Option<usize> = None;
-    let mut next = None;
-    for (i, rung) in LADDER.iter().enumerate() {
-        let req = requirement::from_cpu_value(rung, &none);
-        let v = verdict::judge(&req, cap, Mode::Start);
-        if v.outcome == Outcome::Incompatible {
-            next = Some((*rung, v.missing_flags()));
-            break;
-        }
-        reached = Some(i);
-    }
+    let missing: Vec<Option<Vec<String>>> = LADDER
+        .iter()
+        .map(|rung| {
+            let req = requirement::from_cpu_value(rung, &none);
+            let v = verdict::judge(&req, cap, Mode::Start);
+            (v.outcome == Outcome::Incompatible).then(|| v.missing_flags())
+        })
+        .collect();
+    let best = missing.iter().rposition(Option::is_none);
+    let next_index = best.map_or(0, |i| i + 1);
     Level {
-        name: LADDER[reached.unwrap_or(0)],
-        floor_met: reached.is_some(),
-        next,
+        name: LADDER[best.unwrap_or(0)],
+        floor_met: missing[0].is_none(),
+        next: LADDER
+            .get(next_index)
+            .map(|rung| (*rung, missing[next_index].clone().unwrap_or_default())),
     }
 }
 

@@ -312,3 +312,271 @@ pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
 fn needs_source(req: &Requirement) -> bool {
     req.vendor_from_host() || req.nested_virt || req.phys_bits == Some(PhysBits::Host)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::capability::View;
+    use crate::custom_models::CustomModels;
+    use crate::flags::HostFeatures;
+    use crate::requirement::from_cpu_value;
+
+    /// A host whose present features are kvm64's plus `extra` (QEMU names).
+    fn host(vendor: &str, bits: u32, extra: &str) -> Capability {
+        let none = CustomModels::default();
+        let mut present: BTreeSet<String> = from_cpu_value("x86-64-v3", &none).features;
+        present.extend(from_cpu_value("kvm64", &none).features);
+        present.extend(crate::flags::KVM_PROVIDED.iter().map(|s| (*s).to_string()));
+        present.extend(extra.split_whitespace().map(str::to_string));
+        Capability {
+            vendor: vendor.into(),
+            model_name: format!("{vendor} test CPU"),
+            family_model: Some((6, 85)),
+            phys_bits: Some(bits),
+            features: HostFeatures {
+                present,
+                unverifiable: BTreeSet::from(["fzrm".to_string()]),
+            },
+            view: View::Cpuinfo,
+        }
+    }
+
+    const INTEL: &str = "GenuineIntel";
+    const AMD: &str = "AuthenticAMD";
+
+    struct Case {
+        name: &'static str,
+        cpu: &'static str,
+        hugepages_1g: bool,
+        source: Option<Capability>,
+        live: bool,
+        target: Capability,
+        outcome: Outcome,
+        codes: &'static [&'static str],
+        missing: &'static [&'static str],
+    }
+
+    fn case(name: &'static str, cpu: &'static str, target: Capability) -> Case {
+        Case {
+            name,
+            cpu,
+            hugepages_1g: false,
+            source: None,
+            live: false,
+            target,
+            outcome: Outcome::Compatible,
+            codes: &[],
+            missing: &[],
+        }
+    }
+
+    impl Case {
+        fn live(mut self, source: Capability) -> Self {
+            self.live = true;
+            self.source = Some(source);
+            self
+        }
+        fn live_unknown_source(mut self) -> Self {
+            self.live = true;
+            self
+        }
+        fn hugepages(mut self) -> Self {
+            self.hugepages_1g = true;
+            self
+        }
+        fn refused(
+            mut self,
+            codes: &'static [&'static str],
+            missing: &'static [&'static str],
+        ) -> Self {
+            self.outcome = Outcome::Incompatible;
+            self.codes = codes;
+            self.missing = missing;
+            self
+        }
+        fn unknown(mut self) -> Self {
+            self.outcome = Outcome::Unknown;
+            self
+        }
+    }
+
+    #[test]
+    fn verdict_table() {
+        let v4 = "avx512f avx512bw avx512cd avx512dq avx512vl";
+        let cases = vec![
+            case("v3 type on v3 host", "x86-64-v3", host(INTEL, 46, "")),
+            case("v4 type on v3 host", "x86-64-v4", host(INTEL, 46, "")).refused(
+                &["missing-flags"],
+                &["avx512bw", "avx512cd", "avx512dq", "avx512f", "avx512vl"],
+            ),
+            case("v4 type on v4 host", "x86-64-v4", host(INTEL, 46, v4)),
+            case(
+                "avx512f without avx512vl",
+                "x86-64-v4",
+                host(INTEL, 46, "avx512f avx512bw avx512cd avx512dq"),
+            )
+            .refused(&["missing-flags"], &["avx512vl"]),
+            case(
+                "vm flag +pdpe1gb missing",
+                "x86-64-v3,flags=+pdpe1gb",
+                host(INTEL, 46, ""),
+            )
+            .refused(&["missing-flags"], &["pdpe1gb"]),
+            case(
+                "vm flag -pcid removes a need",
+                "x86-64-v3,flags=-pcid",
+                host(INTEL, 46, ""),
+            ),
+            case(
+                "kvm64 live Intel -> AMD is a vendor change",
+                "kvm64",
+                host(AMD, 48, ""),
+            )
+            .live(host(INTEL, 46, ""))
+            .refused(&["vendor-change"], &[]),
+            case(
+                "x86-64-v2-AES live Intel -> AMD is a vendor change",
+                "x86-64-v2-AES",
+                host(AMD, 48, ""),
+            )
+            .live(host(INTEL, 48, ""))
+            .refused(&["vendor-change"], &[]),
+            case(
+                "kvm64 start on another vendor is fine",
+                "kvm64",
+                host(AMD, 48, ""),
+            ),
+            case(
+                "kvm64 live without source record is unknown",
+                "kvm64",
+                host(INTEL, 46, ""),
+            )
+            .live_unknown_source()
+            .unknown(),
+            case(
+                "phys-bits larger than target",
+                "x86-64-v3,phys-bits=48",
+                host(INTEL, 46, ""),
+            )
+            .refused(&["phys-bits-too-large"], &[]),
+            case(
+                "phys-bits equal to target",
+                "x86-64-v3,phys-bits=46",
+                host(INTEL, 46, ""),
+            ),
+            case(
+                "phys-bits=host different widths live",
+                "x86-64-v3,phys-bits=host",
+                host(INTEL, 46, ""),
+            )
+            .live(host(INTEL, 48, ""))
+            .refused(&["phys-bits-host-differs"], &[]),
+            case(
+                "phys-bits=host same width live",
+                "x86-64-v3,phys-bits=host",
+                host(INTEL, 46, ""),
+            )
+            .live(host(INTEL, 46, "")),
+            case(
+                "phys-bits=host on start",
+                "x86-64-v3,phys-bits=host",
+                host(INTEL, 39, ""),
+            ),
+            case(
+                "host: source flags not on target",
+                "host",
+                host(INTEL, 46, ""),
+            )
+            .live(host(INTEL, 46, v4))
+            .refused(
+                &["host-flags-not-subset"],
+                &["avx512bw", "avx512cd", "avx512dq", "avx512f", "avx512vl"],
+            ),
+            case("host: source subset of target", "host", host(INTEL, 46, v4))
+                .live(host(INTEL, 46, "")),
+            case("max behaves like host", "max", host(INTEL, 46, ""))
+                .live(host(INTEL, 46, "avx512f"))
+                .refused(&["host-flags-not-subset"], &["avx512f"]),
+            case("host across vendors", "host", host(AMD, 46, ""))
+                .live(host(INTEL, 46, ""))
+                .refused(&["vendor-change"], &[]),
+            case(
+                "nested-virt across vendors",
+                "x86-64-v3,flags=+nested-virt",
+                host(AMD, 48, "svm"),
+            )
+            .live(host(INTEL, 48, "vmx"))
+            .refused(&["vendor-change", "nested-virt-across-vendors"], &[]),
+            case(
+                "nested-virt on Intel without vmx",
+                "x86-64-v3,flags=+nested-virt",
+                host(INTEL, 46, ""),
+            )
+            .refused(&["missing-flags"], &["vmx"]),
+            case(
+                "nested-virt on Intel with vmx",
+                "x86-64-v3,flags=+nested-virt",
+                host(INTEL, 46, "vmx"),
+            ),
+            case(
+                "1 GiB hugepages without pdpe1gb",
+                "x86-64-v3",
+                host(INTEL, 46, ""),
+            )
+            .hugepages()
+            .refused(&["hugepages-without-pdpe1gb"], &[]),
+            case(
+                "1 GiB hugepages with pdpe1gb",
+                "x86-64-v3",
+                host(INTEL, 46, "pdpe1gb"),
+            )
+            .hugepages(),
+            case("unknown model", "NoSuchCPU-v9", host(INTEL, 46, "")).unknown(),
+            case(
+                "unknown flag",
+                "x86-64-v3,flags=+no-such-flag",
+                host(INTEL, 46, ""),
+            )
+            .unknown(),
+            case(
+                "unverifiable feature is a note, not a refusal",
+                "x86-64-v3,flags=+fzrm",
+                host(INTEL, 46, ""),
+            ),
+        ];
+        for c in cases {
+            let mut req = from_cpu_value(c.cpu, &CustomModels::default());
+            req.hugepages_1g = c.hugepages_1g;
+            let mode = if c.live {
+                Mode::Live {
+                    source: c.source.as_ref(),
+                }
+            } else {
+                Mode::Start
+            };
+            let v = judge(&req, &c.target, mode);
+            assert_eq!(v.outcome, c.outcome, "{}: {v:?}", c.name);
+            let codes: Vec<&str> = v.reasons.iter().map(Reason::code).collect();
+            assert_eq!(codes, c.codes, "{}", c.name);
+            assert_eq!(v.missing_flags(), c.missing, "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn unverifiable_features_are_named_in_a_note() {
+        let req = from_cpu_value("x86-64-v3,flags=+fzrm", &CustomModels::default());
+        let v = judge(&req, &host(INTEL, 46, ""), Mode::Start);
+        assert!(v.notes.iter().any(|n| n.contains("fzrm")), "{v:?}");
+    }
+
+    #[test]
+    fn named_model_keeps_its_vendor_across_hosts() {
+        // Proxmox forces vendor= for named models, so Intel->AMD is no vendor change.
+        let req = from_cpu_value("x86-64-v2", &CustomModels::default());
+        assert!(req.vendor_from_host());
+        let req = from_cpu_value("Nehalem", &CustomModels::default());
+        assert!(!req.vendor_from_host(), "{req:?}");
+    }
+}

@@ -76,14 +76,15 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
         info.phys_bits.map_or("unknown".into(), |b| b.to_string())
     );
     let _ = writeln!(s, "Level:      {}", lvl.name);
-    if let Some((next, missing)) = &lvl.next {
-        if lvl.floor_met {
-            let _ = writeln!(s, "Next level: {next} needs {}", missing.join(", "));
-        } else {
+    if let Some((next, missing)) = lvl.next.as_ref().filter(|(_, m)| !m.is_empty()) {
+        let _ = writeln!(s, "Next level: {next} needs {}", missing.join(", "));
+    }
+    if !lvl.floor_met {
+        if let Some((_, v)) = types.iter().find(|(n, _)| n == "kvm64") {
             let _ = writeln!(
                 s,
-                "Warning:    below the floor: {next} itself lacks {}",
-                missing.join(", ")
+                "Warning:    kvm64 (Proxmox's default CPU type) cannot start here: {}",
+                summary(v)
             );
         }
     }
