@@ -9,6 +9,7 @@
 pub mod capability;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod cpuconf;
 pub mod cpudata;
 pub mod cpuinfo;

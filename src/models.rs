@@ -95,6 +95,12 @@ pub fn resolve(cputype: &str) -> Result<BaseType, UnknownType> {
             features,
         });
     }
+    // qemu-server `$depreacated_cpu_map` (sic): QEMU dropped Icelake-Client.
+    let cputype = match cputype {
+        "Icelake-Client" => "Icelake-Server",
+        "Icelake-Client-noTSX" => "Icelake-Server-noTSX",
+        other => other,
+    };
     let idx = cpudata::index();
     let Some(&i) = idx.models.get(cputype) else {
         let reason = if idx.data.unresolved.iter().any(|u| u == cputype) {

@@ -1,0 +1,269 @@
+//! The configuration file `/etc/pve-cpuguard/pve-cpuguard.conf`.
+//!
+//! One `key = value` per line, `#` comments. Precedence, highest first:
+//! command-line flag > `PVE_CPUGUARD_*` environment variable > this file >
+//! built-in default. Flags and environment variables are resolved by clap
+//! (both land in the same `Option`), so commands call [`Config::pick`] with
+//! that option and the file's value. A missing file is an empty file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// Default location of the configuration file.
+pub const DEFAULT_PATH: &str = "/etc/pve-cpuguard/pve-cpuguard.conf";
+
+/// What to do when the answer is unknown (no record, unknown model).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Policy {
+    /// Allow, with a warning in the task log and the journal.
+    #[default]
+    Default,
+    /// Refuse whatever cannot be proven safe.
+    Strict,
+}
+
+/// What to do when a live migration would change the guest's CPU vendor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum VendorChange {
+    /// Refuse (Proxmox: "no guarantee to work").
+    #[default]
+    Refuse,
+    /// Allow with a warning.
+    Warn,
+}
+
+/// Values read from the file; `None` where the file does not set them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// `policy`.
+    pub policy: Option<Policy>,
+    /// `vendor_change`.
+    pub vendor_change: Option<VendorChange>,
+    /// `ssh_user`.
+    pub ssh_user: Option<String>,
+    /// `ssh_key`.
+    pub ssh_key: Option<PathBuf>,
+    /// `ssh_port`.
+    pub ssh_port: Option<u16>,
+    /// `ssh_timeout`.
+    pub ssh_timeout: Option<Duration>,
+    /// `known_hosts`.
+    pub known_hosts: Option<PathBuf>,
+    /// `cache`.
+    pub cache: Option<PathBuf>,
+    /// `cache_max_age`: a record older than this is stale.
+    pub cache_max_age: Option<Duration>,
+    /// `chain_hookscript`: run after the guard allows a start.
+    pub chain_hookscript: Option<PathBuf>,
+    /// `pve_dir`.
+    pub pve_dir: Option<PathBuf>,
+}
+
+/// Every key with its valid values, for errors and the shipped example.
+pub const KEYS: &[(&str, &str)] = &[
+    ("policy", "default or strict"),
+    ("vendor_change", "refuse or warn"),
+    ("ssh_user", "a user name"),
+    ("ssh_key", "an absolute path"),
+    ("ssh_port", "1-65535"),
+    ("ssh_timeout", "a duration: 10, 10s, 2m"),
+    ("known_hosts", "an absolute path"),
+    ("cache", "an absolute path"),
+    ("cache_max_age", "a duration: 3600, 90m, 2h, 1d"),
+    ("chain_hookscript", "an absolute path"),
+    ("pve_dir", "an absolute path"),
+];
+
+impl Config {
+    /// Reads the file; a missing file gives an empty configuration.
+    ///
+    /// # Errors
+    /// Unreadable files and invalid lines (naming file, line and valid values).
+    pub fn load(path: &Path) -> Result<Config> {
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| Error::parse(path, 1, "not valid UTF-8 text"))?;
+                Config::parse(&text, path)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config {
+                path: path.to_path_buf(),
+                ..Config::default()
+            }),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    /// Parses the file's text.
+    ///
+    /// # Errors
+    /// See [`Config::load`].
+    pub fn parse(text: &str, path: &Path) -> Result<Config> {
+        let mut c = Config {
+            path: path.to_path_buf(),
+            ..Config::default()
+        };
+        for (i, raw) in text.lines().enumerate() {
+            let n = i + 1;
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((key, value)) = line.split_once('=') else {
+                return Err(Error::parse(
+                    path,
+                    n,
+                    format!("expected `key = value`, found {line:?}"),
+                ));
+            };
+            let (key, value) = (key.trim(), value.trim());
+            let Some((_, valid)) = KEYS.iter().find(|(k, _)| *k == key) else {
+                let all: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
+                return Err(Error::parse(
+                    path,
+                    n,
+                    format!("unknown setting '{key}' (valid: {})", all.join(", ")),
+                ));
+            };
+            let bad = || Error::parse(path, n, format!("invalid {key} '{value}' (valid: {valid})"));
+            match key {
+                "policy" => c.policy = Some(enum_value(value).ok_or_else(bad)?),
+                "vendor_change" => c.vendor_change = Some(enum_value(value).ok_or_else(bad)?),
+                "ssh_user" => {
+                    let ok = !value.is_empty()
+                        && value
+                            .chars()
+                            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'));
+                    c.ssh_user = Some(value.to_string()).filter(|_| ok);
+                    c.ssh_user.as_ref().ok_or_else(bad)?;
+                }
+                "ssh_port" => {
+                    c.ssh_port = Some(value.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?);
+                }
+                "ssh_timeout" => c.ssh_timeout = Some(parse_duration(value).ok_or_else(bad)?),
+                "cache_max_age" => c.cache_max_age = Some(parse_duration(value).ok_or_else(bad)?),
+                _ => {
+                    let p = PathBuf::from(value);
+                    if !p.is_absolute() {
+                        return Err(bad());
+                    }
+                    match key {
+                        "ssh_key" => c.ssh_key = Some(p),
+                        "known_hosts" => c.known_hosts = Some(p),
+                        "cache" => c.cache = Some(p),
+                        "chain_hookscript" => c.chain_hookscript = Some(p),
+                        _ => c.pve_dir = Some(p),
+                    }
+                }
+            }
+        }
+        Ok(c)
+    }
+
+    /// Flag-or-environment value if given, else the file's, else the default.
+    pub fn pick<T: Clone>(given: Option<T>, file: Option<&T>, default: T) -> T {
+        given.or_else(|| file.cloned()).unwrap_or(default)
+    }
+}
+
+fn enum_value<T: clap::ValueEnum>(value: &str) -> Option<T> {
+    T::from_str(value, false).ok()
+}
+
+/// `90`, `90s`, `15m`, `2h`, `1d` → a duration (plain numbers are seconds).
+#[must_use]
+pub fn parse_duration(value: &str) -> Option<Duration> {
+    let (number, unit) = match value.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => value.split_at(i),
+        None => (value, "s"),
+    };
+    let n: u64 = number.parse().ok()?;
+    let factor = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(factor).map(Duration::from_secs)
+}
+
+/// Parses a duration for clap (`--timeout 10s`).
+///
+/// # Errors
+/// A message naming the valid forms.
+pub fn duration_arg(value: &str) -> std::result::Result<Duration, String> {
+    parse_duration(value)
+        .ok_or_else(|| format!("invalid duration '{value}' (valid: 10, 10s, 2m, 1h, 1d)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_key() {
+        let c = Config::parse(
+            "# comment\npolicy = strict\nvendor_change = warn\nssh_user = admin\nssh_key = /root/.ssh/id_ed25519\n\
+             ssh_port = 2222\nssh_timeout = 5s\nknown_hosts = /etc/ssh/k\ncache = /var/cache/x.json\n\
+             cache_max_age = 2h\nchain_hookscript = /var/lib/vz/snippets/old.pl\npve_dir = /etc/pve\n",
+            Path::new("c"),
+        )
+        .unwrap();
+        assert_eq!(c.policy, Some(Policy::Strict));
+        assert_eq!(c.vendor_change, Some(VendorChange::Warn));
+        assert_eq!(c.ssh_port, Some(2222));
+        assert_eq!(c.ssh_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(c.cache_max_age, Some(Duration::from_secs(7200)));
+        assert_eq!(
+            c.chain_hookscript.as_deref(),
+            Some(Path::new("/var/lib/vz/snippets/old.pl"))
+        );
+    }
+
+    #[test]
+    fn invalid_values_name_file_line_and_valid_values() {
+        let e = Config::parse(
+            "\npolicy = lax\n",
+            Path::new("/etc/pve-cpuguard/pve-cpuguard.conf"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/etc/pve-cpuguard/pve-cpuguard.conf:2: invalid policy 'lax' (valid: default or strict)"
+        );
+        let e = Config::parse("ssh_port = 0\n", Path::new("c")).unwrap_err();
+        assert!(e.to_string().contains("valid: 1-65535"), "{e}");
+        let e = Config::parse("cache = relative/path\n", Path::new("c")).unwrap_err();
+        assert!(e.to_string().contains("an absolute path"), "{e}");
+        let e = Config::parse("colour = red\n", Path::new("c")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("c:1: unknown setting 'colour' (valid: policy,"),
+            "{e}"
+        );
+        let e = Config::parse("ssh_user = a b\n", Path::new("c")).unwrap_err();
+        assert!(e.to_string().contains("invalid ssh_user"), "{e}");
+    }
+
+    #[test]
+    fn precedence_flag_env_then_file_then_default() {
+        assert_eq!(Config::pick(Some(1), Some(&2), 3), 1);
+        assert_eq!(Config::pick(None, Some(&2), 3), 2);
+        assert_eq!(Config::pick(None, None, 3), 3);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("1d"), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("1w"), None);
+        assert_eq!(parse_duration(""), None);
+        assert_eq!(parse_duration("99999999999999999999d"), None);
+    }
+}
