@@ -1,10 +1,13 @@
 //! Command-line definitions. Each `///` comment is the help text users see.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::config;
 use crate::output::Format;
+use crate::settings::CommonArgs;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -38,6 +41,103 @@ pub enum Command {
     /// Explain whether this host can run a given CPU type, and what is missing.
     #[command(name = "why-not")]
     WhyNot(WhyNotArgs),
+    /// The VM hookscript: `pre-start` refuses a start or incoming migration
+    /// this node cannot give the VM's CPU (set it up with `attach`).
+    Hook(HookArgs),
+    /// Check a migration with the cache, then run `qm migrate` — or refuse
+    /// without running it.
+    Migrate(MigrateArgs),
+    /// Show which nodes a VM can move to, without moving it.
+    Check(CheckArgs),
+}
+
+/// Arguments of `hook`.
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    /// VMID, as Proxmox passes it.
+    pub vmid: String,
+    /// Phase: pre-start, post-start, pre-stop, post-stop (only pre-start checks).
+    pub phase: String,
+    /// Hard deadline for the check; past it the policy decides.
+    #[arg(long, env = "PVE_CPUGUARD_HOOK_DEADLINE", default_value = "10s", value_parser = config::duration_arg)]
+    pub deadline: Duration,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Arguments of `migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Run `qm migrate` even though the check refuses (needs --reason).
+    #[arg(long)]
+    pub force_unsafe: bool,
+    /// Why the override is needed; logged with who ran it.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// The `qm` binary.
+    #[arg(
+        long,
+        env = "PVE_CPUGUARD_QM",
+        default_value = "/usr/sbin/qm",
+        value_name = "PATH"
+    )]
+    pub qm: PathBuf,
+    /// Where Proxmox keeps the PID files of running VMs.
+    #[arg(
+        long,
+        env = "PVE_CPUGUARD_RUN_DIR",
+        default_value = "/var/run/qemu-server",
+        value_name = "DIR"
+    )]
+    pub run_dir: PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// VMID to migrate.
+    pub vmid: String,
+    /// Target node.
+    pub target: String,
+    /// Options for `qm migrate`, passed through untouched (e.g. --online).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "QM_OPTIONS"
+    )]
+    pub qm_args: Vec<String>,
+}
+
+/// Which rules `check` applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum CheckMode {
+    /// Live rules when the VM runs on this node, else start rules.
+    #[default]
+    Auto,
+    /// As a live migration from the VM's node.
+    Live,
+    /// Whether the VM could start on each node.
+    Start,
+}
+
+/// Arguments of `check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// VMID to check.
+    pub vmid: String,
+    /// Only these target nodes (repeatable) [default: every other node].
+    #[arg(long = "target", value_name = "NODE")]
+    pub targets: Vec<String>,
+    /// Live-migration or start rules.
+    #[arg(long, value_enum, default_value_t)]
+    pub mode: CheckMode,
+    /// Where Proxmox keeps the PID files of running VMs.
+    #[arg(
+        long,
+        env = "PVE_CPUGUARD_RUN_DIR",
+        default_value = "/var/run/qemu-server",
+        value_name = "DIR"
+    )]
+    pub run_dir: PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 /// Where a host's CPU description comes from.

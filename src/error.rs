@@ -11,20 +11,28 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
     /// Compatible, allowed, or the command simply succeeded.
-    Ok = 0,
+    Ok,
     /// Incompatible or refused; for `scan`, some nodes failed.
-    Refused = 1,
+    Refused,
     /// Usage, configuration or input error.
-    Usage = 2,
+    Usage,
     /// The answer is unknown (missing data, unknown CPU model).
-    Unknown = 3,
+    Unknown,
+    /// The exit status of a chained hookscript, passed through.
+    Passthrough(u8),
 }
 
 impl ExitCode {
     /// The process exit status.
     #[must_use]
     pub fn code(self) -> i32 {
-        self as i32
+        match self {
+            ExitCode::Ok => 0,
+            ExitCode::Refused => 1,
+            ExitCode::Usage => 2,
+            ExitCode::Unknown => 3,
+            ExitCode::Passthrough(c) => i32::from(c),
+        }
     }
 }
 

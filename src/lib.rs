@@ -7,6 +7,7 @@
 //! Commands in [`commands`] only gather inputs and report.
 
 pub mod capability;
+pub mod chain;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -16,10 +17,15 @@ pub mod cpuinfo;
 pub mod custom_models;
 pub mod error;
 pub mod flags;
+pub mod fleet;
+pub mod guard;
 pub mod level;
 pub mod models;
 pub mod output;
+pub mod pve;
 pub mod requirement;
+pub mod settings;
+pub mod syslog;
 pub mod verdict;
 pub mod vmconf;
 
@@ -34,5 +40,8 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Inspect(a) => commands::inspect::run(a, cli.output),
         Command::WhyNot(a) => commands::why_not::run(a, cli.output),
+        Command::Hook(a) => commands::hook::run(a),
+        Command::Migrate(a) => commands::migrate::run(a),
+        Command::Check(a) => commands::check::run(a, cli.output),
     }
 }

@@ -1,0 +1,199 @@
+//! `pve-cpuguard hook <vmid> <phase>`: the VM hookscript.
+//!
+//! Proxmox runs the hookscript as root with no timeout, `pre-start` on the
+//! node that starts the VM — the migration *target* during a live migration,
+//! with `PVE_MIGRATED_FROM=<source>` — and a non-zero exit there aborts the
+//! start, so the VM keeps running on the source (proxmox.md §1.2–1.5).
+//! Only `pre-start` can refuse. No network here: local /proc/cpuinfo plus
+//! the cache, under a hard deadline so a start can never hang on us.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::capability::Capability;
+use crate::cli::HookArgs;
+use crate::config::Policy;
+use crate::error::{Error, ExitCode, Result};
+use crate::guard::{self, Movement, Rules, VmLabel};
+use crate::pve::VmId;
+use crate::settings::Settings;
+use crate::syslog::{self, Severity};
+use crate::{cpuinfo, custom_models, fleet, requirement, vmconf};
+
+/// The phases Proxmox calls hookscripts with.
+const PHASES: [&str; 4] = ["pre-start", "post-start", "pre-stop", "post-stop"];
+
+/// Set for a chained hookscript, so a chain that points back at the guard
+/// cannot loop.
+const CHAINED: &str = "PVE_CPUGUARD_CHAINED";
+
+/// Runs `hook`.
+///
+/// # Errors
+/// Only for invalid arguments or configuration; check failures become
+/// allow-with-warning or refusal according to the policy.
+pub fn run(args: &HookArgs) -> Result<ExitCode> {
+    if std::env::var_os(CHAINED).is_some() || !PHASES.contains(&args.phase.as_str()) {
+        return Ok(ExitCode::Ok);
+    }
+    let vmid: VmId = args.vmid.parse().map_err(Error::Usage)?;
+    let settings = Settings::resolve(&args.common)?;
+    if args.phase != "pre-start" {
+        return chain(&settings, vmid, &args.phase);
+    }
+
+    let done = Arc::new(AtomicBool::new(false));
+    arm_deadline(args.deadline, settings.policy, vmid, Arc::clone(&done));
+    let allowed = check(&settings, vmid);
+    done.store(true, Ordering::SeqCst);
+    if allowed {
+        chain(&settings, vmid, &args.phase)
+    } else {
+        Ok(ExitCode::Refused)
+    }
+}
+
+/// A watchdog: if the check has not finished by then, decide by policy.
+fn arm_deadline(deadline: Duration, policy: Policy, vmid: VmId, done: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        std::thread::sleep(deadline);
+        if done.load(Ordering::SeqCst) {
+            return;
+        }
+        let refuse = policy == Policy::Strict;
+        let msg = format!(
+            "VM {vmid}: the CPU check did not finish within {}s; {} (policy {})",
+            deadline.as_secs(),
+            if refuse {
+                "refusing the start"
+            } else {
+                "allowing the start unchecked"
+            },
+            if refuse { "strict" } else { "default" }
+        );
+        eprintln!("pve-cpuguard: {msg}");
+        syslog::log(Severity::Warning, &msg);
+        std::process::exit(if refuse {
+            ExitCode::Refused.code()
+        } else {
+            ExitCode::Ok.code()
+        });
+    });
+}
+
+/// The pre-start check; `true` when the start may go ahead.
+fn check(settings: &Settings, vmid: VmId) -> bool {
+    let migrated_from = std::env::var("PVE_MIGRATED_FROM")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let unknown = |why: String| -> bool {
+        let strict = settings.policy == Policy::Strict;
+        let msg = format!(
+            "VM {vmid}: cannot check the CPU: {why}; {}",
+            if strict {
+                "refused (policy strict)"
+            } else {
+                "allowed unchecked (policy default)"
+            }
+        );
+        eprintln!("pve-cpuguard: {msg}");
+        if strict {
+            println!("QEMU: pve-cpuguard: {msg}");
+        }
+        syslog::log(
+            if strict {
+                Severity::Err
+            } else {
+                Severity::Warning
+            },
+            &msg,
+        );
+        !strict
+    };
+
+    let located = match settings
+        .pve
+        .locate(vmid, &settings.node, migrated_from.as_deref())
+    {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            return unknown(format!(
+                "no config for VM {vmid} under {}",
+                settings.pve.root().display()
+            ))
+        }
+        Err(e) => return unknown(e.to_string()),
+    };
+    let (_, path): (String, PathBuf) = located;
+    let vm = match vmconf::read(&path) {
+        Ok(vm) => vm,
+        Err(e) => return unknown(e.to_string()),
+    };
+    let custom = match custom_models::read(&settings.pve.cpu_models()) {
+        Ok(c) => c,
+        Err(e) => return unknown(e.to_string()),
+    };
+    let local = match cpuinfo::read(&settings.cpuinfo) {
+        Ok(info) => Capability::from_cpuinfo(&info),
+        Err(e) => return unknown(e.to_string()),
+    };
+    let fleet = fleet::load(settings, &local);
+    let req = requirement::from_vm(&vm, &custom);
+    let movement = match migrated_from.as_deref() {
+        Some(source) => Movement::Live { source },
+        None => Movement::Start,
+    };
+    let label = VmLabel {
+        vmid: vmid.to_string(),
+        name: vm.name.clone(),
+    };
+    let rules = Rules {
+        policy: settings.policy,
+        vendor_change: settings.vendor_change,
+    };
+    let d = guard::decide(
+        &label,
+        &req,
+        &settings.node,
+        &local,
+        movement,
+        &fleet,
+        rules,
+    );
+
+    if d.allow {
+        if !d.warnings.is_empty() {
+            eprint!("{}", d.explain());
+            syslog::log(Severity::Warning, &d.one_line());
+        }
+    } else {
+        eprint!("{}", d.explain());
+        println!("QEMU: pve-cpuguard: {}", d.one_line());
+        syslog::log(Severity::Err, &d.one_line());
+    }
+    d.allow
+}
+
+/// Runs the administrator's own hookscript, if one is chained for this VM.
+fn chain(settings: &Settings, vmid: VmId, phase: &str) -> Result<ExitCode> {
+    let Some(script) = crate::chain::lookup(settings, vmid)? else {
+        return Ok(ExitCode::Ok);
+    };
+    let status = std::process::Command::new(&script)
+        .arg(vmid.to_string())
+        .arg(phase)
+        .env(CHAINED, "1")
+        .status()
+        .map_err(|e| Error::Config(format!("chained hookscript {}: {e}", script.display())))?;
+    // Its exit code counts: pass it through (a signal counts as failure).
+    Ok(match status.code() {
+        Some(0) => ExitCode::Ok,
+        Some(c) => ExitCode::Passthrough(u8::try_from(c).unwrap_or(1)),
+        None => ExitCode::Refused,
+    })
+}
+
+/// The default deadline.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);

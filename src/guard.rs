@@ -1,0 +1,309 @@
+//! The guard's decision: a verdict, put through the policy, compared with
+//! every other node, and explained.
+//!
+//! Pure: the commands (`hook`, `migrate`, `check`) gather the inputs and act
+//! on the [`Decision`]; everything they print comes from here, so the task
+//! log, the source's migration log and the journal tell the same story.
+
+use std::fmt::Write as _;
+
+use crate::capability::Capability;
+use crate::config::{Policy, VendorChange};
+use crate::fleet::Fleet;
+use crate::requirement::Requirement;
+use crate::verdict::{self, Mode, Outcome, Reason, Verdict};
+
+/// How the VM would arrive on the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Movement<'a> {
+    /// An ordinary start (also HA recovery, first start after an offline move).
+    Start,
+    /// An offline migration from `source`: the VM must be able to start.
+    Offline {
+        /// Source node.
+        source: &'a str,
+    },
+    /// A live migration from `source`.
+    Live {
+        /// Source node.
+        source: &'a str,
+    },
+}
+
+impl Movement<'_> {
+    fn source(&self) -> Option<&str> {
+        match self {
+            Movement::Start => None,
+            Movement::Offline { source } | Movement::Live { source } => Some(source),
+        }
+    }
+}
+
+/// The VM, for messages.
+#[derive(Debug, Clone)]
+pub struct VmLabel {
+    /// VMID.
+    pub vmid: String,
+    /// `name:` from the config.
+    pub name: Option<String>,
+}
+
+/// Settings that turn a verdict into a decision.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rules {
+    /// Unknown → allow (default) or refuse (strict).
+    pub policy: Policy,
+    /// Vendor change on live migration → refuse (default) or warn.
+    pub vendor_change: VendorChange,
+}
+
+/// The guard's answer.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    /// Whether the start or move may go ahead.
+    pub allow: bool,
+    /// The verdict after the policy (vendor changes may be demoted to warnings).
+    pub verdict: Verdict,
+    /// Warnings to log even when allowed.
+    pub warnings: Vec<String>,
+    /// Other nodes that would accept the VM in the same way.
+    pub accepting: Vec<String>,
+    /// A CPU type that every known node can run.
+    pub everywhere: Option<String>,
+    /// Target node name.
+    pub target: String,
+    /// Source node name, if moving.
+    pub source: Option<String>,
+    /// The VM's CPU as configured.
+    pub cpu: String,
+    /// `runningcpu:` if the config has one.
+    pub running_cpu: Option<String>,
+    /// The VM.
+    pub vm: VmLabel,
+    /// Whether the rules for a live migration applied.
+    pub live: bool,
+}
+
+/// Judges `req` on `target` (whose capability is `target_cap`), under `rules`.
+#[must_use]
+pub fn decide(
+    vm: &VmLabel,
+    req: &Requirement,
+    target: &str,
+    target_cap: &Capability,
+    movement: Movement<'_>,
+    fleet: &Fleet,
+    rules: Rules,
+) -> Decision {
+    let source = movement.source();
+    let mode = |_: &Capability| match movement {
+        Movement::Live { source } => Mode::Live {
+            source: fleet.capability(source),
+        },
+        _ => Mode::Start,
+    };
+    let mut warnings = Vec::new();
+    let mut v = apply_rules(
+        verdict::judge(req, target_cap, mode(target_cap)),
+        rules,
+        &mut warnings,
+    );
+
+    let allow = match v.outcome {
+        Outcome::Compatible => true,
+        Outcome::Incompatible => false,
+        Outcome::Unknown => {
+            let why = v.unknown.join("; ");
+            if rules.policy == Policy::Strict {
+                v.notes
+                    .push("policy strict: what cannot be proven safe is refused".into());
+                false
+            } else {
+                warnings.push(format!(
+                    "allowed without proof: {why} (set policy = strict to refuse such cases)"
+                ));
+                true
+            }
+        }
+    };
+
+    let mut accepting = Vec::new();
+    let mut cannot_start = Vec::new();
+    for (name, cap) in fleet.known() {
+        if Some(name) == source {
+            continue;
+        }
+        let mut ignore = Vec::new();
+        let other = apply_rules(verdict::judge(req, cap, mode(cap)), rules, &mut ignore);
+        if other.outcome == Outcome::Compatible && name != target {
+            accepting.push(name.to_string());
+        }
+        if matches!(movement, Movement::Start)
+            && other.outcome == Outcome::Incompatible
+            && name != target
+        {
+            cannot_start.push(format!("{name} ({})", summary(&other)));
+        }
+    }
+    if allow && !cannot_start.is_empty() {
+        warnings.push(format!(
+            "CPU '{}' is above what some nodes offer; this VM cannot start on: {}",
+            req.cpu,
+            cannot_start.join(", ")
+        ));
+    }
+
+    Decision {
+        allow,
+        verdict: v,
+        warnings,
+        accepting,
+        everywhere: everywhere(fleet),
+        target: target.to_string(),
+        source: source.map(str::to_string),
+        cpu: req.cpu.clone(),
+        running_cpu: req.running_cpu.clone(),
+        vm: vm.clone(),
+        live: matches!(movement, Movement::Live { .. }),
+    }
+}
+
+fn apply_rules(mut v: Verdict, rules: Rules, warnings: &mut Vec<String>) -> Verdict {
+    if rules.vendor_change == VendorChange::Warn {
+        let (demoted, kept): (Vec<Reason>, Vec<Reason>) = v
+            .reasons
+            .into_iter()
+            .partition(|r| matches!(r, Reason::VendorChange { .. }));
+        warnings.extend(
+            demoted
+                .iter()
+                .map(|r| format!("{r} (allowed: vendor_change = warn)")),
+        );
+        v.reasons = kept;
+        if v.reasons.is_empty() && v.outcome == Outcome::Incompatible {
+            v.outcome = if v.unknown.is_empty() {
+                Outcome::Compatible
+            } else {
+                Outcome::Unknown
+            };
+        }
+    }
+    v
+}
+
+/// The suggestion "a CPU type that works on every node".
+fn everywhere(fleet: &Fleet) -> Option<String> {
+    let base = fleet.baseline()?;
+    let vendors = fleet.vendors();
+    Some(if vendors.len() > 1 {
+        format!(
+            "{base} (starts on every node; the nodes mix {} CPUs, so live migration between vendors stays refused)",
+            vendors.into_iter().collect::<Vec<_>>().join(" and ")
+        )
+    } else {
+        base.to_string()
+    })
+}
+
+fn summary(v: &Verdict) -> String {
+    v.reasons
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Decision {
+    fn movement_text(&self) -> String {
+        match (&self.source, self.live) {
+            (Some(s), true) => format!("live migration {s} -> {}", self.target),
+            (Some(s), false) => format!("offline migration {s} -> {}", self.target),
+            (None, _) => format!("start on {}", self.target),
+        }
+    }
+
+    fn vm_text(&self) -> String {
+        match &self.vm.name {
+            Some(n) => format!("VM {} ({n})", self.vm.vmid),
+            None => format!("VM {}", self.vm.vmid),
+        }
+    }
+
+    fn cpu_text(&self) -> String {
+        match &self.running_cpu {
+            Some(r) => format!("CPU '{}' (running: {r})", self.cpu),
+            None => format!("CPU '{}'", self.cpu),
+        }
+    }
+
+    /// The multi-line explanation of a refusal (for stderr / the task log).
+    #[must_use]
+    pub fn explain(&self) -> String {
+        let mut s = String::new();
+        let verb = if self.allow { "allowed" } else { "refused" };
+        let _ = writeln!(
+            s,
+            "pve-cpuguard: {verb}: {} of {} with {}",
+            self.movement_text(),
+            self.vm_text(),
+            self.cpu_text()
+        );
+        for r in &self.verdict.reasons {
+            let _ = writeln!(s, "  - {r}");
+        }
+        for u in &self.verdict.unknown {
+            let _ = writeln!(s, "  - unknown: {u}");
+        }
+        for n in &self.verdict.notes {
+            let _ = writeln!(s, "  note: {n}");
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "  warning: {w}");
+        }
+        if !self.allow {
+            let accept = if self.accepting.is_empty() {
+                "none".to_string()
+            } else {
+                self.accepting.join(", ")
+            };
+            let _ = writeln!(s, "  nodes that would accept it: {accept}");
+            if let Some(e) = &self.everywhere {
+                let _ = writeln!(s, "  CPU type that works on every node: {e}");
+                let _ = writeln!(
+                    s,
+                    "  note: change it with `qm set {} --cpu {}` (takes effect at the next VM start)",
+                    self.vm.vmid,
+                    e.split_whitespace().next().unwrap_or(e)
+                );
+            }
+        }
+        s
+    }
+
+    /// One line for the source's migration log and the journal.
+    #[must_use]
+    pub fn one_line(&self) -> String {
+        let verb = if self.allow { "allowed" } else { "refused" };
+        let mut parts = vec![format!(
+            "{verb} {} of {} with {}",
+            self.movement_text(),
+            self.vm_text(),
+            self.cpu_text()
+        )];
+        parts.extend(self.verdict.reasons.iter().map(ToString::to_string));
+        parts.extend(self.verdict.unknown.iter().map(|u| format!("unknown: {u}")));
+        parts.extend(self.warnings.iter().map(|w| format!("warning: {w}")));
+        if !self.allow {
+            let accept = if self.accepting.is_empty() {
+                "none".to_string()
+            } else {
+                self.accepting.join(", ")
+            };
+            parts.push(format!("would accept: {accept}"));
+            if let Some(e) = &self.everywhere {
+                parts.push(format!("works everywhere: {e}"));
+            }
+        }
+        parts.join("; ")
+    }
+}

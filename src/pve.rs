@@ -1,0 +1,231 @@
+//! Where Proxmox VE keeps things, and who this node is.
+//!
+//! Paths follow pmxcfs (`/etc/pve`, see proxmox.md §3.1): a VM's config lives
+//! at `nodes/<node>/qemu-server/<vmid>.conf` under the node that owns it,
+//! `.vmlist` maps every VMID to its node, custom CPU models are in
+//! `virtual-guest/cpu-models.conf`. The root is configurable so tests (and
+//! `PVE_CPUGUARD_PVE_DIR`) can point at a fixture tree.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// A validated VMID (Proxmox: 100–999999999).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct VmId(pub u32);
+
+impl std::str::FromStr for VmId {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        s.parse::<u32>()
+            .ok()
+            .filter(|n| {
+                (100..=999_999_999).contains(n) && !s.starts_with('0') && !s.starts_with('+')
+            })
+            .map(VmId)
+            .ok_or_else(|| format!("invalid VMID '{s}' (valid: 100-999999999)"))
+    }
+}
+
+impl std::fmt::Display for VmId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Whether `name` is a safe Proxmox node name (used as a path component).
+#[must_use]
+pub fn valid_node_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !name.starts_with('-')
+}
+
+/// The local node's name: `PVE_CPUGUARD_NODE`/`--node` if given, else the
+/// short host name (Proxmox node names are the host name up to the first dot).
+#[must_use]
+pub fn local_node(given: Option<&str>) -> String {
+    if let Some(n) = given.filter(|n| !n.is_empty()) {
+        return n.to_string();
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .and_then(|h| h.trim().split('.').next().map(str::to_string))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The `/etc/pve` tree.
+#[derive(Debug, Clone)]
+pub struct PveDir {
+    root: PathBuf,
+}
+
+/// One `.vmlist` entry.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct VmListEntry {
+    /// Owning node.
+    pub node: String,
+    /// `qemu` or `lxc`.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+#[derive(Deserialize)]
+struct VmList {
+    #[serde(default)]
+    ids: BTreeMap<String, VmListEntry>,
+}
+
+impl PveDir {
+    /// A tree rooted at `root` (normally `/etc/pve`).
+    #[must_use]
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        PveDir { root: root.into() }
+    }
+
+    /// The root directory.
+    #[must_use]
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `nodes/<node>/qemu-server/<vmid>.conf`.
+    #[must_use]
+    pub fn vm_config(&self, node: &str, vmid: VmId) -> PathBuf {
+        self.root
+            .join("nodes")
+            .join(node)
+            .join("qemu-server")
+            .join(format!("{vmid}.conf"))
+    }
+
+    /// `virtual-guest/cpu-models.conf`.
+    #[must_use]
+    pub fn cpu_models(&self) -> PathBuf {
+        self.root.join("virtual-guest/cpu-models.conf")
+    }
+
+    /// Reads `.vmlist`: VMID → owner. A missing file is an empty list.
+    ///
+    /// # Errors
+    /// Unreadable or malformed JSON (naming the file and line).
+    pub fn vmlist(&self) -> Result<BTreeMap<VmId, VmListEntry>> {
+        let path = self.root.join(".vmlist");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let list: VmList = serde_json::from_str(&text)
+            .map_err(|e| Error::parse(&path, e.line(), format!("invalid .vmlist JSON: {e}")))?;
+        Ok(list
+            .ids
+            .into_iter()
+            .filter_map(|(id, entry)| Some((id.parse().ok()?, entry)))
+            .collect())
+    }
+
+    /// Finds a VM's config: the source node's during an incoming migration,
+    /// else the local node's, else wherever `.vmlist` says.
+    ///
+    /// # Errors
+    /// An unsafe node name, or a `.vmlist` that cannot be read.
+    pub fn locate(
+        &self,
+        vmid: VmId,
+        local: &str,
+        migrated_from: Option<&str>,
+    ) -> Result<Option<(String, PathBuf)>> {
+        if let Some(src) = migrated_from {
+            if !valid_node_name(src) {
+                return Err(Error::Usage(format!("invalid source node name {src:?}")));
+            }
+            let p = self.vm_config(src, vmid);
+            if p.is_file() {
+                return Ok(Some((src.to_string(), p)));
+            }
+        }
+        let p = self.vm_config(local, vmid);
+        if p.is_file() {
+            return Ok(Some((local.to_string(), p)));
+        }
+        if let Some(entry) = self.vmlist()?.get(&vmid) {
+            if entry.kind == "qemu" && valid_node_name(&entry.node) {
+                let p = self.vm_config(&entry.node, vmid);
+                if p.is_file() {
+                    return Ok(Some((entry.node.clone(), p)));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vmids() {
+        assert_eq!("100".parse::<VmId>(), Ok(VmId(100)));
+        assert!("99".parse::<VmId>().is_err());
+        assert!("0100".parse::<VmId>().is_err());
+        assert!("+100".parse::<VmId>().is_err());
+        assert!("1000000000".parse::<VmId>().is_err());
+        assert!("../1".parse::<VmId>().is_err());
+    }
+
+    #[test]
+    fn node_names_are_safe_path_components() {
+        assert!(valid_node_name("pve1"));
+        assert!(valid_node_name("node-a"));
+        assert!(!valid_node_name("../etc"));
+        assert!(!valid_node_name("a/b"));
+        assert!(!valid_node_name(""));
+        assert!(!valid_node_name("-x"));
+    }
+
+    #[test]
+    fn locate_prefers_the_migration_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let pve = PveDir::new(dir.path());
+        for node in ["pve1", "pve2"] {
+            let p = pve.vm_config(node, VmId(100));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, "cpu: host\n").unwrap();
+        }
+        let (node, _) = pve
+            .locate(VmId(100), "pve2", Some("pve1"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(node, "pve1");
+        let (node, _) = pve.locate(VmId(100), "pve2", None).unwrap().unwrap();
+        assert_eq!(node, "pve2");
+        assert!(pve.locate(VmId(100), "pve2", Some("../x")).is_err());
+    }
+
+    #[test]
+    fn locate_falls_back_to_vmlist() {
+        let dir = tempfile::tempdir().unwrap();
+        let pve = PveDir::new(dir.path());
+        let p = pve.vm_config("pve3", VmId(101));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, "cpu: host\n").unwrap();
+        std::fs::write(
+            dir.path().join(".vmlist"),
+            r#"{"version": 5, "ids": {"101": {"node": "pve3", "type": "qemu", "version": 2}}}"#,
+        )
+        .unwrap();
+        let (node, _) = pve.locate(VmId(101), "pve1", None).unwrap().unwrap();
+        assert_eq!(node, "pve3");
+        assert!(pve.locate(VmId(102), "pve1", None).unwrap().is_none());
+        std::fs::write(dir.path().join(".vmlist"), "{\n\"ids\": [}").unwrap();
+        let e = pve.locate(VmId(101), "pve1", None).unwrap_err();
+        assert!(e.to_string().contains(".vmlist:2:"), "{e}");
+    }
+}

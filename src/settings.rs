@@ -1,0 +1,116 @@
+//! Settings every cluster-aware command shares, resolved once:
+//! flag > `PVE_CPUGUARD_*` environment variable (both via clap) > the
+//! configuration file > the real Proxmox default.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::config::{self, Config, Policy, VendorChange};
+use crate::error::Result;
+use crate::pve::PveDir;
+
+/// Default cache file.
+pub const DEFAULT_CACHE: &str = "/var/cache/pve-cpuguard/cluster.json";
+
+/// Options shared by the cluster-aware commands.
+#[derive(Debug, Clone, Args, Default)]
+pub struct CommonArgs {
+    /// Configuration file [default: /etc/pve-cpuguard/pve-cpuguard.conf].
+    #[arg(long, env = "PVE_CPUGUARD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// The Proxmox cluster file system [default: /etc/pve].
+    #[arg(long, env = "PVE_CPUGUARD_PVE_DIR", value_name = "DIR")]
+    pub pve_dir: Option<PathBuf>,
+
+    /// This node's name [default: the short host name].
+    #[arg(long, env = "PVE_CPUGUARD_NODE", value_name = "NAME")]
+    pub node: Option<String>,
+
+    /// This node's CPU description [default: /proc/cpuinfo].
+    #[arg(long, env = "PVE_CPUGUARD_CPUINFO", value_name = "FILE")]
+    pub cpuinfo: Option<PathBuf>,
+
+    /// The cluster cache [default: /var/cache/pve-cpuguard/cluster.json].
+    #[arg(long, env = "PVE_CPUGUARD_CACHE", value_name = "FILE")]
+    pub cache: Option<PathBuf>,
+
+    /// What to do when safety cannot be proven [default: default].
+    #[arg(long, env = "PVE_CPUGUARD_POLICY", value_enum)]
+    pub policy: Option<Policy>,
+
+    /// What to do when a live migration changes the CPU vendor [default: refuse].
+    #[arg(long, env = "PVE_CPUGUARD_VENDOR_CHANGE", value_enum)]
+    pub vendor_change: Option<VendorChange>,
+
+    /// A cache record older than this is stale (e.g. 90m, 2h) [default: 2h].
+    #[arg(long, env = "PVE_CPUGUARD_CACHE_MAX_AGE", value_parser = config::duration_arg)]
+    pub cache_max_age: Option<Duration>,
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The configuration file as read.
+    pub config: Config,
+    /// `/etc/pve`.
+    pub pve: PveDir,
+    /// This node.
+    pub node: String,
+    /// This node's cpuinfo.
+    pub cpuinfo: PathBuf,
+    /// Cache file.
+    pub cache: PathBuf,
+    /// Unknown-case policy.
+    pub policy: Policy,
+    /// Vendor-change policy.
+    pub vendor_change: VendorChange,
+    /// Maximum record age before a record counts as stale.
+    pub cache_max_age: Duration,
+}
+
+impl Settings {
+    /// Resolves the settings.
+    ///
+    /// # Errors
+    /// An invalid configuration file (naming file and line).
+    pub fn resolve(args: &CommonArgs) -> Result<Settings> {
+        let path = args
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+        let config = Config::load(&path)?;
+        let pve = PveDir::new(Config::pick(
+            args.pve_dir.clone(),
+            config.pve_dir.as_ref(),
+            "/etc/pve".into(),
+        ));
+        Ok(Settings {
+            pve,
+            node: crate::pve::local_node(args.node.as_deref()),
+            cpuinfo: args
+                .cpuinfo
+                .clone()
+                .unwrap_or_else(|| "/proc/cpuinfo".into()),
+            cache: Config::pick(
+                args.cache.clone(),
+                config.cache.as_ref(),
+                DEFAULT_CACHE.into(),
+            ),
+            policy: Config::pick(args.policy, config.policy.as_ref(), Policy::Default),
+            vendor_change: Config::pick(
+                args.vendor_change,
+                config.vendor_change.as_ref(),
+                VendorChange::Refuse,
+            ),
+            cache_max_age: Config::pick(
+                args.cache_max_age,
+                config.cache_max_age.as_ref(),
+                Duration::from_secs(2 * 3600),
+            ),
+            config,
+        })
+    }
+}
