@@ -8,7 +8,9 @@
 
 pub mod capability;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
+pub mod corosync;
 pub mod cpuconf;
 pub mod cpudata;
 pub mod cpuinfo;
@@ -16,6 +18,7 @@ pub mod custom_models;
 pub mod error;
 pub mod flags;
 pub mod level;
+pub mod members;
 pub mod models;
 pub mod output;
 pub mod requirement;
