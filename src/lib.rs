@@ -6,6 +6,7 @@
 //! to a [`capability::Capability`]; [`verdict::judge`] decides, purely.
 //! Commands in [`commands`] only gather inputs and report.
 
+pub mod base64;
 pub mod capability;
 pub mod cli;
 pub mod cluster;
@@ -17,11 +18,13 @@ pub mod cpuinfo;
 pub mod custom_models;
 pub mod error;
 pub mod flags;
+pub mod known_hosts;
 pub mod level;
 pub mod members;
 pub mod models;
 pub mod output;
 pub mod requirement;
+pub mod sha1;
 pub mod verdict;
 pub mod vmconf;
 
