@@ -7,6 +7,7 @@
 //! Commands in [`commands`] only gather inputs and report.
 
 pub mod base64;
+pub mod cache;
 pub mod capability;
 pub mod cli;
 pub mod cluster;
