@@ -59,6 +59,47 @@ pub enum Error {
     Unsupported(String),
     /// Writing output failed (e.g. a closed pipe).
     Output(std::io::Error),
+    /// The cache file is not a cache this version can read (bad JSON,
+    /// unknown schema). Readers treat it as empty.
+    CacheCorrupt { path: PathBuf, message: String },
+    /// The writers' lock on the cache could not be taken.
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// One node could not be scanned (SSH, host key, timeout, offline).
+    Node(NodeFailure),
+}
+
+/// Why one node could not be scanned: which node, which address, at which
+/// step, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeFailure {
+    /// Node name.
+    pub node: String,
+    /// Address tried.
+    pub address: String,
+    /// The step that failed: `offline`, `resolve`, `connect`, `handshake`,
+    /// `host-key`, `auth`, `command`, `read`, `timeout`, `local`.
+    pub stage: &'static str,
+    /// What happened.
+    pub message: String,
+    /// What the user can do next, if there is advice.
+    pub note: Option<String>,
+}
+
+impl fmt::Display for NodeFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({}): {}: {}",
+            self.node, self.address, self.stage, self.message
+        )?;
+        if let Some(note) = &self.note {
+            write!(f, "\nnote: {note}")?;
+        }
+        Ok(())
+    }
 }
 
 impl Error {
@@ -83,7 +124,7 @@ impl Error {
     #[must_use]
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Output(_) => ExitCode::Refused,
+            Error::Output(_) | Error::Node(_) => ExitCode::Refused,
             _ => ExitCode::Usage,
         }
     }
@@ -100,6 +141,16 @@ impl fmt::Display for Error {
             } => write!(f, "{}:{line}: {message}", path.display()),
             Error::Usage(m) | Error::Config(m) | Error::Unsupported(m) => f.write_str(m),
             Error::Output(e) => write!(f, "writing output: {e}"),
+            Error::CacheCorrupt { path, message } => write!(
+                f,
+                "{}: unusable cache ({message}); treated as empty\nnote: run `pve-cpuguard scan` to rebuild it (the bad file is kept as {}.corrupt)",
+                path.display(),
+                path.display()
+            ),
+            Error::Lock { path, source } => {
+                write!(f, "{}: cannot lock the cache: {source}", path.display())
+            }
+            Error::Node(n) => n.fmt(f),
         }
     }
 }
@@ -108,7 +159,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
-            Error::Output(e) => Some(e),
+            Error::Output(e) | Error::Lock { source: e, .. } => Some(e),
             _ => None,
         }
     }

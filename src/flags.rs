@@ -189,7 +189,7 @@ pub fn host_features(info: &CpuInfo) -> HostFeatures {
             HostTest::All(flags) => Some(flags.iter().all(|f| has(f))),
             HostTest::Any(flags) => Some(flags.iter().any(|f| has(f))),
             HostTest::NotAffected { bugs, needs } => info.bugs.as_ref().map(|host_bugs| {
-                bugs.iter().all(|b| !host_bugs.contains(*b)) && needs.map_or(true, has)
+                bugs.iter().all(|b| !host_bugs.contains(*b)) && needs.is_none_or(has)
             }),
             HostTest::FlagOrLongMode(l) => Some(has(&l) || has("lm")),
             HostTest::FlagOrHidden(l) => has(&l).then_some(true),

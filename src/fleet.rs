@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::cache::{self, Cache};
 use crate::capability::Capability;
 use crate::level;
 
@@ -25,6 +26,8 @@ pub struct NodeView {
 pub struct Fleet {
     /// Nodes, sorted by name.
     pub nodes: Vec<NodeView>,
+    /// Problems reading the cache (reported as warnings).
+    pub problems: Vec<String>,
 }
 
 impl Fleet {
@@ -70,9 +73,17 @@ impl Fleet {
 }
 
 /// Builds the fleet from the cache, with the local node's fresh capability.
+/// A corrupt or unreadable cache is reported in `problems`, never fatal.
 #[must_use]
 pub fn load(settings: &crate::settings::Settings, local: &Capability) -> Fleet {
     let mut fleet = Fleet::default();
+    match Cache::load_lenient(&settings.cache) {
+        Ok((cache, problem)) => {
+            fleet.problems.extend(problem.map(|e| e.to_string()));
+            from_cache(&mut fleet, &cache, cache::now());
+        }
+        Err(e) => fleet.problems.push(e.to_string()),
+    }
     fleet.upsert(NodeView {
         name: settings.node.clone(),
         capability: Some(local.clone()),
@@ -80,4 +91,28 @@ pub fn load(settings: &crate::settings::Settings, local: &Capability) -> Fleet {
         problem: None,
     });
     fleet
+}
+
+fn from_cache(fleet: &mut Fleet, cache: &Cache, now: u64) {
+    for record in cache.nodes.values() {
+        fleet.upsert(NodeView {
+            name: record.name.clone(),
+            capability: Some(record.capability()),
+            age_secs: Some(record.age(now)),
+            problem: record
+                .last_error
+                .as_ref()
+                .map(|e| format!("last refresh failed: {e}")),
+        });
+    }
+    for u in cache.unscanned.values() {
+        if fleet.get(&u.name).is_none() {
+            fleet.upsert(NodeView {
+                name: u.name.clone(),
+                capability: None,
+                age_secs: None,
+                problem: Some(format!("never scanned successfully: {}", u.error)),
+            });
+        }
+    }
 }

@@ -102,7 +102,11 @@ pub fn decide(
         },
         _ => Mode::Start,
     };
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = fleet
+        .problems
+        .iter()
+        .map(|p| format!("cache: {p}"))
+        .collect();
     let mut v = apply_rules(
         verdict::judge(req, target_cap, mode(target_cap)),
         rules,

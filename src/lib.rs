@@ -6,11 +6,15 @@
 //! to a [`capability::Capability`]; [`verdict::judge`] decides, purely.
 //! Commands in [`commands`] only gather inputs and report.
 
+pub mod base64;
+pub mod cache;
 pub mod capability;
 pub mod chain;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod config;
+pub mod corosync;
 pub mod cpuconf;
 pub mod cpudata;
 pub mod cpuinfo;
@@ -19,12 +23,15 @@ pub mod error;
 pub mod flags;
 pub mod fleet;
 pub mod guard;
+pub mod known_hosts;
 pub mod level;
+pub mod members;
 pub mod models;
 pub mod output;
 pub mod pve;
 pub mod requirement;
 pub mod settings;
+pub mod sha1;
 pub mod syslog;
 pub mod verdict;
 pub mod vmconf;
