@@ -49,6 +49,15 @@ pub const KVM_PROVIDED: &[&str] = &[
     "pschange-mc-no",
 ];
 
+/// Host features KVM never passes to a guest, whatever /proc/cpuinfo shows
+/// (Linux `arch/x86/kvm/cpuid.c`, `kvm_set_cpu_caps`: leaf 1 leaves out DS,
+/// ACPI, TM, PBE, DTES64, MONITOR, DS-CPL, SMX, EST, TM2, xTPR and DCA;
+/// Intel PT is only exposed in the non-default host-guest PT mode).
+pub const KVM_NOT_PASSED: &[&str] = &[
+    "acpi", "ds", "ds-cpl", "dtes64", "est", "tm", "tm2", "pbe", "smx", "xtpr", "dca", "monitor",
+    "intel-pt",
+];
+
 /// Features QEMU switches off for every named model under KVM
 /// (`kvm_default_props` in QEMU `target/i386/kvm/kvm-cpu.c`), so they are
 /// never required from the host.
@@ -63,6 +72,8 @@ pub enum HostTest {
     All(&'static [&'static str]),
     /// Present when /proc/cpuinfo lists any of these Linux flags.
     Any(&'static [&'static str]),
+    /// Present when /proc/cpuinfo lists all of the first or any of the second.
+    AllOrAny(&'static [&'static str], &'static [&'static str]),
     /// Present when the host's `bugs` line lacks every one of these bugs
     /// (and, where given, has the Linux flag); unverifiable without a `bugs` line.
     NotAffected {
@@ -77,6 +88,8 @@ pub enum HostTest {
     Flag(String),
     /// /proc/cpuinfo cannot show this feature.
     Invisible,
+    /// KVM never gives it to a guest.
+    Never,
 }
 
 /// The rule for one canonical QEMU feature name.
@@ -85,13 +98,17 @@ pub fn host_test(feature: &str) -> HostTest {
     if KVM_PROVIDED.contains(&feature) {
         return HostTest::Provided;
     }
+    if KVM_NOT_PASSED.contains(&feature) {
+        return HostTest::Never;
+    }
     match feature {
         // Intel CPUID.7.EDX spectre bits and AMD 8000_0008.EBX bits, from the
         // kernel's synthetic flags (KVM sets both vendors' bits from them).
-        "spec-ctrl" => return HostTest::All(&["ibrs", "ibpb"]),
-        "ibrs" => return HostTest::All(&["ibrs"]),
-        "ibpb" => return HostTest::All(&["ibpb"]),
-        "stibp" | "amd-stibp" => return HostTest::All(&["stibp"]),
+        // RHEL 7-era kernels print `spec_ctrl` and `intel_stibp` instead.
+        "spec-ctrl" => return HostTest::AllOrAny(&["ibrs", "ibpb"], &["spec_ctrl"]),
+        "ibrs" => return HostTest::Any(&["ibrs", "spec_ctrl"]),
+        "ibpb" => return HostTest::Any(&["ibpb", "spec_ctrl"]),
+        "stibp" | "amd-stibp" => return HostTest::Any(&["stibp", "intel_stibp"]),
         "ssbd" | "amd-ssbd" => return HostTest::Any(&["ssbd", "amd_ssbd", "spec_ctrl_ssbd"]),
         "virt-ssbd" => return HostTest::Any(&["virt_ssbd", "amd_ssbd"]),
         "ibrs-all" => return HostTest::All(&["ibrs_enhanced"]),
@@ -188,6 +205,10 @@ pub fn host_features(info: &CpuInfo) -> HostFeatures {
             HostTest::Provided => Some(true),
             HostTest::All(flags) => Some(flags.iter().all(|f| has(f))),
             HostTest::Any(flags) => Some(flags.iter().any(|f| has(f))),
+            HostTest::AllOrAny(all, any) => {
+                Some(all.iter().all(|f| has(f)) || any.iter().any(|f| has(f)))
+            }
+            HostTest::Never => Some(false),
             HostTest::NotAffected { bugs, needs } => info.bugs.as_ref().map(|host_bugs| {
                 bugs.iter().all(|b| !host_bugs.contains(*b)) && needs.is_none_or(has)
             }),
@@ -305,6 +326,24 @@ mod tests {
         // No bugs line (old kernel): cannot tell.
         let f = host_features(&info("", None));
         assert!(f.unverifiable.contains("mds-no"));
+    }
+
+    #[test]
+    fn rhel7_spectre_names_count() {
+        let f = host_features(&info("spec_ctrl intel_stibp", None));
+        for name in ["spec-ctrl", "stibp", "ibpb", "ibrs"] {
+            assert!(f.present.contains(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn host_only_features_are_never_offered_to_guests() {
+        let f = host_features(&info("ds_cpl est tm2 monitor vmx lm", None));
+        for name in ["ds-cpl", "est", "tm2", "monitor"] {
+            assert!(!f.present.contains(name), "{name}");
+            assert!(!f.unverifiable.contains(name), "{name}");
+        }
+        assert!(f.present.contains("vmx"), "nested VMX is passed through");
     }
 
     #[test]

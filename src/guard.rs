@@ -96,7 +96,7 @@ pub fn decide(
     rules: Rules,
 ) -> Decision {
     let source = movement.source();
-    let mode = |_: &Capability| match movement {
+    let mode = || match movement {
         Movement::Live { source } => Mode::Live {
             source: fleet.capability(source),
         },
@@ -108,7 +108,7 @@ pub fn decide(
         .map(|p| format!("cache: {p}"))
         .collect();
     let mut v = apply_rules(
-        verdict::judge(req, target_cap, mode(target_cap)),
+        verdict::judge(req, target_cap, mode()),
         rules,
         &mut warnings,
     );
@@ -138,7 +138,7 @@ pub fn decide(
             continue;
         }
         let mut ignore = Vec::new();
-        let other = apply_rules(verdict::judge(req, cap, mode(cap)), rules, &mut ignore);
+        let other = apply_rules(verdict::judge(req, cap, mode()), rules, &mut ignore);
         if other.outcome == Outcome::Compatible && name != target {
             accepting.push(name.to_string());
         }
@@ -255,8 +255,10 @@ impl Decision {
         for r in &self.verdict.reasons {
             let _ = writeln!(s, "  - {r}");
         }
-        for u in &self.verdict.unknown {
-            let _ = writeln!(s, "  - unknown: {u}");
+        if !self.allow {
+            for u in &self.verdict.unknown {
+                let _ = writeln!(s, "  - unknown: {u}");
+            }
         }
         for n in &self.verdict.notes {
             let _ = writeln!(s, "  note: {n}");
@@ -295,7 +297,9 @@ impl Decision {
             self.cpu_text()
         )];
         parts.extend(self.verdict.reasons.iter().map(ToString::to_string));
-        parts.extend(self.verdict.unknown.iter().map(|u| format!("unknown: {u}")));
+        if !self.allow {
+            parts.extend(self.verdict.unknown.iter().map(|u| format!("unknown: {u}")));
+        }
         parts.extend(self.warnings.iter().map(|w| format!("warning: {w}")));
         if !self.allow {
             let accept = if self.accepting.is_empty() {
@@ -309,5 +313,148 @@ impl Decision {
             }
         }
         parts.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capability::View;
+    use crate::custom_models::CustomModels;
+    use crate::flags::HostFeatures;
+    use crate::fleet::NodeView;
+    use crate::requirement::from_cpu_value;
+    use std::collections::BTreeSet;
+
+    fn cap(vendor: &str, cpu_level: &str) -> Capability {
+        let none = CustomModels::default();
+        let mut present: BTreeSet<String> = from_cpu_value(cpu_level, &none).features;
+        present.extend(from_cpu_value("kvm64", &none).features);
+        Capability {
+            vendor: vendor.into(),
+            model_name: "test".into(),
+            family_model: None,
+            phys_bits: Some(46),
+            features: HostFeatures {
+                present,
+                unverifiable: BTreeSet::new(),
+            },
+            view: View::Cpuinfo,
+        }
+    }
+
+    fn fleet() -> Fleet {
+        let mut f = Fleet::default();
+        for (name, vendor, level) in [
+            ("a", "GenuineIntel", "x86-64-v4"),
+            ("b", "GenuineIntel", "x86-64-v3"),
+            ("c", "GenuineIntel", "x86-64-v4"),
+        ] {
+            f.upsert(NodeView {
+                name: name.into(),
+                capability: Some(cap(vendor, level)),
+                age_secs: Some(5),
+                problem: None,
+            });
+        }
+        f
+    }
+
+    fn vm() -> VmLabel {
+        VmLabel {
+            vmid: "100".into(),
+            name: Some("db".into()),
+        }
+    }
+
+    #[test]
+    fn refusal_lists_accepting_nodes_and_the_baseline() {
+        let f = fleet();
+        let req = from_cpu_value("x86-64-v4", &CustomModels::default());
+        let d = decide(
+            &vm(),
+            &req,
+            "b",
+            f.capability("b").unwrap(),
+            Movement::Live { source: "a" },
+            &f,
+            Rules::default(),
+        );
+        assert!(!d.allow);
+        assert_eq!(d.accepting, vec!["c"]);
+        assert_eq!(d.everywhere.as_deref(), Some("x86-64-v3"));
+        assert!(
+            d.one_line()
+                .contains("would accept: c; works everywhere: x86-64-v3"),
+            "{}",
+            d.one_line()
+        );
+    }
+
+    #[test]
+    fn unknown_follows_the_policy() {
+        let f = fleet();
+        let req = from_cpu_value("NoSuchCPU", &CustomModels::default());
+        let target = f.capability("b").unwrap();
+        let d = decide(
+            &vm(),
+            &req,
+            "b",
+            target,
+            Movement::Start,
+            &f,
+            Rules::default(),
+        );
+        assert!(d.allow);
+        assert!(d
+            .warnings
+            .iter()
+            .any(|w| w.contains("allowed without proof")));
+        let strict = Rules {
+            policy: Policy::Strict,
+            ..Rules::default()
+        };
+        assert!(!decide(&vm(), &req, "b", target, Movement::Start, &f, strict).allow);
+    }
+
+    #[test]
+    fn start_warns_about_nodes_it_could_not_start_on() {
+        let f = fleet();
+        let req = from_cpu_value("x86-64-v4", &CustomModels::default());
+        let d = decide(
+            &vm(),
+            &req,
+            "a",
+            f.capability("a").unwrap(),
+            Movement::Start,
+            &f,
+            Rules::default(),
+        );
+        assert!(d.allow);
+        assert!(
+            d.warnings
+                .iter()
+                .any(|w| w.contains("cannot start on: b (missing flags")),
+            "{:?}",
+            d.warnings
+        );
+    }
+
+    #[test]
+    fn cache_problems_become_warnings() {
+        let mut f = fleet();
+        f.problems.push("cluster.json is corrupt".into());
+        let req = from_cpu_value("x86-64-v3", &CustomModels::default());
+        let d = decide(
+            &vm(),
+            &req,
+            "a",
+            f.capability("a").unwrap(),
+            Movement::Start,
+            &f,
+            Rules::default(),
+        );
+        assert!(d.allow);
+        assert_eq!(d.warnings, vec!["cache: cluster.json is corrupt"]);
     }
 }

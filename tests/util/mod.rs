@@ -2,6 +2,8 @@
 //! `Run::new(["inspect"]).env("PVE_CPUGUARD_CPUINFO", path).run()`.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
