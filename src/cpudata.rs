@@ -8,73 +8,80 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use once_cell::sync::Lazy;
+use once_cell::sync::{Lazy, OnceCell};
 use serde::Deserialize;
 
 /// Where one part of the data came from.
 #[derive(Debug, Deserialize)]
-pub struct Source {
+pub struct Source<'a> {
     /// Upstream version, e.g. `10.2.0`.
     #[serde(default)]
-    pub version: String,
+    pub version: &'a str,
     /// Tag or commit read.
     #[serde(rename = "ref", default)]
-    pub git_ref: String,
+    pub git_ref: &'a str,
     /// File read.
     #[serde(default)]
-    pub file: String,
+    pub file: &'a str,
 }
 
 /// One CPUID feature bit QEMU knows by name.
 #[derive(Debug, Deserialize)]
-pub struct FeatureDef {
+pub struct FeatureDef<'a> {
     /// QEMU's canonical spelling (the one pve-cpuguard uses internally).
-    pub qemu: String,
+    pub qemu: &'a str,
     /// CPUID leaf and register (or MSR) holding it.
-    pub cpuid: String,
+    pub cpuid: &'a str,
     /// Bit number in that register.
     pub bit: u32,
     /// `/proc/cpuinfo` spelling at the same CPUID position, if Linux prints it.
-    pub linux: Option<String>,
+    pub linux: Option<&'a str>,
     /// Other spellings QEMU accepts.
     #[serde(default)]
-    pub aliases: Vec<String>,
+    pub aliases: Vec<&'a str>,
 }
 
 /// One QEMU named CPU model version.
 #[derive(Debug, Deserialize)]
-pub struct ModelDef {
+pub struct ModelDef<'a> {
     /// Versioned name, e.g. `Haswell-v2`.
-    pub name: String,
+    pub name: &'a str,
     /// Other names resolving to this version, e.g. `Haswell-noTSX`.
     #[serde(default)]
-    pub aliases: Vec<String>,
+    pub aliases: Vec<&'a str>,
     /// CPUID vendor string, or `default` (the host's vendor).
-    pub vendor: String,
+    pub vendor: &'a str,
     /// Space-separated QEMU feature names.
-    pub features: String,
+    pub features: &'a str,
 }
 
 /// The whole data file.
 #[derive(Debug, Deserialize)]
-pub struct CpuData {
+pub struct CpuData<'a> {
     /// QEMU source of the feature and model tables.
-    pub qemu: Source,
+    #[serde(borrow)]
+    pub qemu: Source<'a>,
     /// Linux source of the /proc/cpuinfo names.
-    pub linux: Source,
+    #[serde(borrow)]
+    pub linux: Source<'a>,
     /// qemu-server source of the accepted model list.
     #[serde(default)]
-    pub proxmox: Option<Source>,
+    #[serde(borrow)]
+    pub proxmox: Option<Source<'a>>,
     /// Every feature bit.
-    pub features: Vec<FeatureDef>,
+    #[serde(borrow)]
+    pub features: Vec<FeatureDef<'a>>,
     /// Every named model version.
-    pub models: Vec<ModelDef>,
+    #[serde(borrow)]
+    pub models: Vec<ModelDef<'a>>,
     /// Model names Proxmox VE accepts → vendor Proxmox forces (`default` = host's).
     #[serde(default)]
-    pub proxmox_models: BTreeMap<String, String>,
+    #[serde(borrow)]
+    pub proxmox_models: BTreeMap<&'a str, &'a str>,
     /// Names Proxmox accepts that this QEMU version does not define.
     #[serde(default)]
-    pub unresolved: Vec<String>,
+    #[serde(borrow)]
+    pub unresolved: Vec<&'a str>,
 }
 
 /// A model with its features parsed into a set.
@@ -91,59 +98,88 @@ pub struct Model {
 /// Indexes over [`CpuData`], built once.
 pub struct Index {
     /// The raw data.
-    pub data: CpuData,
-    /// Any spelling (canonical, alias, Linux) → canonical QEMU name.
-    pub spelling: BTreeMap<String, String>,
+    pub data: CpuData<'static>,
+    /// Any spelling (canonical, alias, Linux) → canonical QEMU name; built
+    /// on first use (most runs only meet canonical names).
+    spelling: OnceCell<BTreeMap<&'static str, &'static str>>,
     /// Canonical QEMU name → its definition index.
-    pub feature: BTreeMap<String, usize>,
+    pub feature: BTreeMap<&'static str, usize>,
     /// Every model name and alias → model.
-    pub models: BTreeMap<String, usize>,
-    /// Parsed models, same order as `data.models`.
-    pub parsed: Vec<Model>,
+    pub models: BTreeMap<&'static str, usize>,
+    /// Models parsed on first use (a VM needs one or two of ~100), same
+    /// order as `data.models`.
+    parsed: Vec<OnceCell<Model>>,
+}
+
+impl Index {
+    /// Canonical QEMU name for any spelling (QEMU name, alias, Linux name).
+    #[must_use]
+    pub fn canonical(&self, name: &str) -> Option<&'static str> {
+        if let Some((k, _)) = self.feature.get_key_value(name) {
+            return Some(k);
+        }
+        self.spelling
+            .get_or_init(|| {
+                let mut spelling = BTreeMap::new();
+                // Linux spellings first, so QEMU's own names and aliases win on a clash.
+                for f in &self.data.features {
+                    if let Some(l) = f.linux {
+                        spelling.entry(l).or_insert(f.qemu);
+                    }
+                }
+                for f in &self.data.features {
+                    for a in &f.aliases {
+                        spelling.insert(*a, f.qemu);
+                    }
+                }
+                spelling
+            })
+            .get(name)
+            .copied()
+    }
+
+    /// Model `i` of `data.models`, its feature list parsed on first use.
+    #[must_use]
+    pub fn model(&self, i: usize) -> &Model {
+        self.parsed[i].get_or_init(|| {
+            let m = &self.data.models[i];
+            Model {
+                name: m.name.to_string(),
+                vendor: m.vendor.to_string(),
+                features: m.features.split_whitespace().map(str::to_string).collect(),
+            }
+        })
+    }
+
+    /// A model by name or alias.
+    #[must_use]
+    pub fn model_named(&self, name: &str) -> Option<&Model> {
+        self.models.get(name).map(|&i| self.model(i))
+    }
 }
 
 static INDEX: Lazy<Index> = Lazy::new(|| {
-    let data: CpuData = serde_json::from_str(include_str!("data/cpu-data.json"))
+    let data: CpuData<'static> = serde_json::from_str(include_str!("data/cpu-data.json"))
         .expect("embedded src/data/cpu-data.json is valid (guarded by a unit test)");
     build(data)
 });
 
-fn build(data: CpuData) -> Index {
-    let mut spelling = BTreeMap::new();
+fn build(data: CpuData<'static>) -> Index {
     let mut feature = BTreeMap::new();
     for (i, f) in data.features.iter().enumerate() {
-        feature.insert(f.qemu.clone(), i);
-    }
-    // Linux spellings first, so that QEMU's own names and aliases win on a clash.
-    for f in &data.features {
-        if let Some(l) = &f.linux {
-            spelling.entry(l.clone()).or_insert_with(|| f.qemu.clone());
-        }
-    }
-    for f in &data.features {
-        for a in &f.aliases {
-            spelling.insert(a.clone(), f.qemu.clone());
-        }
-    }
-    for f in &data.features {
-        spelling.insert(f.qemu.clone(), f.qemu.clone());
+        feature.insert(f.qemu, i);
     }
     let mut models = BTreeMap::new();
-    let mut parsed = Vec::with_capacity(data.models.len());
     for (i, m) in data.models.iter().enumerate() {
-        models.insert(m.name.clone(), i);
+        models.insert(m.name, i);
         for a in &m.aliases {
-            models.insert(a.clone(), i);
+            models.insert(*a, i);
         }
-        parsed.push(Model {
-            name: m.name.clone(),
-            vendor: m.vendor.clone(),
-            features: m.features.split_whitespace().map(str::to_string).collect(),
-        });
     }
+    let parsed = (0..data.models.len()).map(|_| OnceCell::new()).collect();
     Index {
         data,
-        spelling,
+        spelling: OnceCell::new(),
         feature,
         models,
         parsed,
@@ -173,11 +209,11 @@ mod tests {
     fn embedded_data_parses_and_is_consistent() {
         let idx = index();
         assert!(!idx.data.features.is_empty());
-        assert!(!idx.parsed.is_empty());
-        for m in &idx.parsed {
+        assert!(!idx.data.models.is_empty());
+        for m in (0..idx.data.models.len()).map(|i| idx.model(i)) {
             for f in &m.features {
                 assert!(
-                    idx.feature.contains_key(f),
+                    idx.feature.contains_key(f.as_str()),
                     "model {} uses feature {f} missing from the feature table",
                     m.name
                 );

@@ -25,6 +25,8 @@
 
 use std::collections::BTreeSet;
 
+use once_cell::sync::Lazy;
+
 use crate::cpudata;
 use crate::cpuinfo::CpuInfo;
 
@@ -81,11 +83,11 @@ pub enum HostTest {
         needs: Option<&'static str>,
     },
     /// The Linux flag, or architectural on 64-bit (`lm`) hosts.
-    FlagOrLongMode(String),
+    FlagOrLongMode(&'static str),
     /// The Linux flag; when it is absent the answer is unknown, not "no".
-    FlagOrHidden(String),
+    FlagOrHidden(&'static str),
     /// The Linux flag of the position-matched table.
-    Flag(String),
+    Flag(&'static str),
     /// /proc/cpuinfo cannot show this feature.
     Invisible,
     /// KVM never gives it to a guest.
@@ -177,10 +179,10 @@ pub fn host_test(feature: &str) -> HostTest {
     if def.cpuid.starts_with("CPUID.4000") {
         return HostTest::Provided;
     }
-    match &def.linux {
-        Some(l) if feature == "sep" || feature == "syscall" => HostTest::FlagOrLongMode(l.clone()),
-        Some(l) if feature == "la57" => HostTest::FlagOrHidden(l.clone()),
-        Some(l) => HostTest::Flag(l.clone()),
+    match def.linux {
+        Some(l) if feature == "sep" || feature == "syscall" => HostTest::FlagOrLongMode(l),
+        Some(l) if feature == "la57" => HostTest::FlagOrHidden(l),
+        Some(l) => HostTest::Flag(l),
         None => HostTest::Invisible,
     }
 }
@@ -194,14 +196,24 @@ pub struct HostFeatures {
     pub unverifiable: BTreeSet<String>,
 }
 
+/// Every feature's rule, decided once.
+static TESTS: Lazy<Vec<(&'static str, HostTest)>> = Lazy::new(|| {
+    cpudata::index()
+        .data
+        .features
+        .iter()
+        .map(|def| (def.qemu, host_test(def.qemu)))
+        .collect()
+});
+
 /// Evaluates every known QEMU feature against a host's /proc/cpuinfo.
 #[must_use]
 pub fn host_features(info: &CpuInfo) -> HostFeatures {
     let has = |f: &str| info.flags.contains(f);
     let mut out = HostFeatures::default();
-    for def in &cpudata::index().data.features {
-        let name = def.qemu.as_str();
-        let answer = match host_test(name) {
+    for (name, test) in TESTS.iter() {
+        let name = *name;
+        let answer = match test {
             HostTest::Provided => Some(true),
             HostTest::All(flags) => Some(flags.iter().all(|f| has(f))),
             HostTest::Any(flags) => Some(flags.iter().any(|f| has(f))),
@@ -212,9 +224,9 @@ pub fn host_features(info: &CpuInfo) -> HostFeatures {
             HostTest::NotAffected { bugs, needs } => info.bugs.as_ref().map(|host_bugs| {
                 bugs.iter().all(|b| !host_bugs.contains(*b)) && needs.is_none_or(has)
             }),
-            HostTest::FlagOrLongMode(l) => Some(has(&l) || has("lm")),
-            HostTest::FlagOrHidden(l) => has(&l).then_some(true),
-            HostTest::Flag(l) => Some(has(&l)),
+            HostTest::FlagOrLongMode(l) => Some(has(l) || has("lm")),
+            HostTest::FlagOrHidden(l) => has(l).then_some(true),
+            HostTest::Flag(l) => Some(has(l)),
             HostTest::Invisible => None,
         };
         match answer {
@@ -233,7 +245,7 @@ pub fn host_features(info: &CpuInfo) -> HostFeatures {
 /// Canonical QEMU name for any spelling (QEMU name, QEMU alias or Linux name).
 #[must_use]
 pub fn canonical(name: &str) -> Option<&'static str> {
-    cpudata::index().spelling.get(name).map(String::as_str)
+    cpudata::index().canonical(name)
 }
 
 /// The /proc/cpuinfo spelling of a canonical QEMU feature, if Linux prints it.
@@ -242,7 +254,7 @@ pub fn linux_name(feature: &str) -> Option<&'static str> {
     let idx = cpudata::index();
     idx.feature
         .get(feature)
-        .and_then(|&i| idx.data.features[i].linux.as_deref())
+        .and_then(|&i| idx.data.features[i].linux)
 }
 
 #[cfg(test)]

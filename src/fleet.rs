@@ -5,20 +5,108 @@
 use std::collections::BTreeSet;
 
 use crate::cache::{self, Cache};
+use once_cell::sync::OnceCell;
+
 use crate::capability::Capability;
+use crate::cpuinfo::CpuInfo;
 use crate::level;
 
-/// One node as the guard sees it.
+/// One node as the guard sees it. Its capability is derived from the
+/// cached facts only when a decision needs it: a hook allowing a live
+/// migration looks at two nodes, not the whole cluster.
 #[derive(Debug, Clone)]
 pub struct NodeView {
     /// Node name.
     pub name: String,
-    /// Its capability, if known.
-    pub capability: Option<Capability>,
+    /// The facts the capability is derived from, if known.
+    info: Option<CpuInfo>,
+    /// The derived capability.
+    capability: OnceCell<Capability>,
+    /// Level as recorded by the scan (saves deriving the capability).
+    level: Option<String>,
     /// Age of the record in seconds (`Some(0)` for the local node read now).
     pub age_secs: Option<u64>,
     /// Why the record is missing or old, if it is.
     pub problem: Option<String>,
+}
+
+impl NodeView {
+    /// A node whose capability is already known.
+    #[must_use]
+    pub fn known(name: &str, capability: Capability, age_secs: Option<u64>) -> Self {
+        NodeView {
+            name: name.to_string(),
+            info: None,
+            capability: OnceCell::with_value(capability),
+            level: None,
+            age_secs,
+            problem: None,
+        }
+    }
+
+    /// A node known from cached facts.
+    #[must_use]
+    pub fn from_facts(
+        name: &str,
+        info: CpuInfo,
+        level: Option<String>,
+        age_secs: u64,
+        problem: Option<String>,
+    ) -> Self {
+        NodeView {
+            name: name.to_string(),
+            info: Some(info),
+            capability: OnceCell::new(),
+            level,
+            age_secs: Some(age_secs),
+            problem,
+        }
+    }
+
+    /// A node without any data.
+    #[must_use]
+    pub fn unknown(name: &str, problem: String) -> Self {
+        NodeView {
+            name: name.to_string(),
+            info: None,
+            capability: OnceCell::new(),
+            level: None,
+            age_secs: None,
+            problem: Some(problem),
+        }
+    }
+
+    /// The node's capability, if known (derived on first use).
+    #[must_use]
+    pub fn capability(&self) -> Option<&Capability> {
+        if let Some(c) = self.capability.get() {
+            return Some(c);
+        }
+        let info = self.info.as_ref()?;
+        Some(
+            self.capability
+                .get_or_init(|| Capability::from_cpuinfo(info)),
+        )
+    }
+
+    /// The node's level (recorded, or derived).
+    #[must_use]
+    pub fn level(&self) -> Option<&str> {
+        match &self.level {
+            Some(l) => Some(l),
+            None => self.capability().map(|c| level::of(c).name),
+        }
+    }
+
+    /// The node's CPU vendor, if known.
+    #[must_use]
+    pub fn vendor(&self) -> Option<&str> {
+        match (&self.info, self.capability.get()) {
+            (Some(i), _) => Some(&i.vendor),
+            (None, Some(c)) => Some(&c.vendor),
+            (None, None) => None,
+        }
+    }
 }
 
 /// Every node the guard knows of.
@@ -48,27 +136,26 @@ impl Fleet {
     /// A node's capability, if known.
     #[must_use]
     pub fn capability(&self, name: &str) -> Option<&Capability> {
-        self.get(name).and_then(|n| n.capability.as_ref())
+        self.get(name).and_then(NodeView::capability)
     }
 
     /// Nodes with a known capability.
     pub fn known(&self) -> impl Iterator<Item = (&str, &Capability)> {
         self.nodes
             .iter()
-            .filter_map(|n| n.capability.as_ref().map(|c| (n.name.as_str(), c)))
+            .filter_map(|n| n.capability().map(|c| (n.name.as_str(), c)))
     }
 
     /// The cluster baseline level over the known nodes.
     #[must_use]
     pub fn baseline(&self) -> Option<&'static str> {
-        let levels: Vec<&'static str> = self.known().map(|(_, c)| level::of(c).name).collect();
-        level::lowest(levels)
+        level::lowest(self.nodes.iter().filter_map(NodeView::level))
     }
 
     /// Distinct CPU vendors among the known nodes.
     #[must_use]
     pub fn vendors(&self) -> BTreeSet<&str> {
-        self.known().map(|(_, c)| c.vendor.as_str()).collect()
+        self.nodes.iter().filter_map(NodeView::vendor).collect()
     }
 }
 
@@ -84,35 +171,29 @@ pub fn load(settings: &crate::settings::Settings, local: &Capability) -> Fleet {
         }
         Err(e) => fleet.problems.push(e.to_string()),
     }
-    fleet.upsert(NodeView {
-        name: settings.node.clone(),
-        capability: Some(local.clone()),
-        age_secs: Some(0),
-        problem: None,
-    });
+    fleet.upsert(NodeView::known(&settings.node, local.clone(), Some(0)));
     fleet
 }
 
 fn from_cache(fleet: &mut Fleet, cache: &Cache, now: u64) {
     for record in cache.nodes.values() {
-        fleet.upsert(NodeView {
-            name: record.name.clone(),
-            capability: Some(record.capability()),
-            age_secs: Some(record.age(now)),
-            problem: record
+        fleet.upsert(NodeView::from_facts(
+            &record.name,
+            record.cpuinfo(),
+            Some(record.level.clone()),
+            record.age(now),
+            record
                 .last_error
                 .as_ref()
                 .map(|e| format!("last refresh failed: {e}")),
-        });
+        ));
     }
     for u in cache.unscanned.values() {
         if fleet.get(&u.name).is_none() {
-            fleet.upsert(NodeView {
-                name: u.name.clone(),
-                capability: None,
-                age_secs: None,
-                problem: Some(format!("never scanned successfully: {}", u.error)),
-            });
+            fleet.upsert(NodeView::unknown(
+                &u.name,
+                format!("never scanned successfully: {}", u.error),
+            ));
         }
     }
 }

@@ -133,7 +133,10 @@ pub fn decide(
 
     let mut accepting = Vec::new();
     let mut cannot_start = Vec::new();
-    for (name, cap) in fleet.known() {
+    // Other nodes matter for a refusal's explanation and for a start's
+    // warning; an allowed live migration does not pay for them.
+    let survey = !allow || matches!(movement, Movement::Start);
+    for (name, cap) in fleet.known().filter(|_| survey) {
         if Some(name) == source {
             continue;
         }
@@ -162,7 +165,7 @@ pub fn decide(
         verdict: v,
         warnings,
         accepting,
-        everywhere: everywhere(fleet),
+        everywhere: if survey { everywhere(fleet) } else { None },
         target: target.to_string(),
         source: source.map(str::to_string),
         cpu: req.cpu.clone(),
@@ -196,7 +199,8 @@ fn apply_rules(mut v: Verdict, rules: Rules, warnings: &mut Vec<String>) -> Verd
 }
 
 /// The suggestion "a CPU type that works on every node".
-fn everywhere(fleet: &Fleet) -> Option<String> {
+#[must_use]
+pub fn everywhere(fleet: &Fleet) -> Option<String> {
     let base = fleet.baseline()?;
     let vendors = fleet.vendors();
     Some(if vendors.len() > 1 {
@@ -350,12 +354,7 @@ mod tests {
             ("b", "GenuineIntel", "x86-64-v3"),
             ("c", "GenuineIntel", "x86-64-v4"),
         ] {
-            f.upsert(NodeView {
-                name: name.into(),
-                capability: Some(cap(vendor, level)),
-                age_secs: Some(5),
-                problem: None,
-            });
+            f.upsert(NodeView::known(name, cap(vendor, level), Some(5)));
         }
         f
     }

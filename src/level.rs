@@ -7,7 +7,9 @@
 
 use crate::capability::Capability;
 use crate::custom_models::CustomModels;
-use crate::requirement;
+use once_cell::sync::Lazy;
+
+use crate::requirement::{self, Requirement};
 use crate::verdict::{self, Mode, Outcome};
 
 /// The ladder, lowest first.
@@ -18,6 +20,15 @@ pub const LADDER: [&str; 5] = [
     "x86-64-v3",
     "x86-64-v4",
 ];
+
+/// The ladder's requirements, resolved once.
+static RUNGS: Lazy<Vec<Requirement>> = Lazy::new(|| {
+    let none = CustomModels::default();
+    LADDER
+        .iter()
+        .map(|rung| requirement::from_cpu_value(rung, &none))
+        .collect()
+});
 
 /// A node's level and what keeps it from the next one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,12 +46,10 @@ pub struct Level {
 /// x86-64-vN types do not), so every rung is judged.
 #[must_use]
 pub fn of(cap: &Capability) -> Level {
-    let none = CustomModels::default();
-    let missing: Vec<Option<Vec<String>>> = LADDER
+    let missing: Vec<Option<Vec<String>>> = RUNGS
         .iter()
-        .map(|rung| {
-            let req = requirement::from_cpu_value(rung, &none);
-            let v = verdict::judge(&req, cap, Mode::Start);
+        .map(|req| {
+            let v = verdict::judge(req, cap, Mode::Start);
             (v.outcome == Outcome::Incompatible).then(|| v.missing_flags())
         })
         .collect();

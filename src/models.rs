@@ -103,7 +103,7 @@ pub fn resolve(cputype: &str) -> Result<BaseType, UnknownType> {
     };
     let idx = cpudata::index();
     let Some(&i) = idx.models.get(cputype) else {
-        let reason = if idx.data.unresolved.iter().any(|u| u == cputype) {
+        let reason = if idx.data.unresolved.contains(&cputype) {
             format!(
                 "Proxmox VE knows the CPU type '{cputype}', but QEMU {} (the model table pve-cpuguard carries) does not define it",
                 idx.data.qemu.version
@@ -113,7 +113,7 @@ pub fn resolve(cputype: &str) -> Result<BaseType, UnknownType> {
         };
         return Err(UnknownType(reason));
     };
-    let model = &idx.parsed[i];
+    let model = idx.model(i);
     let mut features: BTreeSet<String> = model.features.clone();
     for dropped in flags::KVM_DROPPED {
         features.remove(*dropped);
@@ -140,7 +140,7 @@ pub fn resolve(cputype: &str) -> Result<BaseType, UnknownType> {
 
 fn qemu_model_features(name: &str) -> Option<BTreeSet<String>> {
     let idx = cpudata::index();
-    let mut f = idx.parsed[*idx.models.get(name)?].features.clone();
+    let mut f = idx.model_named(name)?.features.clone();
     for dropped in flags::KVM_DROPPED {
         f.remove(*dropped);
     }
@@ -154,7 +154,11 @@ fn canon(flag: &str) -> String {
 /// The vendor Proxmox VE forces for a model name, if it lists the name.
 #[must_use]
 pub fn proxmox_vendor(name: &str) -> Option<String> {
-    cpudata::index().data.proxmox_models.get(name).cloned()
+    cpudata::index()
+        .data
+        .proxmox_models
+        .get(name)
+        .map(|v| (*v).to_string())
 }
 
 /// Every CPU type Proxmox VE accepts, built-ins first then named models in
@@ -164,8 +168,8 @@ pub fn proxmox_cpu_types() -> Vec<String> {
     let mut out: Vec<String> = vec!["kvm64".into()];
     out.extend(BUILTINS.iter().map(|b| b.name.to_string()));
     for name in cpudata::index().data.proxmox_models.keys() {
-        if !out.contains(name) {
-            out.push(name.clone());
+        if !out.iter().any(|o| o == name) {
+            out.push((*name).to_string());
         }
     }
     out

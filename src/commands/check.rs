@@ -44,7 +44,7 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
     let mut allowed = Vec::new();
     let mut refused: BTreeMap<String, Value> = BTreeMap::new();
     let mut unknown: BTreeMap<String, Value> = BTreeMap::new();
-    let mut everywhere = None;
+    let everywhere = guard::everywhere(&ctx.fleet);
     for t in &targets {
         let Some(cap) = ctx.fleet.capability(t) else {
             let why = ctx
@@ -65,7 +65,6 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
         let d = guard::decide(
             &ctx.label, &ctx.req, t, cap, movement, &ctx.fleet, ctx.rules,
         );
-        everywhere.clone_from(&d.everywhere);
         match d.verdict.outcome {
             Outcome::Compatible => allowed.push(t.clone()),
             Outcome::Incompatible => {

@@ -61,7 +61,7 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
     let stale = target
         .age_secs
         .is_some_and(|a| a > settings.cache_max_age.as_secs());
-    let Some(target_cap) = target.capability.as_ref() else {
+    let Some(target_cap) = target.capability() else {
         return Err(Error::Config(format!(
             "the cache has no CPU data for node '{}': {}\nnote: run `pve-cpuguard scan`",
             args.target,
