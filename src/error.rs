@@ -51,6 +51,8 @@ pub enum Error {
     Unsupported(String),
     /// Writing output failed (e.g. a closed pipe).
     Output(std::io::Error),
+    /// QEMU could not be asked what KVM can give (`--probe`).
+    Probe(crate::kvm_probe::ProbeError),
 }
 
 impl Error {
@@ -76,6 +78,9 @@ impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Output(_) => ExitCode::Refused,
+            // A missing package or device is the machine's setup; a QEMU
+            // that hangs or babbles leaves the answer unknown.
+            Error::Probe(p) if !p.is_setup() => ExitCode::Unknown,
             _ => ExitCode::Usage,
         }
     }
@@ -92,6 +97,7 @@ impl fmt::Display for Error {
             } => write!(f, "{}:{line}: {message}", path.display()),
             Error::Usage(m) | Error::Config(m) | Error::Unsupported(m) => f.write_str(m),
             Error::Output(e) => write!(f, "writing output: {e}"),
+            Error::Probe(e) => write!(f, "asking QEMU: {e}"),
         }
     }
 }
@@ -101,6 +107,7 @@ impl std::error::Error for Error {
         match self {
             Error::Io { source, .. } => Some(source),
             Error::Output(e) => Some(e),
+            Error::Probe(e) => Some(e),
             _ => None,
         }
     }
@@ -108,3 +115,9 @@ impl std::error::Error for Error {
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<crate::kvm_probe::ProbeError> for Error {
+    fn from(e: crate::kvm_probe::ProbeError) -> Self {
+        Error::Probe(e)
+    }
+}
