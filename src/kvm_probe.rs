@@ -697,34 +697,44 @@ fn run_bounded(
     }
     // Both pipes closed means QEMU is exiting; wait for that within the
     // deadline, then make sure nothing of the group survives.
+    let pid = libc::pid_t::try_from(child.id()).ok();
     if out.ended == Ended::Exited {
-        while Instant::now() < deadline {
-            match child.try_wait() {
-                Ok(Some(_)) | Err(_) => break,
-                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            }
+        while Instant::now() < deadline && !pid.is_some_and(has_exited) {
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
-    kill_group(&mut child);
+    // The child is not reaped yet (only `has_exited` looked, without
+    // reaping), so its pid is still its process group's id and cannot have
+    // been reused: killing the group reaches whatever it left behind, and
+    // nothing else. A no-op when everything has exited.
+    if let Some(pgid) = pid {
+        // SAFETY: kill(2) only sends a signal; a negative pid names the
+        // process group `pgid`, the child's own (see above).
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+    let _ = child.kill();
     let _ = child.wait();
     Ok(out)
 }
 
-/// Kills the child's process group, then the child itself. The group id is
-/// the child's pid (`process_group(0)`). If the child was already reaped by
-/// `try_wait`, the group may be empty and its id free, so only the child
-/// handle is used then.
-fn kill_group(child: &mut std::process::Child) {
-    if matches!(child.try_wait(), Ok(None)) {
-        if let Ok(pgid) = libc::pid_t::try_from(child.id()) {
-            // SAFETY: kill(2) with a negative pid signals the process group
-            // `pgid`, which is the unreaped child's own group: it cannot
-            // name any other process.
-            unsafe {
-                libc::kill(-pgid, libc::SIGKILL);
-            }
-        }
-        let _ = child.kill();
+/// Whether the child `pid` has exited, without reaping it (`WNOWAIT`).
+fn has_exited(pid: libc::pid_t) -> bool {
+    // SAFETY: siginfo_t is plain data, valid when zeroed; waitid(2) writes
+    // into it and does not keep the pointer.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let id = libc::id_t::try_from(pid).unwrap_or_default();
+        let rc = libc::waitid(
+            libc::P_PID,
+            id,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        // An error (no such child) counts as exited; with WNOHANG a child
+        // still running leaves si_pid at 0.
+        rc != 0 || info.si_pid() != 0
     }
 }
 

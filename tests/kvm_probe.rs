@@ -350,6 +350,28 @@ fn hanging_qemu_is_killed_with_its_children_within_the_timeout() {
 }
 
 #[test]
+fn qemu_exiting_but_leaving_a_child_on_its_pipes_is_cleaned_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("sleep.pid");
+    let qemu = fake(
+        dir.path(),
+        "qemu",
+        &format!("sleep 300 &\necho $! > '{}'\nexit 0", pidfile.display()),
+    );
+    let t = Instant::now();
+    let e = probe_fake(&qemu, Duration::from_secs(1)).unwrap_err();
+    assert!(matches!(e, ProbeError::Timeout { .. }), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(5));
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    let pid = pid.trim();
+    let t = Instant::now();
+    while !gone(pid) && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(gone(pid), "the orphan {pid} survived");
+}
+
+#[test]
 fn greeting_then_silence_times_out() {
     let dir = tempfile::tempdir().unwrap();
     let qemu = fake(
