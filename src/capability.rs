@@ -1,32 +1,160 @@
 //! What one node can give a guest: [`Capability`].
 //!
-//! Built from /proc/cpuinfo today; a node's record may later come from QEMU's
-//! own answer under KVM instead (`View::QemuKvm`). The verdict only ever sees
-//! this type, so it does not care where the facts came from.
+//! Built from /proc/cpuinfo ([`Capability::from_cpuinfo`]) or from QEMU's
+//! own answer under KVM ([`Capability::from_kvm_view`], `View::QemuKvm`).
+//! The verdict only ever sees this type; [`Capability::check_features`] is
+//! the one place where the two views are told apart.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
+use crate::cpudata;
 use crate::cpuinfo::CpuInfo;
-use crate::flags::{self, HostFeatures};
+use crate::flags::{self, HostFeatures, HostTest};
+use crate::kvm_probe::{Accel, KvmView};
+use crate::requirement::Base;
 
 /// Where a capability's feature set came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum View {
     /// Derived from /proc/cpuinfo through the flag rules.
     Cpuinfo,
-    /// QEMU's `query-cpu-model-expansion` of `host` under KVM.
-    QemuKvm,
+    /// QEMU's `query-cpu-model-expansion` of `host` under KVM, with its
+    /// per-model answers.
+    QemuKvm(Box<QemuAnswers>),
 }
 
 impl View {
     /// The stable name used in JSON and text.
     #[must_use]
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             View::Cpuinfo => "cpuinfo",
-            View::QemuKvm => "qemu-kvm",
+            View::QemuKvm(q) if q.accel == Accel::Tcg => "qemu-tcg",
+            View::QemuKvm(_) => "qemu-kvm",
         }
     }
+
+    /// How a verdict on this view was reached, for people.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            View::Cpuinfo => "from /proc/cpuinfo".into(),
+            View::QemuKvm(q) => format!(
+                "checked with QEMU {} under {}",
+                q.qemu_version,
+                q.accel.label()
+            ),
+        }
+    }
+}
+
+/// What QEMU said beyond the host feature set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QemuAnswers {
+    /// QEMU version that answered.
+    pub qemu_version: String,
+    /// Accelerator the answers are for.
+    pub accel: Accel,
+    /// Model name → features QEMU cannot give it (canonical spelling).
+    pub models: BTreeMap<String, Vec<String>>,
+    /// The same node's features as /proc/cpuinfo shows them, if known, to
+    /// explain where the views disagree.
+    pub cpuinfo: Option<HostFeatures>,
+}
+
+/// The outcome of checking required features against one capability.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeatureCheck {
+    /// Required features the node cannot give (sorted).
+    pub missing: Vec<String>,
+    /// Required features the view can neither confirm nor deny.
+    pub unverifiable: BTreeSet<String>,
+    /// Explanations: which answer was used, where the views disagree.
+    pub notes: Vec<String>,
+}
+
+/// Where /proc/cpuinfo and QEMU under KVM disagree about a host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Disagreement {
+    /// /proc/cpuinfo shows them, KVM cannot give them.
+    pub cpuinfo_only: BTreeSet<String>,
+    /// KVM gives them, /proc/cpuinfo does not show them.
+    pub kvm_only: BTreeSet<String>,
+    /// /proc/cpuinfo cannot show them; KVM gives them.
+    pub settled_present: BTreeSet<String>,
+}
+
+impl Disagreement {
+    /// Compares the two views of one host over `features`; `kvm_gives`
+    /// answers for the KVM side.
+    #[must_use]
+    pub fn between(
+        cpuinfo: &HostFeatures,
+        kvm_gives: impl Fn(&str) -> bool,
+        features: &BTreeSet<String>,
+    ) -> Self {
+        let mut d = Disagreement::default();
+        for f in features {
+            let kvm = kvm_gives(f);
+            if cpuinfo.unverifiable.contains(f) {
+                if kvm {
+                    d.settled_present.insert(f.clone());
+                }
+            } else if cpuinfo.present.contains(f) && !kvm {
+                d.cpuinfo_only.insert(f.clone());
+            } else if !cpuinfo.present.contains(f) && kvm {
+                d.kvm_only.insert(f.clone());
+            }
+        }
+        d
+    }
+
+    /// One note per kind of disagreement, for `label` ("KVM" or "TCG").
+    #[must_use]
+    pub fn notes(&self, label: &str) -> Vec<String> {
+        let mut notes = Vec::new();
+        if !self.cpuinfo_only.is_empty() {
+            notes.push(format!(
+                "/proc/cpuinfo shows {} but {label} cannot give {} to a guest",
+                spell(&self.cpuinfo_only),
+                them(&self.cpuinfo_only)
+            ));
+        }
+        if !self.kvm_only.is_empty() {
+            notes.push(format!(
+                "{label} offers {} although /proc/cpuinfo does not show {}",
+                spell(&self.kvm_only),
+                them(&self.kvm_only)
+            ));
+        }
+        if !self.settled_present.is_empty() {
+            notes.push(format!(
+                "/proc/cpuinfo cannot show {}; {label} offers {}",
+                spell(&self.settled_present),
+                them(&self.settled_present)
+            ));
+        }
+        notes
+    }
+}
+
+fn them(set: &BTreeSet<String>) -> &'static str {
+    if set.len() == 1 {
+        "it"
+    } else {
+        "them"
+    }
+}
+
+/// Canonical names, with the /proc/cpuinfo spelling where it differs.
+fn spell(set: &BTreeSet<String>) -> String {
+    set.iter()
+        .map(|f| match flags::linux_name(f) {
+            Some(l) if l != f => format!("{f} ({l})"),
+            _ => f.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A node's CPU as far as guests are concerned.
@@ -57,6 +185,110 @@ impl Capability {
             phys_bits: info.phys_bits,
             features: flags::host_features(info),
             view: View::Cpuinfo,
+        }
+    }
+
+    /// Derives a capability from QEMU's answer. The present features are the
+    /// `true` ones of the expansion plus those QEMU/KVM give every guest
+    /// ([`flags::host_test`] says `Provided`); nothing is unverifiable. The
+    /// node's /proc/cpuinfo, when given, supplies the physical address
+    /// width (QEMU's `host` expansion reports 0 there) and the names, and is
+    /// kept to explain disagreements.
+    #[must_use]
+    pub fn from_kvm_view(view: &KvmView, cpuinfo: Option<&CpuInfo>) -> Self {
+        let mut present = view.host_features.clone();
+        for def in &cpudata::index().data.features {
+            if flags::host_test(def.qemu) == HostTest::Provided {
+                present.insert(def.qemu.to_string());
+            }
+        }
+        let pick = |q: &str, c: Option<&String>| {
+            if q.is_empty() {
+                c.cloned().unwrap_or_default()
+            } else {
+                q.to_string()
+            }
+        };
+        Capability {
+            vendor: pick(&view.host.vendor, cpuinfo.map(|i| &i.vendor)),
+            model_name: pick(&view.host.model_id, cpuinfo.map(|i| &i.model_name)),
+            family_model: view
+                .host
+                .family
+                .zip(view.host.model)
+                .or_else(|| cpuinfo.and_then(|i| i.family.zip(i.model))),
+            phys_bits: cpuinfo.and_then(|i| i.phys_bits),
+            features: HostFeatures {
+                present,
+                unverifiable: BTreeSet::new(),
+            },
+            view: View::QemuKvm(Box::new(QemuAnswers {
+                qemu_version: view.qemu_version.clone(),
+                accel: view.accel,
+                models: view.models.clone(),
+                cpuinfo: cpuinfo.map(flags::host_features),
+            })),
+        }
+    }
+
+    /// Checks the features a VM requires. With QEMU's answers and a named
+    /// model QEMU knows, the model's own features are missing exactly when
+    /// QEMU lists them in `unavailable-features` (what `enforce` refuses);
+    /// features the VM adds on top are checked against what KVM offers.
+    /// Without QEMU's answers this is [`Capability::missing`] and
+    /// [`Capability::unverifiable`].
+    #[must_use]
+    pub fn check_features(&self, base: &Base, required: &BTreeSet<String>) -> FeatureCheck {
+        let View::QemuKvm(q) = &self.view else {
+            return FeatureCheck {
+                missing: self.missing(required),
+                unverifiable: self.unverifiable(required),
+                notes: Vec::new(),
+            };
+        };
+        let mut notes = Vec::new();
+        let model = match base {
+            Base::Model { qemu_model, .. } => Some(qemu_model.as_str()),
+            Base::Host | Base::Max => None,
+        };
+        let answer = model.and_then(|m| q.models.get(m).map(|u| (m, u)));
+        let mut missing: BTreeSet<String> = BTreeSet::new();
+        match answer {
+            Some((m, unavailable)) => {
+                let idx = cpudata::index();
+                let own: BTreeSet<String> = idx
+                    .model_named(m)
+                    .map(|model| model.features.clone())
+                    .unwrap_or_default();
+                for f in required {
+                    let gone = if own.contains(f) {
+                        unavailable.contains(f)
+                    } else {
+                        !self.has(f)
+                    };
+                    if gone {
+                        missing.insert(f.clone());
+                    }
+                }
+            }
+            None => {
+                if let (Some(m), false) = (model, q.models.is_empty()) {
+                    notes.push(format!(
+                        "QEMU {} on this node does not define {m}; its features were checked one by one",
+                        q.qemu_version
+                    ));
+                }
+                missing.extend(required.iter().filter(|f| !self.has(f)).cloned());
+            }
+        }
+        if let Some(cpuinfo) = &q.cpuinfo {
+            let d = Disagreement::between(cpuinfo, |f| !missing.contains(f), required);
+            notes.extend(d.notes(q.accel.label()));
+        }
+        FeatureCheck {
+            missing: missing.into_iter().collect(),
+            unverifiable: BTreeSet::new(),
+            notes,
         }
     }
 

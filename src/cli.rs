@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config;
+use crate::kvm_probe::Accel;
 use crate::output::Format;
 use crate::settings::CommonArgs;
 
@@ -158,6 +159,27 @@ pub struct CpuinfoArg {
 pub struct InspectArgs {
     #[command(flatten)]
     pub cpuinfo: CpuinfoArg,
+
+    /// Also ask QEMU what it can give a guest, and show that beside the
+    /// /proc/cpuinfo view: `kvm` is what guests really get (needs a usable
+    /// /dev/kvm); `tcg` asks QEMU's emulator, only for machines without KVM.
+    #[arg(long, value_enum, value_name = "ACCEL")]
+    pub probe: Option<Accel>,
+
+    /// QEMU binary for --probe [default: qemu-system-x86_64, else kvm, from
+    /// PATH].
+    #[arg(long, env = "PVE_CPUGUARD_QEMU", value_name = "FILE")]
+    pub qemu: Option<PathBuf>,
+
+    /// Seconds QEMU may take to answer --probe before it is killed.
+    #[arg(
+        long,
+        env = "PVE_CPUGUARD_PROBE_TIMEOUT",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=600),
+        value_name = "SECONDS"
+    )]
+    pub probe_timeout: u64,
 }
 
 /// Arguments of `why-not`.

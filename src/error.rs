@@ -69,6 +69,8 @@ pub enum Error {
     },
     /// One node could not be scanned (SSH, host key, timeout, offline).
     Node(NodeFailure),
+    /// QEMU could not be asked what KVM can give (`--probe`).
+    Probe(crate::kvm_probe::ProbeError),
 }
 
 /// Why one node could not be scanned: which node, which address, at which
@@ -125,6 +127,9 @@ impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Output(_) | Error::Node(_) => ExitCode::Refused,
+            // A missing package or device is the machine's setup; a QEMU
+            // that hangs or babbles leaves the answer unknown.
+            Error::Probe(p) if !p.is_setup() => ExitCode::Unknown,
             _ => ExitCode::Usage,
         }
     }
@@ -151,6 +156,7 @@ impl fmt::Display for Error {
                 write!(f, "{}: cannot lock the cache: {source}", path.display())
             }
             Error::Node(n) => n.fmt(f),
+            Error::Probe(e) => write!(f, "asking QEMU: {e}"),
         }
     }
 }
@@ -160,6 +166,7 @@ impl std::error::Error for Error {
         match self {
             Error::Io { source, .. } => Some(source),
             Error::Output(e) | Error::Lock { source: e, .. } => Some(e),
+            Error::Probe(e) => Some(e),
             _ => None,
         }
     }
@@ -167,3 +174,9 @@ impl std::error::Error for Error {
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<crate::kvm_probe::ProbeError> for Error {
+    fn from(e: crate::kvm_probe::ProbeError) -> Self {
+        Error::Probe(e)
+    }
+}

@@ -135,6 +135,9 @@ pub struct Verdict {
     pub unknown: Vec<String>,
     /// Things worth knowing that do not change the answer.
     pub notes: Vec<String>,
+    /// Which view of the target decided: "from /proc/cpuinfo" or
+    /// "checked with QEMU 7.2.22 under KVM".
+    pub checked_with: String,
 }
 
 impl Verdict {
@@ -160,6 +163,7 @@ impl Verdict {
             "reasons": self.reasons.iter().map(|r| json!({"code": r.code(), "message": r.to_string()})).collect::<Vec<_>>(),
             "unknown": self.unknown,
             "notes": self.notes,
+            "checked_with": self.checked_with,
         })
     }
 }
@@ -176,6 +180,7 @@ pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
             reasons,
             unknown: vec![why.clone()],
             notes,
+            checked_with: target.view.describe(),
         };
     }
     let source = match mode {
@@ -200,17 +205,22 @@ pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
             )),
         }
     }
-    let missing = target.missing(&required);
-    if !missing.is_empty() {
-        reasons.push(Reason::MissingFlags(missing));
+    // QEMU's own per-model answer where the target has one, else cpuinfo.
+    let check = target.check_features(&req.base, &required);
+    if !check.missing.is_empty() {
+        reasons.push(Reason::MissingFlags(check.missing));
     }
-    let hidden = target.unverifiable(&required);
-    if !hidden.is_empty() {
+    if !check.unverifiable.is_empty() {
         notes.push(format!(
             "not verifiable from /proc/cpuinfo (QEMU's enforce checks them at start): {}",
-            hidden.into_iter().collect::<Vec<_>>().join(", ")
+            check
+                .unverifiable
+                .into_iter()
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
+    notes.extend(check.notes);
 
     if let Base::Model {
         vendor: Some(v),
@@ -305,6 +315,7 @@ pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
         reasons,
         unknown,
         notes,
+        checked_with: target.view.describe(),
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 
-use pve_cpuguard::{cpuconf, cpuinfo, custom_models, vmconf};
+use pve_cpuguard::{cpuconf, cpuinfo, custom_models, kvm_probe, vmconf};
 
 /// Lines that look like the real formats, so the parsers get past their
 /// first checks and the deeper code is exercised too.
@@ -72,5 +72,100 @@ proptest! {
     #[test]
     fn requirement_resolution_never_panics(s in "[ -~]{0,80}") {
         let _ = pve_cpuguard::requirement::from_cpu_value(&s, &Default::default());
+    }
+}
+
+/// A JSON value of any shape, a few levels deep.
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::{json, Value};
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>().prop_map(|f| json!(f)),
+        "(pni|sse4_1|kvm|lm|vendor|family|[ -~]{0,8})".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 40, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map(
+                "(QMP|return|error|id|event|model|props|name|unavailable-features|qemu|major|minor|micro|class|desc|[a-z-]{0,6})",
+                inner,
+                0..6
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// Lines that look like a QMP transcript of `kvm_probe::script`.
+fn qmp_line() -> impl Strategy<Value = String> {
+    use serde_json::json;
+    prop_oneof![
+        Just(r#"{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}}}}"#.to_string()),
+        (
+            "(capabilities|version|expansion|definitions|quit|)",
+            json_value()
+        )
+            .prop_map(|(id, v)| json!({"return": v, "id": id}).to_string()),
+        ("(version|expansion|definitions)", json_value())
+            .prop_map(|(id, v)| json!({"error": v, "id": id}).to_string()),
+        json_value().prop_map(|v| v.to_string()),
+        "[ -~]{0,30}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn qmp_transcripts_never_panic_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        let _ = pve_cpuguard::qmp::Transcript::parse(&bytes);
+        let _ = kvm_probe::interpret(&bytes, &bytes, kvm_probe::Accel::Kvm, "q");
+    }
+
+    #[test]
+    fn qmp_transcripts_never_panic_on_lines(lines in prop::collection::vec(qmp_line(), 0..8)) {
+        let text = lines.join("\n");
+        for accel in [kvm_probe::Accel::Kvm, kvm_probe::Accel::Tcg] {
+            if let Ok(view) = kvm_probe::parse_transcript(text.as_bytes(), accel) {
+                // Whatever parsed is usable downstream without panics.
+                let cap = pve_cpuguard::capability::Capability::from_kvm_view(&view, None);
+                let req = pve_cpuguard::requirement::from_cpu_value("kvm64", &Default::default());
+                let _ = pve_cpuguard::verdict::judge(&req, &cap, pve_cpuguard::verdict::Mode::Start);
+            }
+        }
+    }
+
+    #[test]
+    fn qmp_answer_parsers_never_panic(v in json_value()) {
+        if let Some(props) = v.as_object() {
+            let _ = kvm_probe::expansion_features(props);
+        }
+        if let Some(defs) = v.as_array() {
+            let _ = kvm_probe::model_answers(defs);
+        }
+        let _ = kvm_probe::model_answers(std::slice::from_ref(&v));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// A real recorded transcript with random bytes overwritten, and cut short.
+    #[test]
+    fn recorded_qmp_transcript_mutated_never_panics(
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
+        keep in any::<prop::sample::Index>(),
+    ) {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/qmp/qemu-7.2-pvm-epyc-kvm.jsonl");
+        let mut bytes = std::fs::read(path).unwrap();
+        for (at, b) in edits {
+            let i = at.index(bytes.len());
+            bytes[i] = b;
+        }
+        let cut = keep.index(bytes.len() + 1);
+        let _ = kvm_probe::parse_transcript(&bytes, kvm_probe::Accel::Kvm);
+        let _ = kvm_probe::parse_transcript(&bytes[..cut], kvm_probe::Accel::Kvm);
     }
 }
