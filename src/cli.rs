@@ -50,6 +50,23 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Show which nodes a VM can move to, without moving it.
     Check(CheckArgs),
+    /// Every VM of the cluster against every node, from the cache: where
+    /// each could start and live-migrate to, and the VMs at risk.
+    ///
+    /// Flags VMs whose CPU type is above the cluster baseline, `host`/`max`
+    /// VMs in a cluster whose nodes differ, HA-managed VMs that could not be
+    /// recovered onto some node, and VMs without the guard's hookscript;
+    /// for each, the CPU type that would make it movable everywhere. Exit 0
+    /// when nothing is flagged, 1 when something is, 3 when the cache holds
+    /// no node data.
+    Audit(AuditArgs),
+}
+
+/// Arguments of `audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 /// Arguments of `hook`.

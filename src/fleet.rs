@@ -163,6 +163,15 @@ impl Fleet {
 /// A corrupt or unreadable cache is reported in `problems`, never fatal.
 #[must_use]
 pub fn load(settings: &crate::settings::Settings, local: &Capability) -> Fleet {
+    let mut fleet = load_cached(settings);
+    fleet.upsert(NodeView::known(&settings.node, local.clone(), Some(0)));
+    fleet
+}
+
+/// Builds the fleet from the cache alone (for cluster-wide reports that may
+/// run on a machine that is not a node).
+#[must_use]
+pub fn load_cached(settings: &crate::settings::Settings) -> Fleet {
     let mut fleet = Fleet::default();
     match Cache::load_lenient(&settings.cache) {
         Ok((cache, problem)) => {
@@ -171,7 +180,6 @@ pub fn load(settings: &crate::settings::Settings, local: &Capability) -> Fleet {
         }
         Err(e) => fleet.problems.push(e.to_string()),
     }
-    fleet.upsert(NodeView::known(&settings.node, local.clone(), Some(0)));
     fleet
 }
 

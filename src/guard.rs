@@ -175,7 +175,10 @@ pub fn decide(
     }
 }
 
-fn apply_rules(mut v: Verdict, rules: Rules, warnings: &mut Vec<String>) -> Verdict {
+/// Applies the vendor-change rule: with `vendor_change = warn`, a vendor
+/// change becomes a warning instead of a reason.
+#[must_use]
+pub fn apply_rules(mut v: Verdict, rules: Rules, warnings: &mut Vec<String>) -> Verdict {
     if rules.vendor_change == VendorChange::Warn {
         let (demoted, kept): (Vec<Reason>, Vec<Reason>) = v
             .reasons

@@ -6,6 +6,7 @@
 //! to a [`capability::Capability`]; [`verdict::judge`] decides, purely.
 //! Commands in [`commands`] only gather inputs and report.
 
+pub mod audit;
 pub mod base64;
 pub mod cache;
 pub mod capability;
@@ -23,6 +24,7 @@ pub mod error;
 pub mod flags;
 pub mod fleet;
 pub mod guard;
+pub mod ha;
 pub mod known_hosts;
 pub mod kvm_probe;
 pub mod level;
@@ -32,8 +34,10 @@ pub mod output;
 pub mod pve;
 pub mod qmp;
 pub mod requirement;
+pub mod section_config;
 pub mod settings;
 pub mod sha1;
+pub mod storage;
 pub mod syslog;
 pub mod verdict;
 pub mod vmconf;
@@ -52,5 +56,6 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Hook(a) => commands::hook::run(a),
         Command::Migrate(a) => commands::migrate::run(a),
         Command::Check(a) => commands::check::run(a, cli.output),
+        Command::Audit(a) => commands::audit::run(a, cli.output),
     }
 }

@@ -1,5 +1,6 @@
 //! The subcommands: thin compositions of the library modules.
 
+pub mod audit;
 pub mod check;
 pub mod hook;
 pub mod inspect;
