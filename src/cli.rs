@@ -60,6 +60,87 @@ pub enum Command {
     /// when nothing is flagged, 1 when something is, 3 when the cache holds
     /// no node data.
     Audit(AuditArgs),
+    /// Put the guard's hookscript on VMs of this node: copy the hook file
+    /// into the storage's snippets directory, then `qm set VMID
+    /// --hookscript STORAGE:snippets/pve-cpuguard-hook`.
+    ///
+    /// A VM that already has another hookscript keeps it: it is recorded in
+    /// /etc/pve/pve-cpuguard/chain.conf and runs after the guard allows.
+    /// Exit 0 when every selected VM is done, 1 when some could not be
+    /// changed, 2 on configuration errors (e.g. a storage without snippets).
+    Attach(AttachArgs),
+    /// Undo `attach` on VMs of this node: put back the hookscript each VM
+    /// had (or remove the guard's), and drop its chain.conf entry. The hook
+    /// file stays in the snippets directory.
+    Detach(DetachArgs),
+}
+
+/// Which VMs `attach`/`detach` change.
+#[derive(Debug, Args)]
+pub struct VmSelection {
+    /// Every VM whose configuration is on this node.
+    #[arg(long, conflicts_with = "vmids", required_unless_present = "vmids")]
+    pub all: bool,
+    /// These VMs (they must be on this node: qm changes only its own VMs).
+    #[arg(value_name = "VMID")]
+    pub vmids: Vec<String>,
+}
+
+/// Arguments of `attach`.
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    #[command(flatten)]
+    pub select: VmSelection,
+    /// Storage whose snippets directory gets the hook file (see
+    /// /etc/pve/storage.cfg; it must have `snippets` content).
+    #[arg(
+        long,
+        env = "PVE_CPUGUARD_STORAGE",
+        default_value = "local",
+        value_name = "STORAGE"
+    )]
+    pub storage: String,
+    /// Show what would change, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The hook file to install.
+    #[arg(
+        long,
+        env = "PVE_CPUGUARD_HOOK_FILE",
+        default_value = "/usr/share/pve-cpuguard/pve-cpuguard-hook",
+        value_name = "FILE"
+    )]
+    pub hook_file: PathBuf,
+    /// The `qm` binary.
+    #[arg(
+        long,
+        env = "PVE_CPUGUARD_QM",
+        default_value = "/usr/sbin/qm",
+        value_name = "PATH"
+    )]
+    pub qm: PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Arguments of `detach`.
+#[derive(Debug, Args)]
+pub struct DetachArgs {
+    #[command(flatten)]
+    pub select: VmSelection,
+    /// Show what would change, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The `qm` binary.
+    #[arg(
+        long,
+        env = "PVE_CPUGUARD_QM",
+        default_value = "/usr/sbin/qm",
+        value_name = "PATH"
+    )]
+    pub qm: PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 /// Arguments of `audit`.

@@ -34,6 +34,7 @@ pub mod output;
 pub mod pve;
 pub mod qmp;
 pub mod requirement;
+pub mod rollout;
 pub mod section_config;
 pub mod settings;
 pub mod sha1;
@@ -57,5 +58,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Migrate(a) => commands::migrate::run(a),
         Command::Check(a) => commands::check::run(a, cli.output),
         Command::Audit(a) => commands::audit::run(a, cli.output),
+        Command::Attach(a) => commands::attach::attach(a, cli.output),
+        Command::Detach(a) => commands::attach::detach(a, cli.output),
     }
 }

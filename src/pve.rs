@@ -110,6 +110,44 @@ impl PveDir {
         self.root.join("virtual-guest/cpu-models.conf")
     }
 
+    /// The node directories under `nodes/` (every node the cluster file
+    /// system knows) and the VM configs in each: VMID → node.
+    ///
+    /// # Errors
+    /// An unreadable `nodes/` directory (a missing one is empty).
+    pub fn scan_nodes(&self) -> Result<(Vec<String>, BTreeMap<VmId, String>)> {
+        let nodes_dir = self.root.join("nodes");
+        let mut nodes = Vec::new();
+        let mut vms = BTreeMap::new();
+        let entries = match std::fs::read_dir(&nodes_dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((nodes, vms)),
+            Err(e) => return Err(Error::io(&nodes_dir, e)),
+        };
+        for e in entries.flatten() {
+            let Some(node) = e.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if !valid_node_name(&node) {
+                continue;
+            }
+            if let Ok(confs) = std::fs::read_dir(e.path().join("qemu-server")) {
+                for c in confs.flatten() {
+                    let name = c.file_name();
+                    let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".conf")) else {
+                        continue;
+                    };
+                    if let Ok(vmid) = id.parse::<VmId>() {
+                        vms.insert(vmid, node.clone());
+                    }
+                }
+            }
+            nodes.push(node);
+        }
+        nodes.sort();
+        Ok((nodes, vms))
+    }
+
     /// Reads `.vmlist`: VMID → owner. A missing file is an empty list.
     ///
     /// # Errors

@@ -17,7 +17,7 @@ use crate::fleet::{self, Fleet, NodeView};
 use crate::guard::Rules;
 use crate::ha::{self, HaVm};
 use crate::output::Format;
-use crate::pve::{self, VmId};
+use crate::pve::VmId;
 use crate::settings::Settings;
 use crate::{cache, cpuinfo, vmconf};
 
@@ -42,36 +42,7 @@ pub struct Gathered {
 /// `resources.cfg`. A VM config that cannot be read is reported on that VM.
 pub fn gather(settings: &Settings) -> Result<Gathered> {
     let root = settings.pve.root();
-    let nodes_dir = root.join("nodes");
-    let mut node_names: BTreeSet<String> = BTreeSet::new();
-    let mut found: BTreeMap<VmId, String> = BTreeMap::new();
-    match std::fs::read_dir(&nodes_dir) {
-        Ok(entries) => {
-            for e in entries.flatten() {
-                let Some(node) = e.file_name().to_str().map(str::to_string) else {
-                    continue;
-                };
-                if !pve::valid_node_name(&node) {
-                    continue;
-                }
-                let qs = e.path().join("qemu-server");
-                if let Ok(confs) = std::fs::read_dir(&qs) {
-                    for c in confs.flatten() {
-                        let name = c.file_name();
-                        let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".conf")) else {
-                            continue;
-                        };
-                        if let Ok(vmid) = id.parse::<VmId>() {
-                            found.insert(vmid, node.clone());
-                        }
-                    }
-                }
-                node_names.insert(node);
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(&nodes_dir, e)),
-    }
+    let (node_names, found) = settings.pve.scan_nodes()?;
     let mut vms: Vec<VmEntry> = found
         .into_iter()
         .map(|(vmid, node)| {

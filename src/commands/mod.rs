@@ -1,5 +1,6 @@
 //! The subcommands: thin compositions of the library modules.
 
+pub mod attach;
 pub mod audit;
 pub mod check;
 pub mod hook;
