@@ -322,6 +322,12 @@ impl Audit<'_> {
         }
     }
 
+    /// VMs with equal keys have equal matrix rows: (requirement, owner).
+    #[must_use]
+    pub fn row_key(&self, a: &VmAudit) -> (usize, Option<usize>) {
+        (a.req, a.owner)
+    }
+
     /// The requirement of VM `a`.
     #[must_use]
     pub fn requirement(&self, a: &VmAudit) -> &Requirement {

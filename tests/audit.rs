@@ -155,8 +155,12 @@ fn json_has_the_matrix_flags_and_suggestions() {
         serde_json::json!(["pve4"])
     );
     assert_eq!(
-        v100["live_migration"]["refused"]["pve2"]["codes"],
-        serde_json::json!(["missing-flags"])
+        v100["live_migration"]["refused"],
+        serde_json::json!([{
+            "nodes": ["pve2"],
+            "codes": ["missing-flags"],
+            "reasons": ["missing flags: avx512bw, avx512cd, avx512dq, avx512f, avx512vl"],
+        }])
     );
     assert_eq!(
         v100["start"]["allowed"],
@@ -210,10 +214,17 @@ fn mixed_vendors_and_unscanned_nodes() {
         serde_json::json!(["pve1", "pve3"])
     );
     assert_eq!(
-        v200["live_migration"]["refused"]["pve3"]["codes"],
+        v200["live_migration"]["refused"][0]["nodes"],
+        serde_json::json!(["pve3"])
+    );
+    assert_eq!(
+        v200["live_migration"]["refused"][0]["codes"],
         serde_json::json!(["vendor-change"])
     );
-    assert!(v200["live_migration"]["unknown"]["pve9"].is_array());
+    assert_eq!(
+        v200["live_migration"]["unknown"],
+        serde_json::json!([{"nodes": ["pve9"], "reasons": ["no cached record (run `pve-cpuguard scan`)"]}])
+    );
     assert_eq!(v200["flags"], serde_json::json!([]));
     let v201 = &j["vms"][1];
     assert_eq!(v201["flags"][0]["code"], "host-cpu-in-mixed-cluster");

@@ -2,11 +2,12 @@
 //! the cache — where each VM could start, where it could live-migrate to,
 //! and which VMs are at risk (see [`crate::audit`]). No network.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::io::Write as _;
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use crate::audit::{self, Audit, Cell, Flag, Suggestion, VmAudit, VmEntry};
 use crate::capability::Capability;
@@ -19,6 +20,7 @@ use crate::ha::{self, HaVm};
 use crate::output::Format;
 use crate::pve::VmId;
 use crate::settings::Settings;
+use crate::verdict::Verdict;
 use crate::{cache, cpuinfo, vmconf};
 
 /// What the audit reads from the cluster file system and the cache.
@@ -43,14 +45,7 @@ pub struct Gathered {
 pub fn gather(settings: &Settings) -> Result<Gathered> {
     let root = settings.pve.root();
     let (node_names, found) = settings.pve.scan_nodes()?;
-    let mut vms: Vec<VmEntry> = found
-        .into_iter()
-        .map(|(vmid, node)| {
-            let path = settings.pve.vm_config(&node, vmid);
-            let config = vmconf::read(&path).map_err(|e| e.to_string());
-            VmEntry { vmid, node, config }
-        })
-        .collect();
+    let mut vms = read_configs(settings, found.into_iter().collect());
     let known: BTreeSet<VmId> = vms.iter().map(|v| v.vmid).collect();
     for (vmid, entry) in settings.pve.vmlist()? {
         if entry.kind == "qemu" && !known.contains(&vmid) {
@@ -94,6 +89,41 @@ pub fn gather(settings: &Settings) -> Result<Gathered> {
     })
 }
 
+/// Reads the VM configs, on as many threads as there are CPUs (reading
+/// thousands of small files from pmxcfs is system-call bound).
+fn read_configs(settings: &Settings, list: Vec<(VmId, String)>) -> Vec<VmEntry> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, 8);
+    let chunk = list.len().div_ceil(threads).max(256);
+    let read = |part: &[(VmId, String)]| -> Vec<VmEntry> {
+        part.iter()
+            .map(|(vmid, node)| {
+                let path = settings.pve.vm_config(node, *vmid);
+                let config = vmconf::read(&path).map_err(|e| e.to_string());
+                VmEntry {
+                    vmid: *vmid,
+                    node: node.clone(),
+                    config,
+                }
+            })
+            .collect()
+    };
+    if list.len() <= chunk {
+        return read(&list);
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = list
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || read(part)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
+}
+
 /// Runs `audit`.
 ///
 /// # Errors
@@ -106,7 +136,14 @@ pub fn run(args: &AuditArgs, format: Format) -> Result<ExitCode> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &json_report(&a, max_age))
+            let mut rows = JsonRows::new();
+            for v in &a.vms {
+                rows.entry(a.row_key(v))
+                    .or_insert_with(|| (json_reach(&a, v, true), json_reach(&a, v, false)));
+            }
+            // Compact: a 10 000-VM cluster's report is tens of megabytes
+            // pretty-printed; `jq .` pretty-prints it for people.
+            serde_json::to_writer(&mut out, &json_report(&a, max_age, &rows))
                 .map_err(|e| Error::Output(e.into()))?;
             out.write_all(b"\n").map_err(Error::Output)?;
         }
@@ -132,10 +169,11 @@ fn node_set(names: &[&str], total: usize, all_names: &[&str]) -> String {
     if names.len() == total {
         return "all".into();
     }
+    let set: BTreeSet<&str> = names.iter().copied().collect();
     let rest: Vec<&str> = all_names
         .iter()
         .copied()
-        .filter(|n| !names.contains(n))
+        .filter(|n| !set.contains(n))
         .collect();
     if rest.len() < names.len() {
         format!("all but {}", rest.join(","))
@@ -217,18 +255,43 @@ fn reach_text(yes: &[&str], unknown: &[&str], total: usize, all_names: &[&str]) 
     }
 }
 
-fn flag_text(a: &Audit<'_>, v: &VmAudit, f: &Flag) -> String {
-    let why = |idx: &[usize]| -> String {
-        idx.iter()
-            .map(|&i| match a.start_cell(v, i) {
-                Cell::No(verdict) => {
-                    format!("{} ({})", a.fleet.nodes[i].name, audit::summary(verdict))
-                }
-                _ => a.fleet.nodes[i].name.clone(),
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+/// The nodes a VM cannot start on, grouped by reason:
+/// `pve2, pve6 (missing flags: …); pve3 (…)`. The same for every VM with
+/// the same requirement, so it is built once per requirement.
+type WhyCache = std::cell::RefCell<HashMap<usize, std::rc::Rc<str>>>;
+
+fn cannot_start_text(
+    a: &Audit<'_>,
+    v: &VmAudit,
+    idx: &[usize],
+    cache: &WhyCache,
+) -> std::rc::Rc<str> {
+    let key = a.row_key(v).0;
+    if let Some(s) = cache.borrow().get(&key) {
+        return s.clone();
+    }
+    let mut groups: Vec<(&Verdict, Vec<&str>)> = Vec::new();
+    for &i in idx {
+        if let Cell::No(verdict) = a.start_cell(v, i) {
+            let name = a.fleet.nodes[i].name.as_str();
+            match groups.iter_mut().find(|(p, _)| std::ptr::eq(*p, verdict)) {
+                Some((_, names)) => names.push(name),
+                None => groups.push((verdict, vec![name])),
+            }
+        }
+    }
+    let text: std::rc::Rc<str> = groups
+        .iter()
+        .map(|(verdict, names)| format!("{} ({})", names.join(", "), audit::summary(verdict)))
+        .collect::<Vec<_>>()
+        .join("; ")
+        .into();
+    cache.borrow_mut().insert(key, text.clone());
+    text
+}
+
+fn flag_text(a: &Audit<'_>, v: &VmAudit, f: &Flag, cache: &WhyCache) -> String {
+    let why = |idx: &[usize]| cannot_start_text(a, v, idx, cache);
     match f {
         Flag::AboveBaseline(idx) => format!(
             "CPU '{}' is above the cluster baseline ({}): it cannot start on {}",
@@ -280,23 +343,35 @@ fn text_report(a: &Audit<'_>, max_age: u64) -> String {
         let _ = writeln!(s, "warning: cache: {p}");
     }
 
+    // VMs with the same requirement on the same node share their row.
+    let mut cells: HashMap<(usize, Option<usize>), (String, String)> = HashMap::new();
     let rows: Vec<[String; 6]> = a
         .vms
         .iter()
         .map(|v| {
-            let (live, live_unknown, lt) = reach(a, v, true);
-            let (start, start_unknown, st) = reach(a, v, false);
-            let live_names: Vec<&str> = all_names
-                .iter()
-                .copied()
-                .filter(|n| Some(*n) != v.owner.map(|o| all_names[o]))
-                .collect();
+            let (live, start) = cells
+                .entry(a.row_key(v))
+                .or_insert_with(|| {
+                    let (live, live_unknown, lt) = reach(a, v, true);
+                    let (start, start_unknown, st) = reach(a, v, false);
+                    let live_names: Vec<&str> = all_names
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| Some(*i) != v.owner)
+                        .map(|(_, n)| *n)
+                        .collect();
+                    (
+                        reach_text(&live, &live_unknown, lt, &live_names),
+                        reach_text(&start, &start_unknown, st, &all_names),
+                    )
+                })
+                .clone();
             [
                 v.vmid.to_string(),
                 v.node.clone(),
                 v.cpu.clone(),
-                reach_text(&live, &live_unknown, lt, &live_names),
-                reach_text(&start, &start_unknown, st, &all_names),
+                live,
+                start,
                 if v.flags.is_empty() {
                     "-".into()
                 } else {
@@ -338,6 +413,7 @@ fn text_report(a: &Audit<'_>, max_age: u64) -> String {
     }
 
     let flagged: Vec<&VmAudit> = a.vms.iter().filter(|v| !v.flags.is_empty()).collect();
+    let cache = WhyCache::default();
     if !flagged.is_empty() {
         let _ = writeln!(s, "\nFlagged VMs ({}):", flagged.len());
     }
@@ -347,7 +423,7 @@ fn text_report(a: &Audit<'_>, max_age: u64) -> String {
             let _ = writeln!(s, "    error: {e}");
         }
         for f in &v.flags {
-            let _ = writeln!(s, "    - {}", flag_text(a, v, f));
+            let _ = writeln!(s, "    - {}", flag_text(a, v, f, &cache));
         }
         match &v.suggestion {
             Some(Suggestion::Use { cpu, text }) => {
@@ -396,8 +472,11 @@ struct JsonNode<'a> {
     problem: Option<&'a str>,
 }
 
+/// Nodes that share one verdict.
 #[derive(Serialize)]
-struct JsonRefusal {
+struct JsonGroup<'a> {
+    nodes: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     codes: Vec<&'static str>,
     reasons: Vec<String>,
 }
@@ -405,8 +484,8 @@ struct JsonRefusal {
 #[derive(Serialize, Default)]
 struct JsonReach<'a> {
     allowed: Vec<&'a str>,
-    refused: BTreeMap<&'a str, JsonRefusal>,
-    unknown: BTreeMap<&'a str, Vec<String>>,
+    refused: Vec<JsonGroup<'a>>,
+    unknown: Vec<JsonGroup<'a>>,
 }
 
 #[derive(Serialize)]
@@ -427,8 +506,8 @@ struct JsonVm<'a> {
     guarded: bool,
     ha: bool,
     error: Option<&'a str>,
-    live_migration: JsonReach<'a>,
-    start: JsonReach<'a>,
+    live_migration: &'a RawValue,
+    start: &'a RawValue,
     flags: Vec<JsonFlag>,
     works_everywhere: Option<&'a str>,
     suggestion: Option<String>,
@@ -453,8 +532,15 @@ struct JsonSummary {
     by_flag: BTreeMap<&'static str, usize>,
 }
 
-fn json_reach<'a>(a: &'a Audit<'_>, v: &VmAudit, live: bool) -> JsonReach<'a> {
+/// Serialised matrix rows by [`Audit::row_key`]: (live migration, start).
+type JsonRows = HashMap<(usize, Option<usize>), (Box<RawValue>, Box<RawValue>)>;
+
+/// One row of the matrix as JSON, nodes grouped by verdict (nodes with
+/// the same CPU share one), serialised once per distinct row.
+fn json_reach(a: &Audit<'_>, v: &VmAudit, live: bool) -> Box<RawValue> {
     let mut r = JsonReach::default();
+    let mut refused: Vec<(&Verdict, JsonGroup<'_>)> = Vec::new();
+    let mut unknown: Vec<(Option<&Verdict>, String, JsonGroup<'_>)> = Vec::new();
     for (i, n) in a.fleet.nodes.iter().enumerate() {
         if live && Some(i) == v.owner {
             continue;
@@ -467,30 +553,56 @@ fn json_reach<'a>(a: &'a Audit<'_>, v: &VmAudit, live: bool) -> JsonReach<'a> {
         match c {
             Cell::Yes => r.allowed.push(&n.name),
             Cell::No(verdict) => {
-                r.refused.insert(
-                    &n.name,
-                    JsonRefusal {
-                        codes: verdict.reasons.iter().map(|x| x.code()).collect(),
-                        reasons: verdict.reasons.iter().map(ToString::to_string).collect(),
-                    },
-                );
+                match refused.iter_mut().find(|(p, _)| std::ptr::eq(*p, verdict)) {
+                    Some((_, g)) => g.nodes.push(&n.name),
+                    None => refused.push((
+                        verdict,
+                        JsonGroup {
+                            nodes: vec![&n.name],
+                            codes: verdict.reasons.iter().map(|x| x.code()).collect(),
+                            reasons: verdict.reasons.iter().map(ToString::to_string).collect(),
+                        },
+                    )),
+                }
             }
             Cell::Unknown(verdict) => {
-                r.unknown.insert(
-                    &n.name,
-                    verdict.map_or_else(
-                        || vec![n.problem.clone().unwrap_or_else(|| "no data".into())],
-                        |x| x.unknown.clone(),
-                    ),
-                );
+                let key = verdict;
+                let why = match verdict {
+                    Some(x) => x.unknown.join("; "),
+                    None => n.problem.clone().unwrap_or_else(|| "no data".into()),
+                };
+                let same = |p: &Option<&Verdict>| match (p, key) {
+                    (Some(x), Some(y)) => std::ptr::eq(*x, y),
+                    (None, None) => true,
+                    _ => false,
+                };
+                match unknown.iter_mut().find(|(p, w, _)| same(p) && *w == why) {
+                    Some((_, _, g)) => g.nodes.push(&n.name),
+                    None => unknown.push((
+                        key,
+                        why,
+                        JsonGroup {
+                            nodes: vec![&n.name],
+                            codes: Vec::new(),
+                            reasons: verdict.map_or_else(
+                                || vec![n.problem.clone().unwrap_or_else(|| "no data".into())],
+                                |x| x.unknown.clone(),
+                            ),
+                        },
+                    )),
+                }
             }
         }
     }
-    r
+    r.refused = refused.into_iter().map(|(_, g)| g).collect();
+    r.unknown = unknown.into_iter().map(|(_, _, g)| g).collect();
+    serde_json::value::to_raw_value(&r)
+        .unwrap_or_else(|_| RawValue::from_string("null".into()).unwrap_or_default())
 }
 
-fn json_report<'a>(a: &'a Audit<'_>, max_age: u64) -> JsonReport<'a> {
+fn json_report<'a>(a: &'a Audit<'_>, max_age: u64, rows: &'a JsonRows) -> JsonReport<'a> {
     let (by_flag, at_risk) = a.counts();
+    let cache = WhyCache::default();
     JsonReport {
         nodes: a
             .fleet
@@ -525,14 +637,14 @@ fn json_report<'a>(a: &'a Audit<'_>, max_age: u64) -> JsonReport<'a> {
                     .is_some_and(audit::is_guard_hookscript),
                 ha: v.ha,
                 error: v.error.as_deref(),
-                live_migration: json_reach(a, v, true),
-                start: json_reach(a, v, false),
+                live_migration: &rows[&a.row_key(v)].0,
+                start: &rows[&a.row_key(v)].1,
                 flags: v
                     .flags
                     .iter()
                     .map(|f| JsonFlag {
                         code: f.code(),
-                        message: flag_text(a, v, f),
+                        message: flag_text(a, v, f, &cache),
                         nodes: match f {
                             Flag::AboveBaseline(i) | Flag::HaCannotRecover(i) => {
                                 names(a, i).into_iter().map(str::to_string).collect()
