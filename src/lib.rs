@@ -7,6 +7,7 @@
 //! Commands in [`commands`] only gather inputs and report.
 
 pub mod base64;
+pub mod baseline;
 pub mod cache;
 pub mod capability;
 pub mod cli;
@@ -25,7 +26,9 @@ pub mod members;
 pub mod models;
 pub mod output;
 pub mod requirement;
+pub mod scan;
 pub mod sha1;
+pub mod ssh;
 pub mod verdict;
 pub mod vmconf;
 
@@ -40,5 +43,8 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Inspect(a) => commands::inspect::run(a, cli.output),
         Command::WhyNot(a) => commands::why_not::run(a, cli.output),
+        Command::Scan(a) => commands::scan::run(a, cli.output),
+        Command::Status(a) => commands::status::run(a, cli.output),
+        Command::Baseline(a) => commands::baseline::run(a, cli.output),
     }
 }
