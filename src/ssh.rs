@@ -26,9 +26,10 @@ use crate::cpuinfo::{self, CpuInfo};
 use crate::error::NodeFailure;
 use crate::known_hosts::{self, Check};
 
-/// The one command run on every node. Its output is /proc/cpuinfo, a line
-/// [`SEPARATOR`], and the kernel release.
-pub const REMOTE_COMMAND: &str = "cat /proc/cpuinfo; echo ---; uname -r";
+/// The one command run on every node. Its output is /proc/cpuinfo, an empty
+/// line (in case the file lacks a final newline), a line
+/// [`SEPARATOR`] and the kernel release.
+pub const REMOTE_COMMAND: &str = "cat /proc/cpuinfo; echo; echo ---; uname -r";
 
 /// The line between cpuinfo and the kernel release in the output.
 pub const SEPARATOR: &str = "---";

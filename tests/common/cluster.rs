@@ -192,6 +192,42 @@ impl Cluster {
         self.push(name, addr, Some(sample), Server::Local)
     }
 
+    /// Stops whatever answers for `name`: its port is closed from now on.
+    pub fn stop(&mut self, name: &str) {
+        let n = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.name == name)
+            .expect("node");
+        n.server = Server::Closed;
+    }
+
+    /// Restarts `name`'s sshd (same address, new host key) serving another
+    /// sample, as after a CPU or BIOS change; rewrites the configuration.
+    pub fn replace_sample(&mut self, name: &str, sample: &str) {
+        self.stop(name);
+        let i = self.nodes.iter().position(|n| n.name == name).unwrap();
+        let dir = self
+            .dir
+            .path()
+            .join("nodes")
+            .join(format!("{name}-{sample}"));
+        let s = Sshd::start(
+            &dir,
+            &self.nodes[i].addr.clone(),
+            self.port,
+            &self.authorized_keys,
+            &Serve {
+                cpuinfo: &cpuinfo(sample),
+                delay: None,
+                kernel: &self.kernel,
+            },
+        );
+        self.nodes[i].server = Server::Sshd(s);
+        self.nodes[i].sample = Some(sample.into());
+        self.write_config();
+    }
+
     /// A node by name.
     pub fn node(&self, name: &str) -> &FakeNode {
         self.nodes.iter().find(|n| n.name == name).expect("node")

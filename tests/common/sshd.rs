@@ -131,9 +131,9 @@ impl Sshd {
             .delay
             .map(|d| format!("sleep {d}; "))
             .unwrap_or_default();
-        // The remote command's output format: cpuinfo, `---`, kernel.
+        // The remote command's output format: cpuinfo, an empty line, `---`, kernel.
         let force = format!(
-            "{sleep}cat {}; echo ---; echo {}",
+            "{sleep}cat {}; echo; echo ---; echo {}",
             cpu.display(),
             serve.kernel
         );
