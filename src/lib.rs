@@ -7,6 +7,7 @@
 //! Commands in [`commands`] only gather inputs and report.
 
 pub mod base64;
+pub mod baseline;
 pub mod cache;
 pub mod capability;
 pub mod chain;
@@ -32,8 +33,10 @@ pub mod output;
 pub mod pve;
 pub mod qmp;
 pub mod requirement;
+pub mod scan;
 pub mod settings;
 pub mod sha1;
+pub mod ssh;
 pub mod syslog;
 pub mod verdict;
 pub mod vmconf;
@@ -52,5 +55,8 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Hook(a) => commands::hook::run(a),
         Command::Migrate(a) => commands::migrate::run(a),
         Command::Check(a) => commands::check::run(a, cli.output),
+        Command::Scan(a) => commands::scan::run(a, cli.output),
+        Command::Status(a) => commands::status::run(a, cli.output),
+        Command::Baseline(a) => commands::baseline::run(a, cli.output),
     }
 }

@@ -1,8 +1,12 @@
 //! The subcommands: thin compositions of the library modules.
 
+pub mod baseline;
 pub mod check;
 pub mod hook;
 pub mod inspect;
 pub mod migrate;
+pub mod scan;
+pub mod status;
+pub mod view;
 pub mod vm_context;
 pub mod why_not;
