@@ -333,6 +333,13 @@ impl Cache {
             path: path.to_path_buf(),
             message,
         };
+        // The common case in one pass (the hookscript reads this on every
+        // start); the slow path below only explains a failure.
+        if let Ok(cache) = serde_json::from_slice::<Cache>(bytes) {
+            if cache.schema == SCHEMA {
+                return Ok(cache);
+            }
+        }
         let value: serde_json::Value = serde_json::from_slice(bytes)
             .map_err(|e| corrupt(format!("not JSON (line {}): {e}", e.line())))?;
         match value.get("schema").and_then(serde_json::Value::as_u64) {

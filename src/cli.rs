@@ -50,6 +50,26 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Show which nodes a VM can move to, without moving it.
     Check(CheckArgs),
+    /// Read every node's CPU (this node locally, the others over SSH, all in
+    /// parallel), update the cache, and print each node's level and the
+    /// cluster CPU type.
+    ///
+    /// Host keys are verified against Proxmox VE's known_hosts files. Exit 0
+    /// when every node answered, 1 when some failed (the cluster type then
+    /// uses their last known data, and says so), 2 on configuration errors.
+    Scan(ScanArgs),
+    /// Show the cached view of the cluster (no network): each node's level,
+    /// the age of its data, stale records and the last drift.
+    ///
+    /// Exit 0 when every node has fresh data, 1 when some record is stale or
+    /// missing, 3 when the cache holds no data.
+    Status(CacheArgs),
+    /// From the cache: the strict cluster level, the best named QEMU model
+    /// every node supports (same vendor only), and the near misses.
+    ///
+    /// Exit 0 from fresh data, 1 when stale or missing records were
+    /// involved, 3 when the cache holds no data.
+    Baseline(CacheArgs),
     /// Every VM of the cluster against every node, from the cache: where
     /// each could start and live-migrate to, and the VMs at risk.
     ///
@@ -237,6 +257,101 @@ pub struct CheckArgs {
     pub run_dir: PathBuf,
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// Where the cluster cache lives.
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// The cache file (its writers' lock is FILE.lock beside it).
+    #[arg(
+        long,
+        env = "PVE_CPUGUARD_CACHE",
+        default_value = crate::cache::DEFAULT_PATH,
+        value_name = "FILE"
+    )]
+    pub cache: PathBuf,
+}
+
+/// Arguments of `scan`.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    pub cache: CacheArgs,
+
+    /// The Proxmox cluster file system: corosync.conf, .members,
+    /// nodes/NODE/ssh_known_hosts and priv/known_hosts are read below it.
+    #[arg(
+        long,
+        env = "PVE_CPUGUARD_PVE_DIR",
+        default_value = "/etc/pve",
+        value_name = "DIR"
+    )]
+    pub pve_dir: PathBuf,
+
+    /// corosync.conf to read the node list from [default: DIR/corosync.conf,
+    /// else /etc/corosync/corosync.conf].
+    #[arg(long, env = "PVE_CPUGUARD_COROSYNC", value_name = "FILE")]
+    pub corosync: Option<PathBuf>,
+
+    /// This node's name in the cluster [default: .members nodename, else the
+    /// host name]. It is read locally, never over SSH.
+    #[arg(long, env = "PVE_CPUGUARD_NODE", value_name = "NAME")]
+    pub node: Option<String>,
+
+    #[command(flatten)]
+    pub cpuinfo: CpuinfoArg,
+
+    /// SSH port of every node.
+    #[arg(
+        long,
+        env = "PVE_CPUGUARD_SSH_PORT",
+        default_value_t = 22,
+        value_name = "PORT"
+    )]
+    pub ssh_port: u16,
+
+    /// Remote user.
+    #[arg(
+        long,
+        env = "PVE_CPUGUARD_SSH_USER",
+        default_value = "root",
+        value_name = "USER"
+    )]
+    pub ssh_user: String,
+
+    /// Private key file [default: ~/.ssh/id_ed25519, id_ecdsa and id_rsa
+    /// that exist, after the agent when SSH_AUTH_SOCK is set].
+    #[arg(long, env = "PVE_CPUGUARD_SSH_KEY", value_name = "FILE")]
+    pub ssh_key: Option<PathBuf>,
+
+    /// known_hosts file to verify host keys with, replacing Proxmox VE's
+    /// list (DIR/nodes/NODE/ssh_known_hosts alone when it exists, else
+    /// DIR/priv/known_hosts, /etc/ssh/ssh_known_hosts, ~/.ssh/known_hosts).
+    #[arg(long, env = "PVE_CPUGUARD_KNOWN_HOSTS", value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+
+    /// Per-node bound on connect, handshake, authentication and read.
+    #[arg(
+        long,
+        env = "PVE_CPUGUARD_TIMEOUT",
+        default_value = "10",
+        value_name = "SECONDS",
+        value_parser = parse_timeout
+    )]
+    pub timeout: Duration,
+}
+
+/// `--timeout`: seconds, fractions allowed, more than 0 and at most 3600.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if secs.is_finite() && secs > 0.0 && secs <= 3600.0 {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err("must be more than 0 and at most 3600 seconds".into())
+    }
 }
 
 /// Where a host's CPU description comes from.

@@ -210,7 +210,10 @@ static TESTS: Lazy<Vec<(&'static str, HostTest)>> = Lazy::new(|| {
 #[must_use]
 pub fn host_features(info: &CpuInfo) -> HostFeatures {
     let has = |f: &str| info.flags.contains(f);
-    let mut out = HostFeatures::default();
+    // Collected into vectors first: a set built in one go is far cheaper
+    // than one insert at a time, and this runs in every hookscript call.
+    let mut present: Vec<String> = Vec::with_capacity(TESTS.len());
+    let mut unverifiable: Vec<String> = Vec::new();
     for (name, test) in TESTS.iter() {
         let name = *name;
         let answer = match test {
@@ -230,16 +233,15 @@ pub fn host_features(info: &CpuInfo) -> HostFeatures {
             HostTest::Invisible => None,
         };
         match answer {
-            Some(true) => {
-                out.present.insert(name.to_string());
-            }
+            Some(true) => present.push(name.to_string()),
             Some(false) => {}
-            None => {
-                out.unverifiable.insert(name.to_string());
-            }
+            None => unverifiable.push(name.to_string()),
         }
     }
-    out
+    HostFeatures {
+        present: present.into_iter().collect(),
+        unverifiable: unverifiable.into_iter().collect(),
+    }
 }
 
 /// Canonical QEMU name for any spelling (QEMU name, QEMU alias or Linux name).

@@ -4,11 +4,10 @@
 
 use std::collections::BTreeSet;
 
-use crate::cache::{self, Cache};
+use crate::cache::{self, Cache, NodeRecord};
 use once_cell::sync::OnceCell;
 
 use crate::capability::Capability;
-use crate::cpuinfo::CpuInfo;
 use crate::level;
 
 /// One node as the guard sees it. Its capability is derived from the
@@ -18,8 +17,9 @@ use crate::level;
 pub struct NodeView {
     /// Node name.
     pub name: String,
-    /// The facts the capability is derived from, if known.
-    info: Option<CpuInfo>,
+    /// The cache record the capability is derived from (converted only if
+    /// the decision needs this node).
+    record: Option<Box<NodeRecord>>,
     /// The derived capability.
     capability: OnceCell<Capability>,
     /// Level as recorded by the scan (saves deriving the capability).
@@ -36,30 +36,11 @@ impl NodeView {
     pub fn known(name: &str, capability: Capability, age_secs: Option<u64>) -> Self {
         NodeView {
             name: name.to_string(),
-            info: None,
+            record: None,
             capability: OnceCell::with_value(capability),
             level: None,
             age_secs,
             problem: None,
-        }
-    }
-
-    /// A node known from cached facts.
-    #[must_use]
-    pub fn from_facts(
-        name: &str,
-        info: CpuInfo,
-        level: Option<String>,
-        age_secs: u64,
-        problem: Option<String>,
-    ) -> Self {
-        NodeView {
-            name: name.to_string(),
-            info: Some(info),
-            capability: OnceCell::new(),
-            level,
-            age_secs: Some(age_secs),
-            problem,
         }
     }
 
@@ -68,7 +49,7 @@ impl NodeView {
     pub fn unknown(name: &str, problem: String) -> Self {
         NodeView {
             name: name.to_string(),
-            info: None,
+            record: None,
             capability: OnceCell::new(),
             level: None,
             age_secs: None,
@@ -82,11 +63,8 @@ impl NodeView {
         if let Some(c) = self.capability.get() {
             return Some(c);
         }
-        let info = self.info.as_ref()?;
-        Some(
-            self.capability
-                .get_or_init(|| Capability::from_cpuinfo(info)),
-        )
+        let record = self.record.as_ref()?;
+        Some(self.capability.get_or_init(|| record.capability()))
     }
 
     /// The node's level (recorded, or derived).
@@ -101,8 +79,8 @@ impl NodeView {
     /// The node's CPU vendor, if known.
     #[must_use]
     pub fn vendor(&self) -> Option<&str> {
-        match (&self.info, self.capability.get()) {
-            (Some(i), _) => Some(&i.vendor),
+        match (&self.record, self.capability.get()) {
+            (Some(r), _) => Some(&r.vendor),
             (None, Some(c)) => Some(&c.vendor),
             (None, None) => None,
         }
@@ -176,32 +154,31 @@ pub fn load_cached(settings: &crate::settings::Settings) -> Fleet {
     match Cache::load_lenient(&settings.cache) {
         Ok((cache, problem)) => {
             fleet.problems.extend(problem.map(|e| e.to_string()));
-            from_cache(&mut fleet, &cache, cache::now());
+            from_cache(&mut fleet, cache, cache::now());
         }
         Err(e) => fleet.problems.push(e.to_string()),
     }
     fleet
 }
 
-fn from_cache(fleet: &mut Fleet, cache: &Cache, now: u64) {
-    for record in cache.nodes.values() {
-        fleet.upsert(NodeView::from_facts(
-            &record.name,
-            record.cpuinfo(),
-            Some(record.level.clone()),
-            record.age(now),
-            record
+fn from_cache(fleet: &mut Fleet, cache: Cache, now: u64) {
+    for u in cache.unscanned.values() {
+        fleet.upsert(NodeView::unknown(
+            &u.name,
+            format!("never scanned successfully: {}", u.error),
+        ));
+    }
+    for (_, record) in cache.nodes {
+        fleet.upsert(NodeView {
+            name: record.name.clone(),
+            level: Some(record.level.clone()),
+            age_secs: Some(record.age(now)),
+            problem: record
                 .last_error
                 .as_ref()
                 .map(|e| format!("last refresh failed: {e}")),
-        ));
-    }
-    for u in cache.unscanned.values() {
-        if fleet.get(&u.name).is_none() {
-            fleet.upsert(NodeView::unknown(
-                &u.name,
-                format!("never scanned successfully: {}", u.error),
-            ));
-        }
+            record: Some(Box::new(record)),
+            capability: OnceCell::new(),
+        });
     }
 }

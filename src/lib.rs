@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod base64;
+pub mod baseline;
 pub mod cache;
 pub mod capability;
 pub mod chain;
@@ -35,9 +36,11 @@ pub mod pve;
 pub mod qmp;
 pub mod requirement;
 pub mod rollout;
+pub mod scan;
 pub mod section_config;
 pub mod settings;
 pub mod sha1;
+pub mod ssh;
 pub mod storage;
 pub mod syslog;
 pub mod verdict;
@@ -60,5 +63,8 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Audit(a) => commands::audit::run(a, cli.output),
         Command::Attach(a) => commands::attach::attach(a, cli.output),
         Command::Detach(a) => commands::attach::detach(a, cli.output),
+        Command::Scan(a) => commands::scan::run(a, cli.output),
+        Command::Status(a) => commands::status::run(a, cli.output),
+        Command::Baseline(a) => commands::baseline::run(a, cli.output),
     }
 }

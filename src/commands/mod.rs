@@ -2,9 +2,13 @@
 
 pub mod attach;
 pub mod audit;
+pub mod baseline;
 pub mod check;
 pub mod hook;
 pub mod inspect;
 pub mod migrate;
+pub mod scan;
+pub mod status;
+pub mod view;
 pub mod vm_context;
 pub mod why_not;

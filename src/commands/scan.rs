@@ -1,0 +1,232 @@
+//! `pve-cpuguard scan`: read every node, update the cache, report.
+
+use std::fmt::Write as _;
+
+use serde_json::{json, Value};
+
+use crate::cache::{self, Cache, NodeRecord, Update};
+use crate::cli::ScanArgs;
+use crate::cluster::{self, Sources};
+use crate::commands::view;
+use crate::error::{Error, ExitCode, Result};
+use crate::output::{self, Format};
+use crate::scan::{self, NodeResult};
+use crate::ssh;
+
+/// Runs `scan`.
+///
+/// # Errors
+/// Configuration errors (corosync.conf, .members, options) and a cache that
+/// cannot be written (reported after the results are printed).
+pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
+    let cluster = cluster::load(&Sources {
+        pve_dir: &args.pve_dir,
+        corosync: args.corosync.as_deref(),
+        node: args.node.as_deref(),
+    })?;
+    for (flag, path) in [
+        ("--known-hosts", &args.known_hosts),
+        ("--ssh-key", &args.ssh_key),
+    ] {
+        if let Some(p) = path {
+            if !p.is_file() {
+                return Err(Error::Usage(format!(
+                    "{flag} {}: no such file",
+                    p.display()
+                )));
+            }
+        }
+    }
+    let keys = match &args.ssh_key {
+        Some(k) => vec![k.clone()],
+        None => ssh::Options::default_keys(),
+    };
+    let opts = scan::Options {
+        ssh: ssh::Options {
+            user: args.ssh_user.clone(),
+            port: args.ssh_port,
+            timeout: args.timeout,
+            keys,
+            use_agent: args.ssh_key.is_none() && std::env::var_os("SSH_AUTH_SOCK").is_some(),
+            known_hosts: args.known_hosts.clone(),
+            pve_dir: args.pve_dir.clone(),
+        },
+        local_cpuinfo: args.cpuinfo.cpuinfo.clone(),
+    };
+    let results = scan::scan(&cluster, &opts);
+    let now = cache::now();
+    let updates: Vec<Update> = results
+        .iter()
+        .map(|r| match &r.result {
+            Ok(a) => Update::Scanned(Box::new(NodeRecord::new(
+                &r.node.name,
+                &r.node.address,
+                &a.info,
+                a.kernel.clone(),
+                now,
+            ))),
+            Err(f) => Update::Failed {
+                name: r.node.name.clone(),
+                address: r.node.address.clone(),
+                error: format!("{}: {}", f.stage, f.message),
+            },
+        })
+        .collect();
+
+    let mut warnings: Vec<String> = Vec::new();
+    let path = &args.cache.cache;
+    let written = (|| -> Result<Cache> {
+        let writer = cache::Writer::lock(path)?;
+        let (prev, problem) = writer.load()?;
+        if let Some(p) = problem {
+            warnings.push(p.to_string());
+        }
+        let next = prev.merge(cluster.name.clone(), &updates, now);
+        writer.store(&next)?;
+        Ok(next)
+    })();
+    let (next, write_error) = match written {
+        Ok(c) => (c, None),
+        Err(e) => (
+            Cache::default().merge(cluster.name.clone(), &updates, now),
+            Some(e),
+        ),
+    };
+
+    let failed = results.iter().filter(|r| r.result.is_err()).count();
+    if format == Format::Json {
+        output::print_json(&to_json(&results, &next, path, now, &warnings))?;
+    } else {
+        for w in &warnings {
+            eprintln!("pve-cpuguard: warning: {w}");
+        }
+        output::print(&text(&results, &next, now))?;
+    }
+    if let Some(e) = write_error {
+        return Err(e);
+    }
+    Ok(if failed == 0 {
+        ExitCode::Ok
+    } else {
+        ExitCode::Refused
+    })
+}
+
+fn text(results: &[NodeResult], cache: &Cache, now: u64) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{}", view::HEADER);
+    for r in results {
+        if let (Ok(_), Some(rec)) = (&r.result, cache.node(&r.node.name)) {
+            let _ = writeln!(
+                s,
+                "{}",
+                view::node_line(&rec.name, &rec.address, view::level_of(rec))
+            );
+        }
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(s, "{}", view::cluster_line(view::cluster_type(cache)));
+
+    let failures: Vec<&NodeResult> = results.iter().filter(|r| r.result.is_err()).collect();
+    if !failures.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nFailed nodes ({} of {}):",
+            failures.len(),
+            results.len()
+        );
+        for r in &failures {
+            let Err(f) = &r.result else { continue };
+            let _ = writeln!(s, "  {}", f.to_string().replace('\n', "\n    "));
+            match cache.node(&r.node.name) {
+                Some(rec) => {
+                    let _ = writeln!(
+                        s,
+                        "    last known: {} ({}), scanned {} ago; kept as a stale record",
+                        view::level_of(rec),
+                        rec.model_name,
+                        cache::human_age(rec.age(now))
+                    );
+                }
+                None => {
+                    let _ = writeln!(s, "    no data was ever read from this node");
+                }
+            }
+        }
+        let stale: Vec<&str> = failures
+            .iter()
+            .filter(|r| cache.node(&r.node.name).is_some())
+            .map(|r| r.node.name.as_str())
+            .collect();
+        let missing: Vec<&str> = failures
+            .iter()
+            .filter(|r| cache.node(&r.node.name).is_none())
+            .map(|r| r.node.name.as_str())
+            .collect();
+        if !stale.is_empty() {
+            let _ = writeln!(
+                s,
+                "note: the cluster CPU type above uses last-known data for {}",
+                stale.join(", ")
+            );
+        }
+        if !missing.is_empty() {
+            let _ = writeln!(
+                s,
+                "note: the cluster CPU type above does not include {} (no data); it may be lower",
+                missing.join(", ")
+            );
+        }
+    }
+    if !cache.drift.is_empty() {
+        let _ = writeln!(s, "\nDrift since the last scan:");
+        for d in &cache.drift {
+            let _ = writeln!(s, "  {}", d.message);
+        }
+    }
+    s
+}
+
+fn to_json(
+    results: &[NodeResult],
+    cache: &Cache,
+    path: &std::path::Path,
+    now: u64,
+    warnings: &[String],
+) -> Value {
+    let nodes: Vec<Value> = results
+        .iter()
+        .map(|r| {
+            let rec = cache.node(&r.node.name);
+            json!({
+                "name": r.node.name,
+                "address": r.node.address,
+                "address_source": r.node.address_source.as_str(),
+                "nodeid": r.node.nodeid,
+                "local": r.node.local,
+                "online": r.node.online,
+                "via": r.via.as_str(),
+                "status": if r.result.is_ok() { "ok" } else { "failed" },
+                "elapsed_ms": u64::try_from(r.elapsed.as_millis()).unwrap_or(u64::MAX),
+                "level": rec.map(view::level_of),
+                "error": r.result.as_ref().err().map(|f| json!({
+                    "stage": f.stage,
+                    "message": f.message,
+                    "note": f.note,
+                })),
+                "record": rec.map(|x| view::record_json(x, now)),
+            })
+        })
+        .collect();
+    json!({
+        "cluster": cache.cluster,
+        "cache": path,
+        "nodes": nodes,
+        "cluster_cpu_type": view::cluster_type(cache),
+        "stale_nodes": view::stale_names(cache),
+        "nodes_without_data": cache.unscanned.keys().collect::<Vec<_>>(),
+        "failed": results.iter().filter(|r| r.result.is_err()).count(),
+        "drift": cache.drift,
+        "warnings": warnings,
+    })
+}

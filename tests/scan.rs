@@ -1,0 +1,503 @@
+//! `scan`, `status` and `baseline` against real sshd processes.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::cluster::Trust;
+use common::{expected_level, Cluster};
+use pve_cpuguard::capability::Capability;
+use pve_cpuguard::cpuinfo;
+use pve_cpuguard::level;
+
+const HASWELL: &str = "archspec-linux-rhel7-haswell.txt";
+const ZEN3: &str = "archspec-linux-ubuntu20.04-zen3.txt";
+const SAPPHIRE: &str = "archspec-linux-unknown-sapphirerapids.txt";
+const IVY: &str = "archspec-linux-rhel7-ivybridge.txt";
+
+fn flags(sample: &str) -> BTreeSet<String> {
+    cpuinfo::read(&common::cpuinfo(sample)).unwrap().flags
+}
+
+fn node_json<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .unwrap_or_else(|| panic!("node {name} in {v}"))
+}
+
+/// The exact ProxCLMC-compatible text for nodes that all answered.
+fn proxclmc_text(c: &Cluster) -> String {
+    let mut s = String::from("Detected nodes:\n");
+    let mut levels = Vec::new();
+    for n in &c.nodes {
+        let l = expected_level(n.sample.as_deref().unwrap());
+        levels.push(l);
+        s.push_str(&format!("{} | {} | {l}\n", n.name, n.addr));
+    }
+    s.push_str(&format!(
+        "\nCluster CPU type: {}\n",
+        level::lowest(levels).unwrap()
+    ));
+    s
+}
+
+#[test]
+fn three_nodes_report_their_levels_in_proxclmc_format() {
+    let mut c = Cluster::new();
+    c.sshd("pve1", HASWELL);
+    c.sshd("pve2", ZEN3);
+    c.sshd("pve3", SAPPHIRE);
+    c.write_config();
+    let run = c.run(&["scan"]);
+    run.expect_code(0);
+    assert_eq!(run.stdout, proxclmc_text(&c), "stderr: {}", run.stderr);
+
+    // The cache holds each node's facts, and rebuilds the same capability.
+    let cache = pve_cpuguard::cache::Cache::load(&c.cache).unwrap();
+    for n in &c.nodes {
+        let rec = cache.node(&n.name).unwrap();
+        let info = cpuinfo::read(&common::cpuinfo(n.sample.as_deref().unwrap())).unwrap();
+        assert_eq!(rec.cpuinfo(), info, "{}", n.name);
+        assert_eq!(rec.capability(), Capability::from_cpuinfo(&info));
+        assert_eq!(rec.kernel.as_deref(), Some(c.kernel.as_str()));
+        assert_eq!(rec.address, n.addr);
+        assert!(!rec.is_stale());
+    }
+
+    // status shows the same view from the cache, with ages.
+    let st = c.run(&["status"]);
+    st.expect_code(0);
+    for n in &c.nodes {
+        let l = expected_level(n.sample.as_deref().unwrap());
+        assert!(
+            st.stdout
+                .contains(&format!("{} | {} | {l} | scanned ", n.name, n.addr)),
+            "{}",
+            st.stdout
+        );
+    }
+    assert!(st.stdout.contains("\nCluster CPU type: "), "{}", st.stdout);
+}
+
+#[test]
+fn sixteen_nodes_each_with_its_own_cpu() {
+    let samples = common::all_samples();
+    assert!(samples.len() >= 16, "16 samples needed");
+    let mut c = Cluster::new();
+    for (i, s) in samples.iter().take(16).enumerate() {
+        c.sshd(&format!("node{:02}", i + 1), s);
+    }
+    c.write_config();
+    let run = c.run(&["--output", "json", "scan"]);
+    run.expect_code(0);
+    let v = run.json();
+    for n in &c.nodes {
+        let j = node_json(&v, &n.name);
+        assert_eq!(j["status"], "ok", "{j}");
+        assert_eq!(j["via"], "ssh");
+        assert_eq!(
+            j["level"],
+            expected_level(n.sample.as_deref().unwrap()),
+            "{}",
+            n.name
+        );
+        let info = cpuinfo::read(&common::cpuinfo(n.sample.as_deref().unwrap())).unwrap();
+        assert_eq!(j["record"]["model_name"], info.model_name.as_str());
+    }
+    let all: Vec<&str> = c
+        .nodes
+        .iter()
+        .map(|n| expected_level(n.sample.as_deref().unwrap()))
+        .collect();
+    assert_eq!(v["cluster_cpu_type"], level::lowest(all).unwrap());
+    // And the text form is exactly ProxCLMC's.
+    assert_eq!(c.run(&["scan"]).expect_code(0).stdout, proxclmc_text(&c));
+}
+
+#[test]
+fn unknown_host_key_is_refused_with_fingerprint_and_advice() {
+    let mut c = Cluster::new();
+    c.sshd("pve1", HASWELL);
+    c.sshd("pve2", ZEN3).trust = Trust::Unknown;
+    c.write_config();
+    let run = c.run(&["scan"]);
+    run.expect_code(1);
+    let s = c.node("pve2").sshd().unwrap();
+    let fp = common::sshd::fingerprint(&s.dir.join("host_ed25519.pub"));
+    assert!(
+        run.stdout.contains(&format!(
+            "pve2 ({}): host-key: host key not known: ssh-ed25519 {fp}",
+            c.node("pve2").addr
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("pvecm updatecerts"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains(&format!("pve2 {}", common::sshd::type_and_key(&s.host_pub))),
+        "the line to add: {}",
+        run.stdout
+    );
+    // The CPU data was not used: pve2 is not listed and has no record.
+    assert!(
+        !run.stdout
+            .contains(&format!("pve2 | {}", c.node("pve2").addr)),
+        "{}",
+        run.stdout
+    );
+    let cache = pve_cpuguard::cache::Cache::load(&c.cache).unwrap();
+    assert!(cache.node("pve2").is_none());
+    assert!(cache.unscanned.contains_key("pve2"));
+    assert!(cache.node("pve1").is_some());
+}
+
+#[test]
+fn changed_host_key_is_refused() {
+    let mut c = Cluster::new();
+    c.sshd("pve1", HASWELL).trust = Trust::Changed;
+    c.sshd("pve2", ZEN3);
+    c.write_config();
+    let run = c.run(&["--output", "json", "scan"]);
+    run.expect_code(1);
+    let v = run.json();
+    let j = node_json(&v, "pve1");
+    assert_eq!(j["status"], "failed");
+    assert_eq!(j["error"]["stage"], "host-key");
+    let msg = j["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("HOST KEY CHANGED: pve1 offers ssh-ed25519 SHA256:"),
+        "{msg}"
+    );
+    assert!(msg.contains("nodes/pve1/ssh_known_hosts:1"), "{msg}");
+    assert!(
+        j["record"].is_null(),
+        "no CPU data from a node with a changed key"
+    );
+    assert_eq!(node_json(&v, "pve2")["status"], "ok");
+}
+
+#[test]
+fn hashed_known_hosts_file_replaces_the_list() {
+    let mut c = Cluster::new();
+    c.sshd("pve1", HASWELL).trust = Trust::Unknown;
+    c.sshd("pve2", IVY).trust = Trust::Unknown;
+    c.write_config();
+    c.run(&["scan"]).expect_code(1);
+    let kh = c.dir.path().join("hashed_known_hosts");
+    c.write_known_hosts_file(&kh, true);
+    assert!(
+        std::fs::read_to_string(&kh).unwrap().starts_with("|1|"),
+        "hashed by ssh-keygen -H"
+    );
+    let run = Run::of({
+        let mut cmd = c.command(&["scan", "--known-hosts"]);
+        cmd.arg(&kh);
+        cmd
+    });
+    run.expect_code(0);
+    assert_eq!(run.stdout, proxclmc_text(&c));
+}
+
+use common::Run;
+
+#[test]
+fn silent_closed_and_offline_nodes_fail_within_the_timeout() {
+    let mut c = Cluster::new();
+    c.timeout = 2.0;
+    c.sshd("pve1", HASWELL);
+    c.silent("pve2");
+    c.closed("pve3");
+    c.sshd("pve4", ZEN3).online = false;
+    c.sshd("pve5", SAPPHIRE);
+    c.write_config();
+    let run = c.run(&["--output", "json", "scan"]);
+    run.expect_code(1);
+    // Bounded: one timeout plus generous slack for process start-up, never
+    // the sum of the failures.
+    assert!(
+        run.elapsed < Duration::from_secs_f64(2.0 + 4.0),
+        "took {:?}",
+        run.elapsed
+    );
+    let v = run.json();
+    assert_eq!(node_json(&v, "pve1")["status"], "ok");
+    assert_eq!(node_json(&v, "pve5")["status"], "ok");
+    assert_eq!(node_json(&v, "pve2")["error"]["stage"], "timeout");
+    assert!(node_json(&v, "pve2")["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("handshake"));
+    assert_eq!(node_json(&v, "pve3")["error"]["stage"], "connect");
+    assert_eq!(node_json(&v, "pve4")["error"]["stage"], "offline");
+    assert_eq!(node_json(&v, "pve4")["via"], "skipped");
+    assert_eq!(v["failed"], 3);
+    // The offline node's sshd was never contacted.
+    let log = std::fs::read_to_string(&c.node("pve4").sshd().unwrap().log).unwrap();
+    assert!(
+        !log.contains("Accepted") && !log.contains("Connection from"),
+        "{log}"
+    );
+    // The cluster type covers the nodes with data, and the text says who is missing.
+    let expected = level::lowest([HASWELL, SAPPHIRE].map(expected_level)).unwrap();
+    assert_eq!(v["cluster_cpu_type"], expected);
+    let text = c.run(&["scan"]);
+    text.expect_code(1);
+    assert!(
+        text.stdout.contains("Failed nodes (3 of 5):"),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout
+            .contains("does not include pve2, pve3, pve4 (no data)"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn a_failed_node_keeps_its_last_record_marked_stale() {
+    let mut c = Cluster::new();
+    c.sshd("pve1", HASWELL);
+    c.sshd("pve2", SAPPHIRE);
+    c.write_config();
+    c.run(&["scan"]).expect_code(0);
+    let before = pve_cpuguard::cache::Cache::load(&c.cache).unwrap();
+    c.stop("pve2");
+    let run = c.run(&["scan"]);
+    run.expect_code(1);
+    assert!(run.stdout.contains("last known: "), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("uses last-known data for pve2"),
+        "{}",
+        run.stdout
+    );
+    let after = pve_cpuguard::cache::Cache::load(&c.cache).unwrap();
+    let (old, new) = (before.node("pve2").unwrap(), after.node("pve2").unwrap());
+    assert!(new.is_stale());
+    assert!(
+        new.last_error.as_deref().unwrap().starts_with("connect: "),
+        "{:?}",
+        new.last_error
+    );
+    assert_eq!(new.flags, old.flags, "no data lost");
+    assert_eq!(new.scanned_at, old.scanned_at, "the data keeps its own age");
+    // The cluster type still counts pve2.
+    let expected = level::lowest([HASWELL, SAPPHIRE].map(expected_level)).unwrap();
+    assert!(run
+        .stdout
+        .contains(&format!("Cluster CPU type: {expected}\n")));
+
+    let st = c.run(&["status"]);
+    st.expect_code(1);
+    assert!(
+        st.stdout.contains("STALE: last refresh failed: connect: "),
+        "{}",
+        st.stdout
+    );
+    let b = c.run(&["baseline"]);
+    b.expect_code(1);
+    assert!(
+        b.stdout.contains("uses last-known data for pve2"),
+        "{}",
+        b.stdout
+    );
+}
+
+#[test]
+fn drift_is_reported_after_a_cpu_change() {
+    let mut c = Cluster::new();
+    c.sshd("pve1", HASWELL);
+    c.sshd("pve2", HASWELL);
+    c.write_config();
+    c.run(&["scan"]).expect_code(0);
+    c.replace_sample("pve2", IVY);
+    let run = c.run(&["--output", "json", "scan"]);
+    run.expect_code(0);
+    let v = run.json();
+    let drift = v["drift"].as_array().unwrap();
+    assert_eq!(drift.len(), 1, "{v}");
+    let (old, new) = (flags(HASWELL), flags(IVY));
+    let lost: Vec<&String> = old.difference(&new).collect();
+    let gained: Vec<&String> = new.difference(&old).collect();
+    assert!(!lost.is_empty());
+    assert_eq!(drift[0]["node"], "pve2");
+    assert_eq!(drift[0]["lost"], serde_json::json!(lost));
+    assert_eq!(drift[0]["gained"], serde_json::json!(gained));
+    let msg = drift[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&format!(
+            "lost {}",
+            lost.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        "{msg}"
+    );
+    let (lh, li) = (expected_level(HASWELL), expected_level(IVY));
+    if lh == li {
+        assert!(msg.ends_with("; level unchanged"), "{msg}");
+    } else {
+        assert!(msg.ends_with(&format!("; level {lh} -> {li}")), "{msg}");
+    }
+    // Text output and status show it too.
+    let st = c.run(&["status"]);
+    assert!(st.stdout.contains(msg), "{}", st.stdout);
+}
+
+#[test]
+fn the_local_node_is_read_locally_and_members_ip_wins() {
+    let mut c = Cluster::new();
+    c.local("pve1", ZEN3);
+    c.sshd("pve2", HASWELL);
+    c.members = true;
+    c.write_config();
+    // ring0_addr that cannot be reached: the .members ip must be used.
+    let conf = c.pve_dir.join("corosync.conf");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(
+        &conf,
+        text.replace(&c.node("pve2").addr, "pve2-ring.invalid"),
+    )
+    .unwrap();
+    let run = c.run(&["--output", "json", "scan"]);
+    run.expect_code(0);
+    let v = run.json();
+    assert_eq!(node_json(&v, "pve1")["via"], "local");
+    assert_eq!(node_json(&v, "pve1")["level"], expected_level(ZEN3));
+    assert_eq!(node_json(&v, "pve2")["via"], "ssh");
+    assert_eq!(node_json(&v, "pve2")["address_source"], ".members");
+    assert_eq!(
+        node_json(&v, "pve2")["address"],
+        c.node("pve2").addr.as_str()
+    );
+}
+
+#[test]
+fn corrupt_cache_is_reported_kept_aside_and_rebuilt() {
+    let mut c = Cluster::new();
+    c.sshd("pve1", HASWELL);
+    c.write_config();
+    std::fs::create_dir_all(c.cache.parent().unwrap()).unwrap();
+    std::fs::write(&c.cache, "{\"schema\": 1, \"nodes\": {\"pve1\": 42").unwrap();
+    let st = c.run(&["status"]);
+    st.expect_code(3);
+    assert!(st.stderr.contains("unusable cache"), "{}", st.stderr);
+    let run = c.run(&["scan"]);
+    run.expect_code(0);
+    assert!(run.stderr.contains("unusable cache"), "{}", run.stderr);
+    let aside = pve_cpuguard::cache::corrupt_path(&c.cache);
+    assert_eq!(
+        std::fs::read_to_string(aside).unwrap(),
+        "{\"schema\": 1, \"nodes\": {\"pve1\": 42"
+    );
+    assert!(pve_cpuguard::cache::Cache::load(&c.cache)
+        .unwrap()
+        .node("pve1")
+        .is_some());
+    c.run(&["status"]).expect_code(0);
+}
+
+#[test]
+fn baseline_names_a_model_every_node_supports() {
+    let mut c = Cluster::new();
+    c.sshd("pve1", HASWELL);
+    c.sshd("pve2", SAPPHIRE);
+    c.sshd("pve3", IVY);
+    c.write_config();
+    c.run(&["scan"]).expect_code(0);
+    let run = c.run(&["--output", "json", "baseline"]);
+    run.expect_code(0);
+    let v = run.json();
+    let samples = [HASWELL, SAPPHIRE, IVY];
+    assert_eq!(
+        v["level"],
+        level::lowest(samples.map(expected_level)).unwrap()
+    );
+    let caps: Vec<Capability> = samples
+        .iter()
+        .map(|s| Capability::from_cpuinfo(&cpuinfo::read(&common::cpuinfo(s)).unwrap()))
+        .collect();
+    if let Some(model) = v["model"].as_str() {
+        let req = pve_cpuguard::requirement::from_cpu_value(model, &Default::default());
+        for cap in &caps {
+            let verdict =
+                pve_cpuguard::verdict::judge(&req, cap, pve_cpuguard::verdict::Mode::Start);
+            assert_eq!(
+                verdict.outcome,
+                pve_cpuguard::verdict::Outcome::Compatible,
+                "{model} on {}",
+                cap.model_name
+            );
+        }
+        match req.base {
+            pve_cpuguard::requirement::Base::Model {
+                vendor: Some(v), ..
+            } => assert_eq!(v, "GenuineIntel"),
+            other => panic!("{model} is not a named model with a vendor: {other:?}"),
+        }
+    }
+    if let Some(nm) = v["level_near_miss"].as_object() {
+        let failing = nm["failing"].as_array().unwrap();
+        assert!(!failing.is_empty() && failing.len() < 3);
+        assert!(nm["message"].as_str().unwrap().starts_with(&format!(
+            "{} on all nodes but ",
+            nm["cpu_type"].as_str().unwrap()
+        )));
+    }
+    let text = c.run(&["baseline"]);
+    text.expect_code(0);
+    assert!(
+        text.stdout.starts_with(&format!(
+            "Cluster CPU type: {}\n",
+            v["level"].as_str().unwrap()
+        )),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn configuration_errors_exit_2_and_name_the_line() {
+    let c = Cluster::new();
+    let run = c.run(&["scan"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("no corosync.conf") || run.stderr.contains("corosync.conf"),
+        "{}",
+        run.stderr
+    );
+    std::fs::write(
+        c.pve_dir.join("corosync.conf"),
+        "nodelist {\n  node {\n    name: a\n",
+    )
+    .unwrap();
+    let run = c.run(&["scan"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr
+            .contains("corosync.conf:2: section `node` opened here is never closed"),
+        "{}",
+        run.stderr
+    );
+    std::fs::write(
+        c.pve_dir.join("corosync.conf"),
+        "nodelist{ node{ name: a\nring0_addr: 127.0.0.1 } }",
+    )
+    .unwrap();
+    let run = c.run(&["scan", "--node", "b"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("--node b: no node of that name"),
+        "{}",
+        run.stderr
+    );
+    let run = c.run(&["scan", "--timeout", "0"]);
+    run.expect_code(2);
+}

@@ -1,0 +1,81 @@
+//! The refresh units pass `systemd-analyze verify` (run for real; the
+//! test fails on any error or warning it prints).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn unit(name: &str) -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("packaging/systemd")
+        .join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn setting<'a>(text: &'a str, key: &str) -> Vec<&'a str> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+        .collect()
+}
+
+#[test]
+fn refresh_units_verify() {
+    let service = unit("pve-cpuguard-refresh.service");
+    let timer = unit("pve-cpuguard-refresh.timer");
+    // The unit runs the installed binary; verify checks that ExecStart
+    // exists, so point a temporary copy at the binary this build made.
+    assert_eq!(
+        setting(&service, "ExecStart"),
+        ["/usr/bin/pve-cpuguard scan"]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_pve-cpuguard");
+    std::fs::write(
+        dir.path().join("pve-cpuguard-refresh.service"),
+        service.replace("/usr/bin/pve-cpuguard", bin),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("pve-cpuguard-refresh.timer"), &timer).unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(dir.path().join("pve-cpuguard-refresh.service"))
+        .arg(dir.path().join("pve-cpuguard-refresh.timer"))
+        .output()
+        .expect("systemd-analyze (package systemd) must be installed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify failed:\n{stderr}"
+    );
+    assert!(
+        stderr.trim().is_empty(),
+        "systemd-analyze verify warned:\n{stderr}"
+    );
+
+    // What the issue asks of them.
+    assert_eq!(setting(&service, "Type"), ["oneshot"]);
+    let after = setting(&service, "After").join(" ");
+    assert!(after.contains("network-online.target") && after.contains("pve-cluster.service"));
+    assert_eq!(setting(&service, "Wants"), ["network-online.target"]);
+    assert_eq!(setting(&timer, "OnCalendar"), ["hourly"]);
+    assert_eq!(setting(&timer, "Persistent"), ["true"]);
+    assert_eq!(setting(&timer, "RandomizedDelaySec").len(), 1);
+    assert_eq!(setting(&timer, "OnBootSec").len(), 1);
+}
+
+#[test]
+fn verify_really_catches_errors() {
+    // Guards the test above against a systemd-analyze that accepts anything.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.service");
+    std::fs::write(
+        &bad,
+        "[Service]\nType=oneshot\nExecStart=no-such-relative-binary\n",
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success() || !out.stderr.is_empty());
+}
