@@ -93,6 +93,22 @@ pub enum Command {
     /// had (or remove the guard's), and drop its chain.conf entry. The hook
     /// file stays in the snippets directory.
     Detach(DetachArgs),
+    /// Prometheus metrics for node_exporter's textfile collector: each
+    /// node's level and cache age, stale records, the cluster baseline,
+    /// the VMs at risk, and this node's last refusal.
+    Metrics(MetricsArgs),
+}
+
+/// Arguments of `metrics`.
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Write to this file atomically (e.g.
+    /// /var/lib/prometheus/node-exporter/pve-cpuguard.prom) instead of
+    /// stdout.
+    #[arg(long, value_name = "PATH")]
+    pub output_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 /// Which VMs `attach`/`detach` change.
@@ -262,14 +278,36 @@ pub struct CheckArgs {
 /// Where the cluster cache lives.
 #[derive(Debug, Args)]
 pub struct CacheArgs {
-    /// The cache file (its writers' lock is FILE.lock beside it).
-    #[arg(
-        long,
-        env = "PVE_CPUGUARD_CACHE",
-        default_value = crate::cache::DEFAULT_PATH,
-        value_name = "FILE"
-    )]
-    pub cache: PathBuf,
+    /// The cache file (its writers' lock is FILE.lock beside it)
+    /// [default: `cache` in the configuration file, else
+    /// /var/cache/pve-cpuguard/cluster.json].
+    #[arg(long, env = "PVE_CPUGUARD_CACHE", value_name = "FILE")]
+    pub cache: Option<PathBuf>,
+
+    /// Configuration file [default: /etc/pve-cpuguard/pve-cpuguard.conf].
+    #[arg(long, env = "PVE_CPUGUARD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl CacheArgs {
+    /// Reads the configuration file and resolves the cache path
+    /// (flag > environment > file > default).
+    ///
+    /// # Errors
+    /// An invalid configuration file.
+    pub fn resolve(&self) -> crate::error::Result<(config::Config, PathBuf)> {
+        let path = self
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+        let conf = config::Config::load(&path)?;
+        let cache = config::Config::pick(
+            self.cache.clone(),
+            conf.cache.as_ref(),
+            crate::cache::DEFAULT_PATH.into(),
+        );
+        Ok((conf, cache))
+    }
 }
 
 /// Arguments of `scan`.
@@ -279,14 +317,10 @@ pub struct ScanArgs {
     pub cache: CacheArgs,
 
     /// The Proxmox cluster file system: corosync.conf, .members,
-    /// nodes/NODE/ssh_known_hosts and priv/known_hosts are read below it.
-    #[arg(
-        long,
-        env = "PVE_CPUGUARD_PVE_DIR",
-        default_value = "/etc/pve",
-        value_name = "DIR"
-    )]
-    pub pve_dir: PathBuf,
+    /// nodes/NODE/ssh_known_hosts and priv/known_hosts are read below it
+    /// [default: `pve_dir` in the configuration file, else /etc/pve].
+    #[arg(long, env = "PVE_CPUGUARD_PVE_DIR", value_name = "DIR")]
+    pub pve_dir: Option<PathBuf>,
 
     /// corosync.conf to read the node list from [default: DIR/corosync.conf,
     /// else /etc/corosync/corosync.conf].
@@ -301,44 +335,38 @@ pub struct ScanArgs {
     #[command(flatten)]
     pub cpuinfo: CpuinfoArg,
 
-    /// SSH port of every node.
-    #[arg(
-        long,
-        env = "PVE_CPUGUARD_SSH_PORT",
-        default_value_t = 22,
-        value_name = "PORT"
-    )]
-    pub ssh_port: u16,
+    /// SSH port of every node [default: `ssh_port` in the configuration
+    /// file, else 22].
+    #[arg(long, env = "PVE_CPUGUARD_SSH_PORT", value_name = "PORT")]
+    pub ssh_port: Option<u16>,
 
-    /// Remote user.
-    #[arg(
-        long,
-        env = "PVE_CPUGUARD_SSH_USER",
-        default_value = "root",
-        value_name = "USER"
-    )]
-    pub ssh_user: String,
+    /// Remote user [default: `ssh_user` in the configuration file, else
+    /// root].
+    #[arg(long, env = "PVE_CPUGUARD_SSH_USER", value_name = "USER")]
+    pub ssh_user: Option<String>,
 
-    /// Private key file [default: ~/.ssh/id_ed25519, id_ecdsa and id_rsa
-    /// that exist, after the agent when SSH_AUTH_SOCK is set].
+    /// Private key file [default: `ssh_key` in the configuration file,
+    /// else ~/.ssh/id_ed25519, id_ecdsa and id_rsa that exist, after the
+    /// agent when SSH_AUTH_SOCK is set].
     #[arg(long, env = "PVE_CPUGUARD_SSH_KEY", value_name = "FILE")]
     pub ssh_key: Option<PathBuf>,
 
     /// known_hosts file to verify host keys with, replacing Proxmox VE's
     /// list (DIR/nodes/NODE/ssh_known_hosts alone when it exists, else
-    /// DIR/priv/known_hosts, /etc/ssh/ssh_known_hosts, ~/.ssh/known_hosts).
+    /// DIR/priv/known_hosts, /etc/ssh/ssh_known_hosts, ~/.ssh/known_hosts)
+    /// [default: `known_hosts` in the configuration file].
     #[arg(long, env = "PVE_CPUGUARD_KNOWN_HOSTS", value_name = "FILE")]
     pub known_hosts: Option<PathBuf>,
 
-    /// Per-node bound on connect, handshake, authentication and read.
+    /// Per-node bound on connect, handshake, authentication and read
+    /// [default: `ssh_timeout` in the configuration file, else 10].
     #[arg(
         long,
         env = "PVE_CPUGUARD_TIMEOUT",
-        default_value = "10",
         value_name = "SECONDS",
         value_parser = parse_timeout
     )]
-    pub timeout: Duration,
+    pub timeout: Option<Duration>,
 }
 
 /// `--timeout`: seconds, fractions allowed, more than 0 and at most 3600.

@@ -61,6 +61,8 @@ pub struct Config {
     pub chain_hookscript: Option<PathBuf>,
     /// `pve_dir`.
     pub pve_dir: Option<PathBuf>,
+    /// `state_dir`: the guard's small state (last refusal).
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Every key with its valid values, for errors and the shipped example.
@@ -76,6 +78,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("cache_max_age", "a duration: 3600, 90m, 2h, 1d"),
     ("chain_hookscript", "an absolute path"),
     ("pve_dir", "an absolute path"),
+    ("state_dir", "an absolute path"),
 ];
 
 impl Config {
@@ -156,6 +159,7 @@ impl Config {
                         "known_hosts" => c.known_hosts = Some(p),
                         "cache" => c.cache = Some(p),
                         "chain_hookscript" => c.chain_hookscript = Some(p),
+                        "state_dir" => c.state_dir = Some(p),
                         _ => c.pve_dir = Some(p),
                     }
                 }

@@ -30,10 +30,12 @@ pub mod known_hosts;
 pub mod kvm_probe;
 pub mod level;
 pub mod members;
+pub mod metrics;
 pub mod models;
 pub mod output;
 pub mod pve;
 pub mod qmp;
+pub mod refusals;
 pub mod requirement;
 pub mod rollout;
 pub mod scan;
@@ -63,6 +65,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Audit(a) => commands::audit::run(a, cli.output),
         Command::Attach(a) => commands::attach::attach(a, cli.output),
         Command::Detach(a) => commands::attach::detach(a, cli.output),
+        Command::Metrics(a) => commands::metrics::run(a),
         Command::Scan(a) => commands::scan::run(a, cli.output),
         Command::Status(a) => commands::status::run(a, cli.output),
         Command::Baseline(a) => commands::baseline::run(a, cli.output),

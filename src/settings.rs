@@ -11,6 +11,9 @@ use crate::config::{self, Config, Policy, VendorChange};
 use crate::error::Result;
 use crate::pve::PveDir;
 
+/// Default state directory.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/pve-cpuguard";
+
 /// Default cache file.
 pub const DEFAULT_CACHE: &str = "/var/cache/pve-cpuguard/cluster.json";
 
@@ -45,6 +48,11 @@ pub struct CommonArgs {
     #[arg(long, env = "PVE_CPUGUARD_VENDOR_CHANGE", value_enum)]
     pub vendor_change: Option<VendorChange>,
 
+    /// Where the guard keeps its state (the last refusal)
+    /// [default: /var/lib/pve-cpuguard].
+    #[arg(long, env = "PVE_CPUGUARD_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
     /// A cache record older than this is stale (e.g. 90m, 2h) [default: 2h].
     #[arg(long, env = "PVE_CPUGUARD_CACHE_MAX_AGE", value_parser = config::duration_arg)]
     pub cache_max_age: Option<Duration>,
@@ -69,6 +77,8 @@ pub struct Settings {
     pub vendor_change: VendorChange,
     /// Maximum record age before a record counts as stale.
     pub cache_max_age: Duration,
+    /// The guard's state directory.
+    pub state_dir: PathBuf,
 }
 
 impl Settings {
@@ -109,6 +119,11 @@ impl Settings {
                 args.cache_max_age,
                 config.cache_max_age.as_ref(),
                 Duration::from_secs(2 * 3600),
+            ),
+            state_dir: Config::pick(
+                args.state_dir.clone(),
+                config.state_dir.as_ref(),
+                DEFAULT_STATE_DIR.into(),
             ),
             config,
         })

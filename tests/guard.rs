@@ -605,6 +605,7 @@ fn the_hook_file_runs_the_binary_and_never_blocks_when_it_is_gone() {
             .env("PVE_CPUGUARD_CPUINFO", util::cpuinfo(&c.nodes[target]))
             .env("PVE_CPUGUARD_CONFIG", c.path("none"))
             .env("PVE_CPUGUARD_SYSLOG_SOCKET", c.path("none"))
+            .env("PVE_CPUGUARD_STATE_DIR", c.path("state"))
             .output()
             .unwrap();
         (

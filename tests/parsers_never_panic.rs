@@ -5,7 +5,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 
-use pve_cpuguard::{cpuconf, cpuinfo, custom_models, kvm_probe, vmconf};
+use pve_cpuguard::{chain, cpuconf, cpuinfo, custom_models, ha, kvm_probe, storage, vmconf};
 
 /// Lines that look like the real formats, so the parsers get past their
 /// first checks and the deeper code is exercised too.
@@ -15,6 +15,9 @@ fn line() -> impl Strategy<Value = String> {
         "(flags|bugs|processor|address sizes|vendor_id|model|cpu family)\t: [a-z0-9_ ,.]{0,60}",
         "(cpu|hugepages|args|arch|lock): [ -~]{0,40}",
         "cpu-model: [ -~]{0,12}",
+        "(dir|nfs|cifs|cephfs|lvmthin|vm|ct): [ -~]{0,12}",
+        "[ \t](path|content|shared|disable|nodes|content-dirs|state|group) [ -~]{0,30}",
+        "[0-9]{3} /[ -~]{0,20}( [a-z]{0,5}:snippets/[ -~]{0,8})?",
         "[ \t](flags|phys-bits|hidden|reported-model|hv-vendor-id|bogus) [ -~]{0,20}",
         "\\[[ -~]{0,12}\\]",
         "[ -~]{0,30}",
@@ -46,6 +49,39 @@ proptest! {
         if let Err(e) = vmconf::parse(&t, Path::new("100.conf")) {
             prop_assert!(e.to_string().starts_with("100.conf:"), "{}", e);
         }
+    }
+
+    #[test]
+    fn storage_cfg_never_panics(t in text()) {
+        match storage::parse(&t, Path::new("storage.cfg")) {
+            Ok(s) => {
+                for st in &s.list {
+                    let _ = s.snippets_storage(&st.id);
+                    let _ = st.enable_snippets_command();
+                    let _ = s.resolve_snippet(&format!("{}:snippets/x", st.id));
+                }
+            }
+            Err(e) => prop_assert!(e.to_string().starts_with("storage.cfg:"), "{}", e),
+        }
+    }
+
+    #[test]
+    fn ha_resources_cfg_never_panics(t in text()) {
+        if let Err(e) = ha::parse(&t, Path::new("resources.cfg")) {
+            prop_assert!(e.to_string().starts_with("resources.cfg:"), "{}", e);
+        }
+    }
+
+    #[test]
+    fn chain_conf_never_panics(t in text()) {
+        if let Err(e) = chain::parse(&t, Path::new("chain.conf")) {
+            prop_assert!(e.to_string().starts_with("chain.conf:"), "{}", e);
+        }
+    }
+
+    #[test]
+    fn snippet_volids_never_panic(s in "[ -~]{0,40}") {
+        let _ = storage::split_snippet_volid(&s);
     }
 
     #[test]

@@ -317,8 +317,27 @@ fn drift_is_reported_after_a_cpu_change() {
     c.write_config();
     c.run(&["scan"]).expect_code(0);
     c.replace_sample("pve2", IVY);
-    let run = c.run(&["--output", "json", "scan"]);
+    let sock_path = c.dir.path().join("log.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut cmd = c.command(&["--output", "json", "scan"]);
+    cmd.env("PVE_CPUGUARD_SYSLOG_SOCKET", &sock_path);
+    let run = common::Run::of(cmd);
     run.expect_code(0);
+    // The scan result and the drift go to the system log.
+    let mut buf = [0u8; 4096];
+    let n = sock.recv(&mut buf).unwrap();
+    let scanned = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(scanned.starts_with("<30>pve-cpuguard["), "{scanned}");
+    assert!(
+        scanned.contains("]: scan: 2 of 2 nodes answered; pve1 "),
+        "{scanned}"
+    );
+    let n = sock.recv(&mut buf).unwrap();
+    let drifted = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(drifted.starts_with("<29>pve-cpuguard["), "{drifted}");
+
     let v = run.json();
     let drift = v["drift"].as_array().unwrap();
     assert_eq!(drift.len(), 1, "{v}");
@@ -346,6 +365,7 @@ fn drift_is_reported_after_a_cpu_change() {
     } else {
         assert!(msg.ends_with(&format!("; level {lh} -> {li}")), "{msg}");
     }
+    assert!(drifted.contains(&format!("]: drift: {msg}")), "{drifted}");
     // Text output and status show it too.
     let st = c.run(&["status"]);
     assert!(st.stdout.contains(msg), "{}", st.stdout);

@@ -37,12 +37,13 @@ pub struct Gathered {
     pub rules: Rules,
 }
 
-/// Reads everything the audit needs.
+/// Reads everything the audit needs; with `read_local_cpu`, this node's
+/// own /proc/cpuinfo replaces its cached record (as the guard does).
 ///
 /// # Errors
 /// Unreadable directories, a malformed `.vmlist`, `cpu-models.conf` or
 /// `resources.cfg`. A VM config that cannot be read is reported on that VM.
-pub fn gather(settings: &Settings) -> Result<Gathered> {
+pub fn gather(settings: &Settings, read_local_cpu: bool) -> Result<Gathered> {
     let root = settings.pve.root();
     let (node_names, found) = settings.pve.scan_nodes()?;
     let mut vms = read_configs(settings, found.into_iter().collect());
@@ -71,7 +72,7 @@ pub fn gather(settings: &Settings) -> Result<Gathered> {
             ));
         }
     }
-    if fleet.get(&settings.node).is_some() {
+    if read_local_cpu && fleet.get(&settings.node).is_some() {
         if let Ok(info) = cpuinfo::read(&settings.cpuinfo) {
             let cap = Capability::from_cpuinfo(&info);
             fleet.upsert(NodeView::known(&settings.node, cap, Some(0)));
@@ -130,7 +131,7 @@ fn read_configs(settings: &Settings, list: Vec<(VmId, String)>) -> Vec<VmEntry> 
 /// See [`gather`]; writing output.
 pub fn run(args: &AuditArgs, format: Format) -> Result<ExitCode> {
     let settings = Settings::resolve(&args.common)?;
-    let g = gather(&settings)?;
+    let g = gather(&settings, true)?;
     let a = audit::run(&g.vms, &g.custom, &g.fleet, &g.ha, g.rules);
     let max_age = settings.cache_max_age.as_secs();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

@@ -16,7 +16,8 @@ use crate::output::{self, Format};
 /// # Errors
 /// A cache file that exists but cannot be read.
 pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
-    let (cache, problem) = Cache::load_lenient(&args.cache)?;
+    let (_, cache_path) = args.resolve()?;
+    let (cache, problem) = Cache::load_lenient(&cache_path)?;
     let now = cache::now();
     let nodes: Vec<(String, crate::capability::Capability)> = cache
         .nodes
@@ -35,7 +36,7 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
     };
     if format == Format::Json {
         output::print_json(&json!({
-            "cache": args.cache,
+            "cache": cache_path,
             "cache_problem": problem.as_ref().map(ToString::to_string),
             "nodes": cache.nodes.keys().collect::<Vec<_>>(),
             "level": b.level,
@@ -58,7 +59,7 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
         let _ = writeln!(
             s,
             "No cluster data in {}.\nnote: run `pve-cpuguard scan` first",
-            args.cache.display()
+            cache_path.display()
         );
         output::print(&s)?;
         return Ok(code);

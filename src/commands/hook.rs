@@ -101,6 +101,13 @@ fn check(settings: &Settings, vmid: VmId) -> bool {
         eprintln!("pve-cpuguard: {msg}");
         if strict {
             println!("QEMU: pve-cpuguard: {msg}");
+            let _ = crate::refusals::record(
+                &settings.state_dir,
+                &vmid.to_string(),
+                &settings.node,
+                migrated_from.as_deref(),
+                crate::cache::now(),
+            );
         }
         syslog::log(
             if strict {
@@ -172,6 +179,13 @@ fn check(settings: &Settings, vmid: VmId) -> bool {
         eprint!("{}", d.explain());
         println!("QEMU: pve-cpuguard: {}", d.one_line());
         syslog::log(Severity::Err, &d.one_line());
+        let _ = crate::refusals::record(
+            &settings.state_dir,
+            &d.vm.vmid,
+            &d.target,
+            d.source.as_deref(),
+            crate::cache::now(),
+        );
     }
     d.allow
 }

@@ -108,6 +108,13 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
         eprint!("{}", d.explain());
         eprintln!("  note: qm was not run; to override: pve-cpuguard migrate --force-unsafe --reason TEXT {vmid} {} …", args.target);
         syslog::log(Severity::Err, &d.one_line());
+        let _ = crate::refusals::record(
+            &settings.state_dir,
+            &d.vm.vmid,
+            &d.target,
+            d.source.as_deref(),
+            crate::cache::now(),
+        );
         return Ok(ExitCode::Refused);
     }
 

@@ -6,6 +6,7 @@ pub mod baseline;
 pub mod check;
 pub mod hook;
 pub mod inspect;
+pub mod metrics;
 pub mod migrate;
 pub mod scan;
 pub mod status;

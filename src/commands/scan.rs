@@ -1,6 +1,7 @@
 //! `pve-cpuguard scan`: read every node, update the cache, report.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -8,10 +9,12 @@ use crate::cache::{self, Cache, NodeRecord, Update};
 use crate::cli::ScanArgs;
 use crate::cluster::{self, Sources};
 use crate::commands::view;
+use crate::config::Config;
 use crate::error::{Error, ExitCode, Result};
 use crate::output::{self, Format};
 use crate::scan::{self, NodeResult};
 use crate::ssh;
+use crate::syslog::{self, Severity};
 
 /// Runs `scan`.
 ///
@@ -19,15 +22,24 @@ use crate::ssh;
 /// Configuration errors (corosync.conf, .members, options) and a cache that
 /// cannot be written (reported after the results are printed).
 pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
+    // Flag > environment (both via clap) > configuration file > default.
+    let (conf, cache_path) = args.cache.resolve()?;
+    let pve_dir = Config::pick(
+        args.pve_dir.clone(),
+        conf.pve_dir.as_ref(),
+        "/etc/pve".into(),
+    );
+    let ssh_key = args.ssh_key.clone().or_else(|| conf.ssh_key.clone());
+    let known_hosts = args
+        .known_hosts
+        .clone()
+        .or_else(|| conf.known_hosts.clone());
     let cluster = cluster::load(&Sources {
-        pve_dir: &args.pve_dir,
+        pve_dir: &pve_dir,
         corosync: args.corosync.as_deref(),
         node: args.node.as_deref(),
     })?;
-    for (flag, path) in [
-        ("--known-hosts", &args.known_hosts),
-        ("--ssh-key", &args.ssh_key),
-    ] {
+    for (flag, path) in [("--known-hosts", &known_hosts), ("--ssh-key", &ssh_key)] {
         if let Some(p) = path {
             if !p.is_file() {
                 return Err(Error::Usage(format!(
@@ -37,19 +49,23 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
             }
         }
     }
-    let keys = match &args.ssh_key {
+    let keys = match &ssh_key {
         Some(k) => vec![k.clone()],
         None => ssh::Options::default_keys(),
     };
     let opts = scan::Options {
         ssh: ssh::Options {
-            user: args.ssh_user.clone(),
-            port: args.ssh_port,
-            timeout: args.timeout,
+            user: Config::pick(args.ssh_user.clone(), conf.ssh_user.as_ref(), "root".into()),
+            port: Config::pick(args.ssh_port, conf.ssh_port.as_ref(), 22),
+            timeout: Config::pick(
+                args.timeout,
+                conf.ssh_timeout.as_ref(),
+                Duration::from_secs(10),
+            ),
             keys,
-            use_agent: args.ssh_key.is_none() && std::env::var_os("SSH_AUTH_SOCK").is_some(),
-            known_hosts: args.known_hosts.clone(),
-            pve_dir: args.pve_dir.clone(),
+            use_agent: ssh_key.is_none() && std::env::var_os("SSH_AUTH_SOCK").is_some(),
+            known_hosts,
+            pve_dir,
         },
         local_cpuinfo: args.cpuinfo.cpuinfo.clone(),
     };
@@ -74,7 +90,7 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
         .collect();
 
     let mut warnings: Vec<String> = Vec::new();
-    let path = &args.cache.cache;
+    let path = &cache_path;
     let written = (|| -> Result<Cache> {
         let writer = cache::Writer::lock(path)?;
         let (prev, problem) = writer.load()?;
@@ -94,6 +110,7 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
     };
 
     let failed = results.iter().filter(|r| r.result.is_err()).count();
+    log_results(&results, &next, failed);
     if format == Format::Json {
         output::print_json(&to_json(&results, &next, path, now, &warnings))?;
     } else {
@@ -110,6 +127,39 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
     } else {
         ExitCode::Refused
     })
+}
+
+/// The scan's outcome and any drift go to the system log, so `journalctl
+/// -t pve-cpuguard` shows when a node changed or stopped answering.
+fn log_results(results: &[NodeResult], cache: &Cache, failed: usize) {
+    let mut msg = format!(
+        "scan: {} of {} nodes answered",
+        results.len() - failed,
+        results.len()
+    );
+    for r in results {
+        match &r.result {
+            Ok(_) => {
+                if let Some(rec) = cache.node(&r.node.name) {
+                    let _ = write!(msg, "; {} {}", r.node.name, rec.level);
+                }
+            }
+            Err(f) => {
+                let _ = write!(msg, "; {} failed ({}: {})", r.node.name, f.stage, f.message);
+            }
+        }
+    }
+    syslog::log(
+        if failed == 0 {
+            Severity::Info
+        } else {
+            Severity::Warning
+        },
+        &msg,
+    );
+    for d in &cache.drift {
+        syslog::log(Severity::Notice, &format!("drift: {}", d.message));
+    }
 }
 
 fn text(results: &[NodeResult], cache: &Cache, now: u64) -> String {

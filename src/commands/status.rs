@@ -16,12 +16,13 @@ use crate::output::{self, Format};
 /// A cache file that exists but cannot be read; a corrupt one is reported
 /// and treated as empty.
 pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
-    let (cache, problem) = Cache::load_lenient(&args.cache)?;
+    let (_, cache_path) = args.resolve()?;
+    let (cache, problem) = Cache::load_lenient(&cache_path)?;
     let now = cache::now();
     let code = exit_code(&cache);
     if format == Format::Json {
         output::print_json(&json!({
-            "cache": args.cache,
+            "cache": cache_path,
             "cache_problem": problem.as_ref().map(ToString::to_string),
             "cluster": cache.cluster,
             "updated_at": cache.updated_at,
@@ -43,7 +44,7 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
         let _ = writeln!(
             s,
             "No cluster data in {}.\nnote: run `pve-cpuguard scan` (the pve-cpuguard-refresh.timer runs it hourly)",
-            args.cache.display()
+            cache_path.display()
         );
         output::print(&s)?;
         return Ok(code);
@@ -81,7 +82,7 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
         s,
         "\nLast scan: {} ago ({})",
         cache::human_age(now.saturating_sub(cache.updated_at)),
-        args.cache.display()
+        cache_path.display()
     );
     output::print(&s)?;
     Ok(code)

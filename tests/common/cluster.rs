@@ -342,7 +342,12 @@ impl Cluster {
             .env("PVE_CPUGUARD_SSH_USER", current_user())
             .env("PVE_CPUGUARD_TIMEOUT", self.timeout.to_string())
             .env_remove("PVE_CPUGUARD_KNOWN_HOSTS")
-            .env_remove("PVE_CPUGUARD_COROSYNC");
+            .env_remove("PVE_CPUGUARD_COROSYNC")
+            .env("PVE_CPUGUARD_CONFIG", self.dir.path().join("no-such.conf"))
+            .env(
+                "PVE_CPUGUARD_SYSLOG_SOCKET",
+                self.dir.path().join("no-syslog"),
+            );
         match self
             .nodes
             .iter()

@@ -115,6 +115,7 @@ impl Cluster {
             .env("PVE_CPUGUARD_CONFIG", self.path("no-such.conf"))
             .env("PVE_CPUGUARD_SYSLOG_SOCKET", self.path("no-syslog"))
             .env("PVE_CPUGUARD_RUN_DIR", self.path("run"))
+            .env("PVE_CPUGUARD_STATE_DIR", self.path("state"))
     }
 }
 
