@@ -97,6 +97,28 @@ pub enum Command {
     /// node's level and cache age, stale records, the cluster baseline,
     /// the VMs at risk, and this node's last refusal.
     Metrics(MetricsArgs),
+    /// Write the man pages or the shell completions (for packaging).
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+/// What `generate` writes.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GenerateWhat {
+    /// Man pages: pve-cpuguard.1 and pve-cpuguard-COMMAND.1.
+    Man,
+    /// bash, zsh and fish completions.
+    Completions,
+}
+
+/// Arguments of `generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// What to write.
+    #[arg(value_enum)]
+    pub what: GenerateWhat,
+    /// Directory to write into (created if missing).
+    pub dir: PathBuf,
 }
 
 /// Arguments of `metrics`.

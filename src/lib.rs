@@ -66,6 +66,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Attach(a) => commands::attach::attach(a, cli.output),
         Command::Detach(a) => commands::attach::detach(a, cli.output),
         Command::Metrics(a) => commands::metrics::run(a),
+        Command::Generate(a) => commands::generate::run(a),
         Command::Scan(a) => commands::scan::run(a, cli.output),
         Command::Status(a) => commands::status::run(a, cli.output),
         Command::Baseline(a) => commands::baseline::run(a, cli.output),

@@ -4,6 +4,7 @@ pub mod attach;
 pub mod audit;
 pub mod baseline;
 pub mod check;
+pub mod generate;
 pub mod hook;
 pub mod inspect;
 pub mod metrics;
