@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::capability::Capability;
 use crate::cpuinfo::CpuInfo;
 use crate::error::{Error, Result};
+use crate::kvm_probe::KvmView;
 use crate::level;
 
 /// The schema this version reads and writes.
@@ -85,6 +86,12 @@ pub struct NodeRecord {
     /// When that failed attempt was made.
     #[serde(default)]
     pub last_attempt_at: Option<u64>,
+    /// What QEMU on the node said KVM can give a guest (`scan --probe`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kvm: Option<KvmView>,
+    /// Why the QEMU probe gave no answer, if it was tried and failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kvm_error: Option<String>,
 }
 
 impl NodeRecord {
@@ -117,7 +124,20 @@ impl NodeRecord {
             scanned_at: now,
             last_error: None,
             last_attempt_at: None,
+            kvm: None,
+            kvm_error: None,
         }
+    }
+
+    /// Records QEMU's answer (or why there is none).
+    #[must_use]
+    pub fn with_kvm(mut self, kvm: Option<std::result::Result<KvmView, String>>) -> Self {
+        match kvm {
+            Some(Ok(view)) => self.kvm = Some(view),
+            Some(Err(e)) => self.kvm_error = Some(e),
+            None => {}
+        }
+        self
     }
 
     /// The stored facts as [`CpuInfo`], exactly as the scan parsed them.
@@ -140,10 +160,15 @@ impl NodeRecord {
         }
     }
 
-    /// The node's [`Capability`], derived from [`NodeRecord::cpuinfo`].
+    /// The node's [`Capability`]: QEMU's answer under KVM when the scan
+    /// got one, else derived from [`NodeRecord::cpuinfo`].
     #[must_use]
     pub fn capability(&self) -> Capability {
-        Capability::from_cpuinfo(&self.cpuinfo())
+        let info = self.cpuinfo();
+        match &self.kvm {
+            Some(view) => Capability::from_kvm_view(view, Some(&info)),
+            None => Capability::from_cpuinfo(&info),
+        }
     }
 
     /// Seconds since the data was read.
@@ -406,6 +431,33 @@ impl Cache {
                 }
             }
         }
+        next
+    }
+
+    /// This cache with one node's result applied and every other node kept
+    /// (a refresh of one node, e.g. a migration target).
+    #[must_use]
+    pub fn with_update(&self, update: &Update, now: u64) -> Cache {
+        let mut next = self.merge(self.cluster.clone(), std::slice::from_ref(update), now);
+        let touched = match update {
+            Update::Scanned(r) => r.name.as_str(),
+            Update::Failed { name, .. } => name.as_str(),
+        };
+        for (name, rec) in &self.nodes {
+            if name != touched {
+                next.nodes
+                    .entry(name.clone())
+                    .or_insert_with(|| rec.clone());
+            }
+        }
+        for (name, u) in &self.unscanned {
+            if name != touched && !next.nodes.contains_key(name) {
+                next.unscanned
+                    .entry(name.clone())
+                    .or_insert_with(|| u.clone());
+            }
+        }
+        next.updated_at = self.updated_at;
         next
     }
 

@@ -9,6 +9,7 @@ use crate::cli::ScanArgs;
 use crate::cluster::{self, Sources};
 use crate::commands::view;
 use crate::error::{Error, ExitCode, Result};
+use crate::kvm_probe::ProbeOptions;
 use crate::output::{self, Format};
 use crate::scan::{self, NodeResult};
 use crate::ssh;
@@ -50,21 +51,30 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
             use_agent: args.ssh_key.is_none() && std::env::var_os("SSH_AUTH_SOCK").is_some(),
             known_hosts: args.known_hosts.clone(),
             pve_dir: args.pve_dir.clone(),
+            probe: args.probe.accel(),
         },
         local_cpuinfo: args.cpuinfo.cpuinfo.clone(),
+        local_probe: args.probe.accel().map(|accel| ProbeOptions {
+            qemu: args.qemu.clone(),
+            timeout: args.timeout,
+            ..ProbeOptions::new(accel)
+        }),
     };
     let results = scan::scan(&cluster, &opts);
     let now = cache::now();
     let updates: Vec<Update> = results
         .iter()
         .map(|r| match &r.result {
-            Ok(a) => Update::Scanned(Box::new(NodeRecord::new(
-                &r.node.name,
-                &r.node.address,
-                &a.info,
-                a.kernel.clone(),
-                now,
-            ))),
+            Ok(a) => Update::Scanned(Box::new(
+                NodeRecord::new(
+                    &r.node.name,
+                    &r.node.address,
+                    &a.info,
+                    a.kernel.clone(),
+                    now,
+                )
+                .with_kvm(a.kvm.clone()),
+            )),
             Err(f) => Update::Failed {
                 name: r.node.name.clone(),
                 address: r.node.address.clone(),
