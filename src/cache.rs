@@ -24,8 +24,10 @@ use fs2::FileExt;
 use serde::{Deserialize, Serialize};
 
 use crate::capability::Capability;
+use crate::capability::View;
 use crate::cpuinfo::CpuInfo;
 use crate::error::{Error, Result};
+use crate::flags;
 use crate::kvm_probe::KvmView;
 use crate::level;
 
@@ -164,10 +166,21 @@ impl NodeRecord {
     /// got one, else derived from [`NodeRecord::cpuinfo`].
     #[must_use]
     pub fn capability(&self) -> Capability {
-        let info = self.cpuinfo();
-        match &self.kvm {
-            Some(view) => Capability::from_kvm_view(view, Some(&info)),
-            None => Capability::from_cpuinfo(&info),
+        if let Some(view) = &self.kvm {
+            return Capability::from_kvm_view(view, Some(&self.cpuinfo()));
+        }
+        // Straight from the stored (sorted) lists: this runs for every node
+        // a hookscript decision looks at.
+        Capability {
+            vendor: self.vendor.clone(),
+            model_name: self.model_name.clone(),
+            family_model: self.family.zip(self.model),
+            phys_bits: self.phys_bits,
+            features: flags::host_features_with(
+                lookup(&self.flags),
+                self.bugs.as_deref().map(lookup),
+            ),
+            view: View::Cpuinfo,
         }
     }
 
@@ -181,6 +194,19 @@ impl NodeRecord {
     #[must_use]
     pub fn is_stale(&self) -> bool {
         self.last_error.is_some()
+    }
+}
+
+/// Membership test on a stored list: binary search when it is sorted (as
+/// this version writes it), a linear scan for a hand-edited file.
+fn lookup(list: &[String]) -> impl Fn(&str) -> bool + '_ {
+    let sorted = list.is_sorted();
+    move |x: &str| {
+        if sorted {
+            list.binary_search_by(|f| f.as_str().cmp(x)).is_ok()
+        } else {
+            list.iter().any(|f| f == x)
+        }
     }
 }
 

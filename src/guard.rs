@@ -136,7 +136,11 @@ pub fn decide(
     // Other nodes matter for a refusal's explanation and for a start's
     // warning; an allowed live migration does not pay for them.
     let survey = !allow || matches!(movement, Movement::Start);
-    for (name, cap) in fleet.known().filter(|_| survey) {
+    let others = if survey { fleet.nodes.as_slice() } else { &[] };
+    for (name, cap) in others
+        .iter()
+        .filter_map(|n| n.capability().map(|c| (n.name.as_str(), c)))
+    {
         if Some(name) == source {
             continue;
         }
