@@ -14,7 +14,6 @@
 
 mod measure;
 #[path = "../tests/util/mod.rs"]
-#[allow(dead_code)]
 mod util;
 
 use std::process::Command;
