@@ -24,8 +24,11 @@ use fs2::FileExt;
 use serde::{Deserialize, Serialize};
 
 use crate::capability::Capability;
+use crate::capability::View;
 use crate::cpuinfo::CpuInfo;
 use crate::error::{Error, Result};
+use crate::flags;
+use crate::kvm_probe::KvmView;
 use crate::level;
 
 /// The schema this version reads and writes.
@@ -85,6 +88,12 @@ pub struct NodeRecord {
     /// When that failed attempt was made.
     #[serde(default)]
     pub last_attempt_at: Option<u64>,
+    /// What QEMU on the node said KVM can give a guest (`scan --probe`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kvm: Option<KvmView>,
+    /// Why the QEMU probe gave no answer, if it was tried and failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kvm_error: Option<String>,
 }
 
 impl NodeRecord {
@@ -117,7 +126,20 @@ impl NodeRecord {
             scanned_at: now,
             last_error: None,
             last_attempt_at: None,
+            kvm: None,
+            kvm_error: None,
         }
+    }
+
+    /// Records QEMU's answer (or why there is none).
+    #[must_use]
+    pub fn with_kvm(mut self, kvm: Option<std::result::Result<KvmView, String>>) -> Self {
+        match kvm {
+            Some(Ok(view)) => self.kvm = Some(view),
+            Some(Err(e)) => self.kvm_error = Some(e),
+            None => {}
+        }
+        self
     }
 
     /// The stored facts as [`CpuInfo`], exactly as the scan parsed them.
@@ -140,10 +162,26 @@ impl NodeRecord {
         }
     }
 
-    /// The node's [`Capability`], derived from [`NodeRecord::cpuinfo`].
+    /// The node's [`Capability`]: QEMU's answer under KVM when the scan
+    /// got one, else derived from [`NodeRecord::cpuinfo`].
     #[must_use]
     pub fn capability(&self) -> Capability {
-        Capability::from_cpuinfo(&self.cpuinfo())
+        if let Some(view) = &self.kvm {
+            return Capability::from_kvm_view(view, Some(&self.cpuinfo()));
+        }
+        // Straight from the stored (sorted) lists: this runs for every node
+        // a hookscript decision looks at.
+        Capability {
+            vendor: self.vendor.clone(),
+            model_name: self.model_name.clone(),
+            family_model: self.family.zip(self.model),
+            phys_bits: self.phys_bits,
+            features: flags::host_features_with(
+                lookup(&self.flags),
+                self.bugs.as_deref().map(lookup),
+            ),
+            view: View::Cpuinfo,
+        }
     }
 
     /// Seconds since the data was read.
@@ -156,6 +194,19 @@ impl NodeRecord {
     #[must_use]
     pub fn is_stale(&self) -> bool {
         self.last_error.is_some()
+    }
+}
+
+/// Membership test on a stored list: binary search when it is sorted (as
+/// this version writes it), a linear scan for a hand-edited file.
+fn lookup(list: &[String]) -> impl Fn(&str) -> bool + '_ {
+    let sorted = list.is_sorted();
+    move |x: &str| {
+        if sorted {
+            list.binary_search_by(|f| f.as_str().cmp(x)).is_ok()
+        } else {
+            list.iter().any(|f| f == x)
+        }
     }
 }
 
@@ -406,6 +457,33 @@ impl Cache {
                 }
             }
         }
+        next
+    }
+
+    /// This cache with one node's result applied and every other node kept
+    /// (a refresh of one node, e.g. a migration target).
+    #[must_use]
+    pub fn with_update(&self, update: &Update, now: u64) -> Cache {
+        let mut next = self.merge(self.cluster.clone(), std::slice::from_ref(update), now);
+        let touched = match update {
+            Update::Scanned(r) => r.name.as_str(),
+            Update::Failed { name, .. } => name.as_str(),
+        };
+        for (name, rec) in &self.nodes {
+            if name != touched {
+                next.nodes
+                    .entry(name.clone())
+                    .or_insert_with(|| rec.clone());
+            }
+        }
+        for (name, u) in &self.unscanned {
+            if name != touched && !next.nodes.contains_key(name) {
+                next.unscanned
+                    .entry(name.clone())
+                    .or_insert_with(|| u.clone());
+            }
+        }
+        next.updated_at = self.updated_at;
         next
     }
 

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::config;
 use crate::kvm_probe::Accel;
 use crate::output::Format;
-use crate::settings::CommonArgs;
+use crate::settings::{CommonArgs, SshArgs};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -249,6 +249,11 @@ pub struct MigrateArgs {
     pub run_dir: PathBuf,
     #[command(flatten)]
     pub common: CommonArgs,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    /// Also ask the target's QEMU when refreshing its record.
+    #[arg(long, env = "PVE_CPUGUARD_PROBE", value_enum, default_value_t = ScanProbe::Kvm)]
+    pub probe: ScanProbe,
     /// VMID to migrate.
     pub vmid: String,
     /// Target node.
@@ -389,6 +394,40 @@ pub struct ScanArgs {
         value_parser = parse_timeout
     )]
     pub timeout: Option<Duration>,
+
+    /// Also ask each node's QEMU what KVM can give a guest (one fixed,
+    /// bounded command per node); the verdict then follows QEMU's answer.
+    /// `off` reads /proc/cpuinfo only.
+    #[arg(long, env = "PVE_CPUGUARD_PROBE", value_enum, default_value_t = ScanProbe::Kvm)]
+    pub probe: ScanProbe,
+
+    /// QEMU binary for this node's probe [default: qemu-system-x86_64, else
+    /// kvm, from PATH].
+    #[arg(long, env = "PVE_CPUGUARD_QEMU", value_name = "FILE")]
+    pub qemu: Option<PathBuf>,
+}
+
+/// Whether `scan` asks QEMU too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScanProbe {
+    /// QEMU under KVM: what guests really get.
+    Kvm,
+    /// QEMU's emulator (machines without KVM; not what KVM guests get).
+    Tcg,
+    /// /proc/cpuinfo only.
+    Off,
+}
+
+impl ScanProbe {
+    /// The accelerator to ask, if any.
+    #[must_use]
+    pub fn accel(self) -> Option<Accel> {
+        match self {
+            ScanProbe::Kvm => Some(Accel::Kvm),
+            ScanProbe::Tcg => Some(Accel::Tcg),
+            ScanProbe::Off => None,
+        }
+    }
 }
 
 /// `--timeout`: seconds, fractions allowed, more than 0 and at most 3600.

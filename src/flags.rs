@@ -209,9 +209,21 @@ static TESTS: Lazy<Vec<(&'static str, HostTest)>> = Lazy::new(|| {
 /// Evaluates every known QEMU feature against a host's /proc/cpuinfo.
 #[must_use]
 pub fn host_features(info: &CpuInfo) -> HostFeatures {
-    let has = |f: &str| info.flags.contains(f);
-    // Collected into vectors first: a set built in one go is far cheaper
-    // than one insert at a time, and this runs in every hookscript call.
+    let bugs = info.bugs.as_ref();
+    host_features_with(
+        |f| info.flags.contains(f),
+        bugs.map(|b| move |x: &str| b.contains(x)),
+    )
+}
+
+/// Evaluates every known QEMU feature given lookups into a host's flags
+/// and, when the kernel printed one, its `bugs` line (so a cache record can
+/// be judged without rebuilding a [`CpuInfo`]).
+#[must_use]
+pub fn host_features_with(
+    has: impl Fn(&str) -> bool,
+    host_bug: Option<impl Fn(&str) -> bool>,
+) -> HostFeatures {
     let mut present: Vec<String> = Vec::with_capacity(TESTS.len());
     let mut unverifiable: Vec<String> = Vec::new();
     for (name, test) in TESTS.iter() {
@@ -224,9 +236,9 @@ pub fn host_features(info: &CpuInfo) -> HostFeatures {
                 Some(all.iter().all(|f| has(f)) || any.iter().any(|f| has(f)))
             }
             HostTest::Never => Some(false),
-            HostTest::NotAffected { bugs, needs } => info.bugs.as_ref().map(|host_bugs| {
-                bugs.iter().all(|b| !host_bugs.contains(*b)) && needs.is_none_or(has)
-            }),
+            HostTest::NotAffected { bugs, needs } => host_bug
+                .as_ref()
+                .map(|bug| bugs.iter().all(|b| !bug(b)) && needs.is_none_or(&has)),
             HostTest::FlagOrLongMode(l) => Some(has(l) || has("lm")),
             HostTest::FlagOrHidden(l) => has(l).then_some(true),
             HostTest::Flag(l) => Some(has(l)),

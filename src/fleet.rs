@@ -8,6 +8,7 @@ use crate::cache::{self, Cache, NodeRecord};
 use once_cell::sync::OnceCell;
 
 use crate::capability::Capability;
+use crate::cpuinfo::CpuInfo;
 use crate::level;
 
 /// One node as the guard sees it. Its capability is derived from the
@@ -137,23 +138,43 @@ impl Fleet {
     }
 }
 
-/// Builds the fleet from the cache, with the local node's fresh capability.
+/// Builds the fleet from the cache, with the local node read fresh from its
+/// own /proc/cpuinfo. The local node keeps the QEMU answer its last scan
+/// recorded only while its /proc/cpuinfo still shows the same flags (a
+/// microcode or kernel change since then invalidates it).
 /// A corrupt or unreadable cache is reported in `problems`, never fatal.
 #[must_use]
-pub fn load(settings: &crate::settings::Settings, local: &Capability) -> Fleet {
-    let mut fleet = load_cached(settings);
-    fleet.upsert(NodeView::known(&settings.node, local.clone(), Some(0)));
+pub fn load(settings: &crate::settings::Settings, local: &CpuInfo) -> Fleet {
+    let mut local_cap = None;
+    let mut fleet = load_with(settings, |cache| {
+        local_cap = cache.node(&settings.node).and_then(|r| {
+            let same = r.flags.len() == local.flags.len()
+                && r.flags.iter().all(|f| local.flags.contains(f));
+            r.kvm
+                .as_ref()
+                .filter(|_| same)
+                .map(|view| Capability::from_kvm_view(view, Some(local)))
+        });
+    });
+    let local_cap = local_cap.unwrap_or_else(|| Capability::from_cpuinfo(local));
+    fleet.upsert(NodeView::known(&settings.node, local_cap, Some(0)));
     fleet
 }
 
 /// Builds the fleet from the cache alone (for cluster-wide reports that may
-/// run on a machine that is not a node).
+/// run on a machine that is not a node, and for metrics, which report the
+/// cached records' age).
 #[must_use]
 pub fn load_cached(settings: &crate::settings::Settings) -> Fleet {
+    load_with(settings, |_| {})
+}
+
+fn load_with(settings: &crate::settings::Settings, mut inspect: impl FnMut(&Cache)) -> Fleet {
     let mut fleet = Fleet::default();
     match Cache::load_lenient(&settings.cache) {
         Ok((cache, problem)) => {
             fleet.problems.extend(problem.map(|e| e.to_string()));
+            inspect(&cache);
             from_cache(&mut fleet, cache, cache::now());
         }
         Err(e) => fleet.problems.push(e.to_string()),

@@ -136,7 +136,11 @@ pub fn decide(
     // Other nodes matter for a refusal's explanation and for a start's
     // warning; an allowed live migration does not pay for them.
     let survey = !allow || matches!(movement, Movement::Start);
-    for (name, cap) in fleet.known().filter(|_| survey) {
+    let others = if survey { fleet.nodes.as_slice() } else { &[] };
+    for (name, cap) in others
+        .iter()
+        .filter_map(|n| n.capability().map(|c| (n.name.as_str(), c)))
+    {
         if Some(name) == source {
             continue;
         }
@@ -419,19 +423,25 @@ mod tests {
         assert!(!decide(&vm(), &req, "b", target, Movement::Start, &f, strict).allow);
     }
 
+    /// The decision for an ordinary start of a `cpu` VM on `node`.
+    fn start_on(f: &Fleet, node: &str, cpu: &str) -> Decision {
+        let req = from_cpu_value(cpu, &CustomModels::default());
+        let target = f.capability(node).unwrap();
+        decide(
+            &vm(),
+            &req,
+            node,
+            target,
+            Movement::Start,
+            f,
+            Rules::default(),
+        )
+    }
+
     #[test]
     fn start_warns_about_nodes_it_could_not_start_on() {
         let f = fleet();
-        let req = from_cpu_value("x86-64-v4", &CustomModels::default());
-        let d = decide(
-            &vm(),
-            &req,
-            "a",
-            f.capability("a").unwrap(),
-            Movement::Start,
-            &f,
-            Rules::default(),
-        );
+        let d = start_on(&f, "a", "x86-64-v4");
         assert!(d.allow);
         assert!(
             d.warnings
@@ -446,16 +456,7 @@ mod tests {
     fn cache_problems_become_warnings() {
         let mut f = fleet();
         f.problems.push("cluster.json is corrupt".into());
-        let req = from_cpu_value("x86-64-v3", &CustomModels::default());
-        let d = decide(
-            &vm(),
-            &req,
-            "a",
-            f.capability("a").unwrap(),
-            Movement::Start,
-            &f,
-            Rules::default(),
-        );
+        let d = start_on(&f, "a", "x86-64-v3");
         assert!(d.allow);
         assert_eq!(d.warnings, vec!["cache: cluster.json is corrupt"]);
     }

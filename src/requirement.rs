@@ -97,12 +97,102 @@ pub fn from_vm(vm: &VmConfig, custom: &CustomModels) -> Requirement {
             value,
             format!("the VM's `args:` passes its own `-cpu {cpu}`, which overrides the `cpu:` option; check it by hand"),
         )
+    } else if let (Some(running), Some(_)) = (&vm.runningcpu, &vm.vmstate) {
+        // A hibernated VM resumes with exactly the CPU it ran with
+        // (qemu-server forces `runningcpu`), whatever `cpu:` says now.
+        let mut r = from_qemu_cpu_arg(running);
+        r.cpu = format!("{value} (resuming with runningcpu {running})");
+        r
     } else {
         resolve_value(value, custom)
     };
     req.running_cpu.clone_from(&vm.runningcpu);
     req.hugepages_1g = vm.hugepages_1g();
     req
+}
+
+/// Resolves a QEMU `-cpu` argument as qemu-server writes it into
+/// `runningcpu` (e.g. `qemu64,+aes,enforce,+kvm_pv_eoi,vendor=GenuineIntel`):
+/// a QEMU model, `+f`/`-f`/`f=on|off`/bare `f` features and options.
+#[must_use]
+pub fn from_qemu_cpu_arg(arg: &str) -> Requirement {
+    let mut parts = arg.split(',').map(str::trim);
+    let model = parts.next().unwrap_or_default();
+    let (mut base, mut features) = match models::resolve(model) {
+        Ok(BaseType::Host) => (Base::Host, BTreeSet::new()),
+        Ok(BaseType::Max) => (Base::Max, BTreeSet::new()),
+        Ok(BaseType::Model {
+            qemu_model,
+            features,
+            ..
+        }) => (
+            Base::Model {
+                qemu_model,
+                vendor: None,
+            },
+            features,
+        ),
+        Err(e) => return Requirement::unknown(arg, e.0),
+    };
+    let mut phys_bits = None;
+    for part in parts.filter(|p| !p.is_empty()) {
+        let (name, on) = match part.split_once('=') {
+            Some(("vendor", v)) => {
+                if let Base::Model { vendor, .. } = &mut base {
+                    *vendor = Some(v.to_string());
+                }
+                continue;
+            }
+            Some(("phys-bits", v)) => {
+                phys_bits = v.parse().ok().map(PhysBits::Bits);
+                continue;
+            }
+            Some(("host-phys-bits", v)) => {
+                if matches!(v, "on" | "true") {
+                    phys_bits = Some(PhysBits::Host);
+                }
+                continue;
+            }
+            Some((f, v)) if matches!(v, "on" | "off" | "true" | "false") => {
+                (f, matches!(v, "on" | "true"))
+            }
+            // Valued options: hv_spinlocks=0x1fff, level=30, kvm=off, ...
+            Some(_) => continue,
+            None => match (part.strip_prefix('+'), part.strip_prefix('-')) {
+                (Some(f), _) => (f, true),
+                (_, Some(f)) => (f, false),
+                _ if part == "enforce" || part == "check" => continue,
+                _ => (part, true),
+            },
+        };
+        match flags::canonical(name) {
+            Some(f) if on => {
+                features.insert(f.to_string());
+            }
+            Some(f) => {
+                features.remove(f);
+            }
+            // Hyper-V enlightenments are QEMU's own, not the host CPU's.
+            None if name.starts_with("hv_") || name.starts_with("hv-") => {}
+            None => {
+                return Requirement::unknown(
+                    arg,
+                    format!("unknown CPU flag '{name}' in runningcpu '{arg}'"),
+                )
+            }
+        }
+    }
+    Requirement {
+        cpu: arg.to_string(),
+        cputype: model.to_string(),
+        running_cpu: Some(arg.to_string()),
+        base,
+        features,
+        phys_bits,
+        nested_virt: false,
+        hugepages_1g: false,
+        unknown: None,
+    }
 }
 
 fn resolve_value(value: &str, custom: &CustomModels) -> Requirement {
@@ -171,5 +261,54 @@ fn resolve_value(value: &str, custom: &CustomModels) -> Requirement {
         nested_virt,
         hugepages_1g: false,
         unknown: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runningcpu_as_qemu_server_writes_it() {
+        // qemu-server's -cpu for `cpu: x86-64-v2-AES` (proxmox.md §2.3).
+        let r = from_qemu_cpu_arg(
+            "qemu64,+aes,enforce,+kvm_pv_eoi,+kvm_pv_unhalt,+pni,+popcnt,+sse4.1,+sse4.2,+ssse3",
+        );
+        assert_eq!(r.unknown, None);
+        let v2aes = from_cpu_value("x86-64-v2-AES", &CustomModels::default());
+        assert!(
+            v2aes.features.is_subset(&r.features),
+            "{:?}",
+            v2aes.features.difference(&r.features).collect::<Vec<_>>()
+        );
+        assert!(r.vendor_from_host());
+        let r = from_qemu_cpu_arg("Icelake-Server,enforce,+kvm_pv_eoi,+kvm_pv_unhalt,vendor=GenuineIntel,-hle,rtm=off,hv_spinlocks=0x1fff,hv_vapic");
+        assert_eq!(r.unknown, None);
+        assert!(!r.vendor_from_host());
+        assert!(!r.features.contains("hle") && !r.features.contains("rtm"));
+        let r = from_qemu_cpu_arg("host,+kvm_pv_eoi,host-phys-bits=true");
+        assert_eq!((r.base, r.phys_bits), (Base::Host, Some(PhysBits::Host)));
+        assert!(from_qemu_cpu_arg("NoSuchModel,enforce").unknown.is_some());
+    }
+
+    #[test]
+    fn a_hibernated_vm_resumes_with_its_runningcpu() {
+        let vm = crate::vmconf::parse(
+            "cpu: x86-64-v4\nrunningcpu: kvm64,enforce,+kvm_pv_eoi,+kvm_pv_unhalt,+lahf_lm,+sep\nvmstate: local:100/vm-100-state-suspend.raw\n",
+            std::path::Path::new("100.conf"),
+        )
+        .unwrap();
+        let r = from_vm(&vm, &CustomModels::default());
+        assert!(!r.features.contains("avx512f"), "resumes as kvm64");
+        assert!(r.cpu.contains("resuming with runningcpu"));
+        // Without vmstate (a snapshot's runningcpu stays in its section) the cpu: counts.
+        let vm = crate::vmconf::parse(
+            "cpu: x86-64-v4\nrunningcpu: kvm64\n",
+            std::path::Path::new("x"),
+        )
+        .unwrap();
+        assert!(from_vm(&vm, &CustomModels::default())
+            .features
+            .contains("avx512f"));
     }
 }

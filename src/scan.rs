@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::cluster::{Cluster, Node};
 use crate::error::NodeFailure;
+use crate::kvm_probe::ProbeOptions;
 use crate::ssh::{self, Answer};
 
 /// Extra time the collector grants beyond the per-node deadline.
@@ -61,6 +62,8 @@ pub struct Options {
     pub ssh: ssh::Options,
     /// The local node's cpuinfo file.
     pub local_cpuinfo: PathBuf,
+    /// How to ask this node's QEMU (the remote nodes use `ssh.probe`).
+    pub local_probe: Option<ProbeOptions>,
 }
 
 /// Scans every node in parallel; results in the cluster's node order.
@@ -72,16 +75,12 @@ pub fn scan(cluster: &Cluster, opts: &Options) -> Vec<NodeResult> {
     let (tx, rx) = mpsc::channel::<(usize, Result<Answer, NodeFailure>, Duration)>();
     let mut results: Vec<Option<NodeResult>> = vec![None; cluster.nodes.len()];
     let mut pending = 0usize;
+    let mut local = Vec::new();
     for (i, node) in cluster.nodes.iter().enumerate() {
         if node.local {
-            let t = Instant::now();
-            let r = ssh::read_local(node, &opts.local_cpuinfo);
-            results[i] = Some(NodeResult {
-                node: node.clone(),
-                via: Via::Local,
-                result: r,
-                elapsed: t.elapsed(),
-            });
+            // Read after the remote nodes are started: the local QEMU probe
+            // must not delay them.
+            local.push(i);
         } else if node.online == Some(false) {
             results[i] = Some(NodeResult {
                 node: node.clone(),
@@ -124,6 +123,17 @@ pub fn scan(cluster: &Cluster, opts: &Options) -> Vec<NodeResult> {
                 }
             }
         }
+    }
+    for i in local {
+        let node = &cluster.nodes[i];
+        let t = Instant::now();
+        let r = ssh::read_local(node, &opts.local_cpuinfo, opts.local_probe.as_ref());
+        results[i] = Some(NodeResult {
+            node: node.clone(),
+            via: Via::Local,
+            result: r,
+            elapsed: t.elapsed(),
+        });
     }
     drop(tx);
     let give_up = deadline + GRACE;

@@ -58,6 +58,51 @@ pub struct CommonArgs {
     pub cache_max_age: Option<Duration>,
 }
 
+/// How to reach other nodes over SSH (for commands that may refresh a
+/// node's record). Each falls back to the configuration file, then the
+/// default.
+#[derive(Debug, Clone, Args, Default)]
+pub struct SshArgs {
+    /// SSH port of every node [default: 22].
+    #[arg(long, env = "PVE_CPUGUARD_SSH_PORT", value_name = "PORT")]
+    pub ssh_port: Option<u16>,
+    /// Remote user [default: root].
+    #[arg(long, env = "PVE_CPUGUARD_SSH_USER", value_name = "USER")]
+    pub ssh_user: Option<String>,
+    /// Private key file [default: ~/.ssh/id_ed25519, id_ecdsa, id_rsa].
+    #[arg(long, env = "PVE_CPUGUARD_SSH_KEY", value_name = "FILE")]
+    pub ssh_key: Option<PathBuf>,
+    /// known_hosts file replacing Proxmox VE's list.
+    #[arg(long, env = "PVE_CPUGUARD_KNOWN_HOSTS", value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// Bound on connect, handshake, authentication and read (e.g. 10s).
+    #[arg(long, env = "PVE_CPUGUARD_TIMEOUT", value_parser = config::duration_arg, value_name = "DURATION")]
+    pub timeout: Option<Duration>,
+}
+
+impl SshArgs {
+    /// The SSH options, with the configuration file's values as fallback.
+    #[must_use]
+    pub fn resolve(&self, settings: &Settings) -> crate::ssh::Options {
+        let c = &settings.config;
+        let key = self.ssh_key.clone().or_else(|| c.ssh_key.clone());
+        crate::ssh::Options {
+            user: Config::pick(self.ssh_user.clone(), c.ssh_user.as_ref(), "root".into()),
+            port: Config::pick(self.ssh_port, c.ssh_port.as_ref(), 22),
+            timeout: Config::pick(
+                self.timeout,
+                c.ssh_timeout.as_ref(),
+                Duration::from_secs(10),
+            ),
+            use_agent: key.is_none() && std::env::var_os("SSH_AUTH_SOCK").is_some(),
+            keys: key.map_or_else(crate::ssh::Options::default_keys, |k| vec![k]),
+            known_hosts: self.known_hosts.clone().or_else(|| c.known_hosts.clone()),
+            pve_dir: settings.pve.root().to_path_buf(),
+            probe: None,
+        }
+    }
+}
+
 /// Resolved settings.
 #[derive(Debug, Clone)]
 pub struct Settings {

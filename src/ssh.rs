@@ -25,6 +25,7 @@ use crate::cluster::Node;
 use crate::cpuinfo::{self, CpuInfo};
 use crate::error::NodeFailure;
 use crate::known_hosts::{self, Check};
+use crate::kvm_probe::{self, Accel, KvmView, ProbeOptions};
 
 /// The one command run on every node. Its output is /proc/cpuinfo, an empty
 /// line (in case the file lacks a final newline), a line
@@ -58,6 +59,9 @@ pub struct Options {
     pub known_hosts: Option<PathBuf>,
     /// The `/etc/pve` directory (for per-node and cluster known_hosts).
     pub pve_dir: PathBuf,
+    /// Also ask each node's QEMU what KVM can give a guest (issue: the
+    /// KVM view); `None` reads /proc/cpuinfo only.
+    pub probe: Option<Accel>,
 }
 
 impl Options {
@@ -81,6 +85,8 @@ pub struct Answer {
     pub info: CpuInfo,
     /// `uname -r`, if printed.
     pub kernel: Option<String>,
+    /// QEMU's answer, or why there is none; `None` when not asked.
+    pub kvm: Option<Result<KvmView, String>>,
 }
 
 /// Splits the remote output into cpuinfo text and kernel release.
@@ -191,42 +197,7 @@ pub fn fetch(node: &Node, opts: &Options, deadline: Instant) -> Result<Answer, N
     ctx.arm(&session, "authentication")?;
     authenticate(&ctx, &session, opts)?;
 
-    ctx.arm(&session, "command")?;
-    let mut channel = session
-        .channel_session()
-        .map_err(|e| ctx.ssh_error("command", &e))?;
-    channel
-        .exec(REMOTE_COMMAND)
-        .map_err(|e| ctx.ssh_error("command", &e))?;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 32 * 1024];
-    loop {
-        ctx.arm(&session, "read")?;
-        match channel.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                out.extend_from_slice(&buf[..n]);
-                if out.len() > MAX_OUTPUT {
-                    return Err(ctx.fail("read", format!("more than {MAX_OUTPUT} bytes of output")));
-                }
-            }
-            Err(e) => {
-                if Instant::now() >= deadline || e.kind() == std::io::ErrorKind::TimedOut {
-                    return Err(ctx.timed_out("read"));
-                }
-                return Err(ctx.fail("read", e.to_string()));
-            }
-        }
-    }
-    let mut err_text = String::new();
-    ctx.arm(&session, "read")?;
-    let _ = channel.stderr().take(4096).read_to_string(&mut err_text);
-    ctx.arm(&session, "read")?;
-    channel
-        .wait_close()
-        .map_err(|e| ctx.ssh_error("read", &e))?;
-    let status = channel.exit_status().unwrap_or(-1);
-    let _ = session.disconnect(None, "done", None);
+    let (status, out, err_text) = run(&ctx, &session, REMOTE_COMMAND)?;
     let text = String::from_utf8_lossy(&out);
     if status != 0 {
         let first = err_text.lines().next().unwrap_or("").trim();
@@ -238,7 +209,63 @@ pub fn fetch(node: &Node, opts: &Options, deadline: Instant) -> Result<Answer, N
     let (cpu_text, kernel) = split_output(&text);
     let origin = PathBuf::from(format!("{}:/proc/cpuinfo", node.name));
     let info = cpuinfo::parse(cpu_text, &origin).map_err(|e| ctx.fail("cpuinfo", e.to_string()))?;
-    Ok(Answer { info, kernel })
+    // The KVM view: a second fixed command on the same connection, within
+    // the same deadline. Whatever goes wrong there is recorded, and the
+    // node's /proc/cpuinfo is still used.
+    let kvm = opts.probe.map(|accel| {
+        let left = ctx.remaining("the QEMU probe").map_err(|f| f.message)?;
+        let secs = u32::try_from(left.as_secs()).unwrap_or(u32::MAX).max(1);
+        let (_, out, err) = run(&ctx, &session, &kvm_probe::remote_command(accel, secs))
+            .map_err(|f| format!("{}: {}", f.stage, f.message))?;
+        kvm_probe::interpret(&out, err.as_bytes(), accel, &format!("{}:qemu", node.name))
+            .map_err(|e| e.to_string())
+    });
+    let _ = session.disconnect(None, "done", None);
+    Ok(Answer { info, kernel, kvm })
+}
+
+/// Runs one fixed command on an open session within the node's deadline:
+/// exit status, stdout (bounded) and the start of stderr.
+fn run(
+    ctx: &Ctx<'_>,
+    session: &Session,
+    command: &str,
+) -> Result<(i32, Vec<u8>, String), NodeFailure> {
+    ctx.arm(session, "command")?;
+    let mut channel = session
+        .channel_session()
+        .map_err(|e| ctx.ssh_error("command", &e))?;
+    channel
+        .exec(command)
+        .map_err(|e| ctx.ssh_error("command", &e))?;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 32 * 1024];
+    loop {
+        ctx.arm(session, "read")?;
+        match channel.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                if out.len() > MAX_OUTPUT {
+                    return Err(ctx.fail("read", format!("more than {MAX_OUTPUT} bytes of output")));
+                }
+            }
+            Err(e) => {
+                if Instant::now() >= ctx.deadline || e.kind() == std::io::ErrorKind::TimedOut {
+                    return Err(ctx.timed_out("read"));
+                }
+                return Err(ctx.fail("read", e.to_string()));
+            }
+        }
+    }
+    let mut err_text = String::new();
+    ctx.arm(session, "read")?;
+    let _ = channel.stderr().take(4096).read_to_string(&mut err_text);
+    ctx.arm(session, "read")?;
+    channel
+        .wait_close()
+        .map_err(|e| ctx.ssh_error("read", &e))?;
+    Ok((channel.exit_status().unwrap_or(-1), out, err_text))
 }
 
 fn connect(ctx: &Ctx<'_>, port: u16) -> Result<TcpStream, NodeFailure> {
@@ -426,7 +453,11 @@ fn authenticate(ctx: &Ctx<'_>, session: &Session, opts: &Options) -> Result<(), 
 ///
 /// # Errors
 /// A [`NodeFailure`] with stage `local`.
-pub fn read_local(node: &Node, cpuinfo_path: &Path) -> Result<Answer, NodeFailure> {
+pub fn read_local(
+    node: &Node,
+    cpuinfo_path: &Path,
+    probe: Option<&ProbeOptions>,
+) -> Result<Answer, NodeFailure> {
     let info = cpuinfo::read(cpuinfo_path).map_err(|e| NodeFailure {
         node: node.name.clone(),
         address: node.address.clone(),
@@ -437,7 +468,8 @@ pub fn read_local(node: &Node, cpuinfo_path: &Path) -> Result<Answer, NodeFailur
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .ok()
         .map(|s| s.trim().to_string());
-    Ok(Answer { info, kernel })
+    let kvm = probe.map(|p| kvm_probe::probe_local(p).map_err(|e| e.to_string()));
+    Ok(Answer { info, kernel, kvm })
 }
 
 #[cfg(test)]

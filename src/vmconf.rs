@@ -21,6 +21,9 @@ pub struct VmConfig {
     pub lock: Option<String>,
     /// `runningcpu:`: the `-cpu` of a suspended/snapshotted VM.
     pub runningcpu: Option<String>,
+    /// `vmstate:`: the saved RAM of a hibernated VM (it resumes with
+    /// `runningcpu`).
+    pub vmstate: Option<String>,
     /// `args:`: extra QEMU arguments.
     pub args: Option<String>,
     /// `hookscript:`.
@@ -104,6 +107,7 @@ pub fn parse(text: &str, origin: &Path) -> Result<VmConfig> {
             "hugepages" => conf.hugepages = value,
             "lock" => conf.lock = value,
             "runningcpu" => conf.runningcpu = value,
+            "vmstate" => conf.vmstate = value,
             "args" => conf.args = value,
             "hookscript" => conf.hookscript = value,
             "ostype" => conf.ostype = value,

@@ -623,3 +623,36 @@ fn the_hook_file_runs_the_binary_and_never_blocks_when_it_is_gone() {
         "{err}"
     );
 }
+
+#[test]
+fn the_hook_never_hangs_a_start_past_its_deadline() {
+    let c = cluster();
+    // A FIFO nobody writes to: reading "/proc/cpuinfo" blocks forever.
+    let fifo = c.path("cpuinfo.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for (policy, code) in [("default", 0), ("strict", 1)] {
+        let t = std::time::Instant::now();
+        let done = c
+            .on("pve2", &["hook", "100", "pre-start"])
+            .env("PVE_MIGRATED_FROM", "pve1")
+            .env("PVE_CPUGUARD_CPUINFO", &fifo)
+            .env("PVE_CPUGUARD_HOOK_DEADLINE", "1s")
+            .env("PVE_CPUGUARD_POLICY", policy)
+            .run()
+            .code(code);
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(8),
+            "took {:?}",
+            t.elapsed()
+        );
+        assert!(
+            done.stderr.contains("did not finish within 1s"),
+            "{}",
+            done.stderr
+        );
+    }
+}

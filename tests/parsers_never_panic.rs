@@ -108,6 +108,7 @@ proptest! {
     #[test]
     fn requirement_resolution_never_panics(s in "[ -~]{0,80}") {
         let _ = pve_cpuguard::requirement::from_cpu_value(&s, &Default::default());
+        let _ = pve_cpuguard::requirement::from_qemu_cpu_arg(&s);
     }
 }
 

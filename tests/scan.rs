@@ -521,3 +521,66 @@ fn configuration_errors_exit_2_and_name_the_line() {
     let run = c.run(&["scan", "--timeout", "0"]);
     run.expect_code(2);
 }
+
+/// Issue 6 through the scan: each node's QEMU is asked over the same SSH
+/// connection; its answer is recorded in the cache and then decides, while a
+/// node whose probe fails keeps its /proc/cpuinfo view.
+#[test]
+fn the_kvm_view_is_recorded_by_scan_and_decides() {
+    let mut c = Cluster::new();
+    c.sshd_with_qemu(
+        "pve1",
+        "../qmp/pvm-epyc-cpuinfo.txt",
+        "qemu-7.2-pvm-epyc-kvm.jsonl",
+    );
+    c.sshd("pve2", HASWELL);
+    c.write_config();
+    let mut cmd = c.command(&["--output", "json", "scan"]);
+    cmd.env("PVE_CPUGUARD_PROBE", "kvm");
+    common::Run::of(cmd).expect_code(0);
+
+    let cache: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&c.cache).unwrap()).unwrap();
+    let pve1 = &cache["nodes"]["pve1"];
+    assert_eq!(pve1["kvm"]["accel"], "kvm", "{pve1}");
+    assert!(
+        pve1["kvm"]["qemu_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("7.2."),
+        "{pve1}"
+    );
+    // The answer was QEMU's, so /proc/cpuinfo's pni is not in it.
+    assert!(flags("../qmp/pvm-epyc-cpuinfo.txt").contains("pni"));
+    let kvm_features: Vec<&str> = pve1["kvm"]["host_features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    assert!(!kvm_features.contains(&"pni"), "{kvm_features:?}");
+    let pve2 = &cache["nodes"]["pve2"];
+    assert!(pve2["kvm"].is_null(), "{pve2}");
+    assert!(!pve2["kvm_error"].as_str().unwrap().is_empty(), "{pve2}");
+
+    // A kvm64 VM (on pve2) could not start on pve1: QEMU says pni is
+    // unavailable there, although pve1's /proc/cpuinfo lists it.
+    let vm_dir = c.pve_dir.join("nodes/pve2/qemu-server");
+    std::fs::create_dir_all(&vm_dir).unwrap();
+    std::fs::write(vm_dir.join("100.conf"), "cpu: kvm64\nname: probe\n").unwrap();
+    let mut cmd = c.command(&["check", "100", "--mode", "start", "-o", "json"]);
+    cmd.env("PVE_CPUGUARD_NODE", "pve2")
+        .env("PVE_CPUGUARD_CPUINFO", common::cpuinfo(HASWELL))
+        .env("PVE_CPUGUARD_CONFIG", c.dir.path().join("none.conf"));
+    let run = common::Run::of(cmd);
+    run.expect_code(1);
+    let v = run.json();
+    let refused = &v["not_allowed_nodes"]["pve1"];
+    assert!(
+        refused["missing_flags"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("pni")),
+        "{v}"
+    );
+}

@@ -107,22 +107,10 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
             let _ = writeln!(s, "  {t}: allowed");
         }
         for (t, v) in &refused {
-            let reasons: Vec<&str> = v["reasons"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            let _ = writeln!(s, "  {t}: refused: {}", reasons.join("; "));
+            let _ = writeln!(s, "  {t}: refused: {}", reasons(v));
         }
         for (t, v) in &unknown {
-            let reasons: Vec<&str> = v["reasons"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            let _ = writeln!(s, "  {t}: unknown: {}", reasons.join("; "));
+            let _ = writeln!(s, "  {t}: unknown: {}", reasons(v));
         }
         if let Some(e) = &everywhere {
             let _ = writeln!(s, "CPU type that works on every node: {e}");
@@ -136,4 +124,15 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
     } else {
         ExitCode::Ok
     })
+}
+
+/// The `reasons` strings of a node's JSON entry, for the text output.
+fn reasons(entry: &Value) -> String {
+    let list: Vec<&str> = entry["reasons"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    list.join("; ")
 }

@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::capability::Capability;
 use crate::cli::HookArgs;
 use crate::config::Policy;
 use crate::error::{Error, ExitCode, Result};
@@ -142,11 +141,14 @@ fn check(settings: &Settings, vmid: VmId) -> bool {
         Ok(c) => c,
         Err(e) => return unknown(e.to_string()),
     };
-    let local = match cpuinfo::read(&settings.cpuinfo) {
-        Ok(info) => Capability::from_cpuinfo(&info),
+    let info = match cpuinfo::read(&settings.cpuinfo) {
+        Ok(info) => info,
         Err(e) => return unknown(e.to_string()),
     };
-    let fleet = fleet::load(settings, &local);
+    let fleet = fleet::load(settings, &info);
+    let Some(local) = fleet.capability(&settings.node) else {
+        return unknown("this node's capability is missing".into());
+    };
     let req = requirement::from_vm(&vm, &custom);
     let movement = match migrated_from.as_deref() {
         Some(source) => Movement::Live { source },
@@ -160,15 +162,7 @@ fn check(settings: &Settings, vmid: VmId) -> bool {
         policy: settings.policy,
         vendor_change: settings.vendor_change,
     };
-    let d = guard::decide(
-        &label,
-        &req,
-        &settings.node,
-        &local,
-        movement,
-        &fleet,
-        rules,
-    );
+    let d = guard::decide(&label, &req, &settings.node, local, movement, &fleet, rules);
 
     if d.allow {
         if !d.warnings.is_empty() {
@@ -187,6 +181,9 @@ fn check(settings: &Settings, vmid: VmId) -> bool {
             crate::cache::now(),
         );
     }
+    // The process ends right after this answer: freeing every node record
+    // one by one would cost more than the decision itself.
+    std::mem::forget(fleet);
     d.allow
 }
 

@@ -6,12 +6,18 @@
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
+use std::time::Instant;
+
+use crate::cache::{self, NodeRecord, Update};
+use crate::capability::Capability;
 use crate::cli::MigrateArgs;
+use crate::cluster::{self, Sources};
 use crate::commands::vm_context;
 use crate::error::{Error, ExitCode, Result};
 use crate::guard::{self, Movement};
 use crate::pve::{self, VmId};
 use crate::settings::Settings;
+use crate::ssh;
 use crate::syslog::{self, Severity};
 
 /// Runs `migrate`.
@@ -52,20 +58,44 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
         }
     };
 
-    let Some(target) = ctx.fleet.get(&args.target) else {
-        return Err(Error::Config(format!(
-            "no cached record of node '{}'\nnote: run `pve-cpuguard scan` (is '{}' a cluster node?)",
-            args.target, args.target
-        )));
+    // The cache decides; only a missing or stale target record is read
+    // again, from the target alone, over SSH.
+    let record = ctx.fleet.get(&args.target);
+    let stale = record.is_none_or(|t| {
+        t.capability().is_none()
+            || t.age_secs
+                .is_none_or(|a| a > settings.cache_max_age.as_secs())
+    });
+    let mut notes = Vec::new();
+    let refreshed = if stale {
+        match refresh(&settings, args, &args.target) {
+            Ok(cap) => {
+                notes.push(format!(
+                    "the record of '{}' was stale or missing; read it again just now",
+                    args.target
+                ));
+                Some(cap)
+            }
+            Err(e) => {
+                notes.push(format!(
+                    "could not read '{}' again ({e}); using its cached record",
+                    args.target
+                ));
+                None
+            }
+        }
+    } else {
+        None
     };
-    let stale = target
-        .age_secs
-        .is_some_and(|a| a > settings.cache_max_age.as_secs());
-    let Some(target_cap) = target.capability() else {
+    let Some(target_cap) = refreshed
+        .as_ref()
+        .or_else(|| record.and_then(|t| t.capability()))
+    else {
         return Err(Error::Config(format!(
-            "the cache has no CPU data for node '{}': {}\nnote: run `pve-cpuguard scan`",
+            "no CPU data for node '{}': {}\nnote: run `pve-cpuguard scan` (is '{}' a cluster node?)",
             args.target,
-            target.problem.as_deref().unwrap_or("never scanned")
+            notes.join("; "),
+            args.target
         )));
     };
     let mut d = guard::decide(
@@ -77,14 +107,17 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
         &ctx.fleet,
         ctx.rules,
     );
-    if stale {
-        d.warnings.push(format!(
-            "the record of '{}' is {} old (older than {}s)",
-            args.target,
-            human_age(target.age_secs.unwrap_or(0)),
-            settings.cache_max_age.as_secs()
-        ));
+    if refreshed.is_none() && stale {
+        if let Some(age) = record.and_then(|t| t.age_secs) {
+            d.warnings.push(format!(
+                "the record of '{}' is {} old (older than {}s)",
+                args.target,
+                human_age(age),
+                settings.cache_max_age.as_secs()
+            ));
+        }
     }
+    d.verdict.notes.extend(notes);
 
     if d.allow {
         if !d.warnings.is_empty() {
@@ -128,6 +161,48 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
         "cannot run {}: {err}",
         args.qm.display()
     )))
+}
+
+/// Reads one node again over SSH and stores the result in the cache (under
+/// the writers' lock, every other record kept).
+fn refresh(
+    settings: &Settings,
+    args: &MigrateArgs,
+    name: &str,
+) -> std::result::Result<Capability, String> {
+    let cluster = cluster::load(&Sources {
+        pve_dir: settings.pve.root(),
+        corosync: None,
+        node: Some(&settings.node),
+    })
+    .map_err(|e| e.to_string())?;
+    let node = cluster
+        .nodes
+        .iter()
+        .find(|n| n.name == name)
+        .ok_or_else(|| format!("'{name}' is not in the cluster's node list"))?;
+    let mut opts = args.ssh.resolve(settings);
+    opts.probe = args.probe.accel();
+    let answer =
+        ssh::fetch(node, &opts, Instant::now() + opts.timeout).map_err(|f| f.to_string())?;
+    let record = NodeRecord::new(
+        name,
+        &node.address,
+        &answer.info,
+        answer.kernel,
+        cache::now(),
+    )
+    .with_kvm(answer.kvm);
+    let capability = record.capability();
+    let stored = (|| -> crate::error::Result<()> {
+        let writer = cache::Writer::lock(&settings.cache)?;
+        let (prev, _) = writer.load()?;
+        writer.store(&prev.with_update(&Update::Scanned(Box::new(record)), cache::now()))
+    })();
+    if let Err(e) = stored {
+        eprintln!("pve-cpuguard: warning: could not update the cache: {e}");
+    }
+    Ok(capability)
 }
 
 /// Takes `--force-unsafe` and `--reason` out of the pass-through options

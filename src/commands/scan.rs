@@ -11,6 +11,7 @@ use crate::cluster::{self, Sources};
 use crate::commands::view;
 use crate::config::Config;
 use crate::error::{Error, ExitCode, Result};
+use crate::kvm_probe::ProbeOptions;
 use crate::output::{self, Format};
 use crate::scan::{self, NodeResult};
 use crate::ssh;
@@ -53,34 +54,44 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
         Some(k) => vec![k.clone()],
         None => ssh::Options::default_keys(),
     };
+    let timeout = Config::pick(
+        args.timeout,
+        conf.ssh_timeout.as_ref(),
+        Duration::from_secs(10),
+    );
     let opts = scan::Options {
         ssh: ssh::Options {
             user: Config::pick(args.ssh_user.clone(), conf.ssh_user.as_ref(), "root".into()),
             port: Config::pick(args.ssh_port, conf.ssh_port.as_ref(), 22),
-            timeout: Config::pick(
-                args.timeout,
-                conf.ssh_timeout.as_ref(),
-                Duration::from_secs(10),
-            ),
+            timeout,
             keys,
             use_agent: ssh_key.is_none() && std::env::var_os("SSH_AUTH_SOCK").is_some(),
             known_hosts,
             pve_dir,
+            probe: args.probe.accel(),
         },
         local_cpuinfo: args.cpuinfo.cpuinfo.clone(),
+        local_probe: args.probe.accel().map(|accel| ProbeOptions {
+            qemu: args.qemu.clone(),
+            timeout,
+            ..ProbeOptions::new(accel)
+        }),
     };
     let results = scan::scan(&cluster, &opts);
     let now = cache::now();
     let updates: Vec<Update> = results
         .iter()
         .map(|r| match &r.result {
-            Ok(a) => Update::Scanned(Box::new(NodeRecord::new(
-                &r.node.name,
-                &r.node.address,
-                &a.info,
-                a.kernel.clone(),
-                now,
-            ))),
+            Ok(a) => Update::Scanned(Box::new(
+                NodeRecord::new(
+                    &r.node.name,
+                    &r.node.address,
+                    &a.info,
+                    a.kernel.clone(),
+                    now,
+                )
+                .with_kvm(a.kvm.clone()),
+            )),
             Err(f) => Update::Failed {
                 name: r.node.name.clone(),
                 address: r.node.address.clone(),

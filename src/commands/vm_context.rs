@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use crate::capability::Capability;
 use crate::error::{Error, Result};
 use crate::fleet::{self, Fleet};
 use crate::guard::{Rules, VmLabel};
@@ -42,7 +41,7 @@ pub fn load(settings: &Settings, vmid: VmId) -> Result<VmContext> {
     };
     let vm = vmconf::read(&path)?;
     let custom = custom_models::read(&settings.pve.cpu_models())?;
-    let local = Capability::from_cpuinfo(&cpuinfo::read(&settings.cpuinfo)?);
+    let local = cpuinfo::read(&settings.cpuinfo)?;
     Ok(VmContext {
         vmid,
         label: VmLabel {

@@ -168,6 +168,30 @@ impl Cluster {
                 cpuinfo: &cpuinfo(sample),
                 delay,
                 kernel: &self.kernel,
+                qmp: None,
+            },
+        );
+        self.push(name, addr, Some(sample), Server::Sshd(s))
+    }
+
+    /// A node running a real sshd whose QEMU probe answers with the
+    /// recorded QMP transcript `qmp` (under tests/data/qmp/).
+    pub fn sshd_with_qemu(&mut self, name: &str, sample: &str, qmp: &str) -> &mut FakeNode {
+        let addr = self.next_addr();
+        let dir = self.dir.path().join("nodes").join(name);
+        let qmp = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/qmp")
+            .join(qmp);
+        let s = Sshd::start(
+            &dir,
+            &addr,
+            self.port,
+            &self.authorized_keys,
+            &Serve {
+                cpuinfo: &cpuinfo(sample),
+                delay: None,
+                kernel: &self.kernel,
+                qmp: Some(&qmp),
             },
         );
         self.push(name, addr, Some(sample), Server::Sshd(s))
@@ -221,6 +245,7 @@ impl Cluster {
                 cpuinfo: &cpuinfo(sample),
                 delay: None,
                 kernel: &self.kernel,
+                qmp: None,
             },
         );
         self.nodes[i].server = Server::Sshd(s);
@@ -341,6 +366,8 @@ impl Cluster {
             .env("PVE_CPUGUARD_SSH_PORT", self.port.to_string())
             .env("PVE_CPUGUARD_SSH_USER", current_user())
             .env("PVE_CPUGUARD_TIMEOUT", self.timeout.to_string())
+            // Tests that want the QEMU probe ask for it.
+            .env("PVE_CPUGUARD_PROBE", "off")
             .env_remove("PVE_CPUGUARD_KNOWN_HOSTS")
             .env_remove("PVE_CPUGUARD_COROSYNC")
             .env("PVE_CPUGUARD_CONFIG", self.dir.path().join("no-such.conf"))

@@ -108,6 +108,9 @@ pub struct Serve<'a> {
     pub delay: Option<f64>,
     /// Kernel release to print.
     pub kernel: &'a str,
+    /// A recorded QMP transcript to print when asked for the QEMU probe;
+    /// `None` answers the probe with garbage (a node without a usable QEMU).
+    pub qmp: Option<&'a Path>,
 }
 
 impl Sshd {
@@ -131,12 +134,28 @@ impl Sshd {
             .delay
             .map(|d| format!("sleep {d}; "))
             .unwrap_or_default();
-        // The remote command's output format: cpuinfo, an empty line, `---`, kernel.
-        let force = format!(
-            "{sleep}cat {}; echo; echo ---; echo {}",
-            cpu.display(),
-            serve.kernel
-        );
+        // The remote command's output format: cpuinfo, an empty line, `---`,
+        // kernel. The QEMU probe (recognised by its QMP script) gets the
+        // recorded transcript, or garbage.
+        let probe = match serve.qmp {
+            Some(q) => {
+                let copy = dir.join("qmp.jsonl");
+                std::fs::copy(q, &copy).unwrap();
+                format!("cat {}", copy.display())
+            }
+            None => "echo 'this is not QEMU'".to_string(),
+        };
+        let script = dir.join("serve.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "case \"$SSH_ORIGINAL_COMMAND\" in\n  *qmp_capabilities*) {probe} ;;\n  *) {sleep}cat {}; echo; echo ---; echo {} ;;\nesac\n",
+                cpu.display(),
+                serve.kernel
+            ),
+        )
+        .unwrap();
+        let force = format!("/bin/sh {}", script.display());
         let mut config = format!(
             "ListenAddress {addr}:{port}\n\
              HostKey {hk}\n\

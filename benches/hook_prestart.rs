@@ -1,0 +1,75 @@
+//! Benchmark: `pve-cpuguard hook <vmid> pre-start` as a whole process with a
+//! warm cache, the way Proxmox VE runs it on every VM start. Target: median
+//! at most 2 ms and peak memory at most 10 MB.
+//!
+//! A 16-node cluster cache built from the real /proc/cpuinfo samples; the
+//! hook runs on pve04 for (a) an incoming live migration from pve01 and (b)
+//! an ordinary start (which also compares the VM with every other node).
+//!
+//! ```sh
+//! cargo bench --bench hook_prestart
+//! ```
+//!
+//! Exits 1 when a median is above 2 ms or the peak RSS above 10 MB.
+
+mod measure;
+#[path = "../tests/util/mod.rs"]
+mod util;
+
+use std::process::Command;
+
+use util::cluster::Cluster;
+
+fn main() {
+    let samples: Vec<String> = util::all_cpuinfo()
+        .iter()
+        .filter(|p| pve_cpuguard::cpuinfo::read(p).is_ok())
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .take(16)
+        .collect();
+    let names: Vec<String> = (1..=samples.len()).map(|i| format!("pve{i:02}")).collect();
+    let pairs: Vec<(&str, &str)> = names
+        .iter()
+        .map(String::as_str)
+        .zip(samples.iter().map(String::as_str))
+        .collect();
+    let mut c = Cluster::new(&pairs);
+    c.vm(
+        100,
+        "pve01",
+        "boot: order=scsi0\ncores: 4\ncpu: x86-64-v2-AES\nmemory: 8192\nname: bench\nostype: l26\n",
+    );
+    let bin = env!("CARGO_BIN_EXE_pve-cpuguard");
+    let mut worst_ok = true;
+    for (label, migrated_from) in [
+        ("live migration pve01 -> pve04", "pve01"),
+        ("ordinary start on pve04", ""),
+    ] {
+        let s = measure::measure(
+            || {
+                let mut cmd = Command::new(bin);
+                cmd.args(["hook", "100", "pre-start"])
+                    .env("PVE_MIGRATED_FROM", migrated_from)
+                    .env("PVE_CPUGUARD_PVE_DIR", c.pve())
+                    .env("PVE_CPUGUARD_CACHE", c.cache())
+                    .env("PVE_CPUGUARD_NODE", "pve04")
+                    .env("PVE_CPUGUARD_CPUINFO", util::cpuinfo(&c.nodes["pve04"]))
+                    .env("PVE_CPUGUARD_CONFIG", c.path("none.conf"))
+                    .env("PVE_CPUGUARD_SYSLOG_SOCKET", c.path("none.sock"));
+                cmd
+            },
+            30,
+            500,
+            0,
+        );
+        measure::report(
+            &format!("hook pre-start, {label}, {} nodes", samples.len()),
+            &s,
+        );
+        worst_ok &= s.median.as_secs_f64() <= 0.002 && s.max_rss_kib <= 10 * 1024;
+    }
+    if !worst_ok {
+        eprintln!("above the target (median 2 ms, peak RSS 10 MB)");
+        std::process::exit(1);
+    }
+}
