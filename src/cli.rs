@@ -362,38 +362,8 @@ pub struct ScanArgs {
     #[command(flatten)]
     pub cpuinfo: CpuinfoArg,
 
-    /// SSH port of every node [default: `ssh_port` in the configuration
-    /// file, else 22].
-    #[arg(long, env = "PVE_CPUGUARD_SSH_PORT", value_name = "PORT")]
-    pub ssh_port: Option<u16>,
-
-    /// Remote user [default: `ssh_user` in the configuration file, else
-    /// root].
-    #[arg(long, env = "PVE_CPUGUARD_SSH_USER", value_name = "USER")]
-    pub ssh_user: Option<String>,
-
-    /// Private key file [default: `ssh_key` in the configuration file,
-    /// else ~/.ssh/id_ed25519, id_ecdsa and id_rsa that exist, after the
-    /// agent when SSH_AUTH_SOCK is set].
-    #[arg(long, env = "PVE_CPUGUARD_SSH_KEY", value_name = "FILE")]
-    pub ssh_key: Option<PathBuf>,
-
-    /// known_hosts file to verify host keys with, replacing Proxmox VE's
-    /// list (DIR/nodes/NODE/ssh_known_hosts alone when it exists, else
-    /// DIR/priv/known_hosts, /etc/ssh/ssh_known_hosts, ~/.ssh/known_hosts)
-    /// [default: `known_hosts` in the configuration file].
-    #[arg(long, env = "PVE_CPUGUARD_KNOWN_HOSTS", value_name = "FILE")]
-    pub known_hosts: Option<PathBuf>,
-
-    /// Per-node bound on connect, handshake, authentication and read
-    /// [default: `ssh_timeout` in the configuration file, else 10].
-    #[arg(
-        long,
-        env = "PVE_CPUGUARD_TIMEOUT",
-        value_name = "SECONDS",
-        value_parser = parse_timeout
-    )]
-    pub timeout: Option<Duration>,
+    #[command(flatten)]
+    pub ssh: SshArgs,
 
     /// Also ask each node's QEMU what KVM can give a guest (one fixed,
     /// bounded command per node); the verdict then follows QEMU's answer.
@@ -427,19 +397,6 @@ impl ScanProbe {
             ScanProbe::Tcg => Some(Accel::Tcg),
             ScanProbe::Off => None,
         }
-    }
-}
-
-/// `--timeout`: seconds, fractions allowed, more than 0 and at most 3600.
-fn parse_timeout(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if secs.is_finite() && secs > 0.0 && secs <= 3600.0 {
-        Ok(Duration::from_secs_f64(secs))
-    } else {
-        Err("must be more than 0 and at most 3600 seconds".into())
     }
 }
 

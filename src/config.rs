@@ -196,6 +196,20 @@ pub fn parse_duration(value: &str) -> Option<Duration> {
     n.checked_mul(factor).map(Duration::from_secs)
 }
 
+/// Parses a network timeout for clap: seconds with fractions (`2.5`) or a
+/// duration with a unit (`10s`, `1m`); more than 0, at most an hour.
+///
+/// # Errors
+/// A message naming the valid forms.
+pub fn timeout_arg(value: &str) -> std::result::Result<Duration, String> {
+    let d = parse_duration(value.trim()).or_else(|| {
+        let secs: f64 = value.trim().parse().ok()?;
+        (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs.min(3601.0)))
+    });
+    d.filter(|d| !d.is_zero() && d.as_secs_f64() <= 3600.0)
+        .ok_or_else(|| format!("invalid timeout '{value}' (valid: seconds such as 10 or 2.5, or 10s, 1m; at most 1h)"))
+}
+
 /// Parses a duration for clap (`--timeout 10s`).
 ///
 /// # Errors
@@ -259,6 +273,17 @@ mod tests {
         assert_eq!(Config::pick(Some(1), Some(&2), 3), 1);
         assert_eq!(Config::pick(None, Some(&2), 3), 2);
         assert_eq!(Config::pick(None, None, 3), 3);
+    }
+
+    #[test]
+    fn timeouts_take_seconds_or_units() {
+        assert_eq!(timeout_arg("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(timeout_arg("2.5"), Ok(Duration::from_millis(2500)));
+        assert_eq!(timeout_arg("1m"), Ok(Duration::from_secs(60)));
+        assert!(timeout_arg("0").is_err());
+        assert!(timeout_arg("-1").is_err());
+        assert!(timeout_arg("2h").is_err());
+        assert!(timeout_arg("NaN").is_err());
     }
 
     #[test]

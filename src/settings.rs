@@ -2,13 +2,13 @@
 //! flag > `PVE_CPUGUARD_*` environment variable (both via clap) > the
 //! configuration file > the real Proxmox default.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
 
 use crate::config::{self, Config, Policy, VendorChange};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::pve::PveDir;
 
 /// Default state directory.
@@ -58,35 +58,59 @@ pub struct CommonArgs {
     pub cache_max_age: Option<Duration>,
 }
 
-/// How to reach other nodes over SSH (for commands that may refresh a
-/// node's record). Each falls back to the configuration file, then the
-/// default.
+/// How to reach other nodes over SSH (`scan`, and `migrate` when it reads
+/// a stale target again). Each falls back to the configuration file, then
+/// the default.
 #[derive(Debug, Clone, Args, Default)]
 pub struct SshArgs {
-    /// SSH port of every node [default: 22].
+    /// SSH port of every node [default: `ssh_port` in the configuration
+    /// file, else 22].
     #[arg(long, env = "PVE_CPUGUARD_SSH_PORT", value_name = "PORT")]
     pub ssh_port: Option<u16>,
-    /// Remote user [default: root].
+
+    /// Remote user [default: `ssh_user` in the configuration file, else
+    /// root].
     #[arg(long, env = "PVE_CPUGUARD_SSH_USER", value_name = "USER")]
     pub ssh_user: Option<String>,
-    /// Private key file [default: ~/.ssh/id_ed25519, id_ecdsa, id_rsa].
+
+    /// Private key file [default: `ssh_key` in the configuration file,
+    /// else ~/.ssh/id_ed25519, id_ecdsa and id_rsa that exist, after the
+    /// agent when SSH_AUTH_SOCK is set].
     #[arg(long, env = "PVE_CPUGUARD_SSH_KEY", value_name = "FILE")]
     pub ssh_key: Option<PathBuf>,
-    /// known_hosts file replacing Proxmox VE's list.
+
+    /// known_hosts file to verify host keys with, replacing Proxmox VE's
+    /// list (DIR/nodes/NODE/ssh_known_hosts alone when it exists, else
+    /// DIR/priv/known_hosts, /etc/ssh/ssh_known_hosts, ~/.ssh/known_hosts)
+    /// [default: `known_hosts` in the configuration file].
     #[arg(long, env = "PVE_CPUGUARD_KNOWN_HOSTS", value_name = "FILE")]
     pub known_hosts: Option<PathBuf>,
-    /// Bound on connect, handshake, authentication and read (e.g. 10s).
-    #[arg(long, env = "PVE_CPUGUARD_TIMEOUT", value_parser = config::duration_arg, value_name = "DURATION")]
+
+    /// Per-node bound on connect, handshake, authentication and read, in
+    /// seconds (fractions allowed) or with a unit (10s, 1m)
+    /// [default: `ssh_timeout` in the configuration file, else 10].
+    #[arg(long, env = "PVE_CPUGUARD_TIMEOUT", value_name = "SECONDS", value_parser = config::timeout_arg)]
     pub timeout: Option<Duration>,
 }
 
 impl SshArgs {
-    /// The SSH options, with the configuration file's values as fallback.
-    #[must_use]
-    pub fn resolve(&self, settings: &Settings) -> crate::ssh::Options {
-        let c = &settings.config;
+    /// The SSH options: flag or environment, else the configuration file,
+    /// else the default.
+    ///
+    /// # Errors
+    /// A key or known_hosts file that does not exist.
+    pub fn resolve(&self, c: &Config, pve_dir: &Path) -> Result<crate::ssh::Options> {
         let key = self.ssh_key.clone().or_else(|| c.ssh_key.clone());
-        crate::ssh::Options {
+        let known_hosts = self.known_hosts.clone().or_else(|| c.known_hosts.clone());
+        for (what, path) in [("known_hosts file", &known_hosts), ("SSH key", &key)] {
+            if let Some(p) = path.as_ref().filter(|p| !p.is_file()) {
+                return Err(Error::Usage(format!(
+                    "{what} {}: no such file",
+                    p.display()
+                )));
+            }
+        }
+        Ok(crate::ssh::Options {
             user: Config::pick(self.ssh_user.clone(), c.ssh_user.as_ref(), "root".into()),
             port: Config::pick(self.ssh_port, c.ssh_port.as_ref(), 22),
             timeout: Config::pick(
@@ -96,10 +120,10 @@ impl SshArgs {
             ),
             use_agent: key.is_none() && std::env::var_os("SSH_AUTH_SOCK").is_some(),
             keys: key.map_or_else(crate::ssh::Options::default_keys, |k| vec![k]),
-            known_hosts: self.known_hosts.clone().or_else(|| c.known_hosts.clone()),
-            pve_dir: settings.pve.root().to_path_buf(),
+            known_hosts,
+            pve_dir: pve_dir.to_path_buf(),
             probe: None,
-        }
+        })
     }
 }
 

@@ -181,7 +181,10 @@ fn refresh(
         .iter()
         .find(|n| n.name == name)
         .ok_or_else(|| format!("'{name}' is not in the cluster's node list"))?;
-    let mut opts = args.ssh.resolve(settings);
+    let mut opts = args
+        .ssh
+        .resolve(&settings.config, settings.pve.root())
+        .map_err(|e| e.to_string())?;
     opts.probe = args.probe.accel();
     let answer =
         ssh::fetch(node, &opts, Instant::now() + opts.timeout).map_err(|f| f.to_string())?;

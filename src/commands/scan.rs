@@ -1,7 +1,6 @@
 //! `pve-cpuguard scan`: read every node, update the cache, report.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -10,7 +9,7 @@ use crate::cli::ScanArgs;
 use crate::cluster::{self, Sources};
 use crate::commands::view;
 use crate::config::Config;
-use crate::error::{Error, ExitCode, Result};
+use crate::error::{ExitCode, Result};
 use crate::kvm_probe::ProbeOptions;
 use crate::output::{self, Format};
 use crate::scan::{self, NodeResult};
@@ -30,46 +29,18 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
         conf.pve_dir.as_ref(),
         "/etc/pve".into(),
     );
-    let ssh_key = args.ssh_key.clone().or_else(|| conf.ssh_key.clone());
-    let known_hosts = args
-        .known_hosts
-        .clone()
-        .or_else(|| conf.known_hosts.clone());
     let cluster = cluster::load(&Sources {
         pve_dir: &pve_dir,
         corosync: args.corosync.as_deref(),
         node: args.node.as_deref(),
     })?;
-    for (flag, path) in [("--known-hosts", &known_hosts), ("--ssh-key", &ssh_key)] {
-        if let Some(p) = path {
-            if !p.is_file() {
-                return Err(Error::Usage(format!(
-                    "{flag} {}: no such file",
-                    p.display()
-                )));
-            }
-        }
-    }
-    let keys = match &ssh_key {
-        Some(k) => vec![k.clone()],
-        None => ssh::Options::default_keys(),
+    let ssh_opts = ssh::Options {
+        probe: args.probe.accel(),
+        ..args.ssh.resolve(&conf, &pve_dir)?
     };
-    let timeout = Config::pick(
-        args.timeout,
-        conf.ssh_timeout.as_ref(),
-        Duration::from_secs(10),
-    );
+    let timeout = ssh_opts.timeout;
     let opts = scan::Options {
-        ssh: ssh::Options {
-            user: Config::pick(args.ssh_user.clone(), conf.ssh_user.as_ref(), "root".into()),
-            port: Config::pick(args.ssh_port, conf.ssh_port.as_ref(), 22),
-            timeout,
-            keys,
-            use_agent: ssh_key.is_none() && std::env::var_os("SSH_AUTH_SOCK").is_some(),
-            known_hosts,
-            pve_dir,
-            probe: args.probe.accel(),
-        },
+        ssh: ssh_opts,
         local_cpuinfo: args.cpuinfo.cpuinfo.clone(),
         local_probe: args.probe.accel().map(|accel| ProbeOptions {
             qemu: args.qemu.clone(),
