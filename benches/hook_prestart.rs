@@ -39,7 +39,9 @@ fn main() {
         "pve01",
         "boot: order=scsi0\ncores: 4\ncpu: x86-64-v2-AES\nmemory: 8192\nname: bench\nostype: l26\n",
     );
-    let bin = env!("CARGO_BIN_EXE_pve-cpuguard");
+    // The binary the hook file runs (`pve-cpuguard hook` is the same code
+    // with the whole tool linked in).
+    let bin = env!("CARGO_BIN_EXE_pve-cpuguard-hook");
     let mut worst_ok = true;
     for (label, migrated_from) in [
         ("live migration pve01 -> pve04", "pve01"),
@@ -48,7 +50,7 @@ fn main() {
         let s = measure::measure(
             || {
                 let mut cmd = Command::new(bin);
-                cmd.args(["hook", "100", "pre-start"])
+                cmd.args(["100", "pre-start"])
                     .env("PVE_MIGRATED_FROM", migrated_from)
                     .env("PVE_CPUGUARD_PVE_DIR", c.pve())
                     .env("PVE_CPUGUARD_CACHE", c.cache())

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 if ! command -v cargo-deb >/dev/null 2>&1; then
     cargo install cargo-deb --locked
 fi
-cargo build --release --locked --bin pve-cpuguard
+cargo build --release --locked --bin pve-cpuguard --bin pve-cpuguard-hook
 
 assets=target/assets
 rm -rf "$assets"

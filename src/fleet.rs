@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::cache::{self, Cache, NodeRecord};
+use crate::cache::{self, LazyCache, LazyNode};
 use once_cell::sync::OnceCell;
 
 use crate::capability::Capability;
@@ -18,9 +18,9 @@ use crate::level;
 pub struct NodeView {
     /// Node name.
     pub name: String,
-    /// The cache record the capability is derived from (converted only if
-    /// the decision needs this node).
-    record: Option<Box<NodeRecord>>,
+    /// The cache record the capability is derived from (read in full only
+    /// if the decision needs this node).
+    record: Option<Box<LazyNode>>,
     /// The derived capability.
     capability: OnceCell<Capability>,
     /// Level as recorded by the scan (saves deriving the capability).
@@ -64,7 +64,7 @@ impl NodeView {
         if let Some(c) = self.capability.get() {
             return Some(c);
         }
-        let record = self.record.as_ref()?;
+        let record = self.record.as_ref()?.record().ok()?;
         Some(self.capability.get_or_init(|| record.capability()))
     }
 
@@ -81,7 +81,7 @@ impl NodeView {
     #[must_use]
     pub fn vendor(&self) -> Option<&str> {
         match (&self.record, self.capability.get()) {
-            (Some(r), _) => Some(&r.vendor),
+            (Some(r), _) => Some(&r.head.vendor),
             (None, Some(c)) => Some(&c.vendor),
             (None, None) => None,
         }
@@ -147,7 +147,11 @@ impl Fleet {
 pub fn load(settings: &crate::settings::Settings, local: &CpuInfo) -> Fleet {
     let mut local_cap = None;
     let mut fleet = load_with(settings, |cache| {
-        local_cap = cache.node(&settings.node).and_then(|r| {
+        let record = cache
+            .nodes
+            .get(&settings.node)
+            .and_then(|n| n.record().ok());
+        local_cap = record.as_ref().and_then(|r| {
             let same = r.flags.len() == local.flags.len()
                 && r.flags.iter().all(|f| local.flags.contains(f));
             r.kvm
@@ -169,9 +173,9 @@ pub fn load_cached(settings: &crate::settings::Settings) -> Fleet {
     load_with(settings, |_| {})
 }
 
-fn load_with(settings: &crate::settings::Settings, mut inspect: impl FnMut(&Cache)) -> Fleet {
+fn load_with(settings: &crate::settings::Settings, mut inspect: impl FnMut(&LazyCache)) -> Fleet {
     let mut fleet = Fleet::default();
-    match Cache::load_lenient(&settings.cache) {
+    match LazyCache::load_lenient(&settings.cache) {
         Ok((cache, problem)) => {
             fleet.problems.extend(problem.map(|e| e.to_string()));
             inspect(&cache);
@@ -182,23 +186,24 @@ fn load_with(settings: &crate::settings::Settings, mut inspect: impl FnMut(&Cach
     fleet
 }
 
-fn from_cache(fleet: &mut Fleet, cache: Cache, now: u64) {
+fn from_cache(fleet: &mut Fleet, cache: LazyCache, now: u64) {
     for u in cache.unscanned.values() {
         fleet.upsert(NodeView::unknown(
             &u.name,
             format!("never scanned successfully: {}", u.error),
         ));
     }
-    for (_, record) in cache.nodes {
+    for (name, node) in cache.nodes {
         fleet.upsert(NodeView {
-            name: record.name.clone(),
-            level: Some(record.level.clone()),
-            age_secs: Some(record.age(now)),
-            problem: record
+            name,
+            level: Some(node.head.level.clone()),
+            age_secs: Some(now.saturating_sub(node.head.scanned_at)),
+            problem: node
+                .head
                 .last_error
                 .as_ref()
                 .map(|e| format!("last refresh failed: {e}")),
-            record: Some(Box::new(record)),
+            record: Some(Box::new(node)),
             capability: OnceCell::new(),
         });
     }

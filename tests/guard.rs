@@ -613,7 +613,7 @@ fn the_hook_file_runs_the_binary_and_never_blocks_when_it_is_gone() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let bin = env!("CARGO_BIN_EXE_pve-cpuguard");
+    let bin = env!("CARGO_BIN_EXE_pve-cpuguard-hook");
     assert_eq!(run(bin, "pve2").0, Some(1));
     assert_eq!(run(bin, "pve4").0, Some(0));
     let (code, err) = run("/nonexistent/pve-cpuguard", "pve2");

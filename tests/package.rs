@@ -73,6 +73,7 @@ fn the_debian_package() {
             .unwrap_or_else(|| panic!("{path} is not in the package:\n{listing}"))
     };
     assert_eq!(mode_of("/usr/bin/pve-cpuguard"), "-rwxr-xr-x");
+    assert_eq!(mode_of("/usr/bin/pve-cpuguard-hook"), "-rwxr-xr-x");
     assert_eq!(
         mode_of("/usr/share/pve-cpuguard/pve-cpuguard-hook"),
         "-rwxr-xr-x"
@@ -165,7 +166,13 @@ fn the_debian_package() {
     .unwrap();
     assert!(fish.contains("attach") && fish.contains("audit"), "{fish}");
 
-    // The packaged binary runs.
+    // The packaged binaries run.
+    let hook = root.path().join("usr/bin/pve-cpuguard-hook");
+    let out = Command::new(&hook).arg("--version").output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("pve-cpuguard-hook {}\n", env!("CARGO_PKG_VERSION"))
+    );
     let bin = root.path().join("usr/bin/pve-cpuguard");
     let out = Command::new(&bin).arg("--version").output().unwrap();
     assert_eq!(
