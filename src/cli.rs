@@ -169,14 +169,8 @@ pub struct AttachArgs {
         value_name = "FILE"
     )]
     pub hook_file: PathBuf,
-    /// The `qm` binary.
-    #[arg(
-        long,
-        env = "PVE_CPUGUARD_QM",
-        default_value = "/usr/sbin/qm",
-        value_name = "PATH"
-    )]
-    pub qm: PathBuf,
+    #[command(flatten)]
+    pub qm: QmArg,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -189,14 +183,8 @@ pub struct DetachArgs {
     /// Show what would change, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// The `qm` binary.
-    #[arg(
-        long,
-        env = "PVE_CPUGUARD_QM",
-        default_value = "/usr/sbin/qm",
-        value_name = "PATH"
-    )]
-    pub qm: PathBuf,
+    #[command(flatten)]
+    pub qm: QmArg,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -206,6 +194,19 @@ pub struct DetachArgs {
 pub struct AuditArgs {
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// Where `qm` is: replaced only at this exec boundary (tests record its argv).
+#[derive(Debug, Args)]
+pub struct QmArg {
+    /// The `qm` binary.
+    #[arg(
+        long = "qm",
+        env = "PVE_CPUGUARD_QM",
+        default_value = "/usr/sbin/qm",
+        value_name = "PATH"
+    )]
+    pub path: PathBuf,
 }
 
 /// Arguments of `hook`.
@@ -231,14 +232,8 @@ pub struct MigrateArgs {
     /// Why the override is needed; logged with who ran it.
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
-    /// The `qm` binary.
-    #[arg(
-        long,
-        env = "PVE_CPUGUARD_QM",
-        default_value = "/usr/sbin/qm",
-        value_name = "PATH"
-    )]
-    pub qm: PathBuf,
+    #[command(flatten)]
+    pub qm: QmArg,
     /// Where Proxmox keeps the PID files of running VMs.
     #[arg(
         long,

@@ -370,7 +370,7 @@ pub fn attach(args: &AttachArgs, format: Format) -> Result<ExitCode> {
     let (hook_path, file_action) = install_hook_file(&args.hook_file, store, args.dry_run)?;
     let target = rollout::guard_volid(&store.id);
     let plan = rollout::plan_attach(&vms, &settings.node, &target, &storages);
-    let done = execute(&settings, &args.qm, plan, &vms, args.dry_run, true);
+    let done = execute(&settings, &args.qm.path, plan, &vms, args.dry_run, true);
 
     let file_text = match (file_action, args.dry_run) {
         (FileAction::Copy, false) => "copied",
@@ -414,7 +414,7 @@ pub fn detach(args: &DetachArgs, format: Format) -> Result<ExitCode> {
     let (vms, elsewhere) = select(&settings, &args.select)?;
     let chain_entries = chain::read(settings.pve.root())?;
     let plan = rollout::plan_detach(&vms, &settings.node, &chain_entries, &storages);
-    let done = execute(&settings, &args.qm, plan, &vms, args.dry_run, false);
+    let done = execute(&settings, &args.qm.path, plan, &vms, args.dry_run, false);
     let mut notes = vec![
         "the hook file stays in the snippets storage (other VMs or nodes may still use it); remove it by hand once no VM uses it".to_string(),
     ];

@@ -172,14 +172,7 @@ fn check(settings: &Settings, vmid: VmId) -> bool {
     } else {
         eprint!("{}", d.explain());
         println!("QEMU: pve-cpuguard: {}", d.one_line());
-        syslog::log(Severity::Err, &d.one_line());
-        let _ = crate::refusals::record(
-            &settings.state_dir,
-            &d.vm.vmid,
-            &d.target,
-            d.source.as_deref(),
-            crate::cache::now(),
-        );
+        crate::refusals::log(&settings.state_dir, &d);
     }
     // The process ends right after this answer: freeing every node record
     // one by one would cost more than the decision itself.

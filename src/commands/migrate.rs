@@ -140,18 +140,11 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
     } else {
         eprint!("{}", d.explain());
         eprintln!("  note: qm was not run; to override: pve-cpuguard migrate --force-unsafe --reason TEXT {vmid} {} …", args.target);
-        syslog::log(Severity::Err, &d.one_line());
-        let _ = crate::refusals::record(
-            &settings.state_dir,
-            &d.vm.vmid,
-            &d.target,
-            d.source.as_deref(),
-            crate::cache::now(),
-        );
+        crate::refusals::log(&settings.state_dir, &d);
         return Ok(ExitCode::Refused);
     }
 
-    let err = Command::new(&args.qm)
+    let err = Command::new(&args.qm.path)
         .arg("migrate")
         .arg(vmid.to_string())
         .arg(&args.target)
@@ -159,7 +152,7 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
         .exec();
     Err(Error::Config(format!(
         "cannot run {}: {err}",
-        args.qm.display()
+        args.qm.path.display()
     )))
 }
 
