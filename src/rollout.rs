@@ -64,6 +64,19 @@ pub fn guard_volid(storage: &str) -> String {
     format!("{storage}:snippets/{HOOK_FILE_NAME}")
 }
 
+/// What `attach` and `detach` do with a VM that is not on this node (`qm`
+/// changes only the local node's VMs), or `None` when it is here.
+fn not_here(vm: &VmState, local: &str) -> Option<Action> {
+    match &vm.node {
+        None => Some(Action::Refused(format!(
+            "VM {} not found in the cluster",
+            vm.vmid
+        ))),
+        Some(node) if node != local => Some(Action::OtherNode(node.clone())),
+        Some(_) => None,
+    }
+}
+
 /// Plans `attach` for each VM.
 #[must_use]
 pub fn plan_attach(
@@ -74,9 +87,10 @@ pub fn plan_attach(
 ) -> Vec<(VmId, Action)> {
     vms.iter()
         .map(|vm| {
+            if let Some(elsewhere) = not_here(vm, local) {
+                return (vm.vmid, elsewhere);
+            }
             let action = match (&vm.node, &vm.hookscript) {
-                (None, _) => Action::Refused(format!("VM {} not found in the cluster", vm.vmid)),
-                (Some(node), _) if node != local => Action::OtherNode(node.clone()),
                 (_, Some(h)) if h == target => Action::Unchanged(format!("already attached ({h})")),
                 (_, Some(h)) if is_guard_hookscript(h) => Action::SetHookscript {
                     from: Some(h.clone()),
@@ -128,9 +142,10 @@ pub fn plan_detach(
 ) -> Vec<(VmId, Action)> {
     vms.iter()
         .map(|vm| {
+            if let Some(elsewhere) = not_here(vm, local) {
+                return (vm.vmid, elsewhere);
+            }
             let action = match (&vm.node, &vm.hookscript) {
-                (None, _) => Action::Refused(format!("VM {} not found in the cluster", vm.vmid)),
-                (Some(node), _) if node != local => Action::OtherNode(node.clone()),
                 (_, Some(h)) if is_guard_hookscript(h) => match chain.get(&vm.vmid) {
                     None => Action::DeleteHookscript { from: h.clone() },
                     Some(entry) => match entry
