@@ -11,6 +11,8 @@
 //! ```
 //!
 //! Exits 1 when a median is above 2 ms or the peak RSS above 10 MB.
+//! With `HOOK_BENCH_KEEP=1` the fixture is kept and the two commands are
+//! printed, to profile them by hand (`perf stat`, `valgrind`).
 
 mod measure;
 #[path = "../tests/util/mod.rs"]
@@ -42,33 +44,41 @@ fn main() {
     // The binary the hook file runs (`pve-cpuguard hook` is the same code
     // with the whole tool linked in).
     let bin = env!("CARGO_BIN_EXE_pve-cpuguard-hook");
+    let keep = std::env::var_os("HOOK_BENCH_KEEP").is_some();
     let mut worst_ok = true;
     for (label, migrated_from) in [
         ("live migration pve01 -> pve04", "pve01"),
         ("ordinary start on pve04", ""),
     ] {
-        let s = measure::measure(
-            || {
-                let mut cmd = Command::new(bin);
-                cmd.args(["100", "pre-start"])
-                    .env("PVE_MIGRATED_FROM", migrated_from)
-                    .env("PVE_CPUGUARD_PVE_DIR", c.pve())
-                    .env("PVE_CPUGUARD_CACHE", c.cache())
-                    .env("PVE_CPUGUARD_NODE", "pve04")
-                    .env("PVE_CPUGUARD_CPUINFO", util::cpuinfo(&c.nodes["pve04"]))
-                    .env("PVE_CPUGUARD_CONFIG", c.path("none.conf"))
-                    .env("PVE_CPUGUARD_SYSLOG_SOCKET", c.path("none.sock"));
-                cmd
-            },
-            30,
-            500,
-            0,
-        );
+        let make_cmd = || {
+            let mut cmd = Command::new(bin);
+            cmd.args(["100", "pre-start"])
+                .env("PVE_MIGRATED_FROM", migrated_from)
+                .env("PVE_CPUGUARD_PVE_DIR", c.pve())
+                .env("PVE_CPUGUARD_CACHE", c.cache())
+                .env("PVE_CPUGUARD_NODE", "pve04")
+                .env("PVE_CPUGUARD_CPUINFO", util::cpuinfo(&c.nodes["pve04"]))
+                .env("PVE_CPUGUARD_CONFIG", c.path("none.conf"))
+                .env("PVE_CPUGUARD_SYSLOG_SOCKET", c.path("none.sock"));
+            cmd
+        };
+        let s = measure::measure(make_cmd, 30, 500, 0);
+        if keep {
+            let cmd = make_cmd();
+            let env: Vec<String> = cmd
+                .get_envs()
+                .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.unwrap().to_string_lossy()))
+                .collect();
+            println!("{} {bin} 100 pre-start", env.join(" "));
+        }
         measure::report(
             &format!("hook pre-start, {label}, {} nodes", samples.len()),
             &s,
         );
         worst_ok &= s.median.as_secs_f64() <= 0.002 && s.max_rss_kib <= 10 * 1024;
+    }
+    if keep {
+        println!("fixture kept in {}", c.dir.keep().display());
     }
     if !worst_ok {
         eprintln!("above the target (median 2 ms, peak RSS 10 MB)");

@@ -21,6 +21,7 @@ pub mod cpuconf;
 pub mod cpudata;
 pub mod cpuinfo;
 pub mod custom_models;
+pub mod deadline;
 pub mod error;
 pub mod flags;
 pub mod fleet;

@@ -25,7 +25,9 @@ pub enum Severity {
     Info = 6,
 }
 
-fn socket_path() -> PathBuf {
+/// Where messages go: `/dev/log` unless `PVE_CPUGUARD_SYSLOG_SOCKET` says.
+#[must_use]
+pub fn socket_path() -> PathBuf {
     std::env::var_os("PVE_CPUGUARD_SYSLOG_SOCKET")
         .map_or_else(|| PathBuf::from("/dev/log"), PathBuf::from)
 }

@@ -634,7 +634,11 @@ fn the_hook_never_hangs_a_start_past_its_deadline() {
         .status()
         .unwrap();
     assert!(made.success());
-    for (policy, code) in [("default", 0), ("strict", 1)] {
+    let sock_path = c.path("log.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    for (policy, code, priority) in [("default", 0, "<28>"), ("strict", 1, "<27>")] {
         let t = std::time::Instant::now();
         let done = c
             .on("pve2", &["hook", "100", "pre-start"])
@@ -642,8 +646,19 @@ fn the_hook_never_hangs_a_start_past_its_deadline() {
             .env("PVE_CPUGUARD_CPUINFO", &fifo)
             .env("PVE_CPUGUARD_HOOK_DEADLINE", "1s")
             .env("PVE_CPUGUARD_POLICY", policy)
+            .env("PVE_CPUGUARD_SYSLOG_SOCKET", &sock_path)
             .run()
             .code(code);
+        // The journal hears it too, from inside the timer's signal handler.
+        let mut buf = [0u8; 4096];
+        let n = sock.recv(&mut buf).unwrap();
+        let msg = String::from_utf8_lossy(&buf[..n]);
+        assert!(msg.starts_with(priority), "{msg}");
+        assert!(
+            msg.contains("VM 100: the CPU check did not finish within 1s; "),
+            "{msg}"
+        );
+        assert!(msg.contains(&format!("(policy {policy})")), "{msg}");
         assert!(
             t.elapsed() < std::time::Duration::from_secs(8),
             "took {:?}",

@@ -8,8 +8,6 @@
 //! the cache, under a hard deadline so a start can never hang on us.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::HookArgs;
@@ -43,10 +41,9 @@ pub fn run(args: &HookArgs) -> Result<ExitCode> {
         return chain(&settings, vmid, &args.phase);
     }
 
-    let done = Arc::new(AtomicBool::new(false));
-    arm_deadline(args.deadline, settings.policy, vmid, Arc::clone(&done));
+    arm_deadline(args.deadline, settings.policy, vmid);
     let allowed = check(&settings, vmid);
-    done.store(true, Ordering::SeqCst);
+    crate::deadline::disarm();
     if allowed {
         chain(&settings, vmid, &args.phase)
     } else {
@@ -54,32 +51,48 @@ pub fn run(args: &HookArgs) -> Result<ExitCode> {
     }
 }
 
-/// A watchdog: if the check has not finished by then, decide by policy.
-fn arm_deadline(deadline: Duration, policy: Policy, vmid: VmId, done: Arc<AtomicBool>) {
-    std::thread::spawn(move || {
-        std::thread::sleep(deadline);
-        if done.load(Ordering::SeqCst) {
-            return;
-        }
-        let refuse = policy == Policy::Strict;
-        let msg = format!(
-            "VM {vmid}: the CPU check did not finish within {}s; {} (policy {})",
-            deadline.as_secs(),
-            if refuse {
-                "refusing the start"
-            } else {
-                "allowing the start unchecked"
-            },
-            if refuse { "strict" } else { "default" }
-        );
-        eprintln!("pve-cpuguard: {msg}");
-        syslog::log(Severity::Warning, &msg);
-        std::process::exit(if refuse {
-            ExitCode::Refused.code()
+/// The hard deadline: if the check has not finished by then, the policy
+/// decides (see `crate::deadline`; no thread, it runs on every VM start).
+fn arm_deadline(deadline: Duration, policy: Policy, vmid: VmId) {
+    let refuse = policy == Policy::Strict;
+    let msg = format!(
+        "VM {vmid}: the CPU check did not finish within {}; {} (policy {})",
+        seconds(deadline),
+        if refuse {
+            "refusing the start"
         } else {
-            ExitCode::Ok.code()
-        });
-    });
+            "allowing the start unchecked"
+        },
+        if refuse { "strict" } else { "default" }
+    );
+    let code = if refuse {
+        ExitCode::Refused
+    } else {
+        ExitCode::Ok
+    };
+    crate::deadline::arm(
+        deadline,
+        &format!("pve-cpuguard: {msg}\n"),
+        &syslog::format(
+            if refuse {
+                Severity::Err
+            } else {
+                Severity::Warning
+            },
+            &msg,
+        ),
+        &syslog::socket_path(),
+        code.code(),
+    );
+}
+
+/// `10s`, `1.5s`: how a deadline reads in the message.
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{:.3}s", d.as_secs_f64())
+    }
 }
 
 /// The pre-start check; `true` when the start may go ahead.
