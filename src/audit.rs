@@ -476,17 +476,17 @@ mod tests {
         let none = CustomModels::default();
         let mut present: BTreeSet<String> = requirement::from_cpu_value(level, &none).features;
         present.extend(requirement::from_cpu_value("kvm64", &none).features);
-        Capability {
-            vendor: vendor.into(),
-            model_name: format!("cpu {model}"),
-            family_model: Some((6, model)),
-            phys_bits: Some(46),
-            features: HostFeatures {
+        Capability::new(
+            vendor,
+            format!("cpu {model}"),
+            Some((6, model)),
+            Some(46),
+            HostFeatures {
                 present,
                 unverifiable: BTreeSet::new(),
             },
-            view: View::Cpuinfo,
-        }
+            View::Cpuinfo,
+        )
     }
 
     fn vm(vmid: u32, node: &str, conf: &str) -> VmEntry {

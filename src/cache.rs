@@ -23,11 +23,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use fs2::FileExt;
 use serde::{Deserialize, Serialize};
 
-use crate::capability::Capability;
-use crate::capability::View;
+use crate::capability::{Capability, HostFlags};
 use crate::cpuinfo::CpuInfo;
 use crate::error::{Error, Result};
-use crate::flags;
 use crate::kvm_probe::KvmView;
 use crate::level;
 
@@ -166,22 +164,23 @@ impl NodeRecord {
     /// got one, else derived from [`NodeRecord::cpuinfo`].
     #[must_use]
     pub fn capability(&self) -> Capability {
+        self.clone().into_capability()
+    }
+
+    /// [`NodeRecord::capability`], consuming the record (no copies of the
+    /// flag lists: this runs for every node a hookscript decision looks at).
+    #[must_use]
+    pub fn into_capability(self) -> Capability {
         if let Some(view) = &self.kvm {
             return Capability::from_kvm_view(view, Some(&self.cpuinfo()));
         }
-        // Straight from the stored (sorted) lists: this runs for every node
-        // a hookscript decision looks at.
-        Capability {
-            vendor: self.vendor.clone(),
-            model_name: self.model_name.clone(),
-            family_model: self.family.zip(self.model),
-            phys_bits: self.phys_bits,
-            features: flags::host_features_with(
-                lookup(&self.flags),
-                self.bugs.as_deref().map(lookup),
-            ),
-            view: View::Cpuinfo,
-        }
+        Capability::from_flags(
+            self.vendor,
+            self.model_name,
+            self.family.zip(self.model),
+            self.phys_bits,
+            HostFlags::new(self.flags, self.bugs),
+        )
     }
 
     /// Seconds since the data was read.
@@ -194,19 +193,6 @@ impl NodeRecord {
     #[must_use]
     pub fn is_stale(&self) -> bool {
         self.last_error.is_some()
-    }
-}
-
-/// Membership test on a stored list: binary search when it is sorted (as
-/// this version writes it), a linear scan for a hand-edited file.
-fn lookup(list: &[String]) -> impl Fn(&str) -> bool + '_ {
-    let sorted = list.is_sorted();
-    move |x: &str| {
-        if sorted {
-            list.binary_search_by(|f| f.as_str().cmp(x)).is_ok()
-        } else {
-            list.iter().any(|f| f == x)
-        }
     }
 }
 

@@ -7,6 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use once_cell::sync::OnceCell;
+
 use crate::cpudata;
 use crate::cpuinfo::CpuInfo;
 use crate::flags::{self, HostFeatures, HostTest};
@@ -158,7 +160,12 @@ fn spell(set: &BTreeSet<String>) -> String {
 }
 
 /// A node's CPU as far as guests are concerned.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// The feature set of a /proc/cpuinfo view is derived on first use: a
+/// decision that only asks about the few features a VM needs
+/// ([`Capability::has`], [`Capability::missing`]) evaluates just those, which
+/// is what keeps the hookscript's survey of every node cheap.
+#[derive(Debug, Clone)]
 pub struct Capability {
     /// CPUID vendor string.
     pub vendor: String,
@@ -168,23 +175,156 @@ pub struct Capability {
     pub family_model: Option<(u32, u32)>,
     /// Physical address bits.
     pub phys_bits: Option<u32>,
-    /// QEMU features present and unverifiable.
-    pub features: HostFeatures,
+    /// QEMU features present and unverifiable (see [`Capability::features`]).
+    features: OnceCell<HostFeatures>,
+    /// The /proc/cpuinfo lists the features are derived from, if any.
+    flags: Option<HostFlags>,
     /// Where the features came from.
     pub view: View,
 }
 
+/// A host's /proc/cpuinfo `flags` and `bugs`, each sorted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostFlags {
+    /// Linux flag names, sorted.
+    pub flags: Vec<String>,
+    /// Linux bug names, sorted, when the kernel printed the line.
+    pub bugs: Option<Vec<String>>,
+}
+
+impl HostFlags {
+    /// From lists in any order.
+    #[must_use]
+    pub fn new(mut flags: Vec<String>, mut bugs: Option<Vec<String>>) -> Self {
+        if !flags.is_sorted() {
+            flags.sort_unstable();
+        }
+        if let Some(b) = bugs.as_mut().filter(|b| !b.is_sorted()) {
+            b.sort_unstable();
+        }
+        HostFlags { flags, bugs }
+    }
+
+    /// The answer for one canonical QEMU feature (see [`flags::host_answer`]).
+    #[must_use]
+    pub fn answer(&self, feature: &str) -> Option<bool> {
+        flags::host_answer(
+            feature,
+            |f| contains(&self.flags, f),
+            self.bugs.as_deref().map(|b| move |x: &str| contains(b, x)),
+        )
+    }
+
+    /// Every feature's answer.
+    #[must_use]
+    pub fn features(&self) -> HostFeatures {
+        flags::host_features_with(
+            |f| contains(&self.flags, f),
+            self.bugs.as_deref().map(|b| move |x: &str| contains(b, x)),
+        )
+    }
+}
+
+fn contains(sorted: &[String], x: &str) -> bool {
+    sorted.binary_search_by(|f| f.as_str().cmp(x)).is_ok()
+}
+
+impl PartialEq for Capability {
+    fn eq(&self, other: &Self) -> bool {
+        self.vendor == other.vendor
+            && self.model_name == other.model_name
+            && self.family_model == other.family_model
+            && self.phys_bits == other.phys_bits
+            && self.view == other.view
+            && self.features() == other.features()
+    }
+}
+
+impl Eq for Capability {}
+
 impl Capability {
+    /// A capability with a known feature set.
+    #[must_use]
+    pub fn new(
+        vendor: impl Into<String>,
+        model_name: impl Into<String>,
+        family_model: Option<(u32, u32)>,
+        phys_bits: Option<u32>,
+        features: HostFeatures,
+        view: View,
+    ) -> Self {
+        Capability {
+            vendor: vendor.into(),
+            model_name: model_name.into(),
+            family_model,
+            phys_bits,
+            features: OnceCell::with_value(features),
+            flags: None,
+            view,
+        }
+    }
+
     /// Derives a capability from parsed /proc/cpuinfo.
     #[must_use]
     pub fn from_cpuinfo(info: &CpuInfo) -> Self {
+        Capability::from_flags(
+            info.vendor.clone(),
+            info.model_name.clone(),
+            info.family.zip(info.model),
+            info.phys_bits,
+            HostFlags {
+                flags: info.flags.iter().cloned().collect(),
+                bugs: info.bugs.as_ref().map(|b| b.iter().cloned().collect()),
+            },
+        )
+    }
+
+    /// A /proc/cpuinfo view from its parts (a cache record has them as
+    /// lists already).
+    #[must_use]
+    pub fn from_flags(
+        vendor: String,
+        model_name: String,
+        family_model: Option<(u32, u32)>,
+        phys_bits: Option<u32>,
+        flags: HostFlags,
+    ) -> Self {
         Capability {
-            vendor: info.vendor.clone(),
-            model_name: info.model_name.clone(),
-            family_model: info.family.zip(info.model),
-            phys_bits: info.phys_bits,
-            features: flags::host_features(info),
+            vendor,
+            model_name,
+            family_model,
+            phys_bits,
+            features: OnceCell::new(),
+            flags: Some(flags),
             view: View::Cpuinfo,
+        }
+    }
+
+    /// Every QEMU feature the host gives and cannot be checked for.
+    #[must_use]
+    pub fn features(&self) -> &HostFeatures {
+        self.features.get_or_init(|| {
+            self.flags
+                .as_ref()
+                .map(HostFlags::features)
+                .unwrap_or_default()
+        })
+    }
+
+    /// `Some(true)` present, `Some(false)` absent, `None` unverifiable.
+    fn answer(&self, feature: &str) -> Option<bool> {
+        match (self.features.get(), &self.flags) {
+            (None, Some(flags)) => flags.answer(feature),
+            _ => {
+                let all = self.features();
+                if all.present.contains(feature) {
+                    Some(true)
+                } else if all.unverifiable.contains(feature) {
+                    None
+                } else {
+                    Some(false)
+                }
+            }
         }
     }
 
@@ -218,10 +358,11 @@ impl Capability {
                 .zip(view.host.model)
                 .or_else(|| cpuinfo.and_then(|i| i.family.zip(i.model))),
             phys_bits: cpuinfo.and_then(|i| i.phys_bits),
-            features: HostFeatures {
+            features: OnceCell::with_value(HostFeatures {
                 present,
                 unverifiable: BTreeSet::new(),
-            },
+            }),
+            flags: None,
             view: View::QemuKvm(Box::new(QemuAnswers {
                 qemu_version: view.qemu_version.clone(),
                 accel: view.accel,
@@ -240,11 +381,17 @@ impl Capability {
     #[must_use]
     pub fn check_features(&self, base: &Base, required: &BTreeSet<String>) -> FeatureCheck {
         let View::QemuKvm(q) = &self.view else {
-            return FeatureCheck {
-                missing: self.missing(required),
-                unverifiable: self.unverifiable(required),
-                notes: Vec::new(),
-            };
+            let mut check = FeatureCheck::default();
+            for f in required {
+                match self.answer(f) {
+                    Some(true) => {}
+                    Some(false) => check.missing.push(f.clone()),
+                    None => {
+                        check.unverifiable.insert(f.clone());
+                    }
+                }
+            }
+            return check;
         };
         let mut notes = Vec::new();
         let model = match base {
@@ -295,7 +442,13 @@ impl Capability {
     /// Whether the host proves it has `feature` (canonical QEMU name).
     #[must_use]
     pub fn has(&self, feature: &str) -> bool {
-        self.features.present.contains(feature)
+        self.answer(feature) == Some(true)
+    }
+
+    /// Whether /proc/cpuinfo can neither confirm nor deny `feature`.
+    #[must_use]
+    pub fn cannot_tell(&self, feature: &str) -> bool {
+        self.answer(feature).is_none()
     }
 
     /// Features of `wanted` this host lacks (unverifiable ones excluded).
@@ -303,7 +456,7 @@ impl Capability {
     pub fn missing<'a>(&self, wanted: impl IntoIterator<Item = &'a String>) -> Vec<String> {
         wanted
             .into_iter()
-            .filter(|f| !self.has(f) && !self.features.unverifiable.contains(*f))
+            .filter(|f| self.answer(f) == Some(false))
             .cloned()
             .collect()
     }
@@ -316,7 +469,7 @@ impl Capability {
     ) -> BTreeSet<String> {
         wanted
             .into_iter()
-            .filter(|f| self.features.unverifiable.contains(*f))
+            .filter(|f| self.cannot_tell(f))
             .cloned()
             .collect()
     }
@@ -329,5 +482,73 @@ impl Capability {
             "AuthenticAMD" | "HygonGenuine" => Some("svm"),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples() -> Vec<CpuInfo> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cpuinfo");
+        let mut infos: Vec<CpuInfo> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| crate::cpuinfo::read(&e.unwrap().path()).ok())
+            .collect();
+        assert!(infos.len() > 10, "the samples are there");
+        // A kernel that prints no `bugs` line: the bug rules cannot tell.
+        let mut old = infos[0].clone();
+        old.bugs = None;
+        infos.push(old);
+        infos
+    }
+
+    #[test]
+    fn one_feature_answers_agree_with_the_whole_set() {
+        let names: Vec<&str> = cpudata::index()
+            .data
+            .features
+            .iter()
+            .map(|f| f.qemu)
+            .chain(["no-such-feature", ""])
+            .collect();
+        for info in samples() {
+            let lazy = Capability::from_cpuinfo(&info);
+            let all = flags::host_features(&info);
+            for f in &names {
+                let expected = if all.present.contains(*f) {
+                    Some(true)
+                } else if all.unverifiable.contains(*f) {
+                    None
+                } else {
+                    Some(false)
+                };
+                assert_eq!(lazy.answer(f), expected, "{f} on {}", info.model_name);
+            }
+            assert!(lazy.features.get().is_none(), "answered without the set");
+            assert_eq!(lazy.features(), &all);
+        }
+    }
+
+    #[test]
+    fn equality_does_not_depend_on_what_was_derived_yet() {
+        let info = &samples()[0];
+        let a = Capability::from_cpuinfo(info);
+        let b = Capability::from_cpuinfo(info);
+        let _ = a.features();
+        assert_eq!(a, b);
+        assert!(b.features.get().is_some());
+    }
+
+    #[test]
+    fn unsorted_lists_are_sorted_before_binary_search() {
+        let f = HostFlags::new(
+            vec!["sse4_2".into(), "fpu".into(), "aes".into()],
+            Some(vec!["mds".into(), "cpu_meltdown".into()]),
+        );
+        assert_eq!(f.answer("aes"), Some(true));
+        assert_eq!(f.answer("sse4.2"), Some(true));
+        assert_eq!(f.answer("avx"), Some(false));
+        assert_eq!(f.answer("mds-no"), Some(false));
     }
 }

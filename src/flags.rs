@@ -25,7 +25,7 @@
 
 use std::collections::BTreeSet;
 
-use once_cell::sync::Lazy;
+use once_cell::sync::{Lazy, OnceCell};
 
 use crate::cpudata;
 use crate::cpuinfo::CpuInfo;
@@ -196,15 +196,21 @@ pub struct HostFeatures {
     pub unverifiable: BTreeSet<String>,
 }
 
-/// Every feature's rule, decided once.
-static TESTS: Lazy<Vec<(&'static str, HostTest)>> = Lazy::new(|| {
+/// Every feature's rule, each decided on first use, in the order of the
+/// data file's feature table (so `cpudata::index().feature` indexes it too).
+/// A decision usually needs a few dozen of the ~300.
+static TESTS: Lazy<Vec<(&'static str, OnceCell<HostTest>)>> = Lazy::new(|| {
     cpudata::index()
         .data
         .features
         .iter()
-        .map(|def| (def.qemu, host_test(def.qemu)))
+        .map(|def| (def.qemu, OnceCell::new()))
         .collect()
 });
+
+fn test_of<'a>(entry: &'a (&'static str, OnceCell<HostTest>)) -> &'a HostTest {
+    entry.1.get_or_init(|| host_test(entry.0))
+}
 
 /// Evaluates every known QEMU feature against a host's /proc/cpuinfo.
 #[must_use]
@@ -226,25 +232,9 @@ pub fn host_features_with(
 ) -> HostFeatures {
     let mut present: Vec<String> = Vec::with_capacity(TESTS.len());
     let mut unverifiable: Vec<String> = Vec::new();
-    for (name, test) in TESTS.iter() {
-        let name = *name;
-        let answer = match test {
-            HostTest::Provided => Some(true),
-            HostTest::All(flags) => Some(flags.iter().all(|f| has(f))),
-            HostTest::Any(flags) => Some(flags.iter().any(|f| has(f))),
-            HostTest::AllOrAny(all, any) => {
-                Some(all.iter().all(|f| has(f)) || any.iter().any(|f| has(f)))
-            }
-            HostTest::Never => Some(false),
-            HostTest::NotAffected { bugs, needs } => host_bug
-                .as_ref()
-                .map(|bug| bugs.iter().all(|b| !bug(b)) && needs.is_none_or(&has)),
-            HostTest::FlagOrLongMode(l) => Some(has(l) || has("lm")),
-            HostTest::FlagOrHidden(l) => has(l).then_some(true),
-            HostTest::Flag(l) => Some(has(l)),
-            HostTest::Invisible => None,
-        };
-        match answer {
+    for entry in TESTS.iter() {
+        let name = entry.0;
+        match evaluate(test_of(entry), &has, host_bug.as_ref()) {
             Some(true) => present.push(name.to_string()),
             Some(false) => {}
             None => unverifiable.push(name.to_string()),
@@ -253,6 +243,45 @@ pub fn host_features_with(
     HostFeatures {
         present: present.into_iter().collect(),
         unverifiable: unverifiable.into_iter().collect(),
+    }
+}
+
+/// One canonical QEMU feature's answer from the same lookups as
+/// [`host_features_with`]: `Some(true)` when it is in `present`, `None` when
+/// in `unverifiable`, `Some(false)` otherwise (also for names QEMU does not
+/// know). Costs one rule instead of all of them.
+#[must_use]
+pub fn host_answer(
+    feature: &str,
+    has: impl Fn(&str) -> bool,
+    host_bug: Option<impl Fn(&str) -> bool>,
+) -> Option<bool> {
+    let Some(&i) = cpudata::index().feature.get(feature) else {
+        return Some(false);
+    };
+    evaluate(test_of(&TESTS[i]), &has, host_bug.as_ref())
+}
+
+fn evaluate(
+    test: &HostTest,
+    has: &impl Fn(&str) -> bool,
+    host_bug: Option<&impl Fn(&str) -> bool>,
+) -> Option<bool> {
+    match test {
+        HostTest::Provided => Some(true),
+        HostTest::All(flags) => Some(flags.iter().all(|f| has(f))),
+        HostTest::Any(flags) => Some(flags.iter().any(|f| has(f))),
+        HostTest::AllOrAny(all, any) => {
+            Some(all.iter().all(|f| has(f)) || any.iter().any(|f| has(f)))
+        }
+        HostTest::Never => Some(false),
+        HostTest::NotAffected { bugs, needs } => {
+            host_bug.map(|bug| bugs.iter().all(|b| !bug(b)) && needs.is_none_or(has))
+        }
+        HostTest::FlagOrLongMode(l) => Some(has(l) || has("lm")),
+        HostTest::FlagOrHidden(l) => has(l).then_some(true),
+        HostTest::Flag(l) => Some(has(l)),
+        HostTest::Invisible => None,
     }
 }
 

@@ -65,7 +65,7 @@ impl NodeView {
             return Some(c);
         }
         let record = self.record.as_ref()?.record().ok()?;
-        Some(self.capability.get_or_init(|| record.capability()))
+        Some(self.capability.get_or_init(|| record.into_capability()))
     }
 
     /// The node's level (recorded, or derived).

@@ -341,17 +341,17 @@ mod tests {
         let none = CustomModels::default();
         let mut present: BTreeSet<String> = from_cpu_value(cpu_level, &none).features;
         present.extend(from_cpu_value("kvm64", &none).features);
-        Capability {
-            vendor: vendor.into(),
-            model_name: "test".into(),
-            family_model: None,
-            phys_bits: Some(46),
-            features: HostFeatures {
+        Capability::new(
+            vendor,
+            "test",
+            None,
+            Some(46),
+            HostFeatures {
                 present,
                 unverifiable: BTreeSet::new(),
             },
-            view: View::Cpuinfo,
-        }
+            View::Cpuinfo,
+        )
     }
 
     fn fleet() -> Fleet {

@@ -243,13 +243,7 @@ pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
             });
         }
         if matches!(req.base, Base::Host | Base::Max) {
-            let lacking: Vec<String> = src
-                .features
-                .present
-                .iter()
-                .filter(|f| !target.has(f) && !target.features.unverifiable.contains(*f))
-                .cloned()
-                .collect();
+            let lacking = target.missing(&src.features().present);
             if !lacking.is_empty() {
                 reasons.push(Reason::HostFlagsNotSubset(lacking));
             }
@@ -341,17 +335,17 @@ mod tests {
         present.extend(from_cpu_value("kvm64", &none).features);
         present.extend(crate::flags::KVM_PROVIDED.iter().map(|s| (*s).to_string()));
         present.extend(extra.split_whitespace().map(str::to_string));
-        Capability {
-            vendor: vendor.into(),
-            model_name: format!("{vendor} test CPU"),
-            family_model: Some((6, 85)),
-            phys_bits: Some(bits),
-            features: HostFeatures {
+        Capability::new(
+            vendor,
+            format!("{vendor} test CPU"),
+            Some((6, 85)),
+            Some(bits),
+            HostFeatures {
                 present,
                 unverifiable: BTreeSet::from(["fzrm".to_string()]),
             },
-            view: View::Cpuinfo,
-        }
+            View::Cpuinfo,
+        )
     }
 
     const INTEL: &str = "GenuineIntel";

@@ -59,7 +59,7 @@ fn kvm_side(
         .iter()
         .map(|f| f.qemu.to_string())
         .collect();
-    let disagreement = Disagreement::between(&cap.features, |f| kcap.has(f), &all);
+    let disagreement = Disagreement::between(cap.features(), |f| kcap.has(f), &all);
     Ok(Some(KvmSide {
         level: level::of(&kcap),
         types: judge_all(&kcap),
