@@ -26,7 +26,7 @@ pub struct Source<'a> {
 }
 
 /// One CPUID feature bit QEMU knows by name.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub struct FeatureDef<'a> {
     /// QEMU's canonical spelling (the one pve-cpuguard uses internally).
     pub qemu: &'a str,
@@ -37,17 +37,15 @@ pub struct FeatureDef<'a> {
     /// `/proc/cpuinfo` spelling at the same CPUID position, if Linux prints it.
     pub linux: Option<&'a str>,
     /// Other spellings QEMU accepts.
-    #[serde(default)]
     pub aliases: Vec<&'a str>,
 }
 
 /// One QEMU named CPU model version.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub struct ModelDef<'a> {
     /// Versioned name, e.g. `Haswell-v2`.
     pub name: &'a str,
     /// Other names resolving to this version, e.g. `Haswell-noTSX`.
-    #[serde(default)]
     pub aliases: Vec<&'a str>,
     /// CPUID vendor string, or `default` (the host's vendor).
     pub vendor: &'a str,
@@ -56,32 +54,118 @@ pub struct ModelDef<'a> {
 }
 
 /// The whole data file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub struct CpuData<'a> {
     /// QEMU source of the feature and model tables.
-    #[serde(borrow)]
     pub qemu: Source<'a>,
     /// Linux source of the /proc/cpuinfo names.
-    #[serde(borrow)]
     pub linux: Source<'a>,
     /// qemu-server source of the accepted model list.
-    #[serde(default)]
-    #[serde(borrow)]
     pub proxmox: Option<Source<'a>>,
     /// Every feature bit.
-    #[serde(borrow)]
     pub features: Vec<FeatureDef<'a>>,
     /// Every named model version.
-    #[serde(borrow)]
     pub models: Vec<ModelDef<'a>>,
     /// Model names Proxmox VE accepts → vendor Proxmox forces (`default` = host's).
-    #[serde(default)]
-    #[serde(borrow)]
     pub proxmox_models: BTreeMap<&'a str, &'a str>,
     /// Names Proxmox accepts that this QEMU version does not define.
-    #[serde(default)]
-    #[serde(borrow)]
     pub unresolved: Vec<&'a str>,
+}
+
+/// The file as stored: its tables are lists of rows, columns separated by
+/// `|` (the file's `columns` says which), because a row is one borrowed
+/// string to the JSON parser. Parsing 380 objects cost the hookscript more
+/// than the rest of its decision.
+#[derive(Deserialize)]
+struct Stored<'a> {
+    #[serde(borrow)]
+    qemu: Source<'a>,
+    #[serde(borrow)]
+    linux: Source<'a>,
+    #[serde(default, borrow)]
+    proxmox: Option<Source<'a>>,
+    #[serde(borrow)]
+    features: Vec<&'a str>,
+    #[serde(borrow)]
+    models: Vec<&'a str>,
+    #[serde(default, borrow)]
+    proxmox_models: Vec<&'a str>,
+    #[serde(default, borrow)]
+    unresolved: Vec<&'a str>,
+}
+
+impl<'a> CpuData<'a> {
+    /// Parses the data file's text.
+    ///
+    /// # Errors
+    /// Invalid JSON, or a row without the expected columns (named).
+    pub fn parse(text: &'a str) -> Result<Self, String> {
+        let stored: Stored<'a> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let features = stored
+            .features
+            .iter()
+            .map(|row| match columns::<5>(row) {
+                Some([qemu, cpuid, bit, linux, aliases]) => Ok(FeatureDef {
+                    qemu,
+                    cpuid,
+                    bit: bit
+                        .parse()
+                        .map_err(|_| format!("feature row '{row}': bit"))?,
+                    linux: (!linux.is_empty()).then_some(linux),
+                    aliases: words(aliases),
+                }),
+                None => Err(format!(
+                    "feature row '{row}': expected qemu|cpuid|bit|linux|aliases"
+                )),
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let models = stored
+            .models
+            .iter()
+            .map(|row| match columns::<4>(row) {
+                Some([name, vendor, aliases, features]) => Ok(ModelDef {
+                    name,
+                    aliases: words(aliases),
+                    vendor,
+                    features,
+                }),
+                None => Err(format!(
+                    "model row '{row}': expected name|vendor|aliases|features"
+                )),
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let proxmox_models = stored
+            .proxmox_models
+            .iter()
+            .map(|row| match columns::<2>(row) {
+                Some([name, vendor]) => Ok((name, vendor)),
+                None => Err(format!("proxmox model row '{row}': expected name|vendor")),
+            })
+            .collect::<Result<BTreeMap<_, _>, String>>()?;
+        Ok(CpuData {
+            qemu: stored.qemu,
+            linux: stored.linux,
+            proxmox: stored.proxmox,
+            features,
+            models,
+            proxmox_models,
+            unresolved: stored.unresolved,
+        })
+    }
+}
+
+/// Exactly `N` `|`-separated columns.
+fn columns<const N: usize>(row: &str) -> Option<[&str; N]> {
+    let mut out = [""; N];
+    let mut parts = row.split('|');
+    for slot in &mut out {
+        *slot = parts.next()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+fn words(column: &str) -> Vec<&str> {
+    column.split_whitespace().collect()
 }
 
 /// A model with its features parsed into a set.
@@ -159,7 +243,7 @@ impl Index {
 }
 
 static INDEX: Lazy<Index> = Lazy::new(|| {
-    let data: CpuData<'static> = serde_json::from_str(include_str!("data/cpu-data.json"))
+    let data = CpuData::parse(include_str!("data/cpu-data.json"))
         .expect("embedded src/data/cpu-data.json is valid (guarded by a unit test)");
     build(data)
 });
@@ -204,6 +288,29 @@ pub fn provenance() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_with_missing_or_extra_columns_are_errors_naming_the_row() {
+        let file = |features: &str, models: &str| {
+            format!(r#"{{"qemu":{{}},"linux":{{}},"features":[{features}],"models":[{models}]}}"#)
+        };
+        let ok = file(r#""aes|CPUID.01H:ECX|25|aes|""#, r#""m-v1|default|m|aes""#);
+        let d = CpuData::parse(&ok).unwrap();
+        assert_eq!(d.features[0].bit, 25);
+        assert_eq!(d.models[0].aliases, ["m"]);
+        for (text, needle) in [
+            (
+                file(r#""aes|CPUID.01H:ECX|25""#, ""),
+                "feature row 'aes|CPUID.01H:ECX|25'",
+            ),
+            (file(r#""aes|CPUID.01H:ECX|x|aes|""#, ""), "bit"),
+            (file("", r#""m-v1|default|m|aes|extra""#), "model row"),
+            ("not json".to_string(), "expected"),
+        ] {
+            let e = CpuData::parse(&text).unwrap_err();
+            assert!(e.contains(needle), "{e}");
+        }
+    }
 
     #[test]
     fn embedded_data_parses_and_is_consistent() {

@@ -1132,6 +1132,37 @@ def build(args):
     return out
 
 
+COLUMNS = {
+    'features': 'qemu|cpuid|bit|linux (empty: Linux does not print it)|aliases (space-separated)',
+    'models': 'name|vendor (default: the host\'s)|aliases (space-separated)|features (space-separated)',
+    'proxmox_models': 'name|vendor Proxmox VE forces (default: the host\'s)',
+}
+
+
+def row(*cols):
+    """One table row: columns joined with '|' (which no value may contain)."""
+    cols = [str(c) for c in cols]
+    for c in cols:
+        if '|' in c:
+            raise ExtractError("value %r contains the column separator '|'" % c)
+    return '|'.join(cols)
+
+
+def render(out):
+    """The file's text. Tables are lists of '|'-separated rows, one per line:
+    pve-cpuguard parses a row as one borrowed string, which is much cheaper
+    than an object per entry (the hookscript parses this file on every VM
+    start)."""
+    stored = dict(out)
+    stored['columns'] = COLUMNS
+    stored['features'] = [row(f['qemu'], f['cpuid'], f['bit'], f['linux'] or '',
+                              ' '.join(f['aliases'])) for f in out['features']]
+    stored['models'] = [row(m['name'], m['vendor'], ' '.join(m['aliases']), m['features'])
+                        for m in out['models']]
+    stored['proxmox_models'] = [row(k, v) for k, v in out['proxmox_models'].items()]
+    return json.dumps(stored, indent=1, ensure_ascii=False) + '\n'
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[1],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1162,7 +1193,7 @@ def main(argv=None):
     except ExtractError as e:
         print("gen-cpu-data: error: %s" % e, file=sys.stderr)
         return 1
-    text = json.dumps(out, indent=2, ensure_ascii=False) + '\n'
+    text = render(out)
     if args.output == '-':
         sys.stdout.write(text)
     else:
