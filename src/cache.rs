@@ -29,8 +29,17 @@ use crate::error::{Error, Result};
 use crate::kvm_probe::KvmView;
 use crate::level;
 
-/// The schema this version reads and writes.
-pub const SCHEMA: u32 = 1;
+/// The schema this version writes. 2 stores `flags` and `bugs` as one
+/// space-separated string each instead of a list (a quarter of the parsing
+/// work for the hookscript); nothing else changed.
+pub const SCHEMA: u32 = 2;
+
+/// The oldest schema this version still reads.
+pub const OLDEST_READABLE: u32 = 1;
+
+fn readable(schema: u32) -> bool {
+    (OLDEST_READABLE..=SCHEMA).contains(&schema)
+}
 
 /// Where the cache lives on a Proxmox VE node.
 pub const DEFAULT_PATH: &str = "/var/cache/pve-cpuguard/cluster.json";
@@ -62,9 +71,12 @@ pub struct NodeRecord {
     pub stepping: Option<u32>,
     /// Microcode revision.
     pub microcode: Option<String>,
-    /// Flags common to all processors, Linux spelling, sorted.
+    /// Flags common to all processors, Linux spelling, sorted (stored as
+    /// one space-separated string since schema 2).
+    #[serde(with = "crate::word_list")]
     pub flags: Vec<String>,
-    /// Bugs, when the kernel printed them, sorted.
+    /// Bugs, when the kernel printed them, sorted (stored like `flags`).
+    #[serde(default, with = "crate::word_list::optional")]
     pub bugs: Option<Vec<String>>,
     /// Processor blocks read.
     #[serde(default)]
@@ -268,7 +280,7 @@ impl LazyCache {
         };
         let lazy = serde_json::from_slice::<LazyFile>(&bytes)
             .ok()
-            .filter(|f| f.schema == SCHEMA)
+            .filter(|f| readable(f.schema))
             .and_then(|f| {
                 let mut nodes = BTreeMap::new();
                 for (name, raw) in f.nodes {
@@ -474,17 +486,17 @@ impl Cache {
         // The common case in one pass (the hookscript reads this on every
         // start); the slow path below only explains a failure.
         if let Ok(cache) = serde_json::from_slice::<Cache>(bytes) {
-            if cache.schema == SCHEMA {
+            if readable(cache.schema) {
                 return Ok(cache);
             }
         }
         let value: serde_json::Value = serde_json::from_slice(bytes)
             .map_err(|e| corrupt(format!("not JSON (line {}): {e}", e.line())))?;
         match value.get("schema").and_then(serde_json::Value::as_u64) {
-            Some(s) if s == u64::from(SCHEMA) => {}
+            Some(s) if u32::try_from(s).is_ok_and(readable) => {}
             Some(s) => {
                 return Err(corrupt(format!(
-                    "schema {s}, but this pve-cpuguard reads schema {SCHEMA}"
+                    "schema {s}, but this pve-cpuguard reads schemas {OLDEST_READABLE} to {SCHEMA}"
                 )))
             }
             None => return Err(corrupt("no schema version".into())),
@@ -574,10 +586,21 @@ impl Cache {
         next
     }
 
-    /// Serializes (pretty JSON, trailing newline).
+    /// Serializes (pretty JSON, trailing newline) in this version's format,
+    /// so with schema [`SCHEMA`] whatever schema it was read with.
     #[must_use]
     pub fn to_json(&self) -> String {
-        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+        let upgraded;
+        let current = if self.schema == SCHEMA {
+            self
+        } else {
+            upgraded = Cache {
+                schema: SCHEMA,
+                ..self.clone()
+            };
+            &upgraded
+        };
+        let mut s = serde_json::to_string_pretty(current).unwrap_or_default();
         s.push('\n');
         s
     }
@@ -862,6 +885,33 @@ mod tests {
         }
         let e = Cache::parse(b"{\"schema\": 99}", p).unwrap_err();
         assert!(e.to_string().contains("schema 99"), "{e}");
+    }
+
+    #[test]
+    fn schema_1_caches_are_read_and_written_back_as_schema_2() {
+        let mut c = Cache::default();
+        c.nodes
+            .insert("pve1".into(), rec("pve1", "fpu sse hle rtm", 1));
+        let v2 = c.to_json();
+        assert!(v2.contains("\"schema\": 2"), "{v2}");
+        assert!(v2.contains("\"flags\": \"fpu hle rtm sse\""), "{v2}");
+        // The same cache as pve-cpuguard 0.1 wrote it: lists.
+        let mut value: serde_json::Value = serde_json::from_str(&v2).unwrap();
+        value["schema"] = 1.into();
+        value["nodes"]["pve1"]["flags"] = serde_json::json!(["fpu", "hle", "rtm", "sse"]);
+        let v1 = serde_json::to_string(&value).unwrap();
+        let p = Path::new("c.json");
+        let read = Cache::parse(v1.as_bytes(), p).unwrap();
+        assert_eq!(read.schema, 1);
+        assert_eq!(read.nodes, c.nodes);
+        assert_eq!(read.to_json(), v2, "written back in the current format");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.json");
+        std::fs::write(&path, &v1).unwrap();
+        let (lazy, problem) = LazyCache::load_lenient(&path).unwrap();
+        assert!(problem.is_none(), "{problem:?}");
+        assert_eq!(lazy.nodes["pve1"].record().unwrap(), c.nodes["pve1"]);
     }
 
     #[test]

@@ -48,6 +48,7 @@ pub mod storage;
 pub mod syslog;
 pub mod verdict;
 pub mod vmconf;
+pub mod word_list;
 
 use cli::{Cli, Command};
 use error::{ExitCode, Result};
