@@ -6,7 +6,7 @@
 //! and qemu-server's `CPUConfig.pm`; the exact versions are recorded in the
 //! file itself (see [`provenance`]). It is parsed once, on first use.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use once_cell::sync::{Lazy, OnceCell};
 use serde::Deserialize;
@@ -157,11 +157,15 @@ impl<'a> CpuData<'a> {
 /// Exactly `N` `|`-separated columns.
 fn columns<const N: usize>(row: &str) -> Option<[&str; N]> {
     let mut out = [""; N];
-    let mut parts = row.split('|');
-    for slot in &mut out {
-        *slot = parts.next()?;
+    let mut rest = row;
+    for slot in out.iter_mut().take(N - 1) {
+        let (column, tail) = rest.split_once('|')?;
+        *slot = column;
+        rest = tail;
     }
-    parts.next().is_none().then_some(out)
+    out[N - 1] = rest;
+    // (`[u8]::contains` is a memchr; this runs over every model's features.)
+    (!rest.as_bytes().contains(&b'|')).then_some(out)
 }
 
 fn words(column: &str) -> Vec<&str> {
@@ -187,7 +191,9 @@ pub struct Index {
     /// on first use (most runs only meet canonical names).
     spelling: OnceCell<BTreeMap<&'static str, &'static str>>,
     /// Canonical QEMU name → its definition index.
-    pub feature: BTreeMap<&'static str, usize>,
+    /// (A hash map: looked up for every feature of every node a decision
+    /// judges, and built on every run.)
+    pub feature: HashMap<&'static str, usize>,
     /// Every model name and alias → model.
     pub models: BTreeMap<&'static str, usize>,
     /// Models parsed on first use (a VM needs one or two of ~100), same
@@ -249,7 +255,7 @@ static INDEX: Lazy<Index> = Lazy::new(|| {
 });
 
 fn build(data: CpuData<'static>) -> Index {
-    let mut feature = BTreeMap::new();
+    let mut feature = HashMap::with_capacity(data.features.len());
     for (i, f) in data.features.iter().enumerate() {
         feature.insert(f.qemu, i);
     }

@@ -146,22 +146,29 @@ impl Fleet {
 #[must_use]
 pub fn load(settings: &crate::settings::Settings, local: &CpuInfo) -> Fleet {
     let mut local_cap = None;
+    let mut local_level = None;
     let mut fleet = load_with(settings, |cache| {
         let record = cache
             .nodes
             .get(&settings.node)
-            .and_then(|n| n.record().ok());
-        local_cap = record.as_ref().and_then(|r| {
-            let same = r.flags.len() == local.flags.len()
-                && r.flags.iter().all(|f| local.flags.contains(f));
-            r.kvm
+            .and_then(|n| n.record().ok())
+            .filter(|r| {
+                r.flags.len() == local.flags.len()
+                    && r.flags.iter().all(|f| local.flags.contains(f))
+            });
+        if let Some(r) = record {
+            local_cap = r
+                .kvm
                 .as_ref()
-                .filter(|_| same)
-                .map(|view| Capability::from_kvm_view(view, Some(local)))
-        });
+                .map(|view| Capability::from_kvm_view(view, Some(local)));
+            // Same flags, same level: saves judging every rung again.
+            local_level = Some(r.level);
+        }
     });
     let local_cap = local_cap.unwrap_or_else(|| Capability::from_cpuinfo(local));
-    fleet.upsert(NodeView::known(&settings.node, local_cap, Some(0)));
+    let mut view = NodeView::known(&settings.node, local_cap, Some(0));
+    view.level = local_level;
+    fleet.upsert(view);
     fleet
 }
 

@@ -5,6 +5,8 @@
 //! a false refusal is as much a bug as a false accept, so anything the data
 //! cannot decide is `Unknown` or a note, never a guess.
 
+use std::borrow::Cow;
+
 use serde_json::{json, Value};
 
 use crate::capability::Capability;
@@ -193,11 +195,12 @@ pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
         }
     };
 
-    let mut required = req.features.clone();
+    // Copied only when nested-virt adds to it (this runs for every node).
+    let mut required = Cow::Borrowed(&req.features);
     if req.nested_virt {
         match target.nested_flag() {
             Some(flag) => {
-                required.insert(flag.to_string());
+                required.to_mut().insert(flag.to_string());
             }
             None => unknown.push(format!(
                 "nested-virt on a host of unknown vendor '{}'",
