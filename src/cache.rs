@@ -28,6 +28,7 @@ use crate::cpuinfo::CpuInfo;
 use crate::error::{Error, Result};
 use crate::kvm_probe::KvmView;
 use crate::level;
+use crate::word_list::WordList;
 
 /// The schema this version writes. 2 stores `flags` and `bugs` as one
 /// space-separated string each instead of a list (a quarter of the parsing
@@ -71,13 +72,11 @@ pub struct NodeRecord {
     pub stepping: Option<u32>,
     /// Microcode revision.
     pub microcode: Option<String>,
-    /// Flags common to all processors, Linux spelling, sorted (stored as
-    /// one space-separated string since schema 2).
-    #[serde(with = "crate::word_list")]
-    pub flags: Vec<String>,
-    /// Bugs, when the kernel printed them, sorted (stored like `flags`).
-    #[serde(default, with = "crate::word_list::optional")]
-    pub bugs: Option<Vec<String>>,
+    /// Flags common to all processors, Linux spelling (stored as one
+    /// space-separated string since schema 2).
+    pub flags: WordList,
+    /// Bugs, when the kernel printed them (stored like `flags`).
+    pub bugs: Option<WordList>,
     /// Processor blocks read.
     #[serde(default)]
     pub processors: usize,
@@ -126,8 +125,8 @@ impl NodeRecord {
             model: info.model,
             stepping: info.stepping,
             microcode: info.microcode.clone(),
-            flags: info.flags.iter().cloned().collect(),
-            bugs: info.bugs.as_ref().map(|b| b.iter().cloned().collect()),
+            flags: info.flags.iter().collect(),
+            bugs: info.bugs.as_ref().map(|b| b.iter().collect()),
             processors: info.processors,
             level: lvl.name.to_string(),
             below_floor: !lvl.floor_met,
@@ -163,11 +162,11 @@ impl NodeRecord {
             stepping: self.stepping,
             microcode: self.microcode.clone(),
             phys_bits: self.phys_bits,
-            flags: self.flags.iter().cloned().collect(),
+            flags: self.flags.iter().map(str::to_string).collect(),
             bugs: self
                 .bugs
                 .as_ref()
-                .map(|b| b.iter().cloned().collect::<BTreeSet<_>>()),
+                .map(|b| b.iter().map(str::to_string).collect::<BTreeSet<_>>()),
             processors: self.processors,
         }
     }
@@ -191,7 +190,10 @@ impl NodeRecord {
             self.model_name,
             self.family.zip(self.model),
             self.phys_bits,
-            HostFlags::new(self.flags, self.bugs),
+            HostFlags {
+                flags: self.flags,
+                bugs: self.bugs,
+            },
         )
     }
 
@@ -347,10 +349,16 @@ impl Drift {
     /// model are unchanged.
     #[must_use]
     pub fn between(old: &NodeRecord, new: &NodeRecord) -> Option<Drift> {
-        let before: BTreeSet<&String> = old.flags.iter().collect();
-        let after: BTreeSet<&String> = new.flags.iter().collect();
-        let lost: Vec<String> = before.difference(&after).map(|s| (*s).clone()).collect();
-        let gained: Vec<String> = after.difference(&before).map(|s| (*s).clone()).collect();
+        let before: BTreeSet<&str> = old.flags.iter().collect();
+        let after: BTreeSet<&str> = new.flags.iter().collect();
+        let lost: Vec<String> = before
+            .difference(&after)
+            .map(|s| (*s).to_string())
+            .collect();
+        let gained: Vec<String> = after
+            .difference(&before)
+            .map(|s| (*s).to_string())
+            .collect();
         let model_changed = old.model_name != new.model_name;
         if lost.is_empty() && gained.is_empty() && old.level == new.level && !model_changed {
             return None;
@@ -809,7 +817,7 @@ mod tests {
         let r = NodeRecord::new("pve1", "a", &i, None, 5);
         assert_eq!(r.cpuinfo(), i);
         assert_eq!(r.capability(), Capability::from_cpuinfo(&i));
-        assert_eq!(r.flags, ["fpu", "hle", "rtm", "sse", "sse2"], "sorted");
+        assert_eq!(r.flags.as_str(), "fpu hle rtm sse sse2", "sorted");
         assert_eq!(r.age(65), 60);
     }
 
@@ -851,7 +859,7 @@ mod tests {
         let pve2 = next.node("pve2").unwrap();
         assert!(pve2.is_stale());
         assert_eq!(pve2.scanned_at, 10, "data keeps its own age");
-        assert_eq!(pve2.flags, ["fpu"]);
+        assert_eq!(pve2.flags.as_str(), "fpu");
         assert_eq!(pve2.last_error.as_deref(), Some("connect: refused"));
         assert_eq!(next.unscanned["pve3"].error, "timeout");
         assert!(next.node("gone").is_none());

@@ -14,6 +14,7 @@ use crate::cpuinfo::CpuInfo;
 use crate::flags::{self, HostFeatures, HostTest};
 use crate::kvm_probe::{Accel, KvmView};
 use crate::requirement::Base;
+use crate::word_list::WordList;
 
 /// Where a capability's feature set came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,35 +184,23 @@ pub struct Capability {
     pub view: View,
 }
 
-/// A host's /proc/cpuinfo `flags` and `bugs`, each sorted.
+/// A host's /proc/cpuinfo `flags` and `bugs`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostFlags {
-    /// Linux flag names, sorted.
-    pub flags: Vec<String>,
-    /// Linux bug names, sorted, when the kernel printed the line.
-    pub bugs: Option<Vec<String>>,
+    /// Linux flag names.
+    pub flags: WordList,
+    /// Linux bug names, when the kernel printed the line.
+    pub bugs: Option<WordList>,
 }
 
 impl HostFlags {
-    /// From lists in any order.
-    #[must_use]
-    pub fn new(mut flags: Vec<String>, mut bugs: Option<Vec<String>>) -> Self {
-        if !flags.is_sorted() {
-            flags.sort_unstable();
-        }
-        if let Some(b) = bugs.as_mut().filter(|b| !b.is_sorted()) {
-            b.sort_unstable();
-        }
-        HostFlags { flags, bugs }
-    }
-
     /// The answer for one canonical QEMU feature (see [`flags::host_answer`]).
     #[must_use]
     pub fn answer(&self, feature: &str) -> Option<bool> {
         flags::host_answer(
             feature,
-            |f| contains(&self.flags, f),
-            self.bugs.as_deref().map(|b| move |x: &str| contains(b, x)),
+            |f| self.flags.contains(f),
+            self.bugs.as_ref().map(|b| move |x: &str| b.contains(x)),
         )
     }
 
@@ -219,14 +208,10 @@ impl HostFlags {
     #[must_use]
     pub fn features(&self) -> HostFeatures {
         flags::host_features_with(
-            |f| contains(&self.flags, f),
-            self.bugs.as_deref().map(|b| move |x: &str| contains(b, x)),
+            |f| self.flags.contains(f),
+            self.bugs.as_ref().map(|b| move |x: &str| b.contains(x)),
         )
     }
-}
-
-fn contains(sorted: &[String], x: &str) -> bool {
-    sorted.binary_search_by(|f| f.as_str().cmp(x)).is_ok()
 }
 
 impl PartialEq for Capability {
@@ -273,8 +258,8 @@ impl Capability {
             info.family.zip(info.model),
             info.phys_bits,
             HostFlags {
-                flags: info.flags.iter().cloned().collect(),
-                bugs: info.bugs.as_ref().map(|b| b.iter().cloned().collect()),
+                flags: info.flags.iter().collect(),
+                bugs: info.bugs.as_ref().map(|b| b.iter().collect()),
             },
         )
     }
@@ -541,11 +526,11 @@ mod tests {
     }
 
     #[test]
-    fn unsorted_lists_are_sorted_before_binary_search() {
-        let f = HostFlags::new(
-            vec!["sse4_2".into(), "fpu".into(), "aes".into()],
-            Some(vec!["mds".into(), "cpu_meltdown".into()]),
-        );
+    fn flags_in_any_order_are_found() {
+        let f = HostFlags {
+            flags: ["sse4_2", "fpu", "aes"].into_iter().collect(),
+            bugs: Some(["mds", "cpu_meltdown"].into_iter().collect()),
+        };
         assert_eq!(f.answer("aes"), Some(true));
         assert_eq!(f.answer("sse4.2"), Some(true));
         assert_eq!(f.answer("avx"), Some(false));

@@ -1,92 +1,164 @@
-//! Serde helpers for lists of short words stored as one space-separated
+//! [`WordList`]: a sorted set of short words kept as one space-separated
 //! string, e.g. a node's /proc/cpuinfo `flags` in the cache.
 //!
-//! One string is a fraction of the parsing work of a JSON list of 150
-//! strings, and the hookscript reads every node's record on an ordinary
-//! start. Reading also accepts the list form (cache schema 1).
+//! The hookscript reads every node's record on an ordinary start. As a JSON
+//! list of ~150 strings, each record cost 150 allocations and a set; as one
+//! string it is one allocation, and membership is a binary search over the
+//! string itself. Reading also accepts the list form (cache schema 1).
 
+use std::cmp::Ordering;
 use std::fmt;
 
 use serde::de::{self, SeqAccess, Visitor};
-use serde::{Deserializer, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Writes the words joined by single spaces.
-///
-/// # Errors
-/// Those of the serializer.
-pub fn serialize<S: Serializer>(words: &[String], s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&words.join(" "))
+/// Sorted, distinct words without whitespace, stored as `"a b c"`.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct WordList {
+    /// Sorted distinct words joined by single spaces (empty: no words).
+    text: String,
 }
 
-/// Reads a space-separated string or a list of strings.
-///
-/// # Errors
-/// Anything else, or a listed word containing whitespace.
-pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    d.deserialize_any(Words)
-}
+impl WordList {
+    /// The words, sorted.
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        self.text.split(' ').filter(|w| !w.is_empty())
+    }
 
-/// The same for an optional list (`null` is `None`).
-pub mod optional {
-    use super::{Deserializer, Serializer, Words};
-
-    /// Writes `null` or the joined words.
-    ///
-    /// # Errors
-    /// Those of the serializer.
-    pub fn serialize<S: Serializer>(words: &Option<Vec<String>>, s: S) -> Result<S::Ok, S::Error> {
-        match words {
-            Some(w) => super::serialize(w, s),
-            None => s.serialize_none(),
+    /// How many words.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        if self.text.is_empty() {
+            0
+        } else {
+            self.text.bytes().filter(|b| *b == b' ').count() + 1
         }
     }
 
-    /// Reads `null`, a space-separated string or a list of strings.
-    ///
-    /// # Errors
-    /// As [`super::deserialize`].
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
-        d.deserialize_option(MaybeWords)
+    /// No words at all.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
     }
 
-    struct MaybeWords;
-
-    impl<'de> serde::de::Visitor<'de> for MaybeWords {
-        type Value = Option<Vec<String>>;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("null or a list of words")
+    /// Whether `word` is in the list: a binary search over the string.
+    #[must_use]
+    pub fn contains(&self, word: &str) -> bool {
+        // Byte loops: words are a few bytes long, and this runs for every
+        // feature of every node a decision judges.
+        let text = self.text.as_bytes();
+        let word = word.as_bytes();
+        let (mut lo, mut hi) = (0, text.len());
+        while lo < hi {
+            // The word around the middle byte of [lo, hi).
+            let mid = lo + (hi - lo) / 2;
+            let mut start = mid;
+            while start > lo && text[start - 1] != b' ' {
+                start -= 1;
+            }
+            let mut end = mid;
+            while end < hi && text[end] != b' ' {
+                end += 1;
+            }
+            match text[start..end].cmp(word) {
+                Ordering::Equal => return true,
+                Ordering::Less => lo = end + 1,
+                Ordering::Greater => hi = start.saturating_sub(1),
+            }
         }
+        false
+    }
 
-        fn visit_none<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
+    /// The text form, `"a b c"`.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
 
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
+    /// From a string in the stored form; anything else (unsorted, repeated
+    /// words, other whitespace) is normalised first.
+    #[must_use]
+    pub fn parse(text: &str) -> Self {
+        if is_canonical(text) {
+            WordList {
+                text: text.to_string(),
+            }
+        } else {
+            text.split_whitespace().collect()
         }
+    }
+}
 
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_any(Words).map(Some)
+/// Sorted, distinct, single-spaced, no leading or trailing space, ASCII
+/// (anything else takes the slow path).
+fn is_canonical(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut previous: &[u8] = &[];
+    let mut start = 0;
+    for end in (0..=bytes.len()).filter(|&i| i == bytes.len() || bytes[i] == b' ') {
+        let word = &bytes[start..end];
+        if word.is_empty() && !bytes.is_empty() {
+            return false;
         }
+        if word.iter().any(|b| !b.is_ascii_graphic()) || (start > 0 && previous >= word) {
+            return false;
+        }
+        previous = word;
+        start = end + 1;
+    }
+    true
+}
+
+impl<'a> FromIterator<&'a str> for WordList {
+    fn from_iter<I: IntoIterator<Item = &'a str>>(iter: I) -> Self {
+        let mut words: Vec<&str> = iter.into_iter().flat_map(str::split_whitespace).collect();
+        words.sort_unstable();
+        words.dedup();
+        WordList {
+            text: words.join(" "),
+        }
+    }
+}
+
+impl<'a> FromIterator<&'a String> for WordList {
+    fn from_iter<I: IntoIterator<Item = &'a String>>(iter: I) -> Self {
+        iter.into_iter().map(String::as_str).collect()
+    }
+}
+
+impl fmt::Debug for WordList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for WordList {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for WordList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Words)
     }
 }
 
 struct Words;
 
 impl<'de> Visitor<'de> for Words {
-    type Value = Vec<String>;
+    type Value = WordList;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a space-separated string or a list of words")
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(v.split_whitespace().map(str::to_string).collect())
+        Ok(WordList::parse(v))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        let mut words = Vec::with_capacity(seq.size_hint().unwrap_or(0));
         while let Some(word) = seq.next_element::<String>()? {
             if word.is_empty() || word.contains(char::is_whitespace) {
                 return Err(de::Error::invalid_value(
@@ -94,58 +166,89 @@ impl<'de> Visitor<'de> for Words {
                     &"a word without spaces",
                 ));
             }
-            out.push(word);
+            words.push(word);
         }
-        Ok(out)
+        Ok(words.iter().collect())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use serde::{Deserialize, Serialize};
+    use super::*;
+    use proptest::prelude::*;
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     struct R {
-        #[serde(with = "super")]
-        flags: Vec<String>,
-        #[serde(with = "super::optional")]
-        bugs: Option<Vec<String>>,
+        flags: WordList,
+        #[serde(default)]
+        bugs: Option<WordList>,
     }
 
-    fn r(flags: &[&str], bugs: Option<&[&str]>) -> R {
-        R {
-            flags: flags.iter().map(|s| (*s).to_string()).collect(),
-            bugs: bugs.map(|b| b.iter().map(|s| (*s).to_string()).collect()),
-        }
+    fn words(list: &WordList) -> Vec<&str> {
+        list.iter().collect()
     }
 
     #[test]
-    fn round_trip_as_one_string() {
-        let v = r(&["fpu", "sse4_2"], Some(&["mds"]));
+    fn stored_as_one_string_and_read_back() {
+        let v = R {
+            flags: ["sse4_2", "fpu"].into_iter().collect(),
+            bugs: Some(["mds"].into_iter().collect()),
+        };
         let text = serde_json::to_string(&v).unwrap();
         assert_eq!(text, r#"{"flags":"fpu sse4_2","bugs":"mds"}"#);
         assert_eq!(serde_json::from_str::<R>(&text).unwrap(), v);
-        let none = r(&[], None);
-        let text = serde_json::to_string(&none).unwrap();
-        assert_eq!(text, r#"{"flags":"","bugs":null}"#);
-        assert_eq!(serde_json::from_str::<R>(&text).unwrap(), none);
+        let none: R = serde_json::from_str(r#"{"flags":""}"#).unwrap();
+        assert!(none.flags.is_empty() && none.bugs.is_none());
+        assert_eq!(
+            serde_json::to_string(&none).unwrap(),
+            r#"{"flags":"","bugs":null}"#
+        );
     }
 
     #[test]
-    fn lists_are_still_read() {
-        let v: R = serde_json::from_str(r#"{"flags":["fpu","sse4_2"],"bugs":[]}"#).unwrap();
-        assert_eq!(v, r(&["fpu", "sse4_2"], Some(&[])));
+    fn lists_and_untidy_strings_are_normalised() {
+        let v: R = serde_json::from_str(r#"{"flags":["sse","fpu","sse"],"bugs":[]}"#).unwrap();
+        assert_eq!(words(&v.flags), ["fpu", "sse"]);
+        assert_eq!(v.bugs, Some(WordList::default()));
+        let v: R = serde_json::from_str(r#"{"flags":" sse  fpu\tsse ","bugs":null}"#).unwrap();
+        assert_eq!(v.flags.as_str(), "fpu sse");
     }
 
     #[test]
     fn other_shapes_are_errors() {
         for bad in [
-            r#"{"flags":5,"bugs":null}"#,
-            r#"{"flags":["a b"],"bugs":null}"#,
-            r#"{"flags":[1],"bugs":null}"#,
+            r#"{"flags":5}"#,
+            r#"{"flags":["a b"]}"#,
+            r#"{"flags":[""]}"#,
+            r#"{"flags":[1]}"#,
             r#"{"flags":"a","bugs":{}}"#,
         ] {
             assert!(serde_json::from_str::<R>(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn contains_and_len_agree_with_a_set(
+            set in proptest::collection::btree_set("[a-z0-9_.]{1,12}", 0..200),
+            probes in proptest::collection::vec("[a-z0-9_.]{0,12}", 0..50),
+        ) {
+            let list: WordList = set.iter().collect();
+            prop_assert_eq!(list.len(), set.len());
+            prop_assert_eq!(words(&list), set.iter().map(String::as_str).collect::<Vec<_>>());
+            for w in set.iter().chain(probes.iter()) {
+                prop_assert_eq!(list.contains(w), set.contains(w), "{}", w);
+            }
+            prop_assert_eq!(WordList::parse(list.as_str()), list);
+        }
+
+        #[test]
+        fn parsing_any_text_never_panics(text in "\\PC{0,200}") {
+            let list = WordList::parse(&text);
+            let words = words(&list);
+            prop_assert!(words.windows(2).all(|w| w[0] < w[1]), "{:?}", words);
+            prop_assert!(words.iter().all(|w| !w.is_empty() && !w.contains(char::is_whitespace)));
+            prop_assert_eq!(WordList::parse(list.as_str()), list.clone());
         }
     }
 }
