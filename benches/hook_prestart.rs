@@ -45,6 +45,10 @@ fn main() {
     // with the whole tool linked in).
     let bin = env!("CARGO_BIN_EXE_pve-cpuguard-hook");
     let keep = std::env::var_os("HOOK_BENCH_KEEP").is_some();
+    // For scale: what starting any process costs on this machine now
+    // (first, so that its peak RSS is its own).
+    let floor = measure::measure(|| Command::new("/bin/true"), 30, 500, 0);
+    measure::report("for scale, /bin/true", &floor);
     let mut worst_ok = true;
     for (label, migrated_from) in [
         ("live migration pve01 -> pve04", "pve01"),
