@@ -10,6 +10,12 @@
 //! cargo bench --bench hook_prestart
 //! ```
 //!
+//! Two builds of the same code are measured: the one `cargo` links
+//! (dynamically) and, when `packaging/build-deb.sh` has run, the one the
+//! package installs (`target/assets/pve-cpuguard-hook`, linked statically:
+//! no dynamic loader on every VM start). The target applies to the one
+//! Proxmox VE runs: the packaged build when present.
+//!
 //! Exits 1 when a median is above 2 ms or the peak RSS above 10 MB.
 //! With `HOOK_BENCH_KEEP=1` the fixture is kept and the two commands are
 //! printed, to profile them by hand (`perf stat`, `valgrind`).
@@ -43,43 +49,58 @@ fn main() {
     );
     // The binary the hook file runs (`pve-cpuguard hook` is the same code
     // with the whole tool linked in).
-    let bin = env!("CARGO_BIN_EXE_pve-cpuguard-hook");
+    let packaged =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/assets/pve-cpuguard-hook");
+    let mut bins = vec![(
+        "cargo build, dynamic",
+        std::path::PathBuf::from(env!("CARGO_BIN_EXE_pve-cpuguard-hook")),
+    )];
+    if packaged.exists() {
+        bins.push(("packaged, static", packaged));
+    }
     let keep = std::env::var_os("HOOK_BENCH_KEEP").is_some();
     // For scale: what starting any process costs on this machine now
     // (first, so that its peak RSS is its own).
     let floor = measure::measure(|| Command::new("/bin/true"), 30, 500, 0);
     measure::report("for scale, /bin/true", &floor);
     let mut worst_ok = true;
-    for (label, migrated_from) in [
-        ("live migration pve01 -> pve04", "pve01"),
-        ("ordinary start on pve04", ""),
-    ] {
-        let make_cmd = || {
-            let mut cmd = Command::new(bin);
-            cmd.args(["100", "pre-start"])
-                .env("PVE_MIGRATED_FROM", migrated_from)
-                .env("PVE_CPUGUARD_PVE_DIR", c.pve())
-                .env("PVE_CPUGUARD_CACHE", c.cache())
-                .env("PVE_CPUGUARD_NODE", "pve04")
-                .env("PVE_CPUGUARD_CPUINFO", util::cpuinfo(&c.nodes["pve04"]))
-                .env("PVE_CPUGUARD_CONFIG", c.path("none.conf"))
-                .env("PVE_CPUGUARD_SYSLOG_SOCKET", c.path("none.sock"));
-            cmd
-        };
-        let s = measure::measure(make_cmd, 30, 500, 0);
-        if keep {
-            let cmd = make_cmd();
-            let env: Vec<String> = cmd
-                .get_envs()
-                .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.unwrap().to_string_lossy()))
-                .collect();
-            println!("{} {bin} 100 pre-start", env.join(" "));
+    let judged = bins.len() - 1;
+    for (i, (build, bin)) in bins.iter().enumerate() {
+        for (label, migrated_from) in [
+            ("live migration pve01 -> pve04", "pve01"),
+            ("ordinary start on pve04", ""),
+        ] {
+            let make_cmd = || {
+                let mut cmd = Command::new(bin);
+                cmd.args(["100", "pre-start"])
+                    .env("PVE_MIGRATED_FROM", migrated_from)
+                    .env("PVE_CPUGUARD_PVE_DIR", c.pve())
+                    .env("PVE_CPUGUARD_CACHE", c.cache())
+                    .env("PVE_CPUGUARD_NODE", "pve04")
+                    .env("PVE_CPUGUARD_CPUINFO", util::cpuinfo(&c.nodes["pve04"]))
+                    .env("PVE_CPUGUARD_CONFIG", c.path("none.conf"))
+                    .env("PVE_CPUGUARD_SYSLOG_SOCKET", c.path("none.sock"));
+                cmd
+            };
+            let s = measure::measure(make_cmd, 30, 500, 0);
+            if keep {
+                let cmd = make_cmd();
+                let env: Vec<String> = cmd
+                    .get_envs()
+                    .map(|(k, v)| {
+                        format!("{}={}", k.to_string_lossy(), v.unwrap().to_string_lossy())
+                    })
+                    .collect();
+                println!("{} {} 100 pre-start", env.join(" "), bin.display());
+            }
+            measure::report(
+                &format!("hook pre-start ({build}), {label}, {} nodes", samples.len()),
+                &s,
+            );
+            if i == judged {
+                worst_ok &= s.median.as_secs_f64() <= 0.002 && s.max_rss_kib <= 10 * 1024;
+            }
         }
-        measure::report(
-            &format!("hook pre-start, {label}, {} nodes", samples.len()),
-            &s,
-        );
-        worst_ok &= s.median.as_secs_f64() <= 0.002 && s.max_rss_kib <= 10 * 1024;
     }
     if keep {
         println!("fixture kept in {}", c.dir.keep().display());

@@ -173,6 +173,11 @@ fn the_debian_package() {
         String::from_utf8_lossy(&out.stdout),
         format!("pve-cpuguard-hook {}\n", env!("CARGO_PKG_VERSION"))
     );
+    assert!(
+        !has_interpreter(&std::fs::read(&hook).unwrap()),
+        "the packaged hook is linked statically (no dynamic loader on every VM start)"
+    );
+    packaged_hook_decides(&hook);
     let bin = root.path().join("usr/bin/pve-cpuguard");
     let out = Command::new(&bin).arg("--version").output().unwrap();
     assert_eq!(
@@ -194,5 +199,52 @@ fn the_debian_package() {
         String::from_utf8_lossy(&out.stdout).contains("x86-64-v4"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// Whether an x86-64 ELF executable names a dynamic loader (`PT_INTERP`).
+fn has_interpreter(elf: &[u8]) -> bool {
+    assert_eq!(&elf[..5], b"\x7fELF\x02", "a 64-bit ELF file");
+    let u16_at = |o: usize| usize::from(u16::from_le_bytes([elf[o], elf[o + 1]]));
+    let phoff = usize::try_from(u64::from_le_bytes(elf[0x20..0x28].try_into().unwrap())).unwrap();
+    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
+    (0..phnum).any(|i| {
+        let at = phoff + i * phentsize;
+        u32::from_le_bytes(elf[at..at + 4].try_into().unwrap()) == 3 // PT_INTERP
+    })
+}
+
+/// The packaged hook, statically linked, still decides: it refuses an
+/// incoming live migration the target cannot take and allows a start.
+fn packaged_hook_decides(hook: &Path) {
+    let mut c = util::cluster::Cluster::new(&[
+        ("pve1", "hwloc-xeon-silver-4108-skylake-sp"),
+        ("pve2", "archspec-linux-rhel7-haswell"),
+    ]);
+    c.vm(100, "pve1", "cpu: x86-64-v4\nmemory: 2048\nname: web\n");
+    let run = |node: &str, migrated_from: &str| {
+        Command::new(hook)
+            .args(["100", "pre-start"])
+            .env("PVE_MIGRATED_FROM", migrated_from)
+            .env("PVE_CPUGUARD_PVE_DIR", c.pve())
+            .env("PVE_CPUGUARD_CACHE", c.cache())
+            .env("PVE_CPUGUARD_NODE", node)
+            .env("PVE_CPUGUARD_CPUINFO", util::cpuinfo(&c.nodes[node]))
+            .env("PVE_CPUGUARD_CONFIG", c.path("none.conf"))
+            .env("PVE_CPUGUARD_SYSLOG_SOCKET", c.path("none.sock"))
+            .env("PVE_CPUGUARD_STATE_DIR", c.path("state"))
+            .output()
+            .unwrap()
+    };
+    let refused = run("pve2", "pve1");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("avx512f"), "{stderr}");
+    let started = run("pve1", "");
+    assert_eq!(
+        started.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
     );
 }
