@@ -3,8 +3,11 @@
 //! ProxCLMC's, takes 16x).
 //!
 //! Real sshd processes on loopback addresses (the integration tests'
-//! harness), each with `ForceCommand sleep 1; cat CPUINFO …`; the measured
-//! unit is the whole `pve-cpuguard scan` process. Run by hand, as root:
+//! harness), each with `ForceCommand sleep 1; cat CPUINFO …` and its own
+//! empty home for root (as a fresh node has: this machine's `~/.bashrc`
+//! initialises pyenv on every login, which made sixteen logins on two
+//! shared cores measure the dotfiles, ratio 2.4–2.6); the measured unit is
+//! the whole `pve-cpuguard scan` process. Run by hand, as root:
 //!
 //! ```sh
 //! cargo bench --bench scan_parallel
