@@ -74,12 +74,7 @@ fn main() {
                 let mut cmd = Command::new(bin);
                 cmd.args(["100", "pre-start"])
                     .env("PVE_MIGRATED_FROM", migrated_from)
-                    .env("PVE_CPUGUARD_PVE_DIR", c.pve())
-                    .env("PVE_CPUGUARD_CACHE", c.cache())
-                    .env("PVE_CPUGUARD_NODE", "pve04")
-                    .env("PVE_CPUGUARD_CPUINFO", util::cpuinfo(&c.nodes["pve04"]))
-                    .env("PVE_CPUGUARD_CONFIG", c.path("none.conf"))
-                    .env("PVE_CPUGUARD_SYSLOG_SOCKET", c.path("none.sock"));
+                    .envs(c.node_env("pve04"));
                 cmd
             };
             let s = measure::measure(make_cmd, 30, 500, 0);

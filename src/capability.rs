@@ -197,18 +197,26 @@ impl HostFlags {
     /// The answer for one canonical QEMU feature (see [`flags::host_answer`]).
     #[must_use]
     pub fn answer(&self, feature: &str) -> Option<bool> {
-        flags::host_answer(
-            feature,
-            |f| self.flags.contains(f),
-            self.bugs.as_ref().map(|b| move |x: &str| b.contains(x)),
-        )
+        let (has, host_bug) = self.lookups();
+        flags::host_answer(feature, has, host_bug)
     }
 
     /// Every feature's answer.
     #[must_use]
     pub fn features(&self) -> HostFeatures {
-        flags::host_features_with(
-            |f| self.flags.contains(f),
+        let (has, host_bug) = self.lookups();
+        flags::host_features_with(has, host_bug)
+    }
+
+    /// The flag and bug lookups the rules take.
+    fn lookups(
+        &self,
+    ) -> (
+        impl Fn(&str) -> bool + '_,
+        Option<impl Fn(&str) -> bool + '_>,
+    ) {
+        (
+            |f: &str| self.flags.contains(f),
             self.bugs.as_ref().map(|b| move |x: &str| b.contains(x)),
         )
     }

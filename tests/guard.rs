@@ -599,13 +599,7 @@ fn the_hook_file_runs_the_binary_and_never_blocks_when_it_is_gone() {
             .args(["100", "pre-start"])
             .env("PVE_CPUGUARD_BIN", bin)
             .env("PVE_MIGRATED_FROM", "pve1")
-            .env("PVE_CPUGUARD_PVE_DIR", c.pve())
-            .env("PVE_CPUGUARD_CACHE", c.cache())
-            .env("PVE_CPUGUARD_NODE", target)
-            .env("PVE_CPUGUARD_CPUINFO", util::cpuinfo(&c.nodes[target]))
-            .env("PVE_CPUGUARD_CONFIG", c.path("none"))
-            .env("PVE_CPUGUARD_SYSLOG_SOCKET", c.path("none"))
-            .env("PVE_CPUGUARD_STATE_DIR", c.path("state"))
+            .envs(c.node_env(target))
             .output()
             .unwrap();
         (

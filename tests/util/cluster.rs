@@ -107,15 +107,24 @@ impl Cluster {
 
     /// The binary, run as if on `node`, with this cluster's paths.
     pub fn on(&self, node: &str, args: &[&str]) -> Run {
-        Run::new(args)
-            .env("PVE_CPUGUARD_PVE_DIR", self.pve())
-            .env("PVE_CPUGUARD_CACHE", self.cache())
-            .env("PVE_CPUGUARD_NODE", node)
-            .env("PVE_CPUGUARD_CPUINFO", sample(&self.nodes[node]))
-            .env("PVE_CPUGUARD_CONFIG", self.path("no-such.conf"))
-            .env("PVE_CPUGUARD_SYSLOG_SOCKET", self.path("no-syslog"))
-            .env("PVE_CPUGUARD_RUN_DIR", self.path("run"))
-            .env("PVE_CPUGUARD_STATE_DIR", self.path("state"))
+        self.node_env(node)
+            .into_iter()
+            .fold(Run::new(args), |run, (k, v)| run.env(k, v))
+    }
+
+    /// The environment that makes any of the binaries (or the hook file)
+    /// act as if on `node` of this cluster.
+    pub fn node_env(&self, node: &str) -> Vec<(&'static str, PathBuf)> {
+        vec![
+            ("PVE_CPUGUARD_PVE_DIR", self.pve()),
+            ("PVE_CPUGUARD_CACHE", self.cache()),
+            ("PVE_CPUGUARD_NODE", PathBuf::from(node)),
+            ("PVE_CPUGUARD_CPUINFO", sample(&self.nodes[node])),
+            ("PVE_CPUGUARD_CONFIG", self.path("no-such.conf")),
+            ("PVE_CPUGUARD_SYSLOG_SOCKET", self.path("no-syslog")),
+            ("PVE_CPUGUARD_RUN_DIR", self.path("run")),
+            ("PVE_CPUGUARD_STATE_DIR", self.path("state")),
+        ]
     }
 }
 
