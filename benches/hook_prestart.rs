@@ -31,7 +31,7 @@ use util::cluster::Cluster;
 fn main() {
     let samples: Vec<String> = util::all_cpuinfo()
         .iter()
-        .filter(|p| pve_cpuguard::cpuinfo::read(p).is_ok())
+        .filter(|p| pve_cpuguard::cpu::cpuinfo::read(p).is_ok())
         .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
         .take(16)
         .collect();

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use pve_cpuguard::cache::{self, Cache, NodeRecord};
-use pve_cpuguard::cpuinfo;
+use pve_cpuguard::cpu::cpuinfo;
 
 const SAMPLES: [&str; 4] = [
     "hwloc-xeon-silver-4108-skylake-sp",

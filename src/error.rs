@@ -70,7 +70,7 @@ pub enum Error {
     /// One node could not be scanned (SSH, host key, timeout, offline).
     Node(NodeFailure),
     /// QEMU could not be asked what KVM can give (`--probe`).
-    Probe(crate::kvm_probe::ProbeError),
+    Probe(crate::reach::kvm_probe::ProbeError),
 }
 
 /// Why one node could not be scanned: which node, which address, at which
@@ -175,8 +175,8 @@ impl std::error::Error for Error {
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl From<crate::kvm_probe::ProbeError> for Error {
-    fn from(e: crate::kvm_probe::ProbeError) -> Self {
+impl From<crate::reach::kvm_probe::ProbeError> for Error {
+    fn from(e: crate::reach::kvm_probe::ProbeError) -> Self {
         Error::Probe(e)
     }
 }

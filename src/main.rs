@@ -3,7 +3,7 @@
 use clap::Parser;
 
 fn main() {
-    let cli = pve_cpuguard::cli::Cli::parse();
+    let cli = pve_cpuguard::app::cli::Cli::parse();
     let code = match pve_cpuguard::run(&cli) {
         Ok(code) => code,
         Err(e) => {

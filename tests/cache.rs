@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pve_cpuguard::cache::{Cache, NodeRecord, Writer};
-use pve_cpuguard::cpuinfo::CpuInfo;
+use pve_cpuguard::cpu::cpuinfo::CpuInfo;
 
 /// A cache with `n` nodes, each with many flags (so files are large
 /// enough for a torn write to be visible).

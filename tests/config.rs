@@ -6,7 +6,7 @@ mod util;
 
 use std::path::Path;
 
-use pve_cpuguard::config::{Config, KEYS};
+use pve_cpuguard::app::config::{Config, KEYS};
 use util::cluster::Cluster;
 
 /// A VM whose CPU cannot be judged: `policy` alone decides the hook's answer.

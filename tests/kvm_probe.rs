@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use pve_cpuguard::flags;
-use pve_cpuguard::kvm_probe::{self, Accel, KvmView, ProbeError, ProbeOptions};
+use pve_cpuguard::cpu::flags;
+use pve_cpuguard::reach::kvm_probe::{self, Accel, KvmView, ProbeError, ProbeOptions};
 
 use util::Run;
 

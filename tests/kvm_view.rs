@@ -5,12 +5,13 @@
 
 mod util;
 
-use pve_cpuguard::capability::{Capability, View};
-use pve_cpuguard::custom_models::CustomModels;
-use pve_cpuguard::kvm_probe::{self, Accel, KvmView};
-use pve_cpuguard::requirement::from_cpu_value;
-use pve_cpuguard::verdict::{judge, Mode, Outcome, Verdict};
-use pve_cpuguard::{cpuinfo, qmp};
+use pve_cpuguard::cpu::capability::{Capability, View};
+use pve_cpuguard::cpu::cpuinfo;
+use pve_cpuguard::cpu::requirement::from_cpu_value;
+use pve_cpuguard::cpu::verdict::{judge, Mode, Outcome, Verdict};
+use pve_cpuguard::pve::custom_models::CustomModels;
+use pve_cpuguard::reach::kvm_probe::{self, Accel, KvmView};
+use pve_cpuguard::reach::qmp;
 
 fn recorded(accel: Accel) -> KvmView {
     let name = format!("qmp/qemu-7.2-pvm-epyc-{}.jsonl", accel.as_str());
@@ -71,7 +72,7 @@ fn named_model_missing_flags_are_qemus_unavailable_features() {
         // (e.g. svm/monitor are not asked of the host).
         let want: Vec<String> = view.models[model]
             .iter()
-            .filter(|f| !pve_cpuguard::flags::KVM_DROPPED.contains(&f.as_str()))
+            .filter(|f| !pve_cpuguard::cpu::flags::KVM_DROPPED.contains(&f.as_str()))
             .cloned()
             .collect();
         assert_eq!(v.missing_flags(), want, "{cpu}");

@@ -7,10 +7,10 @@ mod util;
 
 use std::collections::BTreeSet;
 
-use pve_cpuguard::capability::Capability;
-use pve_cpuguard::custom_models::CustomModels;
-use pve_cpuguard::verdict::{judge, Mode, Outcome};
-use pve_cpuguard::{cpuinfo, level, requirement};
+use pve_cpuguard::cpu::capability::Capability;
+use pve_cpuguard::cpu::verdict::{judge, Mode, Outcome};
+use pve_cpuguard::cpu::{cpuinfo, level, requirement};
+use pve_cpuguard::pve::custom_models::CustomModels;
 
 /// kvm64 as Proxmox starts it (QEMU kvm64 + PVE's `+lahf_lm +sep`), in Linux
 /// spelling, without what KVM provides anyway (mce mca mtrr pat) and without
@@ -97,7 +97,11 @@ fn every_sample_gets_the_level_its_flags_deserve() {
                 assert_eq!(got_name, name, "{}", path.display());
                 let got_linux: BTreeSet<String> = got_missing
                     .iter()
-                    .map(|q| pve_cpuguard::flags::linux_name(q).unwrap_or(q).to_string())
+                    .map(|q| {
+                        pve_cpuguard::cpu::flags::linux_name(q)
+                            .unwrap_or(q)
+                            .to_string()
+                    })
                     .collect();
                 let want_linux: BTreeSet<String> = missing.iter().map(|s| s.to_string()).collect();
                 assert_eq!(
@@ -126,7 +130,7 @@ fn cap_edited(name: &str, remove: &[&str]) -> Capability {
     Capability::from_cpuinfo(&info)
 }
 
-fn start(cpu: &str, target: &Capability) -> pve_cpuguard::verdict::Verdict {
+fn start(cpu: &str, target: &Capability) -> pve_cpuguard::cpu::verdict::Verdict {
     judge(
         &requirement::from_cpu_value(cpu, &CustomModels::default()),
         target,

@@ -5,7 +5,7 @@ mod common;
 
 use common::Cluster;
 use pve_cpuguard::cache::{Cache, NodeRecord};
-use pve_cpuguard::cpuinfo;
+use pve_cpuguard::cpu::cpuinfo;
 
 const SKYLAKE: &str = "hwloc-xeon-silver-4108-skylake-sp.txt";
 const HASWELL: &str = "archspec-linux-rhel7-haswell.txt";

@@ -5,7 +5,10 @@ use std::path::Path;
 
 use proptest::prelude::*;
 
-use pve_cpuguard::{chain, cpuconf, cpuinfo, custom_models, ha, kvm_probe, storage, vmconf};
+use pve_cpuguard::cpu::{cpuconf, cpuinfo};
+use pve_cpuguard::guard::chain;
+use pve_cpuguard::pve::{custom_models, ha, storage, vmconf};
+use pve_cpuguard::reach::kvm_probe;
 
 /// Lines that look like the real formats, so the parsers get past their
 /// first checks and the deeper code is exercised too.
@@ -107,8 +110,8 @@ proptest! {
 
     #[test]
     fn requirement_resolution_never_panics(s in "[ -~]{0,80}") {
-        let _ = pve_cpuguard::requirement::from_cpu_value(&s, &Default::default());
-        let _ = pve_cpuguard::requirement::from_qemu_cpu_arg(&s);
+        let _ = pve_cpuguard::cpu::requirement::from_cpu_value(&s, &Default::default());
+        let _ = pve_cpuguard::cpu::requirement::from_qemu_cpu_arg(&s);
     }
 }
 
@@ -157,7 +160,7 @@ proptest! {
 
     #[test]
     fn qmp_transcripts_never_panic_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
-        let _ = pve_cpuguard::qmp::Transcript::parse(&bytes);
+        let _ = pve_cpuguard::reach::qmp::Transcript::parse(&bytes);
         let _ = kvm_probe::interpret(&bytes, &bytes, kvm_probe::Accel::Kvm, "q");
     }
 
@@ -167,9 +170,9 @@ proptest! {
         for accel in [kvm_probe::Accel::Kvm, kvm_probe::Accel::Tcg] {
             if let Ok(view) = kvm_probe::parse_transcript(text.as_bytes(), accel) {
                 // Whatever parsed is usable downstream without panics.
-                let cap = pve_cpuguard::capability::Capability::from_kvm_view(&view, None);
-                let req = pve_cpuguard::requirement::from_cpu_value("kvm64", &Default::default());
-                let _ = pve_cpuguard::verdict::judge(&req, &cap, pve_cpuguard::verdict::Mode::Start);
+                let cap = pve_cpuguard::cpu::capability::Capability::from_kvm_view(&view, None);
+                let req = pve_cpuguard::cpu::requirement::from_cpu_value("kvm64", &Default::default());
+                let _ = pve_cpuguard::cpu::verdict::judge(&req, &cap, pve_cpuguard::cpu::verdict::Mode::Start);
             }
         }
     }

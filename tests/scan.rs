@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use common::cluster::Trust;
 use common::{expected_level, Cluster};
-use pve_cpuguard::capability::Capability;
-use pve_cpuguard::cpuinfo;
-use pve_cpuguard::level;
+use pve_cpuguard::cpu::capability::Capability;
+use pve_cpuguard::cpu::cpuinfo;
+use pve_cpuguard::cpu::level;
 
 const HASWELL: &str = "archspec-linux-rhel7-haswell.txt";
 const ZEN3: &str = "archspec-linux-ubuntu20.04-zen3.txt";
@@ -445,19 +445,22 @@ fn baseline_names_a_model_every_node_supports() {
         .map(|s| Capability::from_cpuinfo(&cpuinfo::read(&common::cpuinfo(s)).unwrap()))
         .collect();
     if let Some(model) = v["model"].as_str() {
-        let req = pve_cpuguard::requirement::from_cpu_value(model, &Default::default());
+        let req = pve_cpuguard::cpu::requirement::from_cpu_value(model, &Default::default());
         for cap in &caps {
-            let verdict =
-                pve_cpuguard::verdict::judge(&req, cap, pve_cpuguard::verdict::Mode::Start);
+            let verdict = pve_cpuguard::cpu::verdict::judge(
+                &req,
+                cap,
+                pve_cpuguard::cpu::verdict::Mode::Start,
+            );
             assert_eq!(
                 verdict.outcome,
-                pve_cpuguard::verdict::Outcome::Compatible,
+                pve_cpuguard::cpu::verdict::Outcome::Compatible,
                 "{model} on {}",
                 cap.model_name
             );
         }
         match req.base {
-            pve_cpuguard::requirement::Base::Model {
+            pve_cpuguard::cpu::requirement::Base::Model {
                 vendor: Some(v), ..
             } => assert_eq!(v, "GenuineIntel"),
             other => panic!("{model} is not a named model with a vendor: {other:?}"),

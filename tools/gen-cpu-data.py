@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
-# gen-cpu-data.py - generate src/data/cpu-data.json for pve-cpuguard
+# gen-cpu-data.py - generate src/cpu/data/cpu-data.json for pve-cpuguard
 #
 # Copyright (C) 2026 the pve-cpuguard authors
 #
@@ -87,7 +87,7 @@ Usage (all paths are arguments; nothing is downloaded):
     --pve-cpuconfig stable-8/CPUConfig.pm --pve-cpuconfig master/CPUConfig.pm \\
     --pve-models-json debian/cpu-models-x86_64.json \\
     --proxmox-ref '...' --proxmox-file '...' \\
-    -o src/data/cpu-data.json
+    -o src/cpu/data/cpu-data.json
 
 Exit status is non-zero on anything the extractor does not understand.
 """

@@ -13,12 +13,12 @@ use clap::Parser;
 #[command(name = "pve-cpuguard-hook", version)]
 struct HookCli {
     #[command(flatten)]
-    args: pve_cpuguard::cli::HookArgs,
+    args: pve_cpuguard::app::cli::HookArgs,
 }
 
 fn main() {
     let cli = HookCli::parse();
-    let code = match pve_cpuguard::commands::hook::run(&cli.args) {
+    let code = match pve_cpuguard::app::commands::hook::run(&cli.args) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("pve-cpuguard: error: {e}");

@@ -53,7 +53,7 @@ pub fn all_samples() -> Vec<String> {
         .expect("tests/data/cpuinfo")
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".txt"))
-        .filter(|n| pve_cpuguard::cpuinfo::read(&cpuinfo(n)).is_ok())
+        .filter(|n| pve_cpuguard::cpu::cpuinfo::read(&cpuinfo(n)).is_ok())
         .collect();
     v.sort();
     v
@@ -62,8 +62,11 @@ pub fn all_samples() -> Vec<String> {
 /// The level the library computes for a sample (what a scan must report).
 #[must_use]
 pub fn expected_level(sample: &str) -> &'static str {
-    let info = pve_cpuguard::cpuinfo::read(&cpuinfo(sample)).expect("sample parses");
-    pve_cpuguard::level::of(&pve_cpuguard::capability::Capability::from_cpuinfo(&info)).name
+    let info = pve_cpuguard::cpu::cpuinfo::read(&cpuinfo(sample)).expect("sample parses");
+    pve_cpuguard::cpu::level::of(&pve_cpuguard::cpu::capability::Capability::from_cpuinfo(
+        &info,
+    ))
+    .name
 }
 
 /// The built binary.

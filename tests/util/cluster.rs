@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use pve_cpuguard::cache::{Cache, NodeRecord};
-use pve_cpuguard::cpuinfo;
+use pve_cpuguard::cpu::cpuinfo;
 
 use super::{cpuinfo as sample, Run};
 

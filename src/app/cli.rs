@@ -1,0 +1,459 @@
+//! Command-line definitions. Each `///` comment is the help text users see.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::app::config;
+use crate::app::output::Format;
+use crate::app::settings::{CommonArgs, SshArgs};
+use crate::reach::kvm_probe::Accel;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  compatible / ok
+  1  incompatible or refused (scan: some nodes failed)
+  2  usage, configuration or input error
+  3  unknown (not enough data to decide)";
+
+/// Safe live migration across mixed CPU generations in Proxmox VE clusters.
+///
+/// pve-cpuguard learns every node's CPU, computes the cluster baseline, and
+/// refuses VM starts and migrations whose target cannot give the VM its CPU,
+/// explaining which flags are missing and which CPU type would work.
+#[derive(Debug, Parser)]
+#[command(name = "pve-cpuguard", version, after_help = EXIT_CODES, max_term_width = 100)]
+pub struct Cli {
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t, global = true)]
+    pub output: Format,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show this host's CPU, its level and every Proxmox CPU type it can run.
+    Inspect(InspectArgs),
+    /// Explain whether this host can run a given CPU type, and what is missing.
+    #[command(name = "why-not")]
+    WhyNot(WhyNotArgs),
+    /// The VM hookscript: `pre-start` refuses a start or incoming migration
+    /// this node cannot give the VM's CPU (set it up with `attach`).
+    Hook(HookArgs),
+    /// Check a migration with the cache, then run `qm migrate` — or refuse
+    /// without running it.
+    Migrate(MigrateArgs),
+    /// Show which nodes a VM can move to, without moving it.
+    Check(CheckArgs),
+    /// Read every node's CPU (this node locally, the others over SSH, all in
+    /// parallel), update the cache, and print each node's level and the
+    /// cluster CPU type.
+    ///
+    /// Host keys are verified against Proxmox VE's known_hosts files. Exit 0
+    /// when every node answered, 1 when some failed (the cluster type then
+    /// uses their last known data, and says so), 2 on configuration errors.
+    Scan(ScanArgs),
+    /// Show the cached view of the cluster (no network): each node's level,
+    /// the age of its data, stale records and the last drift.
+    ///
+    /// Exit 0 when every node has fresh data, 1 when some record is stale or
+    /// missing, 3 when the cache holds no data.
+    Status(CacheArgs),
+    /// From the cache: the strict cluster level, the best named QEMU model
+    /// every node supports (same vendor only), and the near misses.
+    ///
+    /// Exit 0 from fresh data, 1 when stale or missing records were
+    /// involved, 3 when the cache holds no data.
+    Baseline(CacheArgs),
+    /// Every VM of the cluster against every node, from the cache: where
+    /// each could start and live-migrate to, and the VMs at risk.
+    ///
+    /// Flags VMs whose CPU type is above the cluster baseline, `host`/`max`
+    /// VMs in a cluster whose nodes differ, HA-managed VMs that could not be
+    /// recovered onto some node, and VMs without the guard's hookscript;
+    /// for each, the CPU type that would make it movable everywhere. Exit 0
+    /// when nothing is flagged, 1 when something is, 3 when the cache holds
+    /// no node data.
+    Audit(AuditArgs),
+    /// Put the guard's hookscript on VMs of this node: copy the hook file
+    /// into the storage's snippets directory, then `qm set VMID
+    /// --hookscript STORAGE:snippets/pve-cpuguard-hook`.
+    ///
+    /// A VM that already has another hookscript keeps it: it is recorded in
+    /// /etc/pve/pve-cpuguard/chain.conf and runs after the guard allows.
+    /// Exit 0 when every selected VM is done, 1 when some could not be
+    /// changed, 2 on configuration errors (e.g. a storage without snippets).
+    Attach(AttachArgs),
+    /// Undo `attach` on VMs of this node: put back the hookscript each VM
+    /// had (or remove the guard's), and drop its chain.conf entry. The hook
+    /// file stays in the snippets directory.
+    Detach(DetachArgs),
+    /// Prometheus metrics for node_exporter's textfile collector: each
+    /// node's level and cache age, stale records, the cluster baseline,
+    /// the VMs at risk, and this node's last refusal.
+    Metrics(MetricsArgs),
+    /// Write the man pages or the shell completions (for packaging).
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+/// What `generate` writes.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GenerateWhat {
+    /// Man pages: pve-cpuguard.1 and pve-cpuguard-COMMAND.1.
+    Man,
+    /// bash, zsh and fish completions.
+    Completions,
+}
+
+/// Arguments of `generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// What to write.
+    #[arg(value_enum)]
+    pub what: GenerateWhat,
+    /// Directory to write into (created if missing).
+    pub dir: PathBuf,
+}
+
+/// Arguments of `metrics`.
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Write to this file atomically (e.g.
+    /// /var/lib/prometheus/node-exporter/pve-cpuguard.prom) instead of
+    /// stdout.
+    #[arg(long, value_name = "PATH")]
+    pub output_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Which VMs `attach`/`detach` change.
+#[derive(Debug, Args)]
+pub struct VmSelection {
+    /// Every VM whose configuration is on this node.
+    #[arg(long, conflicts_with = "vmids", required_unless_present = "vmids")]
+    pub all: bool,
+    /// These VMs (they must be on this node: qm changes only its own VMs).
+    #[arg(value_name = "VMID")]
+    pub vmids: Vec<String>,
+}
+
+/// Arguments of `attach`.
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    #[command(flatten)]
+    pub select: VmSelection,
+    /// Storage whose snippets directory gets the hook file (see
+    /// /etc/pve/storage.cfg; it must have `snippets` content).
+    #[arg(
+        long,
+        env = "PVE_CPUGUARD_STORAGE",
+        default_value = "local",
+        value_name = "STORAGE"
+    )]
+    pub storage: String,
+    /// Show what would change, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The hook file to install.
+    #[arg(
+        long,
+        env = "PVE_CPUGUARD_HOOK_FILE",
+        default_value = "/usr/share/pve-cpuguard/pve-cpuguard-hook",
+        value_name = "FILE"
+    )]
+    pub hook_file: PathBuf,
+    #[command(flatten)]
+    pub qm: QmArg,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Arguments of `detach`.
+#[derive(Debug, Args)]
+pub struct DetachArgs {
+    #[command(flatten)]
+    pub select: VmSelection,
+    /// Show what would change, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub qm: QmArg,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Arguments of `audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Where `qm` is: replaced only at this exec boundary (tests record its argv).
+#[derive(Debug, Args)]
+pub struct QmArg {
+    /// The `qm` binary.
+    #[arg(
+        long = "qm",
+        env = "PVE_CPUGUARD_QM",
+        default_value = "/usr/sbin/qm",
+        value_name = "PATH"
+    )]
+    pub path: PathBuf,
+}
+
+/// Arguments of `hook`.
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    /// VMID, as Proxmox passes it.
+    pub vmid: String,
+    /// Phase: pre-start, post-start, pre-stop, post-stop (only pre-start checks).
+    pub phase: String,
+    /// Hard deadline for the check; past it the policy decides.
+    #[arg(long, env = "PVE_CPUGUARD_HOOK_DEADLINE", default_value = "10s", value_parser = config::duration_arg)]
+    pub deadline: Duration,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Arguments of `migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Run `qm migrate` even though the check refuses (needs --reason).
+    #[arg(long)]
+    pub force_unsafe: bool,
+    /// Why the override is needed; logged with who ran it.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub qm: QmArg,
+    /// Where Proxmox keeps the PID files of running VMs.
+    #[arg(
+        long,
+        env = "PVE_CPUGUARD_RUN_DIR",
+        default_value = "/var/run/qemu-server",
+        value_name = "DIR"
+    )]
+    pub run_dir: PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    /// Also ask the target's QEMU when refreshing its record.
+    #[arg(long, env = "PVE_CPUGUARD_PROBE", value_enum, default_value_t = ScanProbe::Kvm)]
+    pub probe: ScanProbe,
+    /// VMID to migrate.
+    pub vmid: String,
+    /// Target node.
+    pub target: String,
+    /// Options for `qm migrate`, passed through untouched (e.g. --online).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "QM_OPTIONS"
+    )]
+    pub qm_args: Vec<String>,
+}
+
+/// Which rules `check` applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum CheckMode {
+    /// Live rules when the VM runs on this node, else start rules.
+    #[default]
+    Auto,
+    /// As a live migration from the VM's node.
+    Live,
+    /// Whether the VM could start on each node.
+    Start,
+}
+
+/// Arguments of `check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// VMID to check.
+    pub vmid: String,
+    /// Only these target nodes (repeatable) [default: every other node].
+    #[arg(long = "target", value_name = "NODE")]
+    pub targets: Vec<String>,
+    /// Live-migration or start rules.
+    #[arg(long, value_enum, default_value_t)]
+    pub mode: CheckMode,
+    /// Where Proxmox keeps the PID files of running VMs.
+    #[arg(
+        long,
+        env = "PVE_CPUGUARD_RUN_DIR",
+        default_value = "/var/run/qemu-server",
+        value_name = "DIR"
+    )]
+    pub run_dir: PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Where the cluster cache lives.
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// The cache file (its writers' lock is FILE.lock beside it)
+    /// [default: `cache` in the configuration file, else
+    /// /var/cache/pve-cpuguard/cluster.json].
+    #[arg(long, env = "PVE_CPUGUARD_CACHE", value_name = "FILE")]
+    pub cache: Option<PathBuf>,
+
+    /// Configuration file [default: /etc/pve-cpuguard/pve-cpuguard.conf].
+    #[arg(long, env = "PVE_CPUGUARD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl CacheArgs {
+    /// Reads the configuration file and resolves the cache path
+    /// (flag > environment > file > default).
+    ///
+    /// # Errors
+    /// An invalid configuration file.
+    pub fn resolve(&self) -> crate::error::Result<(config::Config, PathBuf)> {
+        let path = self
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+        let conf = config::Config::load(&path)?;
+        let cache = config::Config::pick(
+            self.cache.clone(),
+            conf.cache.as_ref(),
+            crate::cache::DEFAULT_PATH.into(),
+        );
+        Ok((conf, cache))
+    }
+}
+
+/// Arguments of `scan`.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    pub cache: CacheArgs,
+
+    /// The Proxmox cluster file system: corosync.conf, .members,
+    /// nodes/NODE/ssh_known_hosts and priv/known_hosts are read below it
+    /// [default: `pve_dir` in the configuration file, else /etc/pve].
+    #[arg(long, env = "PVE_CPUGUARD_PVE_DIR", value_name = "DIR")]
+    pub pve_dir: Option<PathBuf>,
+
+    /// corosync.conf to read the node list from [default: DIR/corosync.conf,
+    /// else /etc/corosync/corosync.conf].
+    #[arg(long, env = "PVE_CPUGUARD_COROSYNC", value_name = "FILE")]
+    pub corosync: Option<PathBuf>,
+
+    /// This node's name in the cluster [default: .members nodename, else the
+    /// host name]. It is read locally, never over SSH.
+    #[arg(long, env = "PVE_CPUGUARD_NODE", value_name = "NAME")]
+    pub node: Option<String>,
+
+    #[command(flatten)]
+    pub cpuinfo: CpuinfoArg,
+
+    #[command(flatten)]
+    pub ssh: SshArgs,
+
+    /// Also ask each node's QEMU what KVM can give a guest (one fixed,
+    /// bounded command per node); the verdict then follows QEMU's answer.
+    /// `off` reads /proc/cpuinfo only.
+    #[arg(long, env = "PVE_CPUGUARD_PROBE", value_enum, default_value_t = ScanProbe::Kvm)]
+    pub probe: ScanProbe,
+
+    /// QEMU binary for this node's probe [default: qemu-system-x86_64, else
+    /// kvm, from PATH].
+    #[arg(long, env = "PVE_CPUGUARD_QEMU", value_name = "FILE")]
+    pub qemu: Option<PathBuf>,
+}
+
+/// Whether `scan` asks QEMU too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScanProbe {
+    /// QEMU under KVM: what guests really get.
+    Kvm,
+    /// QEMU's emulator (machines without KVM; not what KVM guests get).
+    Tcg,
+    /// /proc/cpuinfo only.
+    Off,
+}
+
+impl ScanProbe {
+    /// The accelerator to ask, if any.
+    #[must_use]
+    pub fn accel(self) -> Option<Accel> {
+        match self {
+            ScanProbe::Kvm => Some(Accel::Kvm),
+            ScanProbe::Tcg => Some(Accel::Tcg),
+            ScanProbe::Off => None,
+        }
+    }
+}
+
+/// Where a host's CPU description comes from.
+#[derive(Debug, Args)]
+pub struct CpuinfoArg {
+    /// Read this file instead of the host's /proc/cpuinfo.
+    #[arg(
+        long,
+        env = "PVE_CPUGUARD_CPUINFO",
+        default_value = "/proc/cpuinfo",
+        value_name = "FILE"
+    )]
+    pub cpuinfo: PathBuf,
+}
+
+/// Arguments of `inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    pub cpuinfo: CpuinfoArg,
+
+    /// Also ask QEMU what it can give a guest, and show that beside the
+    /// /proc/cpuinfo view: `kvm` is what guests really get (needs a usable
+    /// /dev/kvm); `tcg` asks QEMU's emulator, only for machines without KVM.
+    #[arg(long, value_enum, value_name = "ACCEL")]
+    pub probe: Option<Accel>,
+
+    /// QEMU binary for --probe [default: qemu-system-x86_64, else kvm, from
+    /// PATH].
+    #[arg(long, env = "PVE_CPUGUARD_QEMU", value_name = "FILE")]
+    pub qemu: Option<PathBuf>,
+
+    /// Seconds QEMU may take to answer --probe before it is killed.
+    #[arg(
+        long,
+        env = "PVE_CPUGUARD_PROBE_TIMEOUT",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=600),
+        value_name = "SECONDS"
+    )]
+    pub probe_timeout: u64,
+}
+
+/// Arguments of `why-not`.
+#[derive(Debug, Args)]
+pub struct WhyNotArgs {
+    /// A VM `cpu:` value: `x86-64-v4`, `Skylake-Server-v4`, `host`,
+    /// `custom-NAME`, or `cputype=EPYC-Rome,flags=+pdpe1gb`.
+    #[arg(value_name = "CPU")]
+    pub cpu: String,
+
+    #[command(flatten)]
+    pub cpuinfo: CpuinfoArg,
+
+    /// The Proxmox cluster file system (custom models are read from
+    /// `virtual-guest/cpu-models.conf` below it).
+    #[arg(
+        long,
+        env = "PVE_CPUGUARD_PVE_DIR",
+        default_value = "/etc/pve",
+        value_name = "DIR"
+    )]
+    pub pve_dir: PathBuf,
+}

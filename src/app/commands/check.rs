@@ -1,0 +1,138 @@
+//! `pve-cpuguard check <vmid> [--target NODE…]`: the verdict against every
+//! node, without migrating. The JSON is shaped like Proxmox's own
+//! `GET /nodes/{node}/qemu/{vmid}/migrate` answer (`allowed_nodes`,
+//! `not_allowed_nodes`), plus `unknown_nodes`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde_json::{json, Value};
+
+use crate::app::cli::{CheckArgs, CheckMode};
+use crate::app::commands::vm_context;
+use crate::app::output::{self, Format};
+use crate::app::settings::Settings;
+use crate::cpu::verdict::Outcome;
+use crate::error::{Error, ExitCode, Result};
+use crate::guard::decision::{self as guard, Movement};
+use crate::pve::paths::VmId;
+
+/// Runs `check`.
+///
+/// # Errors
+/// Bad arguments or an unknown VM.
+pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
+    let vmid: VmId = args.vmid.parse().map_err(Error::Usage)?;
+    let settings = Settings::resolve(&args.common)?;
+    let ctx = vm_context::load(&settings, vmid)?;
+    let live = match args.mode {
+        CheckMode::Live => true,
+        CheckMode::Start => false,
+        CheckMode::Auto => ctx.owner == settings.node && vm_context::running(&args.run_dir, vmid),
+    };
+    let targets: Vec<String> = if args.targets.is_empty() {
+        ctx.fleet
+            .nodes
+            .iter()
+            .map(|n| n.name.clone())
+            .filter(|n| *n != ctx.owner)
+            .collect()
+    } else {
+        args.targets.clone()
+    };
+
+    let mut allowed = Vec::new();
+    let mut refused: BTreeMap<String, Value> = BTreeMap::new();
+    let mut unknown: BTreeMap<String, Value> = BTreeMap::new();
+    let everywhere = guard::everywhere(&ctx.fleet);
+    for t in &targets {
+        let Some(cap) = ctx.fleet.capability(t) else {
+            let why = ctx
+                .fleet
+                .get(t)
+                .and_then(|n| n.problem.clone())
+                .unwrap_or_else(|| {
+                    "no cached record of this node (run `pve-cpuguard scan`)".into()
+                });
+            unknown.insert(t.clone(), json!({"reasons": [why]}));
+            continue;
+        };
+        let movement = if live {
+            Movement::Live { source: &ctx.owner }
+        } else {
+            Movement::Start
+        };
+        let d = guard::decide(
+            &ctx.label, &ctx.req, t, cap, movement, &ctx.fleet, ctx.rules,
+        );
+        match d.verdict.outcome {
+            Outcome::Compatible => allowed.push(t.clone()),
+            Outcome::Incompatible => {
+                refused.insert(
+                    t.clone(),
+                    json!({
+                        "reasons": d.verdict.reasons.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                        "codes": d.verdict.reasons.iter().map(|r| r.code()).collect::<Vec<_>>(),
+                        "missing_flags": d.verdict.missing_flags(),
+                    }),
+                );
+            }
+            Outcome::Unknown => {
+                unknown.insert(t.clone(), json!({"reasons": d.verdict.unknown}));
+            }
+        }
+    }
+
+    if format == Format::Json {
+        output::print_json(&json!({
+            "vmid": vmid.0,
+            "cpu": ctx.req.cpu,
+            "node": ctx.owner,
+            "mode": if live { "live" } else { "start" },
+            "allowed_nodes": allowed,
+            "not_allowed_nodes": refused,
+            "unknown_nodes": unknown,
+            "works_everywhere": everywhere,
+        }))?;
+    } else {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "VM {vmid} (CPU '{}') on {} — {} rules",
+            ctx.req.cpu,
+            ctx.owner,
+            if live { "live-migration" } else { "start" }
+        );
+        for t in &allowed {
+            let _ = writeln!(s, "  {t}: allowed");
+        }
+        for (t, v) in &refused {
+            let _ = writeln!(s, "  {t}: refused: {}", reasons(v));
+        }
+        for (t, v) in &unknown {
+            let _ = writeln!(s, "  {t}: unknown: {}", reasons(v));
+        }
+        if let Some(e) = &everywhere {
+            let _ = writeln!(s, "CPU type that works on every node: {e}");
+        }
+        output::print(&s)?;
+    }
+    Ok(if !refused.is_empty() {
+        ExitCode::Refused
+    } else if !unknown.is_empty() {
+        ExitCode::Unknown
+    } else {
+        ExitCode::Ok
+    })
+}
+
+/// The `reasons` strings of a node's JSON entry, for the text output.
+fn reasons(entry: &Value) -> String {
+    let list: Vec<&str> = entry["reasons"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    list.join("; ")
+}

@@ -1,0 +1,245 @@
+//! `pve-cpuguard inspect`: this host's CPU, its level, and every Proxmox CPU
+//! type it can run (or what each one lacks). With `--probe kvm`, QEMU's
+//! answer under KVM is shown beside the /proc/cpuinfo view, with where the
+//! two disagree.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::app::cli::InspectArgs;
+use crate::app::output::{self, Format};
+use crate::cpu::capability::{Capability, Disagreement};
+use crate::cpu::verdict::{self, Mode, Outcome, Verdict};
+use crate::cpu::{cpudata, cpuinfo, level, models, requirement};
+use crate::error::{ExitCode, Result};
+use crate::pve::custom_models::CustomModels;
+use crate::reach::kvm_probe::{self, KvmView, ProbeOptions};
+
+/// The KVM side of `inspect --probe`.
+struct KvmSide {
+    view: KvmView,
+    level: level::Level,
+    types: Vec<(String, Verdict)>,
+    disagreement: Disagreement,
+}
+
+fn judge_all(cap: &Capability) -> Vec<(String, Verdict)> {
+    let none = CustomModels::default();
+    models::proxmox_cpu_types()
+        .into_iter()
+        .map(|name| {
+            let req = requirement::from_cpu_value(&name, &none);
+            let v = verdict::judge(&req, cap, Mode::Start);
+            (name, v)
+        })
+        .collect()
+}
+
+fn kvm_side(
+    args: &InspectArgs,
+    info: &cpuinfo::CpuInfo,
+    cap: &Capability,
+) -> Result<Option<KvmSide>> {
+    let Some(accel) = args.probe else {
+        return Ok(None);
+    };
+    let opts = ProbeOptions {
+        qemu: args.qemu.clone(),
+        timeout: Duration::from_secs(args.probe_timeout),
+        ..ProbeOptions::new(accel)
+    };
+    let view = kvm_probe::probe_local(&opts)?;
+    let kcap = Capability::from_kvm_view(&view, Some(info));
+    let all: BTreeSet<String> = cpudata::index()
+        .data
+        .features
+        .iter()
+        .map(|f| f.qemu.to_string())
+        .collect();
+    let disagreement = Disagreement::between(cap.features(), |f| kcap.has(f), &all);
+    Ok(Some(KvmSide {
+        level: level::of(&kcap),
+        types: judge_all(&kcap),
+        view,
+        disagreement,
+    }))
+}
+
+/// Runs `inspect`.
+///
+/// # Errors
+/// Unreadable or unsupported cpuinfo.
+pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
+    let info = cpuinfo::read(&args.cpuinfo.cpuinfo)?;
+    let cap = Capability::from_cpuinfo(&info);
+    let lvl = level::of(&cap);
+    let types = judge_all(&cap);
+    let kvm = kvm_side(args, &info, &cap)?;
+
+    if format == Format::Json {
+        let mut value = json!({
+            "source": args.cpuinfo.cpuinfo,
+            "vendor": info.vendor,
+            "model_name": info.model_name,
+            "family": info.family,
+            "model": info.model,
+            "stepping": info.stepping,
+            "microcode": info.microcode,
+            "processors": info.processors,
+            "level": lvl.name,
+            "level_floor_met": lvl.floor_met,
+            "next_level": lvl.next.as_ref().map(|(n, m)| json!({"name": n, "missing": m})),
+            "phys_bits": info.phys_bits,
+            "flags": info.flags,
+            "cpu_types": types.iter().map(|(name, v)| json!({
+                "name": name,
+                "supported": v.outcome == Outcome::Compatible,
+                "verdict": v.outcome.as_str(),
+                "missing": v.missing_flags(),
+                "notes": v.notes,
+                "unknown": v.unknown,
+            })).collect::<Vec<_>>(),
+            "data": cpudata::provenance(),
+        });
+        if let Some(k) = &kvm {
+            let mut view = kvm_probe::to_json(&k.view);
+            view["level"] = json!(k.level.name);
+            view["level_floor_met"] = json!(k.level.floor_met);
+            view["disagreement"] = json!({
+                "cpuinfo_only": k.disagreement.cpuinfo_only,
+                "kvm_only": k.disagreement.kvm_only,
+                "settled_present": k.disagreement.settled_present,
+            });
+            value["kvm"] = view;
+            if let Some(list) = value["cpu_types"].as_array_mut() {
+                for (entry, (_, v)) in list.iter_mut().zip(&k.types) {
+                    entry["kvm"] = json!({
+                        "supported": v.outcome == Outcome::Compatible,
+                        "verdict": v.outcome.as_str(),
+                        "missing": v.missing_flags(),
+                        "notes": v.notes,
+                        "unknown": v.unknown,
+                        "checked_with": v.checked_with,
+                    });
+                }
+            }
+        }
+        output::print_json(&value)?;
+        return Ok(ExitCode::Ok);
+    }
+
+    let mut s = String::new();
+    let _ = writeln!(s, "CPU:        {} ({})", info.model_name, info.vendor);
+    if let (Some(f), Some(m)) = (info.family, info.model) {
+        let _ = writeln!(
+            s,
+            "Signature:  family {f} model {m} stepping {}, microcode {}",
+            info.stepping.map_or("?".into(), |x| x.to_string()),
+            info.microcode.as_deref().unwrap_or("?")
+        );
+    }
+    let _ = writeln!(s, "Processors: {} (flags common to all)", info.processors);
+    let _ = writeln!(
+        s,
+        "Phys bits:  {}",
+        info.phys_bits.map_or("unknown".into(), |b| b.to_string())
+    );
+    let _ = writeln!(s, "Level:      {}", lvl.name);
+    if let Some((next, missing)) = lvl.next.as_ref().filter(|(_, m)| !m.is_empty()) {
+        let _ = writeln!(s, "Next level: {next} needs {}", missing.join(", "));
+    }
+    if !lvl.floor_met {
+        if let Some((_, v)) = types.iter().find(|(n, _)| n == "kvm64") {
+            let _ = writeln!(
+                s,
+                "Warning:    kvm64 (Proxmox's default CPU type) cannot start here: {}",
+                summary(v)
+            );
+        }
+    }
+    if let Some(k) = &kvm {
+        write_kvm(&mut s, k);
+    }
+    let width = types.iter().map(|(n, _)| n.len()).max().unwrap_or(10);
+    match &kvm {
+        None => {
+            let _ = writeln!(s, "\nProxmox CPU types ({}):", cpudata::provenance());
+            for (name, v) in &types {
+                let _ = writeln!(s, "  {name:<width$}  {}", summary(v));
+            }
+        }
+        Some(k) => {
+            let _ = writeln!(
+                s,
+                "\nProxmox CPU types ({}), {}; [cpuinfo: …] where /proc/cpuinfo says otherwise:",
+                cpudata::provenance(),
+                k.view.describe()
+            );
+            for ((name, kv), (_, cv)) in k.types.iter().zip(&types) {
+                let (ks, cs) = (summary(kv), summary(cv));
+                if kv.outcome == cv.outcome && kv.missing_flags() == cv.missing_flags() {
+                    let _ = writeln!(s, "  {name:<width$}  {ks}");
+                } else {
+                    let _ = writeln!(s, "  {name:<width$}  {ks}  [cpuinfo: {cs}]");
+                }
+            }
+        }
+    }
+    output::print(&s)?;
+    Ok(ExitCode::Ok)
+}
+
+/// The KVM view block of the text output.
+fn write_kvm(s: &mut String, k: &KvmSide) {
+    let v = &k.view;
+    let package = if v.qemu_package.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", v.qemu_package)
+    };
+    let label = v.accel.label();
+    let _ = writeln!(
+        s,
+        "\n{label} view:   QEMU {}{package} under {label}: {} CPU features, {} models",
+        v.qemu_version,
+        v.host_features.len(),
+        v.models.len()
+    );
+    if k.level.floor_met {
+        let _ = writeln!(s, "Level ({label}): {}", k.level.name);
+    } else if let Some((_, v)) = k.types.iter().find(|(n, _)| n == "kvm64") {
+        let _ = writeln!(
+            s,
+            "Level ({label}): none: kvm64 (Proxmox's default CPU type) cannot start here: {}",
+            summary(v)
+        );
+    }
+    let notes = k.disagreement.notes(label);
+    if notes.is_empty() {
+        let _ = writeln!(s, "Disagree:   nothing (both views give the same features)");
+    }
+    for (i, n) in notes.iter().enumerate() {
+        let head = if i == 0 { "Disagree:" } else { "" };
+        let _ = writeln!(s, "{head:<11} {n}");
+    }
+}
+
+/// `yes`, `no: missing a, b`, or `unknown: why`.
+fn summary(v: &Verdict) -> String {
+    match v.outcome {
+        Outcome::Compatible if v.notes.is_empty() => "yes".into(),
+        Outcome::Compatible => format!("yes ({})", v.notes.join("; ")),
+        Outcome::Incompatible => format!(
+            "no: {}",
+            v.reasons
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        Outcome::Unknown => format!("unknown: {}", v.unknown.join("; ")),
+    }
+}

@@ -1,0 +1,51 @@
+//! `pve-cpuguard metrics [--output-file PATH]`: Prometheus text for
+//! node_exporter's textfile collector. The file is written atomically
+//! (temporary file in the same directory, then rename), as the collector
+//! requires: it may read at any moment and must never see half a file.
+
+use std::path::Path;
+
+use crate::app::cli::MetricsArgs;
+use crate::app::commands::audit::gather;
+use crate::app::output;
+use crate::app::settings::Settings;
+use crate::error::{Error, ExitCode, Result};
+use crate::guard::{audit, metrics, refusals};
+
+/// Runs `metrics`.
+///
+/// # Errors
+/// What the audit's inputs can fail with; an unwritable output file.
+pub fn run(args: &MetricsArgs) -> Result<ExitCode> {
+    let settings = Settings::resolve(&args.common)?;
+    // The cached records as they are: their age is what is measured.
+    let g = gather(&settings, false)?;
+    let a = audit::run(&g.vms, &g.custom, &g.fleet, &g.ha, g.rules);
+    let last = refusals::read(&settings.state_dir);
+    let text = metrics::render(&a, settings.cache_max_age.as_secs(), last.as_ref());
+    match &args.output_file {
+        None => output::print(&text)?,
+        Some(path) => write_atomically(path, text.as_bytes())?,
+    }
+    Ok(ExitCode::Ok)
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+        Error::Usage(format!("--output-file {}: not a file name", path.display()))
+    })?;
+    // Not ending in .prom, so the collector never picks the temporary up.
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::Config(format!(
+            "{}: cannot write: {e}\nnote: the directory must exist and be writable (node_exporter's is usually /var/lib/prometheus/node-exporter)",
+            path.display()
+        ))
+    })
+}

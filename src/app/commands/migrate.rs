@@ -1,0 +1,282 @@
+//! `pve-cpuguard migrate <vmid> <target> [qm migrate options…]`: the
+//! pre-flight for CLI migrations. Refuses with the full explanation and exit
+//! 1 *without running qm*, or replaces itself with
+//! `qm migrate <vmid> <target> <options…>`, the options untouched.
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use std::time::Instant;
+
+use crate::app::cli::MigrateArgs;
+use crate::app::commands::vm_context;
+use crate::app::settings::Settings;
+use crate::app::syslog::{self, Severity};
+use crate::cache::{self, NodeRecord, Update};
+use crate::cpu::capability::Capability;
+use crate::error::{Error, ExitCode, Result};
+use crate::guard::decision::{self as guard, Movement};
+use crate::pve::cluster::{self, Sources};
+use crate::pve::paths::{self, VmId};
+use crate::reach::ssh;
+
+/// Runs `migrate`.
+///
+/// # Errors
+/// Bad arguments, an unknown VM, a VM on another node, or qm not runnable.
+pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
+    let vmid: VmId = args.vmid.parse().map_err(Error::Usage)?;
+    if !paths::valid_node_name(&args.target) {
+        return Err(Error::Usage(format!(
+            "invalid target node name {:?}",
+            args.target
+        )));
+    }
+    let (force, reason, qm_args) = own_options(args)?;
+    let settings = Settings::resolve(&args.common)?;
+    let ctx = vm_context::load(&settings, vmid)?;
+    if ctx.owner != settings.node {
+        return Err(Error::Usage(format!(
+            "VM {vmid} is on node '{}', not on this node '{}'\nnote: `qm migrate` only works on the VM's own node: run this there",
+            ctx.owner, settings.node
+        )));
+    }
+    if args.target == settings.node {
+        return Err(Error::Usage(format!(
+            "VM {vmid} is already on '{}'",
+            args.target
+        )));
+    }
+    let live = online(&qm_args) && vm_context::running(&args.run_dir, vmid);
+    let movement = if live {
+        Movement::Live {
+            source: &settings.node,
+        }
+    } else {
+        Movement::Offline {
+            source: &settings.node,
+        }
+    };
+
+    // The cache decides; only a missing or stale target record is read
+    // again, from the target alone, over SSH.
+    let record = ctx.fleet.get(&args.target);
+    let stale = record.is_none_or(|t| {
+        t.capability().is_none()
+            || t.age_secs
+                .is_none_or(|a| a > settings.cache_max_age.as_secs())
+    });
+    let mut notes = Vec::new();
+    let refreshed = if stale {
+        match refresh(&settings, args, &args.target) {
+            Ok(cap) => {
+                notes.push(format!(
+                    "the record of '{}' was stale or missing; read it again just now",
+                    args.target
+                ));
+                Some(cap)
+            }
+            Err(e) => {
+                notes.push(format!(
+                    "could not read '{}' again ({e}); using its cached record",
+                    args.target
+                ));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let Some(target_cap) = refreshed
+        .as_ref()
+        .or_else(|| record.and_then(|t| t.capability()))
+    else {
+        return Err(Error::Config(format!(
+            "no CPU data for node '{}': {}\nnote: run `pve-cpuguard scan` (is '{}' a cluster node?)",
+            args.target,
+            notes.join("; "),
+            args.target
+        )));
+    };
+    let mut d = guard::decide(
+        &ctx.label,
+        &ctx.req,
+        &args.target,
+        target_cap,
+        movement,
+        &ctx.fleet,
+        ctx.rules,
+    );
+    if refreshed.is_none() && stale {
+        if let Some(age) = record.and_then(|t| t.age_secs) {
+            d.warnings.push(format!(
+                "the record of '{}' is {} old (older than {}s)",
+                args.target,
+                human_age(age),
+                settings.cache_max_age.as_secs()
+            ));
+        }
+    }
+    d.verdict.notes.extend(notes);
+
+    if d.allow {
+        if !d.warnings.is_empty() {
+            eprint!("{}", d.explain());
+            syslog::log(Severity::Warning, &d.one_line());
+        }
+    } else if force {
+        let who = std::env::var("SUDO_USER")
+            .or_else(|_| std::env::var("USER"))
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".into());
+        let msg = format!(
+            "override by {who} ({}): {} -- {}",
+            reason.unwrap_or_default(),
+            d.one_line(),
+            "running qm anyway"
+        );
+        eprintln!("pve-cpuguard: WARNING: {msg}");
+        syslog::log(Severity::Warning, &msg);
+    } else {
+        eprint!("{}", d.explain());
+        eprintln!("  note: qm was not run; to override: pve-cpuguard migrate --force-unsafe --reason TEXT {vmid} {} …", args.target);
+        crate::guard::refusals::log(&settings.state_dir, &d);
+        return Ok(ExitCode::Refused);
+    }
+
+    let err = Command::new(&args.qm.path)
+        .arg("migrate")
+        .arg(vmid.to_string())
+        .arg(&args.target)
+        .args(&qm_args)
+        .exec();
+    Err(Error::Config(format!(
+        "cannot run {}: {err}",
+        args.qm.path.display()
+    )))
+}
+
+/// Reads one node again over SSH and stores the result in the cache (under
+/// the writers' lock, every other record kept).
+fn refresh(
+    settings: &Settings,
+    args: &MigrateArgs,
+    name: &str,
+) -> std::result::Result<Capability, String> {
+    let cluster = cluster::load(&Sources {
+        pve_dir: settings.pve.root(),
+        corosync: None,
+        node: Some(&settings.node),
+    })
+    .map_err(|e| e.to_string())?;
+    let node = cluster
+        .nodes
+        .iter()
+        .find(|n| n.name == name)
+        .ok_or_else(|| format!("'{name}' is not in the cluster's node list"))?;
+    let mut opts = args
+        .ssh
+        .resolve(&settings.config, settings.pve.root())
+        .map_err(|e| e.to_string())?;
+    opts.probe = args.probe.accel();
+    let answer =
+        ssh::fetch(node, &opts, Instant::now() + opts.timeout).map_err(|f| f.to_string())?;
+    let record = NodeRecord::new(
+        name,
+        &node.address,
+        &answer.info,
+        answer.kernel,
+        cache::now(),
+    )
+    .with_kvm(answer.kvm);
+    let capability = record.capability();
+    let stored = (|| -> crate::error::Result<()> {
+        let writer = cache::Writer::lock(&settings.cache)?;
+        let (prev, _) = writer.load()?;
+        writer.store(&prev.with_update(&Update::Scanned(Box::new(record)), cache::now()))
+    })();
+    if let Err(e) = stored {
+        eprintln!("pve-cpuguard: warning: could not update the cache: {e}");
+    }
+    Ok(capability)
+}
+
+/// Takes `--force-unsafe` and `--reason` out of the pass-through options
+/// (they are not qm options; users may write them after the target).
+fn own_options(args: &MigrateArgs) -> Result<(bool, Option<String>, Vec<String>)> {
+    let mut force = args.force_unsafe;
+    let mut reason = args.reason.clone();
+    let mut rest = Vec::new();
+    let mut it = args.qm_args.iter();
+    while let Some(a) = it.next() {
+        if a == "--force-unsafe" {
+            force = true;
+        } else if a == "--reason" {
+            reason = Some(
+                it.next()
+                    .cloned()
+                    .ok_or_else(|| Error::Usage("--reason needs a value".into()))?,
+            );
+        } else if let Some(r) = a.strip_prefix("--reason=") {
+            reason = Some(r.to_string());
+        } else {
+            rest.push(a.clone());
+        }
+    }
+    if force && reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+        return Err(Error::Usage(
+            "--force-unsafe needs --reason TEXT saying why".into(),
+        ));
+    }
+    Ok((force, reason, rest))
+}
+
+/// Whether the qm options ask for an online migration.
+fn online(qm_args: &[String]) -> bool {
+    let mut on = false;
+    let mut it = qm_args.iter().peekable();
+    while let Some(a) = it.next() {
+        if let Some(v) = a.strip_prefix("--online=") {
+            on = truthy(v);
+        } else if a == "--online" || a == "-online" {
+            on = match it.peek() {
+                Some(v) if !v.starts_with('-') => truthy(it.next().map_or("1", String::as_str)),
+                _ => true,
+            };
+        }
+    }
+    on
+}
+
+fn truthy(v: &str) -> bool {
+    matches!(v, "1" | "true" | "yes" | "on")
+}
+
+fn human_age(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| (*s).to_string()).collect()
+    }
+
+    #[test]
+    fn online_forms() {
+        assert!(online(&v(&["--online"])));
+        assert!(online(&v(&["--online", "1"])));
+        assert!(online(&v(&["--online=1", "--with-local-disks"])));
+        assert!(online(&v(&["--online", "--with-local-disks"])));
+        assert!(!online(&v(&["--online", "0"])));
+        assert!(!online(&v(&["--online=0"])));
+        assert!(!online(&v(&["--with-local-disks"])));
+    }
+}

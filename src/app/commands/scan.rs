@@ -1,0 +1,264 @@
+//! `pve-cpuguard scan`: read every node, update the cache, report.
+
+use std::fmt::Write as _;
+
+use serde_json::{json, Value};
+
+use crate::app::cli::ScanArgs;
+use crate::app::commands::view;
+use crate::app::config::Config;
+use crate::app::output::{self, Format};
+use crate::app::syslog::{self, Severity};
+use crate::cache::{self, Cache, NodeRecord, Update};
+use crate::error::{ExitCode, Result};
+use crate::pve::cluster::{self, Sources};
+use crate::reach::kvm_probe::ProbeOptions;
+use crate::reach::scan::{self, NodeResult};
+use crate::reach::ssh;
+
+/// Runs `scan`.
+///
+/// # Errors
+/// Configuration errors (corosync.conf, .members, options) and a cache that
+/// cannot be written (reported after the results are printed).
+pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
+    // Flag > environment (both via clap) > configuration file > default.
+    let (conf, cache_path) = args.cache.resolve()?;
+    let pve_dir = Config::pick(
+        args.pve_dir.clone(),
+        conf.pve_dir.as_ref(),
+        "/etc/pve".into(),
+    );
+    let cluster = cluster::load(&Sources {
+        pve_dir: &pve_dir,
+        corosync: args.corosync.as_deref(),
+        node: args.node.as_deref(),
+    })?;
+    let ssh_opts = ssh::Options {
+        probe: args.probe.accel(),
+        ..args.ssh.resolve(&conf, &pve_dir)?
+    };
+    let timeout = ssh_opts.timeout;
+    let opts = scan::Options {
+        ssh: ssh_opts,
+        local_cpuinfo: args.cpuinfo.cpuinfo.clone(),
+        local_probe: args.probe.accel().map(|accel| ProbeOptions {
+            qemu: args.qemu.clone(),
+            timeout,
+            ..ProbeOptions::new(accel)
+        }),
+    };
+    let results = scan::scan(&cluster, &opts);
+    let now = cache::now();
+    let updates: Vec<Update> = results
+        .iter()
+        .map(|r| match &r.result {
+            Ok(a) => Update::Scanned(Box::new(
+                NodeRecord::new(
+                    &r.node.name,
+                    &r.node.address,
+                    &a.info,
+                    a.kernel.clone(),
+                    now,
+                )
+                .with_kvm(a.kvm.clone()),
+            )),
+            Err(f) => Update::Failed {
+                name: r.node.name.clone(),
+                address: r.node.address.clone(),
+                error: format!("{}: {}", f.stage, f.message),
+            },
+        })
+        .collect();
+
+    let mut warnings: Vec<String> = Vec::new();
+    let path = &cache_path;
+    let written = (|| -> Result<Cache> {
+        let writer = cache::Writer::lock(path)?;
+        let (prev, problem) = writer.load()?;
+        if let Some(p) = problem {
+            warnings.push(p.to_string());
+        }
+        let next = prev.merge(cluster.name.clone(), &updates, now);
+        writer.store(&next)?;
+        Ok(next)
+    })();
+    let (next, write_error) = match written {
+        Ok(c) => (c, None),
+        Err(e) => (
+            Cache::default().merge(cluster.name.clone(), &updates, now),
+            Some(e),
+        ),
+    };
+
+    let failed = results.iter().filter(|r| r.result.is_err()).count();
+    log_results(&results, &next, failed);
+    if format == Format::Json {
+        output::print_json(&to_json(&results, &next, path, now, &warnings))?;
+    } else {
+        for w in &warnings {
+            eprintln!("pve-cpuguard: warning: {w}");
+        }
+        output::print(&text(&results, &next, now))?;
+    }
+    if let Some(e) = write_error {
+        return Err(e);
+    }
+    Ok(if failed == 0 {
+        ExitCode::Ok
+    } else {
+        ExitCode::Refused
+    })
+}
+
+/// The scan's outcome and any drift go to the system log, so `journalctl
+/// -t pve-cpuguard` shows when a node changed or stopped answering.
+fn log_results(results: &[NodeResult], cache: &Cache, failed: usize) {
+    let mut msg = format!(
+        "scan: {} of {} nodes answered",
+        results.len() - failed,
+        results.len()
+    );
+    for r in results {
+        match &r.result {
+            Ok(_) => {
+                if let Some(rec) = cache.node(&r.node.name) {
+                    let _ = write!(msg, "; {} {}", r.node.name, rec.level);
+                }
+            }
+            Err(f) => {
+                let _ = write!(msg, "; {} failed ({}: {})", r.node.name, f.stage, f.message);
+            }
+        }
+    }
+    syslog::log(
+        if failed == 0 {
+            Severity::Info
+        } else {
+            Severity::Warning
+        },
+        &msg,
+    );
+    for d in &cache.drift {
+        syslog::log(Severity::Notice, &format!("drift: {}", d.message));
+    }
+}
+
+fn text(results: &[NodeResult], cache: &Cache, now: u64) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{}", view::HEADER);
+    for r in results {
+        if let (Ok(_), Some(rec)) = (&r.result, cache.node(&r.node.name)) {
+            let _ = writeln!(
+                s,
+                "{}",
+                view::node_line(&rec.name, &rec.address, view::level_of(rec))
+            );
+        }
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(s, "{}", view::cluster_line(view::cluster_type(cache)));
+
+    let failures: Vec<&NodeResult> = results.iter().filter(|r| r.result.is_err()).collect();
+    if !failures.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nFailed nodes ({} of {}):",
+            failures.len(),
+            results.len()
+        );
+        for r in &failures {
+            let Err(f) = &r.result else { continue };
+            let _ = writeln!(s, "  {}", f.to_string().replace('\n', "\n    "));
+            match cache.node(&r.node.name) {
+                Some(rec) => {
+                    let _ = writeln!(
+                        s,
+                        "    last known: {} ({}), scanned {} ago; kept as a stale record",
+                        view::level_of(rec),
+                        rec.model_name,
+                        cache::human_age(rec.age(now))
+                    );
+                }
+                None => {
+                    let _ = writeln!(s, "    no data was ever read from this node");
+                }
+            }
+        }
+        let stale: Vec<&str> = failures
+            .iter()
+            .filter(|r| cache.node(&r.node.name).is_some())
+            .map(|r| r.node.name.as_str())
+            .collect();
+        let missing: Vec<&str> = failures
+            .iter()
+            .filter(|r| cache.node(&r.node.name).is_none())
+            .map(|r| r.node.name.as_str())
+            .collect();
+        if !stale.is_empty() {
+            let _ = writeln!(
+                s,
+                "note: the cluster CPU type above uses last-known data for {}",
+                stale.join(", ")
+            );
+        }
+        if !missing.is_empty() {
+            let _ = writeln!(
+                s,
+                "note: the cluster CPU type above does not include {} (no data); it may be lower",
+                missing.join(", ")
+            );
+        }
+    }
+    if !cache.drift.is_empty() {
+        let _ = writeln!(s, "\nDrift since the last scan:");
+        for d in &cache.drift {
+            let _ = writeln!(s, "  {}", d.message);
+        }
+    }
+    s
+}
+
+fn to_json(
+    results: &[NodeResult],
+    cache: &Cache,
+    path: &std::path::Path,
+    now: u64,
+    warnings: &[String],
+) -> Value {
+    let nodes: Vec<Value> = results
+        .iter()
+        .map(|r| {
+            let rec = cache.node(&r.node.name);
+            json!({
+                "name": r.node.name,
+                "address": r.node.address,
+                "address_source": r.node.address_source.as_str(),
+                "nodeid": r.node.nodeid,
+                "local": r.node.local,
+                "online": r.node.online,
+                "via": r.via.as_str(),
+                "status": if r.result.is_ok() { "ok" } else { "failed" },
+                "elapsed_ms": u64::try_from(r.elapsed.as_millis()).unwrap_or(u64::MAX),
+                "level": rec.map(view::level_of),
+                "error": r.result.as_ref().err().map(|f| json!({
+                    "stage": f.stage,
+                    "message": f.message,
+                    "note": f.note,
+                })),
+                "record": rec.map(|x| view::record_json(x, now)),
+            })
+        })
+        .collect();
+    json!({
+        "cluster": cache.cluster,
+        "cache": path,
+        "nodes": nodes,
+        "cluster_cpu_type": view::cluster_type(cache),
+        "stale_nodes": view::stale_names(cache),
+        "nodes_without_data": cache.unscanned.keys().collect::<Vec<_>>(),
+        "failed": results.iter().filter(|r| r.result.is_err()).count(),
+        "drift": cache.drift,
+        "warnings": warnings,
+    })
+}

@@ -1,0 +1,100 @@
+//! `pve-cpuguard status`: the cluster view from the cache alone, with ages.
+
+use std::fmt::Write as _;
+
+use serde_json::json;
+
+use crate::app::cli::CacheArgs;
+use crate::app::commands::view;
+use crate::app::output::{self, Format};
+use crate::cache::{self, Cache};
+use crate::error::{ExitCode, Result};
+
+/// Runs `status`.
+///
+/// # Errors
+/// A cache file that exists but cannot be read; a corrupt one is reported
+/// and treated as empty.
+pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
+    let (_, cache_path) = args.resolve()?;
+    let (cache, problem) = Cache::load_lenient(&cache_path)?;
+    let now = cache::now();
+    let code = exit_code(&cache);
+    if format == Format::Json {
+        output::print_json(&json!({
+            "cache": cache_path,
+            "cache_problem": problem.as_ref().map(ToString::to_string),
+            "cluster": cache.cluster,
+            "updated_at": cache.updated_at,
+            "nodes": cache.nodes.values().map(|r| view::record_json(r, now)).collect::<Vec<_>>(),
+            "nodes_without_data": cache.unscanned.values().map(|u| json!({
+                "name": u.name, "address": u.address, "error": u.error, "attempted_at": u.attempted_at,
+            })).collect::<Vec<_>>(),
+            "cluster_cpu_type": view::cluster_type(&cache),
+            "stale_nodes": view::stale_names(&cache),
+            "drift": cache.drift,
+        }))?;
+        return Ok(code);
+    }
+    if let Some(p) = &problem {
+        eprintln!("pve-cpuguard: warning: {p}");
+    }
+    let mut s = String::new();
+    if cache.nodes.is_empty() && cache.unscanned.is_empty() {
+        let _ = writeln!(
+            s,
+            "No cluster data in {}.\nnote: run `pve-cpuguard scan` (the pve-cpuguard-refresh.timer runs it hourly)",
+            cache_path.display()
+        );
+        output::print(&s)?;
+        return Ok(code);
+    }
+    let _ = writeln!(s, "{}", view::HEADER);
+    for r in cache.nodes.values() {
+        let _ = writeln!(
+            s,
+            "{} | {}",
+            view::node_line(&r.name, &r.address, view::level_of(r)),
+            view::age_text(r, now)
+        );
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(s, "{}", view::cluster_line(view::cluster_type(&cache)));
+    if !cache.unscanned.is_empty() {
+        let _ = writeln!(s, "\nNodes without data (not included above):");
+        for u in cache.unscanned.values() {
+            let _ = writeln!(
+                s,
+                "  {} ({}): {}",
+                u.name,
+                u.address,
+                view::first_line(&u.error)
+            );
+        }
+    }
+    if !cache.drift.is_empty() {
+        let _ = writeln!(s, "\nDrift found by the last scan:");
+        for d in &cache.drift {
+            let _ = writeln!(s, "  {}", d.message);
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\nLast scan: {} ago ({})",
+        cache::human_age(now.saturating_sub(cache.updated_at)),
+        cache_path.display()
+    );
+    output::print(&s)?;
+    Ok(code)
+}
+
+/// 0 all fresh, 1 some stale or missing, 3 no data.
+fn exit_code(cache: &Cache) -> ExitCode {
+    if cache.nodes.is_empty() {
+        ExitCode::Unknown
+    } else if !cache.unscanned.is_empty() || cache.nodes.values().any(cache::NodeRecord::is_stale) {
+        ExitCode::Refused
+    } else {
+        ExitCode::Ok
+    }
+}

@@ -1,0 +1,69 @@
+//! What `migrate` and `check` need about one VM: its config, requirement,
+//! owner node, and the fleet as the cache knows it.
+
+use std::path::Path;
+
+use crate::app::settings::Settings;
+use crate::cpu::cpuinfo;
+use crate::cpu::requirement::{self, Requirement};
+use crate::error::{Error, Result};
+use crate::guard::decision::{Rules, VmLabel};
+use crate::guard::fleet::{self, Fleet};
+use crate::pve::paths::VmId;
+use crate::pve::{custom_models, vmconf};
+
+/// One VM and its surroundings.
+pub struct VmContext {
+    /// The VM.
+    pub vmid: VmId,
+    /// For messages.
+    pub label: VmLabel,
+    /// Node that owns the config (where it runs or would start).
+    pub owner: String,
+    /// What it needs.
+    pub req: Requirement,
+    /// Every node.
+    pub fleet: Fleet,
+    /// Policy rules.
+    pub rules: Rules,
+}
+
+/// Loads the context.
+///
+/// # Errors
+/// An unknown VM, unreadable configs, or an unreadable local cpuinfo.
+pub fn load(settings: &Settings, vmid: VmId) -> Result<VmContext> {
+    let Some((owner, path)) = settings.pve.locate(vmid, &settings.node, None)? else {
+        return Err(Error::Config(format!(
+            "VM {vmid} not found: no {} for any node (and not in .vmlist)\nnote: is --pve-dir / PVE_CPUGUARD_PVE_DIR right? It is {}",
+            settings.pve.vm_config("<node>", vmid).display(),
+            settings.pve.root().display()
+        )));
+    };
+    let vm = vmconf::read(&path)?;
+    let custom = custom_models::read(&settings.pve.cpu_models())?;
+    let local = cpuinfo::read(&settings.cpuinfo)?;
+    Ok(VmContext {
+        vmid,
+        label: VmLabel {
+            vmid: vmid.to_string(),
+            name: vm.name.clone(),
+        },
+        owner,
+        req: requirement::from_vm(&vm, &custom),
+        fleet: fleet::load(settings, &local),
+        rules: Rules {
+            policy: settings.policy,
+            vendor_change: settings.vendor_change,
+        },
+    })
+}
+
+/// Whether the VM runs on this node (its PID file names a live process).
+#[must_use]
+pub fn running(run_dir: &Path, vmid: VmId) -> bool {
+    std::fs::read_to_string(run_dir.join(format!("{vmid}.pid")))
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+}

@@ -1,0 +1,62 @@
+//! `pve-cpuguard why-not CPU`: can this host run that CPU type, and if not,
+//! exactly what is missing.
+
+use std::fmt::Write as _;
+
+use serde_json::json;
+
+use crate::app::cli::WhyNotArgs;
+use crate::app::output::{self, Format};
+use crate::cpu::capability::Capability;
+use crate::cpu::verdict::{self, Mode, Outcome};
+use crate::cpu::{cpuinfo, requirement};
+use crate::error::{ExitCode, Result};
+use crate::pve::custom_models;
+
+/// Runs `why-not`.
+///
+/// # Errors
+/// Unreadable cpuinfo or cpu-models.conf.
+pub fn run(args: &WhyNotArgs, format: Format) -> Result<ExitCode> {
+    let info = cpuinfo::read(&args.cpuinfo.cpuinfo)?;
+    let cap = Capability::from_cpuinfo(&info);
+    let custom = custom_models::read(&args.pve_dir.join("virtual-guest/cpu-models.conf"))?;
+    let req = requirement::from_cpu_value(&args.cpu, &custom);
+    let v = verdict::judge(&req, &cap, Mode::Start);
+
+    if format == Format::Json {
+        let mut value = v.to_json();
+        value["cpu"] = json!(args.cpu);
+        value["host"] = json!({"vendor": info.vendor, "model_name": info.model_name});
+        output::print_json(&value)?;
+    } else {
+        let mut s = String::new();
+        let host = format!("this host ({})", info.model_name);
+        match v.outcome {
+            Outcome::Compatible => {
+                let _ = writeln!(s, "{}: compatible with {host}", args.cpu);
+            }
+            Outcome::Incompatible => {
+                let _ = writeln!(s, "{}: incompatible with {host}", args.cpu);
+                for r in &v.reasons {
+                    let _ = writeln!(s, "  - {r}");
+                }
+            }
+            Outcome::Unknown => {
+                let _ = writeln!(s, "{}: unknown on {host}", args.cpu);
+                for u in &v.unknown {
+                    let _ = writeln!(s, "  - {u}");
+                }
+            }
+        }
+        for n in &v.notes {
+            let _ = writeln!(s, "  note: {n}");
+        }
+        output::print(&s)?;
+    }
+    Ok(match v.outcome {
+        Outcome::Compatible => ExitCode::Ok,
+        Outcome::Incompatible => ExitCode::Refused,
+        Outcome::Unknown => ExitCode::Unknown,
+    })
+}

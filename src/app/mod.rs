@@ -1,0 +1,38 @@
+//! The application shell: the command line, settings and the configuration
+//! file, output, logging, the hook's deadline, and the commands themselves.
+//!
+//! Rule: may use every layer; nothing below may use it. Commands gather
+//! inputs, call the layers below, and report.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod deadline;
+pub mod output;
+pub mod settings;
+pub mod syslog;
+
+use crate::error::{ExitCode, Result};
+use cli::{Cli, Command};
+
+/// Runs one parsed command line.
+///
+/// # Errors
+/// Any [`crate::error::Error`]; the caller maps it to its exit code.
+pub fn run(cli: &Cli) -> Result<ExitCode> {
+    match &cli.command {
+        Command::Inspect(a) => commands::inspect::run(a, cli.output),
+        Command::WhyNot(a) => commands::why_not::run(a, cli.output),
+        Command::Hook(a) => commands::hook::run(a),
+        Command::Migrate(a) => commands::migrate::run(a),
+        Command::Check(a) => commands::check::run(a, cli.output),
+        Command::Audit(a) => commands::audit::run(a, cli.output),
+        Command::Attach(a) => commands::attach::attach(a, cli.output),
+        Command::Detach(a) => commands::attach::detach(a, cli.output),
+        Command::Metrics(a) => commands::metrics::run(a),
+        Command::Generate(a) => commands::generate::run(a),
+        Command::Scan(a) => commands::scan::run(a, cli.output),
+        Command::Status(a) => commands::status::run(a, cli.output),
+        Command::Baseline(a) => commands::baseline::run(a, cli.output),
+    }
+}

@@ -1,0 +1,200 @@
+//! Settings every cluster-aware command shares, resolved once:
+//! flag > `PVE_CPUGUARD_*` environment variable (both via clap) > the
+//! configuration file > the real Proxmox default.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::app::config::{self, Config, Policy, VendorChange};
+use crate::error::{Error, Result};
+use crate::pve::paths::PveDir;
+
+/// Default state directory.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/pve-cpuguard";
+
+/// Default cache file.
+pub const DEFAULT_CACHE: &str = "/var/cache/pve-cpuguard/cluster.json";
+
+/// Options shared by the cluster-aware commands.
+#[derive(Debug, Clone, Args, Default)]
+pub struct CommonArgs {
+    /// Configuration file [default: /etc/pve-cpuguard/pve-cpuguard.conf].
+    #[arg(long, env = "PVE_CPUGUARD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// The Proxmox cluster file system [default: /etc/pve].
+    #[arg(long, env = "PVE_CPUGUARD_PVE_DIR", value_name = "DIR")]
+    pub pve_dir: Option<PathBuf>,
+
+    /// This node's name [default: the short host name].
+    #[arg(long, env = "PVE_CPUGUARD_NODE", value_name = "NAME")]
+    pub node: Option<String>,
+
+    /// This node's CPU description [default: /proc/cpuinfo].
+    #[arg(long, env = "PVE_CPUGUARD_CPUINFO", value_name = "FILE")]
+    pub cpuinfo: Option<PathBuf>,
+
+    /// The cluster cache [default: /var/cache/pve-cpuguard/cluster.json].
+    #[arg(long, env = "PVE_CPUGUARD_CACHE", value_name = "FILE")]
+    pub cache: Option<PathBuf>,
+
+    /// What to do when safety cannot be proven [default: default].
+    #[arg(long, env = "PVE_CPUGUARD_POLICY", value_enum)]
+    pub policy: Option<Policy>,
+
+    /// What to do when a live migration changes the CPU vendor [default: refuse].
+    #[arg(long, env = "PVE_CPUGUARD_VENDOR_CHANGE", value_enum)]
+    pub vendor_change: Option<VendorChange>,
+
+    /// Where the guard keeps its state (the last refusal)
+    /// [default: /var/lib/pve-cpuguard].
+    #[arg(long, env = "PVE_CPUGUARD_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// A cache record older than this is stale (e.g. 90m, 2h) [default: 2h].
+    #[arg(long, env = "PVE_CPUGUARD_CACHE_MAX_AGE", value_parser = config::duration_arg)]
+    pub cache_max_age: Option<Duration>,
+}
+
+/// How to reach other nodes over SSH (`scan`, and `migrate` when it reads
+/// a stale target again). Each falls back to the configuration file, then
+/// the default.
+#[derive(Debug, Clone, Args, Default)]
+pub struct SshArgs {
+    /// SSH port of every node [default: `ssh_port` in the configuration
+    /// file, else 22].
+    #[arg(long, env = "PVE_CPUGUARD_SSH_PORT", value_name = "PORT")]
+    pub ssh_port: Option<u16>,
+
+    /// Remote user [default: `ssh_user` in the configuration file, else
+    /// root].
+    #[arg(long, env = "PVE_CPUGUARD_SSH_USER", value_name = "USER")]
+    pub ssh_user: Option<String>,
+
+    /// Private key file [default: `ssh_key` in the configuration file,
+    /// else ~/.ssh/id_ed25519, id_ecdsa and id_rsa that exist, after the
+    /// agent when SSH_AUTH_SOCK is set].
+    #[arg(long, env = "PVE_CPUGUARD_SSH_KEY", value_name = "FILE")]
+    pub ssh_key: Option<PathBuf>,
+
+    /// known_hosts file to verify host keys with, replacing Proxmox VE's
+    /// list (DIR/nodes/NODE/ssh_known_hosts alone when it exists, else
+    /// DIR/priv/known_hosts, /etc/ssh/ssh_known_hosts, ~/.ssh/known_hosts)
+    /// [default: `known_hosts` in the configuration file].
+    #[arg(long, env = "PVE_CPUGUARD_KNOWN_HOSTS", value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+
+    /// Per-node bound on connect, handshake, authentication and read, in
+    /// seconds (fractions allowed) or with a unit (10s, 1m)
+    /// [default: `ssh_timeout` in the configuration file, else 10].
+    #[arg(long, env = "PVE_CPUGUARD_TIMEOUT", value_name = "SECONDS", value_parser = config::timeout_arg)]
+    pub timeout: Option<Duration>,
+}
+
+impl SshArgs {
+    /// The SSH options: flag or environment, else the configuration file,
+    /// else the default.
+    ///
+    /// # Errors
+    /// A key or known_hosts file that does not exist.
+    pub fn resolve(&self, c: &Config, pve_dir: &Path) -> Result<crate::reach::ssh::Options> {
+        let key = self.ssh_key.clone().or_else(|| c.ssh_key.clone());
+        let known_hosts = self.known_hosts.clone().or_else(|| c.known_hosts.clone());
+        for (what, path) in [("known_hosts file", &known_hosts), ("SSH key", &key)] {
+            if let Some(p) = path.as_ref().filter(|p| !p.is_file()) {
+                return Err(Error::Usage(format!(
+                    "{what} {}: no such file",
+                    p.display()
+                )));
+            }
+        }
+        Ok(crate::reach::ssh::Options {
+            user: Config::pick(self.ssh_user.clone(), c.ssh_user.as_ref(), "root".into()),
+            port: Config::pick(self.ssh_port, c.ssh_port.as_ref(), 22),
+            timeout: Config::pick(
+                self.timeout,
+                c.ssh_timeout.as_ref(),
+                Duration::from_secs(10),
+            ),
+            use_agent: key.is_none() && std::env::var_os("SSH_AUTH_SOCK").is_some(),
+            keys: key.map_or_else(crate::reach::ssh::Options::default_keys, |k| vec![k]),
+            known_hosts,
+            pve_dir: pve_dir.to_path_buf(),
+            probe: None,
+        })
+    }
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The configuration file as read.
+    pub config: Config,
+    /// `/etc/pve`.
+    pub pve: PveDir,
+    /// This node.
+    pub node: String,
+    /// This node's cpuinfo.
+    pub cpuinfo: PathBuf,
+    /// Cache file.
+    pub cache: PathBuf,
+    /// Unknown-case policy.
+    pub policy: Policy,
+    /// Vendor-change policy.
+    pub vendor_change: VendorChange,
+    /// Maximum record age before a record counts as stale.
+    pub cache_max_age: Duration,
+    /// The guard's state directory.
+    pub state_dir: PathBuf,
+}
+
+impl Settings {
+    /// Resolves the settings.
+    ///
+    /// # Errors
+    /// An invalid configuration file (naming file and line).
+    pub fn resolve(args: &CommonArgs) -> Result<Settings> {
+        let path = args
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+        let config = Config::load(&path)?;
+        let pve = PveDir::new(Config::pick(
+            args.pve_dir.clone(),
+            config.pve_dir.as_ref(),
+            "/etc/pve".into(),
+        ));
+        Ok(Settings {
+            pve,
+            node: crate::pve::paths::local_node(args.node.as_deref()),
+            cpuinfo: args
+                .cpuinfo
+                .clone()
+                .unwrap_or_else(|| "/proc/cpuinfo".into()),
+            cache: Config::pick(
+                args.cache.clone(),
+                config.cache.as_ref(),
+                DEFAULT_CACHE.into(),
+            ),
+            policy: Config::pick(args.policy, config.policy.as_ref(), Policy::Default),
+            vendor_change: Config::pick(
+                args.vendor_change,
+                config.vendor_change.as_ref(),
+                VendorChange::Refuse,
+            ),
+            cache_max_age: Config::pick(
+                args.cache_max_age,
+                config.cache_max_age.as_ref(),
+                Duration::from_secs(2 * 3600),
+            ),
+            state_dir: Config::pick(
+                args.state_dir.clone(),
+                config.state_dir.as_ref(),
+                DEFAULT_STATE_DIR.into(),
+            ),
+            config,
+        })
+    }
+}

@@ -1,0 +1,17 @@
+//! The CPU core: what a VM needs, what a node can give, and the verdict.
+//!
+//! Rule: pure. Nothing here touches the file system, processes, the network,
+//! the environment or libc (`tests/architecture.rs` enforces it); values in,
+//! values out. Everything else in the crate may use this layer.
+
+pub mod baseline;
+pub mod capability;
+pub mod cpuconf;
+pub mod cpudata;
+pub mod cpuinfo;
+pub mod flags;
+pub mod level;
+pub mod models;
+pub mod requirement;
+pub mod verdict;
+pub mod word_list;

@@ -1,0 +1,314 @@
+//! What a VM needs from the node it runs on: [`Requirement`].
+//!
+//! Resolves a VM's `cpu:` option (plus custom models and the VM config keys
+//! that matter: `arch`, `hugepages`, `args`, `runningcpu`) into canonical
+//! QEMU features and host-dependent properties. Pure: no I/O.
+
+use std::collections::BTreeSet;
+
+use crate::cpu::cpuconf::{self, FlagChange, PhysBits};
+use crate::cpu::flags;
+use crate::cpu::models::{self, BaseType};
+use crate::pve::custom_models::CustomModels;
+use crate::pve::vmconf::VmConfig;
+
+/// The base of a requirement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Base {
+    /// `host`: the guest sees the node's CPU (no `enforce`).
+    Host,
+    /// `max`: all the accelerator can offer (enforced, but never fails).
+    Max,
+    /// A fixed model.
+    Model {
+        /// QEMU model used.
+        qemu_model: String,
+        /// Vendor Proxmox forces; `None` = the host's (kvm64, qemu64, x86-64-vN).
+        vendor: Option<String>,
+    },
+}
+
+/// Everything a VM's CPU configuration demands of a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    /// The `cpu:` value as configured (or `kvm64` when absent).
+    pub cpu: String,
+    /// The resolved CPU type name.
+    pub cputype: String,
+    /// The `runningcpu:` of a suspended VM, for messages.
+    pub running_cpu: Option<String>,
+    /// Base model.
+    pub base: Base,
+    /// Required canonical QEMU features (beyond the host's own for host/max).
+    pub features: BTreeSet<String>,
+    /// `phys-bits`.
+    pub phys_bits: Option<PhysBits>,
+    /// `+nested-virt`: vmx or svm from the starting host.
+    pub nested_virt: bool,
+    /// Guest memory on 1 GiB huge pages.
+    pub hugepages_1g: bool,
+    /// Why the requirement cannot be determined, if it cannot.
+    pub unknown: Option<String>,
+}
+
+impl Requirement {
+    fn unknown(cpu: &str, reason: String) -> Self {
+        Requirement {
+            cpu: cpu.to_string(),
+            cputype: cpu.to_string(),
+            running_cpu: None,
+            base: Base::Max,
+            features: BTreeSet::new(),
+            phys_bits: None,
+            nested_virt: false,
+            hugepages_1g: false,
+            unknown: Some(reason),
+        }
+    }
+
+    /// Whether the guest's CPU vendor is the host's (so a vendor change is visible).
+    #[must_use]
+    pub fn vendor_from_host(&self) -> bool {
+        matches!(
+            self.base,
+            Base::Host | Base::Max | Base::Model { vendor: None, .. }
+        )
+    }
+}
+
+/// Resolves a `cpu:` value alone (as `why-not` receives it).
+#[must_use]
+pub fn from_cpu_value(value: &str, custom: &CustomModels) -> Requirement {
+    resolve_value(value, custom)
+}
+
+/// Resolves a whole VM config.
+#[must_use]
+pub fn from_vm(vm: &VmConfig, custom: &CustomModels) -> Requirement {
+    let value = vm.cpu.as_deref().unwrap_or("kvm64");
+    let arch = vm.arch.as_deref().unwrap_or("x86_64");
+    let mut req = if arch != "x86_64" {
+        Requirement::unknown(
+            value,
+            format!("VM architecture is '{arch}'; pve-cpuguard judges x86_64 guests only"),
+        )
+    } else if let Some(cpu) = vm.args_cpu() {
+        Requirement::unknown(
+            value,
+            format!("the VM's `args:` passes its own `-cpu {cpu}`, which overrides the `cpu:` option; check it by hand"),
+        )
+    } else if let (Some(running), Some(_)) = (&vm.runningcpu, &vm.vmstate) {
+        // A hibernated VM resumes with exactly the CPU it ran with
+        // (qemu-server forces `runningcpu`), whatever `cpu:` says now.
+        let mut r = from_qemu_cpu_arg(running);
+        r.cpu = format!("{value} (resuming with runningcpu {running})");
+        r
+    } else {
+        resolve_value(value, custom)
+    };
+    req.running_cpu.clone_from(&vm.runningcpu);
+    req.hugepages_1g = vm.hugepages_1g();
+    req
+}
+
+/// Resolves a QEMU `-cpu` argument as qemu-server writes it into
+/// `runningcpu` (e.g. `qemu64,+aes,enforce,+kvm_pv_eoi,vendor=GenuineIntel`):
+/// a QEMU model, `+f`/`-f`/`f=on|off`/bare `f` features and options.
+#[must_use]
+pub fn from_qemu_cpu_arg(arg: &str) -> Requirement {
+    let mut parts = arg.split(',').map(str::trim);
+    let model = parts.next().unwrap_or_default();
+    let (mut base, mut features) = match models::resolve(model) {
+        Ok(BaseType::Host) => (Base::Host, BTreeSet::new()),
+        Ok(BaseType::Max) => (Base::Max, BTreeSet::new()),
+        Ok(BaseType::Model {
+            qemu_model,
+            features,
+            ..
+        }) => (
+            Base::Model {
+                qemu_model,
+                vendor: None,
+            },
+            features,
+        ),
+        Err(e) => return Requirement::unknown(arg, e.0),
+    };
+    let mut phys_bits = None;
+    for part in parts.filter(|p| !p.is_empty()) {
+        let (name, on) = match part.split_once('=') {
+            Some(("vendor", v)) => {
+                if let Base::Model { vendor, .. } = &mut base {
+                    *vendor = Some(v.to_string());
+                }
+                continue;
+            }
+            Some(("phys-bits", v)) => {
+                phys_bits = v.parse().ok().map(PhysBits::Bits);
+                continue;
+            }
+            Some(("host-phys-bits", v)) => {
+                if matches!(v, "on" | "true") {
+                    phys_bits = Some(PhysBits::Host);
+                }
+                continue;
+            }
+            Some((f, v)) if matches!(v, "on" | "off" | "true" | "false") => {
+                (f, matches!(v, "on" | "true"))
+            }
+            // Valued options: hv_spinlocks=0x1fff, level=30, kvm=off, ...
+            Some(_) => continue,
+            None => match (part.strip_prefix('+'), part.strip_prefix('-')) {
+                (Some(f), _) => (f, true),
+                (_, Some(f)) => (f, false),
+                _ if part == "enforce" || part == "check" => continue,
+                _ => (part, true),
+            },
+        };
+        match flags::canonical(name) {
+            Some(f) if on => {
+                features.insert(f.to_string());
+            }
+            Some(f) => {
+                features.remove(f);
+            }
+            // Hyper-V enlightenments are QEMU's own, not the host CPU's.
+            None if name.starts_with("hv_") || name.starts_with("hv-") => {}
+            None => {
+                return Requirement::unknown(
+                    arg,
+                    format!("unknown CPU flag '{name}' in runningcpu '{arg}'"),
+                )
+            }
+        }
+    }
+    Requirement {
+        cpu: arg.to_string(),
+        cputype: model.to_string(),
+        running_cpu: Some(arg.to_string()),
+        base,
+        features,
+        phys_bits,
+        nested_virt: false,
+        hugepages_1g: false,
+        unknown: None,
+    }
+}
+
+fn resolve_value(value: &str, custom: &CustomModels) -> Requirement {
+    let conf = match cpuconf::parse(value) {
+        Ok(c) => c,
+        Err(e) => return Requirement::unknown(value, format!("cannot parse cpu '{value}': {e}")),
+    };
+    let cputype = conf.cputype().to_string();
+    let mut phys_bits = None;
+    let mut nested_virt = false;
+    let mut changes: Vec<FlagChange> = Vec::new();
+    let base_name = if cputype.starts_with("custom-") {
+        let Some(model) = custom.get(&cputype) else {
+            return Requirement::unknown(
+                value,
+                format!("custom CPU model '{cputype}' is not defined in cpu-models.conf"),
+            );
+        };
+        phys_bits = model.phys_bits;
+        changes.extend(model.flags.iter().cloned());
+        model
+            .reported_model
+            .clone()
+            .unwrap_or_else(|| "kvm64".into())
+    } else {
+        cputype.clone()
+    };
+    let (base, mut features) = match models::resolve(&base_name) {
+        Ok(BaseType::Host) => (Base::Host, BTreeSet::new()),
+        Ok(BaseType::Max) => (Base::Max, BTreeSet::new()),
+        Ok(BaseType::Model {
+            qemu_model,
+            vendor,
+            features,
+        }) => (Base::Model { qemu_model, vendor }, features),
+        Err(e) => return Requirement::unknown(value, e.0),
+    };
+    changes.extend(conf.flags.iter().cloned());
+    for change in &changes {
+        if change.name == "nested-virt" {
+            nested_virt = change.add;
+            continue;
+        }
+        let Some(name) = flags::canonical(&change.name) else {
+            return Requirement::unknown(
+                value,
+                format!("unknown CPU flag '{}' in '{value}'", change.name),
+            );
+        };
+        if change.add {
+            features.insert(name.to_string());
+        } else {
+            features.remove(name);
+        }
+    }
+    if conf.phys_bits.is_some() {
+        phys_bits = conf.phys_bits;
+    }
+    Requirement {
+        cpu: value.to_string(),
+        cputype,
+        running_cpu: None,
+        base,
+        features,
+        phys_bits,
+        nested_virt,
+        hugepages_1g: false,
+        unknown: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runningcpu_as_qemu_server_writes_it() {
+        // qemu-server's -cpu for `cpu: x86-64-v2-AES` (proxmox.md §2.3).
+        let r = from_qemu_cpu_arg(
+            "qemu64,+aes,enforce,+kvm_pv_eoi,+kvm_pv_unhalt,+pni,+popcnt,+sse4.1,+sse4.2,+ssse3",
+        );
+        assert_eq!(r.unknown, None);
+        let v2aes = from_cpu_value("x86-64-v2-AES", &CustomModels::default());
+        assert!(
+            v2aes.features.is_subset(&r.features),
+            "{:?}",
+            v2aes.features.difference(&r.features).collect::<Vec<_>>()
+        );
+        assert!(r.vendor_from_host());
+        let r = from_qemu_cpu_arg("Icelake-Server,enforce,+kvm_pv_eoi,+kvm_pv_unhalt,vendor=GenuineIntel,-hle,rtm=off,hv_spinlocks=0x1fff,hv_vapic");
+        assert_eq!(r.unknown, None);
+        assert!(!r.vendor_from_host());
+        assert!(!r.features.contains("hle") && !r.features.contains("rtm"));
+        let r = from_qemu_cpu_arg("host,+kvm_pv_eoi,host-phys-bits=true");
+        assert_eq!((r.base, r.phys_bits), (Base::Host, Some(PhysBits::Host)));
+        assert!(from_qemu_cpu_arg("NoSuchModel,enforce").unknown.is_some());
+    }
+
+    #[test]
+    fn a_hibernated_vm_resumes_with_its_runningcpu() {
+        let vm = crate::pve::vmconf::parse(
+            "cpu: x86-64-v4\nrunningcpu: kvm64,enforce,+kvm_pv_eoi,+kvm_pv_unhalt,+lahf_lm,+sep\nvmstate: local:100/vm-100-state-suspend.raw\n",
+            std::path::Path::new("100.conf"),
+        )
+        .unwrap();
+        let r = from_vm(&vm, &CustomModels::default());
+        assert!(!r.features.contains("avx512f"), "resumes as kvm64");
+        assert!(r.cpu.contains("resuming with runningcpu"));
+        // Without vmstate (a snapshot's runningcpu stays in its section) the cpu: counts.
+        let vm = crate::pve::vmconf::parse(
+            "cpu: x86-64-v4\nrunningcpu: kvm64\n",
+            std::path::Path::new("x"),
+        )
+        .unwrap();
+        assert!(from_vm(&vm, &CustomModels::default())
+            .features
+            .contains("avx512f"));
+    }
+}

@@ -1,0 +1,596 @@
+//! The cluster audit: every VM against every node, from the cache.
+//!
+//! Pure: the command gathers VM configs, custom models, HA resources and
+//! the fleet; this module answers, for each VM, where it could start and
+//! where it could live-migrate to, and flags the VMs at risk, each with
+//! the CPU type that would make it movable everywhere.
+//!
+//! Built to stay fast on big clusters (10 000 VMs × 64 nodes): VMs with
+//! the same CPU configuration share one [`Requirement`]; nodes with the
+//! same CPU share one capability class; each (requirement, class) pair —
+//! and, for live migration, each (requirement, source class, target class)
+//! triple — is judged once.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::cpu::capability::Capability;
+use crate::cpu::level;
+use crate::cpu::requirement::{self, Base, Requirement};
+use crate::cpu::verdict::{self, Mode, Outcome, Verdict};
+use crate::guard::decision::{self as guard, Rules};
+use crate::guard::fleet::Fleet;
+use crate::pve::custom_models::CustomModels;
+use crate::pve::ha::HaVm;
+use crate::pve::paths::VmId;
+use crate::pve::vmconf::VmConfig;
+
+/// The file name the guard's hookscript has in every snippets directory.
+pub const HOOK_FILE_NAME: &str = "pve-cpuguard-hook";
+
+/// Whether a `hookscript:` value is the guard's.
+#[must_use]
+pub fn is_guard_hookscript(volid: &str) -> bool {
+    volid
+        .split_once(':')
+        .and_then(|(_, v)| v.strip_prefix("snippets/"))
+        == Some(HOOK_FILE_NAME)
+}
+
+/// One VM as found in the cluster file system.
+#[derive(Debug, Clone)]
+pub struct VmEntry {
+    /// VMID.
+    pub vmid: VmId,
+    /// Node whose directory holds the config.
+    pub node: String,
+    /// The parsed main section, or why it could not be read.
+    pub config: Result<VmConfig, String>,
+}
+
+/// Why a VM is flagged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Flag {
+    /// Its CPU type cannot start on these nodes (indices into the fleet).
+    AboveBaseline(Vec<usize>),
+    /// `host`/`max` in a cluster whose nodes' CPUs differ.
+    HostInMixedCluster(usize),
+    /// HA-managed, and could not be recovered onto these nodes.
+    HaCannotRecover(Vec<usize>),
+    /// No hookscript, or another one than the guard's.
+    NoGuardHookscript(Option<String>),
+    /// The VM's CPU cannot be judged at all.
+    CannotJudge(String),
+}
+
+impl Flag {
+    /// Stable identifier for JSON and metrics.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Flag::AboveBaseline(_) => "above-baseline",
+            Flag::HostInMixedCluster(_) => "host-cpu-in-mixed-cluster",
+            Flag::HaCannotRecover(_) => "ha-cannot-recover",
+            Flag::NoGuardHookscript(_) => "no-guard-hookscript",
+            Flag::CannotJudge(_) => "cannot-judge",
+        }
+    }
+
+    /// Every code, in a fixed order (metrics emit each one).
+    pub const CODES: [&'static str; 5] = [
+        "above-baseline",
+        "host-cpu-in-mixed-cluster",
+        "ha-cannot-recover",
+        "no-guard-hookscript",
+        "cannot-judge",
+    ];
+
+    /// Whether the flag is about the VM's CPU (a missing hookscript is not
+    /// a risk in itself, only a missing guard).
+    #[must_use]
+    pub fn is_risk(&self) -> bool {
+        !matches!(self, Flag::NoGuardHookscript(_))
+    }
+}
+
+/// The audit of one VM.
+#[derive(Debug, Clone)]
+pub struct VmAudit {
+    /// VMID.
+    pub vmid: VmId,
+    /// `name:`.
+    pub name: Option<String>,
+    /// Node that owns the config.
+    pub node: String,
+    /// The owner's index in the fleet, if it is a known node.
+    pub owner: Option<usize>,
+    /// The `cpu:` value as configured (`kvm64` when absent).
+    pub cpu: String,
+    /// `hookscript:`.
+    pub hookscript: Option<String>,
+    /// HA-managed (and not `ignored`).
+    pub ha: bool,
+    /// Why the config could not be read, if it could not.
+    pub error: Option<String>,
+    /// Index of its requirement.
+    req: usize,
+    /// Flags, in [`Flag::CODES`] order.
+    pub flags: Vec<Flag>,
+    /// A CPU type that would start on every node, when a CPU flag is set.
+    pub suggestion: Option<Suggestion>,
+}
+
+/// What to change a flagged VM's CPU type to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Suggestion {
+    /// This type starts on every node (the text may add a vendor note).
+    Use {
+        /// The CPU type.
+        cpu: &'static str,
+        /// The sentence from [`guard::everywhere`].
+        text: String,
+    },
+    /// Even the baseline type cannot start everywhere (e.g. 1 GiB huge
+    /// pages without pdpe1gb on some node).
+    None(String),
+}
+
+/// One cell of the matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cell<'a> {
+    /// Compatible.
+    Yes,
+    /// Incompatible, with the verdict.
+    No(&'a Verdict),
+    /// Unknown: the verdict, or `None` when the node has no data.
+    Unknown(Option<&'a Verdict>),
+}
+
+/// The whole audit.
+pub struct Audit<'f> {
+    /// The nodes.
+    pub fleet: &'f Fleet,
+    /// Node index → capability class (`None`: no data).
+    node_class: Vec<Option<usize>>,
+    /// Distinct requirements.
+    reqs: Vec<Requirement>,
+    /// `start[req][class]`.
+    start: Vec<Vec<Verdict>>,
+    /// `(req, source class)` → verdict per target class.
+    live: HashMap<(usize, Option<usize>), Vec<Verdict>>,
+    /// Every VM, by VMID.
+    pub vms: Vec<VmAudit>,
+    /// The cluster baseline level.
+    pub baseline: Option<&'static str>,
+    /// [`guard::everywhere`].
+    pub everywhere: Option<String>,
+    /// Number of distinct node CPUs.
+    pub classes: usize,
+}
+
+/// The CPU-relevant part of a VM config: equal keys give equal requirements.
+#[derive(Hash, PartialEq, Eq)]
+struct ReqKey<'a> {
+    cpu: Option<&'a str>,
+    arch: Option<&'a str>,
+    args_cpu: Option<&'a str>,
+    hugepages_1g: bool,
+}
+
+/// Runs the audit.
+#[must_use]
+pub fn run<'f>(
+    vms: &[VmEntry],
+    custom: &CustomModels,
+    fleet: &'f Fleet,
+    ha: &BTreeMap<VmId, HaVm>,
+    rules: Rules,
+) -> Audit<'f> {
+    // Nodes: one capability class per distinct CPU.
+    let mut classes: Vec<&Capability> = Vec::new();
+    let node_class: Vec<Option<usize>> = fleet
+        .nodes
+        .iter()
+        .map(|n| {
+            let cap = n.capability()?;
+            Some(match classes.iter().position(|c| *c == cap) {
+                Some(i) => i,
+                None => {
+                    classes.push(cap);
+                    classes.len() - 1
+                }
+            })
+        })
+        .collect();
+    let node_index: HashMap<&str, usize> = fleet
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name.as_str(), i))
+        .collect();
+
+    // VMs: one requirement per distinct CPU configuration.
+    let mut reqs: Vec<Requirement> = Vec::new();
+    let mut req_index: HashMap<ReqKey<'_>, usize> = HashMap::new();
+    let mut audits = Vec::with_capacity(vms.len());
+    for vm in vms {
+        let (req, error) = match &vm.config {
+            Ok(conf) => {
+                let key = ReqKey {
+                    cpu: conf.cpu.as_deref(),
+                    arch: conf.arch.as_deref(),
+                    args_cpu: conf.args_cpu(),
+                    hugepages_1g: conf.hugepages_1g(),
+                };
+                let i = *req_index.entry(key).or_insert_with(|| {
+                    let mut r = requirement::from_vm(conf, custom);
+                    r.running_cpu = None;
+                    reqs.push(r);
+                    reqs.len() - 1
+                });
+                (i, None)
+            }
+            Err(e) => {
+                reqs.push(requirement::from_cpu_value("kvm64", custom));
+                let i = reqs.len() - 1;
+                reqs[i].unknown = Some(e.clone());
+                (i, Some(e.clone()))
+            }
+        };
+        let conf = vm.config.as_ref().ok();
+        audits.push(VmAudit {
+            vmid: vm.vmid,
+            name: conf.and_then(|c| c.name.clone()),
+            node: vm.node.clone(),
+            owner: node_index.get(vm.node.as_str()).copied(),
+            cpu: conf
+                .and_then(|c| c.cpu.clone())
+                .unwrap_or_else(|| "kvm64".into()),
+            hookscript: conf.and_then(|c| c.hookscript.clone()),
+            ha: ha.get(&vm.vmid).is_some_and(HaVm::managed),
+            error,
+            req,
+            flags: Vec::new(),
+            suggestion: None,
+        });
+    }
+
+    let judge = |req: &Requirement, cap: &Capability, mode: Mode<'_>| {
+        let mut ignore = Vec::new();
+        guard::apply_rules(verdict::judge(req, cap, mode), rules, &mut ignore)
+    };
+    let start: Vec<Vec<Verdict>> = reqs
+        .iter()
+        .map(|r| classes.iter().map(|c| judge(r, c, Mode::Start)).collect())
+        .collect();
+    let mut live: HashMap<(usize, Option<usize>), Vec<Verdict>> = HashMap::new();
+    for a in &audits {
+        let src = a.owner.and_then(|o| node_class[o]);
+        live.entry((a.req, src)).or_insert_with(|| {
+            let source = src.map(|s| classes[s]);
+            classes
+                .iter()
+                .map(|c| judge(&reqs[a.req], c, Mode::Live { source }))
+                .collect()
+        });
+    }
+
+    let mut audit = Audit {
+        fleet,
+        classes: classes.len(),
+        node_class,
+        reqs,
+        start,
+        live,
+        vms: Vec::new(),
+        baseline: fleet.baseline(),
+        everywhere: guard::everywhere(fleet),
+    };
+    let suggestions = [false, true].map(|hp| audit.suggest(hp, custom, rules, &classes));
+    for a in &mut audits {
+        a.flags = audit.flags_of(a);
+        if a.flags.iter().any(|f| {
+            matches!(
+                f,
+                Flag::AboveBaseline(_) | Flag::HostInMixedCluster(_) | Flag::HaCannotRecover(_)
+            )
+        }) {
+            a.suggestion = suggestions[usize::from(audit.reqs[a.req].hugepages_1g)].clone();
+        }
+    }
+    audits.sort_by_key(|a| a.vmid);
+    audit.vms = audits;
+    audit
+}
+
+impl Audit<'_> {
+    /// Whether VM `a` could start on node `n`.
+    #[must_use]
+    pub fn start_cell(&self, a: &VmAudit, n: usize) -> Cell<'_> {
+        match self.node_class[n] {
+            None => Cell::Unknown(None),
+            Some(c) => cell(&self.start[a.req][c]),
+        }
+    }
+
+    /// Whether VM `a` could live-migrate from its node to node `n`.
+    #[must_use]
+    pub fn live_cell(&self, a: &VmAudit, n: usize) -> Cell<'_> {
+        let src = a.owner.and_then(|o| self.node_class[o]);
+        match (self.node_class[n], self.live.get(&(a.req, src))) {
+            (Some(c), Some(v)) => cell(&v[c]),
+            _ => Cell::Unknown(None),
+        }
+    }
+
+    /// VMs with equal keys have equal matrix rows: (requirement, owner).
+    #[must_use]
+    pub fn row_key(&self, a: &VmAudit) -> (usize, Option<usize>) {
+        (a.req, a.owner)
+    }
+
+    /// The requirement of VM `a`.
+    #[must_use]
+    pub fn requirement(&self, a: &VmAudit) -> &Requirement {
+        &self.reqs[a.req]
+    }
+
+    /// Number of distinct requirements judged (for tests and benchmarks).
+    #[must_use]
+    pub fn distinct_requirements(&self) -> usize {
+        self.reqs.len()
+    }
+
+    fn flags_of(&self, a: &VmAudit) -> Vec<Flag> {
+        let req = &self.reqs[a.req];
+        let mut flags = Vec::new();
+        if let Some(why) = &req.unknown {
+            flags.push(Flag::CannotJudge(why.clone()));
+        }
+        let cannot_start: Vec<usize> = (0..self.fleet.nodes.len())
+            .filter(|&n| matches!(self.start_cell(a, n), Cell::No(_)))
+            .collect();
+        let host = matches!(req.base, Base::Host | Base::Max) && req.unknown.is_none();
+        if !host && !cannot_start.is_empty() {
+            flags.push(Flag::AboveBaseline(cannot_start.clone()));
+        }
+        if host && self.classes > 1 {
+            flags.push(Flag::HostInMixedCluster(self.classes));
+        }
+        if a.ha {
+            let nodes: Vec<usize> = cannot_start
+                .iter()
+                .copied()
+                .filter(|&n| Some(n) != a.owner)
+                .collect();
+            if !nodes.is_empty() {
+                flags.push(Flag::HaCannotRecover(nodes));
+            }
+        }
+        if !a.hookscript.as_deref().is_some_and(is_guard_hookscript) {
+            flags.push(Flag::NoGuardHookscript(a.hookscript.clone()));
+        }
+        flags
+    }
+
+    /// The baseline type, checked against every node (with or without
+    /// 1 GiB huge pages, which need pdpe1gb everywhere).
+    fn suggest(
+        &self,
+        hugepages_1g: bool,
+        custom: &CustomModels,
+        rules: Rules,
+        classes: &[&Capability],
+    ) -> Option<Suggestion> {
+        let base = self.baseline?;
+        let mut req = requirement::from_cpu_value(base, custom);
+        req.hugepages_1g = hugepages_1g;
+        let failing: Vec<String> = self
+            .fleet
+            .nodes
+            .iter()
+            .zip(&self.node_class)
+            .filter_map(|(node, class)| {
+                let mut ignore = Vec::new();
+                let v = guard::apply_rules(
+                    verdict::judge(&req, classes[(*class)?], Mode::Start),
+                    rules,
+                    &mut ignore,
+                );
+                (v.outcome == Outcome::Incompatible)
+                    .then(|| format!("{} ({})", node.name, summary(&v)))
+            })
+            .collect();
+        Some(if failing.is_empty() {
+            Suggestion::Use {
+                cpu: base,
+                text: self.everywhere.clone().unwrap_or_else(|| base.to_string()),
+            }
+        } else {
+            Suggestion::None(format!(
+                "even {base} cannot start on {}",
+                failing.join(", ")
+            ))
+        })
+    }
+
+    /// Counts of flagged VMs by flag code, and the VMs at risk.
+    #[must_use]
+    pub fn counts(&self) -> (BTreeMap<&'static str, usize>, usize) {
+        let mut by: BTreeMap<&'static str, usize> = Flag::CODES.iter().map(|c| (*c, 0)).collect();
+        let mut risk = 0;
+        for a in &self.vms {
+            for f in &a.flags {
+                *by.entry(f.code()).or_default() += 1;
+            }
+            if a.flags.iter().any(Flag::is_risk) {
+                risk += 1;
+            }
+        }
+        (by, risk)
+    }
+
+    /// The level of node `n`, for display.
+    #[must_use]
+    pub fn node_level(&self, n: usize) -> Option<&str> {
+        self.fleet.nodes[n].level()
+    }
+}
+
+fn cell(v: &Verdict) -> Cell<'_> {
+    match v.outcome {
+        Outcome::Compatible => Cell::Yes,
+        Outcome::Incompatible => Cell::No(v),
+        Outcome::Unknown => Cell::Unknown(Some(v)),
+    }
+}
+
+/// The reasons of a verdict in one line.
+#[must_use]
+pub fn summary(v: &Verdict) -> String {
+    if v.reasons.is_empty() {
+        return v.unknown.join("; ");
+    }
+    v.reasons
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The ladder position of a level name (for metrics), `None` if unknown.
+#[must_use]
+pub fn level_rank(name: &str) -> Option<usize> {
+    level::LADDER.iter().position(|l| *l == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::capability::View;
+    use crate::cpu::flags::HostFeatures;
+    use crate::guard::fleet::NodeView;
+    use crate::pve::ha::HaVm;
+    use std::collections::BTreeSet;
+
+    fn cap(vendor: &str, level: &str, model: u32) -> Capability {
+        let none = CustomModels::default();
+        let mut present: BTreeSet<String> = requirement::from_cpu_value(level, &none).features;
+        present.extend(requirement::from_cpu_value("kvm64", &none).features);
+        Capability::new(
+            vendor,
+            format!("cpu {model}"),
+            Some((6, model)),
+            Some(46),
+            HostFeatures {
+                present,
+                unverifiable: BTreeSet::new(),
+            },
+            View::Cpuinfo,
+        )
+    }
+
+    fn vm(vmid: u32, node: &str, conf: &str) -> VmEntry {
+        VmEntry {
+            vmid: VmId(vmid),
+            node: node.into(),
+            config: crate::pve::vmconf::parse(conf, std::path::Path::new("x"))
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    #[test]
+    fn flags_and_matrix() {
+        let mut fleet = Fleet::default();
+        fleet.upsert(NodeView::known(
+            "a",
+            cap("GenuineIntel", "x86-64-v4", 85),
+            Some(1),
+        ));
+        fleet.upsert(NodeView::known(
+            "b",
+            cap("GenuineIntel", "x86-64-v3", 63),
+            Some(1),
+        ));
+        fleet.upsert(NodeView::known(
+            "c",
+            cap("GenuineIntel", "x86-64-v4", 85),
+            Some(1),
+        ));
+        fleet.upsert(NodeView::unknown("d", "never scanned".into()));
+        let vms = vec![
+            vm(
+                100,
+                "a",
+                "cpu: x86-64-v4\nhookscript: local:snippets/pve-cpuguard-hook\n",
+            ),
+            vm(101, "a", "cpu: host\n"),
+            vm(
+                102,
+                "b",
+                "cpu: x86-64-v3\nhookscript: local:snippets/pve-cpuguard-hook\n",
+            ),
+            vm(
+                103,
+                "a",
+                "cpu: x86-64-v4\nhookscript: local:snippets/mine.pl\n",
+            ),
+            vm(104, "c", "cpu: NoSuchCpu\n"),
+        ];
+        let mut ha = BTreeMap::new();
+        ha.insert(
+            VmId(103),
+            HaVm {
+                state: "started".into(),
+                group: None,
+            },
+        );
+        let audit = run(
+            &vms,
+            &CustomModels::default(),
+            &fleet,
+            &ha,
+            Rules::default(),
+        );
+        // 100 and 103 share one requirement.
+        assert_eq!(audit.distinct_requirements(), 4);
+        assert_eq!(audit.classes, 2);
+        let codes = |i: usize| -> Vec<&str> { audit.vms[i].flags.iter().map(Flag::code).collect() };
+        assert_eq!(codes(0), ["above-baseline"]);
+        assert_eq!(audit.vms[0].flags[0], Flag::AboveBaseline(vec![1]));
+        assert_eq!(
+            codes(1),
+            ["host-cpu-in-mixed-cluster", "no-guard-hookscript"]
+        );
+        assert!(codes(2).is_empty());
+        assert_eq!(
+            codes(3),
+            ["above-baseline", "ha-cannot-recover", "no-guard-hookscript"]
+        );
+        assert_eq!(codes(4), ["cannot-judge", "no-guard-hookscript"]);
+        assert_eq!(
+            audit.vms[0].suggestion,
+            Some(Suggestion::Use {
+                cpu: "x86-64-v3",
+                text: "x86-64-v3".into()
+            })
+        );
+        assert_eq!(audit.vms[2].suggestion, None);
+        // Matrix: 100 on a → c yes, b no, d unknown.
+        let a0 = &audit.vms[0];
+        assert_eq!(audit.live_cell(a0, 2), Cell::Yes);
+        assert!(matches!(audit.live_cell(a0, 1), Cell::No(_)));
+        assert_eq!(audit.live_cell(a0, 3), Cell::Unknown(None));
+        assert!(matches!(audit.start_cell(a0, 1), Cell::No(_)));
+        let (by, risk) = audit.counts();
+        assert_eq!(by["above-baseline"], 2);
+        assert_eq!(risk, 4);
+    }
+
+    #[test]
+    fn guard_hookscript_is_recognised_on_any_storage() {
+        assert!(is_guard_hookscript("local:snippets/pve-cpuguard-hook"));
+        assert!(is_guard_hookscript("cephfs:snippets/pve-cpuguard-hook"));
+        assert!(!is_guard_hookscript("local:snippets/pve-cpuguard-hook.old"));
+        assert!(!is_guard_hookscript("pve-cpuguard-hook"));
+    }
+}

@@ -1,0 +1,262 @@
+//! Chained hookscripts: an administrator's own hookscript keeps running,
+//! after the guard's check and only when the guard allows, with the same
+//! arguments; its exit code counts.
+//!
+//! Per VM in `<pve>/pve-cpuguard/chain.conf` (cluster-wide, so every node
+//! sees the same; written by `attach`), one `<vmid> <absolute path>
+//! [<volume id>]` per line; else the `chain_hookscript` of the
+//! configuration file. The optional volume id (`local:snippets/old.pl`) is
+//! what the VM had before `attach`, so `detach` can put back exactly that.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::app::settings::Settings;
+use crate::error::{Error, Result};
+use crate::pve::paths::VmId;
+
+/// One chained hookscript.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The script to run.
+    pub path: PathBuf,
+    /// The VM's `hookscript:` before `attach`, if recorded.
+    pub volid: Option<String>,
+}
+
+/// The per-VM chain file below the cluster file system.
+#[must_use]
+pub fn file(pve_root: &Path) -> PathBuf {
+    pve_root.join("pve-cpuguard/chain.conf")
+}
+
+/// Parses the chain file.
+///
+/// # Errors
+/// Malformed lines, naming the file and line.
+pub fn parse(text: &str, origin: &Path) -> Result<BTreeMap<VmId, Entry>> {
+    let mut out = BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let (Some(id), Some(path), volid, None) =
+            (words.next(), words.next(), words.next(), words.next())
+        else {
+            return Err(Error::parse(
+                origin,
+                i + 1,
+                "expected `<vmid> <absolute path> [<volume id>]`",
+            ));
+        };
+        let vmid: VmId = id.parse().map_err(|e| Error::parse(origin, i + 1, e))?;
+        let path = PathBuf::from(path);
+        if !path.is_absolute() {
+            return Err(Error::parse(
+                origin,
+                i + 1,
+                "the hookscript path must be absolute",
+            ));
+        }
+        if let Some(v) = volid {
+            crate::pve::storage::split_snippet_volid(v)
+                .map_err(|e| Error::parse(origin, i + 1, e))?;
+        }
+        out.insert(
+            vmid,
+            Entry {
+                path,
+                volid: volid.map(str::to_string),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Reads the chain file; missing means empty.
+///
+/// # Errors
+/// Unreadable or malformed file.
+pub fn read(pve_root: &Path) -> Result<BTreeMap<VmId, Entry>> {
+    let path = file(pve_root);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse(&text, &path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(Error::io(&path, e)),
+    }
+}
+
+/// Renders the chain file.
+#[must_use]
+pub fn render(entries: &BTreeMap<VmId, Entry>) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::from("# pve-cpuguard: hookscripts chained behind the guard, per VM (written by `pve-cpuguard attach`)\n");
+    for (vmid, e) in entries {
+        let _ = write!(s, "{vmid} {}", e.path.display());
+        if let Some(v) = &e.volid {
+            let _ = write!(s, " {v}");
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// Replaces the chain file atomically (temporary file + rename, as
+/// Proxmox's own `file_set_contents` does on pmxcfs).
+///
+/// # Errors
+/// The directory or file cannot be written.
+pub fn write(pve_root: &Path, entries: &BTreeMap<VmId, Entry>) -> Result<()> {
+    let path = file(pve_root);
+    let dir = path.parent().unwrap_or(pve_root);
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let tmp = dir.join(format!("chain.conf.tmp.{}", std::process::id()));
+    std::fs::write(&tmp, render(entries)).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(&path, e)
+    })
+}
+
+/// A cluster-wide lock on the chain file, taken the way pmxcfs locks work
+/// (`mkdir <pve>/priv/lock/NAME` is atomic across the cluster; a lock
+/// older than 120 s is stale). Released on drop.
+pub struct Lock {
+    dir: PathBuf,
+}
+
+impl Lock {
+    /// Takes the lock, waiting up to 10 s.
+    ///
+    /// # Errors
+    /// The lock is held elsewhere for longer, or cannot be created.
+    pub fn take(pve_root: &Path) -> Result<Lock> {
+        let parent = pve_root.join("priv/lock");
+        let dir = parent.join("pve-cpuguard-chain");
+        std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+        let deadline = SystemTime::now() + Duration::from_secs(10);
+        loop {
+            match std::fs::create_dir(&dir) {
+                Ok(()) => return Ok(Lock { dir }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let stale = std::fs::metadata(&dir)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age > Duration::from_secs(120));
+                    if stale {
+                        let _ = std::fs::remove_dir(&dir);
+                        continue;
+                    }
+                    if SystemTime::now() > deadline {
+                        return Err(Error::Config(format!(
+                            "{}: locked by another pve-cpuguard attach/detach\nnote: wait for it to finish (a lock older than 120 s is ignored)",
+                            dir.display()
+                        )));
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => return Err(Error::io(&dir, e)),
+            }
+        }
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// Under the lock: reads the chain file, lets `change` edit it, writes it
+/// back if it changed.
+///
+/// # Errors
+/// Locking, reading or writing.
+pub fn update(pve_root: &Path, change: impl FnOnce(&mut BTreeMap<VmId, Entry>)) -> Result<()> {
+    let _lock = Lock::take(pve_root)?;
+    let mut entries = read(pve_root)?;
+    let before = entries.clone();
+    change(&mut entries);
+    if entries != before {
+        write(pve_root, &entries)?;
+    }
+    Ok(())
+}
+
+/// The hookscript chained for `vmid`, if any.
+///
+/// # Errors
+/// A malformed chain file.
+pub fn lookup(settings: &Settings, vmid: VmId) -> Result<Option<PathBuf>> {
+    if let Some(e) = read(settings.pve.root())?.remove(&vmid) {
+        return Ok(Some(e.path));
+    }
+    Ok(settings.config.chain_hookscript.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_errors() {
+        let mut m = BTreeMap::new();
+        m.insert(
+            VmId(100),
+            Entry {
+                path: PathBuf::from("/var/lib/vz/snippets/old.pl"),
+                volid: Some("local:snippets/old.pl".into()),
+            },
+        );
+        m.insert(
+            VmId(101),
+            Entry {
+                path: PathBuf::from("/opt/hooks/x.sh"),
+                volid: None,
+            },
+        );
+        let text = render(&m);
+        assert!(text.contains(
+            "\n100 /var/lib/vz/snippets/old.pl local:snippets/old.pl\n101 /opt/hooks/x.sh\n"
+        ));
+        assert_eq!(parse(&text, Path::new("c")).unwrap(), m);
+        let e = parse("100 /x local:iso/a.iso\n", Path::new("c")).unwrap_err();
+        assert!(e.to_string().contains("not in a snippets directory"), "{e}");
+        let e = parse("100 relative.pl\n", Path::new("c")).unwrap_err();
+        assert_eq!(e.to_string(), "c:1: the hookscript path must be absolute");
+        let e = parse("\n100\n", Path::new("c")).unwrap_err();
+        assert!(e.to_string().starts_with("c:2: expected"));
+        let e = parse("abc /x\n", Path::new("c")).unwrap_err();
+        assert!(e.to_string().contains("invalid VMID"));
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    #[test]
+    fn update_writes_atomically_under_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        update(dir.path(), |m| {
+            m.insert(
+                VmId(100),
+                Entry {
+                    path: "/a".into(),
+                    volid: None,
+                },
+            );
+        })
+        .unwrap();
+        assert_eq!(read(dir.path()).unwrap()[&VmId(100)].path, Path::new("/a"));
+        assert!(!dir.path().join("priv/lock/pve-cpuguard-chain").exists());
+        let held = Lock::take(dir.path()).unwrap();
+        assert!(dir.path().join("priv/lock/pve-cpuguard-chain").is_dir());
+        drop(held);
+        assert!(!dir.path().join("priv/lock/pve-cpuguard-chain").exists());
+    }
+}

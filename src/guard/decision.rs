@@ -1,0 +1,463 @@
+//! The guard's decision: a verdict, put through the policy, compared with
+//! every other node, and explained.
+//!
+//! Pure: the commands (`hook`, `migrate`, `check`) gather the inputs and act
+//! on the [`Decision`]; everything they print comes from here, so the task
+//! log, the source's migration log and the journal tell the same story.
+
+use std::fmt::Write as _;
+
+use crate::app::config::{Policy, VendorChange};
+use crate::cpu::capability::Capability;
+use crate::cpu::requirement::Requirement;
+use crate::cpu::verdict::{self, Mode, Outcome, Reason, Verdict};
+use crate::guard::fleet::Fleet;
+
+/// How the VM would arrive on the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Movement<'a> {
+    /// An ordinary start (also HA recovery, first start after an offline move).
+    Start,
+    /// An offline migration from `source`: the VM must be able to start.
+    Offline {
+        /// Source node.
+        source: &'a str,
+    },
+    /// A live migration from `source`.
+    Live {
+        /// Source node.
+        source: &'a str,
+    },
+}
+
+impl Movement<'_> {
+    fn source(&self) -> Option<&str> {
+        match self {
+            Movement::Start => None,
+            Movement::Offline { source } | Movement::Live { source } => Some(source),
+        }
+    }
+}
+
+/// The VM, for messages.
+#[derive(Debug, Clone)]
+pub struct VmLabel {
+    /// VMID.
+    pub vmid: String,
+    /// `name:` from the config.
+    pub name: Option<String>,
+}
+
+/// Settings that turn a verdict into a decision.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rules {
+    /// Unknown → allow (default) or refuse (strict).
+    pub policy: Policy,
+    /// Vendor change on live migration → refuse (default) or warn.
+    pub vendor_change: VendorChange,
+}
+
+/// The guard's answer.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    /// Whether the start or move may go ahead.
+    pub allow: bool,
+    /// The verdict after the policy (vendor changes may be demoted to warnings).
+    pub verdict: Verdict,
+    /// Warnings to log even when allowed.
+    pub warnings: Vec<String>,
+    /// Other nodes that would accept the VM in the same way.
+    pub accepting: Vec<String>,
+    /// A CPU type that every known node can run.
+    pub everywhere: Option<String>,
+    /// Target node name.
+    pub target: String,
+    /// Source node name, if moving.
+    pub source: Option<String>,
+    /// The VM's CPU as configured.
+    pub cpu: String,
+    /// `runningcpu:` if the config has one.
+    pub running_cpu: Option<String>,
+    /// The VM.
+    pub vm: VmLabel,
+    /// Whether the rules for a live migration applied.
+    pub live: bool,
+}
+
+/// Judges `req` on `target` (whose capability is `target_cap`), under `rules`.
+#[must_use]
+pub fn decide(
+    vm: &VmLabel,
+    req: &Requirement,
+    target: &str,
+    target_cap: &Capability,
+    movement: Movement<'_>,
+    fleet: &Fleet,
+    rules: Rules,
+) -> Decision {
+    let source = movement.source();
+    let mode = || match movement {
+        Movement::Live { source } => Mode::Live {
+            source: fleet.capability(source),
+        },
+        _ => Mode::Start,
+    };
+    let mut warnings: Vec<String> = fleet
+        .problems
+        .iter()
+        .map(|p| format!("cache: {p}"))
+        .collect();
+    let mut v = apply_rules(
+        verdict::judge(req, target_cap, mode()),
+        rules,
+        &mut warnings,
+    );
+
+    let allow = match v.outcome {
+        Outcome::Compatible => true,
+        Outcome::Incompatible => false,
+        Outcome::Unknown => {
+            let why = v.unknown.join("; ");
+            if rules.policy == Policy::Strict {
+                v.notes
+                    .push("policy strict: what cannot be proven safe is refused".into());
+                false
+            } else {
+                warnings.push(format!(
+                    "allowed without proof: {why} (set policy = strict to refuse such cases)"
+                ));
+                true
+            }
+        }
+    };
+
+    let mut accepting = Vec::new();
+    let mut cannot_start = Vec::new();
+    // Other nodes matter for a refusal's explanation and for a start's
+    // warning; an allowed live migration does not pay for them.
+    let survey = !allow || matches!(movement, Movement::Start);
+    let others = if survey { fleet.nodes.as_slice() } else { &[] };
+    for (name, cap) in others
+        .iter()
+        .filter_map(|n| n.capability().map(|c| (n.name.as_str(), c)))
+    {
+        if Some(name) == source {
+            continue;
+        }
+        let mut ignore = Vec::new();
+        let other = apply_rules(verdict::judge(req, cap, mode()), rules, &mut ignore);
+        if other.outcome == Outcome::Compatible && name != target {
+            accepting.push(name.to_string());
+        }
+        if matches!(movement, Movement::Start)
+            && other.outcome == Outcome::Incompatible
+            && name != target
+        {
+            cannot_start.push(format!("{name} ({})", summary(&other)));
+        }
+    }
+    if allow && !cannot_start.is_empty() {
+        warnings.push(format!(
+            "CPU '{}' is above what some nodes offer; this VM cannot start on: {}",
+            req.cpu,
+            cannot_start.join(", ")
+        ));
+    }
+
+    Decision {
+        allow,
+        verdict: v,
+        warnings,
+        accepting,
+        everywhere: if survey { everywhere(fleet) } else { None },
+        target: target.to_string(),
+        source: source.map(str::to_string),
+        cpu: req.cpu.clone(),
+        running_cpu: req.running_cpu.clone(),
+        vm: vm.clone(),
+        live: matches!(movement, Movement::Live { .. }),
+    }
+}
+
+/// Applies the vendor-change rule: with `vendor_change = warn`, a vendor
+/// change becomes a warning instead of a reason.
+#[must_use]
+pub fn apply_rules(mut v: Verdict, rules: Rules, warnings: &mut Vec<String>) -> Verdict {
+    if rules.vendor_change == VendorChange::Warn {
+        let (demoted, kept): (Vec<Reason>, Vec<Reason>) = v
+            .reasons
+            .into_iter()
+            .partition(|r| matches!(r, Reason::VendorChange { .. }));
+        warnings.extend(
+            demoted
+                .iter()
+                .map(|r| format!("{r} (allowed: vendor_change = warn)")),
+        );
+        v.reasons = kept;
+        if v.reasons.is_empty() && v.outcome == Outcome::Incompatible {
+            v.outcome = if v.unknown.is_empty() {
+                Outcome::Compatible
+            } else {
+                Outcome::Unknown
+            };
+        }
+    }
+    v
+}
+
+/// The suggestion "a CPU type that works on every node".
+#[must_use]
+pub fn everywhere(fleet: &Fleet) -> Option<String> {
+    let base = fleet.baseline()?;
+    let vendors = fleet.vendors();
+    Some(if vendors.len() > 1 {
+        format!(
+            "{base} (starts on every node; the nodes mix {} CPUs, so live migration between vendors stays refused)",
+            vendors.into_iter().collect::<Vec<_>>().join(" and ")
+        )
+    } else {
+        base.to_string()
+    })
+}
+
+fn summary(v: &Verdict) -> String {
+    v.reasons
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Decision {
+    fn movement_text(&self) -> String {
+        match (&self.source, self.live) {
+            (Some(s), true) => format!("live migration {s} -> {}", self.target),
+            (Some(s), false) => format!("offline migration {s} -> {}", self.target),
+            (None, _) => format!("start on {}", self.target),
+        }
+    }
+
+    fn vm_text(&self) -> String {
+        match &self.vm.name {
+            Some(n) => format!("VM {} ({n})", self.vm.vmid),
+            None => format!("VM {}", self.vm.vmid),
+        }
+    }
+
+    fn cpu_text(&self) -> String {
+        match &self.running_cpu {
+            Some(r) => format!("CPU '{}' (running: {r})", self.cpu),
+            None => format!("CPU '{}'", self.cpu),
+        }
+    }
+
+    /// The multi-line explanation of a refusal (for stderr / the task log).
+    #[must_use]
+    pub fn explain(&self) -> String {
+        let mut s = String::new();
+        let verb = if self.allow { "allowed" } else { "refused" };
+        let _ = writeln!(
+            s,
+            "pve-cpuguard: {verb}: {} of {} with {}",
+            self.movement_text(),
+            self.vm_text(),
+            self.cpu_text()
+        );
+        for r in &self.verdict.reasons {
+            let _ = writeln!(s, "  - {r}");
+        }
+        if !self.allow {
+            for u in &self.verdict.unknown {
+                let _ = writeln!(s, "  - unknown: {u}");
+            }
+        }
+        for n in &self.verdict.notes {
+            let _ = writeln!(s, "  note: {n}");
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "  warning: {w}");
+        }
+        if !self.allow {
+            let accept = if self.accepting.is_empty() {
+                "none".to_string()
+            } else {
+                self.accepting.join(", ")
+            };
+            let _ = writeln!(s, "  nodes that would accept it: {accept}");
+            if let Some(e) = &self.everywhere {
+                let _ = writeln!(s, "  CPU type that works on every node: {e}");
+                let _ = writeln!(
+                    s,
+                    "  note: change it with `qm set {} --cpu {}` (takes effect at the next VM start)",
+                    self.vm.vmid,
+                    e.split_whitespace().next().unwrap_or(e)
+                );
+            }
+        }
+        s
+    }
+
+    /// One line for the source's migration log and the journal.
+    #[must_use]
+    pub fn one_line(&self) -> String {
+        let verb = if self.allow { "allowed" } else { "refused" };
+        let mut parts = vec![format!(
+            "{verb} {} of {} with {}",
+            self.movement_text(),
+            self.vm_text(),
+            self.cpu_text()
+        )];
+        parts.extend(self.verdict.reasons.iter().map(ToString::to_string));
+        if !self.allow {
+            parts.extend(self.verdict.unknown.iter().map(|u| format!("unknown: {u}")));
+        }
+        parts.extend(self.warnings.iter().map(|w| format!("warning: {w}")));
+        if !self.allow {
+            let accept = if self.accepting.is_empty() {
+                "none".to_string()
+            } else {
+                self.accepting.join(", ")
+            };
+            parts.push(format!("would accept: {accept}"));
+            if let Some(e) = &self.everywhere {
+                parts.push(format!("works everywhere: {e}"));
+            }
+        }
+        parts.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::capability::View;
+    use crate::cpu::flags::HostFeatures;
+    use crate::cpu::requirement::from_cpu_value;
+    use crate::guard::fleet::NodeView;
+    use crate::pve::custom_models::CustomModels;
+    use std::collections::BTreeSet;
+
+    fn cap(vendor: &str, cpu_level: &str) -> Capability {
+        let none = CustomModels::default();
+        let mut present: BTreeSet<String> = from_cpu_value(cpu_level, &none).features;
+        present.extend(from_cpu_value("kvm64", &none).features);
+        Capability::new(
+            vendor,
+            "test",
+            None,
+            Some(46),
+            HostFeatures {
+                present,
+                unverifiable: BTreeSet::new(),
+            },
+            View::Cpuinfo,
+        )
+    }
+
+    fn fleet() -> Fleet {
+        let mut f = Fleet::default();
+        for (name, vendor, level) in [
+            ("a", "GenuineIntel", "x86-64-v4"),
+            ("b", "GenuineIntel", "x86-64-v3"),
+            ("c", "GenuineIntel", "x86-64-v4"),
+        ] {
+            f.upsert(NodeView::known(name, cap(vendor, level), Some(5)));
+        }
+        f
+    }
+
+    fn vm() -> VmLabel {
+        VmLabel {
+            vmid: "100".into(),
+            name: Some("db".into()),
+        }
+    }
+
+    #[test]
+    fn refusal_lists_accepting_nodes_and_the_baseline() {
+        let f = fleet();
+        let req = from_cpu_value("x86-64-v4", &CustomModels::default());
+        let d = decide(
+            &vm(),
+            &req,
+            "b",
+            f.capability("b").unwrap(),
+            Movement::Live { source: "a" },
+            &f,
+            Rules::default(),
+        );
+        assert!(!d.allow);
+        assert_eq!(d.accepting, vec!["c"]);
+        assert_eq!(d.everywhere.as_deref(), Some("x86-64-v3"));
+        assert!(
+            d.one_line()
+                .contains("would accept: c; works everywhere: x86-64-v3"),
+            "{}",
+            d.one_line()
+        );
+    }
+
+    #[test]
+    fn unknown_follows_the_policy() {
+        let f = fleet();
+        let req = from_cpu_value("NoSuchCPU", &CustomModels::default());
+        let target = f.capability("b").unwrap();
+        let d = decide(
+            &vm(),
+            &req,
+            "b",
+            target,
+            Movement::Start,
+            &f,
+            Rules::default(),
+        );
+        assert!(d.allow);
+        assert!(d
+            .warnings
+            .iter()
+            .any(|w| w.contains("allowed without proof")));
+        let strict = Rules {
+            policy: Policy::Strict,
+            ..Rules::default()
+        };
+        assert!(!decide(&vm(), &req, "b", target, Movement::Start, &f, strict).allow);
+    }
+
+    /// The decision for an ordinary start of a `cpu` VM on `node`.
+    fn start_on(f: &Fleet, node: &str, cpu: &str) -> Decision {
+        let req = from_cpu_value(cpu, &CustomModels::default());
+        let target = f.capability(node).unwrap();
+        decide(
+            &vm(),
+            &req,
+            node,
+            target,
+            Movement::Start,
+            f,
+            Rules::default(),
+        )
+    }
+
+    #[test]
+    fn start_warns_about_nodes_it_could_not_start_on() {
+        let f = fleet();
+        let d = start_on(&f, "a", "x86-64-v4");
+        assert!(d.allow);
+        assert!(
+            d.warnings
+                .iter()
+                .any(|w| w.contains("cannot start on: b (missing flags")),
+            "{:?}",
+            d.warnings
+        );
+    }
+
+    #[test]
+    fn cache_problems_become_warnings() {
+        let mut f = fleet();
+        f.problems.push("cluster.json is corrupt".into());
+        let d = start_on(&f, "a", "x86-64-v3");
+        assert!(d.allow);
+        assert_eq!(d.warnings, vec!["cache: cluster.json is corrupt"]);
+    }
+}

@@ -1,0 +1,220 @@
+//! What the guard knows about every node at decision time, without asking
+//! the network: the cached records, with the local node's own /proc/cpuinfo
+//! taking precedence for itself.
+
+use std::collections::BTreeSet;
+
+use crate::cache::{self, LazyCache, LazyNode};
+use once_cell::sync::OnceCell;
+
+use crate::cpu::capability::Capability;
+use crate::cpu::cpuinfo::CpuInfo;
+use crate::cpu::level;
+
+/// One node as the guard sees it. Its capability is derived from the
+/// cached facts only when a decision needs it: a hook allowing a live
+/// migration looks at two nodes, not the whole cluster.
+#[derive(Debug, Clone)]
+pub struct NodeView {
+    /// Node name.
+    pub name: String,
+    /// The cache record the capability is derived from (read in full only
+    /// if the decision needs this node).
+    record: Option<Box<LazyNode>>,
+    /// The derived capability.
+    capability: OnceCell<Capability>,
+    /// Level as recorded by the scan (saves deriving the capability).
+    level: Option<String>,
+    /// Age of the record in seconds (`Some(0)` for the local node read now).
+    pub age_secs: Option<u64>,
+    /// Why the record is missing or old, if it is.
+    pub problem: Option<String>,
+}
+
+impl NodeView {
+    /// A node whose capability is already known.
+    #[must_use]
+    pub fn known(name: &str, capability: Capability, age_secs: Option<u64>) -> Self {
+        NodeView {
+            name: name.to_string(),
+            record: None,
+            capability: OnceCell::with_value(capability),
+            level: None,
+            age_secs,
+            problem: None,
+        }
+    }
+
+    /// A node without any data.
+    #[must_use]
+    pub fn unknown(name: &str, problem: String) -> Self {
+        NodeView {
+            name: name.to_string(),
+            record: None,
+            capability: OnceCell::new(),
+            level: None,
+            age_secs: None,
+            problem: Some(problem),
+        }
+    }
+
+    /// The node's capability, if known (derived on first use).
+    #[must_use]
+    pub fn capability(&self) -> Option<&Capability> {
+        if let Some(c) = self.capability.get() {
+            return Some(c);
+        }
+        let record = self.record.as_ref()?.record().ok()?;
+        Some(self.capability.get_or_init(|| record.into_capability()))
+    }
+
+    /// The node's level (recorded, or derived).
+    #[must_use]
+    pub fn level(&self) -> Option<&str> {
+        match &self.level {
+            Some(l) => Some(l),
+            None => self.capability().map(|c| level::of(c).name),
+        }
+    }
+
+    /// The node's CPU vendor, if known.
+    #[must_use]
+    pub fn vendor(&self) -> Option<&str> {
+        match (&self.record, self.capability.get()) {
+            (Some(r), _) => Some(&r.head.vendor),
+            (None, Some(c)) => Some(&c.vendor),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Every node the guard knows of.
+#[derive(Debug, Clone, Default)]
+pub struct Fleet {
+    /// Nodes, sorted by name.
+    pub nodes: Vec<NodeView>,
+    /// Problems reading the cache (reported as warnings).
+    pub problems: Vec<String>,
+}
+
+impl Fleet {
+    /// Adds or replaces a node, keeping the list sorted.
+    pub fn upsert(&mut self, node: NodeView) {
+        match self.nodes.binary_search_by(|n| n.name.cmp(&node.name)) {
+            Ok(i) => self.nodes[i] = node,
+            Err(i) => self.nodes.insert(i, node),
+        }
+    }
+
+    /// A node by name.
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&NodeView> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// A node's capability, if known.
+    #[must_use]
+    pub fn capability(&self, name: &str) -> Option<&Capability> {
+        self.get(name).and_then(NodeView::capability)
+    }
+
+    /// Nodes with a known capability.
+    pub fn known(&self) -> impl Iterator<Item = (&str, &Capability)> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.capability().map(|c| (n.name.as_str(), c)))
+    }
+
+    /// The cluster baseline level over the known nodes.
+    #[must_use]
+    pub fn baseline(&self) -> Option<&'static str> {
+        level::lowest(self.nodes.iter().filter_map(NodeView::level))
+    }
+
+    /// Distinct CPU vendors among the known nodes.
+    #[must_use]
+    pub fn vendors(&self) -> BTreeSet<&str> {
+        self.nodes.iter().filter_map(NodeView::vendor).collect()
+    }
+}
+
+/// Builds the fleet from the cache, with the local node read fresh from its
+/// own /proc/cpuinfo. The local node keeps the QEMU answer its last scan
+/// recorded only while its /proc/cpuinfo still shows the same flags (a
+/// microcode or kernel change since then invalidates it).
+/// A corrupt or unreadable cache is reported in `problems`, never fatal.
+#[must_use]
+pub fn load(settings: &crate::app::settings::Settings, local: &CpuInfo) -> Fleet {
+    let mut local_cap = None;
+    let mut local_level = None;
+    let mut fleet = load_with(settings, |cache| {
+        let record = cache
+            .nodes
+            .get(&settings.node)
+            .and_then(|n| n.record().ok())
+            .filter(|r| {
+                r.flags.len() == local.flags.len()
+                    && r.flags.iter().all(|f| local.flags.contains(f))
+            });
+        if let Some(r) = record {
+            local_cap = r
+                .kvm
+                .as_ref()
+                .map(|view| Capability::from_kvm_view(view, Some(local)));
+            // Same flags, same level: saves judging every rung again.
+            local_level = Some(r.level);
+        }
+    });
+    let local_cap = local_cap.unwrap_or_else(|| Capability::from_cpuinfo(local));
+    let mut view = NodeView::known(&settings.node, local_cap, Some(0));
+    view.level = local_level;
+    fleet.upsert(view);
+    fleet
+}
+
+/// Builds the fleet from the cache alone (for cluster-wide reports that may
+/// run on a machine that is not a node, and for metrics, which report the
+/// cached records' age).
+#[must_use]
+pub fn load_cached(settings: &crate::app::settings::Settings) -> Fleet {
+    load_with(settings, |_| {})
+}
+
+fn load_with(
+    settings: &crate::app::settings::Settings,
+    mut inspect: impl FnMut(&LazyCache),
+) -> Fleet {
+    let mut fleet = Fleet::default();
+    match LazyCache::load_lenient(&settings.cache) {
+        Ok((cache, problem)) => {
+            fleet.problems.extend(problem.map(|e| e.to_string()));
+            inspect(&cache);
+            from_cache(&mut fleet, cache, cache::now());
+        }
+        Err(e) => fleet.problems.push(e.to_string()),
+    }
+    fleet
+}
+
+fn from_cache(fleet: &mut Fleet, cache: LazyCache, now: u64) {
+    for u in cache.unscanned.values() {
+        fleet.upsert(NodeView::unknown(
+            &u.name,
+            format!("never scanned successfully: {}", u.error),
+        ));
+    }
+    for (name, node) in cache.nodes {
+        fleet.upsert(NodeView {
+            name,
+            level: Some(node.head.level.clone()),
+            age_secs: Some(now.saturating_sub(node.head.scanned_at)),
+            problem: node
+                .head
+                .last_error
+                .as_ref()
+                .map(|e| format!("last refresh failed: {e}")),
+            record: Some(Box::new(node)),
+            capability: OnceCell::new(),
+        });
+    }
+}

@@ -1,0 +1,168 @@
+//! Prometheus text exposition format for node_exporter's textfile
+//! collector: per node its level and the age of its cached record, the
+//! cluster baseline, the VMs the audit flags, and this node's last refusal
+//! — so a cluster can alert on drift, stale data and VMs at risk.
+//!
+//! Pure: the command runs the audit and reads the refusal state; this
+//! module only renders (format: prometheus.io "Exposition formats", text
+//! 0.0.4: `# HELP`, `# TYPE`, `name{label="value"} number`, label values
+//! escaped `\\`, `\"`, `\n`).
+
+use std::fmt::Write as _;
+
+use crate::guard::audit::{level_rank, Audit, Flag};
+use crate::guard::refusals::LastRefusal;
+
+/// Escapes a label value.
+#[must_use]
+pub fn escape(value: &str) -> String {
+    let mut s = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '"' => s.push_str("\\\""),
+            '\n' => s.push_str("\\n"),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+fn head(s: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(s, "# HELP {name} {help}");
+    let _ = writeln!(s, "# TYPE {name} {kind}");
+}
+
+/// Renders every metric.
+#[must_use]
+pub fn render(audit: &Audit<'_>, max_age_secs: u64, last: Option<&LastRefusal>) -> String {
+    let mut s = String::new();
+    let nodes = &audit.fleet.nodes;
+
+    head(
+        &mut s,
+        "pve_cpuguard_node_level",
+        "gauge",
+        "CPU level of the node on Proxmox VE's ladder (0 kvm64, 1 x86-64-v2, 2 x86-64-v2-AES, 3 x86-64-v3, 4 x86-64-v4; -1 no data).",
+    );
+    for n in nodes {
+        let level = n.level();
+        let _ = writeln!(
+            s,
+            "pve_cpuguard_node_level{{node=\"{}\",level=\"{}\"}} {}",
+            escape(&n.name),
+            escape(level.unwrap_or("unknown")),
+            level
+                .and_then(level_rank)
+                .map_or_else(|| "-1".to_string(), |r| r.to_string())
+        );
+    }
+
+    head(
+        &mut s,
+        "pve_cpuguard_cache_age_seconds",
+        "gauge",
+        "Age of the node's cached CPU record.",
+    );
+    for n in nodes {
+        if let Some(age) = n.age_secs {
+            let _ = writeln!(
+                s,
+                "pve_cpuguard_cache_age_seconds{{node=\"{}\"}} {age}",
+                escape(&n.name)
+            );
+        }
+    }
+
+    head(
+        &mut s,
+        "pve_cpuguard_node_stale",
+        "gauge",
+        "1 when the node has no data, its record is older than cache_max_age, or its last refresh failed.",
+    );
+    for n in nodes {
+        let stale = n.capability().is_none()
+            || n.problem.is_some()
+            || n.age_secs.is_none_or(|a| a > max_age_secs);
+        let _ = writeln!(
+            s,
+            "pve_cpuguard_node_stale{{node=\"{}\"}} {}",
+            escape(&n.name),
+            u8::from(stale)
+        );
+    }
+
+    head(
+        &mut s,
+        "pve_cpuguard_cluster_level",
+        "gauge",
+        "Cluster baseline: the lowest node level (-1 no data).",
+    );
+    let _ = writeln!(
+        s,
+        "pve_cpuguard_cluster_level{{level=\"{}\"}} {}",
+        audit.baseline.unwrap_or("unknown"),
+        audit
+            .baseline
+            .and_then(level_rank)
+            .map_or_else(|| "-1".to_string(), |r| r.to_string())
+    );
+
+    let (by_flag, at_risk) = audit.counts();
+    head(&mut s, "pve_cpuguard_vms", "gauge", "VMs in the cluster.");
+    let _ = writeln!(s, "pve_cpuguard_vms {}", audit.vms.len());
+    head(
+        &mut s,
+        "pve_cpuguard_vms_at_risk",
+        "gauge",
+        "VMs whose CPU type cannot start or live-migrate everywhere (any audit flag but no-guard-hookscript).",
+    );
+    let _ = writeln!(s, "pve_cpuguard_vms_at_risk {at_risk}");
+    head(
+        &mut s,
+        "pve_cpuguard_vms_flagged",
+        "gauge",
+        "VMs the audit flags, by flag.",
+    );
+    for code in Flag::CODES {
+        let _ = writeln!(
+            s,
+            "pve_cpuguard_vms_flagged{{flag=\"{code}\"}} {}",
+            by_flag.get(code).copied().unwrap_or(0)
+        );
+    }
+
+    head(
+        &mut s,
+        "pve_cpuguard_last_refusal_timestamp_seconds",
+        "gauge",
+        "When the guard on this node last refused a start or migration (0: never).",
+    );
+    let _ = writeln!(
+        s,
+        "pve_cpuguard_last_refusal_timestamp_seconds {}",
+        last.map_or(0, |l| l.at)
+    );
+    head(
+        &mut s,
+        "pve_cpuguard_refusals_total",
+        "counter",
+        "Starts and migrations the guard refused on this node.",
+    );
+    let _ = writeln!(
+        s,
+        "pve_cpuguard_refusals_total {}",
+        last.map_or(0, |l| l.count)
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

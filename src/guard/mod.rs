@@ -1,0 +1,13 @@
+//! The guard: decisions under policy, and what is built on them — the
+//! audit, the hookscript's rollout and chaining, refusal records, metrics.
+//!
+//! Rule: may use the CPU core, the Proxmox inputs and the cache; never the
+//! network (the hook's path must stay local and fast).
+
+pub mod audit;
+pub mod chain;
+pub mod decision;
+pub mod fleet;
+pub mod metrics;
+pub mod refusals;
+pub mod rollout;

@@ -1,0 +1,16 @@
+//! Proxmox VE's own files, parsed: corosync.conf, `.members`, VM configs,
+//! storage.cfg, HA resources, custom CPU models, and where they live.
+//!
+//! Rule: may use the CPU core and read files; never the network, processes,
+//! the cache or the guard. Parsers take text and name the file and line of
+//! anything they reject.
+
+pub mod cluster;
+pub mod corosync;
+pub mod custom_models;
+pub mod ha;
+pub mod members;
+pub mod paths;
+pub mod section_config;
+pub mod storage;
+pub mod vmconf;

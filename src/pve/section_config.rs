@@ -1,0 +1,214 @@
+//! Proxmox's SectionConfig text format, as `/etc/pve/storage.cfg` and
+//! `/etc/pve/ha/resources.cfg` use it (pve-common `SectionConfig.pm`):
+//!
+//! ```text
+//! dir: local
+//!         path /var/lib/vz
+//!         content iso,vztmpl,backup
+//!
+//! vm: 100
+//!         state started
+//! ```
+//!
+//! A header `TYPE: ID` at column 0 opens a section; indented `key value`
+//! lines (the value may be absent: `disable`) belong to it; a blank line
+//! ends it; `#` lines are comments. Pure: text in, sections out, and every
+//! error names the file and line. The meaning of types and keys is left to
+//! the modules that read a given file ([`crate::pve::storage`], [`crate::pve::ha`]).
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// One section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    /// `dir`, `nfs`, `vm`, …
+    pub kind: String,
+    /// `local`, `100`, …
+    pub id: String,
+    /// Line of the header (1-based), for errors found later.
+    pub line: usize,
+    /// Properties in file order: key, value (empty for a bare flag), line.
+    pub props: Vec<(String, String, usize)>,
+}
+
+impl Section {
+    /// A property's value, if set.
+    #[must_use]
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.props
+            .iter()
+            .find(|(k, _, _)| k == key)
+            .map(|(_, v, _)| v.as_str())
+    }
+
+    /// A property's value and line, if set.
+    #[must_use]
+    pub fn get_with_line(&self, key: &str) -> Option<(&str, usize)> {
+        self.props
+            .iter()
+            .find(|(k, _, _)| k == key)
+            .map(|(_, v, n)| (v.as_str(), *n))
+    }
+}
+
+fn is_word(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Parses a SectionConfig file; `origin` names it in errors.
+///
+/// # Errors
+/// A property outside a section, a malformed header or key, a duplicate
+/// section or property — each naming the file and line.
+pub fn parse(text: &str, origin: &Path) -> Result<Vec<Section>> {
+    let mut sections: Vec<Section> = Vec::new();
+    let mut open = false;
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        let line = raw.trim_end();
+        if line.trim().is_empty() {
+            open = false;
+            continue;
+        }
+        if line.trim_start().starts_with('#') {
+            continue;
+        }
+        if line.starts_with([' ', '\t']) {
+            let Some(section) = sections.last_mut().filter(|_| open) else {
+                return Err(Error::parse(
+                    origin,
+                    n,
+                    "indented property line outside a section (expected a `TYPE: ID` header first)",
+                ));
+            };
+            let body = line.trim_start();
+            let (key, value) = match body.split_once(char::is_whitespace) {
+                Some((k, v)) => (k, v.trim()),
+                None => (body, ""),
+            };
+            if !is_word(key) {
+                return Err(Error::parse(
+                    origin,
+                    n,
+                    format!("invalid property name {key:?}"),
+                ));
+            }
+            if section.get(key).is_some() {
+                return Err(Error::parse(
+                    origin,
+                    n,
+                    format!(
+                        "duplicate property '{key}' in section '{}: {}'",
+                        section.kind, section.id
+                    ),
+                ));
+            }
+            section.props.push((key.to_string(), value.to_string(), n));
+            continue;
+        }
+        let Some((kind, id)) = line.split_once(':') else {
+            return Err(Error::parse(
+                origin,
+                n,
+                format!(
+                    "expected a section header `TYPE: ID`, found {:?}",
+                    line.chars().take(60).collect::<String>()
+                ),
+            ));
+        };
+        let (kind, id) = (kind.trim(), id.trim());
+        if !is_word(kind) || !is_word(id) {
+            return Err(Error::parse(
+                origin,
+                n,
+                format!("invalid section header {:?} (expected `TYPE: ID`)", line),
+            ));
+        }
+        if let Some(prev) = sections.iter().find(|s| s.kind == kind && s.id == id) {
+            return Err(Error::parse(
+                origin,
+                n,
+                format!(
+                    "duplicate section '{kind}: {id}' (first defined at line {})",
+                    prev.line
+                ),
+            ));
+        }
+        sections.push(Section {
+            kind: kind.to_string(),
+            id: id.to_string(),
+            line: n,
+            props: Vec::new(),
+        });
+        open = true;
+    }
+    Ok(sections)
+}
+
+/// Reads a SectionConfig file; a missing file is empty when `missing_ok`.
+///
+/// # Errors
+/// Unreadable files and the errors of [`parse`].
+pub fn read(path: &Path, missing_ok: bool) -> Result<Vec<Section>> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8(bytes)
+                .map_err(|_| Error::parse(path, 1, "not valid UTF-8 text"))?;
+            parse(&text, path)
+        }
+        Err(e) if missing_ok && e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sections_flags_and_comments() {
+        let text =
+            "# storage\ndir: local\n\tpath /var/lib/vz\n\tcontent iso,vztmpl,backup\n\tdisable\n\n\
+                    nfs: nfs-a\n        export /srv/x\n        path /mnt/pve/nfs-a\n";
+        let s = parse(text, Path::new("storage.cfg")).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!((s[0].kind.as_str(), s[0].id.as_str()), ("dir", "local"));
+        assert_eq!(s[0].get("path"), Some("/var/lib/vz"));
+        assert_eq!(s[0].get("disable"), Some(""));
+        assert_eq!(s[1].get_with_line("path"), Some(("/mnt/pve/nfs-a", 9)));
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let e = parse("\tpath /x\n", Path::new("f.cfg")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("f.cfg:1: indented property line outside a section"),
+            "{e}"
+        );
+        let e = parse("dir: a\n\tpath /x\n\n\tcontent iso\n", Path::new("f.cfg")).unwrap_err();
+        assert!(e.to_string().starts_with("f.cfg:4:"), "{e}");
+        let e = parse("dir local\n", Path::new("f.cfg")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("f.cfg:1: expected a section header"),
+            "{e}"
+        );
+        let e = parse("dir: a\n\tpath /x\n\tpath /y\n", Path::new("f.cfg")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "f.cfg:3: duplicate property 'path' in section 'dir: a'"
+        );
+        let e = parse("vm: 100\n\nvm: 100\n", Path::new("f.cfg")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "f.cfg:3: duplicate section 'vm: 100' (first defined at line 1)"
+        );
+        let e = parse("vm: 1 00\n", Path::new("f.cfg")).unwrap_err();
+        assert!(e.to_string().contains("invalid section header"), "{e}");
+    }
+}

@@ -1,0 +1,13 @@
+//! Reaching nodes: SSH with verified host keys, and asking a node's QEMU
+//! what KVM can give a guest — every wait bounded.
+//!
+//! Rule: may use the CPU core and the Proxmox inputs; the only layer that
+//! opens network connections or starts QEMU.
+
+pub mod base64;
+pub mod known_hosts;
+pub mod kvm_probe;
+pub mod qmp;
+pub mod scan;
+pub mod sha1;
+pub mod ssh;
