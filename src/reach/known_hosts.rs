@@ -18,9 +18,12 @@
 
 use std::path::{Path, PathBuf};
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use sha1::Sha1;
+
 use crate::error::{Error, Result};
-use crate::reach::base64;
-use crate::reach::sha1::hmac_sha1;
 
 /// A line's marker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +53,14 @@ impl Hosts {
     #[must_use]
     pub fn matches(&self, host: &str) -> bool {
         match self {
-            Hosts::Hashed { salt, hash } => hmac_sha1(salt, host.as_bytes()).as_slice() == hash,
+            Hosts::Hashed { salt, hash } => {
+                // OpenSSH's hashed form: HMAC-SHA1 keyed with the salt.
+                let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(salt) else {
+                    return false;
+                };
+                mac.update(host.as_bytes());
+                mac.verify_slice(hash).is_ok()
+            }
             Hosts::Patterns(patterns) => {
                 let host = host.to_ascii_lowercase();
                 let mut positive = false;
@@ -129,8 +139,12 @@ fn parse_line(line: &str, line_no: usize) -> std::result::Result<Entry, String> 
     }
     let hosts = if let Some(rest) = first.strip_prefix("|1|") {
         let (salt, hash) = rest.split_once('|').ok_or("hashed entry without `|hash`")?;
-        let salt = base64::decode(salt).ok_or("hashed entry: salt is not base64")?;
-        let hash = base64::decode(hash).ok_or("hashed entry: hash is not base64")?;
+        let salt = BASE64
+            .decode(salt)
+            .map_err(|_| "hashed entry: salt is not base64")?;
+        let hash = BASE64
+            .decode(hash)
+            .map_err(|_| "hashed entry: hash is not base64")?;
         if hash.len() != 20 {
             return Err("hashed entry: hash is not 20 bytes".into());
         }
@@ -141,7 +155,9 @@ fn parse_line(line: &str, line_no: usize) -> std::result::Result<Entry, String> 
         Hosts::Patterns(first.split(',').map(str::to_string).collect())
     };
     let key_type = fields.next().ok_or("no key type")?.to_string();
-    let key = base64::decode(fields.next().ok_or("no key")?).ok_or("key is not base64")?;
+    let key = BASE64
+        .decode(fields.next().ok_or("no key")?)
+        .map_err(|_| "key is not base64")?;
     if key.is_empty() {
         return Err("empty key".into());
     }
@@ -303,7 +319,7 @@ mod tests {
     }
 
     fn key(b64: &str) -> Vec<u8> {
-        base64::decode(b64).unwrap()
+        BASE64.decode(b64).unwrap()
     }
 
     fn names(v: &[&str]) -> Vec<String> {
@@ -356,12 +372,14 @@ mod tests {
     #[test]
     fn hashed_entry() {
         let salt = b"0123456789abcdefghij";
-        let hash = hmac_sha1(salt, b"[127.0.0.2]:2222");
-        assert_eq!(base64::encode(&hash), "kPFwdcEp+v3ObYGlefK55lTXFd0=");
+        let mut mac = Hmac::<Sha1>::new_from_slice(salt).unwrap();
+        mac.update(b"[127.0.0.2]:2222");
+        let hash = mac.finalize().into_bytes();
+        assert_eq!(BASE64.encode(hash), "kPFwdcEp+v3ObYGlefK55lTXFd0=");
         let line = format!(
             "|1|{}|{} ssh-ed25519 {KEY_A}\n",
-            base64::encode(salt),
-            base64::encode(&hash)
+            BASE64.encode(salt),
+            BASE64.encode(hash)
         );
         let f = kh(&line);
         assert!(matches!(

@@ -4,10 +4,8 @@
 //! Rule: may use the CPU core and the Proxmox inputs; the only layer that
 //! opens network connections or starts QEMU.
 
-pub mod base64;
 pub mod known_hosts;
 pub mod kvm_probe;
 pub mod qmp;
 pub mod scan;
-pub mod sha1;
 pub mod ssh;

@@ -18,12 +18,13 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use base64::engine::general_purpose::{STANDARD as BASE64, STANDARD_NO_PAD};
+use base64::Engine as _;
 use ssh2::{ErrorCode, HashType, Session};
 
 use crate::cpu::cpuinfo::{self, CpuInfo};
 use crate::error::NodeFailure;
 use crate::pve::cluster::Node;
-use crate::reach::base64;
 use crate::reach::known_hosts::{self, Check};
 use crate::reach::kvm_probe::{self, Accel, KvmView, ProbeOptions};
 
@@ -329,7 +330,7 @@ fn verify_host_key(ctx: &Ctx<'_>, session: &Session, opts: &Options) -> Result<(
         "SHA256:{}",
         session
             .host_key_hash(HashType::Sha256)
-            .map(base64::encode_unpadded)
+            .map(|h| STANDARD_NO_PAD.encode(h))
             .unwrap_or_default()
     );
     let paths = known_hosts::files_for(&opts.pve_dir, &node.name, opts.known_hosts.as_deref());
@@ -347,7 +348,7 @@ fn verify_host_key(ctx: &Ctx<'_>, session: &Session, opts: &Options) -> Result<(
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ");
-    let entry = format!("{} {key_type} {}", node.name, base64::encode(blob));
+    let entry = format!("{} {key_type} {}", node.name, BASE64.encode(blob));
     let trust_target = opts.known_hosts.clone().unwrap_or_else(|| {
         paths
             .first()
@@ -489,9 +490,9 @@ mod tests {
 
     #[test]
     fn key_type_is_read_from_the_blob() {
-        let blob =
-            base64::decode("AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ")
-                .unwrap();
+        let blob = BASE64
+            .decode("AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ")
+            .unwrap();
         assert_eq!(key_type_of(&blob), "ssh-ed25519");
         assert_eq!(key_type_of(&[0, 0]), "unknown");
         assert_eq!(key_type_of(&[0, 0, 0, 200, b'a']), "unknown");
