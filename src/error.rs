@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Exit codes, documented in the README and in `--help`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +71,7 @@ pub enum Error {
     /// One node could not be scanned (SSH, host key, timeout, offline).
     Node(NodeFailure),
     /// QEMU could not be asked what KVM can give (`--probe`).
-    Probe(crate::reach::kvm_probe::ProbeError),
+    Probe(ProbeError),
 }
 
 /// Why one node could not be scanned: which node, which address, at which
@@ -175,8 +176,119 @@ impl std::error::Error for Error {
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl From<crate::reach::kvm_probe::ProbeError> for Error {
-    fn from(e: crate::reach::kvm_probe::ProbeError) -> Self {
+impl From<ProbeError> for Error {
+    fn from(e: ProbeError) -> Self {
         Error::Probe(e)
+    }
+}
+
+/// Why QEMU could not be asked.
+#[derive(Debug)]
+pub enum ProbeError {
+    /// No QEMU binary.
+    NoQemu {
+        /// What was looked for, and where.
+        searched: String,
+    },
+    /// KVM is not usable (no device, no permission, QEMU says so).
+    NoKvm {
+        /// What failed.
+        detail: String,
+    },
+    /// The binary exists but could not be started.
+    Spawn {
+        /// The binary.
+        binary: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// QEMU did not finish within the timeout; it was killed.
+    Timeout {
+        /// The binary.
+        binary: String,
+        /// The timeout.
+        timeout: Duration,
+        /// The end of its stderr, if any.
+        stderr: String,
+    },
+    /// QEMU's output is not the expected QMP exchange.
+    Protocol {
+        /// The binary.
+        binary: String,
+        /// What is wrong.
+        error: String,
+        /// The end of its stderr, if any.
+        stderr: String,
+    },
+}
+
+impl ProbeError {
+    /// Whether the fix is on the machine's setup (missing package, device,
+    /// permission) rather than a misbehaving QEMU.
+    #[must_use]
+    pub fn is_setup(&self) -> bool {
+        matches!(
+            self,
+            ProbeError::NoQemu { .. } | ProbeError::NoKvm { .. } | ProbeError::Spawn { .. }
+        )
+    }
+}
+
+fn stderr_note(f: &mut fmt::Formatter<'_>, stderr: &str) -> fmt::Result {
+    if stderr.trim().is_empty() {
+        Ok(())
+    } else {
+        write!(f, "\nnote: QEMU's stderr: {}", stderr.trim())
+    }
+}
+
+impl fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProbeError::NoQemu { searched } => write!(
+                f,
+                "no QEMU binary: {searched}\n\
+                 note: install the Debian package qemu-system-x86 (Proxmox VE nodes have pve-qemu-kvm), \
+                 or name the binary with --qemu / PVE_CPUGUARD_QEMU"
+            ),
+            ProbeError::NoKvm { detail } => write!(
+                f,
+                "KVM is not usable: {detail}\n\
+                 note: load kvm_intel or kvm_amd, enable VT-x/AMD-V in the firmware (or nested \
+                 virtualisation in the parent hypervisor), and run as a user who may open /dev/kvm; \
+                 `--probe tcg` asks QEMU's emulator instead, which does not tell what KVM can give"
+            ),
+            ProbeError::Spawn { binary, source } => write!(f, "cannot start {binary}: {source}"),
+            ProbeError::Timeout {
+                binary,
+                timeout,
+                stderr,
+            } => {
+                write!(
+                    f,
+                    "{binary} did not answer within {:.1} s and was killed\n\
+                     note: a healthy QEMU answers in well under a second; raise --probe-timeout only if the host is overloaded",
+                    timeout.as_secs_f64()
+                )?;
+                stderr_note(f, stderr)
+            }
+            ProbeError::Protocol {
+                binary,
+                error,
+                stderr,
+            } => {
+                write!(f, "{binary} did not answer as QEMU does: {error}")?;
+                stderr_note(f, stderr)
+            }
+        }
+    }
+}
+
+impl std::error::Error for ProbeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ProbeError::Spawn { source, .. } => Some(source),
+            _ => None,
+        }
     }
 }

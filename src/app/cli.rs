@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::app::config;
 use crate::app::output::Format;
 use crate::app::settings::{CommonArgs, SshArgs};
-use crate::reach::kvm_probe::Accel;
+use crate::cpu::kvm_view::Accel;
 
 const EXIT_CODES: &str = "\
 Exit codes:

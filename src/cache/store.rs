@@ -25,10 +25,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::cpu::capability::{Capability, HostFlags};
 use crate::cpu::cpuinfo::CpuInfo;
+use crate::cpu::kvm_view::KvmView;
 use crate::cpu::level;
 use crate::cpu::word_list::WordList;
 use crate::error::{Error, Result};
-use crate::reach::kvm_probe::KvmView;
 
 /// The schema this version writes. 2 stores `flags` and `bugs` as one
 /// space-separated string each instead of a list (a quarter of the parsing

@@ -12,9 +12,9 @@ use once_cell::sync::OnceCell;
 use crate::cpu::cpudata;
 use crate::cpu::cpuinfo::CpuInfo;
 use crate::cpu::flags::{self, HostFeatures, HostTest};
+use crate::cpu::kvm_view::{Accel, KvmView};
 use crate::cpu::requirement::Base;
 use crate::cpu::word_list::WordList;
-use crate::reach::kvm_probe::{Accel, KvmView};
 
 /// Where a capability's feature set came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

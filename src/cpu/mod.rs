@@ -10,6 +10,7 @@ pub mod cpuconf;
 pub mod cpudata;
 pub mod cpuinfo;
 pub mod flags;
+pub mod kvm_view;
 pub mod level;
 pub mod models;
 pub mod requirement;
