@@ -14,11 +14,11 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use crate::cpu::capability::Capability;
+use crate::cpu::custom_models::CustomModels;
 use crate::cpu::level::{self, LADDER};
 use crate::cpu::models::{self, BUILTINS};
 use crate::cpu::requirement::{self, Base};
 use crate::cpu::verdict::{self, Mode, Outcome};
-use crate::pve::custom_models::CustomModels;
 
 /// A CPU type that all nodes but some support.
 #[derive(Debug, Clone, PartialEq, Eq)]

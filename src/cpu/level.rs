@@ -6,7 +6,7 @@
 //! Proxmox CPU type: the floor is `kvm64`.
 
 use crate::cpu::capability::Capability;
-use crate::pve::custom_models::CustomModels;
+use crate::cpu::custom_models::CustomModels;
 use once_cell::sync::Lazy;
 
 use crate::cpu::requirement::{self, Requirement};

@@ -9,6 +9,7 @@ pub mod capability;
 pub mod cpuconf;
 pub mod cpudata;
 pub mod cpuinfo;
+pub mod custom_models;
 pub mod flags;
 pub mod kvm_view;
 pub mod level;

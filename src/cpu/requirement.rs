@@ -7,9 +7,9 @@
 use std::collections::BTreeSet;
 
 use crate::cpu::cpuconf::{self, FlagChange, PhysBits};
+use crate::cpu::custom_models::CustomModels;
 use crate::cpu::flags;
 use crate::cpu::models::{self, BaseType};
-use crate::pve::custom_models::CustomModels;
 use crate::pve::vmconf::VmConfig;
 
 /// The base of a requirement.

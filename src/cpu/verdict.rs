@@ -327,9 +327,9 @@ mod tests {
 
     use super::*;
     use crate::cpu::capability::View;
+    use crate::cpu::custom_models::CustomModels;
     use crate::cpu::flags::HostFeatures;
     use crate::cpu::requirement::from_cpu_value;
-    use crate::pve::custom_models::CustomModels;
 
     /// A host whose present features are kvm64's plus `extra` (QEMU names).
     fn host(vendor: &str, bits: u32, extra: &str) -> Capability {

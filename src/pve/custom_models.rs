@@ -4,27 +4,12 @@
 //! `cpu-model: NAME` at column 0, then indented `key value` lines with the
 //! same keys as the VM `cpu:` option; VMs refer to a model as `custom-NAME`.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::cpu::cpuconf::CpuConf;
+pub use crate::cpu::custom_models::CustomModels;
 use crate::error::{Error, Result};
-
-/// All custom models by name (without the `custom-` prefix).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CustomModels {
-    /// Name → definition.
-    pub models: BTreeMap<String, CpuConf>,
-}
-
-impl CustomModels {
-    /// Looks up `custom-NAME` or `NAME`.
-    #[must_use]
-    pub fn get(&self, name: &str) -> Option<&CpuConf> {
-        self.models
-            .get(name.strip_prefix("custom-").unwrap_or(name))
-    }
-}
+use crate::pve::section_config;
 
 /// Reads the file; a missing file means no custom models.
 ///
@@ -42,72 +27,28 @@ pub fn read(path: &Path) -> Result<CustomModels> {
     }
 }
 
-/// Parses the file's text; `origin` names it in errors.
+/// Parses the file's text; `origin` names it in errors. The syntax is
+/// [`section_config`]'s; only `cpu-model` sections are valid here.
 ///
 /// # Errors
-/// Malformed lines, unknown keys or invalid values, naming the line.
+/// Malformed lines, unknown section types or keys, invalid values, naming
+/// the line.
 pub fn parse(text: &str, origin: &Path) -> Result<CustomModels> {
     let mut out = CustomModels::default();
-    let mut current: Option<String> = None;
-    for (i, line) in text.lines().enumerate() {
-        let n = i + 1;
-        let trimmed = line.trim();
-        if trimmed.is_empty() {
-            current = None;
-            continue;
-        }
-        if trimmed.starts_with('#') {
-            continue;
-        }
-        if !line.starts_with([' ', '\t']) {
-            let Some((kind, name)) = line.split_once(':') else {
-                return Err(Error::parse(
-                    origin,
-                    n,
-                    format!("expected `cpu-model: NAME`, found {trimmed:?}"),
-                ));
-            };
-            let (kind, name) = (kind.trim(), name.trim());
-            if kind != "cpu-model" {
-                return Err(Error::parse(
-                    origin,
-                    n,
-                    format!("unknown section type '{kind}' (valid: cpu-model)"),
-                ));
-            }
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            {
-                return Err(Error::parse(
-                    origin,
-                    n,
-                    format!("invalid model name {name:?}"),
-                ));
-            }
-            if out.models.contains_key(name) {
-                return Err(Error::parse(
-                    origin,
-                    n,
-                    format!("model '{name}' is defined twice"),
-                ));
-            }
-            out.models.insert(name.to_string(), CpuConf::default());
-            current = Some(name.to_string());
-            continue;
-        }
-        let Some(name) = &current else {
+    for section in section_config::parse(text, origin)? {
+        if section.kind != "cpu-model" {
             return Err(Error::parse(
                 origin,
-                n,
-                "option line outside a `cpu-model:` section",
+                section.line,
+                format!("unknown section type '{}' (valid: cpu-model)", section.kind),
             ));
-        };
-        let (key, value) = trimmed.split_once([' ', '\t']).unwrap_or((trimmed, ""));
-        let conf = out.models.get_mut(name).expect("section inserted above");
-        conf.set(key, value.trim())
-            .map_err(|m| Error::parse(origin, n, m))?;
+        }
+        let mut conf = CpuConf::default();
+        for (key, value, line) in &section.props {
+            conf.set(key, value)
+                .map_err(|m| Error::parse(origin, *line, m))?;
+        }
+        out.models.insert(section.id, conf);
     }
     Ok(out)
 }
@@ -140,7 +81,9 @@ mod tests {
             "f:2: invalid phys-bits '7' (valid: 8-64 or host)"
         );
         let e = parse("\tflags +a\n", Path::new("f")).unwrap_err();
-        assert!(e.to_string().starts_with("f:1: option line outside"));
+        assert!(e
+            .to_string()
+            .starts_with("f:1: indented property line outside"));
         let e = parse("vm: x\n", Path::new("f")).unwrap_err();
         assert!(e.to_string().contains("unknown section type 'vm'"));
     }
