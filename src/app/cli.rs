@@ -309,9 +309,23 @@ pub struct CacheArgs {
     /// Configuration file [default: /etc/pve-cpuguard/pve-cpuguard.conf].
     #[arg(long, env = "PVE_CPUGUARD_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// A cache record older than this is stale (e.g. 90m, 2h): marked in
+    /// the output and exit 1 [default: `cache_max_age` in the
+    /// configuration file, else 2h].
+    #[arg(long, env = "PVE_CPUGUARD_CACHE_MAX_AGE", value_parser = config::duration_arg)]
+    pub cache_max_age: Option<Duration>,
 }
 
 impl CacheArgs {
+    /// `cache_max_age` in seconds: flag > environment > file > default,
+    /// resolved by the same code as every other command's
+    /// ([`crate::app::settings::cache_max_age`]).
+    #[must_use]
+    pub fn max_age(&self, conf: &config::Config) -> u64 {
+        crate::app::settings::cache_max_age(self.cache_max_age, conf).as_secs()
+    }
+
     /// Reads the configuration file and resolves the cache path
     /// (flag > environment > file > default).
     ///
