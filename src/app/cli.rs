@@ -439,6 +439,16 @@ pub struct InspectArgs {
     #[arg(long, env = "PVE_CPUGUARD_QEMU", value_name = "FILE")]
     pub qemu: Option<PathBuf>,
 
+    /// The cluster cache: without --probe, this node's QEMU answer recorded
+    /// by the last scan decides, as in every other command
+    /// [default: /var/cache/pve-cpuguard/cluster.json].
+    #[arg(long, env = "PVE_CPUGUARD_CACHE", value_name = "FILE")]
+    pub cache: Option<PathBuf>,
+
+    /// This node's name in the cache [default: the short host name].
+    #[arg(long, env = "PVE_CPUGUARD_NODE", value_name = "NAME")]
+    pub node: Option<String>,
+
     /// Seconds QEMU may take to answer --probe before it is killed.
     #[arg(
         long,

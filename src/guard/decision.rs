@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 
 use crate::app::config::{Policy, VendorChange};
 use crate::cpu::capability::Capability;
+use crate::cpu::level;
 use crate::cpu::requirement::Requirement;
 use crate::cpu::verdict::{self, Mode, Outcome, Reason, Verdict};
 use crate::guard::fleet::Fleet;
@@ -164,12 +165,45 @@ pub fn decide(
         ));
     }
 
+    // The suggestion is checked by the same verdict, on the target and for
+    // this very movement, before it is printed: a type that would be
+    // refused too (e.g. across a vendor change) is never suggested.
+    let mut everywhere = if allow {
+        None
+    } else {
+        everywhere_for(fleet, Some(req))
+    };
+    if let Some(cpu) = everywhere
+        .as_deref()
+        .and_then(|e| e.split_whitespace().next())
+    {
+        let mut alt = crate::cpu::requirement::from_cpu_value(cpu, &Default::default());
+        alt.hugepages_1g = req.hugepages_1g;
+        let mut ignore = Vec::new();
+        let w = apply_rules(verdict::judge(&alt, target_cap, mode()), rules, &mut ignore);
+        if w.outcome != Outcome::Compatible {
+            v.notes.push(format!(
+                "no CPU type makes this possible ({cpu} would be refused too: {}); nodes that would accept the VM as it is: {}",
+                summary(&w),
+                if accepting.is_empty() { "none".to_string() } else { accepting.join(", ") }
+            ));
+            everywhere = None;
+        }
+    }
+    let below = fleet.below_floor();
+    if !allow && everywhere.is_none() && !below.is_empty() {
+        v.notes.push(format!(
+            "no CPU type starts on every node: not even kvm64 starts on {}",
+            below.join(", ")
+        ));
+    }
+
     Decision {
         allow,
         verdict: v,
         warnings,
         accepting,
-        everywhere: if survey { everywhere(fleet) } else { None },
+        everywhere,
         target: target.to_string(),
         source: source.map(str::to_string),
         cpu: req.cpu.clone(),
@@ -205,10 +239,26 @@ pub fn apply_rules(mut v: Verdict, rules: Rules, warnings: &mut Vec<String>) -> 
     v
 }
 
-/// The suggestion "a CPU type that works on every node".
+/// The highest ladder type the verdict accepts on every known node for a
+/// VM like `req` (its 1 GiB huge pages kept); `None` when not even `kvm64`
+/// starts everywhere. The only source of "works on every node".
+#[must_use]
+pub fn recommend(fleet: &Fleet, req: Option<&Requirement>) -> Option<&'static str> {
+    let caps: Vec<&Capability> = fleet.known().map(|(_, c)| c).collect();
+    let hugepages = req.is_some_and(|r| r.hugepages_1g);
+    level::highest_everywhere(&caps, |r| r.hugepages_1g = hugepages)
+}
+
+/// The suggestion "a CPU type that works on every node" ([`recommend`]).
 #[must_use]
 pub fn everywhere(fleet: &Fleet) -> Option<String> {
-    let base = fleet.baseline()?;
+    everywhere_for(fleet, None)
+}
+
+/// [`everywhere`] for a VM like `req`.
+#[must_use]
+pub fn everywhere_for(fleet: &Fleet, req: Option<&Requirement>) -> Option<String> {
+    let base = recommend(fleet, req)?;
     let vendors = fleet.vendors();
     Some(if vendors.len() > 1 {
         format!(
@@ -221,6 +271,9 @@ pub fn everywhere(fleet: &Fleet) -> Option<String> {
 }
 
 fn summary(v: &Verdict) -> String {
+    if v.reasons.is_empty() {
+        return v.unknown.join("; ");
+    }
     v.reasons
         .iter()
         .map(ToString::to_string)

@@ -44,7 +44,8 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
     let mut allowed = Vec::new();
     let mut refused: BTreeMap<String, Value> = BTreeMap::new();
     let mut unknown: BTreeMap<String, Value> = BTreeMap::new();
-    let everywhere = guard::everywhere(&ctx.fleet);
+    let everywhere = guard::everywhere_for(&ctx.fleet, Some(&ctx.req));
+    let mut decisions: BTreeMap<String, Value> = BTreeMap::new();
     for t in &targets {
         let Some(cap) = ctx.fleet.capability(t) else {
             let why = ctx
@@ -65,8 +66,27 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
         let d = guard::decide(
             &ctx.label, &ctx.req, t, cap, movement, &ctx.fleet, ctx.rules,
         );
+        let view = ctx.fleet.get(t).and_then(|n| n.view());
+        decisions.insert(
+            t.clone(),
+            json!({
+                "allow": d.allow,
+                "verdict": d.verdict.outcome.as_str(),
+                "view": view,
+                "level": ctx.fleet.get(t).and_then(|n| n.level()),
+                "notes": d.verdict.notes,
+                "warnings": d.warnings,
+            }),
+        );
+        // The policy decides unknown answers here exactly as in the hook
+        // (`guard::decide`): under `policy strict` they are refusals.
         match d.verdict.outcome {
             Outcome::Compatible => allowed.push(t.clone()),
+            Outcome::Unknown if !d.allow => {
+                let mut why = d.verdict.unknown.clone();
+                why.push("policy strict: what cannot be proven safe is refused".into());
+                refused.insert(t.clone(), json!({"reasons": why, "codes": ["unknown"]}));
+            }
             Outcome::Incompatible => {
                 refused.insert(
                     t.clone(),
@@ -93,6 +113,8 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
             "not_allowed_nodes": refused,
             "unknown_nodes": unknown,
             "works_everywhere": everywhere,
+            "decisions": decisions,
+            "below_floor": ctx.fleet.below_floor(),
         }))?;
     } else {
         let mut s = String::new();
@@ -103,17 +125,30 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
             ctx.owner,
             if live { "live-migration" } else { "start" }
         );
+        let view = |t: &str| ctx.fleet.get(t).and_then(|n| n.view()).unwrap_or("none");
         for t in &allowed {
-            let _ = writeln!(s, "  {t}: allowed");
+            let _ = writeln!(s, "  {t}: allowed (view: {})", view(t));
         }
         for (t, v) in &refused {
-            let _ = writeln!(s, "  {t}: refused: {}", reasons(v));
+            let _ = writeln!(s, "  {t}: refused (view: {}): {}", view(t), reasons(v));
         }
         for (t, v) in &unknown {
-            let _ = writeln!(s, "  {t}: unknown: {}", reasons(v));
+            let _ = writeln!(s, "  {t}: unknown (view: {}): {}", view(t), reasons(v));
         }
-        if let Some(e) = &everywhere {
-            let _ = writeln!(s, "CPU type that works on every node: {e}");
+        match &everywhere {
+            Some(e) => {
+                let _ = writeln!(s, "CPU type that works on every node: {e}");
+            }
+            None => {
+                let below = ctx.fleet.below_floor();
+                if !below.is_empty() {
+                    let _ = writeln!(
+                        s,
+                        "No CPU type works on every node: not even kvm64 starts on {}",
+                        below.join(", ")
+                    );
+                }
+            }
         }
         output::print(&s)?;
     }
