@@ -112,7 +112,7 @@ pub fn render(audit: &Audit<'_>, max_age_secs: u64, last: Option<&LastRefusal>) 
         &mut s,
         "pve_cpuguard_cluster_level",
         "gauge",
-        "Cluster baseline: the lowest node level (-1 no data).",
+        "Cluster baseline: the highest level the verdict accepts on every node (-1 no data or below-kvm64).",
     );
     let _ = writeln!(
         s,
