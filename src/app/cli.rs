@@ -468,16 +468,9 @@ pub struct WhyNotArgs {
     #[arg(value_name = "CPU")]
     pub cpu: String,
 
+    /// Paths (custom models are read from the Proxmox cluster file
+    /// system's `virtual-guest/cpu-models.conf`), resolved like every
+    /// command's: flag > variable > configuration file > default.
     #[command(flatten)]
-    pub cpuinfo: CpuinfoArg,
-
-    /// The Proxmox cluster file system (custom models are read from
-    /// `virtual-guest/cpu-models.conf` below it).
-    #[arg(
-        long,
-        env = "PVE_CPUGUARD_PVE_DIR",
-        default_value = "/etc/pve",
-        value_name = "DIR"
-    )]
-    pub pve_dir: PathBuf,
+    pub common: CommonArgs,
 }
