@@ -165,6 +165,8 @@ pub struct Audit<'f> {
     pub everywhere: Option<String>,
     /// Number of distinct node CPUs.
     pub classes: usize,
+    /// The policy (unknown answers count as refusals under `strict`).
+    rules: Rules,
 }
 
 /// The CPU-relevant part of a VM config: equal keys give equal requirements.
@@ -284,6 +286,7 @@ pub fn run<'f>(
         vms: Vec::new(),
         baseline: fleet.baseline(),
         everywhere: guard::everywhere(fleet),
+        rules,
     };
     let suggestions = [false, true].map(|hp| audit.suggest(hp, rules, &classes));
     for a in &mut audits {
@@ -346,8 +349,14 @@ impl Audit<'_> {
         if let Some(why) = &req.unknown {
             flags.push(Flag::CannotJudge(why.clone()));
         }
+        // The policy decides unknown answers as the hook does
+        // (`guard::allows`): under `strict` they cannot start either.
         let cannot_start: Vec<usize> = (0..self.fleet.nodes.len())
-            .filter(|&n| matches!(self.start_cell(a, n), Cell::No(_)))
+            .filter(|&n| match self.start_cell(a, n) {
+                Cell::No(_) => true,
+                Cell::Unknown(Some(v)) => !guard::allows(v, self.rules),
+                _ => false,
+            })
             .collect();
         let host = matches!(req.base, Base::Host | Base::Max) && req.unknown.is_none();
         if !host && !cannot_start.is_empty() {

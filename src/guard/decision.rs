@@ -114,23 +114,18 @@ pub fn decide(
         &mut warnings,
     );
 
-    let allow = match v.outcome {
-        Outcome::Compatible => true,
-        Outcome::Incompatible => false,
-        Outcome::Unknown => {
-            let why = v.unknown.join("; ");
-            if rules.policy == Policy::Strict {
-                v.notes
-                    .push("policy strict: what cannot be proven safe is refused".into());
-                false
-            } else {
-                warnings.push(format!(
-                    "allowed without proof: {why} (set policy = strict to refuse such cases)"
-                ));
-                true
-            }
+    let allow = allows(&v, rules);
+    if v.outcome == Outcome::Unknown {
+        let why = v.unknown.join("; ");
+        if allow {
+            warnings.push(format!(
+                "allowed without proof: {why} (set policy = strict to refuse such cases)"
+            ));
+        } else {
+            v.notes
+                .push("policy strict: what cannot be proven safe is refused".into());
         }
-    };
+    }
 
     let mut accepting = Vec::new();
     let mut cannot_start = Vec::new();
@@ -210,6 +205,19 @@ pub fn decide(
         running_cpu: req.running_cpu.clone(),
         vm: vm.clone(),
         live: matches!(movement, Movement::Live { .. }),
+    }
+}
+
+/// The policy's answer to a verdict (after [`apply_rules`]): compatible
+/// goes ahead, incompatible is refused, unknown is allowed under `policy
+/// default` and refused under `policy strict`. The hook, `migrate`,
+/// `check` and `audit` all decide through here.
+#[must_use]
+pub fn allows(v: &Verdict, rules: Rules) -> bool {
+    match v.outcome {
+        Outcome::Compatible => true,
+        Outcome::Incompatible => false,
+        Outcome::Unknown => rules.policy != Policy::Strict,
     }
 }
 
