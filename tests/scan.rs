@@ -538,9 +538,58 @@ fn the_kvm_view_is_recorded_by_scan_and_decides() {
     );
     c.sshd("pve2", HASWELL);
     c.write_config();
+    // The journal: a datagram socket in place of /dev/log.
+    let journal_path = c.dir.path().join("journal.sock");
+    let journal = std::os::unix::net::UnixDatagram::bind(&journal_path).unwrap();
+    journal.set_nonblocking(true).unwrap();
     let mut cmd = c.command(&["--output", "json", "scan"]);
+    cmd.env("PVE_CPUGUARD_PROBE", "kvm")
+        .env("PVE_CPUGUARD_SYSLOG_SOCKET", &journal_path);
+    let run = common::Run::of(cmd);
+    run.expect_code(0);
+    // pve2's probe failed (its sshd serves no QEMU): a visible warning in
+    // the JSON and the journal, never silent.
+    let out = run.json();
+    let warned = |w: &str| w.starts_with("pve2: QEMU probe failed (");
+    assert!(
+        out["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| warned(w.as_str().unwrap())),
+        "{out}"
+    );
+    let mut logged = Vec::new();
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = journal.recv(&mut buf) {
+        logged.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(
+        logged
+            .iter()
+            .any(|m| m.contains("pve2: QEMU probe failed (")),
+        "{logged:?}"
+    );
+    // ...and in the text, under the node: the one answer and its view.
+    let mut cmd = c.command(&["scan"]);
     cmd.env("PVE_CPUGUARD_PROBE", "kvm");
-    common::Run::of(cmd).expect_code(0);
+    let run = common::Run::of(cmd);
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains("warning: pve2: QEMU probe failed ("),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stdout.contains("  note: QEMU probe failed ("),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("| below-kvm64\n  view: kvm\n"),
+        "{}",
+        run.stdout
+    );
 
     let cache: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&c.cache).unwrap()).unwrap();
