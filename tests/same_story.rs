@@ -311,14 +311,10 @@ fn every_command_tells_the_same_story() {
         "nothing starts on pve1, so nothing is recommended for every node: {recommended:?}"
     );
     for (vmid, _, _) in VMS {
-        assert_eq!(
-            story.starts[&(vmid, "pve1".into())],
-            false,
-            "VM {vmid} on pve1"
-        );
+        assert!(!story.starts[&(vmid, "pve1".into())], "VM {vmid} on pve1");
     }
-    assert_eq!(story.starts[&(100, "pve3".into())], true);
-    assert_eq!(story.starts[&(103, "pve2".into())], false);
+    assert!(story.starts[&(100, "pve3".into())]);
+    assert!(!story.starts[&(103, "pve2".into())]);
     // The disagreement is a note beside the one answer, and the node is
     // flagged as below the floor.
     let status = on(&c, "pve1", &["status"]).run().code(0).stdout;

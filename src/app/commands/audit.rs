@@ -66,7 +66,7 @@ pub fn gather(settings: &Settings, read_local_cpu: bool) -> Result<Gathered> {
 
     // This node read now, through the same definition as every command
     // (its cached QEMU answer counts while its flags are unchanged).
-    let is_node = node_names.iter().any(|n| *n == settings.node);
+    let is_node = node_names.contains(&settings.node);
     let local = (read_local_cpu && is_node)
         .then(|| cpuinfo::read(&settings.cpuinfo).ok())
         .flatten();
