@@ -319,10 +319,13 @@ fn every_command_tells_the_same_story() {
     // flagged as below the floor.
     let status = on(&c, "pve1", &["status"]).run().code(0).stdout;
     assert!(status.contains("pve1 | 10.0.0.9 | below-kvm64"), "{status}");
-    assert!(status.contains("  view: kvm"), "{status}");
+    assert!(
+        status.contains("\nView: pve1 kvm, pve2 cpuinfo, pve3 cpuinfo\n"),
+        "{status}"
+    );
     assert!(
         status.contains(
-            "note: /proc/cpuinfo alone would say x86-64-v3; QEMU 7.2.22 under KVM decides"
+            "note: pve1: /proc/cpuinfo alone would say x86-64-v3; QEMU 7.2.22 under KVM decides"
         ),
         "{status}"
     );
@@ -350,9 +353,12 @@ fn a_failed_probe_is_a_warning_and_recommendations_pass_the_verdict() {
     let status = on(&c, "pve1", &["status"]).run().code(0).stdout;
     assert!(
         status.contains(
-            "note: QEMU probe failed (qemu-system-x86_64: Could not access KVM kernel module"
+            "note: pve1: QEMU probe failed (qemu-system-x86_64: Could not access KVM kernel module"
         ),
         "{status}"
     );
-    assert!(status.contains("  view: cpuinfo"), "{status}");
+    assert!(
+        status.contains("\nView: pve1 cpuinfo, pve2 cpuinfo, pve3 cpuinfo\n"),
+        "{status}"
+    );
 }

@@ -38,7 +38,7 @@ fn status_and_baseline_mark_old_records_stale_and_exit_1() {
     c.on("pve1", &["baseline"])
         .run()
         .code(1)
-        .stdout_has("warning: stale data for pve2");
+        .stdout_has("warning: uses last-known data for pve2 (stale");
 }
 
 #[test]

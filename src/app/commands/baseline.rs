@@ -119,7 +119,7 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
     if !stale.is_empty() {
         let _ = writeln!(
             s,
-            "warning: stale data for {} (last refresh failed or older than {}); run `pve-cpuguard scan`",
+            "warning: uses last-known data for {} (stale: last refresh failed or older than {}); run `pve-cpuguard scan`",
             stale.join(", "),
             cache::human_age(max_age)
         );

@@ -143,7 +143,7 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
             });
             value["kvm"] = view;
             if let Some(list) = value["cpu_types"].as_array_mut() {
-                for (entry, (_, v)) in list.iter_mut().zip(&k.types) {
+                for ((entry, (_, v)), (_, c)) in list.iter_mut().zip(&k.types).zip(&cpuinfo_types) {
                     entry["kvm"] = json!({
                         "supported": v.outcome == Outcome::Compatible,
                         "verdict": v.outcome.as_str(),
@@ -151,6 +151,12 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
                         "notes": v.notes,
                         "unknown": v.unknown,
                         "checked_with": v.checked_with,
+                    });
+                    // The other view, beside the one answer above.
+                    entry["cpuinfo"] = json!({
+                        "supported": c.outcome == Outcome::Compatible,
+                        "verdict": c.outcome.as_str(),
+                        "missing": c.missing_flags(),
                     });
                 }
             }

@@ -158,6 +158,7 @@ fn log_results(results: &[NodeResult], cache: &Cache, failed: usize) {
 
 fn text(results: &[NodeResult], cache: &Cache, now: u64) -> String {
     let mut s = String::new();
+    let mut truths = Vec::new();
     let _ = writeln!(s, "{}", view::HEADER);
     for r in results {
         if let (Ok(_), Some(rec)) = (&r.result, cache.node(&r.node.name)) {
@@ -167,11 +168,12 @@ fn text(results: &[NodeResult], cache: &Cache, now: u64) -> String {
                 "{}",
                 view::node_line(&rec.name, &rec.address, t.level_name())
             );
-            s.push_str(&view::truth_lines(&t));
+            truths.push((rec.name.as_str(), t));
         }
     }
     let _ = writeln!(s);
     let _ = writeln!(s, "{}", view::cluster_line(view::cluster_type(cache)));
+    s.push_str(&view::truth_block(&truths));
 
     let failures: Vec<&NodeResult> = results.iter().filter(|r| r.result.is_err()).collect();
     if !failures.is_empty() {

@@ -52,18 +52,22 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
         return Ok(code);
     }
     let _ = writeln!(s, "{}", view::HEADER);
-    for r in cache.nodes.values() {
-        let t = truth::of_record(r);
+    let truths: Vec<(&str, truth::Truth)> = cache
+        .nodes
+        .values()
+        .map(|r| (r.name.as_str(), truth::of_record(r)))
+        .collect();
+    for (r, (_, t)) in cache.nodes.values().zip(&truths) {
         let _ = writeln!(
             s,
             "{} | {}",
             view::node_line(&r.name, &r.address, t.level_name()),
             view::age_text(r, now, max_age)
         );
-        s.push_str(&view::truth_lines(&t));
     }
     let _ = writeln!(s);
     let _ = writeln!(s, "{}", view::cluster_line(view::cluster_type(&cache)));
+    s.push_str(&view::truth_block(&truths));
     if !cache.unscanned.is_empty() {
         let _ = writeln!(s, "\nNodes without data (not included above):");
         for u in cache.unscanned.values() {

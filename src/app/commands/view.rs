@@ -61,16 +61,28 @@ pub fn stale_names(cache: &Cache, now: u64, max_age: u64) -> Vec<String> {
         .collect()
 }
 
-/// The lines under a node's line: which view decided, and the notes where
-/// the other view disagrees (`  view: kvm`, `  note: …`).
+/// After the node lines (which stay in ProxCLMC's format byte for byte):
+/// which view decided each node's answer, the nodes below the floor, and
+/// the notes where /proc/cpuinfo disagrees with QEMU's answer.
 #[must_use]
-pub fn truth_lines(t: &Truth) -> String {
-    let mut s = format!("  view: {}\n", t.view());
-    if !t.level.floor_met {
-        s.push_str("  warning: not even kvm64 (the lowest Proxmox VE type) starts here\n");
+pub fn truth_block(nodes: &[(&str, Truth)]) -> String {
+    if nodes.is_empty() {
+        return String::new();
     }
-    for n in &t.notes {
-        s.push_str(&format!("  note: {n}\n"));
+    let views: Vec<String> = nodes
+        .iter()
+        .map(|(n, t)| format!("{n} {}", t.view()))
+        .collect();
+    let mut s = format!("\nView: {}\n", views.join(", "));
+    for (n, t) in nodes {
+        if !t.level.floor_met {
+            s.push_str(&format!(
+                "warning: {n}: not even kvm64 (the lowest Proxmox VE type) starts here\n"
+            ));
+        }
+        for note in &t.notes {
+            s.push_str(&format!("note: {n}: {note}\n"));
+        }
     }
     s
 }
