@@ -330,6 +330,11 @@ fn every_command_tells_the_same_story() {
         "{status}"
     );
     assert!(!status.contains("pve1 | 10.0.0.9 | x86-64-v3"), "{status}");
+    // The hook's refusal on pve1 says which view decided.
+    on(&c, "pve1", &["hook", "100", "pre-start"])
+        .run()
+        .code(1)
+        .stderr_has("  view: kvm (checked with QEMU 7.2.22 under KVM)");
     let check = on(&c, "pve1", &["check", "100", "--mode", "start"])
         .run()
         .stdout;

@@ -83,6 +83,9 @@ pub struct Decision {
     pub vm: VmLabel,
     /// Whether the rules for a live migration applied.
     pub live: bool,
+    /// Which view decided the target's answer: `kvm`, `tcg` or `cpuinfo`
+    /// ([`crate::cache::truth::view_name`]).
+    pub view: &'static str,
 }
 
 /// Judges `req` on `target` (whose capability is `target_cap`), under `rules`.
@@ -205,6 +208,7 @@ pub fn decide(
         running_cpu: req.running_cpu.clone(),
         vm: vm.clone(),
         live: matches!(movement, Movement::Live { .. }),
+        view: crate::cache::truth::view_name(target_cap),
     }
 }
 
@@ -332,6 +336,7 @@ impl Decision {
                 let _ = writeln!(s, "  - unknown: {u}");
             }
         }
+        let _ = writeln!(s, "  view: {} ({})", self.view, self.verdict.checked_with);
         for n in &self.verdict.notes {
             let _ = writeln!(s, "  note: {n}");
         }
