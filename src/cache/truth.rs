@@ -171,3 +171,75 @@ pub fn cluster_level(caps: &[&Capability]) -> Option<&'static str> {
     }
     Some(level::highest_everywhere(caps, |_| {}).unwrap_or(BELOW_FLOOR))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reach::kvm_probe::{self, Accel};
+    use std::path::Path;
+
+    /// The nested EPYC of tests/data/qmp: cpuinfo says x86-64-v3, QEMU
+    /// under KVM cannot give SSE3 (recorded, unedited).
+    fn epyc() -> (CpuInfo, KvmView) {
+        let info = crate::cpu::cpuinfo::parse(
+            include_str!("../../tests/data/qmp/pvm-epyc-cpuinfo.txt"),
+            Path::new("pvm-epyc-cpuinfo.txt"),
+        )
+        .unwrap();
+        let view = kvm_probe::interpret(
+            include_bytes!("../../tests/data/qmp/qemu-7.2-pvm-epyc-kvm.jsonl"),
+            b"",
+            Accel::Kvm,
+            "recorded",
+        )
+        .unwrap();
+        (info, view)
+    }
+
+    #[test]
+    fn qemus_answer_decides_and_cpuinfo_is_a_note() {
+        let (info, view) = epyc();
+        let rec = NodeRecord::new("pve1", "a", &info, None, 1).with_kvm(Some(Ok(view)));
+        let t = of_record(&rec);
+        assert_eq!((t.view(), t.level_name()), ("kvm", BELOW_FLOOR));
+        assert_eq!(
+            t.notes[0],
+            "/proc/cpuinfo alone would say x86-64-v3; QEMU 7.2.22 under KVM decides"
+        );
+        // The stored level follows the same answer.
+        assert!(rec.below_floor);
+        // The local node keeps the cached answer while its flags are the same.
+        assert_eq!(of_local(&info, Some(&rec)).level_name(), BELOW_FLOOR);
+        let mut changed = info.clone();
+        changed.flags.remove("pni");
+        let t = of_local(&changed, Some(&rec));
+        assert_eq!(
+            t.view(),
+            "cpuinfo",
+            "a flag change invalidates QEMU's answer"
+        );
+    }
+
+    #[test]
+    fn a_failed_probe_leaves_cpuinfo_deciding_with_a_note() {
+        let (info, _) = epyc();
+        let rec = NodeRecord::new("pve1", "a", &info, None, 1)
+            .with_kvm(Some(Err("Could not access KVM kernel module".into())));
+        let t = of_record(&rec);
+        assert_eq!((t.view(), t.level_name()), ("cpuinfo", "x86-64-v3"));
+        assert_eq!(
+            t.notes,
+            [probe_failed("Could not access KVM kernel module")]
+        );
+    }
+
+    #[test]
+    fn one_node_below_the_floor_puts_the_cluster_below_it() {
+        let (info, view) = epyc();
+        let nested = capability(&info, Some(&view));
+        let plain = capability(&info, None);
+        assert_eq!(cluster_level(&[&plain]), Some("x86-64-v3"));
+        assert_eq!(cluster_level(&[&plain, &nested]), Some(BELOW_FLOOR));
+        assert_eq!(cluster_level(&[]), None);
+    }
+}
