@@ -188,12 +188,15 @@ pub fn decide(
             everywhere = None;
         }
     }
-    let below = fleet.below_floor();
-    if !allow && everywhere.is_none() && !below.is_empty() {
-        v.notes.push(format!(
-            "no CPU type starts on every node: not even kvm64 starts on {}",
-            below.join(", ")
-        ));
+    // Only a refusal pays for every node's level.
+    if !allow && everywhere.is_none() {
+        let below = fleet.below_floor();
+        if !below.is_empty() {
+            v.notes.push(format!(
+                "no CPU type starts on every node: not even kvm64 starts on {}",
+                below.join(", ")
+            ));
+        }
     }
 
     Decision {
