@@ -109,3 +109,33 @@ fn check_finds_a_vm_on_another_node_without_vmlist_and_names_a_missing_one() {
         .code(2)
         .stderr_has("VM 555 does not exist");
 }
+
+#[test]
+fn inspect_finds_the_cache_through_the_configuration_file() {
+    let c = cluster();
+    // The cache holds pve1 with its flags; the configuration file alone
+    // names the cache, and inspect reads this node's record there.
+    let conf = c.path("cache.conf");
+    std::fs::write(&conf, format!("cache = {}\n", c.cache().display())).unwrap();
+    let mut cache = pve_cpuguard::cache::Cache::load(&c.cache()).unwrap();
+    cache.nodes.get_mut("pve1").unwrap().kvm_error = Some("no /dev/kvm".into());
+    std::fs::write(c.cache(), cache.to_json()).unwrap();
+    let j = util::Run::new(["inspect", "-o", "json"])
+        .env("PVE_CPUGUARD_CONFIG", &conf)
+        .env("PVE_CPUGUARD_NODE", "pve1")
+        .env(
+            "PVE_CPUGUARD_CPUINFO",
+            util::cpuinfo("hwloc-xeon-silver-4108-skylake-sp"),
+        )
+        .run()
+        .code(0)
+        .json();
+    assert_eq!(j["view"], "cpuinfo", "{j}");
+    assert!(
+        j["notes"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("QEMU probe failed (no /dev/kvm)"),
+        "{j}"
+    );
+}

@@ -68,3 +68,19 @@ fn cache_max_age_comes_from_flag_variable_or_file() {
         .run()
         .code(1);
 }
+
+#[test]
+fn check_marks_the_nodes_it_judged_from_stale_records() {
+    let mut c = cluster();
+    c.vm(100, "pve1", "cpu: x86-64-v3\n");
+    let d = c
+        .on("pve1", &["check", "100", "--mode", "start", "-o", "json"])
+        .run()
+        .code(0)
+        .json();
+    assert_eq!(d["decisions"]["pve2"]["stale"], true, "{d}");
+    c.on("pve1", &["check", "100", "--mode", "start"])
+        .run()
+        .code(0)
+        .stdout_has("pve2: allowed (view: cpuinfo, STALE: older than cache_max_age");
+}

@@ -440,10 +440,9 @@ pub struct InspectArgs {
     pub qemu: Option<PathBuf>,
 
     /// The cluster cache: without --probe, this node's QEMU answer recorded
-    /// by the last scan decides, as in every other command
-    /// [default: /var/cache/pve-cpuguard/cluster.json].
-    #[arg(long, env = "PVE_CPUGUARD_CACHE", value_name = "FILE")]
-    pub cache: Option<PathBuf>,
+    /// by the last scan decides, as in every other command.
+    #[command(flatten)]
+    pub cache: CacheArgs,
 
     /// This node's name in the cache [default: the short host name].
     #[arg(long, env = "PVE_CPUGUARD_NODE", value_name = "NAME")]

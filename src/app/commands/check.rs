@@ -45,6 +45,7 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
     let mut refused: BTreeMap<String, Value> = BTreeMap::new();
     let mut unknown: BTreeMap<String, Value> = BTreeMap::new();
     let everywhere = guard::everywhere_for(&ctx.fleet, Some(&ctx.req));
+    let max_age = settings.cache_max_age.as_secs();
     let mut decisions: BTreeMap<String, Value> = BTreeMap::new();
     for t in &targets {
         let Some(cap) = ctx.fleet.capability(t) else {
@@ -67,6 +68,7 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
             &ctx.label, &ctx.req, t, cap, movement, &ctx.fleet, ctx.rules,
         );
         let view = ctx.fleet.get(t).and_then(|n| n.view());
+        let stale = ctx.fleet.get(t).is_some_and(|n| stale(n, max_age));
         decisions.insert(
             t.clone(),
             json!({
@@ -76,6 +78,7 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
                 "level": ctx.fleet.get(t).and_then(|n| n.level()),
                 "notes": d.verdict.notes,
                 "warnings": d.warnings,
+                "stale": stale,
             }),
         );
         // The policy decides unknown answers here exactly as in the hook
@@ -114,6 +117,7 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
             "unknown_nodes": unknown,
             "works_everywhere": everywhere,
             "decisions": decisions,
+            "cache_max_age_seconds": max_age,
             "below_floor": ctx.fleet.below_floor(),
         }))?;
     } else {
@@ -125,7 +129,15 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
             ctx.owner,
             if live { "live-migration" } else { "start" }
         );
-        let view = |t: &str| ctx.fleet.get(t).and_then(|n| n.view()).unwrap_or("none");
+        let view = |t: &str| {
+            let n = ctx.fleet.get(t);
+            let v = n.and_then(|n| n.view()).unwrap_or("none");
+            if n.is_some_and(|n| stale(n, max_age)) {
+                format!("{v}, STALE: older than cache_max_age or last refresh failed")
+            } else {
+                v.to_string()
+            }
+        };
         for t in &allowed {
             let _ = writeln!(s, "  {t}: allowed (view: {})", view(t));
         }
@@ -159,6 +171,12 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
     } else {
         ExitCode::Ok
     })
+}
+
+/// Whether a node's record is stale: older than `cache_max_age` or its
+/// last refresh failed (the same rule as `status`).
+fn stale(n: &crate::guard::fleet::NodeView, max_age: u64) -> bool {
+    n.problem.is_some() || n.age_secs.is_some_and(|a| a > max_age)
 }
 
 /// The `reasons` strings of a node's JSON entry, for the text output.

@@ -87,10 +87,8 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
         }
         None => {
             let node = crate::pve::paths::local_node(args.node.as_deref());
-            let path = args
-                .cache
-                .clone()
-                .unwrap_or_else(|| cache::DEFAULT_PATH.into());
+            // flag > variable > configuration file > default, as everywhere.
+            let (_, path) = args.cache.resolve()?;
             let rec = cache::Cache::load_lenient(&path)
                 .ok()
                 .and_then(|(c, _)| c.nodes.get(&node).cloned());
