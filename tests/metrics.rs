@@ -38,11 +38,15 @@ fn normalise(text: &str, age: u64) -> String {
         + "\n"
 }
 
-const EXPECTED: &str = r#"# HELP pve_cpuguard_node_level CPU level of the node on Proxmox VE's ladder (0 kvm64, 1 x86-64-v2, 2 x86-64-v2-AES, 3 x86-64-v3, 4 x86-64-v4; -1 no data).
+const EXPECTED: &str = r#"# HELP pve_cpuguard_node_level CPU level of the node on Proxmox VE's ladder (0 kvm64, 1 x86-64-v2, 2 x86-64-v2-AES, 3 x86-64-v3, 4 x86-64-v4; -1 no data or below-kvm64), from the node's one answer (QEMU's under KVM when recorded, else /proc/cpuinfo).
 # TYPE pve_cpuguard_node_level gauge
 pve_cpuguard_node_level{node="pve1",level="x86-64-v4"} 4
 pve_cpuguard_node_level{node="pve2",level="x86-64-v3"} 3
 pve_cpuguard_node_level{node="pve9",level="unknown"} -1
+# HELP pve_cpuguard_node_view Which view decided the node's answer: kvm (QEMU under KVM), tcg or cpuinfo.
+# TYPE pve_cpuguard_node_view gauge
+pve_cpuguard_node_view{node="pve1",view="cpuinfo"} 1
+pve_cpuguard_node_view{node="pve2",view="cpuinfo"} 1
 # HELP pve_cpuguard_cache_age_seconds Age of the node's cached CPU record.
 # TYPE pve_cpuguard_cache_age_seconds gauge
 pve_cpuguard_cache_age_seconds{node="pve1"} N
@@ -52,7 +56,7 @@ pve_cpuguard_cache_age_seconds{node="pve2"} N
 pve_cpuguard_node_stale{node="pve1"} 0
 pve_cpuguard_node_stale{node="pve2"} 0
 pve_cpuguard_node_stale{node="pve9"} 1
-# HELP pve_cpuguard_cluster_level Cluster baseline: the lowest node level (-1 no data).
+# HELP pve_cpuguard_cluster_level Cluster baseline: the highest level the verdict accepts on every node (-1 no data or below-kvm64).
 # TYPE pve_cpuguard_cluster_level gauge
 pve_cpuguard_cluster_level{level="x86-64-v3"} 3
 # HELP pve_cpuguard_vms VMs in the cluster.

@@ -29,19 +29,42 @@ fn node_json<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value 
         .unwrap_or_else(|| panic!("node {name} in {v}"))
 }
 
-/// The exact ProxCLMC-compatible text for nodes that all answered.
+/// The cluster CPU type over node levels as printed: a node where not even
+/// kvm64 starts makes it `below-kvm64`, else the lowest level.
+fn cluster_level<'a>(levels: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let levels: Vec<&str> = levels.into_iter().collect();
+    if levels.contains(&level::BELOW_FLOOR) {
+        return Some(level::BELOW_FLOOR);
+    }
+    level::lowest(levels)
+}
+
+/// The exact ProxCLMC-compatible text for nodes that all answered (byte
+/// for byte), then the line saying which view decided each node (all
+/// /proc/cpuinfo here: these tests do not probe QEMU).
 fn proxclmc_text(c: &Cluster) -> String {
     let mut s = String::from("Detected nodes:\n");
     let mut levels = Vec::new();
+    let mut views = Vec::new();
     for n in &c.nodes {
         let l = expected_level(n.sample.as_deref().unwrap());
         levels.push(l);
         s.push_str(&format!("{} | {} | {l}\n", n.name, n.addr));
+        views.push(format!("{} cpuinfo", n.name));
     }
     s.push_str(&format!(
         "\nCluster CPU type: {}\n",
-        level::lowest(levels).unwrap()
+        cluster_level(levels).unwrap()
     ));
+    s.push_str(&format!("\nView: {}\n", views.join(", ")));
+    for n in &c.nodes {
+        if expected_level(n.sample.as_deref().unwrap()) == level::BELOW_FLOOR {
+            s.push_str(&format!(
+                "warning: {}: not even kvm64 (the lowest Proxmox VE type) starts here\n",
+                n.name
+            ));
+        }
+    }
     s
 }
 
@@ -113,7 +136,7 @@ fn sixteen_nodes_each_with_its_own_cpu() {
         .iter()
         .map(|n| expected_level(n.sample.as_deref().unwrap()))
         .collect();
-    assert_eq!(v["cluster_cpu_type"], level::lowest(all).unwrap());
+    assert_eq!(v["cluster_cpu_type"], cluster_level(all).unwrap());
     // And the text form is exactly ProxCLMC's.
     assert_eq!(c.run(&["scan"]).expect_code(0).stdout, proxclmc_text(&c));
 }
@@ -243,7 +266,7 @@ fn silent_closed_and_offline_nodes_fail_within_the_timeout() {
         "{log}"
     );
     // The cluster type covers the nodes with data, and the text says who is missing.
-    let expected = level::lowest([HASWELL, SAPPHIRE].map(expected_level)).unwrap();
+    let expected = cluster_level([HASWELL, SAPPHIRE].map(expected_level)).unwrap();
     assert_eq!(v["cluster_cpu_type"], expected);
     let text = c.run(&["scan"]);
     text.expect_code(1);
@@ -288,7 +311,7 @@ fn a_failed_node_keeps_its_last_record_marked_stale() {
     assert_eq!(new.flags, old.flags, "no data lost");
     assert_eq!(new.scanned_at, old.scanned_at, "the data keeps its own age");
     // The cluster type still counts pve2.
-    let expected = level::lowest([HASWELL, SAPPHIRE].map(expected_level)).unwrap();
+    let expected = cluster_level([HASWELL, SAPPHIRE].map(expected_level)).unwrap();
     assert!(run
         .stdout
         .contains(&format!("Cluster CPU type: {expected}\n")));
@@ -438,7 +461,7 @@ fn baseline_names_a_model_every_node_supports() {
     let samples = [HASWELL, SAPPHIRE, IVY];
     assert_eq!(
         v["level"],
-        level::lowest(samples.map(expected_level)).unwrap()
+        cluster_level(samples.map(expected_level)).unwrap()
     );
     let caps: Vec<Capability> = samples
         .iter()
@@ -538,9 +561,62 @@ fn the_kvm_view_is_recorded_by_scan_and_decides() {
     );
     c.sshd("pve2", HASWELL);
     c.write_config();
+    // The journal: a datagram socket in place of /dev/log.
+    let journal_path = c.dir.path().join("journal.sock");
+    let journal = std::os::unix::net::UnixDatagram::bind(&journal_path).unwrap();
+    journal.set_nonblocking(true).unwrap();
     let mut cmd = c.command(&["--output", "json", "scan"]);
+    cmd.env("PVE_CPUGUARD_PROBE", "kvm")
+        .env("PVE_CPUGUARD_SYSLOG_SOCKET", &journal_path);
+    let run = common::Run::of(cmd);
+    run.expect_code(0);
+    // pve2's probe failed (its sshd serves no QEMU): a visible warning in
+    // the JSON and the journal, never silent.
+    let out = run.json();
+    let warned = |w: &str| w.starts_with("pve2: QEMU probe failed (");
+    assert!(
+        out["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| warned(w.as_str().unwrap())),
+        "{out}"
+    );
+    let mut logged = Vec::new();
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = journal.recv(&mut buf) {
+        logged.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(
+        logged
+            .iter()
+            .any(|m| m.contains("pve2: QEMU probe failed (")),
+        "{logged:?}"
+    );
+    // ...and in the text, under the node: the one answer and its view.
+    let mut cmd = c.command(&["scan"]);
     cmd.env("PVE_CPUGUARD_PROBE", "kvm");
-    common::Run::of(cmd).expect_code(0);
+    let run = common::Run::of(cmd);
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains("warning: pve2: QEMU probe failed ("),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stdout.contains("\nnote: pve2: QEMU probe failed ("),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("| below-kvm64\n"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("\nView: pve1 kvm, pve2 cpuinfo\n")
+            && run.stdout.contains(
+                "\nwarning: pve1: not even kvm64 (the lowest Proxmox VE type) starts here\n"
+            ),
+        "{}",
+        run.stdout
+    );
 
     let cache: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&c.cache).unwrap()).unwrap();

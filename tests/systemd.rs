@@ -60,6 +60,21 @@ fn refresh_units_verify() {
     assert_eq!(setting(&timer, "Persistent"), ["true"]);
     assert_eq!(setting(&timer, "RandomizedDelaySec").len(), 1);
     assert_eq!(setting(&timer, "OnBootSec").len(), 1);
+
+    // The timer's scan can open /dev/kvm like a scan run by hand (issue 10):
+    // no private /dev (it holds only pseudo devices), a closed device
+    // policy that allows /dev/kvm, and the rest still hardened.
+    assert_eq!(setting(&service, "PrivateDevices"), ["no"]);
+    assert_eq!(setting(&service, "DevicePolicy"), ["closed"]);
+    assert_eq!(setting(&service, "DeviceAllow"), ["/dev/kvm rw"]);
+    for (key, want) in [
+        ("ProtectSystem", "strict"),
+        ("NoNewPrivileges", "yes"),
+        ("ProtectKernelModules", "yes"),
+        ("MemoryDenyWriteExecute", "yes"),
+    ] {
+        assert_eq!(setting(&service, key), [want], "{key}");
+    }
 }
 
 #[test]

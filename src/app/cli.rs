@@ -309,9 +309,23 @@ pub struct CacheArgs {
     /// Configuration file [default: /etc/pve-cpuguard/pve-cpuguard.conf].
     #[arg(long, env = "PVE_CPUGUARD_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// A cache record older than this is stale (e.g. 90m, 2h): marked in
+    /// the output and exit 1 [default: `cache_max_age` in the
+    /// configuration file, else 2h].
+    #[arg(long, env = "PVE_CPUGUARD_CACHE_MAX_AGE", value_parser = config::duration_arg)]
+    pub cache_max_age: Option<Duration>,
 }
 
 impl CacheArgs {
+    /// `cache_max_age` in seconds: flag > environment > file > default,
+    /// resolved by the same code as every other command's
+    /// ([`crate::app::settings::cache_max_age`]).
+    #[must_use]
+    pub fn max_age(&self, conf: &config::Config) -> u64 {
+        crate::app::settings::cache_max_age(self.cache_max_age, conf).as_secs()
+    }
+
     /// Reads the configuration file and resolves the cache path
     /// (flag > environment > file > default).
     ///
@@ -425,6 +439,15 @@ pub struct InspectArgs {
     #[arg(long, env = "PVE_CPUGUARD_QEMU", value_name = "FILE")]
     pub qemu: Option<PathBuf>,
 
+    /// The cluster cache: without --probe, this node's QEMU answer recorded
+    /// by the last scan decides, as in every other command.
+    #[command(flatten)]
+    pub cache: CacheArgs,
+
+    /// This node's name in the cache [default: the short host name].
+    #[arg(long, env = "PVE_CPUGUARD_NODE", value_name = "NAME")]
+    pub node: Option<String>,
+
     /// Seconds QEMU may take to answer --probe before it is killed.
     #[arg(
         long,
@@ -444,16 +467,9 @@ pub struct WhyNotArgs {
     #[arg(value_name = "CPU")]
     pub cpu: String,
 
+    /// Paths (custom models are read from the Proxmox cluster file
+    /// system's `virtual-guest/cpu-models.conf`), resolved like every
+    /// command's: flag > variable > configuration file > default.
     #[command(flatten)]
-    pub cpuinfo: CpuinfoArg,
-
-    /// The Proxmox cluster file system (custom models are read from
-    /// `virtual-guest/cpu-models.conf` below it).
-    #[arg(
-        long,
-        env = "PVE_CPUGUARD_PVE_DIR",
-        default_value = "/etc/pve",
-        value_name = "DIR"
-    )]
-    pub pve_dir: PathBuf,
+    pub common: CommonArgs,
 }

@@ -127,6 +127,16 @@ impl SshArgs {
     }
 }
 
+/// The default `cache_max_age`.
+pub const DEFAULT_CACHE_MAX_AGE: Duration = Duration::from_secs(2 * 3600);
+
+/// `cache_max_age`: flag or environment, else the file, else 2h. Every
+/// command that reads the cache resolves it here.
+#[must_use]
+pub fn cache_max_age(given: Option<Duration>, config: &Config) -> Duration {
+    Config::pick(given, config.cache_max_age.as_ref(), DEFAULT_CACHE_MAX_AGE)
+}
+
 /// Resolved settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -184,11 +194,7 @@ impl Settings {
                 config.vendor_change.as_ref(),
                 VendorChange::Refuse,
             ),
-            cache_max_age: Config::pick(
-                args.cache_max_age,
-                config.cache_max_age.as_ref(),
-                Duration::from_secs(2 * 3600),
-            ),
+            cache_max_age: cache_max_age(args.cache_max_age, &config),
             state_dir: Config::pick(
                 args.state_dir.clone(),
                 config.state_dir.as_ref(),

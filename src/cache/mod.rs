@@ -4,5 +4,6 @@
 //! Rule: may use the CPU core only (and the file system).
 
 mod store;
+pub mod truth;
 
 pub use store::*;

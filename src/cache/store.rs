@@ -140,13 +140,19 @@ impl NodeRecord {
         }
     }
 
-    /// Records QEMU's answer (or why there is none).
+    /// Records QEMU's answer (or why there is none); the stored level is
+    /// then the one [`crate::cache::truth`] gives (QEMU's answer decides).
     #[must_use]
     pub fn with_kvm(mut self, kvm: Option<std::result::Result<KvmView, String>>) -> Self {
         match kvm {
             Some(Ok(view)) => self.kvm = Some(view),
             Some(Err(e)) => self.kvm_error = Some(e),
             None => {}
+        }
+        if self.kvm.is_some() {
+            let lvl = level::of(&self.capability());
+            self.level = lvl.name.to_string();
+            self.below_floor = !lvl.floor_met;
         }
         self
     }
@@ -183,7 +189,7 @@ impl NodeRecord {
     #[must_use]
     pub fn into_capability(self) -> Capability {
         if let Some(view) = &self.kvm {
-            return Capability::from_kvm_view(view, Some(&self.cpuinfo()));
+            return super::truth::capability(&self.cpuinfo(), Some(view));
         }
         Capability::from_flags(
             self.vendor,

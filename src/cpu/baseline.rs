@@ -61,7 +61,8 @@ impl NearMiss {
 /// The baseline of a set of nodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Baseline {
-    /// Lowest level over all nodes (`None` without nodes).
+    /// The highest rung the verdict accepts on every node
+    /// ([`level::BELOW_FLOOR`] when none; `None` without nodes).
     pub level: Option<&'static str>,
     /// Nodes whose CPU does not even meet `kvm64` fully.
     pub below_floor: Vec<String>,
@@ -82,7 +83,11 @@ pub fn compute(nodes: &[(String, Capability)]) -> Baseline {
         .iter()
         .map(|(n, c)| (n.clone(), level::of(c)))
         .collect();
-    let strict = level::lowest(levels.iter().map(|(_, l)| l.name));
+    // The cluster level is what the verdict accepts on every node, so it is
+    // never a type some node refuses (see `level::highest_everywhere`).
+    let caps: Vec<&Capability> = nodes.iter().map(|(_, c)| c).collect();
+    let strict = (!caps.is_empty())
+        .then(|| level::highest_everywhere(&caps, |_| {}).unwrap_or(level::BELOW_FLOOR));
     let below_floor = levels
         .iter()
         .filter(|(_, l)| !l.floor_met)
@@ -94,7 +99,10 @@ pub fn compute(nodes: &[(String, Capability)]) -> Baseline {
     }
 
     let level_near_miss = strict.and_then(|s| {
-        let next = LADDER.get(LADDER.iter().position(|r| *r == s)? + 1)?;
+        let next = match LADDER.iter().position(|r| *r == s) {
+            Some(i) => LADDER.get(i + 1)?,
+            None => &LADDER[0],
+        };
         near_miss(next, nodes)
     });
 

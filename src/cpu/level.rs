@@ -73,3 +73,39 @@ pub fn lowest<'a>(levels: impl IntoIterator<Item = &'a str>) -> Option<&'static 
         .min()
         .map(|i| LADDER[i])
 }
+
+/// What is printed for a node that cannot start even `kvm64` (the lowest
+/// Proxmox VE type): it has no level on the ladder.
+pub const BELOW_FLOOR: &str = "below-kvm64";
+
+/// The printed name of a level: below the floor is not `kvm64`.
+#[must_use]
+pub fn display(l: &Level) -> &'static str {
+    if l.floor_met {
+        l.name
+    } else {
+        BELOW_FLOOR
+    }
+}
+
+/// The highest rung the verdict accepts on every one of `caps` (the
+/// requirement of each rung adjusted by `adjust`, e.g. for 1 GiB huge
+/// pages); `None` when not even `kvm64` starts everywhere. This is the
+/// cluster level and the only type recommended "for every node": the
+/// verdict itself, not a comparison of level names, decides.
+#[must_use]
+pub fn highest_everywhere(
+    caps: &[&Capability],
+    adjust: impl Fn(&mut Requirement),
+) -> Option<&'static str> {
+    if caps.is_empty() {
+        return None;
+    }
+    (0..LADDER.len()).rev().find_map(|i| {
+        let mut req = RUNGS[i].clone();
+        adjust(&mut req);
+        caps.iter()
+            .all(|c| verdict::judge(&req, c, Mode::Start).outcome == Outcome::Compatible)
+            .then_some(LADDER[i])
+    })
+}

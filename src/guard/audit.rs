@@ -165,6 +165,8 @@ pub struct Audit<'f> {
     pub everywhere: Option<String>,
     /// Number of distinct node CPUs.
     pub classes: usize,
+    /// The policy (unknown answers count as refusals under `strict`).
+    rules: Rules,
 }
 
 /// The CPU-relevant part of a VM config: equal keys give equal requirements.
@@ -284,8 +286,9 @@ pub fn run<'f>(
         vms: Vec::new(),
         baseline: fleet.baseline(),
         everywhere: guard::everywhere(fleet),
+        rules,
     };
-    let suggestions = [false, true].map(|hp| audit.suggest(hp, custom, rules, &classes));
+    let suggestions = [false, true].map(|hp| audit.suggest(hp, rules, &classes));
     for a in &mut audits {
         a.flags = audit.flags_of(a);
         if a.flags.iter().any(|f| {
@@ -346,8 +349,14 @@ impl Audit<'_> {
         if let Some(why) = &req.unknown {
             flags.push(Flag::CannotJudge(why.clone()));
         }
+        // The policy decides unknown answers as the hook does
+        // (`guard::allows`): under `strict` they cannot start either.
         let cannot_start: Vec<usize> = (0..self.fleet.nodes.len())
-            .filter(|&n| matches!(self.start_cell(a, n), Cell::No(_)))
+            .filter(|&n| match self.start_cell(a, n) {
+                Cell::No(_) => true,
+                Cell::Unknown(Some(v)) => !guard::allows(v, self.rules),
+                _ => false,
+            })
             .collect();
         let host = matches!(req.base, Base::Host | Base::Max) && req.unknown.is_none();
         if !host && !cannot_start.is_empty() {
@@ -372,18 +381,25 @@ impl Audit<'_> {
         flags
     }
 
-    /// The baseline type, checked against every node (with or without
-    /// 1 GiB huge pages, which need pdpe1gb everywhere).
+    /// The type that starts on every node (with or without 1 GiB huge
+    /// pages, which need pdpe1gb everywhere): [`guard::recommend`], so the
+    /// verdict itself accepted it on every node with data.
     fn suggest(
         &self,
         hugepages_1g: bool,
-        custom: &CustomModels,
         rules: Rules,
         classes: &[&Capability],
     ) -> Option<Suggestion> {
-        let base = self.baseline?;
-        let mut req = requirement::from_cpu_value(base, custom);
-        req.hugepages_1g = hugepages_1g;
+        if classes.is_empty() {
+            return None;
+        }
+        let mut like = requirement::from_cpu_value("kvm64", &CustomModels::default());
+        like.hugepages_1g = hugepages_1g;
+        if let Some(cpu) = guard::recommend(self.fleet, Some(&like)) {
+            let text =
+                guard::everywhere_for(self.fleet, Some(&like)).unwrap_or_else(|| cpu.to_string());
+            return Some(Suggestion::Use { cpu, text });
+        }
         let failing: Vec<String> = self
             .fleet
             .nodes
@@ -392,25 +408,18 @@ impl Audit<'_> {
             .filter_map(|(node, class)| {
                 let mut ignore = Vec::new();
                 let v = guard::apply_rules(
-                    verdict::judge(&req, classes[(*class)?], Mode::Start),
+                    verdict::judge(&like, classes[(*class)?], Mode::Start),
                     rules,
                     &mut ignore,
                 );
-                (v.outcome == Outcome::Incompatible)
+                (v.outcome != Outcome::Compatible)
                     .then(|| format!("{} ({})", node.name, summary(&v)))
             })
             .collect();
-        Some(if failing.is_empty() {
-            Suggestion::Use {
-                cpu: base,
-                text: self.everywhere.clone().unwrap_or_else(|| base.to_string()),
-            }
-        } else {
-            Suggestion::None(format!(
-                "even {base} cannot start on {}",
-                failing.join(", ")
-            ))
-        })
+        Some(Suggestion::None(format!(
+            "not even kvm64 starts on {}",
+            failing.join(", ")
+        )))
     }
 
     /// Counts of flagged VMs by flag code, and the VMs at risk.

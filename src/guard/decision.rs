@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 
 use crate::app::config::{Policy, VendorChange};
 use crate::cpu::capability::Capability;
+use crate::cpu::level;
 use crate::cpu::requirement::Requirement;
 use crate::cpu::verdict::{self, Mode, Outcome, Reason, Verdict};
 use crate::guard::fleet::Fleet;
@@ -82,6 +83,9 @@ pub struct Decision {
     pub vm: VmLabel,
     /// Whether the rules for a live migration applied.
     pub live: bool,
+    /// Which view decided the target's answer: `kvm`, `tcg` or `cpuinfo`
+    /// ([`crate::cache::truth::view_name`]).
+    pub view: &'static str,
 }
 
 /// Judges `req` on `target` (whose capability is `target_cap`), under `rules`.
@@ -113,23 +117,18 @@ pub fn decide(
         &mut warnings,
     );
 
-    let allow = match v.outcome {
-        Outcome::Compatible => true,
-        Outcome::Incompatible => false,
-        Outcome::Unknown => {
-            let why = v.unknown.join("; ");
-            if rules.policy == Policy::Strict {
-                v.notes
-                    .push("policy strict: what cannot be proven safe is refused".into());
-                false
-            } else {
-                warnings.push(format!(
-                    "allowed without proof: {why} (set policy = strict to refuse such cases)"
-                ));
-                true
-            }
+    let allow = allows(&v, rules);
+    if v.outcome == Outcome::Unknown {
+        let why = v.unknown.join("; ");
+        if allow {
+            warnings.push(format!(
+                "allowed without proof: {why} (set policy = strict to refuse such cases)"
+            ));
+        } else {
+            v.notes
+                .push("policy strict: what cannot be proven safe is refused".into());
         }
-    };
+    }
 
     let mut accepting = Vec::new();
     let mut cannot_start = Vec::new();
@@ -164,18 +163,68 @@ pub fn decide(
         ));
     }
 
+    // The suggestion is checked by the same verdict, on the target and for
+    // this very movement, before it is printed: a type that would be
+    // refused too (e.g. across a vendor change) is never suggested.
+    let mut everywhere = if allow {
+        None
+    } else {
+        everywhere_for(fleet, Some(req))
+    };
+    if let Some(cpu) = everywhere
+        .as_deref()
+        .and_then(|e| e.split_whitespace().next())
+    {
+        let mut alt = crate::cpu::requirement::from_cpu_value(cpu, &Default::default());
+        alt.hugepages_1g = req.hugepages_1g;
+        let mut ignore = Vec::new();
+        let w = apply_rules(verdict::judge(&alt, target_cap, mode()), rules, &mut ignore);
+        if w.outcome != Outcome::Compatible {
+            v.notes.push(format!(
+                "no CPU type makes this possible ({cpu} would be refused too: {}); nodes that would accept the VM as it is: {}",
+                summary(&w),
+                if accepting.is_empty() { "none".to_string() } else { accepting.join(", ") }
+            ));
+            everywhere = None;
+        }
+    }
+    // Only a refusal pays for every node's level.
+    if !allow && everywhere.is_none() {
+        let below = fleet.below_floor();
+        if !below.is_empty() {
+            v.notes.push(format!(
+                "no CPU type starts on every node: not even kvm64 starts on {}",
+                below.join(", ")
+            ));
+        }
+    }
+
     Decision {
         allow,
         verdict: v,
         warnings,
         accepting,
-        everywhere: if survey { everywhere(fleet) } else { None },
+        everywhere,
         target: target.to_string(),
         source: source.map(str::to_string),
         cpu: req.cpu.clone(),
         running_cpu: req.running_cpu.clone(),
         vm: vm.clone(),
         live: matches!(movement, Movement::Live { .. }),
+        view: crate::cache::truth::view_name(target_cap),
+    }
+}
+
+/// The policy's answer to a verdict (after [`apply_rules`]): compatible
+/// goes ahead, incompatible is refused, unknown is allowed under `policy
+/// default` and refused under `policy strict`. The hook, `migrate`,
+/// `check` and `audit` all decide through here.
+#[must_use]
+pub fn allows(v: &Verdict, rules: Rules) -> bool {
+    match v.outcome {
+        Outcome::Compatible => true,
+        Outcome::Incompatible => false,
+        Outcome::Unknown => rules.policy != Policy::Strict,
     }
 }
 
@@ -205,10 +254,26 @@ pub fn apply_rules(mut v: Verdict, rules: Rules, warnings: &mut Vec<String>) -> 
     v
 }
 
-/// The suggestion "a CPU type that works on every node".
+/// The highest ladder type the verdict accepts on every known node for a
+/// VM like `req` (its 1 GiB huge pages kept); `None` when not even `kvm64`
+/// starts everywhere. The only source of "works on every node".
+#[must_use]
+pub fn recommend(fleet: &Fleet, req: Option<&Requirement>) -> Option<&'static str> {
+    let caps: Vec<&Capability> = fleet.known().map(|(_, c)| c).collect();
+    let hugepages = req.is_some_and(|r| r.hugepages_1g);
+    level::highest_everywhere(&caps, |r| r.hugepages_1g = hugepages)
+}
+
+/// The suggestion "a CPU type that works on every node" ([`recommend`]).
 #[must_use]
 pub fn everywhere(fleet: &Fleet) -> Option<String> {
-    let base = fleet.baseline()?;
+    everywhere_for(fleet, None)
+}
+
+/// [`everywhere`] for a VM like `req`.
+#[must_use]
+pub fn everywhere_for(fleet: &Fleet, req: Option<&Requirement>) -> Option<String> {
+    let base = recommend(fleet, req)?;
     let vendors = fleet.vendors();
     Some(if vendors.len() > 1 {
         format!(
@@ -221,6 +286,9 @@ pub fn everywhere(fleet: &Fleet) -> Option<String> {
 }
 
 fn summary(v: &Verdict) -> String {
+    if v.reasons.is_empty() {
+        return v.unknown.join("; ");
+    }
     v.reasons
         .iter()
         .map(ToString::to_string)
@@ -271,6 +339,7 @@ impl Decision {
                 let _ = writeln!(s, "  - unknown: {u}");
             }
         }
+        let _ = writeln!(s, "  view: {} ({})", self.view, self.verdict.checked_with);
         for n in &self.verdict.notes {
             let _ = writeln!(s, "  note: {n}");
         }

@@ -7,13 +7,17 @@ use std::collections::BTreeSet;
 use crate::cache::{self, LazyCache, LazyNode};
 use once_cell::sync::OnceCell;
 
+use crate::cache::truth::{self, Truth};
+
 use crate::cpu::capability::Capability;
 use crate::cpu::cpuinfo::CpuInfo;
-use crate::cpu::level;
+use crate::cpu::level::{self, Level};
 
 /// One node as the guard sees it. Its capability is derived from the
 /// cached facts only when a decision needs it: a hook allowing a live
-/// migration looks at two nodes, not the whole cluster.
+/// migration looks at two nodes, not the whole cluster. Capability, level
+/// and notes all come from [`crate::cache::truth`], the one definition
+/// every command uses.
 #[derive(Debug, Clone)]
 pub struct NodeView {
     /// Node name.
@@ -23,8 +27,10 @@ pub struct NodeView {
     record: Option<Box<LazyNode>>,
     /// The derived capability.
     capability: OnceCell<Capability>,
-    /// Level as recorded by the scan (saves deriving the capability).
-    level: Option<String>,
+    /// Its level (derived on first use).
+    level: OnceCell<Level>,
+    /// Where the other view disagrees (derived on first use).
+    notes: OnceCell<Vec<String>>,
     /// Age of the record in seconds (`Some(0)` for the local node read now).
     pub age_secs: Option<u64>,
     /// Why the record is missing or old, if it is.
@@ -39,7 +45,22 @@ impl NodeView {
             name: name.to_string(),
             record: None,
             capability: OnceCell::with_value(capability),
-            level: None,
+            level: OnceCell::new(),
+            notes: OnceCell::with_value(Vec::new()),
+            age_secs,
+            problem: None,
+        }
+    }
+
+    /// A node from its [`Truth`].
+    #[must_use]
+    pub fn from_truth(name: &str, t: Truth, age_secs: Option<u64>) -> Self {
+        NodeView {
+            name: name.to_string(),
+            record: None,
+            capability: OnceCell::with_value(t.capability),
+            level: OnceCell::with_value(t.level),
+            notes: OnceCell::with_value(t.notes),
             age_secs,
             problem: None,
         }
@@ -52,7 +73,8 @@ impl NodeView {
             name: name.to_string(),
             record: None,
             capability: OnceCell::new(),
-            level: None,
+            level: OnceCell::new(),
+            notes: OnceCell::with_value(Vec::new()),
             age_secs: None,
             problem: Some(problem),
         }
@@ -68,13 +90,49 @@ impl NodeView {
         Some(self.capability.get_or_init(|| record.into_capability()))
     }
 
-    /// The node's level (recorded, or derived).
+    /// The node's level on the ladder, from its capability.
     #[must_use]
-    pub fn level(&self) -> Option<&str> {
-        match &self.level {
-            Some(l) => Some(l),
-            None => self.capability().map(|c| level::of(c).name),
-        }
+    pub fn level_detail(&self) -> Option<&Level> {
+        let cap = self.capability()?;
+        Some(self.level.get_or_init(|| level::of(cap)))
+    }
+
+    /// The node's level as every command prints it (a rung, or
+    /// [`truth::BELOW_FLOOR`]).
+    #[must_use]
+    pub fn level(&self) -> Option<&'static str> {
+        self.level_detail().map(truth::level_name)
+    }
+
+    /// Whether not even `kvm64` starts here.
+    #[must_use]
+    pub fn below_floor(&self) -> bool {
+        self.level_detail().is_some_and(|l| !l.floor_met)
+    }
+
+    /// `kvm`, `tcg` or `cpuinfo`: which view decided.
+    #[must_use]
+    pub fn view(&self) -> Option<&'static str> {
+        self.capability().map(truth::view_name)
+    }
+
+    /// Where the other view disagrees with the deciding one.
+    #[must_use]
+    pub fn notes(&self) -> &[String] {
+        self.notes.get_or_init(|| {
+            let (Some(rec), Some(cap), Some(lvl)) = (
+                self.record.as_ref().and_then(|r| r.record().ok()),
+                self.capability(),
+                self.level_detail(),
+            ) else {
+                return Vec::new();
+            };
+            let mut n = truth::notes(&rec.cpuinfo(), cap, lvl);
+            if let (None, Some(e)) = (&rec.kvm, &rec.kvm_error) {
+                n.push(truth::probe_failed(e));
+            }
+            n
+        })
     }
 
     /// The node's CPU vendor, if known.
@@ -125,10 +183,21 @@ impl Fleet {
             .filter_map(|n| n.capability().map(|c| (n.name.as_str(), c)))
     }
 
-    /// The cluster baseline level over the known nodes.
+    /// The cluster level over the known nodes ([`truth::cluster_level`]).
     #[must_use]
     pub fn baseline(&self) -> Option<&'static str> {
-        level::lowest(self.nodes.iter().filter_map(NodeView::level))
+        let caps: Vec<&Capability> = self.nodes.iter().filter_map(NodeView::capability).collect();
+        truth::cluster_level(&caps)
+    }
+
+    /// Known nodes where not even `kvm64` starts.
+    #[must_use]
+    pub fn below_floor(&self) -> Vec<&str> {
+        self.nodes
+            .iter()
+            .filter(|n| n.below_floor())
+            .map(|n| n.name.as_str())
+            .collect()
     }
 
     /// Distinct CPU vendors among the known nodes.
@@ -145,29 +214,27 @@ impl Fleet {
 /// A corrupt or unreadable cache is reported in `problems`, never fatal.
 #[must_use]
 pub fn load(settings: &crate::app::settings::Settings, local: &CpuInfo) -> Fleet {
-    let mut local_cap = None;
-    let mut local_level = None;
+    let mut matching: Option<(LazyNode, crate::cache::NodeRecord)> = None;
     let mut fleet = load_with(settings, |cache| {
-        let record = cache
-            .nodes
-            .get(&settings.node)
-            .and_then(|n| n.record().ok())
-            .filter(|r| {
-                r.flags.len() == local.flags.len()
-                    && r.flags.iter().all(|f| local.flags.contains(f))
-            });
-        if let Some(r) = record {
-            local_cap = r
-                .kvm
-                .as_ref()
-                .map(|view| Capability::from_kvm_view(view, Some(local)));
-            // Same flags, same level: saves judging every rung again.
-            local_level = Some(r.level);
-        }
+        matching = cache.nodes.get(&settings.node).and_then(|n| {
+            let r = n.record().ok()?;
+            truth::same_flags(&r, local).then(|| (n.clone(), r))
+        });
     });
-    let local_cap = local_cap.unwrap_or_else(|| Capability::from_cpuinfo(local));
-    let mut view = NodeView::known(&settings.node, local_cap, Some(0));
-    view.level = local_level;
+    // The same definition as every other node's ([`truth::of_local`]);
+    // level and notes are derived only if something asks for them.
+    let view = match matching {
+        Some((lazy, rec)) => NodeView {
+            name: settings.node.clone(),
+            capability: OnceCell::with_value(truth::capability(local, rec.kvm.as_ref())),
+            record: Some(Box::new(lazy)),
+            level: OnceCell::new(),
+            notes: OnceCell::new(),
+            age_secs: Some(0),
+            problem: None,
+        },
+        None => NodeView::known(&settings.node, truth::capability(local, None), Some(0)),
+    };
     fleet.upsert(view);
     fleet
 }
@@ -206,7 +273,8 @@ fn from_cache(fleet: &mut Fleet, cache: LazyCache, now: u64) {
     for (name, node) in cache.nodes {
         fleet.upsert(NodeView {
             name,
-            level: Some(node.head.level.clone()),
+            level: OnceCell::new(),
+            notes: OnceCell::new(),
             age_secs: Some(now.saturating_sub(node.head.scanned_at)),
             problem: node
                 .head

@@ -43,7 +43,7 @@ pub fn render(audit: &Audit<'_>, max_age_secs: u64, last: Option<&LastRefusal>) 
         &mut s,
         "pve_cpuguard_node_level",
         "gauge",
-        "CPU level of the node on Proxmox VE's ladder (0 kvm64, 1 x86-64-v2, 2 x86-64-v2-AES, 3 x86-64-v3, 4 x86-64-v4; -1 no data).",
+        "CPU level of the node on Proxmox VE's ladder (0 kvm64, 1 x86-64-v2, 2 x86-64-v2-AES, 3 x86-64-v3, 4 x86-64-v4; -1 no data or below-kvm64), from the node's one answer (QEMU's under KVM when recorded, else /proc/cpuinfo).",
     );
     for n in nodes {
         let level = n.level();
@@ -56,6 +56,22 @@ pub fn render(audit: &Audit<'_>, max_age_secs: u64, last: Option<&LastRefusal>) 
                 .and_then(level_rank)
                 .map_or_else(|| "-1".to_string(), |r| r.to_string())
         );
+    }
+
+    head(
+        &mut s,
+        "pve_cpuguard_node_view",
+        "gauge",
+        "Which view decided the node's answer: kvm (QEMU under KVM), tcg or cpuinfo.",
+    );
+    for n in nodes {
+        if let Some(view) = n.view() {
+            let _ = writeln!(
+                s,
+                "pve_cpuguard_node_view{{node=\"{}\",view=\"{view}\"}} 1",
+                escape(&n.name)
+            );
+        }
     }
 
     head(
@@ -96,7 +112,7 @@ pub fn render(audit: &Audit<'_>, max_age_secs: u64, last: Option<&LastRefusal>) 
         &mut s,
         "pve_cpuguard_cluster_level",
         "gauge",
-        "Cluster baseline: the lowest node level (-1 no data).",
+        "Cluster baseline: the highest level the verdict accepts on every node (-1 no data or below-kvm64).",
     );
     let _ = writeln!(
         s,

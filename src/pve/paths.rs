@@ -169,7 +169,8 @@ impl PveDir {
     }
 
     /// Finds a VM's config: the source node's during an incoming migration,
-    /// else the local node's, else wherever `.vmlist` says.
+    /// else the local node's, else wherever `.vmlist` says, else any
+    /// node's directory that holds it.
     ///
     /// # Errors
     /// An unsafe node name, or a `.vmlist` that cannot be read.
@@ -200,7 +201,21 @@ impl PveDir {
                 }
             }
         }
-        Ok(None)
+        // No (or an outdated) `.vmlist`: pmxcfs keeps every node's configs
+        // under nodes/<node>/qemu-server/, so look there.
+        let Ok(dir) = std::fs::read_dir(self.root.join("nodes")) else {
+            return Ok(None);
+        };
+        let mut names: Vec<String> = dir
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| valid_node_name(n))
+            .collect();
+        names.sort();
+        Ok(names.into_iter().find_map(|n| {
+            let p = self.vm_config(&n, vmid);
+            p.is_file().then_some((n, p))
+        }))
     }
 }
 
@@ -265,5 +280,18 @@ mod tests {
         std::fs::write(dir.path().join(".vmlist"), "{\n\"ids\": [}").unwrap();
         let e = pve.locate(VmId(101), "pve1", None).unwrap_err();
         assert!(e.to_string().contains(".vmlist:2:"), "{e}");
+    }
+
+    #[test]
+    fn locate_finds_a_vm_on_another_node_without_vmlist() {
+        let dir = tempfile::tempdir().unwrap();
+        let pve = PveDir::new(dir.path());
+        let p = pve.vm_config("pve3", VmId(102));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, "cpu: host\n").unwrap();
+        std::fs::create_dir_all(pve.vm_config("pve1", VmId(1)).parent().unwrap()).unwrap();
+        let (node, path) = pve.locate(VmId(102), "pve1", None).unwrap().unwrap();
+        assert_eq!((node.as_str(), path), ("pve3", p));
+        assert!(pve.locate(VmId(103), "pve1", None).unwrap().is_none());
     }
 }

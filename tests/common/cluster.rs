@@ -357,8 +357,16 @@ impl Cluster {
     /// (every path option has its `PVE_CPUGUARD_*` variable).
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(binary());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("PVE_CPUGUARD_") || k == "PVE_MIGRATED_FROM" {
+                cmd.env_remove(k);
+            }
+        }
         cmd.args(args)
             .env("HOME", self.dir.path())
+            // Refusal state stays in the test's directory, never in
+            // /var/lib/pve-cpuguard.
+            .env("PVE_CPUGUARD_STATE_DIR", self.dir.path().join("state"))
             .env_remove("SSH_AUTH_SOCK")
             .env("PVE_CPUGUARD_PVE_DIR", &self.pve_dir)
             .env("PVE_CPUGUARD_CACHE", &self.cache)

@@ -33,6 +33,9 @@ pub fn all_cpuinfo() -> Vec<PathBuf> {
 /// One invocation of the binary.
 pub struct Run {
     cmd: Command,
+    /// Where the run's state directory points unless the test says
+    /// otherwise: tests never write outside their temporary directories.
+    _scratch: tempfile::TempDir,
 }
 
 /// What an invocation produced.
@@ -56,7 +59,18 @@ impl Run {
                 cmd.env_remove(k);
             }
         }
-        Run { cmd }
+        // ...and never write /var/lib/pve-cpuguard (refusal state).
+        let scratch = tempfile::tempdir().unwrap();
+        cmd.env("PVE_CPUGUARD_STATE_DIR", scratch.path().join("state"));
+        Run {
+            cmd,
+            _scratch: scratch,
+        }
+    }
+
+    /// The command as it will run (for tests of the harness itself).
+    pub fn command(&self) -> &Command {
+        &self.cmd
     }
 
     pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {

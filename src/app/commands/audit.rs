@@ -13,7 +13,6 @@ use crate::app::cli::AuditArgs;
 use crate::app::output::Format;
 use crate::app::settings::Settings;
 use crate::cache;
-use crate::cpu::capability::Capability;
 use crate::cpu::cpuinfo;
 use crate::cpu::verdict::Verdict;
 use crate::error::{Error, ExitCode, Result};
@@ -65,19 +64,22 @@ pub fn gather(settings: &Settings, read_local_cpu: bool) -> Result<Gathered> {
         }
     }
 
-    let mut fleet = fleet::load_cached(settings);
+    // This node read now, through the same definition as every command
+    // (its cached QEMU answer counts while its flags are unchanged).
+    let is_node = node_names.contains(&settings.node);
+    let local = (read_local_cpu && is_node)
+        .then(|| cpuinfo::read(&settings.cpuinfo).ok())
+        .flatten();
+    let mut fleet = match &local {
+        Some(info) => fleet::load(settings, info),
+        None => fleet::load_cached(settings),
+    };
     for n in &node_names {
         if fleet.get(n).is_none() {
             fleet.upsert(NodeView::unknown(
                 n,
                 "no cached record (run `pve-cpuguard scan`)".into(),
             ));
-        }
-    }
-    if read_local_cpu && fleet.get(&settings.node).is_some() {
-        if let Ok(info) = cpuinfo::read(&settings.cpuinfo) {
-            let cap = Capability::from_cpuinfo(&info);
-            fleet.upsert(NodeView::known(&settings.node, cap, Some(0)));
         }
     }
     Ok(Gathered {
@@ -191,6 +193,13 @@ fn node_line(n: &NodeView, max_age: u64) -> String {
             let mut s = format!("{level}  {}", n.vendor().unwrap_or("?"),);
             if let Some(cap) = n.capability() {
                 let _ = write!(s, "  {}", cap.model_name);
+            }
+            let _ = write!(s, "  (view: {})", n.view().unwrap_or("none"));
+            if n.below_floor() {
+                s.push_str("  warning: not even kvm64 starts here");
+            }
+            for note in n.notes() {
+                let _ = write!(s, "\n      note: {note}");
             }
             if let Some(age) = age.filter(|a| *a > 0) {
                 let _ = write!(s, "  (data {} old", cache::human_age(age));
@@ -468,6 +477,9 @@ fn text_report(a: &Audit<'_>, max_age: u64) -> String {
 struct JsonNode<'a> {
     name: &'a str,
     level: Option<&'a str>,
+    below_floor: bool,
+    view: Option<&'a str>,
+    notes: &'a [String],
     vendor: Option<&'a str>,
     model_name: Option<&'a str>,
     age_secs: Option<u64>,
@@ -614,6 +626,9 @@ fn json_report<'a>(a: &'a Audit<'_>, max_age: u64, rows: &'a JsonRows) -> JsonRe
             .map(|n| JsonNode {
                 name: &n.name,
                 level: n.level(),
+                below_floor: n.below_floor(),
+                view: n.view(),
+                notes: n.notes(),
                 vendor: n.vendor(),
                 model_name: n.capability().map(|c| c.model_name.as_str()),
                 age_secs: n.age_secs,

@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::app::cli::CacheArgs;
 use crate::app::commands::view;
 use crate::app::output::{self, Format};
-use crate::cache::{self, Cache};
+use crate::cache::{self, truth, Cache};
 use crate::cpu::baseline;
 use crate::error::{ExitCode, Result};
 
@@ -16,7 +16,8 @@ use crate::error::{ExitCode, Result};
 /// # Errors
 /// A cache file that exists but cannot be read.
 pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
-    let (_, cache_path) = args.resolve()?;
+    let (conf, cache_path) = args.resolve()?;
+    let max_age = args.max_age(&conf);
     let (cache, problem) = Cache::load_lenient(&cache_path)?;
     let now = cache::now();
     let nodes: Vec<(String, crate::cpu::capability::Capability)> = cache
@@ -25,7 +26,7 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
         .map(|r| (r.name.clone(), r.capability()))
         .collect();
     let b = baseline::compute(&nodes);
-    let stale = view::stale_names(&cache);
+    let stale = view::stale_names(&cache, now, max_age);
     let missing: Vec<&String> = cache.unscanned.keys().collect();
     let code = if nodes.is_empty() {
         ExitCode::Unknown
@@ -39,6 +40,11 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
             "cache": cache_path,
             "cache_problem": problem.as_ref().map(ToString::to_string),
             "nodes": cache.nodes.keys().collect::<Vec<_>>(),
+            "node_levels": cache.nodes.values().map(|r| {
+                let t = truth::of_record(r);
+                json!({"name": r.name, "level": t.level_name(), "view": t.view(), "notes": t.notes})
+            }).collect::<Vec<_>>(),
+            "cache_max_age_seconds": max_age,
             "level": b.level,
             "below_floor": b.below_floor,
             "vendors": b.vendors,
@@ -65,6 +71,13 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
         return Ok(code);
     }
     let _ = writeln!(s, "{}", view::cluster_line(b.level));
+    for r in cache.nodes.values() {
+        let t = truth::of_record(r);
+        let _ = writeln!(s, "  {}: {} (view: {})", r.name, t.level_name(), t.view());
+        for n in &t.notes {
+            let _ = writeln!(s, "    note: {n}");
+        }
+    }
     match (&b.model, b.vendors.len()) {
         (Some(m), _) => {
             let vendor = b.vendors.keys().next().map_or("", String::as_str);
@@ -99,15 +112,16 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
     if !b.below_floor.is_empty() {
         let _ = writeln!(
             s,
-            "warning: {} lack flags of even kvm64 (the lowest Proxmox VE type)",
+            "warning: {} cannot start even kvm64 (the lowest Proxmox VE type); no CPU type starts on every node",
             b.below_floor.join(", ")
         );
     }
     if !stale.is_empty() {
         let _ = writeln!(
             s,
-            "note: uses last-known data for {} (their last refresh failed)",
-            stale.join(", ")
+            "warning: uses last-known data for {} (stale: last refresh failed or older than {}); run `pve-cpuguard scan`",
+            stale.join(", "),
+            cache::human_age(max_age)
         );
     }
     if !missing.is_empty() {

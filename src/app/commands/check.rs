@@ -44,7 +44,9 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
     let mut allowed = Vec::new();
     let mut refused: BTreeMap<String, Value> = BTreeMap::new();
     let mut unknown: BTreeMap<String, Value> = BTreeMap::new();
-    let everywhere = guard::everywhere(&ctx.fleet);
+    let everywhere = guard::everywhere_for(&ctx.fleet, Some(&ctx.req));
+    let max_age = settings.cache_max_age.as_secs();
+    let mut decisions: BTreeMap<String, Value> = BTreeMap::new();
     for t in &targets {
         let Some(cap) = ctx.fleet.capability(t) else {
             let why = ctx
@@ -65,8 +67,29 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
         let d = guard::decide(
             &ctx.label, &ctx.req, t, cap, movement, &ctx.fleet, ctx.rules,
         );
+        let view = ctx.fleet.get(t).and_then(|n| n.view());
+        let stale = ctx.fleet.get(t).is_some_and(|n| stale(n, max_age));
+        decisions.insert(
+            t.clone(),
+            json!({
+                "allow": d.allow,
+                "verdict": d.verdict.outcome.as_str(),
+                "view": view,
+                "level": ctx.fleet.get(t).and_then(|n| n.level()),
+                "notes": d.verdict.notes,
+                "warnings": d.warnings,
+                "stale": stale,
+            }),
+        );
+        // The policy decides unknown answers here exactly as in the hook
+        // (`guard::decide`): under `policy strict` they are refusals.
         match d.verdict.outcome {
             Outcome::Compatible => allowed.push(t.clone()),
+            Outcome::Unknown if !d.allow => {
+                let mut why = d.verdict.unknown.clone();
+                why.push("policy strict: what cannot be proven safe is refused".into());
+                refused.insert(t.clone(), json!({"reasons": why, "codes": ["unknown"]}));
+            }
             Outcome::Incompatible => {
                 refused.insert(
                     t.clone(),
@@ -93,6 +116,9 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
             "not_allowed_nodes": refused,
             "unknown_nodes": unknown,
             "works_everywhere": everywhere,
+            "decisions": decisions,
+            "cache_max_age_seconds": max_age,
+            "below_floor": ctx.fleet.below_floor(),
         }))?;
     } else {
         let mut s = String::new();
@@ -103,17 +129,38 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
             ctx.owner,
             if live { "live-migration" } else { "start" }
         );
+        let view = |t: &str| {
+            let n = ctx.fleet.get(t);
+            let v = n.and_then(|n| n.view()).unwrap_or("none");
+            if n.is_some_and(|n| stale(n, max_age)) {
+                format!("{v}, STALE: older than cache_max_age or last refresh failed")
+            } else {
+                v.to_string()
+            }
+        };
         for t in &allowed {
-            let _ = writeln!(s, "  {t}: allowed");
+            let _ = writeln!(s, "  {t}: allowed (view: {})", view(t));
         }
         for (t, v) in &refused {
-            let _ = writeln!(s, "  {t}: refused: {}", reasons(v));
+            let _ = writeln!(s, "  {t}: refused (view: {}): {}", view(t), reasons(v));
         }
         for (t, v) in &unknown {
-            let _ = writeln!(s, "  {t}: unknown: {}", reasons(v));
+            let _ = writeln!(s, "  {t}: unknown (view: {}): {}", view(t), reasons(v));
         }
-        if let Some(e) = &everywhere {
-            let _ = writeln!(s, "CPU type that works on every node: {e}");
+        match &everywhere {
+            Some(e) => {
+                let _ = writeln!(s, "CPU type that works on every node: {e}");
+            }
+            None => {
+                let below = ctx.fleet.below_floor();
+                if !below.is_empty() {
+                    let _ = writeln!(
+                        s,
+                        "No CPU type works on every node: not even kvm64 starts on {}",
+                        below.join(", ")
+                    );
+                }
+            }
         }
         output::print(&s)?;
     }
@@ -124,6 +171,12 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
     } else {
         ExitCode::Ok
     })
+}
+
+/// Whether a node's record is stale: older than `cache_max_age` or its
+/// last refresh failed (the same rule as `status`).
+fn stale(n: &crate::guard::fleet::NodeView, max_age: u64) -> bool {
+    n.problem.is_some() || n.age_secs.is_some_and(|a| a > max_age)
 }
 
 /// The `reasons` strings of a node's JSON entry, for the text output.

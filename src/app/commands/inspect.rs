@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::app::cli::InspectArgs;
 use crate::app::output::{self, Format};
+use crate::cache::{self, truth, NodeRecord};
 use crate::cpu::capability::{Capability, Disagreement};
 use crate::cpu::verdict::{self, Mode, Outcome, Verdict};
 use crate::cpu::{cpudata, cpuinfo, level, models, requirement};
@@ -75,9 +76,32 @@ fn kvm_side(
 pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
     let info = cpuinfo::read(&args.cpuinfo.cpuinfo)?;
     let cap = Capability::from_cpuinfo(&info);
-    let lvl = level::of(&cap);
-    let types = judge_all(&cap);
     let kvm = kvm_side(args, &info, &cap)?;
+    // The one answer ([`truth`]): QEMU's, asked now or recorded by the last
+    // scan of this node (while its flags are unchanged), else /proc/cpuinfo.
+    let t = match &kvm {
+        Some(k) => {
+            let rec = NodeRecord::new("local", "local", &info, None, 0)
+                .with_kvm(Some(Ok(k.view.clone())));
+            truth::of_local(&info, Some(&rec))
+        }
+        None => {
+            let node = crate::pve::paths::local_node(args.node.as_deref());
+            // flag > variable > configuration file > default, as everywhere.
+            let (_, path) = args.cache.resolve()?;
+            let rec = cache::Cache::load_lenient(&path)
+                .ok()
+                .and_then(|(c, _)| c.nodes.get(&node).cloned());
+            truth::of_local(&info, rec.as_ref())
+        }
+    };
+    let lvl = t.level.clone();
+    let types = judge_all(&t.capability);
+    let cpuinfo_types = if kvm.is_some() {
+        judge_all(&cap)
+    } else {
+        Vec::new()
+    };
 
     if format == Format::Json {
         let mut value = json!({
@@ -89,8 +113,10 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
             "stepping": info.stepping,
             "microcode": info.microcode,
             "processors": info.processors,
-            "level": lvl.name,
+            "level": t.level_name(),
             "level_floor_met": lvl.floor_met,
+            "view": t.view(),
+            "notes": t.notes,
             "next_level": lvl.next.as_ref().map(|(n, m)| json!({"name": n, "missing": m})),
             "phys_bits": info.phys_bits,
             "flags": info.flags,
@@ -115,7 +141,7 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
             });
             value["kvm"] = view;
             if let Some(list) = value["cpu_types"].as_array_mut() {
-                for (entry, (_, v)) in list.iter_mut().zip(&k.types) {
+                for ((entry, (_, v)), (_, c)) in list.iter_mut().zip(&k.types).zip(&cpuinfo_types) {
                     entry["kvm"] = json!({
                         "supported": v.outcome == Outcome::Compatible,
                         "verdict": v.outcome.as_str(),
@@ -123,6 +149,12 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
                         "notes": v.notes,
                         "unknown": v.unknown,
                         "checked_with": v.checked_with,
+                    });
+                    // The other view, beside the one answer above.
+                    entry["cpuinfo"] = json!({
+                        "supported": c.outcome == Outcome::Compatible,
+                        "verdict": c.outcome.as_str(),
+                        "missing": c.missing_flags(),
                     });
                 }
             }
@@ -147,7 +179,10 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
         "Phys bits:  {}",
         info.phys_bits.map_or("unknown".into(), |b| b.to_string())
     );
-    let _ = writeln!(s, "Level:      {}", lvl.name);
+    let _ = writeln!(s, "Level:      {} (view: {})", t.level_name(), t.view());
+    for n in &t.notes {
+        let _ = writeln!(s, "  note: {n}");
+    }
     if let Some((next, missing)) = lvl.next.as_ref().filter(|(_, m)| !m.is_empty()) {
         let _ = writeln!(s, "Next level: {next} needs {}", missing.join(", "));
     }
@@ -178,7 +213,7 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
                 cpudata::provenance(),
                 k.view.describe()
             );
-            for ((name, kv), (_, cv)) in k.types.iter().zip(&types) {
+            for ((name, kv), (_, cv)) in k.types.iter().zip(&cpuinfo_types) {
                 let (ks, cs) = (summary(kv), summary(cv));
                 if kv.outcome == cv.outcome && kv.missing_flags() == cv.missing_flags() {
                     let _ = writeln!(s, "  {name:<width$}  {ks}");

@@ -24,6 +24,7 @@ use crate::reach::ssh;
 pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
     // Flag > environment (both via clap) > configuration file > default.
     let (conf, cache_path) = args.cache.resolve()?;
+    let max_age = args.cache.max_age(&conf);
     let pve_dir = Config::pick(
         args.pve_dir.clone(),
         conf.pve_dir.as_ref(),
@@ -91,10 +92,21 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
         ),
     };
 
+    // A QEMU probe that failed is never silent: the node is then judged
+    // from /proc/cpuinfo, which may show more than KVM can give.
+    for r in &results {
+        if let (Ok(a), Some(rec)) = (&r.result, next.node(&r.node.name)) {
+            if let Some(Err(e)) = &a.kvm {
+                let msg = format!("{}: {}", rec.name, cache::truth::probe_failed(e));
+                syslog::log(Severity::Warning, &msg);
+                warnings.push(msg);
+            }
+        }
+    }
     let failed = results.iter().filter(|r| r.result.is_err()).count();
     log_results(&results, &next, failed);
     if format == Format::Json {
-        output::print_json(&to_json(&results, &next, path, now, &warnings))?;
+        output::print_json(&to_json(&results, &next, path, (now, max_age), &warnings))?;
     } else {
         for w in &warnings {
             eprintln!("pve-cpuguard: warning: {w}");
@@ -146,18 +158,22 @@ fn log_results(results: &[NodeResult], cache: &Cache, failed: usize) {
 
 fn text(results: &[NodeResult], cache: &Cache, now: u64) -> String {
     let mut s = String::new();
+    let mut truths = Vec::new();
     let _ = writeln!(s, "{}", view::HEADER);
     for r in results {
         if let (Ok(_), Some(rec)) = (&r.result, cache.node(&r.node.name)) {
+            let t = cache::truth::of_record(rec);
             let _ = writeln!(
                 s,
                 "{}",
-                view::node_line(&rec.name, &rec.address, view::level_of(rec))
+                view::node_line(&rec.name, &rec.address, t.level_name())
             );
+            truths.push((rec.name.as_str(), t));
         }
     }
     let _ = writeln!(s);
     let _ = writeln!(s, "{}", view::cluster_line(view::cluster_type(cache)));
+    s.push_str(&view::truth_block(&truths));
 
     let failures: Vec<&NodeResult> = results.iter().filter(|r| r.result.is_err()).collect();
     if !failures.is_empty() {
@@ -223,7 +239,7 @@ fn to_json(
     results: &[NodeResult],
     cache: &Cache,
     path: &std::path::Path,
-    now: u64,
+    (now, max_age): (u64, u64),
     warnings: &[String],
 ) -> Value {
     let nodes: Vec<Value> = results
@@ -246,7 +262,7 @@ fn to_json(
                     "message": f.message,
                     "note": f.note,
                 })),
-                "record": rec.map(|x| view::record_json(x, now)),
+                "record": rec.map(|x| view::record_json(x, now, max_age)),
             })
         })
         .collect();
@@ -255,7 +271,7 @@ fn to_json(
         "cache": path,
         "nodes": nodes,
         "cluster_cpu_type": view::cluster_type(cache),
-        "stale_nodes": view::stale_names(cache),
+        "stale_nodes": view::stale_names(cache, now, max_age),
         "nodes_without_data": cache.unscanned.keys().collect::<Vec<_>>(),
         "failed": results.iter().filter(|r| r.result.is_err()).count(),
         "drift": cache.drift,

@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::app::cli::CacheArgs;
 use crate::app::commands::view;
 use crate::app::output::{self, Format};
-use crate::cache::{self, Cache};
+use crate::cache::{self, truth, Cache};
 use crate::error::{ExitCode, Result};
 
 /// Runs `status`.
@@ -16,22 +16,24 @@ use crate::error::{ExitCode, Result};
 /// A cache file that exists but cannot be read; a corrupt one is reported
 /// and treated as empty.
 pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
-    let (_, cache_path) = args.resolve()?;
+    let (conf, cache_path) = args.resolve()?;
+    let max_age = args.max_age(&conf);
     let (cache, problem) = Cache::load_lenient(&cache_path)?;
     let now = cache::now();
-    let code = exit_code(&cache);
+    let code = exit_code(&cache, now, max_age);
     if format == Format::Json {
         output::print_json(&json!({
             "cache": cache_path,
             "cache_problem": problem.as_ref().map(ToString::to_string),
             "cluster": cache.cluster,
             "updated_at": cache.updated_at,
-            "nodes": cache.nodes.values().map(|r| view::record_json(r, now)).collect::<Vec<_>>(),
+            "nodes": cache.nodes.values().map(|r| view::record_json(r, now, max_age)).collect::<Vec<_>>(),
             "nodes_without_data": cache.unscanned.values().map(|u| json!({
                 "name": u.name, "address": u.address, "error": u.error, "attempted_at": u.attempted_at,
             })).collect::<Vec<_>>(),
             "cluster_cpu_type": view::cluster_type(&cache),
-            "stale_nodes": view::stale_names(&cache),
+            "stale_nodes": view::stale_names(&cache, now, max_age),
+            "cache_max_age_seconds": max_age,
             "drift": cache.drift,
         }))?;
         return Ok(code);
@@ -50,16 +52,22 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
         return Ok(code);
     }
     let _ = writeln!(s, "{}", view::HEADER);
-    for r in cache.nodes.values() {
+    let truths: Vec<(&str, truth::Truth)> = cache
+        .nodes
+        .values()
+        .map(|r| (r.name.as_str(), truth::of_record(r)))
+        .collect();
+    for (r, (_, t)) in cache.nodes.values().zip(&truths) {
         let _ = writeln!(
             s,
             "{} | {}",
-            view::node_line(&r.name, &r.address, view::level_of(r)),
-            view::age_text(r, now)
+            view::node_line(&r.name, &r.address, t.level_name()),
+            view::age_text(r, now, max_age)
         );
     }
     let _ = writeln!(s);
     let _ = writeln!(s, "{}", view::cluster_line(view::cluster_type(&cache)));
+    s.push_str(&view::truth_block(&truths));
     if !cache.unscanned.is_empty() {
         let _ = writeln!(s, "\nNodes without data (not included above):");
         for u in cache.unscanned.values() {
@@ -88,11 +96,17 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
     Ok(code)
 }
 
-/// 0 all fresh, 1 some stale or missing, 3 no data.
-fn exit_code(cache: &Cache) -> ExitCode {
+/// 0 all fresh, 1 some stale (failed refresh or older than
+/// `cache_max_age`) or missing, 3 no data.
+fn exit_code(cache: &Cache, now: u64, max_age: u64) -> ExitCode {
     if cache.nodes.is_empty() {
         ExitCode::Unknown
-    } else if !cache.unscanned.is_empty() || cache.nodes.values().any(cache::NodeRecord::is_stale) {
+    } else if !cache.unscanned.is_empty()
+        || cache
+            .nodes
+            .values()
+            .any(|r| view::is_stale(r, now, max_age))
+    {
         ExitCode::Refused
     } else {
         ExitCode::Ok

@@ -8,8 +8,9 @@
 
 use serde_json::{json, Value};
 
+use crate::cache::truth::{self, Truth};
 use crate::cache::{self, Cache, NodeRecord};
-use crate::cpu::level;
+use crate::cpu::capability::Capability;
 
 /// The header line.
 pub const HEADER: &str = "Detected nodes:";
@@ -27,33 +28,75 @@ pub fn cluster_line(level: Option<&str>) -> String {
 }
 
 /// A record's level, recomputed from its facts with this version's rules
-/// (the stored `level` is what the scanning version computed).
+/// through the one definition every command uses ([`truth::of_record`];
+/// the stored `level` is what the scanning version computed).
 #[must_use]
 pub fn level_of(rec: &NodeRecord) -> &'static str {
-    level::of(&rec.capability()).name
+    truth::of_record(rec).level_name()
 }
 
-/// The lowest level over every record in the cache (fresh or stale).
+/// The cluster level over every record in the cache (fresh or stale):
+/// the highest rung the verdict accepts on every node.
 #[must_use]
 pub fn cluster_type(cache: &Cache) -> Option<&'static str> {
-    level::lowest(cache.nodes.values().map(level_of))
+    let caps: Vec<Capability> = cache.nodes.values().map(NodeRecord::capability).collect();
+    truth::cluster_level(&caps.iter().collect::<Vec<_>>())
 }
 
-/// Names of stale records.
+/// Whether a record is stale: its last refresh failed, or it is older than
+/// `max_age` seconds (`cache_max_age`).
 #[must_use]
-pub fn stale_names(cache: &Cache) -> Vec<String> {
+pub fn is_stale(rec: &NodeRecord, now: u64, max_age: u64) -> bool {
+    rec.is_stale() || rec.age(now) > max_age
+}
+
+/// Names of stale records ([`is_stale`]).
+#[must_use]
+pub fn stale_names(cache: &Cache, now: u64, max_age: u64) -> Vec<String> {
     cache
         .nodes
         .values()
-        .filter(|r| r.is_stale())
+        .filter(|r| is_stale(r, now, max_age))
         .map(|r| r.name.clone())
         .collect()
 }
 
+/// After the node lines (which stay in ProxCLMC's format byte for byte):
+/// which view decided each node's answer, the nodes below the floor, and
+/// the notes where /proc/cpuinfo disagrees with QEMU's answer.
+#[must_use]
+pub fn truth_block(nodes: &[(&str, Truth)]) -> String {
+    if nodes.is_empty() {
+        return String::new();
+    }
+    let views: Vec<String> = nodes
+        .iter()
+        .map(|(n, t)| format!("{n} {}", t.view()))
+        .collect();
+    let mut s = format!("\nView: {}\n", views.join(", "));
+    for (n, t) in nodes {
+        if !t.level.floor_met {
+            s.push_str(&format!(
+                "warning: {n}: not even kvm64 (the lowest Proxmox VE type) starts here\n"
+            ));
+        }
+        for note in &t.notes {
+            s.push_str(&format!("note: {n}: {note}\n"));
+        }
+    }
+    s
+}
+
 /// `scanned 5m 3s ago` or `scanned 2h ago, STALE: error (last attempt 1m ago)`.
 #[must_use]
-pub fn age_text(rec: &NodeRecord, now: u64) -> String {
+pub fn age_text(rec: &NodeRecord, now: u64, max_age: u64) -> String {
     let mut s = format!("scanned {} ago", cache::human_age(rec.age(now)));
+    if rec.age(now) > max_age {
+        s.push_str(&format!(
+            ", STALE: older than cache_max_age ({})",
+            cache::human_age(max_age)
+        ));
+    }
     if let Some(e) = &rec.last_error {
         s.push_str(&format!(", STALE: last refresh failed: {}", first_line(e)));
         if let Some(at) = rec.last_attempt_at {
@@ -74,11 +117,16 @@ pub fn first_line(s: &str) -> &str {
 
 /// A record as JSON (stable field names).
 #[must_use]
-pub fn record_json(rec: &NodeRecord, now: u64) -> Value {
+pub fn record_json(rec: &NodeRecord, now: u64, max_age: u64) -> Value {
+    let t = truth::of_record(rec);
     json!({
         "name": rec.name,
         "address": rec.address,
-        "level": level_of(rec),
+        "level": t.level_name(),
+        "below_floor": !t.level.floor_met,
+        "view": t.view(),
+        "notes": t.notes,
+        "probe_error": rec.kvm_error,
         "vendor": rec.vendor,
         "model_name": rec.model_name,
         "family": rec.family,
@@ -89,7 +137,7 @@ pub fn record_json(rec: &NodeRecord, now: u64) -> Value {
         "kernel": rec.kernel,
         "scanned_at": rec.scanned_at,
         "age_seconds": rec.age(now),
-        "stale": rec.is_stale(),
+        "stale": is_stale(rec, now, max_age),
         "last_error": rec.last_error,
         "last_attempt_at": rec.last_attempt_at,
     })

@@ -35,7 +35,7 @@ pub struct VmContext {
 pub fn load(settings: &Settings, vmid: VmId) -> Result<VmContext> {
     let Some((owner, path)) = settings.pve.locate(vmid, &settings.node, None)? else {
         return Err(Error::Config(format!(
-            "VM {vmid} not found: no {} for any node (and not in .vmlist)\nnote: is --pve-dir / PVE_CPUGUARD_PVE_DIR right? It is {}",
+            "VM {vmid} does not exist: no node has {} (looked in .vmlist and every node's qemu-server directory)\nnote: `qm list` on each node shows its VMs; is --pve-dir / PVE_CPUGUARD_PVE_DIR right? It is {}",
             settings.pve.vm_config("<node>", vmid).display(),
             settings.pve.root().display()
         )));

@@ -7,7 +7,8 @@ use serde_json::json;
 
 use crate::app::cli::WhyNotArgs;
 use crate::app::output::{self, Format};
-use crate::cpu::capability::Capability;
+use crate::app::settings::Settings;
+use crate::cache::{self, truth};
 use crate::cpu::verdict::{self, Mode, Outcome};
 use crate::cpu::{cpuinfo, requirement};
 use crate::error::{ExitCode, Result};
@@ -18,20 +19,28 @@ use crate::pve::custom_models;
 /// # Errors
 /// Unreadable cpuinfo or cpu-models.conf.
 pub fn run(args: &WhyNotArgs, format: Format) -> Result<ExitCode> {
-    let info = cpuinfo::read(&args.cpuinfo.cpuinfo)?;
-    let cap = Capability::from_cpuinfo(&info);
-    let custom = custom_models::read(&args.pve_dir.join("virtual-guest/cpu-models.conf"))?;
+    let settings = Settings::resolve(&args.common)?;
+    let info = cpuinfo::read(&settings.cpuinfo)?;
+    // This host's one answer, as every command judges it (its QEMU answer
+    // recorded by the last scan while the flags are unchanged).
+    let cached = cache::Cache::load_lenient(&settings.cache)
+        .ok()
+        .and_then(|(c, _)| c.nodes.get(&settings.node).cloned());
+    let t = truth::of_local(&info, cached.as_ref());
+    let cap = &t.capability;
+    let custom = custom_models::read(&settings.pve.cpu_models())?;
     let req = requirement::from_cpu_value(&args.cpu, &custom);
-    let v = verdict::judge(&req, &cap, Mode::Start);
+    let v = verdict::judge(&req, cap, Mode::Start);
 
     if format == Format::Json {
         let mut value = v.to_json();
         value["cpu"] = json!(args.cpu);
         value["host"] = json!({"vendor": info.vendor, "model_name": info.model_name});
+        value["view"] = json!(t.view());
         output::print_json(&value)?;
     } else {
         let mut s = String::new();
-        let host = format!("this host ({})", info.model_name);
+        let host = format!("this host ({}; view: {})", info.model_name, t.view());
         match v.outcome {
             Outcome::Compatible => {
                 let _ = writeln!(s, "{}: compatible with {host}", args.cpu);
