@@ -29,6 +29,8 @@ pub struct NodeView {
     pub age_secs: Option<u64>,
     /// Why the record is missing or old, if it is.
     pub problem: Option<String>,
+    /// Where the record's data came from (`pmxcfs`, `ssh`, `local`).
+    pub source: Option<String>,
 }
 
 impl NodeView {
@@ -42,6 +44,7 @@ impl NodeView {
             level: None,
             age_secs,
             problem: None,
+            source: None,
         }
     }
 
@@ -55,6 +58,7 @@ impl NodeView {
             level: None,
             age_secs: None,
             problem: Some(problem),
+            source: None,
         }
     }
 
@@ -213,6 +217,7 @@ fn from_cache(fleet: &mut Fleet, cache: LazyCache, now: u64) {
                 .last_error
                 .as_ref()
                 .map(|e| format!("last refresh failed: {e}")),
+            source: node.head.source.clone(),
             record: Some(Box::new(node)),
             capability: OnceCell::new(),
         });

@@ -54,6 +54,9 @@ pub fn stale_names(cache: &Cache) -> Vec<String> {
 #[must_use]
 pub fn age_text(rec: &NodeRecord, now: u64) -> String {
     let mut s = format!("scanned {} ago", cache::human_age(rec.age(now)));
+    if let Some(src) = &rec.source {
+        s.push_str(&format!(" via {src}"));
+    }
     if let Some(e) = &rec.last_error {
         s.push_str(&format!(", STALE: last refresh failed: {}", first_line(e)));
         if let Some(at) = rec.last_attempt_at {
@@ -89,6 +92,7 @@ pub fn record_json(rec: &NodeRecord, now: u64) -> Value {
         "kernel": rec.kernel,
         "scanned_at": rec.scanned_at,
         "age_seconds": rec.age(now),
+        "source": rec.source,
         "stale": rec.is_stale(),
         "last_error": rec.last_error,
         "last_attempt_at": rec.last_attempt_at,
