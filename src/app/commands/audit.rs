@@ -201,6 +201,8 @@ fn node_line(n: &NodeView, max_age: u64) -> String {
                     s.push_str(", stale: run `pve-cpuguard scan`");
                 }
                 s.push(')');
+            } else if let Some(src) = &n.source {
+                let _ = write!(s, "  (data via {src})");
             }
             if let Some(p) = &n.problem {
                 let _ = write!(s, "  warning: {p}");
