@@ -149,11 +149,7 @@ fn every_node_published_so_no_ssh_is_tried() {
         audit.stdout
     );
     let audit = c.run(&["audit"]);
-    assert!(
-        audit.stdout.contains(" via pmxcfs)"),
-        "{}",
-        audit.stdout
-    );
+    assert!(audit.stdout.contains(" via pmxcfs)"), "{}", audit.stdout);
     let m = c.run(&["metrics"]);
     m.expect_code(0);
     assert!(
@@ -561,7 +557,7 @@ fn a_256_thread_host_with_qemus_answer_publishes_a_small_record() {
     let file = c.dir.path().join("cpuinfo-256");
     std::fs::write(&file, &big).unwrap();
     assert!(
-        big.len() > 1 << 20 / 2,
+        big.len() > 256 * 1024,
         "the cpuinfo itself is {} bytes",
         big.len()
     );

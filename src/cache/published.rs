@@ -429,7 +429,8 @@ mod tests {
     fn rejects_what_a_real_node_cannot_have() {
         let now = 1000;
         let good = envelope("pve1", record("pve1", now), now);
-        let cases: Vec<(Box<dyn Fn(&mut Published)>, &str)> = vec![
+        type Change = Box<dyn Fn(&mut Published)>;
+        let cases: Vec<(Change, &str)> = vec![
             (
                 Box::new(|p| p.node = "pve2".into()),
                 "lies in the directory of node 'pve1'",
