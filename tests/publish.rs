@@ -108,6 +108,10 @@ fn every_node_published_so_no_ssh_is_tried() {
         assert_eq!(j["status"], "ok");
         assert_eq!(j["level"], expected_level(s));
         assert_eq!(j["published"]["used"], true);
+        assert_eq!(
+            j["published"]["path"],
+            record_path(&c, n).display().to_string()
+        );
         assert!(j["age_seconds"].as_u64().unwrap() < 60, "{j}");
         assert_eq!(j["record"]["source"], "pmxcfs");
     }
@@ -514,11 +518,14 @@ fn this_nodes_out_of_date_record_is_read_locally_and_published_again() {
     let run = c.run(&["--output", "json", "scan"]);
     run.expect_code(0);
     assert_eq!(node_json(&run.json(), "pve1")["via"], "pmxcfs");
-    // A microcode update since: read locally, and published again.
+    // A microcode update since: read locally, and published again with
+    // QEMU's answer (real QEMU, under TCG: there is no /dev/kvm here).
     edit(&record_path(&c, "pve1"), |v| {
         v["record"]["microcode"] = "0x1".into()
     });
-    let run = c.run(&["--output", "json", "scan"]);
+    let mut cmd = c.command(&["--output", "json", "scan"]);
+    cmd.env("PVE_CPUGUARD_PROBE", "tcg");
+    let run = Run::of(cmd);
     run.expect_code(0);
     let v = run.json();
     let j = node_json(&v, "pve1");
@@ -537,6 +544,23 @@ fn this_nodes_out_of_date_record_is_read_locally_and_published_again() {
     );
     let p = published::load(&c.pve_dir, "pve1", pve_cpuguard::cache::now(), 60).unwrap();
     assert_eq!(p.record.microcode.as_deref(), Some("0x3c"));
+    assert!(p.record.kvm.is_some(), "QEMU's answer is published");
+    // Without QEMU's answer (--probe off) the record is not replaced by a
+    // poorer one: this node is read locally and the file stays.
+    edit(&record_path(&c, "pve1"), |v| {
+        v["record"]["microcode"] = "0x2".into()
+    });
+    let before = std::fs::read(record_path(&c, "pve1")).unwrap();
+    let run = c.run(&["--output", "json", "scan"]);
+    run.expect_code(0);
+    let v = run.json();
+    assert_eq!(node_json(&v, "pve1")["via"], "local");
+    assert_eq!(node_json(&v, "pve1")["record"]["source"], "local");
+    assert!(v["republished"].is_null(), "{v}");
+    assert_eq!(std::fs::read(record_path(&c, "pve1")).unwrap(), before);
+    edit(&record_path(&c, "pve1"), |v| {
+        v["record"]["microcode"] = "0x3c".into()
+    });
     let run = c.run(&["--output", "json", "scan"]);
     assert_eq!(node_json(&run.json(), "pve1")["via"], "pmxcfs");
 }
@@ -585,4 +609,51 @@ fn a_256_thread_host_with_qemus_answer_publishes_a_small_record() {
         std::fs::metadata(record_path(&c, "big")).unwrap().len()
     );
     assert!(size < 64 * 1024, "{size} bytes");
+}
+
+#[test]
+fn publish_errors_name_the_file_and_exit_2() {
+    let mut c = Cluster::new();
+    c.closed("pve1");
+    c.write_config();
+    let missing = c.dir.path().join("no-cpuinfo");
+    let run = publish_file(&c, "pve1", &missing);
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains(&missing.display().to_string()),
+        "{}",
+        run.stderr
+    );
+    assert!(!record_path(&c, "pve1").exists());
+    // Not a Proxmox VE node: no nodes/ directory below the pve dir.
+    let mut cmd = c.command(&["publish"]);
+    cmd.env("PVE_CPUGUARD_PVE_DIR", c.dir.path().join("empty"))
+        .env("PVE_CPUGUARD_NODE", "pve1")
+        .env("PVE_CPUGUARD_CPUINFO", common::cpuinfo(HASWELL));
+    let run = Run::of(cmd);
+    run.expect_code(2);
+    assert!(
+        run.stderr
+            .contains("empty/nodes: no such directory; is this a Proxmox VE node"),
+        "{}",
+        run.stderr
+    );
+    let run = publish(&c, "../etc", HASWELL);
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("invalid node name '../etc'"),
+        "{}",
+        run.stderr
+    );
+    // JSON says what was written.
+    let mut cmd = c.command(&["--output", "json", "publish"]);
+    cmd.env("PVE_CPUGUARD_NODE", "pve1")
+        .env("PVE_CPUGUARD_CPUINFO", common::cpuinfo(HASWELL));
+    let run = Run::of(cmd);
+    run.expect_code(0);
+    let v = run.json();
+    assert_eq!(v["written"], true);
+    assert_eq!(v["level"], expected_level(HASWELL));
+    assert_eq!(v["path"], record_path(&c, "pve1").display().to_string());
+    assert_eq!(v["microcode"], "0x3c");
 }

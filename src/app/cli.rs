@@ -50,11 +50,15 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Show which nodes a VM can move to, without moving it.
     Check(CheckArgs),
-    /// Read every node's CPU (this node locally, the others over SSH, all in
-    /// parallel), update the cache, and print each node's level and the
-    /// cluster CPU type.
+    /// Read every node's CPU (each node's published record from the cluster
+    /// file system first; without a usable one, this node locally and the
+    /// others over SSH, all in parallel), update the cache, and print each
+    /// node's level and the cluster CPU type.
     ///
-    /// Host keys are verified against Proxmox VE's known_hosts files. Exit 0
+    /// A published record (DIR/nodes/NODE/pve-cpuguard.json, see `publish`)
+    /// is used when it is valid and younger than the staleness limit; an
+    /// invalid one is reported with its path. Host keys are verified
+    /// against Proxmox VE's known_hosts files. Exit 0
     /// when every node answered, 1 when some failed (the cluster type then
     /// uses their last known data, and says so), 2 on configuration errors.
     Scan(ScanArgs),

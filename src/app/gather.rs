@@ -6,7 +6,8 @@
 //! limit ([`crate::cache::published::load`]). This node's own record is
 //! used only while its kernel and microcode are still the running ones;
 //! otherwise this node is read locally as before, and its record is
-//! published again from that reading (the CPU view can change with either).
+//! published again from that reading (the CPU view can change with either)
+//! when that reading asked QEMU.
 //! Every other node without a usable record is read over SSH, or, with
 //! `--no-ssh`, reported as missing with the command to run on it.
 
@@ -47,6 +48,8 @@ pub struct Gathered {
     pub rejected: Vec<Option<(PathBuf, Rejected)>>,
     /// This node's record published again: where, or why it failed.
     pub republished: Option<Result<PathBuf, String>>,
+    /// The cluster file system the records were read from.
+    pub pve_dir: PathBuf,
 }
 
 /// Reads every node: published records first, then SSH (or the local
@@ -94,7 +97,13 @@ pub fn gather(cluster: &Cluster, scan_opts: &scan::Options, o: &Options<'_>) -> 
         for (r, &i) in scan::scan(&sub, scan_opts).into_iter().zip(&rest) {
             if let (Via::Local, Ok(a)) = (r.via, &r.result) {
                 // This node's record is missing, stale, invalid or out of
-                // date: publish what was just read.
+                // date: publish what was just read, if QEMU was asked (a
+                // record without QEMU's answer would be a poorer one than
+                // `publish` writes).
+                if a.kvm.is_none() {
+                    results[i] = Some(r);
+                    continue;
+                }
                 republished = Some(
                     publish::write_record(o.pve_dir, &r.node.name, a, o.now)
                         .map(|(p, _)| p)
@@ -112,6 +121,7 @@ pub fn gather(cluster: &Cluster, scan_opts: &scan::Options, o: &Options<'_>) -> 
         published_at,
         rejected,
         republished,
+        pve_dir: o.pve_dir.to_path_buf(),
     }
 }
 

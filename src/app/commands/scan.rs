@@ -11,7 +11,7 @@ use crate::app::config::Config;
 use crate::app::gather;
 use crate::app::output::{self, Format};
 use crate::app::syslog::{self, Severity};
-use crate::cache::published::Rejected;
+use crate::cache::published::{self, Rejected};
 use crate::cache::{self, Cache, NodeRecord, Update};
 use crate::error::{ExitCode, Result};
 use crate::pve::cluster::{self, Sources};
@@ -309,7 +309,10 @@ fn to_json(
                 "source": r.result.is_ok().then(|| r.via.as_str()),
                 "age_seconds": rec.filter(|_| r.result.is_ok()).map(|x| x.age(now)),
                 "published": match rejected {
-                    None => json!({ "used": true }),
+                    None => json!({
+                        "used": true,
+                        "path": published::path(&g.pve_dir, &r.node.name),
+                    }),
                     Some((p, why)) => json!({
                         "used": false,
                         "path": p,
