@@ -82,6 +82,8 @@ fn the_debian_package() {
         "/etc/pve-cpuguard/pve-cpuguard.conf",
         "/usr/lib/systemd/system/pve-cpuguard-refresh.service",
         "/usr/lib/systemd/system/pve-cpuguard-refresh.timer",
+        "/usr/lib/systemd/system/pve-cpuguard-publish.service",
+        "/usr/lib/systemd/system/pve-cpuguard-publish.path",
         "/usr/share/man/man1/pve-cpuguard.1.gz",
         "/usr/share/man/man1/pve-cpuguard-audit.1.gz",
         "/usr/share/man/man1/pve-cpuguard-attach.1.gz",
@@ -116,6 +118,17 @@ fn the_debian_package() {
     );
     assert!(
         postinst.contains("deb-systemd-invoke start pve-cpuguard-refresh.timer"),
+        "{postinst}"
+    );
+    // This node's record: published at boot and after QEMU upgrades.
+    for unit in ["pve-cpuguard-publish.service", "pve-cpuguard-publish.path"] {
+        assert!(
+            postinst.contains(&format!("deb-systemd-helper enable {unit}")),
+            "{unit}: {postinst}"
+        );
+    }
+    assert!(
+        postinst.contains("deb-systemd-invoke start pve-cpuguard-publish.path"),
         "{postinst}"
     );
     assert!(

@@ -209,3 +209,73 @@ proptest! {
         let _ = kvm_probe::parse_transcript(&bytes[..cut], kvm_probe::Accel::Kvm);
     }
 }
+
+/// A valid published record of node `pve1`, as JSON.
+fn published_record() -> serde_json::Value {
+    use pve_cpuguard::cache::{published, NodeRecord};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/cpuinfo/archspec-linux-rhel7-haswell.txt");
+    let info = cpuinfo::read(&path).unwrap();
+    let rec = NodeRecord::new("pve1", "local", &info, Some("6.8.12-4-pve".into()), 1000);
+    serde_json::from_slice(&published::encode(&published::envelope("pve1", rec, 1000))).unwrap()
+}
+
+/// JSON values of every kind, including long, odd and hostile strings.
+fn record_field_value() -> impl Strategy<Value = serde_json::Value> {
+    prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<u64>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(serde_json::Value::from),
+        "[ -~\u{1b}\u{0}é]{0,80}".prop_map(serde_json::Value::from),
+        prop::collection::vec("[a-z0-9_$;()]{0,10}", 0..5).prop_map(|v| v.join(" ").into()),
+        Just(serde_json::json!([])),
+        Just(serde_json::json!({})),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn published_records_never_panic_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        let _ = pve_cpuguard::cache::published::decode(&bytes, "pve1", 2000);
+    }
+
+    /// One field of a valid record replaced by any value: a value or an
+    /// error, never a panic; and whatever passes is within the bounds.
+    #[test]
+    fn published_records_never_panic_on_fields(
+        field in prop::sample::select(vec![
+            "schema", "node", "published_at", "generator", "record",
+            "record.name", "record.vendor", "record.model_name", "record.family",
+            "record.model", "record.stepping", "record.microcode", "record.flags",
+            "record.bugs", "record.processors", "record.level", "record.phys_bits",
+            "record.kernel", "record.scanned_at", "record.last_error", "record.kvm",
+            "record.kvm_error", "record.source",
+        ]),
+        value in record_field_value(),
+    ) {
+        use pve_cpuguard::cache::published::{decode, Rejected};
+        let mut v = published_record();
+        match field.split_once('.') {
+            Some((outer, inner)) => v[outer][inner] = value,
+            None => v[field] = value,
+        }
+        let bytes = serde_json::to_vec(&v).unwrap();
+        match decode(&bytes, "pve1", 2000) {
+            Ok(p) => {
+                prop_assert_eq!(p.node.as_str(), "pve1");
+                prop_assert_eq!(p.record.name.as_str(), "pve1");
+                prop_assert!(p.record.processors >= 1);
+                prop_assert!(!p.record.model_name.chars().any(char::is_control));
+                prop_assert!(p.record.flags.iter().all(|f| !f.contains(['$', ';', '(', ')'])));
+            }
+            Err(Rejected::Invalid(m)) => prop_assert!(!m.is_empty()),
+            Err(other) => prop_assert!(false, "decode only says invalid: {:?}", other),
+        }
+    }
+}

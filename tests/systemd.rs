@@ -35,10 +35,20 @@ fn refresh_units_verify() {
     )
     .unwrap();
     std::fs::write(dir.path().join("pve-cpuguard-refresh.timer"), &timer).unwrap();
+    let publish = unit("pve-cpuguard-publish.service");
+    let path = unit("pve-cpuguard-publish.path");
+    std::fs::write(
+        dir.path().join("pve-cpuguard-publish.service"),
+        publish.replace("/usr/bin/pve-cpuguard", bin),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("pve-cpuguard-publish.path"), &path).unwrap();
     let out = Command::new("systemd-analyze")
         .arg("verify")
         .arg(dir.path().join("pve-cpuguard-refresh.service"))
         .arg(dir.path().join("pve-cpuguard-refresh.timer"))
+        .arg(dir.path().join("pve-cpuguard-publish.service"))
+        .arg(dir.path().join("pve-cpuguard-publish.path"))
         .output()
         .expect("systemd-analyze (package systemd) must be installed");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -55,7 +65,24 @@ fn refresh_units_verify() {
     assert_eq!(setting(&service, "Type"), ["oneshot"]);
     let after = setting(&service, "After").join(" ");
     assert!(after.contains("network-online.target") && after.contains("pve-cluster.service"));
-    assert_eq!(setting(&service, "Wants"), ["network-online.target"]);
+    assert_eq!(
+        setting(&service, "Wants"),
+        ["network-online.target pve-cpuguard-publish.service"]
+    );
+    // Publish first, then gather; at boot; after a QEMU upgrade.
+    assert!(after.contains("pve-cpuguard-publish.service"));
+    assert_eq!(
+        setting(&publish, "ExecStart"),
+        ["/usr/bin/pve-cpuguard publish"]
+    );
+    assert_eq!(setting(&publish, "WantedBy"), ["multi-user.target"]);
+    assert_eq!(setting(&publish, "DeviceAllow"), ["/dev/kvm rw"]);
+    assert_eq!(setting(&publish, "ReadWritePaths"), ["/etc/pve"]);
+    assert_eq!(
+        setting(&path, "PathChanged"),
+        ["/usr/bin/qemu-system-x86_64"]
+    );
+    assert_eq!(setting(&path, "Unit"), ["pve-cpuguard-publish.service"]);
     assert_eq!(setting(&timer, "OnCalendar"), ["hourly"]);
     assert_eq!(setting(&timer, "Persistent"), ["true"]);
     assert_eq!(setting(&timer, "RandomizedDelaySec").len(), 1);

@@ -50,14 +50,28 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Show which nodes a VM can move to, without moving it.
     Check(CheckArgs),
-    /// Read every node's CPU (this node locally, the others over SSH, all in
-    /// parallel), update the cache, and print each node's level and the
-    /// cluster CPU type.
+    /// Read every node's CPU (each node's published record from the cluster
+    /// file system first; without a usable one, this node locally and the
+    /// others over SSH, all in parallel), update the cache, and print each
+    /// node's level and the cluster CPU type.
     ///
-    /// Host keys are verified against Proxmox VE's known_hosts files. Exit 0
+    /// A published record (DIR/nodes/NODE/pve-cpuguard.json, see `publish`)
+    /// is used when it is valid and younger than the staleness limit; an
+    /// invalid one is reported with its path. Host keys are verified
+    /// against Proxmox VE's known_hosts files. Exit 0
     /// when every node answered, 1 when some failed (the cluster type then
     /// uses their last known data, and says so), 2 on configuration errors.
     Scan(ScanArgs),
+    /// Describe this node's CPU (its /proc/cpuinfo and what its QEMU can
+    /// give a guest under KVM, with kernel, microcode and versions) and
+    /// write the record to DIR/nodes/NODE/pve-cpuguard.json, where every
+    /// node's `scan` reads it from the cluster file system without SSH.
+    ///
+    /// Run at boot, hourly before the scan, and after a QEMU upgrade by the
+    /// package. Exit 0 when written; 1 when the cluster file system is
+    /// read-only (no quorum: the last published record stays); 2 on
+    /// configuration, input or other write errors.
+    Publish(PublishArgs),
     /// Show the cached view of the cluster (no network): each node's level,
     /// the age of its data, stale records and the last drift.
     ///
@@ -384,6 +398,52 @@ pub struct ScanArgs {
     /// kvm, from PATH].
     #[arg(long, env = "PVE_CPUGUARD_QEMU", value_name = "FILE")]
     pub qemu: Option<PathBuf>,
+
+    /// Never use SSH: nodes without a usable published record are reported
+    /// as missing, with the command to run on them [default: `no_ssh` in
+    /// the configuration file, else off].
+    #[arg(long)]
+    pub no_ssh: bool,
+}
+
+/// Arguments of `publish`.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Configuration file [default: /etc/pve-cpuguard/pve-cpuguard.conf].
+    #[arg(long, env = "PVE_CPUGUARD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// The Proxmox cluster file system; the record goes to
+    /// DIR/nodes/NODE/pve-cpuguard.json [default: `pve_dir` in the
+    /// configuration file, else /etc/pve].
+    #[arg(long, env = "PVE_CPUGUARD_PVE_DIR", value_name = "DIR")]
+    pub pve_dir: Option<PathBuf>,
+
+    /// This node's name [default: .members nodename, else the host name].
+    #[arg(long, env = "PVE_CPUGUARD_NODE", value_name = "NAME")]
+    pub node: Option<String>,
+
+    #[command(flatten)]
+    pub cpuinfo: CpuinfoArg,
+
+    /// Ask this node's QEMU what it can give a guest: `kvm` is what guests
+    /// really get; `off` publishes /proc/cpuinfo only.
+    #[arg(long, env = "PVE_CPUGUARD_PROBE", value_enum, default_value_t = ScanProbe::Kvm)]
+    pub probe: ScanProbe,
+
+    /// QEMU binary [default: qemu-system-x86_64, else kvm, from PATH].
+    #[arg(long, env = "PVE_CPUGUARD_QEMU", value_name = "FILE")]
+    pub qemu: Option<PathBuf>,
+
+    /// Seconds QEMU may take to answer before it is killed.
+    #[arg(
+        long,
+        env = "PVE_CPUGUARD_PROBE_TIMEOUT",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=600),
+        value_name = "SECONDS"
+    )]
+    pub probe_timeout: u64,
 }
 
 /// Whether `scan` asks QEMU too.

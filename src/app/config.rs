@@ -63,6 +63,8 @@ pub struct Config {
     pub pve_dir: Option<PathBuf>,
     /// `state_dir`: the guard's small state (last refusal).
     pub state_dir: Option<PathBuf>,
+    /// `no_ssh`: `scan` reads published records only, never SSH.
+    pub no_ssh: Option<bool>,
 }
 
 /// Every key with its valid values, for errors and the shipped example.
@@ -79,6 +81,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("chain_hookscript", "an absolute path"),
     ("pve_dir", "an absolute path"),
     ("state_dir", "an absolute path"),
+    ("no_ssh", "yes or no"),
 ];
 
 impl Config {
@@ -149,6 +152,13 @@ impl Config {
                 }
                 "ssh_timeout" => c.ssh_timeout = Some(parse_duration(value).ok_or_else(bad)?),
                 "cache_max_age" => c.cache_max_age = Some(parse_duration(value).ok_or_else(bad)?),
+                "no_ssh" => {
+                    c.no_ssh = Some(match value {
+                        "yes" | "true" | "on" | "1" => true,
+                        "no" | "false" | "off" | "0" => false,
+                        _ => return Err(bad()),
+                    });
+                }
                 _ => {
                     let p = PathBuf::from(value);
                     if !p.is_absolute() {
@@ -237,6 +247,24 @@ mod tests {
         assert_eq!(c.ssh_port, Some(2222));
         assert_eq!(c.ssh_timeout, Some(Duration::from_secs(5)));
         assert_eq!(c.cache_max_age, Some(Duration::from_secs(7200)));
+        assert_eq!(
+            Config::parse("no_ssh = yes\n", Path::new("c"))
+                .unwrap()
+                .no_ssh,
+            Some(true)
+        );
+        assert_eq!(
+            Config::parse("no_ssh = off\n", Path::new("c"))
+                .unwrap()
+                .no_ssh,
+            Some(false)
+        );
+        let e = Config::parse("no_ssh = maybe\n", Path::new("c")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("invalid no_ssh 'maybe' (valid: yes or no)"),
+            "{e}"
+        );
         assert_eq!(
             c.chain_hookscript.as_deref(),
             Some(Path::new("/var/lib/vz/snippets/old.pl"))

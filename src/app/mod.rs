@@ -8,6 +8,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod deadline;
+pub mod gather;
 pub mod output;
 pub mod settings;
 pub mod syslog;
@@ -32,6 +33,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Metrics(a) => commands::metrics::run(a),
         Command::Generate(a) => commands::generate::run(a),
         Command::Scan(a) => commands::scan::run(a, cli.output),
+        Command::Publish(a) => commands::publish::run(a, cli.output),
         Command::Status(a) => commands::status::run(a, cli.output),
         Command::Baseline(a) => commands::baseline::run(a, cli.output),
     }

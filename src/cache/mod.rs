@@ -1,8 +1,10 @@
 //! The cache: the on-disk record of every node's CPU that decisions read,
-//! written under a lock and replaced atomically.
+//! written under a lock and replaced atomically; and each node's own record
+//! as it publishes it through the cluster file system.
 //!
 //! Rule: may use the CPU core only (and the file system).
 
+pub mod published;
 mod store;
 pub mod truth;
 

@@ -103,6 +103,10 @@ pub struct NodeRecord {
     /// Why the QEMU probe gave no answer, if it was tried and failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kvm_error: Option<String>,
+    /// Where the data came from: `pmxcfs` (the node's published record),
+    /// `ssh` or `local`; absent in records of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 impl NodeRecord {
@@ -137,6 +141,7 @@ impl NodeRecord {
             last_attempt_at: None,
             kvm: None,
             kvm_error: None,
+            source: None,
         }
     }
 
@@ -231,6 +236,9 @@ pub struct NodeHead {
     /// The latest refresh's failure, if it failed.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// Where the data came from (`pmxcfs`, `ssh`, `local`), if recorded.
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 /// One record of a [`LazyCache`]: its head, and the rest as raw JSON.

@@ -35,6 +35,8 @@ pub struct NodeView {
     pub age_secs: Option<u64>,
     /// Why the record is missing or old, if it is.
     pub problem: Option<String>,
+    /// Where the record's data came from (`pmxcfs`, `ssh`, `local`).
+    pub source: Option<String>,
 }
 
 impl NodeView {
@@ -49,6 +51,7 @@ impl NodeView {
             notes: OnceCell::with_value(Vec::new()),
             age_secs,
             problem: None,
+            source: None,
         }
     }
 
@@ -63,6 +66,7 @@ impl NodeView {
             notes: OnceCell::with_value(t.notes),
             age_secs,
             problem: None,
+            source: None,
         }
     }
 
@@ -77,6 +81,7 @@ impl NodeView {
             notes: OnceCell::with_value(Vec::new()),
             age_secs: None,
             problem: Some(problem),
+            source: None,
         }
     }
 
@@ -227,6 +232,7 @@ pub fn load(settings: &crate::app::settings::Settings, local: &CpuInfo) -> Fleet
         Some((lazy, rec)) => NodeView {
             name: settings.node.clone(),
             capability: OnceCell::with_value(truth::capability(local, rec.kvm.as_ref())),
+            source: rec.source.clone(),
             record: Some(Box::new(lazy)),
             level: OnceCell::new(),
             notes: OnceCell::new(),
@@ -281,6 +287,7 @@ fn from_cache(fleet: &mut Fleet, cache: LazyCache, now: u64) {
                 .last_error
                 .as_ref()
                 .map(|e| format!("last refresh failed: {e}")),
+            source: node.head.source.clone(),
             record: Some(Box::new(node)),
             capability: OnceCell::new(),
         });

@@ -90,6 +90,26 @@ pub fn render(audit: &Audit<'_>, max_age_secs: u64, last: Option<&LastRefusal>) 
         }
     }
 
+    // Only caches written since records carry their source have it.
+    if nodes.iter().any(|n| n.source.is_some()) {
+        head(
+            &mut s,
+            "pve_cpuguard_record_source",
+            "gauge",
+            "1 for where the node's cached record came from: pmxcfs (its published record), ssh or local.",
+        );
+    }
+    for n in nodes {
+        if let Some(src) = &n.source {
+            let _ = writeln!(
+                s,
+                "pve_cpuguard_record_source{{node=\"{}\",source=\"{}\"}} 1",
+                escape(&n.name),
+                escape(src)
+            );
+        }
+    }
+
     head(
         &mut s,
         "pve_cpuguard_node_stale",

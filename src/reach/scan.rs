@@ -26,8 +26,10 @@ pub enum Via {
     Local,
     /// SSH.
     Ssh,
-    /// Not contacted (offline).
+    /// Not contacted (offline, or no SSH allowed).
     Skipped,
+    /// The node's own record, published through /etc/pve (no network).
+    Pmxcfs,
 }
 
 impl Via {
@@ -38,6 +40,7 @@ impl Via {
             Via::Local => "local",
             Via::Ssh => "ssh",
             Via::Skipped => "skipped",
+            Via::Pmxcfs => "pmxcfs",
         }
     }
 }

@@ -203,10 +203,15 @@ fn node_line(n: &NodeView, max_age: u64) -> String {
             }
             if let Some(age) = age.filter(|a| *a > 0) {
                 let _ = write!(s, "  (data {} old", cache::human_age(age));
+                if let Some(src) = &n.source {
+                    let _ = write!(s, " via {src}");
+                }
                 if age > max_age {
                     s.push_str(", stale: run `pve-cpuguard scan`");
                 }
                 s.push(')');
+            } else if let Some(src) = &n.source {
+                let _ = write!(s, "  (data via {src})");
             }
             if let Some(p) = &n.problem {
                 let _ = write!(s, "  warning: {p}");
@@ -483,6 +488,7 @@ struct JsonNode<'a> {
     vendor: Option<&'a str>,
     model_name: Option<&'a str>,
     age_secs: Option<u64>,
+    source: Option<&'a str>,
     stale: bool,
     problem: Option<&'a str>,
 }
@@ -632,6 +638,7 @@ fn json_report<'a>(a: &'a Audit<'_>, max_age: u64, rows: &'a JsonRows) -> JsonRe
                 vendor: n.vendor(),
                 model_name: n.capability().map(|c| c.model_name.as_str()),
                 age_secs: n.age_secs,
+                source: n.source.as_deref(),
                 stale: n.age_secs.is_some_and(|x| x > max_age) || n.problem.is_some(),
                 problem: n.problem.as_deref(),
             })

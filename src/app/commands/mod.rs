@@ -9,6 +9,7 @@ pub mod hook;
 pub mod inspect;
 pub mod metrics;
 pub mod migrate;
+pub mod publish;
 pub mod scan;
 pub mod status;
 pub mod view;

@@ -7,13 +7,15 @@ use serde_json::{json, Value};
 use crate::app::cli::ScanArgs;
 use crate::app::commands::view;
 use crate::app::config::Config;
+use crate::app::gather;
 use crate::app::output::{self, Format};
 use crate::app::syslog::{self, Severity};
+use crate::cache::published::{self, Rejected};
 use crate::cache::{self, Cache, NodeRecord, Update};
 use crate::error::{ExitCode, Result};
 use crate::pve::cluster::{self, Sources};
 use crate::reach::kvm_probe::ProbeOptions;
-use crate::reach::scan::{self, NodeResult};
+use crate::reach::scan::{self, NodeResult, Via};
 use crate::reach::ssh;
 
 /// Runs `scan`.
@@ -49,21 +51,34 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
             ..ProbeOptions::new(accel)
         }),
     };
-    let results = scan::scan(&cluster, &opts);
     let now = cache::now();
+    let gathered = gather::gather(
+        &cluster,
+        &opts,
+        &gather::Options {
+            pve_dir: &pve_dir,
+            max_age,
+            no_ssh: args.no_ssh || conf.no_ssh == Some(true),
+            now,
+        },
+    );
+    let results = &gathered.results;
     let updates: Vec<Update> = results
         .iter()
-        .map(|r| match &r.result {
-            Ok(a) => Update::Scanned(Box::new(
-                NodeRecord::new(
+        .zip(&gathered.published_at)
+        .map(|(r, published_at)| match &r.result {
+            Ok(a) => {
+                let mut rec = NodeRecord::new(
                     &r.node.name,
                     &r.node.address,
                     &a.info,
                     a.kernel.clone(),
-                    now,
+                    published_at.unwrap_or(now),
                 )
-                .with_kvm(a.kvm.clone()),
-            )),
+                .with_kvm(a.kvm.clone());
+                rec.source = Some(r.via.as_str().to_string());
+                Update::Scanned(Box::new(rec))
+            }
             Err(f) => Update::Failed {
                 name: r.node.name.clone(),
                 address: r.node.address.clone(),
@@ -72,7 +87,7 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
         })
         .collect();
 
-    let mut warnings: Vec<String> = Vec::new();
+    let mut warnings: Vec<String> = published_warnings(&gathered);
     let path = &cache_path;
     let written = (|| -> Result<Cache> {
         let writer = cache::Writer::lock(path)?;
@@ -94,24 +109,27 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
 
     // A QEMU probe that failed is never silent: the node is then judged
     // from /proc/cpuinfo, which may show more than KVM can give.
-    for r in &results {
+    // (Every warning goes to the journal below.)
+    for r in results {
         if let (Ok(a), Some(rec)) = (&r.result, next.node(&r.node.name)) {
             if let Some(Err(e)) = &a.kvm {
                 let msg = format!("{}: {}", rec.name, cache::truth::probe_failed(e));
-                syslog::log(Severity::Warning, &msg);
                 warnings.push(msg);
             }
         }
     }
     let failed = results.iter().filter(|r| r.result.is_err()).count();
-    log_results(&results, &next, failed);
+    log_results(results, &next, failed);
+    for w in &warnings {
+        syslog::log(Severity::Warning, &format!("scan: {w}"));
+    }
     if format == Format::Json {
-        output::print_json(&to_json(&results, &next, path, (now, max_age), &warnings))?;
+        output::print_json(&to_json(&gathered, &next, path, (now, max_age), &warnings))?;
     } else {
         for w in &warnings {
             eprintln!("pve-cpuguard: warning: {w}");
         }
-        output::print(&text(&results, &next, now))?;
+        output::print(&text(results, &next, now))?;
     }
     if let Some(e) = write_error {
         return Err(e);
@@ -226,6 +244,7 @@ fn text(results: &[NodeResult], cache: &Cache, now: u64) -> String {
             );
         }
     }
+    s.push_str(&sources_text(results, cache, now));
     if !cache.drift.is_empty() {
         let _ = writeln!(s, "\nDrift since the last scan:");
         for d in &cache.drift {
@@ -235,16 +254,59 @@ fn text(results: &[NodeResult], cache: &Cache, now: u64) -> String {
     s
 }
 
+/// Records that exist but were not used, and this node's record if it
+/// could not be published again. A missing record is not a warning: it is
+/// the normal state while the package is being rolled out (JSON shows it).
+fn published_warnings(g: &gather::Gathered) -> Vec<String> {
+    let mut w: Vec<String> = g
+        .rejected
+        .iter()
+        .flatten()
+        .filter(|(_, why)| *why != Rejected::Missing)
+        .map(|(p, why)| why.describe(p))
+        .collect();
+    if let Some(Err(e)) = &g.republished {
+        w.push(format!(
+            "cannot publish this node's record: {e}\nnote: is /etc/pve read-only (no quorum)? `pvecm status`; the next refresh tries again"
+        ));
+    }
+    w
+}
+
+/// Where each node's data came from and how old it is, when some came from
+/// published records (an all-SSH scan prints exactly ProxCLMC's text).
+fn sources_text(results: &[NodeResult], cache: &Cache, now: u64) -> String {
+    let mut s = String::new();
+    if !results.iter().any(|r| r.via == Via::Pmxcfs) {
+        return s;
+    }
+    let _ = writeln!(s, "\nSources:");
+    for r in results.iter().filter(|r| r.result.is_ok()) {
+        if let Some(rec) = cache.node(&r.node.name) {
+            let _ = writeln!(
+                s,
+                "  {}: {}, data {} old",
+                r.node.name,
+                r.via.as_str(),
+                cache::human_age(rec.age(now))
+            );
+        }
+    }
+    s
+}
+
 fn to_json(
-    results: &[NodeResult],
+    g: &gather::Gathered,
     cache: &Cache,
     path: &std::path::Path,
     (now, max_age): (u64, u64),
     warnings: &[String],
 ) -> Value {
+    let results = &g.results;
     let nodes: Vec<Value> = results
         .iter()
-        .map(|r| {
+        .zip(&g.rejected)
+        .map(|(r, rejected)| {
             let rec = cache.node(&r.node.name);
             json!({
                 "name": r.node.name,
@@ -254,6 +316,20 @@ fn to_json(
                 "local": r.node.local,
                 "online": r.node.online,
                 "via": r.via.as_str(),
+                "source": r.result.is_ok().then(|| r.via.as_str()),
+                "age_seconds": rec.filter(|_| r.result.is_ok()).map(|x| x.age(now)),
+                "published": match rejected {
+                    None => json!({
+                        "used": true,
+                        "path": published::path(&g.pve_dir, &r.node.name),
+                    }),
+                    Some((p, why)) => json!({
+                        "used": false,
+                        "path": p,
+                        "problem": why.kind(),
+                        "message": why.describe(p),
+                    }),
+                },
                 "status": if r.result.is_ok() { "ok" } else { "failed" },
                 "elapsed_ms": u64::try_from(r.elapsed.as_millis()).unwrap_or(u64::MAX),
                 "level": rec.map(view::level_of),
@@ -276,5 +352,9 @@ fn to_json(
         "failed": results.iter().filter(|r| r.result.is_err()).count(),
         "drift": cache.drift,
         "warnings": warnings,
+        "republished": g.republished.as_ref().map(|r| match r {
+            Ok(p) => json!({ "path": p }),
+            Err(e) => json!({ "error": e }),
+        }),
     })
 }

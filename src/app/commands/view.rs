@@ -91,6 +91,9 @@ pub fn truth_block(nodes: &[(&str, Truth)]) -> String {
 #[must_use]
 pub fn age_text(rec: &NodeRecord, now: u64, max_age: u64) -> String {
     let mut s = format!("scanned {} ago", cache::human_age(rec.age(now)));
+    if let Some(src) = &rec.source {
+        s.push_str(&format!(" via {src}"));
+    }
     if rec.age(now) > max_age {
         s.push_str(&format!(
             ", STALE: older than cache_max_age ({})",
@@ -137,6 +140,7 @@ pub fn record_json(rec: &NodeRecord, now: u64, max_age: u64) -> Value {
         "kernel": rec.kernel,
         "scanned_at": rec.scanned_at,
         "age_seconds": rec.age(now),
+        "source": rec.source,
         "stale": is_stale(rec, now, max_age),
         "last_error": rec.last_error,
         "last_attempt_at": rec.last_attempt_at,

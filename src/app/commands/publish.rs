@@ -1,0 +1,223 @@
+//! `pve-cpuguard publish`: describe this node's CPU (its /proc/cpuinfo and
+//! its own QEMU under KVM, with kernel, microcode and versions) and write
+//! the record to `<pve_dir>/nodes/<this node>/pve-cpuguard.json`, where
+//! every node's `scan` reads it without any network call.
+//!
+//! Without quorum pmxcfs refuses writes (EACCES); a read-only mount gives
+//! EROFS. Either is a warning and exit 1: the last published record stays
+//! where it is, and the other nodes fall back to SSH once it is stale.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::app::cli::PublishArgs;
+use crate::app::commands::view;
+use crate::app::config::Config;
+use crate::app::output::{self, Format};
+use crate::app::syslog::{self, Severity};
+use crate::cache::published::{self, MAX_SIZE};
+use crate::cache::{self, NodeRecord};
+use crate::cpu::cpuinfo;
+use crate::error::{Error, ExitCode, Result};
+use crate::pve::{cluster, members, paths};
+use crate::reach::kvm_probe::{self, ProbeOptions};
+use crate::reach::ssh::Answer;
+
+/// Why a record could not be written.
+#[derive(Debug)]
+pub enum PublishError {
+    /// The cluster file system refused the write: no quorum (EACCES) or a
+    /// read-only mount (EROFS, EPERM).
+    ReadOnly {
+        /// The file refused.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Any other I/O error.
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The record would exceed [`MAX_SIZE`].
+    TooBig(usize),
+}
+
+impl fmt::Display for PublishError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PublishError::ReadOnly { path, source } | PublishError::Io { path, source } => {
+                write!(f, "{}: {source}", path.display())
+            }
+            PublishError::TooBig(n) => write!(f, "the record has {n} bytes, more than {MAX_SIZE}"),
+        }
+    }
+}
+
+/// Writes this node's record from a reading of it, atomically; returns the
+/// path and the size written.
+///
+/// # Errors
+/// [`PublishError`]; the previous record then stays in place.
+pub fn write_record(
+    pve_dir: &Path,
+    node: &str,
+    a: &Answer,
+    now: u64,
+) -> std::result::Result<(PathBuf, usize), PublishError> {
+    let mut rec =
+        NodeRecord::new(node, "local", &a.info, a.kernel.clone(), now).with_kvm(a.kvm.clone());
+    rec.source = Some("local".into());
+    let bytes = published::encode(&published::envelope(node, rec, now));
+    if bytes.len() as u64 > MAX_SIZE {
+        return Err(PublishError::TooBig(bytes.len()));
+    }
+    let path = published::path(pve_dir, node);
+    let classify = |(p, e): (PathBuf, std::io::Error)| match e.raw_os_error() {
+        Some(libc::EACCES | libc::EROFS | libc::EPERM) => {
+            PublishError::ReadOnly { path: p, source: e }
+        }
+        _ => PublishError::Io { path: p, source: e },
+    };
+    // pmxcfs creates nodes/<node> when the node joins; create it on a
+    // standalone tree, but never the cluster file system's root.
+    let dir = pve_dir.join("nodes").join(node);
+    if !dir.is_dir() && pve_dir.join("nodes").is_dir() {
+        std::fs::create_dir(&dir).map_err(|e| classify((dir.clone(), e)))?;
+    }
+    published::write_atomic(&path, &bytes).map_err(classify)?;
+    Ok((path, bytes.len()))
+}
+
+/// This node's name: `--node`, else `.members` `nodename` (what pmxcfs
+/// calls it), else the host name's first label.
+fn node_name(given: Option<&str>, pve_dir: &Path) -> Result<String> {
+    let name = match given.filter(|n| !n.is_empty()) {
+        Some(n) => n.to_string(),
+        None => members::read(&pve_dir.join(".members"))
+            .ok()
+            .flatten()
+            .and_then(|m| m.nodename)
+            .unwrap_or_else(|| paths::local_node(None)),
+    };
+    if !cluster::valid_name(&name) {
+        return Err(Error::Usage(format!(
+            "invalid node name '{}' (valid: letters, digits, '-', '.', '_')",
+            name.escape_debug()
+        )));
+    }
+    Ok(name)
+}
+
+/// Runs `publish`.
+///
+/// # Errors
+/// Configuration errors, an unreadable cpuinfo, and write errors other
+/// than a read-only cluster file system (which is exit 1, not an error).
+pub fn run(args: &PublishArgs, format: Format) -> Result<ExitCode> {
+    let conf = Config::load(
+        &args
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(crate::app::config::DEFAULT_PATH)),
+    )?;
+    let pve_dir = Config::pick(
+        args.pve_dir.clone(),
+        conf.pve_dir.as_ref(),
+        "/etc/pve".into(),
+    );
+    let node = node_name(args.node.as_deref(), &pve_dir)?;
+    if !pve_dir.join("nodes").is_dir() {
+        return Err(Error::Config(format!(
+            "{}: no such directory; is this a Proxmox VE node (is pve-cluster running)?",
+            pve_dir.join("nodes").display()
+        )));
+    }
+    let info = cpuinfo::read(&args.cpuinfo.cpuinfo)?;
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .ok()
+        .map(|s| s.trim().to_string());
+    let kvm = args.probe.accel().map(|accel| {
+        kvm_probe::probe_local(&ProbeOptions {
+            qemu: args.qemu.clone(),
+            timeout: Duration::from_secs(args.probe_timeout),
+            ..ProbeOptions::new(accel)
+        })
+        .map_err(|e| e.to_string())
+    });
+    let answer = Answer { info, kernel, kvm };
+    let now = cache::now();
+    let written = write_record(&pve_dir, &node, &answer, now);
+    let rec = NodeRecord::new(&node, "local", &answer.info, answer.kernel.clone(), now)
+        .with_kvm(answer.kvm.clone());
+    let level = view::level_of(&rec);
+    let qemu = rec.kvm.as_ref().map(kvm_probe::KvmView::describe);
+    let path = published::path(&pve_dir, &node);
+
+    if format == Format::Json {
+        output::print_json(&json!({
+            "node": node,
+            "path": path,
+            "written": written.is_ok(),
+            "bytes": written.as_ref().ok().map(|(_, n)| n),
+            "error": written.as_ref().err().map(ToString::to_string),
+            "read_only": matches!(written, Err(PublishError::ReadOnly { .. })),
+            "published_at": now,
+            "level": level,
+            "model_name": rec.model_name,
+            "kernel": rec.kernel,
+            "microcode": rec.microcode,
+            "qemu": qemu,
+            "kvm_error": rec.kvm_error,
+        }))?;
+    }
+    if let Some(e) = &rec.kvm_error {
+        eprintln!(
+            "pve-cpuguard: warning: QEMU could not be asked ({e}); the record holds /proc/cpuinfo only\n\
+             note: `pve-cpuguard inspect --probe kvm` shows the problem"
+        );
+    }
+    match written {
+        Ok((p, bytes)) => {
+            syslog::log(
+                Severity::Info,
+                &format!("publish: {node} {level} to {} ({bytes} bytes)", p.display()),
+            );
+            if format != Format::Json {
+                output::print(&format!(
+                    "Published {node}'s CPU record: {} ({bytes} bytes)\n  {} ({}), level {level}\n  kernel {}, microcode {}, {}\n",
+                    p.display(),
+                    rec.model_name,
+                    rec.vendor,
+                    rec.kernel.as_deref().unwrap_or("unknown"),
+                    rec.microcode.as_deref().unwrap_or("unknown"),
+                    qemu.as_deref().unwrap_or("no QEMU answer"),
+                ))?;
+            }
+            Ok(ExitCode::Ok)
+        }
+        Err(e @ PublishError::ReadOnly { .. }) => {
+            let msg = format!("cannot publish {node}'s CPU record: {e}");
+            syslog::log(Severity::Warning, &format!("publish: {msg}"));
+            eprintln!(
+                "pve-cpuguard: warning: {msg}\n\
+                 note: {} is read-only while this node has no quorum (check `pvecm status`); the last published \
+                 record stays, and other nodes read this node over SSH once it is stale. The hourly refresh \
+                 publishes again; or run `pve-cpuguard publish` once quorum is back",
+                pve_dir.display()
+            );
+            Ok(ExitCode::Refused)
+        }
+        Err(e) => {
+            syslog::log(Severity::Warning, &format!("publish: {e}"));
+            Err(Error::Config(format!(
+                "cannot publish {node}'s CPU record: {e}"
+            )))
+        }
+    }
+}

@@ -1,0 +1,553 @@
+//! A node's own CPU record, published through the cluster file system:
+//! `<pve_dir>/nodes/<node>/pve-cpuguard.json`.
+//!
+//! Each node describes itself (its /proc/cpuinfo, its QEMU under KVM, its
+//! kernel and microcode) and writes the record below its own directory of
+//! /etc/pve, which pmxcfs replicates to every node (as pvestatd does with
+//! per-node facts). Every node then reads everyone's record locally.
+//!
+//! The file is the cache's [`NodeRecord`] serialisation wrapped in a small
+//! envelope ([`Published`]), as compact JSON. What another node wrote is
+//! outside input: [`load`] opens it without following symlinks or blocking
+//! on FIFOs, bounds its size ([`MAX_SIZE`]), and checks the schema, that the
+//! node named inside is the node whose directory holds it, and that every
+//! value is sane ([`validate`]); the level is never taken from the file,
+//! the reader recomputes it from the facts.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cache::NodeRecord;
+
+/// The schema this version writes and reads.
+pub const SCHEMA: u32 = 1;
+
+/// The file name below `nodes/<node>/`.
+pub const FILE_NAME: &str = "pve-cpuguard.json";
+
+/// The largest record accepted. pmxcfs refuses files over 1 MiB
+/// (pve-cluster: `MEMDB_MAX_FILE_SIZE`), and every byte is replicated to
+/// every node; a record with QEMU's whole model table is ~15 KiB.
+pub const MAX_SIZE: u64 = 256 * 1024;
+
+/// Clock skew tolerated between nodes before a record counts as "from the
+/// future" (corosync clusters run NTP; Proxmox warns beyond a few seconds).
+pub const MAX_SKEW_SECS: u64 = 300;
+
+/// The published file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    /// Always [`SCHEMA`] when written by this version.
+    pub schema: u32,
+    /// The node that wrote it (must match its directory).
+    pub node: String,
+    /// When it was written (Unix seconds).
+    pub published_at: u64,
+    /// The tool and version that wrote it, e.g. `pve-cpuguard 0.1.0`.
+    pub generator: String,
+    /// The node's CPU as the cache stores it.
+    pub record: NodeRecord,
+}
+
+/// `<pve_dir>/nodes/<node>/pve-cpuguard.json`.
+#[must_use]
+pub fn path(pve_dir: &Path, node: &str) -> PathBuf {
+    pve_dir.join("nodes").join(node).join(FILE_NAME)
+}
+
+/// Why a node's published record is not used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejected {
+    /// No file.
+    Missing,
+    /// Valid, but older than the staleness limit.
+    Stale {
+        /// Its age in seconds.
+        age: u64,
+    },
+    /// Present and unusable: the message says why (the path is in
+    /// [`Rejected::describe`]).
+    Invalid(String),
+    /// Valid, but no longer this node's view (its kernel or microcode
+    /// changed since): the message says what changed.
+    Outdated(String),
+}
+
+impl Rejected {
+    /// One line naming the file: `PATH: why`.
+    #[must_use]
+    pub fn describe(&self, path: &Path) -> String {
+        match self {
+            Rejected::Missing => format!("{}: no published record", path.display()),
+            Rejected::Stale { age } => format!(
+                "{}: published record is {} old (older than the staleness limit)",
+                path.display(),
+                crate::cache::human_age(*age)
+            ),
+            Rejected::Invalid(m) => format!("{}: invalid published record: {m}", path.display()),
+            Rejected::Outdated(m) => {
+                format!("{}: published record is out of date: {m}", path.display())
+            }
+        }
+    }
+
+    /// Stable name for JSON: `missing`, `stale`, `invalid`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Rejected::Missing => "missing",
+            Rejected::Stale { .. } => "stale",
+            Rejected::Invalid(_) => "invalid",
+            Rejected::Outdated(_) => "outdated",
+        }
+    }
+}
+
+/// The record as written: compact JSON, trailing newline.
+#[must_use]
+pub fn encode(p: &Published) -> Vec<u8> {
+    let mut v = serde_json::to_vec(p).unwrap_or_default();
+    v.push(b'\n');
+    v
+}
+
+/// A new envelope for this node's record.
+#[must_use]
+pub fn envelope(node: &str, record: NodeRecord, now: u64) -> Published {
+    Published {
+        schema: SCHEMA,
+        node: node.to_string(),
+        published_at: now,
+        generator: format!("pve-cpuguard {}", env!("CARGO_PKG_VERSION")),
+        record,
+    }
+}
+
+/// Reads and validates `node`'s published record below `pve_dir`. A
+/// record older than `max_age` seconds is [`Rejected::Stale`].
+///
+/// # Errors
+/// [`Rejected`], never a panic, whatever the file holds.
+pub fn load(pve_dir: &Path, node: &str, now: u64, max_age: u64) -> Result<Published, Rejected> {
+    let p = path(pve_dir, node);
+    let bytes = read_bounded(&p)?;
+    let published = decode(&bytes, node, now)?;
+    let age = now.saturating_sub(published.published_at);
+    if age > max_age {
+        return Err(Rejected::Stale { age });
+    }
+    Ok(published)
+}
+
+/// Parses and validates a record found in `nodes/<dir_node>/`.
+///
+/// # Errors
+/// [`Rejected::Invalid`] with the reason.
+pub fn decode(bytes: &[u8], dir_node: &str, now: u64) -> Result<Published, Rejected> {
+    let bad = |m: String| Rejected::Invalid(m);
+    // The schema first, so that a newer format is named as such rather
+    // than as a parse error.
+    #[derive(Deserialize)]
+    struct Head {
+        schema: u32,
+    }
+    let head: Head = serde_json::from_slice(bytes)
+        .map_err(|e| bad(format!("not a pve-cpuguard record ({e})")))?;
+    if head.schema != SCHEMA {
+        return Err(bad(format!(
+            "schema {} (this version reads schema {SCHEMA}); update pve-cpuguard on every node",
+            head.schema
+        )));
+    }
+    let p: Published = serde_json::from_slice(bytes).map_err(|e| bad(format!("{e}")))?;
+    validate(&p, dir_node, now).map_err(bad)?;
+    Ok(p)
+}
+
+/// Opens without following a symlink or blocking on a FIFO, accepts only a
+/// regular file, and reads at most [`MAX_SIZE`] + 1 bytes.
+fn read_bounded(p: &Path) -> Result<Vec<u8>, Rejected> {
+    let mut f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(p)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Rejected::Missing),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(Rejected::Invalid("a symbolic link, not a file".into()))
+        }
+        Err(e) => return Err(Rejected::Invalid(format!("cannot open: {e}"))),
+    };
+    let meta = f
+        .metadata()
+        .map_err(|e| Rejected::Invalid(format!("cannot stat: {e}")))?;
+    if !meta.is_file() {
+        return Err(Rejected::Invalid("not a regular file".into()));
+    }
+    if meta.len() > MAX_SIZE {
+        return Err(Rejected::Invalid(format!(
+            "{} bytes, more than the {MAX_SIZE} a record may have",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    (&mut f)
+        .take(MAX_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Rejected::Invalid(format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > MAX_SIZE {
+        return Err(Rejected::Invalid(format!(
+            "more than the {MAX_SIZE} bytes a record may have"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Every value within what a real host can have; `Err` names the first
+/// that is not.
+///
+/// # Errors
+/// A message naming the field and the bound.
+pub fn validate(p: &Published, dir_node: &str, now: u64) -> Result<(), String> {
+    let r = &p.record;
+    if p.node != dir_node {
+        return Err(format!(
+            "it names node '{}' but lies in the directory of node '{dir_node}'",
+            text(&p.node, 64)
+        ));
+    }
+    if r.name != dir_node {
+        return Err(format!(
+            "its record is for node '{}', not '{dir_node}'",
+            text(&r.name, 64)
+        ));
+    }
+    if p.published_at > now.saturating_add(MAX_SKEW_SECS) {
+        return Err(format!(
+            "published_at {} is {} s in the future (is this node's clock right?)",
+            p.published_at,
+            p.published_at - now
+        ));
+    }
+    if r.scanned_at > p.published_at.saturating_add(MAX_SKEW_SECS) {
+        return Err("scanned_at lies after published_at".into());
+    }
+    printable("generator", &p.generator, 128)?;
+    printable("vendor", &r.vendor, 32)?;
+    if r.vendor.is_empty() {
+        return Err("vendor is empty".into());
+    }
+    printable("model_name", &r.model_name, 128)?;
+    if let Some(m) = &r.microcode {
+        printable("microcode", m, 32)?;
+    }
+    if let Some(k) = &r.kernel {
+        printable("kernel", k, 128)?;
+    }
+    // CPUID: family is base (4 bits) + extended (8 bits), model 8 bits,
+    // stepping 4 bits (Intel SDM vol. 2A, CPUID leaf 1 EAX).
+    bound("family", r.family, 0x0f + 0xff)?;
+    bound("model", r.model, 0xff)?;
+    bound("stepping", r.stepping, 0x0f)?;
+    bound("phys_bits", r.phys_bits, 64)?;
+    if r.processors == 0 || r.processors > 65_536 {
+        return Err(format!("processors {} (valid: 1-65536)", r.processors));
+    }
+    words("flags", r.flags.iter(), 1024)?;
+    if let Some(b) = &r.bugs {
+        words("bugs", b.iter(), 256)?;
+    }
+    if r.last_error.is_some() || r.last_attempt_at.is_some() {
+        return Err("a published record carries no refresh error".into());
+    }
+    if let Some(e) = &r.kvm_error {
+        if e.len() > 4096 {
+            return Err("kvm_error is longer than 4096 bytes".into());
+        }
+    }
+    if let Some(k) = &r.kvm {
+        printable("kvm.qemu_version", &k.qemu_version, 32)?;
+        printable("kvm.qemu_package", &k.qemu_package, 128)?;
+        printable("kvm.host.vendor", &k.host.vendor, 32)?;
+        printable("kvm.host.model_id", &k.host.model_id, 128)?;
+        words(
+            "kvm.host_features",
+            k.host_features.iter().map(String::as_str),
+            2048,
+        )?;
+        if k.models.len() > 2048 {
+            return Err(format!(
+                "kvm.models has {} entries (at most 2048)",
+                k.models.len()
+            ));
+        }
+        for (name, missing) in &k.models {
+            words("kvm.models", std::iter::once(name.as_str()), 1)?;
+            words("kvm.models", missing.iter().map(String::as_str), 2048)?;
+        }
+    }
+    Ok(())
+}
+
+/// At most `max` bytes, no control characters.
+fn printable(field: &str, s: &str, max: usize) -> Result<(), String> {
+    if s.len() > max {
+        return Err(format!("{field} is longer than {max} bytes"));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(format!("{field} contains control characters"));
+    }
+    Ok(())
+}
+
+fn bound(field: &str, v: Option<u32>, max: u32) -> Result<(), String> {
+    match v {
+        Some(x) if x > max => Err(format!("{field} {x} (at most {max})")),
+        _ => Ok(()),
+    }
+}
+
+/// Feature and model names: at most `max` of them, each 1-64 characters of
+/// `[A-Za-z0-9_.-]` (Linux and QEMU spellings both fit).
+fn words<'a>(field: &str, it: impl Iterator<Item = &'a str>, max: usize) -> Result<(), String> {
+    let mut n = 0;
+    for w in it {
+        n += 1;
+        if n > max {
+            return Err(format!("{field} has more than {max} entries"));
+        }
+        let ok = !w.is_empty()
+            && w.len() <= 64
+            && w.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        if !ok {
+            return Err(format!("{field} holds an invalid name '{}'", text(w, 64)));
+        }
+    }
+    Ok(())
+}
+
+/// A value quoted in a message: truncated, control characters escaped.
+fn text(s: &str, max: usize) -> String {
+    let mut out: String = s
+        .chars()
+        .take(max)
+        .collect::<String>()
+        .escape_debug()
+        .to_string();
+    if s.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
+/// Writes `bytes` as `path` atomically for readers: a new temporary file in
+/// the same directory (`O_CREAT|O_EXCL|O_NOFOLLOW`, mode 0640, the mode
+/// pmxcfs gives its files), fsync, then rename over `path`. Temporary files
+/// a killed writer left are removed first. The one writer of published
+/// records, so that it can be swapped for a shared one.
+///
+/// # Errors
+/// The I/O error and the file it concerns; the temporary file is removed
+/// and `path` is left as it was.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), (PathBuf, std::io::Error)> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // PVE::Tools::file_set_contents names its temporary files
+    // `<file>.tmp.<pid>`; the same form here.
+    let prefix = format!("{name}.tmp.");
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    let temp = dir.join(format!("{prefix}{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o640)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&temp)
+        .map_err(|e| (temp.clone(), e))?;
+    let written = f.write_all(bytes).and_then(|()| f.sync_all());
+    drop(f);
+    if let Err(e) = written.and_then(|()| std::fs::rename(&temp, path)) {
+        let _ = std::fs::remove_file(&temp);
+        return Err((path.to_path_buf(), e));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::cpuinfo::CpuInfo;
+
+    fn record(name: &str, at: u64) -> NodeRecord {
+        let info = CpuInfo {
+            vendor: "GenuineIntel".into(),
+            model_name: "Intel(R) Xeon(R) Gold 6230".into(),
+            family: Some(6),
+            model: Some(85),
+            stepping: Some(7),
+            microcode: Some("0x5003604".into()),
+            phys_bits: Some(46),
+            flags: ["fpu", "sse2", "avx2"]
+                .iter()
+                .map(|s| (*s).to_string())
+                .collect(),
+            bugs: Some(["spectre_v1".to_string()].into()),
+            processors: 80,
+        };
+        NodeRecord::new(name, "local", &info, Some("6.8.12-4-pve".into()), at)
+    }
+
+    fn bytes(p: &Published) -> Vec<u8> {
+        encode(p)
+    }
+
+    #[test]
+    fn round_trip() {
+        let p = envelope("pve1", record("pve1", 100), 100);
+        let back = decode(&bytes(&p), "pve1", 100).unwrap();
+        assert_eq!(back, p);
+    }
+
+    #[test]
+    fn rejects_what_a_real_node_cannot_have() {
+        let now = 1000;
+        let good = envelope("pve1", record("pve1", now), now);
+        type Change = Box<dyn Fn(&mut Published)>;
+        let cases: Vec<(Change, &str)> = vec![
+            (
+                Box::new(|p| p.node = "pve2".into()),
+                "lies in the directory of node 'pve1'",
+            ),
+            (
+                Box::new(|p| p.record.name = "pve2".into()),
+                "record is for node 'pve2'",
+            ),
+            (Box::new(|p| p.published_at = 1000 + 301), "in the future"),
+            (
+                Box::new(|p| p.record.vendor = String::new()),
+                "vendor is empty",
+            ),
+            (
+                Box::new(|p| p.record.model_name = "x\u{1b}[2J".into()),
+                "control characters",
+            ),
+            (Box::new(|p| p.record.family = Some(999)), "family 999"),
+            (Box::new(|p| p.record.processors = 0), "processors 0"),
+            (Box::new(|p| p.record.phys_bits = Some(65)), "phys_bits 65"),
+            (
+                Box::new(|p| p.record.flags = "fpu sse;rm".split(' ').collect()),
+                "invalid name 'sse;rm'",
+            ),
+            (
+                Box::new(|p| p.record.last_error = Some("x".into())),
+                "no refresh error",
+            ),
+            (
+                Box::new(|p| p.record.kernel = Some("k".repeat(129))),
+                "kernel is longer",
+            ),
+        ];
+        for (change, want) in cases {
+            let mut p = good.clone();
+            change(&mut p);
+            let e = decode(&bytes(&p), "pve1", now).unwrap_err();
+            match e {
+                Rejected::Invalid(m) => assert!(m.contains(want), "{m} should contain {want}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(decode(&bytes(&good), "pve1", now).is_ok());
+    }
+
+    #[test]
+    fn wrong_schema_and_garbage_are_named() {
+        let e = decode(br#"{"schema": 7}"#, "a", 0).unwrap_err();
+        assert_eq!(e.kind(), "invalid");
+        assert!(format!("{e:?}").contains("schema 7"));
+        for bad in [&b""[..], b"{", b"[]", b"null", b"{\"schema\":1}"] {
+            assert!(matches!(decode(bad, "a", 0), Err(Rejected::Invalid(_))));
+        }
+        // Deep nesting is a parse error, not a stack overflow.
+        let deep = format!(
+            "{{\"schema\":1,\"x\":{}{}}}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert!(matches!(
+            decode(deep.as_bytes(), "a", 0),
+            Err(Rejected::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn load_classifies_missing_stale_and_non_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let pve = dir.path();
+        assert_eq!(load(pve, "pve1", 0, 10), Err(Rejected::Missing));
+        let p = path(pve, "pve1");
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        write_atomic(&p, &bytes(&envelope("pve1", record("pve1", 100), 100))).unwrap();
+        assert!(load(pve, "pve1", 105, 10).is_ok());
+        assert_eq!(
+            load(pve, "pve1", 200, 10),
+            Err(Rejected::Stale { age: 100 })
+        );
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777 & !0o022,
+            0o640 & !0o022
+        );
+        // A FIFO is refused without blocking, a symlink without following.
+        std::fs::remove_file(&p).unwrap();
+        let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(
+            matches!(load(pve, "pve1", 105, 10), Err(Rejected::Invalid(m)) if m.contains("not a regular file"))
+        );
+        std::fs::remove_file(&p).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", &p).unwrap();
+        assert!(
+            matches!(load(pve, "pve1", 105, 10), Err(Rejected::Invalid(m)) if m.contains("symbolic link"))
+        );
+        std::fs::remove_file(&p).unwrap();
+        std::fs::write(&p, vec![b' '; usize::try_from(MAX_SIZE).unwrap() + 1]).unwrap();
+        assert!(
+            matches!(load(pve, "pve1", 105, 10), Err(Rejected::Invalid(m)) if m.contains("more than"))
+        );
+    }
+
+    #[test]
+    fn write_atomic_leaves_no_temporary_files_and_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(FILE_NAME);
+        std::fs::write(dir.path().join(format!("{FILE_NAME}.tmp.1")), "left over").unwrap();
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, [FILE_NAME]);
+        // A directory that does not exist: the error names the temp file.
+        let (at, _) = write_atomic(&dir.path().join("no/such/file"), b"x").unwrap_err();
+        assert!(at.ends_with("no/such/file.tmp.".to_string() + &std::process::id().to_string()));
+    }
+}
