@@ -109,6 +109,16 @@ pub fn read_raw(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// [`read_raw`] as UTF-8 text (`InvalidData` otherwise, as
+/// `std::fs::read_to_string`).
+///
+/// # Errors
+/// As [`read_raw`].
+pub fn read_to_string_raw(path: impl AsRef<Path>) -> std::io::Result<String> {
+    String::from_utf8(read_raw(path.as_ref())?)
+        .map_err(|_| std::io::Error::new(ErrorKind::InvalidData, "not valid UTF-8 text"))
+}
+
 /// [`read_raw`] with the path in the error.
 ///
 /// # Errors
@@ -138,15 +148,18 @@ pub fn parent(path: &Path) -> &Path {
     }
 }
 
-/// Replaces `path` with `bytes` (file mode `mode`): a new file with a random
-/// name in the same directory, created with `O_CREAT|O_EXCL`, written,
-/// fsynced, renamed over `path`; then the directory is fsynced. A symlink at
-/// `path` is replaced, never written through; nothing is followed.
+/// Writes `bytes` (file mode `mode`; `None` leaves the creation mode 0600,
+/// for pmxcfs which sets its own modes and may refuse `chmod`) to a new file with a random name in
+/// `path`'s directory, created with `O_CREAT|O_EXCL`, and fsyncs it; it
+/// becomes `path` with [`commit`]. Dropping it unused removes it.
 ///
 /// # Errors
 /// The plain `std::io` error (the temporary file is removed).
-pub fn replace_raw(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let dir = parent(path);
+pub fn stage(
+    path: &Path,
+    bytes: &[u8],
+    mode: Option<u32>,
+) -> std::io::Result<tempfile::NamedTempFile> {
     let prefix = format!(
         ".{}.",
         path.file_name()
@@ -156,26 +169,44 @@ pub fn replace_raw(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> 
     let mut tmp = tempfile::Builder::new()
         .prefix(&prefix)
         .suffix(".tmp")
-        .permissions(std::fs::Permissions::from_mode(mode))
-        .tempfile_in(dir)?;
+        .tempfile_in(parent(path))?;
     tmp.write_all(bytes)?;
-    // The umask may have narrowed the mode given at creation.
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    if let Some(mode) = mode {
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
     tmp.as_file().sync_all()?;
+    Ok(tmp)
+}
+
+/// Renames a [`stage`]d file over `path` (a symlink there is replaced, not
+/// followed), then fsyncs the directory.
+///
+/// # Errors
+/// The rename's error (the temporary file is removed).
+pub fn commit(tmp: tempfile::NamedTempFile, path: &Path) -> std::io::Result<()> {
     tmp.persist(path).map_err(|e| e.error)?;
     // Best effort: some file systems (pmxcfs) refuse fsync on a directory.
-    if let Ok(d) = File::open(dir) {
+    if let Ok(d) = File::open(parent(path)) {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Replaces `path` with `bytes` (file mode `mode`): [`stage`] then
+/// [`commit`]. A symlink at `path` is replaced, never written through.
+///
+/// # Errors
+/// The plain `std::io` error (the temporary file is removed).
+pub fn replace_raw(path: &Path, bytes: &[u8], mode: Option<u32>) -> std::io::Result<()> {
+    commit(stage(path, bytes, mode)?, path)
 }
 
 /// [`replace_raw`] with the path in the error.
 ///
 /// # Errors
 /// [`Error::Io`] naming `path`.
-pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+pub fn replace(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<()> {
     replace_raw(path, bytes, mode).map_err(|e| Error::io(path, e))
 }
 
@@ -237,7 +268,9 @@ pub fn lock_within(file: &File, path: &Path, wait: Duration, holder: &str) -> Re
     loop {
         match file.try_lock_exclusive() {
             Ok(()) => return Ok(()),
-            Err(e) if e.kind() == ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::EAGAIN) => {
+            Err(e)
+                if e.kind() == ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::EAGAIN) =>
+            {
                 if Instant::now() >= deadline {
                     return Err(Error::Lock {
                         path: path.to_path_buf(),
@@ -302,7 +335,7 @@ mod tests {
         std::fs::write(&victim, "keep").unwrap();
         let target = dir.path().join("out");
         symlink(&victim, &target).unwrap();
-        replace(&target, b"new", 0o640).unwrap();
+        replace(&target, b"new", Some(0o640)).unwrap();
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
         let meta = std::fs::symlink_metadata(&target).unwrap();
@@ -336,7 +369,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(t.elapsed() < Duration::from_secs(2));
-        assert!(e.contains("x.lock") && e.contains("note: a scan holds it"), "{e}");
+        assert!(
+            e.contains("x.lock") && e.contains("note: a scan holds it"),
+            "{e}"
+        );
         FileExt::unlock(&held).unwrap();
         lock_within(&other, &lock, Duration::from_millis(200), "a scan").unwrap();
     }

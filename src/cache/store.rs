@@ -3,8 +3,9 @@
 //!
 //! One JSON file (default [`DEFAULT_PATH`]) with a schema version. Writers
 //! take an exclusive lock (fs2) on a separate `<file>.lock`, write a
-//! temporary file beside the cache, fsync it, rename it over the cache and
-//! fsync the directory: a reader sees the old file or the new one, never a
+//! temporary file beside the cache (`O_EXCL`, random name: see
+//! `crate::fsutil`), fsync it, rename it over the cache and fsync the
+//! directory: a reader sees the old file or the new one, never a
 //! mix, and a crash at any point leaves the previous cache readable.
 //! Readers take no lock. A corrupt or unknown-schema file is reported and
 //! treated as empty; a writer moves it aside to `<file>.corrupt` before
@@ -15,10 +16,9 @@
 //! [`Drift`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fs2::FileExt;
 use serde::{Deserialize, Serialize};
@@ -273,12 +273,8 @@ impl LazyCache {
     /// # Errors
     /// Only a file that exists but cannot be read.
     pub fn load_lenient(path: &Path) -> Result<(LazyCache, Option<Error>)> {
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok((LazyCache::default(), None))
-            }
-            Err(e) => return Err(Error::io(path, e)),
+        let Some(bytes) = crate::fsutil::read_optional(path)? else {
+            return Ok((LazyCache::default(), None));
         };
         let lazy = serde_json::from_slice::<LazyFile>(&bytes)
             .ok()
@@ -462,10 +458,9 @@ impl Cache {
     /// [`Error::Io`] when the file exists but cannot be read,
     /// [`Error::CacheCorrupt`] when it is not a cache of this schema.
     pub fn load(path: &Path) -> Result<Cache> {
-        match std::fs::read(path) {
-            Ok(bytes) => Cache::parse(&bytes, path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Cache::default()),
-            Err(e) => Err(Error::io(path, e)),
+        match crate::fsutil::read_optional(path)? {
+            Some(bytes) => Cache::parse(&bytes, path),
+            None => Ok(Cache::default()),
         }
     }
 
@@ -632,13 +627,19 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-fn temp_prefix(path: &Path) -> String {
-    format!(
-        ".{}.tmp.",
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    )
+/// How long a writer waits for another writer's lock before giving up
+/// with an error naming the lock file.
+pub const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// Whether `name` is a temporary file a writer of `path` left behind: this
+/// version's (`.cluster.json.XXXXXX.tmp`, see [`crate::fsutil::stage`]) or
+/// an older one's (`.cluster.json.tmp.PID`).
+fn is_leftover(name: &str, path: &Path) -> bool {
+    let file = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    crate::fsutil::is_temp_of(name, &file) || name.starts_with(&format!(".{file}.tmp."))
 }
 
 /// An exclusive writer: holds the lock until dropped.
@@ -651,42 +652,45 @@ pub struct Writer {
 /// A new cache written to a temporary file, not yet visible.
 #[derive(Debug)]
 pub struct Staged {
-    temp: PathBuf,
+    temp: tempfile::NamedTempFile,
 }
 
 impl Staged {
     /// The temporary file.
     #[must_use]
     pub fn path(&self) -> &Path {
-        &self.temp
+        self.temp.path()
     }
 }
 
 impl Writer {
-    /// Takes the writers' lock (waiting for another writer to finish),
-    /// creating the cache directory if needed, and removes temporary files
-    /// left by a writer that died.
+    /// Takes the writers' lock (waiting at most [`LOCK_WAIT`] for another
+    /// writer to finish), creating the cache directory if needed, and
+    /// removes temporary files left by a writer that died.
     ///
     /// # Errors
-    /// The directory or lock file cannot be created, or locking fails.
+    /// The directory or lock file cannot be created (a symlink or a FIFO at
+    /// the lock path is refused), or the lock is still held after the wait.
     pub fn lock(path: &Path) -> Result<Writer> {
+        Writer::lock_within(path, LOCK_WAIT)
+    }
+
+    /// [`Writer::lock`] with another bound on the wait.
+    ///
+    /// # Errors
+    /// As [`Writer::lock`].
+    pub fn lock_within(path: &Path, wait: Duration) -> Result<Writer> {
         let dir = parent(path);
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let lp = lock_path(path);
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lp)
-            .map_err(|e| Error::io(&lp, e))?;
-        lock.lock_exclusive().map_err(|e| Error::Lock {
+        let lock = crate::fsutil::open_lock(&lp).map_err(|e| Error::Lock {
             path: lp.clone(),
             source: e,
         })?;
-        let prefix = temp_prefix(path);
+        crate::fsutil::lock_within(&lock, &lp, wait, "another pve-cpuguard scan or migrate")?;
         if let Ok(entries) = std::fs::read_dir(dir) {
             for e in entries.flatten() {
-                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                if is_leftover(&e.file_name().to_string_lossy(), path) {
                     let _ = std::fs::remove_file(e.path());
                 }
             }
@@ -711,22 +715,15 @@ impl Writer {
         Ok((cache, problem))
     }
 
-    /// Writes `cache` to a temporary file beside the cache and fsyncs it.
+    /// Writes `cache` to a new temporary file beside the cache (created
+    /// with `O_EXCL` and a random name, so a planted link there is never
+    /// followed) and fsyncs it.
     ///
     /// # Errors
     /// I/O errors (the temporary file is removed).
     pub fn stage(&self, cache: &Cache) -> Result<Staged> {
-        let temp =
-            parent(&self.path).join(format!("{}{}", temp_prefix(&self.path), std::process::id()));
-        let result = (|| {
-            let mut f = File::create(&temp)?;
-            f.write_all(cache.to_json().as_bytes())?;
-            f.sync_all()
-        })();
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&temp);
-            return Err(Error::io(&temp, e));
-        }
+        let temp = crate::fsutil::stage(&self.path, cache.to_json().as_bytes(), Some(0o644))
+            .map_err(|e| Error::io(parent(&self.path), e))?;
         Ok(Staged { temp })
     }
 
@@ -735,14 +732,7 @@ impl Writer {
     /// # Errors
     /// I/O errors (the old cache then stays in place).
     pub fn commit(&self, staged: Staged) -> Result<()> {
-        std::fs::rename(&staged.temp, &self.path).map_err(|e| {
-            let _ = std::fs::remove_file(&staged.temp);
-            Error::io(&self.path, e)
-        })?;
-        let dir = parent(&self.path);
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io(dir, e))
+        crate::fsutil::commit(staged.temp, &self.path).map_err(|e| Error::io(&self.path, e))
     }
 
     /// [`Writer::stage`] then [`Writer::commit`].
@@ -761,12 +751,7 @@ impl Drop for Writer {
     }
 }
 
-fn parent(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
+use crate::fsutil::parent;
 
 /// `3d 4h`, `2h 5m`, `4m 10s`, `12s`.
 #[must_use]

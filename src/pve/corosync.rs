@@ -68,7 +68,7 @@ pub struct Config {
 /// # Errors
 /// I/O errors and syntax errors (with file and line).
 pub fn read(path: &Path) -> Result<Config> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::fsutil::read_to_string_raw(path).map_err(|e| Error::io(path, e))?;
     parse(&text, path)
 }
 

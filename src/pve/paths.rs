@@ -52,7 +52,7 @@ pub fn local_node(given: Option<&str>) -> String {
     if let Some(n) = given.filter(|n| !n.is_empty()) {
         return n.to_string();
     }
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
+    crate::fsutil::read_to_string_raw("/proc/sys/kernel/hostname")
         .ok()
         .and_then(|h| h.trim().split('.').next().map(str::to_string))
         .filter(|h| !h.is_empty())
@@ -154,7 +154,7 @@ impl PveDir {
     /// Unreadable or malformed JSON (naming the file and line).
     pub fn vmlist(&self) -> Result<BTreeMap<VmId, VmListEntry>> {
         let path = self.root.join(".vmlist");
-        let text = match std::fs::read_to_string(&path) {
+        let text = match crate::fsutil::read_to_string_raw(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
             Err(e) => return Err(Error::io(&path, e)),

@@ -75,7 +75,9 @@ pub fn gather(settings: &Settings, read_local_cpu: bool) -> Result<Gathered> {
         }
     }
     if read_local_cpu && fleet.get(&settings.node).is_some() {
-        if let Ok(info) = cpuinfo::read(&settings.cpuinfo) {
+        if let Ok(info) = crate::fsutil::read(&settings.cpuinfo)
+            .and_then(|b| cpuinfo::parse_bytes(&b, &settings.cpuinfo))
+        {
             let cap = Capability::from_cpuinfo(&info);
             fleet.upsert(NodeView::known(&settings.node, cap, Some(0)));
         }

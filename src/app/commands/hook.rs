@@ -156,7 +156,9 @@ fn check(settings: &Settings, vmid: VmId) -> bool {
         Ok(c) => c,
         Err(e) => return unknown(e.to_string()),
     };
-    let info = match cpuinfo::read(&settings.cpuinfo) {
+    let info = match crate::fsutil::read(&settings.cpuinfo)
+        .and_then(|b| cpuinfo::parse_bytes(&b, &settings.cpuinfo))
+    {
         Ok(info) => info,
         Err(e) => return unknown(e.to_string()),
     };

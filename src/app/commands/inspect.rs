@@ -73,7 +73,10 @@ fn kvm_side(
 /// # Errors
 /// Unreadable or unsupported cpuinfo.
 pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
-    let info = cpuinfo::read(&args.cpuinfo.cpuinfo)?;
+    let info = cpuinfo::parse_bytes(
+        &crate::fsutil::read(&args.cpuinfo.cpuinfo)?,
+        &args.cpuinfo.cpuinfo,
+    )?;
     let cap = Capability::from_cpuinfo(&info);
     let lvl = level::of(&cap);
     let types = judge_all(&cap);

@@ -31,18 +31,15 @@ pub fn run(args: &MetricsArgs) -> Result<ExitCode> {
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
-        Error::Usage(format!("--output-file {}: not a file name", path.display()))
-    })?;
-    // Not ending in .prom, so the collector never picks the temporary up.
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
+    if path.file_name().and_then(|n| n.to_str()).is_none() {
+        return Err(Error::Usage(format!(
+            "--output-file {}: not a file name",
+            path.display()
+        )));
+    }
+    // The temporary (`.NAME.XXXXXX.tmp`, O_EXCL) does not end in .prom, so
+    // the collector never picks it up; a link at either path is not followed.
+    crate::fsutil::replace_raw(path, bytes, Some(0o644)).map_err(|e| {
         Error::Config(format!(
             "{}: cannot write: {e}\nnote: the directory must exist and be writable (node_exporter's is usually /var/lib/prometheus/node-exporter)",
             path.display()

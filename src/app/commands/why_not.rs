@@ -18,7 +18,10 @@ use crate::pve::custom_models;
 /// # Errors
 /// Unreadable cpuinfo or cpu-models.conf.
 pub fn run(args: &WhyNotArgs, format: Format) -> Result<ExitCode> {
-    let info = cpuinfo::read(&args.cpuinfo.cpuinfo)?;
+    let info = cpuinfo::parse_bytes(
+        &crate::fsutil::read(&args.cpuinfo.cpuinfo)?,
+        &args.cpuinfo.cpuinfo,
+    )?;
     let cap = Capability::from_cpuinfo(&info);
     let custom = custom_models::read(&args.pve_dir.join("virtual-guest/cpu-models.conf"))?;
     let req = requirement::from_cpu_value(&args.cpu, &custom);
