@@ -9,10 +9,19 @@
 //!
 //! The handler only calls async-signal-safe functions (`write`, `socket`,
 //! `sendto`, `_exit`) on data prepared before the timer was armed.
+//!
+//! What happens at expiry can change while the timer runs ([`set`]): the
+//! hook arms the deadline before it reads its configuration file (so the
+//! policy is not known yet), then sets the policy's answer; once its answer
+//! is a refusal it replaces the expiry with that refusal ([`rearm`]), so a
+//! stalled recording of it can never turn into an allow. A replaced expiry
+//! is leaked on purpose: the handler may be reading it at that moment, and
+//! the process is short-lived.
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::Once;
 use std::time::Duration;
 
 /// What to do when the deadline passes.
@@ -24,24 +33,42 @@ struct Expiry {
     code: i32,
 }
 
-static EXPIRY: OnceLock<Expiry> = OnceLock::new();
+/// The current expiry; null until the first [`set`]. Never freed.
+static EXPIRY: AtomicPtr<Expiry> = AtomicPtr::new(std::ptr::null_mut());
 
-/// Arms the deadline once per process: after `after`, writes `stderr_line`
-/// to stderr, sends `datagram` to the Unix datagram socket `syslog_socket`
-/// (skipped when that path is too long or nobody listens) and exits with
-/// `code`. A second call changes nothing.
-pub fn arm(after: Duration, stderr_line: &str, datagram: &str, syslog_socket: &Path, code: i32) {
+static HANDLER: Once = Once::new();
+
+/// Sets what happens at expiry: write `stderr_line` to stderr, send
+/// `datagram` to the Unix datagram socket `syslog_socket` (skipped when
+/// that path is too long or nobody listens) and exit with `code`. The
+/// timer, if running, keeps running.
+pub fn set(stderr_line: &str, datagram: &str, syslog_socket: &Path, code: i32) {
     let (socket, socket_len) = unix_address(syslog_socket);
-    let expiry = Expiry {
+    let expiry = Box::new(Expiry {
         stderr: stderr_line.as_bytes().to_vec(),
         datagram: datagram.as_bytes().to_vec(),
         socket,
         socket_len,
         code,
-    };
-    if EXPIRY.set(expiry).is_err() {
-        return;
-    }
+    });
+    // Leaked: see the module header.
+    EXPIRY.store(Box::into_raw(expiry), Ordering::SeqCst);
+}
+
+/// Arms the deadline: [`set`], then start the timer to fire after `after`
+/// (restarting it if it was running).
+pub fn arm(after: Duration, stderr_line: &str, datagram: &str, syslog_socket: &Path, code: i32) {
+    set(stderr_line, datagram, syslog_socket, code);
+    start(after);
+}
+
+/// Replaces the expiry and restarts the timer: [`arm`] under its own name,
+/// for a phase with its own bound (recording a refusal).
+pub fn rearm(after: Duration, stderr_line: &str, datagram: &str, syslog_socket: &Path, code: i32) {
+    arm(after, stderr_line, datagram, syslog_socket, code);
+}
+
+fn start(after: Duration) {
     let timer = libc::itimerval {
         it_interval: libc::timeval {
             tv_sec: 0,
@@ -49,13 +76,17 @@ pub fn arm(after: Duration, stderr_line: &str, datagram: &str, syslog_socket: &P
         },
         it_value: timeval(after),
     };
-    // SAFETY: installs a handler that only reads EXPIRY, which is fully set
-    // above and never changed again, and calls async-signal-safe functions.
-    unsafe {
+    // SAFETY: installs a handler that only reads through EXPIRY, whose
+    // targets are fully built before they are published and never freed,
+    // and calls async-signal-safe functions.
+    HANDLER.call_once(|| unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = on_expiry as extern "C" fn(libc::c_int) as libc::sighandler_t;
         libc::sigemptyset(&mut action.sa_mask);
         libc::sigaction(libc::SIGALRM, &action, std::ptr::null_mut());
+    });
+    // SAFETY: sets ITIMER_REAL from a valid itimerval.
+    unsafe {
         libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut());
     }
 }
@@ -70,7 +101,8 @@ pub fn disarm() {
 }
 
 extern "C" fn on_expiry(_signal: libc::c_int) {
-    let Some(e) = EXPIRY.get() else {
+    // SAFETY: a non-null EXPIRY points at a leaked, never-changed Expiry.
+    let Some(e) = (unsafe { EXPIRY.load(Ordering::SeqCst).as_ref() }) else {
         // SAFETY: _exit is async-signal-safe.
         unsafe { libc::_exit(1) }
     };

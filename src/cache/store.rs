@@ -53,6 +53,37 @@ pub fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// How far in the future a record may be dated before it counts as clock
+/// skew (the scanning node's clock and this one's differ a little).
+pub const CLOCK_SKEW: u64 = 300;
+
+/// A record older than this many staleness limits (`cache_max_age`) is
+/// "ancient": not merely stale but a sign that refreshes stopped long ago
+/// (or that it is dated 1970).
+pub const ANCIENT_FACTOR: u64 = 10;
+
+/// Why a record's date cannot be trusted, if it cannot: dated in the
+/// future (clock skew) or older than [`ANCIENT_FACTOR`] times the staleness
+/// limit `max_age` (seconds).
+#[must_use]
+pub fn time_problem(scanned_at: u64, now: u64, max_age: u64) -> Option<String> {
+    if scanned_at > now.saturating_add(CLOCK_SKEW) {
+        return Some(format!(
+            "record dated {} in the future (clock skew between nodes?); its age is unknown\nnote: check the clocks (`timedatectl`) on the node that scanned and on this one, then run `pve-cpuguard scan`",
+            human_age(scanned_at - now)
+        ));
+    }
+    let limit = max_age.saturating_mul(ANCIENT_FACTOR).max(1);
+    let age = now.saturating_sub(scanned_at);
+    (age > limit).then(|| {
+        format!(
+            "record scanned {} ago, more than {ANCIENT_FACTOR} times the staleness limit ({}); refreshes seem to have stopped\nnote: run `pve-cpuguard scan` and check `systemctl status pve-cpuguard-refresh.timer`",
+            human_age(age),
+            human_age(max_age)
+        )
+    })
+}
+
 /// One node's last good scan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeRecord {
@@ -941,6 +972,24 @@ mod tests {
             .filter(|n| n.contains(".tmp."))
             .collect();
         assert!(names.is_empty(), "no temp files left: {names:?}");
+    }
+
+    #[test]
+    fn future_and_ancient_records_are_flagged() {
+        let now = 1_000_000;
+        assert_eq!(time_problem(now, now, 7200), None);
+        assert_eq!(time_problem(now + CLOCK_SKEW, now, 7200), None);
+        let e = time_problem(now + 3600, now, 7200).unwrap();
+        assert!(e.starts_with("record dated 1h 0m in the future"), "{e}");
+        assert_eq!(time_problem(now - 72_000, now, 7200), None);
+        let e = time_problem(0, now, 7200).unwrap();
+        assert!(
+            e.starts_with(
+                "record scanned 11d 13h ago, more than 10 times the staleness limit (2h 0m)"
+            ),
+            "{e}"
+        );
+        assert!(time_problem(5, u64::MAX, 0).is_some(), "no overflow");
     }
 
     #[test]
