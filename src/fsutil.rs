@@ -139,6 +139,22 @@ pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
     }
 }
 
+/// Whether a regular file is at `path` (following links): `false` when
+/// nothing is there, an error when something else is (a FIFO, a directory)
+/// or the path cannot be looked at, so that callers name the problem
+/// instead of reporting the file missing.
+///
+/// # Errors
+/// `InvalidInput` for a non-regular file; the `stat` error otherwise.
+pub fn regular_exists(path: &Path) -> std::io::Result<bool> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.file_type().is_file() => Ok(true),
+        Ok(m) => Err(not_regular(m.file_type())),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// The directory a file lives in (`.` for a bare name).
 #[must_use]
 pub fn parent(path: &Path) -> &Path {

@@ -184,18 +184,18 @@ impl PveDir {
                 return Err(Error::Usage(format!("invalid source node name {src:?}")));
             }
             let p = self.vm_config(src, vmid);
-            if p.is_file() {
+            if crate::fsutil::regular_exists(&p).map_err(|e| Error::io(&p, e))? {
                 return Ok(Some((src.to_string(), p)));
             }
         }
         let p = self.vm_config(local, vmid);
-        if p.is_file() {
+        if crate::fsutil::regular_exists(&p).map_err(|e| Error::io(&p, e))? {
             return Ok(Some((local.to_string(), p)));
         }
         if let Some(entry) = self.vmlist()?.get(&vmid) {
             if entry.kind == "qemu" && valid_node_name(&entry.node) {
                 let p = self.vm_config(&entry.node, vmid);
-                if p.is_file() {
+                if crate::fsutil::regular_exists(&p).map_err(|e| Error::io(&p, e))? {
                     return Ok(Some((entry.node.clone(), p)));
                 }
             }
