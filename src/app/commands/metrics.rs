@@ -21,6 +21,11 @@ pub fn run(args: &MetricsArgs) -> Result<ExitCode> {
     // The cached records as they are: their age is what is measured.
     let g = gather(&settings, false)?;
     let a = audit::run(&g.vms, &g.custom, &g.fleet, &g.ha, g.rules);
+    // The metrics say "no data"; the reason goes to stderr (the timer's
+    // journal), not into the Prometheus text.
+    for p in &g.fleet.problems {
+        eprintln!("pve-cpuguard: warning: cache: {p}");
+    }
     let last = refusals::read(&settings.state_dir);
     let text = metrics::render(&a, settings.cache_max_age.as_secs(), last.as_ref());
     match &args.output_file {

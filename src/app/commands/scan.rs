@@ -47,6 +47,7 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
             timeout,
             ..ProbeOptions::new(accel)
         }),
+        workers: usize::from(args.workers),
     };
     let results = scan::scan(&cluster, &opts);
     let now = cache::now();
