@@ -542,3 +542,68 @@ fn future_and_ancient_source_records_are_flagged() {
         assert!(r.stdout.contains(flag), "{name}: {}", r.stdout);
     }
 }
+
+/// Keep what works: hook runs while a writer keeps replacing the cache
+/// (the writer's lock, an `O_EXCL` temporary, rename) see the old cache or
+/// the new one, never a torn one, and never answer wrongly.
+#[test]
+fn hook_runs_during_cache_rewrites_are_never_wrong_or_torn() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let c = cluster();
+    let base = pve_cpuguard::cache::Cache::load(&c.cache()).unwrap();
+    // A second version, ten times the size: a torn read would show.
+    let mut big = base.clone();
+    let filler = base.nodes["pve2"].clone();
+    for i in 0..40 {
+        let mut r = filler.clone();
+        r.name = format!("filler{i:02}");
+        big.nodes.insert(r.name.clone(), r);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, path) = (Arc::clone(&stop), c.cache());
+        std::thread::spawn(move || {
+            let mut writes = 0u32;
+            while !stop.load(Ordering::SeqCst) {
+                let w = pve_cpuguard::cache::Writer::lock(&path).unwrap();
+                w.store(if writes % 2 == 0 { &big } else { &base }).unwrap();
+                writes += 1;
+            }
+            writes
+        })
+    };
+    let t = Instant::now();
+    let mut runs = 0;
+    let mut wrong = Vec::new();
+    while runs < 200 && t.elapsed() < Duration::from_secs(60) {
+        let (node, want) = if runs % 2 == 0 {
+            ("pve4", 0)
+        } else {
+            ("pve2", 1)
+        };
+        let r = hook(&c, node, "pre-start", &[]);
+        if r.code != want || r.stderr.contains("unusable cache") || r.stderr.contains("not known") {
+            wrong.push(format!("{node}: exit {}: {}", r.code, r.stderr));
+        }
+        runs += 1;
+    }
+    stop.store(true, Ordering::SeqCst);
+    let writes = writer.join().unwrap();
+    eprintln!("{runs} hook runs during {writes} cache rewrites");
+    assert!(writes > 10, "the cache was rewritten meanwhile ({writes})");
+    assert!(runs >= 50, "{runs} runs");
+    assert!(
+        wrong.is_empty(),
+        "{} wrong or torn:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    let left: Vec<String> = std::fs::read_dir(c.cache().parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+}

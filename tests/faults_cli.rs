@@ -340,3 +340,22 @@ fn ten_thousand_unreachable_nodes_take_bounded_threads_and_memory() {
     assert_eq!(cache.unscanned.len(), n - 1);
     let _: PathBuf = c.cache();
 }
+
+#[test]
+fn status_never_reads_a_record_from_the_future_as_fresh() {
+    let c = cluster();
+    let mut cache = pve_cpuguard::cache::Cache::load(&c.cache()).unwrap();
+    cache.nodes.get_mut("pve2").unwrap().scanned_at = pve_cpuguard::cache::now() + 7200;
+    std::fs::write(c.cache(), cache.to_json()).unwrap();
+    let (o, _) = run(&c, &["status"], &[], Duration::from_secs(20));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let line = out
+        .lines()
+        .find(|l| l.contains("pve2"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.contains("DATED 2h 0m IN THE FUTURE (clock skew?)"),
+        "{out}"
+    );
+    assert!(!line.contains("scanned 0s ago"), "{out}");
+}

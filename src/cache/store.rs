@@ -2,12 +2,15 @@
 //! decision ever waits on the network.
 //!
 //! One JSON file (default [`DEFAULT_PATH`]) with a schema version. Writers
-//! take an exclusive lock (fs2) on a separate `<file>.lock`, write a
+//! take an exclusive lock (fs2) on a separate `<file>.lock` (never through a
+//! link, waiting at most [`LOCK_WAIT`]), write a
 //! temporary file beside the cache (`O_EXCL`, random name: see
 //! `crate::fsutil`), fsync it, rename it over the cache and fsync the
 //! directory: a reader sees the old file or the new one, never a
 //! mix, and a crash at any point leaves the previous cache readable.
-//! Readers take no lock. A corrupt or unknown-schema file is reported and
+//! Readers take no lock and refuse a FIFO or device at the cache path
+//! instead of blocking on it. A record dated in the future or ages ago is
+//! flagged ([`time_problem`]). A corrupt or unknown-schema file is reported and
 //! treated as empty; a writer moves it aside to `<file>.corrupt` before
 //! replacing it, so nothing is lost silently.
 //!

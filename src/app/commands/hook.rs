@@ -76,8 +76,8 @@ pub fn run(args: &HookArgs) -> Result<ExitCode> {
 }
 
 /// The hard deadline: if the answer is not there by then, the policy
-/// decides in `pre-start`; other phases exit 0 (see `crate::app::deadline`;
-/// no thread, it runs on every VM start). `restart` starts the timer anew;
+/// decides in `pre-start`; other phases exit 0 (see `crate::app::deadline`).
+/// `restart` starts the deadline anew;
 /// otherwise only what happens at expiry changes.
 fn arm_deadline(deadline: Duration, policy: Policy, vmid: VmId, phase: &str, restart: bool) {
     let refuse = policy == Policy::Strict && phase == "pre-start";
