@@ -253,6 +253,20 @@ mod lock_tests {
         .unwrap();
         assert_eq!(read(dir.path()).unwrap()[&VmId(100)].path, Path::new("/a"));
         assert!(!dir.path().join("priv/lock/pve-cpuguard-chain").exists());
+        // A link planted at the chain file is replaced, never written through.
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "100 /keep\n").unwrap();
+        std::fs::remove_file(file(dir.path())).unwrap();
+        std::os::unix::fs::symlink(&victim, file(dir.path())).unwrap();
+        update(dir.path(), |m| {
+            m.remove(&VmId(100));
+        })
+        .unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "100 /keep\n");
+        assert!(std::fs::symlink_metadata(file(dir.path()))
+            .unwrap()
+            .file_type()
+            .is_file());
         let held = Lock::take(dir.path()).unwrap();
         assert!(dir.path().join("priv/lock/pve-cpuguard-chain").is_dir());
         drop(held);
