@@ -63,7 +63,7 @@ pub enum Error {
     /// The cache file is not a cache this version can read (bad JSON,
     /// unknown schema). Readers treat it as empty.
     CacheCorrupt { path: PathBuf, message: String },
-    /// The writers' lock on the cache could not be taken.
+    /// A lock (the cache writers', the refusal state's) could not be taken.
     Lock {
         path: PathBuf,
         source: std::io::Error,
@@ -154,7 +154,7 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::Lock { path, source } => {
-                write!(f, "{}: cannot lock the cache: {source}", path.display())
+                write!(f, "{}: cannot take the lock: {source}", path.display())
             }
             Error::Node(n) => n.fmt(f),
             Error::Probe(e) => write!(f, "asking QEMU: {e}"),

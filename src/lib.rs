@@ -10,12 +10,15 @@
 //! - [`guard`]: decisions under policy, audit, rollout, metrics.
 //! - [`app`]: the command line, settings, output and the commands.
 //!
-//! [`error`] is the one error type every layer returns.
+//! [`error`] is the one error type every layer returns; [`fsutil`] is safe
+//! file access (no blocking on FIFOs, no writing through links, bounded
+//! lock waits) for every layer but the pure core.
 
 pub mod app;
 pub mod cache;
 pub mod cpu;
 pub mod error;
+pub mod fsutil;
 pub mod guard;
 pub mod pve;
 pub mod reach;

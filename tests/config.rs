@@ -165,10 +165,14 @@ fn invalid_values_name_file_line_and_valid_values() {
             &["status"][..],
             &["metrics"][..],
         ] {
+            // The hookscript answers whatever the file says: an invalid
+            // file is an input it cannot read, and the default policy
+            // allows the start with the error as its warning (issue 12).
+            let code = if args[0] == "hook" { 0 } else { 2 };
             c.on("pve1", args)
                 .env("PVE_CPUGUARD_CONFIG", &conf)
                 .run()
-                .code(2)
+                .code(code)
                 .stderr_has(&want);
         }
     }

@@ -632,13 +632,10 @@ fn the_hook_file_runs_the_binary_and_never_blocks_when_it_is_gone() {
 #[test]
 fn the_hook_never_hangs_a_start_past_its_deadline() {
     let c = cluster();
-    // A FIFO nobody writes to: reading "/proc/cpuinfo" blocks forever.
-    let fifo = c.path("cpuinfo.fifo");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
-    assert!(made.success());
+    // "/proc/cpuinfo" on a file system that never answers (a stuck FUSE
+    // mount): the read waits where only a fatal signal reaches it.
+    let hung = util::fuse::Fuse::hanging(&c.path("hung"));
+    let fifo = hung.path("cpuinfo");
     let sock_path = c.path("log.sock");
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
@@ -675,4 +672,5 @@ fn the_hook_never_hangs_a_start_past_its_deadline() {
             done.stderr
         );
     }
+    drop(hung);
 }

@@ -404,6 +404,17 @@ pub struct ScanArgs {
     /// the configuration file, else off].
     #[arg(long)]
     pub no_ssh: bool,
+
+    /// How many nodes are reached at once; more nodes than this take one
+    /// SSH timeout per round at most.
+    #[arg(
+        long,
+        env = "PVE_CPUGUARD_SCAN_WORKERS",
+        value_name = "N",
+        default_value_t = 16,
+        value_parser = clap::value_parser!(u16).range(1..=1024)
+    )]
+    pub workers: u16,
 }
 
 /// Arguments of `publish`.

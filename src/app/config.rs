@@ -90,7 +90,7 @@ impl Config {
     /// # Errors
     /// Unreadable files and invalid lines (naming file, line and valid values).
     pub fn load(path: &Path) -> Result<Config> {
-        match std::fs::read(path) {
+        match crate::fsutil::read_raw(path) {
             Ok(bytes) => {
                 let text = String::from_utf8(bytes)
                     .map_err(|_| Error::parse(path, 1, "not valid UTF-8 text"))?;

@@ -1,18 +1,34 @@
 //! A hard deadline for one process: when it passes, a prepared message goes
 //! to stderr and the system log and the process exits with a prepared code.
 //!
-//! The hook arms it around its check so that a start can never hang on us
-//! (a blocked read of a FIFO, a stuck network file system). It is a
-//! `SIGALRM` timer, not a watchdog thread: a second thread costs the hook
-//! about 0.8 ms per VM start on a virtualised 2-core host (thread stack,
-//! malloc arena, cross-CPU TLB flushes at exit), more than the check itself.
+//! The hook arms it before its first file access so that a start can never
+//! hang on us (a stuck network or FUSE file system such as a hung pmxcfs).
 //!
-//! The handler only calls async-signal-safe functions (`write`, `socket`,
-//! `sendto`, `_exit`) on data prepared before the timer was armed.
+//! It is a watchdog thread, not a `SIGALRM` handler: a process blocked in a
+//! FUSE request waits in the kernel where only a fatal signal reaches it
+//! (`request_wait_answer` and `fuse_get_req` in the kernel's fs/fuse/dev.c
+//! wait "killable"), so a handler on the main thread would never run. A
+//! second thread calling `_exit` ends the whole process, the blocked thread
+//! included (`exit_group` sends it SIGKILL). The thread is made with
+//! `pthread_create` directly, with a small stack, and never allocates (no
+//! malloc arena, no Rust thread state): that keeps its cost per VM start
+//! small (see `benches/hook_prestart.rs`).
+//!
+//! At expiry the thread only calls `write`, `socket`, `sendto` and `_exit`
+//! on data prepared before it was published.
+//!
+//! What happens at expiry can change while the deadline runs ([`set`]): the
+//! hook arms the deadline before it reads its configuration file (so the
+//! policy is not known yet), then sets the policy's answer; once its answer
+//! is a refusal it replaces the expiry with that refusal ([`rearm`]), so a
+//! stalled recording of it can never turn into an allow. A replaced expiry
+//! is leaked on purpose: the watchdog may be reading it at that moment, and
+//! the process is short-lived.
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::Once;
 use std::time::Duration;
 
 /// What to do when the deadline passes.
@@ -24,58 +40,111 @@ struct Expiry {
     code: i32,
 }
 
-static EXPIRY: OnceLock<Expiry> = OnceLock::new();
+/// The current expiry; null until the first [`set`]. Never freed.
+static EXPIRY: AtomicPtr<Expiry> = AtomicPtr::new(std::ptr::null_mut());
 
-/// Arms the deadline once per process: after `after`, writes `stderr_line`
-/// to stderr, sends `datagram` to the Unix datagram socket `syslog_socket`
-/// (skipped when that path is too long or nobody listens) and exits with
-/// `code`. A second call changes nothing.
-pub fn arm(after: Duration, stderr_line: &str, datagram: &str, syslog_socket: &Path, code: i32) {
+/// When the deadline passes, in `CLOCK_MONOTONIC` nanoseconds; `u64::MAX`
+/// when disarmed.
+static DEADLINE_NS: AtomicU64 = AtomicU64::new(u64::MAX);
+
+static WATCHDOG: Once = Once::new();
+
+/// How often the watchdog looks at [`DEADLINE_NS`] again at most: a
+/// deadline moved earlier is honoured within this time.
+const POLL_NS: u64 = 50_000_000;
+
+/// Sets what happens at expiry: write `stderr_line` to stderr, send
+/// `datagram` to the Unix datagram socket `syslog_socket` (skipped when
+/// that path is too long or nobody listens) and exit with `code`. The
+/// deadline, if running, keeps running.
+pub fn set(stderr_line: &str, datagram: &str, syslog_socket: &Path, code: i32) {
     let (socket, socket_len) = unix_address(syslog_socket);
-    let expiry = Expiry {
+    let expiry = Box::new(Expiry {
         stderr: stderr_line.as_bytes().to_vec(),
         datagram: datagram.as_bytes().to_vec(),
         socket,
         socket_len,
         code,
-    };
-    if EXPIRY.set(expiry).is_err() {
-        return;
-    }
-    let timer = libc::itimerval {
-        it_interval: libc::timeval {
-            tv_sec: 0,
-            tv_usec: 0,
-        },
-        it_value: timeval(after),
-    };
-    // SAFETY: installs a handler that only reads EXPIRY, which is fully set
-    // above and never changed again, and calls async-signal-safe functions.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_expiry as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        libc::sigemptyset(&mut action.sa_mask);
-        libc::sigaction(libc::SIGALRM, &action, std::ptr::null_mut());
-        libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut());
-    }
+    });
+    // Leaked: see the module header.
+    EXPIRY.store(Box::into_raw(expiry), Ordering::SeqCst);
 }
 
-/// Stops the timer; the work finished in time.
+/// Arms the deadline: [`set`], then let it pass `after` from now
+/// (replacing any running deadline).
+pub fn arm(after: Duration, stderr_line: &str, datagram: &str, syslog_socket: &Path, code: i32) {
+    set(stderr_line, datagram, syslog_socket, code);
+    start(after);
+}
+
+/// Replaces the expiry and restarts the deadline: [`arm`] under its own
+/// name, for a phase with its own bound (recording a refusal).
+pub fn rearm(after: Duration, stderr_line: &str, datagram: &str, syslog_socket: &Path, code: i32) {
+    arm(after, stderr_line, datagram, syslog_socket, code);
+}
+
+/// Stops the deadline; the work finished in time.
 pub fn disarm() {
-    // SAFETY: a zero itimerval stops ITIMER_REAL; nothing else is touched.
+    DEADLINE_NS.store(u64::MAX, Ordering::SeqCst);
+}
+
+fn monotonic_ns() -> u64 {
+    // SAFETY: clock_gettime writes one timespec we own.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
+fn start(after: Duration) {
+    let ns = u64::try_from(after.as_nanos()).unwrap_or(u64::MAX / 2);
+    DEADLINE_NS.store(monotonic_ns().saturating_add(ns), Ordering::SeqCst);
+    WATCHDOG.call_once(spawn_watchdog);
+}
+
+/// Starts the watchdog thread. If it cannot be started the deadline is not
+/// enforced (the process runs as it would without one).
+fn spawn_watchdog() {
+    // SAFETY: plain pthread calls on an attribute object we own; the thread
+    // function takes no argument and never returns.
     unsafe {
-        let stop: libc::itimerval = std::mem::zeroed();
-        libc::setitimer(libc::ITIMER_REAL, &stop, std::ptr::null_mut());
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        if libc::pthread_attr_init(&mut attr) != 0 {
+            return;
+        }
+        // Enough for the few plain calls the watchdog makes.
+        libc::pthread_attr_setstacksize(&mut attr, 64 * 1024);
+        libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
+        let mut thread: libc::pthread_t = std::mem::zeroed();
+        libc::pthread_create(&mut thread, &attr, watchdog, std::ptr::null_mut());
+        libc::pthread_attr_destroy(&mut attr);
     }
 }
 
-extern "C" fn on_expiry(_signal: libc::c_int) {
-    let Some(e) = EXPIRY.get() else {
-        // SAFETY: _exit is async-signal-safe.
+extern "C" fn watchdog(_: *mut libc::c_void) -> *mut libc::c_void {
+    loop {
+        let deadline = DEADLINE_NS.load(Ordering::SeqCst);
+        let now = monotonic_ns();
+        if deadline != u64::MAX && now >= deadline {
+            expire();
+        }
+        let wait = deadline.saturating_sub(now).min(POLL_NS);
+        let ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::c_long::try_from(wait).unwrap_or(0),
+        };
+        // SAFETY: sleeps; `ts` is valid for the call.
+        unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) };
+    }
+}
+
+fn expire() -> ! {
+    // SAFETY: a non-null EXPIRY points at a leaked, never-changed Expiry.
+    let Some(e) = (unsafe { EXPIRY.load(Ordering::SeqCst).as_ref() }) else {
+        // SAFETY: _exit ends the process.
         unsafe { libc::_exit(1) }
     };
-    // SAFETY: only async-signal-safe calls on memory that lives for the
-    // whole process; results are ignored on purpose (we are exiting).
+    // SAFETY: plain system calls on memory that lives for the whole
+    // process; results are ignored on purpose (we are exiting).
     unsafe {
         libc::write(2, e.stderr.as_ptr().cast(), e.stderr.len());
         if e.socket_len > 0 {
@@ -92,15 +161,6 @@ extern "C" fn on_expiry(_signal: libc::c_int) {
             }
         }
         libc::_exit(e.code)
-    }
-}
-
-fn timeval(d: Duration) -> libc::timeval {
-    // At least one microsecond: a zero it_value would disarm the timer.
-    let d = d.max(Duration::from_micros(1));
-    libc::timeval {
-        tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_usec: libc::suseconds_t::from(d.subsec_micros()),
     }
 }
 
@@ -130,12 +190,5 @@ mod tests {
         assert_eq!(unix_address(Path::new("")).1, 0);
         let long = "/x".repeat(60);
         assert_eq!(unix_address(Path::new(&long)).1, 0);
-    }
-
-    #[test]
-    fn a_zero_deadline_still_fires() {
-        assert_eq!(timeval(Duration::ZERO).tv_usec, 1);
-        let t = timeval(Duration::from_millis(1500));
-        assert_eq!((t.tv_sec, t.tv_usec), (1, 500_000));
     }
 }

@@ -170,13 +170,38 @@ impl Settings {
             .config
             .clone()
             .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
-        let config = Config::load(&path)?;
+        Ok(Settings::with_config(args, Config::load(&path)?))
+    }
+
+    /// [`Settings::resolve`] for the hook, which must answer whatever the
+    /// configuration file does: when it cannot be read or is invalid, the
+    /// settings come from the flags, the environment and the defaults alone,
+    /// and the error is returned beside them for the policy to judge.
+    #[must_use]
+    pub fn resolve_lenient(args: &CommonArgs) -> (Settings, Option<Error>) {
+        let path = args
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+        match Config::load(&path) {
+            Ok(config) => (Settings::with_config(args, config), None),
+            Err(e) => {
+                let config = Config {
+                    path,
+                    ..Config::default()
+                };
+                (Settings::with_config(args, config), Some(e))
+            }
+        }
+    }
+
+    fn with_config(args: &CommonArgs, config: Config) -> Settings {
         let pve = PveDir::new(Config::pick(
             args.pve_dir.clone(),
             config.pve_dir.as_ref(),
             "/etc/pve".into(),
         ));
-        Ok(Settings {
+        Settings {
             pve,
             node: crate::pve::paths::local_node(args.node.as_deref()),
             cpuinfo: args
@@ -201,6 +226,6 @@ impl Settings {
                 DEFAULT_STATE_DIR.into(),
             ),
             config,
-        })
+        }
     }
 }

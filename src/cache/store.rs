@@ -2,11 +2,15 @@
 //! decision ever waits on the network.
 //!
 //! One JSON file (default [`DEFAULT_PATH`]) with a schema version. Writers
-//! take an exclusive lock (fs2) on a separate `<file>.lock`, write a
-//! temporary file beside the cache, fsync it, rename it over the cache and
-//! fsync the directory: a reader sees the old file or the new one, never a
+//! take an exclusive lock (fs2) on a separate `<file>.lock` (never through a
+//! link, waiting at most [`LOCK_WAIT`]), write a
+//! temporary file beside the cache (`O_EXCL`, random name: see
+//! `crate::fsutil`), fsync it, rename it over the cache and fsync the
+//! directory: a reader sees the old file or the new one, never a
 //! mix, and a crash at any point leaves the previous cache readable.
-//! Readers take no lock. A corrupt or unknown-schema file is reported and
+//! Readers take no lock and refuse a FIFO or device at the cache path
+//! instead of blocking on it. A record dated in the future or ages ago is
+//! flagged ([`time_problem`]). A corrupt or unknown-schema file is reported and
 //! treated as empty; a writer moves it aside to `<file>.corrupt` before
 //! replacing it, so nothing is lost silently.
 //!
@@ -15,10 +19,9 @@
 //! [`Drift`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fs2::FileExt;
 use serde::{Deserialize, Serialize};
@@ -51,6 +54,37 @@ pub fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// How far in the future a record may be dated before it counts as clock
+/// skew (the scanning node's clock and this one's differ a little).
+pub const CLOCK_SKEW: u64 = 300;
+
+/// A record older than this many staleness limits (`cache_max_age`) is
+/// "ancient": not merely stale but a sign that refreshes stopped long ago
+/// (or that it is dated 1970).
+pub const ANCIENT_FACTOR: u64 = 10;
+
+/// Why a record's date cannot be trusted, if it cannot: dated in the
+/// future (clock skew) or older than [`ANCIENT_FACTOR`] times the staleness
+/// limit `max_age` (seconds).
+#[must_use]
+pub fn time_problem(scanned_at: u64, now: u64, max_age: u64) -> Option<String> {
+    if scanned_at > now.saturating_add(CLOCK_SKEW) {
+        return Some(format!(
+            "record dated {} in the future (clock skew between nodes?); its age is unknown\nnote: check the clocks (`timedatectl`) on the node that scanned and on this one, then run `pve-cpuguard scan`",
+            human_age(scanned_at - now)
+        ));
+    }
+    let limit = max_age.saturating_mul(ANCIENT_FACTOR).max(1);
+    let age = now.saturating_sub(scanned_at);
+    (age > limit).then(|| {
+        format!(
+            "record scanned {} ago, more than {ANCIENT_FACTOR} times the staleness limit ({}); refreshes seem to have stopped\nnote: run `pve-cpuguard scan` and check `systemctl status pve-cpuguard-refresh.timer`",
+            human_age(age),
+            human_age(max_age)
+        )
+    })
 }
 
 /// One node's last good scan.
@@ -287,12 +321,8 @@ impl LazyCache {
     /// # Errors
     /// Only a file that exists but cannot be read.
     pub fn load_lenient(path: &Path) -> Result<(LazyCache, Option<Error>)> {
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok((LazyCache::default(), None))
-            }
-            Err(e) => return Err(Error::io(path, e)),
+        let Some(bytes) = crate::fsutil::read_optional(path)? else {
+            return Ok((LazyCache::default(), None));
         };
         let lazy = serde_json::from_slice::<LazyFile>(&bytes)
             .ok()
@@ -476,10 +506,9 @@ impl Cache {
     /// [`Error::Io`] when the file exists but cannot be read,
     /// [`Error::CacheCorrupt`] when it is not a cache of this schema.
     pub fn load(path: &Path) -> Result<Cache> {
-        match std::fs::read(path) {
-            Ok(bytes) => Cache::parse(&bytes, path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Cache::default()),
-            Err(e) => Err(Error::io(path, e)),
+        match crate::fsutil::read_optional(path)? {
+            Some(bytes) => Cache::parse(&bytes, path),
+            None => Ok(Cache::default()),
         }
     }
 
@@ -646,13 +675,19 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-fn temp_prefix(path: &Path) -> String {
-    format!(
-        ".{}.tmp.",
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    )
+/// How long a writer waits for another writer's lock before giving up
+/// with an error naming the lock file.
+pub const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// Whether `name` is a temporary file a writer of `path` left behind: this
+/// version's (`.cluster.json.XXXXXX.tmp`, see [`crate::fsutil::stage`]) or
+/// an older one's (`.cluster.json.tmp.PID`).
+fn is_leftover(name: &str, path: &Path) -> bool {
+    let file = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    crate::fsutil::is_temp_of(name, &file) || name.starts_with(&format!(".{file}.tmp."))
 }
 
 /// An exclusive writer: holds the lock until dropped.
@@ -665,42 +700,45 @@ pub struct Writer {
 /// A new cache written to a temporary file, not yet visible.
 #[derive(Debug)]
 pub struct Staged {
-    temp: PathBuf,
+    temp: tempfile::NamedTempFile,
 }
 
 impl Staged {
     /// The temporary file.
     #[must_use]
     pub fn path(&self) -> &Path {
-        &self.temp
+        self.temp.path()
     }
 }
 
 impl Writer {
-    /// Takes the writers' lock (waiting for another writer to finish),
-    /// creating the cache directory if needed, and removes temporary files
-    /// left by a writer that died.
+    /// Takes the writers' lock (waiting at most [`LOCK_WAIT`] for another
+    /// writer to finish), creating the cache directory if needed, and
+    /// removes temporary files left by a writer that died.
     ///
     /// # Errors
-    /// The directory or lock file cannot be created, or locking fails.
+    /// The directory or lock file cannot be created (a symlink or a FIFO at
+    /// the lock path is refused), or the lock is still held after the wait.
     pub fn lock(path: &Path) -> Result<Writer> {
+        Writer::lock_within(path, LOCK_WAIT)
+    }
+
+    /// [`Writer::lock`] with another bound on the wait.
+    ///
+    /// # Errors
+    /// As [`Writer::lock`].
+    pub fn lock_within(path: &Path, wait: Duration) -> Result<Writer> {
         let dir = parent(path);
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let lp = lock_path(path);
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lp)
-            .map_err(|e| Error::io(&lp, e))?;
-        lock.lock_exclusive().map_err(|e| Error::Lock {
+        let lock = crate::fsutil::open_lock(&lp).map_err(|e| Error::Lock {
             path: lp.clone(),
             source: e,
         })?;
-        let prefix = temp_prefix(path);
+        crate::fsutil::lock_within(&lock, &lp, wait, "another pve-cpuguard scan or migrate")?;
         if let Ok(entries) = std::fs::read_dir(dir) {
             for e in entries.flatten() {
-                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                if is_leftover(&e.file_name().to_string_lossy(), path) {
                     let _ = std::fs::remove_file(e.path());
                 }
             }
@@ -725,22 +763,15 @@ impl Writer {
         Ok((cache, problem))
     }
 
-    /// Writes `cache` to a temporary file beside the cache and fsyncs it.
+    /// Writes `cache` to a new temporary file beside the cache (created
+    /// with `O_EXCL` and a random name, so a planted link there is never
+    /// followed) and fsyncs it.
     ///
     /// # Errors
     /// I/O errors (the temporary file is removed).
     pub fn stage(&self, cache: &Cache) -> Result<Staged> {
-        let temp =
-            parent(&self.path).join(format!("{}{}", temp_prefix(&self.path), std::process::id()));
-        let result = (|| {
-            let mut f = File::create(&temp)?;
-            f.write_all(cache.to_json().as_bytes())?;
-            f.sync_all()
-        })();
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&temp);
-            return Err(Error::io(&temp, e));
-        }
+        let temp = crate::fsutil::stage(&self.path, cache.to_json().as_bytes(), Some(0o644))
+            .map_err(|e| Error::io(parent(&self.path), e))?;
         Ok(Staged { temp })
     }
 
@@ -749,14 +780,7 @@ impl Writer {
     /// # Errors
     /// I/O errors (the old cache then stays in place).
     pub fn commit(&self, staged: Staged) -> Result<()> {
-        std::fs::rename(&staged.temp, &self.path).map_err(|e| {
-            let _ = std::fs::remove_file(&staged.temp);
-            Error::io(&self.path, e)
-        })?;
-        let dir = parent(&self.path);
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io(dir, e))
+        crate::fsutil::commit(staged.temp, &self.path).map_err(|e| Error::io(&self.path, e))
     }
 
     /// [`Writer::stage`] then [`Writer::commit`].
@@ -775,12 +799,7 @@ impl Drop for Writer {
     }
 }
 
-fn parent(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
+use crate::fsutil::parent;
 
 /// `3d 4h`, `2h 5m`, `4m 10s`, `12s`.
 #[must_use]
@@ -970,6 +989,24 @@ mod tests {
             .filter(|n| n.contains(".tmp."))
             .collect();
         assert!(names.is_empty(), "no temp files left: {names:?}");
+    }
+
+    #[test]
+    fn future_and_ancient_records_are_flagged() {
+        let now = 1_000_000;
+        assert_eq!(time_problem(now, now, 7200), None);
+        assert_eq!(time_problem(now + CLOCK_SKEW, now, 7200), None);
+        let e = time_problem(now + 3600, now, 7200).unwrap();
+        assert!(e.starts_with("record dated 1h 0m in the future"), "{e}");
+        assert_eq!(time_problem(now - 72_000, now, 7200), None);
+        let e = time_problem(0, now, 7200).unwrap();
+        assert!(
+            e.starts_with(
+                "record scanned 11d 13h ago, more than 10 times the staleness limit (2h 0m)"
+            ),
+            "{e}"
+        );
+        assert!(time_problem(5, u64::MAX, 0).is_some(), "no overflow");
     }
 
     #[test]

@@ -82,10 +82,13 @@ pub fn parse(text: &str, origin: &Path) -> Result<BTreeMap<VmId, Entry>> {
 /// Unreadable or malformed file.
 pub fn read(pve_root: &Path) -> Result<BTreeMap<VmId, Entry>> {
     let path = file(pve_root);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => parse(&text, &path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(e) => Err(Error::io(&path, e)),
+    match crate::fsutil::read_optional(&path)? {
+        Some(bytes) => {
+            let text = String::from_utf8(bytes)
+                .map_err(|_| Error::parse(&path, 1, "not valid UTF-8 text"))?;
+            parse(&text, &path)
+        }
+        None => Ok(BTreeMap::new()),
     }
 }
 
@@ -104,8 +107,9 @@ pub fn render(entries: &BTreeMap<VmId, Entry>) -> String {
     s
 }
 
-/// Replaces the chain file atomically (temporary file + rename, as
-/// Proxmox's own `file_set_contents` does on pmxcfs).
+/// Replaces the chain file atomically (an `O_EXCL` temporary file +
+/// rename, as Proxmox's own `file_set_contents` does on pmxcfs; a link at
+/// either path is never followed).
 ///
 /// # Errors
 /// The directory or file cannot be written.
@@ -113,12 +117,7 @@ pub fn write(pve_root: &Path, entries: &BTreeMap<VmId, Entry>) -> Result<()> {
     let path = file(pve_root);
     let dir = path.parent().unwrap_or(pve_root);
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let tmp = dir.join(format!("chain.conf.tmp.{}", std::process::id()));
-    std::fs::write(&tmp, render(entries)).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(&path, e)
-    })
+    crate::fsutil::replace(&path, render(entries).as_bytes(), None)
 }
 
 /// A cluster-wide lock on the chain file, taken the way pmxcfs locks work
@@ -254,6 +253,20 @@ mod lock_tests {
         .unwrap();
         assert_eq!(read(dir.path()).unwrap()[&VmId(100)].path, Path::new("/a"));
         assert!(!dir.path().join("priv/lock/pve-cpuguard-chain").exists());
+        // A link planted at the chain file is replaced, never written through.
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "100 /keep\n").unwrap();
+        std::fs::remove_file(file(dir.path())).unwrap();
+        std::os::unix::fs::symlink(&victim, file(dir.path())).unwrap();
+        update(dir.path(), |m| {
+            m.remove(&VmId(100));
+        })
+        .unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "100 /keep\n");
+        assert!(std::fs::symlink_metadata(file(dir.path()))
+            .unwrap()
+            .file_type()
+            .is_file());
         let held = Lock::take(dir.path()).unwrap();
         assert!(dir.path().join("priv/lock/pve-cpuguard-chain").is_dir());
         drop(held);

@@ -140,6 +140,12 @@ impl NodeView {
         })
     }
 
+    /// When the cached record was scanned, if the view comes from one.
+    #[must_use]
+    pub fn scanned_at(&self) -> Option<u64> {
+        self.record.as_ref().map(|r| r.head.scanned_at)
+    }
+
     /// The node's CPU vendor, if known.
     #[must_use]
     pub fn vendor(&self) -> Option<&str> {
@@ -262,14 +268,19 @@ fn load_with(
         Ok((cache, problem)) => {
             fleet.problems.extend(problem.map(|e| e.to_string()));
             inspect(&cache);
-            from_cache(&mut fleet, cache, cache::now());
+            from_cache(
+                &mut fleet,
+                cache,
+                cache::now(),
+                settings.cache_max_age.as_secs(),
+            );
         }
         Err(e) => fleet.problems.push(e.to_string()),
     }
     fleet
 }
 
-fn from_cache(fleet: &mut Fleet, cache: LazyCache, now: u64) {
+fn from_cache(fleet: &mut Fleet, cache: LazyCache, now: u64, max_age: u64) {
     for u in cache.unscanned.values() {
         fleet.upsert(NodeView::unknown(
             &u.name,
@@ -277,17 +288,25 @@ fn from_cache(fleet: &mut Fleet, cache: LazyCache, now: u64) {
         ));
     }
     for (name, node) in cache.nodes {
+        // A record dated in the future or ages ago is flagged wherever the
+        // fleet is used (decisions show `problems` as warnings).
+        let dated = cache::time_problem(node.head.scanned_at, now, max_age);
+        if let Some(p) = &dated {
+            fleet.problems.push(format!("{name}: {p}"));
+        }
         fleet.upsert(NodeView {
-            name,
             level: OnceCell::new(),
             notes: OnceCell::new(),
-            age_secs: Some(now.saturating_sub(node.head.scanned_at)),
-            problem: node
-                .head
-                .last_error
-                .as_ref()
-                .map(|e| format!("last refresh failed: {e}")),
+            age_secs: (dated.is_none() || node.head.scanned_at <= now)
+                .then(|| now.saturating_sub(node.head.scanned_at)),
+            problem: dated.or_else(|| {
+                node.head
+                    .last_error
+                    .as_ref()
+                    .map(|e| format!("last refresh failed: {e}"))
+            }),
             source: node.head.source.clone(),
+            name,
             record: Some(Box::new(node)),
             capability: OnceCell::new(),
         });

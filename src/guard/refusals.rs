@@ -1,15 +1,16 @@
 //! The last refusal on this node, kept in a tiny state file so that
 //! `pve-cpuguard metrics` can expose when the guard last said no.
 //!
-//! `<state_dir>/last-refusal.json`, replaced atomically (temporary file +
-//! rename) under an exclusive lock on `last-refusal.lock`, so concurrent
-//! hooks never leave a torn file or lose a count. Recording never fails a
+//! `<state_dir>/last-refusal.json`, replaced atomically (an `O_EXCL`
+//! temporary file + rename, `crate::fsutil::replace`) under an exclusive
+//! lock on `last-refusal.lock`, so concurrent hooks never leave a torn file
+//! or lose a count, and a link planted at either path is never followed.
+//! The lock wait is bounded ([`LOCK_WAIT`]). Recording never fails a
 //! decision: the caller ignores errors.
 
-use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use fs2::FileExt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -35,10 +36,14 @@ pub struct LastRefusal {
     pub count: u64,
 }
 
-/// Reads the state; missing or unreadable means none.
+/// How long a hook waits for another hook recording its refusal: the
+/// hook's answer is already fixed, this only bounds the bookkeeping.
+pub const LOCK_WAIT: Duration = Duration::from_millis(500);
+
+/// Reads the state; missing or unreadable (a FIFO, a directory) means none.
 #[must_use]
 pub fn read(dir: &Path) -> Option<LastRefusal> {
-    let bytes = std::fs::read(file(dir)).ok()?;
+    let bytes = crate::fsutil::read_raw(&file(dir)).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
@@ -49,14 +54,13 @@ pub fn read(dir: &Path) -> Option<LastRefusal> {
 pub fn record(dir: &Path, vmid: &str, target: &str, source: Option<&str>, now: u64) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let lock_path = dir.join("last-refusal.lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| Error::io(&lock_path, e))?;
-    lock.lock_exclusive()
-        .map_err(|e| Error::io(&lock_path, e))?;
+    let lock = crate::fsutil::open_lock(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
+    crate::fsutil::lock_within(
+        &lock,
+        &lock_path,
+        LOCK_WAIT,
+        "another hook recording a refusal",
+    )?;
     let count = read(dir).map_or(0, |r| r.count);
     let state = LastRefusal {
         at: now,
@@ -65,15 +69,8 @@ pub fn record(dir: &Path, vmid: &str, target: &str, source: Option<&str>, now: u
         source: source.map(str::to_string),
         count: count + 1,
     };
-    let path = file(dir);
-    let tmp = dir.join(format!(".last-refusal.json.{}", std::process::id()));
     let text = serde_json::to_string(&state).unwrap_or_default();
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::io(&path, e)
-        })
+    crate::fsutil::replace(&file(dir), text.as_bytes(), Some(0o644))
 }
 
 /// A refusal goes to the journal and becomes the last refusal (for

@@ -312,7 +312,7 @@ pub fn valid_address(s: &str) -> bool {
 pub fn hostname() -> Option<String> {
     ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok())
+        .find_map(|p| crate::fsutil::read_to_string_raw(p).ok())
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
 }

@@ -68,9 +68,14 @@ pub struct Config {
 /// # Errors
 /// I/O errors and syntax errors (with file and line).
 pub fn read(path: &Path) -> Result<Config> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::fsutil::read_to_string_raw(path).map_err(|e| Error::io(path, e))?;
     parse(&text, path)
 }
+
+/// How deep sections may nest. Real files nest three levels (`totem {
+/// interface { } }`, `nodelist { node { } }`); a bound keeps a hostile file
+/// from building a tree whose recursive drop or walk overflows the stack.
+pub const MAX_DEPTH: usize = 32;
 
 /// Parses corosync.conf text; `origin` names the file in error messages.
 ///
@@ -112,6 +117,14 @@ pub fn parse(text: &str, origin: &Path) -> Result<Config> {
                 match p.peek() {
                     Some('{') => {
                         p.bump();
+                        if stack.len() > MAX_DEPTH {
+                            return Err(p.error(
+                                line,
+                                format!(
+                                    "section `{word}` nested more than {MAX_DEPTH} deep\nnote: corosync.conf nests three levels at most; is this the right file?"
+                                ),
+                            ));
+                        }
                         stack.push(Section {
                             name: word,
                             line,
@@ -376,7 +389,38 @@ totem {
         );
     }
 
+    #[test]
+    fn a_million_nested_sections_are_an_error_not_an_abort() {
+        let n = 1_000_000;
+        let text = format!("{}{}", "a {\n".repeat(n), "}\n".repeat(n));
+        let e = p(&text).unwrap_err().to_string();
+        assert_eq!(
+            e.lines().next().unwrap(),
+            format!(
+                "corosync.conf:{}: section `a` nested more than {MAX_DEPTH} deep",
+                MAX_DEPTH + 1
+            )
+        );
+        assert!(e.contains("\nnote: "), "{e}");
+        // As deep as allowed still parses.
+        let ok = format!("{}{}", "a {\n".repeat(MAX_DEPTH), "}\n".repeat(MAX_DEPTH));
+        assert!(p(&ok).is_ok());
+    }
+
     proptest! {
+        #[test]
+        fn nesting_beyond_the_bound_is_refused_at_its_line(depth in 1usize..200) {
+            let text = format!("{}{}", "s {\n".repeat(depth), "}\n".repeat(depth));
+            match p(&text) {
+                Ok(_) => prop_assert!(depth <= MAX_DEPTH),
+                Err(e) => {
+                    prop_assert!(depth > MAX_DEPTH);
+                    let line = format!("corosync.conf:{}:", MAX_DEPTH + 1);
+                    prop_assert!(e.to_string().starts_with(&line), "{}", e);
+                }
+            }
+        }
+
         #[test]
         fn never_panics(s in "\\PC*") {
             let _ = p(&s);

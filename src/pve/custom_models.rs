@@ -16,7 +16,7 @@ use crate::pve::section_config;
 /// # Errors
 /// Unreadable or malformed files, naming the line.
 pub fn read(path: &Path) -> Result<CustomModels> {
-    match std::fs::read(path) {
+    match crate::fsutil::read_raw(path) {
         Ok(bytes) => {
             let text = String::from_utf8(bytes)
                 .map_err(|_| Error::parse(path, 1, "not valid UTF-8 text"))?;

@@ -79,7 +79,7 @@ pub fn parse(text: &str, origin: &Path) -> Result<BTreeMap<VmId, HaVm>> {
 /// Unreadable or malformed file.
 pub fn read(pve_root: &Path) -> Result<BTreeMap<VmId, HaVm>> {
     let path = file(pve_root);
-    match std::fs::read(&path) {
+    match crate::fsutil::read_raw(&path) {
         Ok(bytes) => {
             let text = String::from_utf8(bytes)
                 .map_err(|_| Error::parse(&path, 1, "not valid UTF-8 text"))?;

@@ -58,7 +58,7 @@ fn int_bool<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<bool,
 /// # Errors
 /// Unreadable or malformed file (with file and line).
 pub fn read(path: &Path) -> Result<Option<Members>> {
-    match std::fs::read_to_string(path) {
+    match crate::fsutil::read_to_string_raw(path) {
         Ok(text) => parse(&text, path).map(Some),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(path, e)),

@@ -52,7 +52,7 @@ pub fn local_node(given: Option<&str>) -> String {
     if let Some(n) = given.filter(|n| !n.is_empty()) {
         return n.to_string();
     }
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
+    crate::fsutil::read_to_string_raw("/proc/sys/kernel/hostname")
         .ok()
         .and_then(|h| h.trim().split('.').next().map(str::to_string))
         .filter(|h| !h.is_empty())
@@ -154,7 +154,7 @@ impl PveDir {
     /// Unreadable or malformed JSON (naming the file and line).
     pub fn vmlist(&self) -> Result<BTreeMap<VmId, VmListEntry>> {
         let path = self.root.join(".vmlist");
-        let text = match std::fs::read_to_string(&path) {
+        let text = match crate::fsutil::read_to_string_raw(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
             Err(e) => return Err(Error::io(&path, e)),
@@ -185,18 +185,18 @@ impl PveDir {
                 return Err(Error::Usage(format!("invalid source node name {src:?}")));
             }
             let p = self.vm_config(src, vmid);
-            if p.is_file() {
+            if crate::fsutil::regular_exists(&p).map_err(|e| Error::io(&p, e))? {
                 return Ok(Some((src.to_string(), p)));
             }
         }
         let p = self.vm_config(local, vmid);
-        if p.is_file() {
+        if crate::fsutil::regular_exists(&p).map_err(|e| Error::io(&p, e))? {
             return Ok(Some((local.to_string(), p)));
         }
         if let Some(entry) = self.vmlist()?.get(&vmid) {
             if entry.kind == "qemu" && valid_node_name(&entry.node) {
                 let p = self.vm_config(&entry.node, vmid);
-                if p.is_file() {
+                if crate::fsutil::regular_exists(&p).map_err(|e| Error::io(&p, e))? {
                     return Ok(Some((entry.node.clone(), p)));
                 }
             }

@@ -154,7 +154,7 @@ pub fn parse(text: &str, origin: &Path) -> Result<Vec<Section>> {
 /// # Errors
 /// Unreadable files and the errors of [`parse`].
 pub fn read(path: &Path, missing_ok: bool) -> Result<Vec<Section>> {
-    match std::fs::read(path) {
+    match crate::fsutil::read_raw(path) {
         Ok(bytes) => {
             let text = String::from_utf8(bytes)
                 .map_err(|_| Error::parse(path, 1, "not valid UTF-8 text"))?;

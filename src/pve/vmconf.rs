@@ -60,7 +60,7 @@ impl VmConfig {
 /// # Errors
 /// Unreadable or malformed files, naming the line.
 pub fn read(path: &Path) -> Result<VmConfig> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::fsutil::read_raw(path).map_err(|e| Error::io(path, e))?;
     let text =
         String::from_utf8(bytes).map_err(|_| Error::parse(path, 1, "not valid UTF-8 text"))?;
     parse(&text, path)

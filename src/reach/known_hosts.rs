@@ -175,7 +175,7 @@ fn parse_line(line: &str, line_no: usize) -> std::result::Result<Entry, String> 
 /// # Errors
 /// A file that exists but cannot be read.
 pub fn read(path: &Path) -> Result<Option<KnownHosts>> {
-    match std::fs::read(path) {
+    match crate::fsutil::read_raw(path) {
         Ok(bytes) => Ok(Some(parse(&String::from_utf8_lossy(&bytes), path))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(path, e)),

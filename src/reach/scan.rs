@@ -1,13 +1,18 @@
-//! Scanning every node at once: the local node from its own file, the
-//! others over SSH, each on its own thread and under its own deadline.
+//! Scanning every node in parallel: the local node from its own file, the
+//! others over SSH by a pool of worker threads ([`Options::workers`]; `scan
+//! --workers`, 16 by default), each node under its own deadline.
 //!
-//! A scan costs the slowest node's time, not the sum (ProxCLMC is
-//! sequential). A node offline in `.members` is reported without being
-//! contacted. The collector waits at most the timeout plus a short grace:
-//! a thread stuck where no timeout reaches (a DNS lookup in libc) is
-//! abandoned and its node reported as timed out, so the scan stays bounded.
+//! With no more nodes than workers a scan costs the slowest node's time,
+//! not the sum (ProxCLMC is sequential); beyond that, one per-node timeout
+//! per round of workers. Threads and memory stay bounded whatever the node
+//! list says (10 000 nodes do not make 10 000 threads). A node offline in
+//! `.members` is reported without being contacted. The collector waits at
+//! most the rounds' time plus a short grace: a worker stuck where no
+//! timeout reaches (a DNS lookup in libc) is abandoned and its node
+//! reported as timed out, so the scan stays bounded.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -67,17 +72,21 @@ pub struct Options {
     pub local_cpuinfo: PathBuf,
     /// How to ask this node's QEMU (the remote nodes use `ssh.probe`).
     pub local_probe: Option<ProbeOptions>,
+    /// How many nodes are reached at once (at least 1).
+    pub workers: usize,
 }
+
+/// Stack of a worker thread: SSH and TLS need little; the default 2 MiB
+/// would only reserve address space.
+const WORKER_STACK: usize = 512 * 1024;
 
 /// Scans every node in parallel; results in the cluster's node order.
 #[must_use]
 pub fn scan(cluster: &Cluster, opts: &Options) -> Vec<NodeResult> {
     let start = Instant::now();
-    let deadline = start + opts.ssh.timeout;
-    let shared = Arc::new(opts.ssh.clone());
-    let (tx, rx) = mpsc::channel::<(usize, Result<Answer, NodeFailure>, Duration)>();
+    let timeout = opts.ssh.timeout;
     let mut results: Vec<Option<NodeResult>> = vec![None; cluster.nodes.len()];
-    let mut pending = 0usize;
+    let mut remote: Vec<(usize, Node)> = Vec::new();
     let mut local = Vec::new();
     for (i, node) in cluster.nodes.iter().enumerate() {
         if node.local {
@@ -98,35 +107,71 @@ pub fn scan(cluster: &Cluster, opts: &Options) -> Vec<NodeResult> {
                 elapsed: Duration::ZERO,
             });
         } else {
-            let tx = tx.clone();
-            let node = node.clone();
-            let o = Arc::clone(&shared);
-            let spawned = std::thread::Builder::new()
-                .name(format!("scan-{}", node.name))
-                .spawn(move || {
-                    let t = Instant::now();
-                    let r = ssh::fetch(&node, &o, deadline);
-                    let _ = tx.send((i, r, t.elapsed()));
-                });
-            match spawned {
-                Ok(_) => pending += 1,
-                Err(e) => {
-                    results[i] = Some(NodeResult {
-                        node: cluster.nodes[i].clone(),
-                        via: Via::Ssh,
-                        result: Err(NodeFailure {
-                            node: cluster.nodes[i].name.clone(),
-                            address: cluster.nodes[i].address.clone(),
-                            stage: "local",
-                            message: format!("cannot start a thread: {e}"),
-                            note: None,
-                        }),
-                        elapsed: Duration::ZERO,
-                    });
-                }
-            }
+            remote.push((i, node.clone()));
         }
     }
+    let workers = opts.workers.max(1).min(remote.len());
+    let rounds = if workers == 0 {
+        0
+    } else {
+        remote.len().div_ceil(workers)
+    };
+    let give_up = start + timeout * u32::try_from(rounds).unwrap_or(u32::MAX) + GRACE;
+    let started: Arc<Vec<AtomicBool>> = Arc::new(
+        (0..cluster.nodes.len())
+            .map(|_| AtomicBool::new(false))
+            .collect(),
+    );
+    let (tx, rx) = mpsc::channel::<(usize, Result<Answer, NodeFailure>, Duration)>();
+    let queue = Arc::new(remote);
+    let next = Arc::new(AtomicUsize::new(0));
+    let shared = Arc::new(opts.ssh.clone());
+    let mut running = 0usize;
+    for w in 0..workers {
+        let (tx, queue, next, o, started) = (
+            tx.clone(),
+            Arc::clone(&queue),
+            Arc::clone(&next),
+            Arc::clone(&shared),
+            Arc::clone(&started),
+        );
+        let spawned = std::thread::Builder::new()
+            .name(format!("scan-{w}"))
+            .stack_size(WORKER_STACK)
+            .spawn(move || loop {
+                let k = next.fetch_add(1, Ordering::SeqCst);
+                let Some((i, node)) = queue.get(k) else { break };
+                if Instant::now() >= give_up {
+                    break;
+                }
+                started[*i].store(true, Ordering::SeqCst);
+                let t = Instant::now();
+                let r = ssh::fetch(node, &o, t + timeout);
+                if tx.send((*i, r, t.elapsed())).is_err() {
+                    break;
+                }
+            });
+        if spawned.is_ok() {
+            running += 1;
+        }
+    }
+    if running == 0 {
+        for (i, node) in queue.iter() {
+            results[*i] = Some(NodeResult {
+                node: node.clone(),
+                via: Via::Ssh,
+                result: Err(NodeFailure {
+                    node: node.name.clone(),
+                    address: node.address.clone(),
+                    stage: "local",
+                    message: "cannot start a worker thread".into(),
+                    note: None,
+                }),
+                elapsed: Duration::ZERO,
+            });
+        }
+    }
+    let mut pending = if running == 0 { 0 } else { queue.len() };
     for i in local {
         let node = &cluster.nodes[i];
         let t = Instant::now();
@@ -139,7 +184,6 @@ pub fn scan(cluster: &Cluster, opts: &Options) -> Vec<NodeResult> {
         });
     }
     drop(tx);
-    let give_up = deadline + GRACE;
     while pending > 0 {
         let left = give_up.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
@@ -159,19 +203,32 @@ pub fn scan(cluster: &Cluster, opts: &Options) -> Vec<NodeResult> {
         .nodes
         .iter()
         .zip(results)
-        .map(|(node, r)| {
+        .enumerate()
+        .map(|(i, (node, r))| {
             r.unwrap_or_else(|| NodeResult {
                 node: node.clone(),
                 via: Via::Ssh,
-                result: Err(NodeFailure {
-                    node: node.name.clone(),
-                    address: node.address.clone(),
-                    stage: "timeout",
-                    message: format!(
-                        "no answer within {:.1} s (the connection attempt did not return; a hanging DNS lookup?)",
-                        opts.ssh.timeout.as_secs_f64()
-                    ),
-                    note: Some("use an IP address for this node in /etc/pve/.members or corosync.conf".into()),
+                result: Err(if started[i].load(Ordering::SeqCst) {
+                    NodeFailure {
+                        node: node.name.clone(),
+                        address: node.address.clone(),
+                        stage: "timeout",
+                        message: format!(
+                            "no answer within {:.1} s (the connection attempt did not return; a hanging DNS lookup?)",
+                            timeout.as_secs_f64()
+                        ),
+                        note: Some("use an IP address for this node in /etc/pve/.members or corosync.conf".into()),
+                    }
+                } else {
+                    NodeFailure {
+                        node: node.name.clone(),
+                        address: node.address.clone(),
+                        stage: "timeout",
+                        message: format!(
+                            "not contacted: the scan's time ran out while its {workers} workers waited on nodes that did not answer"
+                        ),
+                        note: Some("raise --workers, or fix the nodes reported as timed out".into()),
+                    }
                 }),
                 elapsed: start.elapsed(),
             })

@@ -97,7 +97,7 @@ fn install_hook_file(
     storage: &Storage,
     dry_run: bool,
 ) -> Result<(PathBuf, FileAction)> {
-    let shipped = std::fs::read(shipped_path).map_err(|e| {
+    let shipped = crate::fsutil::read_raw(shipped_path).map_err(|e| {
         Error::Config(format!(
             "{}: cannot read the hook file: {e}\nnote: it is installed by the pve-cpuguard package; point --hook-file / PVE_CPUGUARD_HOOK_FILE at it",
             shipped_path.display()
@@ -107,7 +107,7 @@ fn install_hook_file(
         .snippets_dir()
         .ok_or_else(|| Error::Config(format!("storage '{}' has no directory", storage.id)))?;
     let dest = rollout::hook_path(&dir);
-    let installed = match std::fs::read(&dest) {
+    let installed = match crate::fsutil::read_raw(&dest) {
         Ok(bytes) => {
             let mode = std::fs::metadata(&dest)
                 .map_err(|e| Error::io(&dest, e))?
@@ -124,20 +124,8 @@ fn install_hook_file(
     );
     if action != FileAction::Unchanged && !dry_run {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let tmp = dir.join(format!(
-            ".{}.tmp.{}",
-            crate::guard::audit::HOOK_FILE_NAME,
-            std::process::id()
-        ));
-        let write = || -> std::io::Result<()> {
-            std::fs::write(&tmp, &shipped)?;
-            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
-            std::fs::rename(&tmp, &dest)
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::io(&dest, e)
-        })?;
+        // O_EXCL temporary + rename: a link at either path is not followed.
+        crate::fsutil::replace(&dest, &shipped, Some(0o755))?;
     }
     Ok((dest, action))
 }

@@ -51,5 +51,5 @@ fn man_page(cmd: &clap::Command, name: &str, dir: &Path) -> Result<()> {
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
+    crate::fsutil::replace(path, bytes, Some(0o644))
 }

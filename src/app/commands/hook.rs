@@ -28,64 +28,165 @@ const PHASES: [&str; 4] = ["pre-start", "post-start", "pre-stop", "post-stop"];
 /// cannot loop.
 const CHAINED: &str = "PVE_CPUGUARD_CHAINED";
 
+/// How long recording a refusal (journal, state file under its lock) may
+/// take once the answer is fixed; past it the process exits with the
+/// refusal anyway.
+const RECORD_BUDGET: Duration = Duration::from_secs(2);
+
 /// Runs `hook`.
 ///
+/// The deadline is armed before the first file access (the configuration
+/// file included) and covers everything up to the answer, the chained
+/// hookscript's lookup included; only the chained hookscript itself runs
+/// outside it (its time is its own). Under the default policy any input
+/// that cannot be read allows the start with a warning, under `strict` it
+/// refuses; phases other than `pre-start` never fail because of our inputs.
+///
 /// # Errors
-/// Only for invalid arguments or configuration; check failures become
+/// Only for invalid arguments; every other failure becomes
 /// allow-with-warning or refusal according to the policy.
 pub fn run(args: &HookArgs) -> Result<ExitCode> {
     if std::env::var_os(CHAINED).is_some() || !PHASES.contains(&args.phase.as_str()) {
         return Ok(ExitCode::Ok);
     }
     let vmid: VmId = args.vmid.parse().map_err(Error::Usage)?;
-    let settings = Settings::resolve(&args.common)?;
-    if args.phase != "pre-start" {
-        return chain(&settings, vmid, &args.phase);
+    let phase = args.phase.as_str();
+    // Until the configuration file is read, only a flag or the environment
+    // can say `strict`.
+    let early = args.common.policy.unwrap_or(Policy::Default);
+    arm_deadline(args.deadline, early, vmid, phase, true);
+    let (settings, problem) = Settings::resolve_lenient(&args.common);
+    if settings.policy != early {
+        arm_deadline(args.deadline, settings.policy, vmid, phase, false);
     }
-
-    arm_deadline(args.deadline, settings.policy, vmid);
-    let allowed = check(&settings, vmid);
-    crate::app::deadline::disarm();
-    if allowed {
-        chain(&settings, vmid, &args.phase)
-    } else {
-        Ok(ExitCode::Refused)
+    if phase != "pre-start" {
+        if let Some(e) = problem {
+            warn(vmid, phase, &format!("{e}; using the defaults"));
+        }
+        return Ok(chain(&settings, vmid, phase));
     }
+    let allowed = match problem {
+        Some(e) => unknown(&settings, vmid, &e.to_string()),
+        None => check(&settings, vmid),
+    };
+    if !allowed {
+        return Ok(ExitCode::Refused);
+    }
+    Ok(chain(&settings, vmid, phase))
 }
 
-/// The hard deadline: if the check has not finished by then, the policy
-/// decides (see `crate::app::deadline`; no thread, it runs on every VM start).
-fn arm_deadline(deadline: Duration, policy: Policy, vmid: VmId) {
-    let refuse = policy == Policy::Strict;
-    let msg = format!(
-        "VM {vmid}: the CPU check did not finish within {}; {} (policy {})",
-        seconds(deadline),
-        if refuse {
-            "refusing the start"
-        } else {
-            "allowing the start unchecked"
-        },
-        if refuse { "strict" } else { "default" }
-    );
+/// The hard deadline: if the answer is not there by then, the policy
+/// decides in `pre-start`; other phases exit 0 (see `crate::app::deadline`).
+/// `restart` starts the deadline anew;
+/// otherwise only what happens at expiry changes.
+fn arm_deadline(deadline: Duration, policy: Policy, vmid: VmId, phase: &str, restart: bool) {
+    let refuse = policy == Policy::Strict && phase == "pre-start";
+    let msg = if phase == "pre-start" {
+        format!(
+            "VM {vmid}: the CPU check did not finish within {}; {} (policy {})",
+            seconds(deadline),
+            if refuse {
+                "refusing the start"
+            } else {
+                "allowing the start unchecked"
+            },
+            if refuse { "strict" } else { "default" }
+        )
+    } else {
+        format!(
+            "VM {vmid} {phase}: reading pve-cpuguard's inputs did not finish within {}; no chained hookscript was run",
+            seconds(deadline)
+        )
+    };
     let code = if refuse {
         ExitCode::Refused
     } else {
         ExitCode::Ok
     };
-    crate::app::deadline::arm(
-        deadline,
-        &format!("pve-cpuguard: {msg}\n"),
-        &syslog::format(
-            if refuse {
-                Severity::Err
-            } else {
-                Severity::Warning
-            },
-            &msg,
-        ),
-        &syslog::socket_path(),
-        code.code(),
+    let line = format!("pve-cpuguard: {msg}\n");
+    let datagram = syslog::format(
+        if refuse {
+            Severity::Err
+        } else {
+            Severity::Warning
+        },
+        &msg,
     );
+    if restart {
+        crate::app::deadline::arm(
+            deadline,
+            &line,
+            &datagram,
+            &syslog::socket_path(),
+            code.code(),
+        );
+    } else {
+        crate::app::deadline::set(&line, &datagram, &syslog::socket_path(), code.code());
+    }
+}
+
+/// The answer is a refusal: from now on nothing may turn it into an allow.
+/// The deadline is replaced by one of its own for recording the refusal,
+/// which exits with the refusal when it passes.
+fn refusal_fixed(vmid: VmId) {
+    let msg = format!(
+        "VM {vmid}: recording the refusal did not finish within {}; the start stays refused",
+        seconds(RECORD_BUDGET)
+    );
+    crate::app::deadline::rearm(
+        RECORD_BUDGET,
+        &format!("pve-cpuguard: {msg}\n"),
+        &syslog::format(Severity::Err, &msg),
+        &syslog::socket_path(),
+        ExitCode::Refused.code(),
+    );
+}
+
+/// A warning on stderr and in the journal.
+fn warn(vmid: VmId, phase: &str, why: &str) {
+    let msg = format!("VM {vmid} {phase}: {why}");
+    eprintln!("pve-cpuguard: warning: {msg}");
+    syslog::log(Severity::Warning, &msg);
+}
+
+/// The check cannot be made (an input cannot be read or trusted): the
+/// policy decides. `true` when the start may go ahead.
+fn unknown(settings: &Settings, vmid: VmId, why: &str) -> bool {
+    let strict = settings.policy == Policy::Strict;
+    let msg = format!(
+        "VM {vmid}: cannot check the CPU: {why}; {}",
+        if strict {
+            "refused (policy strict)"
+        } else {
+            "allowed unchecked (policy default)"
+        }
+    );
+    if strict {
+        refusal_fixed(vmid);
+    }
+    eprintln!("pve-cpuguard: {msg}");
+    syslog::log(
+        if strict {
+            Severity::Err
+        } else {
+            Severity::Warning
+        },
+        &msg,
+    );
+    if strict {
+        println!("QEMU: pve-cpuguard: {msg}");
+        let migrated_from = std::env::var("PVE_MIGRATED_FROM")
+            .ok()
+            .filter(|s| !s.is_empty());
+        let _ = crate::guard::refusals::record(
+            &settings.state_dir,
+            &vmid.to_string(),
+            &settings.node,
+            migrated_from.as_deref(),
+            crate::cache::now(),
+        );
+    }
+    !strict
 }
 
 /// `10s`, `1.5s`: how a deadline reads in the message.
@@ -102,37 +203,7 @@ fn check(settings: &Settings, vmid: VmId) -> bool {
     let migrated_from = std::env::var("PVE_MIGRATED_FROM")
         .ok()
         .filter(|s| !s.is_empty());
-    let unknown = |why: String| -> bool {
-        let strict = settings.policy == Policy::Strict;
-        let msg = format!(
-            "VM {vmid}: cannot check the CPU: {why}; {}",
-            if strict {
-                "refused (policy strict)"
-            } else {
-                "allowed unchecked (policy default)"
-            }
-        );
-        eprintln!("pve-cpuguard: {msg}");
-        if strict {
-            println!("QEMU: pve-cpuguard: {msg}");
-            let _ = crate::guard::refusals::record(
-                &settings.state_dir,
-                &vmid.to_string(),
-                &settings.node,
-                migrated_from.as_deref(),
-                crate::cache::now(),
-            );
-        }
-        syslog::log(
-            if strict {
-                Severity::Err
-            } else {
-                Severity::Warning
-            },
-            &msg,
-        );
-        !strict
-    };
+    let unknown = |why: String| -> bool { unknown(settings, vmid, &why) };
 
     let located = match settings
         .pve
@@ -156,7 +227,9 @@ fn check(settings: &Settings, vmid: VmId) -> bool {
         Ok(c) => c,
         Err(e) => return unknown(e.to_string()),
     };
-    let info = match cpuinfo::read(&settings.cpuinfo) {
+    let info = match crate::fsutil::read(&settings.cpuinfo)
+        .and_then(|b| cpuinfo::parse_bytes(&b, &settings.cpuinfo))
+    {
         Ok(info) => info,
         Err(e) => return unknown(e.to_string()),
     };
@@ -164,6 +237,24 @@ fn check(settings: &Settings, vmid: VmId) -> bool {
     let Some(local) = fleet.capability(&settings.node) else {
         return unknown("this node's capability is missing".into());
     };
+    // The source's record decides a live migration: one dated in the future
+    // or ages ago is flagged (a warning, among the fleet's problems) and,
+    // like unknown data, refused under `strict`.
+    if let Some(source) = migrated_from.as_deref() {
+        let dated = fleet
+            .get(source)
+            .and_then(|n| n.scanned_at())
+            .and_then(|at| {
+                crate::cache::time_problem(
+                    at,
+                    crate::cache::now(),
+                    settings.cache_max_age.as_secs(),
+                )
+            });
+        if let (Some(p), Policy::Strict) = (dated, settings.policy) {
+            return unknown(format!("the cached record of '{source}': {p}"));
+        }
+    }
     let req = requirement::from_vm(&vm, &custom);
     let movement = match migrated_from.as_deref() {
         Some(source) => Movement::Live { source },
@@ -185,6 +276,7 @@ fn check(settings: &Settings, vmid: VmId) -> bool {
             syslog::log(Severity::Warning, &d.one_line());
         }
     } else {
+        refusal_fixed(vmid);
         eprint!("{}", d.explain());
         println!("QEMU: pve-cpuguard: {}", d.one_line());
         crate::guard::refusals::log(&settings.state_dir, &d);
@@ -195,23 +287,56 @@ fn check(settings: &Settings, vmid: VmId) -> bool {
     d.allow
 }
 
-/// Runs the administrator's own hookscript, if one is chained for this VM.
-fn chain(settings: &Settings, vmid: VmId, phase: &str) -> Result<ExitCode> {
-    let Some(script) = crate::guard::chain::lookup(settings, vmid)? else {
-        return Ok(ExitCode::Ok);
+/// Runs the administrator's own hookscript, if one is chained for this VM;
+/// its exit code counts. Its lookup is one of our inputs: when it fails,
+/// `pre-start` asks the policy and other phases warn and exit 0.
+fn chain(settings: &Settings, vmid: VmId, phase: &str) -> ExitCode {
+    let input_failed = |why: String| -> ExitCode {
+        if phase == "pre-start" {
+            if unknown(settings, vmid, &why) {
+                ExitCode::Ok
+            } else {
+                ExitCode::Refused
+            }
+        } else {
+            warn(
+                vmid,
+                phase,
+                &format!("{why}; no chained hookscript was run"),
+            );
+            ExitCode::Ok
+        }
     };
-    let status = std::process::Command::new(&script)
+    let script = match crate::guard::chain::lookup(settings, vmid) {
+        Ok(Some(script)) => script,
+        Ok(None) => {
+            crate::app::deadline::disarm();
+            return ExitCode::Ok;
+        }
+        Err(e) => return input_failed(format!("cannot look up the chained hookscript: {e}")),
+    };
+    // The chained hookscript's time is its own.
+    crate::app::deadline::disarm();
+    let status = match std::process::Command::new(&script)
         .arg(vmid.to_string())
         .arg(phase)
         .env(CHAINED, "1")
         .status()
-        .map_err(|e| Error::Config(format!("chained hookscript {}: {e}", script.display())))?;
+    {
+        Ok(status) => status,
+        Err(e) => {
+            return input_failed(format!(
+                "cannot run the chained hookscript {}: {e}",
+                script.display()
+            ))
+        }
+    };
     // Its exit code counts: pass it through (a signal counts as failure).
-    Ok(match status.code() {
+    match status.code() {
         Some(0) => ExitCode::Ok,
         Some(c) => ExitCode::Passthrough(u8::try_from(c).unwrap_or(1)),
         None => ExitCode::Refused,
-    })
+    }
 }
 
 /// The default deadline.

@@ -21,6 +21,11 @@ pub fn run(args: &MetricsArgs) -> Result<ExitCode> {
     // The cached records as they are: their age is what is measured.
     let g = gather(&settings, false)?;
     let a = audit::run(&g.vms, &g.custom, &g.fleet, &g.ha, g.rules);
+    // The metrics say "no data"; the reason goes to stderr (the timer's
+    // journal), not into the Prometheus text.
+    for p in &g.fleet.problems {
+        eprintln!("pve-cpuguard: warning: cache: {p}");
+    }
     let last = refusals::read(&settings.state_dir);
     let text = metrics::render(&a, settings.cache_max_age.as_secs(), last.as_ref());
     match &args.output_file {
@@ -31,18 +36,15 @@ pub fn run(args: &MetricsArgs) -> Result<ExitCode> {
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
-        Error::Usage(format!("--output-file {}: not a file name", path.display()))
-    })?;
-    // Not ending in .prom, so the collector never picks the temporary up.
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
+    if path.file_name().and_then(|n| n.to_str()).is_none() {
+        return Err(Error::Usage(format!(
+            "--output-file {}: not a file name",
+            path.display()
+        )));
+    }
+    // The temporary (`.NAME.XXXXXX.tmp`, O_EXCL) does not end in .prom, so
+    // the collector never picks it up; a link at either path is not followed.
+    crate::fsutil::replace_raw(path, bytes, Some(0o644)).map_err(|e| {
         Error::Config(format!(
             "{}: cannot write: {e}\nnote: the directory must exist and be writable (node_exporter's is usually /var/lib/prometheus/node-exporter)",
             path.display()

@@ -50,6 +50,7 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
             timeout,
             ..ProbeOptions::new(accel)
         }),
+        workers: usize::from(args.workers),
     };
     let now = cache::now();
     let gathered = gather::gather(

@@ -90,7 +90,15 @@ pub fn truth_block(nodes: &[(&str, Truth)]) -> String {
 /// `scanned 5m 3s ago` or `scanned 2h ago, STALE: error (last attempt 1m ago)`.
 #[must_use]
 pub fn age_text(rec: &NodeRecord, now: u64, max_age: u64) -> String {
-    let mut s = format!("scanned {} ago", cache::human_age(rec.age(now)));
+    let mut s = if rec.scanned_at > now.saturating_add(cache::CLOCK_SKEW) {
+        // Not "0s ago": a date from the future means a skewed clock.
+        format!(
+            "DATED {} IN THE FUTURE (clock skew?)",
+            cache::human_age(rec.scanned_at - now)
+        )
+    } else {
+        format!("scanned {} ago", cache::human_age(rec.age(now)))
+    };
     if let Some(src) = &rec.source {
         s.push_str(&format!(" via {src}"));
     }

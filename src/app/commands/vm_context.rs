@@ -42,7 +42,7 @@ pub fn load(settings: &Settings, vmid: VmId) -> Result<VmContext> {
     };
     let vm = vmconf::read(&path)?;
     let custom = custom_models::read(&settings.pve.cpu_models())?;
-    let local = cpuinfo::read(&settings.cpuinfo)?;
+    let local = cpuinfo::parse_bytes(&crate::fsutil::read(&settings.cpuinfo)?, &settings.cpuinfo)?;
     Ok(VmContext {
         vmid,
         label: VmLabel {
@@ -62,7 +62,7 @@ pub fn load(settings: &Settings, vmid: VmId) -> Result<VmContext> {
 /// Whether the VM runs on this node (its PID file names a live process).
 #[must_use]
 pub fn running(run_dir: &Path, vmid: VmId) -> bool {
-    std::fs::read_to_string(run_dir.join(format!("{vmid}.pid")))
+    crate::fsutil::read_to_string_raw(run_dir.join(format!("{vmid}.pid")))
         .ok()
         .and_then(|s| s.trim().parse::<u32>().ok())
         .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
