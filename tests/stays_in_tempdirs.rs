@@ -103,8 +103,10 @@ fn no_test_starts_the_binary_outside_the_harnesses() {
         "common/mod.rs",
         // `systemd-analyze verify` reads the path; it never runs it.
         "systemd.rs",
-        // Runs the hook file with a harness's `node_env`.
+        // Run the hook file or the binaries with a harness's `node_env`.
         "guard.rs",
+        "faults.rs",
+        "faults_cli.rs",
         // This file names the marker it looks for.
         "stays_in_tempdirs.rs",
     ];
