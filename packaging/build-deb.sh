@@ -29,7 +29,7 @@ cp "target/$triple/release/pve-cpuguard-hook" "$assets/pve-cpuguard-hook"
 strip --remove-section=.comment --remove-section=.note "$assets/pve-cpuguard-hook"
 target/release/pve-cpuguard generate man "$assets/man"
 target/release/pve-cpuguard generate completions "$assets/completions"
-gzip -9n "$assets"/man/*.1
+gzip -9n "$assets"/man/*.1 "$assets"/man/*.5
 
 rm -f target/debian/pve-cpuguard_*.deb
 # --strip: every ELF asset (the hook is copied from its own target

@@ -85,8 +85,7 @@ fn the_debian_package() {
         "/usr/lib/systemd/system/pve-cpuguard-refresh.service",
         "/usr/lib/systemd/system/pve-cpuguard-refresh.timer",
         "/usr/share/man/man1/pve-cpuguard.1.gz",
-        "/usr/share/man/man1/pve-cpuguard-audit.1.gz",
-        "/usr/share/man/man1/pve-cpuguard-attach.1.gz",
+        "/usr/share/man/man5/pve-cpuguard.conf.5.gz",
         "/usr/share/bash-completion/completions/pve-cpuguard",
         "/usr/share/zsh/vendor-completions/_pve-cpuguard",
         "/usr/share/fish/vendor_completions.d/pve-cpuguard.fish",
@@ -94,8 +93,17 @@ fn the_debian_package() {
     ] {
         assert_eq!(mode_of(f), "-rw-r--r--", "{f}");
     }
-    // No hidden command in the manual.
+    // A page for every command a person can run (tests/man.rs checks
+    // their sections), none for the hidden one.
+    for sub in [
+        "inspect", "why-not", "hook", "migrate", "check", "scan", "status", "baseline", "audit",
+        "attach", "detach", "metrics",
+    ] {
+        let page = format!("/usr/share/man/man1/pve-cpuguard-{sub}.1.gz");
+        assert_eq!(mode_of(&page), "-rw-r--r--", "{page}");
+    }
     assert!(!listing.contains("pve-cpuguard-generate"), "{listing}");
+    assert!(!listing.contains("pve-cpuguard-help"), "{listing}");
 
     // Control data.
     let conffiles = dpkg_deb(&["--info".as_ref(), d, "conffiles".as_ref()]);

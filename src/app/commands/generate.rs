@@ -8,6 +8,7 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 
 use crate::app::cli::{Cli, GenerateArgs, GenerateWhat};
+use crate::app::commands::manual;
 use crate::error::{Error, ExitCode, Result};
 
 /// Runs `generate`.
@@ -17,15 +18,27 @@ use crate::error::{Error, ExitCode, Result};
 pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
     let dir = &args.dir;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let cmd = Cli::command();
     match args.what {
         GenerateWhat::Man => {
-            man_page(&cmd, "pve-cpuguard", dir)?;
-            for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-                let name = format!("pve-cpuguard-{}", sub.get_name());
-                let sub = sub.clone().name(name.clone());
-                man_page(&sub, &name, dir)?;
+            // Built once, so every subcommand's page shows the global
+            // options (--output) and its synopsis the full command.
+            let mut root = visible(Cli::command()).disable_help_subcommand(true);
+            root.build();
+            let subs: Vec<clap::Command> = root.get_subcommands().cloned().collect();
+            let pages: Vec<String> = subs
+                .iter()
+                .map(|s| format!("{BIN}-{}", s.get_name()))
+                .collect();
+            let refs: Vec<&str> = pages.iter().map(String::as_str).collect();
+            man_page(&root, BIN, &refs, dir)?;
+            for (sub, name) in subs.into_iter().zip(&pages) {
+                man_page(&sub.name(name.clone()), name, &[BIN], dir)?;
             }
+            let mut out = Vec::new();
+            manual::conf_page(env!("CARGO_PKG_VERSION"))
+                .to_writer(&mut out)
+                .map_err(Error::Output)?;
+            write(&dir.join("pve-cpuguard.conf.5"), &out)?;
         }
         GenerateWhat::Completions => {
             for (shell, file) in [
@@ -60,16 +73,25 @@ const BIN: &str = "pve-cpuguard";
 /// subcommands' bin names, both spellings agree; the function name and the
 /// `complete` line still use the real name.
 fn for_completion(shell: Shell) -> clap::Command {
-    let full = Cli::command();
+    let mut cmd = visible(Cli::command());
+    if shell == Shell::Bash {
+        cmd.build();
+        let root = BIN.replace('-', "__");
+        escape_bin_names(&mut cmd, &root);
+    }
+    cmd
+}
+
+/// The command without its hidden subcommands and options (clap has no
+/// way to remove a subcommand, so the visible parts are copied).
+fn visible(full: clap::Command) -> clap::Command {
     let mut cmd = clap::Command::new(BIN)
         .version(env!("CARGO_PKG_VERSION"))
         .about(full.get_about().cloned().unwrap_or_default())
         .args(full.get_arguments().filter(|a| !a.is_hide_set()).cloned())
         .subcommands(full.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
-    if shell == Shell::Bash {
-        cmd.build();
-        let root = BIN.replace('-', "__");
-        escape_bin_names(&mut cmd, &root);
+    if let Some(long) = full.get_long_about() {
+        cmd = cmd.long_about(long.clone());
     }
     cmd
 }
@@ -83,11 +105,40 @@ fn escape_bin_names(cmd: &mut clap::Command, parent: &str) {
     }
 }
 
-fn man_page(cmd: &clap::Command, name: &str, dir: &Path) -> Result<()> {
+/// One page: clap_mangen's sections (not its EXTRA, the `--help`
+/// epilogue: EXIT STATUS replaces it), then this command's table from
+/// [`manual`].
+fn man_page(cmd: &clap::Command, name: &str, see_also: &[&str], dir: &Path) -> Result<()> {
+    let sub = name
+        .strip_prefix(BIN)
+        .unwrap_or_default()
+        .trim_start_matches('-');
+    let table = manual::page(sub).ok_or_else(|| {
+        Error::Config(format!(
+            "no manual table for `{sub}`\nnote: add one to src/app/commands/manual.rs"
+        ))
+    })?;
+    let mut cmd = cmd.clone();
+    cmd.build();
+    let man = clap_mangen::Man::new(cmd.clone());
     let mut out = Vec::new();
-    clap_mangen::Man::new(cmd.clone())
-        .render(&mut out)
-        .map_err(Error::Output)?;
+    let io = |r: std::io::Result<()>| r.map_err(Error::Output);
+    io(man.render_title(&mut out))?;
+    io(man.render_name_section(&mut out))?;
+    io(man.render_synopsis_section(&mut out))?;
+    io(man.render_description_section(&mut out))?;
+    if cmd.get_arguments().any(|a| !a.is_hide_set()) {
+        io(man.render_options_section(&mut out))?;
+    }
+    if cmd.has_subcommands() {
+        io(man.render_subcommands_section(&mut out))?;
+    }
+    let mut extra = roff::Roff::new();
+    manual::extra_sections(&mut extra, &cmd, table, see_also);
+    io(extra.to_writer(&mut out))?;
+    if cmd.get_version().is_some() {
+        io(man.render_version_section(&mut out))?;
+    }
     write(&dir.join(format!("{name}.1")), &out)
 }
 
