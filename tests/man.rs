@@ -48,9 +48,7 @@ fn man(page: &Path, home: &Path) -> String {
         page.display()
     );
     // In a UTF-8 locale groff prints hyphens and minus signs as Unicode.
-    String::from_utf8_lossy(&out.stdout)
-        .replace('\u{2010}', "-")
-        .replace('\u{2212}', "-")
+    String::from_utf8_lossy(&out.stdout).replace(['\u{2010}', '\u{2212}'], "-")
 }
 
 /// The section headings of a formatted page (lines in capitals at column 1).

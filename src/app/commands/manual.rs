@@ -406,7 +406,7 @@ pub fn conf_page(version: &str) -> Roff {
         if let Some(heading) = line.strip_prefix("## ") {
             in_intro = false;
             comment.clear();
-            roff.control("SS", [heading.trim_end_matches(|c| c == '#' || c == ' ')]);
+            roff.control("SS", [heading.trim_end_matches(['#', ' '])]);
         } else if let Some((key, default)) = setting(line) {
             roff.control("TP", []);
             roff.text([bold(key), roman(" = "), italic(default)]);
