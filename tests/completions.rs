@@ -6,11 +6,11 @@
 //! an error and complete from them. bash, fish and zsh must be installed
 //! (.ci/run installs them).
 
+mod util;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output};
-
-const BIN: &str = env!("CARGO_BIN_EXE_pve-cpuguard");
 
 /// The subcommands a person can run (`generate` is hidden: packaging only).
 const SUBCOMMANDS: &[&str] = &[
@@ -19,12 +19,9 @@ const SUBCOMMANDS: &[&str] = &[
 ];
 
 fn generate(dir: &Path) {
-    let out = Command::new(BIN)
-        .args(["generate", "completions"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    util::Run::new(["generate".as_ref(), "completions".as_ref(), dir.as_os_str()])
+        .run()
+        .code(0);
 }
 
 fn text(b: &[u8]) -> String {
@@ -86,13 +83,10 @@ fn bash_complete(script: &Path, words: &[&str], home: &Path) -> BTreeSet<String>
 /// column 3 (`-h, --help`) or 7 (`--dry-run`); wrapped help text is
 /// indented further.
 fn help_options(sub: &str) -> BTreeSet<String> {
-    let out = Command::new(BIN)
-        .args([sub, "--help"])
-        .env_remove("PVE_CPUGUARD_CONFIG")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    text(&out.stdout)
+    util::Run::new([sub, "--help"])
+        .run()
+        .code(0)
+        .stdout
         .lines()
         .filter_map(|l| {
             let entry = match l.strip_prefix("  -") {

@@ -4,10 +4,9 @@
 //! setting with its environment variable beside it, in lines that fit 100
 //! columns, and the short form (`-h`) stays short.
 
-use std::collections::BTreeSet;
-use std::process::Command;
+mod util;
 
-const BIN: &str = env!("CARGO_BIN_EXE_pve-cpuguard");
+use std::collections::BTreeSet;
 
 /// What each subcommand reads, from its code (src/app/commands/*.rs and
 /// the settings each one resolves, see src/app/cli_settings.rs).
@@ -163,18 +162,12 @@ const PER_RUN: &[&str] = &[
 ];
 
 fn help(sub: &str, flag: &str) -> String {
-    let out = Command::new(BIN)
-        .args([sub, flag])
+    // A wide terminal: the lines must still fit 100 columns.
+    util::Run::new([sub, flag])
         .env("COLUMNS", "200")
-        .env_remove("PVE_CPUGUARD_CONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+        .run()
+        .code(0)
+        .stdout
 }
 
 /// The `--help` entries: (long option name, its text up to the next entry).

@@ -5,12 +5,12 @@
 //! only pages that exist; pve-cpuguard.conf(5) documents every key the
 //! configuration file accepts.
 
+mod util;
+
 use std::path::Path;
 use std::process::Command;
 
 use pve_cpuguard::app::config::KEYS;
-
-const BIN: &str = env!("CARGO_BIN_EXE_pve-cpuguard");
 
 const SUBCOMMANDS: &[&str] = &[
     "inspect", "why-not", "hook", "migrate", "check", "scan", "status", "baseline", "audit",
@@ -18,16 +18,9 @@ const SUBCOMMANDS: &[&str] = &[
 ];
 
 fn generate(dir: &Path) {
-    let out = Command::new(BIN)
-        .args(["generate", "man"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    util::Run::new(["generate".as_ref(), "man".as_ref(), dir.as_os_str()])
+        .run()
+        .code(0);
 }
 
 /// The page as man(1) shows it, 100 columns wide; formatter warnings fail.
@@ -64,12 +57,10 @@ fn headings(text: &str) -> Vec<&str> {
 
 /// The environment variables `--help` shows beside the options.
 fn help_env(sub: &str) -> Vec<String> {
-    let out = Command::new(BIN)
-        .args([sub, "--help"])
-        .env_remove("PVE_CPUGUARD_CONFIG")
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
+    util::Run::new([sub, "--help"])
+        .run()
+        .code(0)
+        .stdout
         .split("[env: ")
         .skip(1)
         .map(|rest| rest.split(['=', ']']).next().unwrap().to_owned())
