@@ -23,10 +23,33 @@ triple=$(rustc -vV | sed -n 's/^host: //p')
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
     cargo build --release --locked --target "$triple" --bin pve-cpuguard-hook
 cp "target/$triple/release/pve-cpuguard-hook" "$assets/pve-cpuguard-hook"
+# cargo-deb strips the binaries it built itself; this one it only copies.
+# The sections dh_strip removes from executables (lintian:
+# unstripped-binary-or-object, binary-has-unneeded-section).
+strip --remove-section=.comment --remove-section=.note "$assets/pve-cpuguard-hook"
 target/release/pve-cpuguard generate man "$assets/man"
 target/release/pve-cpuguard generate completions "$assets/completions"
-gzip -9n "$assets"/man/*.1
+gzip -9n "$assets"/man/*.1 "$assets"/man/*.5
 
 rm -f target/debian/pve-cpuguard_*.deb
-cargo deb --no-build --locked
-ls target/debian/pve-cpuguard_*.deb
+# --strip: every ELF asset (the hook is copied from its own target
+# directory, so cargo-deb would not otherwise know it as built) loses its
+# symbols; lintian's unstripped-binary-or-object.
+cargo deb --no-build --locked --strip
+deb=$(ls target/debian/pve-cpuguard_*.deb)
+
+# DEBIAN/md5sums, which cargo-deb does not write (dpkg --verify and debsums
+# read it): every file but the conffiles, as dh_md5sums does.
+root=target/debian/root
+rm -rf "$root"
+dpkg-deb --raw-extract "$deb" "$root"
+(
+    cd "$root"
+    find . -path ./DEBIAN -prune -o -type f -printf '%P\n' | LC_ALL=C sort |
+        grep -vxF -f <(sed 's|^/||' DEBIAN/conffiles 2>/dev/null || true) |
+        xargs -d '\n' md5sum
+) > "$root/DEBIAN/md5sums"
+chmod 0644 "$root/DEBIAN/md5sums"
+dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >/dev/null
+rm -rf "$root"
+echo "$deb"

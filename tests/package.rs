@@ -1,6 +1,8 @@
 //! The Debian package as built by `packaging/build-deb.sh` (CI runs it
 //! before the tests): its files and modes, conffiles, maintainer scripts,
-//! and that the packaged binary runs.
+//! what Debian's tools expect (lintian without an error or a warning,
+//! DEP-5 copyright, changelog, md5sums, stripped binaries, its relation to
+//! Proxmox VE's packages), and that the packaged binary runs.
 //!
 //! The package is `$PVE_CPUGUARD_DEB`, else the newest
 //! `target/debian/pve-cpuguard_*.deb`. Without one, the test fails when
@@ -85,8 +87,7 @@ fn the_debian_package() {
         "/usr/lib/systemd/system/pve-cpuguard-publish.service",
         "/usr/lib/systemd/system/pve-cpuguard-publish.path",
         "/usr/share/man/man1/pve-cpuguard.1.gz",
-        "/usr/share/man/man1/pve-cpuguard-audit.1.gz",
-        "/usr/share/man/man1/pve-cpuguard-attach.1.gz",
+        "/usr/share/man/man5/pve-cpuguard.conf.5.gz",
         "/usr/share/bash-completion/completions/pve-cpuguard",
         "/usr/share/zsh/vendor-completions/_pve-cpuguard",
         "/usr/share/fish/vendor_completions.d/pve-cpuguard.fish",
@@ -94,8 +95,17 @@ fn the_debian_package() {
     ] {
         assert_eq!(mode_of(f), "-rw-r--r--", "{f}");
     }
-    // No hidden command in the manual.
+    // A page for every command a person can run (tests/man.rs checks
+    // their sections), none for the hidden one.
+    for sub in [
+        "inspect", "why-not", "hook", "migrate", "check", "scan", "status", "baseline", "audit",
+        "attach", "detach", "metrics",
+    ] {
+        let page = format!("/usr/share/man/man1/pve-cpuguard-{sub}.1.gz");
+        assert_eq!(mode_of(&page), "-rw-r--r--", "{page}");
+    }
     assert!(!listing.contains("pve-cpuguard-generate"), "{listing}");
+    assert!(!listing.contains("pve-cpuguard-help"), "{listing}");
 
     // Control data.
     let conffiles = dpkg_deb(&["--info".as_ref(), d, "conffiles".as_ref()]);
@@ -108,6 +118,13 @@ fn the_debian_package() {
     assert_eq!(field("Package"), "pve-cpuguard");
     assert_eq!(field("Section"), "admin");
     assert!(field("Depends").contains("libc6"), "{}", field("Depends"));
+    // An add-on to Proxmox VE, declared without depending on it: it still
+    // installs on a plain Debian machine, where `inspect` is useful.
+    assert_eq!(field("Enhances"), "qemu-server, pve-manager");
+    for pve in ["qemu-server", "pve-manager", "proxmox"] {
+        assert!(!field("Depends").contains(pve), "{}", field("Depends"));
+        assert!(!field("Pre-Depends").contains(pve));
+    }
 
     // Maintainer scripts: the timer is enabled and started, the cache
     // directory created, and removal says what to run first.
@@ -161,6 +178,7 @@ fn the_debian_package() {
     // The packaged files themselves.
     let root = tempfile::tempdir().unwrap();
     dpkg_deb(&["-x".as_ref(), d, root.path().as_os_str()]);
+    debian_conventions(d, root.path(), &entries);
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     assert_eq!(
         std::fs::read(root.path().join("etc/pve-cpuguard/pve-cpuguard.conf")).unwrap(),
@@ -213,6 +231,126 @@ fn the_debian_package() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+}
+
+/// What Debian's tools and policy expect of a binary package.
+fn debian_conventions(d: &std::ffi::OsStr, root: &Path, entries: &[(&str, &str)]) {
+    // lintian: no error, no warning. Kept: the info tag
+    // hardening-no-fortify-functions (the Rust code calls none of glibc's
+    // fortifiable functions; only the vendored C of OpenSSL and libssh2
+    // could, built by their -sys crates' own flags) and two overrides, each
+    // explained in packaging/debian/pve-cpuguard.lintian-overrides.
+    let out = Command::new("lintian")
+        .args(["--pedantic", "--display-info"])
+        .arg(d)
+        .env("HOME", root)
+        .output()
+        .expect("lintian must be installed (.ci/run installs it)");
+    let report = String::from_utf8_lossy(&out.stdout);
+    let bad: Vec<&str> = report
+        .lines()
+        .filter(|l| l.starts_with("E:") || l.starts_with("W:"))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "lintian:\n{report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "lintian: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // DEP-5 copyright naming the common license, not carrying its text.
+    let copyright =
+        std::fs::read_to_string(root.join("usr/share/doc/pve-cpuguard/copyright")).unwrap();
+    assert!(
+        copyright.starts_with(
+            "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n"
+        ),
+        "{copyright}"
+    );
+    assert!(copyright.contains("License: GPL-3+\n"), "{copyright}");
+    assert!(
+        copyright.contains("/usr/share/common-licenses/GPL-3"),
+        "{copyright}"
+    );
+    assert!(!copyright.contains("TERMS AND CONDITIONS"), "the full text");
+
+    // The Debian changelog, compressed, for this version.
+    let changelog = root.join("usr/share/doc/pve-cpuguard/changelog.Debian.gz");
+    let out = Command::new("gzip")
+        .arg("-dc")
+        .arg(&changelog)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with(&format!("pve-cpuguard ({}-1) ", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+
+    // md5sums for every file but the conffile, each matching.
+    let md5sums = dpkg_deb(&["--info".as_ref(), d, "md5sums".as_ref()]);
+    let files: Vec<&str> = entries
+        .iter()
+        .filter(|(m, p)| m.starts_with('-') && !p.starts_with("/etc/"))
+        .map(|(_, p)| p.trim_start_matches('/'))
+        .collect();
+    let listed: Vec<&str> = md5sums
+        .lines()
+        .filter_map(|l| l.split_once("  ").map(|x| x.1))
+        .collect();
+    let mut sorted = files.clone();
+    sorted.sort_unstable();
+    let mut listed_sorted = listed.clone();
+    listed_sorted.sort_unstable();
+    assert_eq!(
+        listed_sorted, sorted,
+        "md5sums lists every file but the conffile"
+    );
+    let check = Command::new("md5sum")
+        .args(["--check", "--quiet", "-"])
+        .current_dir(root)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(md5sums.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
+    // Stripped: no symbol table, no .comment.
+    for bin in ["usr/bin/pve-cpuguard", "usr/bin/pve-cpuguard-hook"] {
+        let elf = std::fs::read(root.join(bin)).unwrap();
+        for section in [".symtab", ".comment"] {
+            assert!(!has_section(&elf, section), "{bin} has {section}");
+        }
+    }
+}
+
+/// Whether a 64-bit little-endian ELF file has a section of this name.
+fn has_section(elf: &[u8], name: &str) -> bool {
+    let u16_at = |o: usize| usize::from(u16::from_le_bytes([elf[o], elf[o + 1]]));
+    let u32_at = |o: usize| u32::from_le_bytes(elf[o..o + 4].try_into().unwrap()) as usize;
+    let u64_at =
+        |o: usize| usize::try_from(u64::from_le_bytes(elf[o..o + 8].try_into().unwrap())).unwrap();
+    let (shoff, shentsize, shnum, shstrndx) =
+        (u64_at(0x28), u16_at(0x3a), u16_at(0x3c), u16_at(0x3e));
+    let header = |i: usize| shoff + i * shentsize;
+    let strtab = u64_at(header(shstrndx) + 0x18);
+    (0..shnum).any(|i| {
+        let at = strtab + u32_at(header(i));
+        elf[at..].split(|b| *b == 0).next() == Some(name.as_bytes())
+    })
 }
 
 /// Whether an x86-64 ELF executable names a dynamic loader (`PT_INTERP`).

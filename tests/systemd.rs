@@ -43,7 +43,28 @@ fn refresh_units_verify() {
     )
     .unwrap();
     std::fs::write(dir.path().join("pve-cpuguard-publish.path"), &path).unwrap();
+    // verify also looks up the Documentation= man pages: the ones this
+    // build generates (as the package ships them), found through MANPATH.
+    let man = dir.path().join("man");
+    let gen = Command::new(bin)
+        .args(["generate", "man"])
+        .arg(man.join("man1"))
+        .output()
+        .unwrap();
+    assert!(
+        gen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gen.stderr)
+    );
+    std::fs::create_dir(man.join("man5")).unwrap();
+    std::fs::rename(
+        man.join("man1/pve-cpuguard.conf.5"),
+        man.join("man5/pve-cpuguard.conf.5"),
+    )
+    .unwrap();
     let out = Command::new("systemd-analyze")
+        .env("MANPATH", &man)
+        .env("HOME", dir.path())
         .arg("verify")
         .arg(dir.path().join("pve-cpuguard-refresh.service"))
         .arg(dir.path().join("pve-cpuguard-refresh.timer"))

@@ -5,9 +5,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::app::cli_settings::{
+    CheckSettings, HookSettings, MetricsSettings, MigrateSettings, RolloutSettings, WhyNotSettings,
+};
 use crate::app::config;
 use crate::app::output::Format;
-use crate::app::settings::{CommonArgs, SshArgs};
+use crate::app::settings::SshArgs;
 use crate::cpu::kvm_view::Accel;
 
 const EXIT_CODES: &str = "\
@@ -144,7 +147,7 @@ pub struct MetricsArgs {
     #[arg(long, value_name = "PATH")]
     pub output_file: Option<PathBuf>,
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub common: MetricsSettings,
 }
 
 /// Which VMs `attach`/`detach` change.
@@ -186,7 +189,7 @@ pub struct AttachArgs {
     #[command(flatten)]
     pub qm: QmArg,
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub common: RolloutSettings,
 }
 
 /// Arguments of `detach`.
@@ -200,14 +203,14 @@ pub struct DetachArgs {
     #[command(flatten)]
     pub qm: QmArg,
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub common: RolloutSettings,
 }
 
 /// Arguments of `audit`.
 #[derive(Debug, Args)]
 pub struct AuditArgs {
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub common: CheckSettings,
 }
 
 /// Where `qm` is: replaced only at this exec boundary (tests record its argv).
@@ -234,7 +237,7 @@ pub struct HookArgs {
     #[arg(long, env = "PVE_CPUGUARD_HOOK_DEADLINE", default_value = "10s", value_parser = config::duration_arg)]
     pub deadline: Duration,
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub common: HookSettings,
 }
 
 /// Arguments of `migrate`.
@@ -257,7 +260,7 @@ pub struct MigrateArgs {
     )]
     pub run_dir: PathBuf,
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub common: MigrateSettings,
     #[command(flatten)]
     pub ssh: SshArgs,
     /// Also ask the target's QEMU when refreshing its record.
@@ -308,12 +311,12 @@ pub struct CheckArgs {
     )]
     pub run_dir: PathBuf,
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub common: CheckSettings,
 }
 
 /// Where the cluster cache lives.
 #[derive(Debug, Args)]
-pub struct CacheArgs {
+pub struct CacheFileArgs {
     /// The cache file (its writers' lock is FILE.lock beside it)
     /// [default: `cache` in the configuration file, else
     /// /var/cache/pve-cpuguard/cluster.json].
@@ -323,6 +326,34 @@ pub struct CacheArgs {
     /// Configuration file [default: /etc/pve-cpuguard/pve-cpuguard.conf].
     #[arg(long, env = "PVE_CPUGUARD_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+}
+
+impl CacheFileArgs {
+    /// Reads the configuration file and resolves the cache path
+    /// (flag > environment > file > default).
+    ///
+    /// # Errors
+    /// An invalid configuration file.
+    pub fn resolve(&self) -> crate::error::Result<(config::Config, PathBuf)> {
+        let path = self
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+        let conf = config::Config::load(&path)?;
+        let cache = config::Config::pick(
+            self.cache.clone(),
+            conf.cache.as_ref(),
+            crate::cache::DEFAULT_PATH.into(),
+        );
+        Ok((conf, cache))
+    }
+}
+
+/// Where the cluster cache lives, and when its records are stale.
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    #[command(flatten)]
+    pub file: CacheFileArgs,
 
     /// A cache record older than this is stale (e.g. 90m, 2h): marked in
     /// the output and exit 1 [default: `cache_max_age` in the
@@ -346,17 +377,7 @@ impl CacheArgs {
     /// # Errors
     /// An invalid configuration file.
     pub fn resolve(&self) -> crate::error::Result<(config::Config, PathBuf)> {
-        let path = self
-            .config
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
-        let conf = config::Config::load(&path)?;
-        let cache = config::Config::pick(
-            self.cache.clone(),
-            conf.cache.as_ref(),
-            crate::cache::DEFAULT_PATH.into(),
-        );
-        Ok((conf, cache))
+        self.file.resolve()
     }
 }
 
@@ -513,7 +534,7 @@ pub struct InspectArgs {
     /// The cluster cache: without --probe, this node's QEMU answer recorded
     /// by the last scan decides, as in every other command.
     #[command(flatten)]
-    pub cache: CacheArgs,
+    pub cache: CacheFileArgs,
 
     /// This node's name in the cache [default: the short host name].
     #[arg(long, env = "PVE_CPUGUARD_NODE", value_name = "NAME")]
@@ -542,5 +563,5 @@ pub struct WhyNotArgs {
     /// system's `virtual-guest/cpu-models.conf`), resolved like every
     /// command's: flag > variable > configuration file > default.
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub common: WhyNotSettings,
 }

@@ -27,7 +27,7 @@ pub enum Policy {
 /// What to do when a live migration would change the guest's CPU vendor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum VendorChange {
-    /// Refuse (Proxmox: "no guarantee to work").
+    /// Refuse (Proxmox VE gives no guarantee such a guest keeps working).
     #[default]
     Refuse,
     /// Allow with a warning.

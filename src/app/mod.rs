@@ -5,6 +5,7 @@
 //! inputs, call the layers below, and report.
 
 pub mod cli;
+pub mod cli_settings;
 pub mod commands;
 pub mod config;
 pub mod deadline;

@@ -17,45 +17,42 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/pve-cpuguard";
 /// Default cache file.
 pub const DEFAULT_CACHE: &str = "/var/cache/pve-cpuguard/cluster.json";
 
-/// Options shared by the cluster-aware commands.
-#[derive(Debug, Clone, Args, Default)]
+/// The settings options as given (flag or environment variable), `None`
+/// where not given. Each command's clap group
+/// ([`crate::app::cli_settings`]) offers only the options that command
+/// reads and leaves the others `None`.
+#[derive(Debug, Clone, Default)]
 pub struct CommonArgs {
-    /// Configuration file [default: /etc/pve-cpuguard/pve-cpuguard.conf].
-    #[arg(long, env = "PVE_CPUGUARD_CONFIG", value_name = "FILE")]
+    /// `--config`.
     pub config: Option<PathBuf>,
-
-    /// The Proxmox cluster file system [default: /etc/pve].
-    #[arg(long, env = "PVE_CPUGUARD_PVE_DIR", value_name = "DIR")]
+    /// `--pve-dir`.
     pub pve_dir: Option<PathBuf>,
-
-    /// This node's name [default: the short host name].
-    #[arg(long, env = "PVE_CPUGUARD_NODE", value_name = "NAME")]
+    /// `--node`.
     pub node: Option<String>,
-
-    /// This node's CPU description [default: /proc/cpuinfo].
-    #[arg(long, env = "PVE_CPUGUARD_CPUINFO", value_name = "FILE")]
+    /// `--cpuinfo`.
     pub cpuinfo: Option<PathBuf>,
-
-    /// The cluster cache [default: /var/cache/pve-cpuguard/cluster.json].
-    #[arg(long, env = "PVE_CPUGUARD_CACHE", value_name = "FILE")]
+    /// `--cache`.
     pub cache: Option<PathBuf>,
-
-    /// What to do when safety cannot be proven [default: default].
-    #[arg(long, env = "PVE_CPUGUARD_POLICY", value_enum)]
+    /// `--policy`.
     pub policy: Option<Policy>,
-
-    /// What to do when a live migration changes the CPU vendor [default: refuse].
-    #[arg(long, env = "PVE_CPUGUARD_VENDOR_CHANGE", value_enum)]
+    /// `--vendor-change`.
     pub vendor_change: Option<VendorChange>,
-
-    /// Where the guard keeps its state (the last refusal)
-    /// [default: /var/lib/pve-cpuguard].
-    #[arg(long, env = "PVE_CPUGUARD_STATE_DIR", value_name = "DIR")]
+    /// `--state-dir`.
     pub state_dir: Option<PathBuf>,
-
-    /// A cache record older than this is stale (e.g. 90m, 2h) [default: 2h].
-    #[arg(long, env = "PVE_CPUGUARD_CACHE_MAX_AGE", value_parser = config::duration_arg)]
+    /// `--cache-max-age`.
     pub cache_max_age: Option<Duration>,
+}
+
+/// A command's settings options, as the input of [`Settings::resolve`].
+pub trait SettingsArgs {
+    /// The options given; `None` for those the command does not offer.
+    fn common(&self) -> CommonArgs;
+}
+
+impl SettingsArgs for CommonArgs {
+    fn common(&self) -> CommonArgs {
+        self.clone()
+    }
 }
 
 /// How to reach other nodes over SSH (`scan`, and `migrate` when it reads
@@ -165,7 +162,8 @@ impl Settings {
     ///
     /// # Errors
     /// An invalid configuration file (naming file and line).
-    pub fn resolve(args: &CommonArgs) -> Result<Settings> {
+    pub fn resolve(args: &impl SettingsArgs) -> Result<Settings> {
+        let args = &args.common();
         let path = args
             .config
             .clone()
@@ -178,7 +176,8 @@ impl Settings {
     /// settings come from the flags, the environment and the defaults alone,
     /// and the error is returned beside them for the policy to judge.
     #[must_use]
-    pub fn resolve_lenient(args: &CommonArgs) -> (Settings, Option<Error>) {
+    pub fn resolve_lenient(args: &impl SettingsArgs) -> (Settings, Option<Error>) {
+        let args = &args.common();
         let path = args
             .config
             .clone()

@@ -53,7 +53,7 @@ pub fn run(args: &HookArgs) -> Result<ExitCode> {
     let phase = args.phase.as_str();
     // Until the configuration file is read, only a flag or the environment
     // can say `strict`.
-    let early = args.common.policy.unwrap_or(Policy::Default);
+    let early = args.common.rules.policy.unwrap_or(Policy::Default);
     arm_deadline(args.deadline, early, vmid, phase, true);
     let (settings, problem) = Settings::resolve_lenient(&args.common);
     if settings.policy != early {

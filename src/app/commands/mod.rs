@@ -7,6 +7,7 @@ pub mod check;
 pub mod generate;
 pub mod hook;
 pub mod inspect;
+pub mod manual;
 pub mod metrics;
 pub mod migrate;
 pub mod publish;
