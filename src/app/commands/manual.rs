@@ -193,6 +193,26 @@ pub const PAGES: &[Page] = &[
         examples: &[
             ("Read every node (the refresh timer does this hourly):", "pve-cpuguard scan"),
             ("Without QEMU, /proc/cpuinfo only:", "pve-cpuguard scan --probe off"),
+            ("From published records alone, never over SSH:", "pve-cpuguard scan --no-ssh"),
+        ],
+    },
+    Page {
+        command: "publish",
+        environment: &[],
+        files: &[
+            ("/etc/pve/nodes/NODE/pve-cpuguard.json", "This node's published record, read by every node's scan (replaced atomically, mode 0640)."),
+            CPUINFO,
+            ("/dev/kvm", "Opened by QEMU for the probe under KVM (--probe kvm, the default)."),
+            CONF,
+        ],
+        exit: &[
+            (0, "The record is written."),
+            (1, "/etc/pve is read-only (no quorum): the last published record stays."),
+            EXIT_USAGE,
+        ],
+        examples: &[
+            ("Publish this node's record (the publish unit does this at boot and before every refresh):", "pve-cpuguard publish"),
+            ("Without QEMU, /proc/cpuinfo only:", "pve-cpuguard publish --probe off"),
         ],
     },
     Page {
