@@ -423,7 +423,7 @@ pub struct ScanArgs {
     /// Never use SSH: nodes without a usable published record are reported
     /// as missing, with the command to run on them [default: `no_ssh` in
     /// the configuration file, else off].
-    #[arg(long)]
+    #[arg(long, env = "PVE_CPUGUARD_NO_SSH")]
     pub no_ssh: bool,
 
     /// How many nodes are reached at once; more nodes than this take one
