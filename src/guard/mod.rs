@@ -8,6 +8,7 @@ pub mod audit;
 pub mod chain;
 pub mod decision;
 pub mod fleet;
+pub mod ha_rules;
 pub mod metrics;
 pub mod refusals;
 pub mod rollout;

@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod corosync;
 pub mod custom_models;
 pub mod ha;
+pub mod ha_rules;
 pub mod members;
 pub mod paths;
 pub mod section_config;
