@@ -107,6 +107,21 @@ pub enum Command {
     /// had (or remove the guard's), and drop its chain.conf entry. The hook
     /// file stays in the snippets directory.
     Detach(DetachArgs),
+    /// Keep Proxmox VE's HA stack on nodes each VM's CPU can run on: for
+    /// every HA-managed VM, the nodes where it can start and to which it
+    /// can live-migrate from its current node (from the cache), grouped
+    /// into strict node-affinity rules in /etc/pve/ha/rules.cfg, managed
+    /// with `ha-manager rules add|set|remove`.
+    ///
+    /// Only rules of pve-cpuguard (id `cpuguard-…` and its comment) are
+    /// changed; a VM in an administrator's rule gets none, and a rule that
+    /// lets HA pick a node its VM cannot run on is reported with the change
+    /// to make. Without --apply nothing changes. Exit 0 when the rules are
+    /// current and nothing conflicts, 1 when calls are pending, failed or
+    /// were refused (no quorum) or a conflict remains, 2 on input errors,
+    /// 3 when the cache holds no node data.
+    #[command(name = "ha-rules")]
+    HaRules(HaRulesArgs),
     /// Prometheus metrics for node_exporter's textfile collector: each
     /// node's level and cache age, stale records, the cluster baseline,
     /// the VMs at risk, and this node's last refusal.
@@ -208,6 +223,34 @@ pub struct DetachArgs {
 pub struct AuditArgs {
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// Arguments of `ha-rules`.
+#[derive(Debug, Args)]
+pub struct HaRulesArgs {
+    /// Run the `ha-manager` calls (needs quorum).
+    #[arg(long)]
+    pub apply: bool,
+    /// Print exactly the `ha-manager` calls --apply would run, and run none.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub ha_manager: HaManagerArg,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Where `ha-manager` is: replaced only at this exec boundary.
+#[derive(Debug, Args)]
+pub struct HaManagerArg {
+    /// The `ha-manager` binary.
+    #[arg(
+        long = "ha-manager",
+        env = "PVE_CPUGUARD_HA_MANAGER",
+        default_value = "/usr/sbin/ha-manager",
+        value_name = "PATH"
+    )]
+    pub path: PathBuf,
 }
 
 /// Where `qm` is: replaced only at this exec boundary (tests record its argv).

@@ -38,7 +38,7 @@ pub const ID_PREFIX: &str = "cpuguard-";
 pub const COMMENT_PREFIX: &str = "pve-cpuguard:";
 
 /// The comment every rule of ours carries: it states what the nodes are.
-pub const COMMENT: &str = "pve-cpuguard: the nodes these VMs' CPU can start on and live-migrate to from their current node (kept by pve-cpuguard ha-rules; do not edit)";
+pub const COMMENT: &str = "pve-cpuguard: the nodes where the CPU of these VMs can start and to which it can live-migrate from its current node (kept by pve-cpuguard ha-rules, do not edit)";
 
 /// Whether `rule` is one of ours.
 #[must_use]
@@ -177,7 +177,8 @@ pub struct Plan {
 
 /// A stable id for a node set: FNV-1a of the sorted names (the same set
 /// gives the same id on every node and every run).
-fn rule_id(nodes: &BTreeSet<String>) -> String {
+#[must_use]
+pub fn rule_id(nodes: &BTreeSet<String>) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in nodes.iter().flat_map(|n| n.bytes().chain([b','])) {
         h ^= u64::from(b);

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod baseline;
 pub mod check;
 pub mod generate;
+pub mod ha_rules;
 pub mod hook;
 pub mod inspect;
 pub mod metrics;
