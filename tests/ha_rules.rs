@@ -292,3 +292,41 @@ fn a_malformed_rules_file_names_file_and_line() {
         out.stderr
     );
 }
+
+/// `ha_rules = apply`: the refresh service's `scan` keeps the rules, on
+/// the first online node of `.members` only.
+#[test]
+fn scan_keeps_the_rules_on_the_first_online_node_only() {
+    let f = fixture();
+    std::fs::write(
+        f.c.pve().join("corosync.conf"),
+        "nodelist {\n  node {\n    name: pve1\n    nodeid: 1\n    quorum_votes: 1\n    ring0_addr: 127.0.0.1\n  }\n  node {\n    name: pve2\n    nodeid: 2\n    quorum_votes: 1\n    ring0_addr: 127.0.0.1\n  }\n  node {\n    name: pve3\n    nodeid: 3\n    quorum_votes: 1\n    ring0_addr: 127.0.0.1\n  }\n}\n\n\
+         quorum {\n  provider: corosync_votequorum\n}\n\ntotem {\n  cluster_name: lab\n  config_version: 1\n  version: 2\n}\n",
+    )
+    .unwrap();
+    let conf = f.c.path("pve-cpuguard.conf");
+    std::fs::write(&conf, "ha_rules = apply\nno_ssh = yes\n").unwrap();
+    let scan = |node: &str| {
+        f.c.on(node, &["scan", "--probe", "off"])
+            .env("PVE_CPUGUARD_CONFIG", &conf)
+            .env("PVE_CPUGUARD_HA_MANAGER", &f.ha)
+            .run()
+    };
+    let out = scan("pve2");
+    assert_eq!(f.calls(), Vec::<Vec<String>>::new(), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("ha_rules: kept by node pve1 (the first online node), not here"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    let out = scan("pve1");
+    assert_eq!(f.calls().len(), 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("ha_rules: ran "), "{}", out.stdout);
+    // Off (the default): no call.
+    std::fs::write(&conf, "no_ssh = yes\n").unwrap();
+    std::fs::remove_file(&f.log).unwrap();
+    scan("pve1");
+    assert_eq!(f.calls(), Vec::<Vec<String>>::new());
+}

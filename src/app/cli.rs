@@ -250,7 +250,7 @@ pub struct HaManagerArg {
         default_value = "/usr/sbin/ha-manager",
         value_name = "PATH"
     )]
-    pub path: PathBuf,
+    pub binary: PathBuf,
 }
 
 /// Where `qm` is: replaced only at this exec boundary (tests record its argv).
@@ -458,6 +458,26 @@ pub struct ScanArgs {
         value_parser = clap::value_parser!(u16).range(1..=1024)
     )]
     pub workers: u16,
+    #[command(flatten)]
+    pub duties: ScanDuties,
+}
+
+/// What `scan` may do after it updated the cache, when the configuration
+/// file asks for it (`auto_attach`, `ha_rules`): the binaries it then runs.
+#[derive(Debug, Args)]
+pub struct ScanDuties {
+    #[command(flatten)]
+    pub qm: QmArg,
+    #[command(flatten)]
+    pub ha_manager: HaManagerArg,
+    /// The hook file `auto_attach` installs.
+    #[arg(
+        long,
+        env = "PVE_CPUGUARD_HOOK_FILE",
+        default_value = "/usr/share/pve-cpuguard/pve-cpuguard-hook",
+        value_name = "FILE"
+    )]
+    pub hook_file: PathBuf,
 }
 
 /// Arguments of `publish`.

@@ -151,6 +151,29 @@ pub fn plan_and_apply(settings: &Settings, binary: &Path, apply: bool) -> Result
             ));
         }
     }
+    let blind: Vec<&str> = g
+        .fleet
+        .nodes
+        .iter()
+        .filter(|n| n.capability().is_none())
+        .map(|n| n.name.as_str())
+        .collect();
+    if !blind.is_empty() {
+        notes.push(format!(
+            "no CPU data for {}: {} as the hook decides under policy {}; run `pve-cpuguard scan`",
+            blind.join(", "),
+            if rules.policy == crate::app::config::Policy::Strict {
+                "left out of every rule"
+            } else {
+                "counted as allowed"
+            },
+            if rules.policy == crate::app::config::Policy::Strict {
+                "strict"
+            } else {
+                "default"
+            }
+        ));
+    }
     let has_data = g.fleet.known().next().is_some();
     let mut out = Outcome {
         plan,
@@ -232,7 +255,7 @@ fn conflict_text(c: &ha_rules::Conflict, binary: &Path) -> String {
 /// See [`plan_and_apply`]; writing output.
 pub fn run(args: &HaRulesArgs, format: Format) -> Result<ExitCode> {
     let settings = Settings::resolve(&args.common)?;
-    let binary = &args.ha_manager.path;
+    let binary = &args.ha_manager.binary;
     let apply = args.apply && !args.dry_run;
     let o = plan_and_apply(&settings, binary, apply)?;
     let p = &o.plan;

@@ -1,7 +1,9 @@
 //! The subcommands: thin compositions of the library modules.
 
+pub mod after_scan;
 pub mod attach;
 pub mod audit;
+pub mod auto_attach;
 pub mod baseline;
 pub mod check;
 pub mod generate;

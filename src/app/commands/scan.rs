@@ -121,16 +121,42 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
     }
     let failed = results.iter().filter(|r| r.result.is_err()).count();
     log_results(results, &next, failed);
+    // auto_attach and ha_rules (off by default) work from the fresh cache.
+    let duties = if write_error.is_none() {
+        let local = cluster.local().map(|n| n.name.clone()).unwrap_or_default();
+        crate::app::commands::after_scan::run(
+            &conf,
+            &crate::app::commands::after_scan::Paths {
+                config: &conf.path,
+                pve_dir: &pve_dir,
+                cache: path,
+                cpuinfo: &args.cpuinfo.cpuinfo,
+                node: &local,
+            },
+            &args.duties,
+        )
+    } else {
+        Vec::new()
+    };
     for w in &warnings {
         syslog::log(Severity::Warning, &format!("scan: {w}"));
     }
     if format == Format::Json {
-        output::print_json(&to_json(&gathered, &next, path, (now, max_age), &warnings))?;
+        let mut v = to_json(&gathered, &next, path, (now, max_age), &warnings);
+        if let Some(o) = v.as_object_mut().filter(|_| !duties.is_empty()) {
+            o.insert("after_scan".into(), json!(duties));
+        }
+        output::print_json(&v)?;
     } else {
         for w in &warnings {
             eprintln!("pve-cpuguard: warning: {w}");
         }
-        output::print(&text(results, &next, now))?;
+        let mut t = text(results, &next, now);
+        for d in &duties {
+            t.push_str(d);
+            t.push('\n');
+        }
+        output::print(&t)?;
     }
     if let Some(e) = write_error {
         return Err(e);
