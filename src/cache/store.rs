@@ -141,6 +141,11 @@ pub struct NodeRecord {
     /// `ssh` or `local`; absent in records of older versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The snippets storages whose directory holds the guard's hook file
+    /// on this node (`None`: not said — records of older versions, or read
+    /// over SSH; never taken for "missing").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_storages: Option<Vec<String>>,
 }
 
 impl NodeRecord {
@@ -176,6 +181,7 @@ impl NodeRecord {
             kvm: None,
             kvm_error: None,
             source: None,
+            hook_storages: None,
         }
     }
 

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod chain;
+pub mod coverage;
 pub mod decision;
 pub mod fleet;
 pub mod ha_rules;

@@ -373,6 +373,22 @@ pub fn attach(args: &AttachArgs, format: Format) -> Result<ExitCode> {
             "storage '{}' is not shared: the hook file must exist on every node that may start these VMs (migration targets, HA recovery nodes), or their start fails with \"script '{target}' does not exist\"; run `pve-cpuguard attach --all --storage {}` on every node (it copies the hook file there too)",
             store.id, store.id
         ));
+        // Which nodes still need it, as their records say (a record that
+        // does not say is not counted as missing).
+        let lacking: Vec<String> = crate::guard::coverage::hook_storages_of(&settings.cache)
+            .into_iter()
+            .filter(|(node, list)| {
+                *node != settings.node && list.as_ref().is_some_and(|l| !l.contains(&store.id))
+            })
+            .map(|(node, _)| node)
+            .collect();
+        if !lacking.is_empty() {
+            notes.push(format!(
+                "nodes whose record says storage '{}' lacks the hook file: {}",
+                store.id,
+                lacking.join(", ")
+            ));
+        }
     }
     notes.extend(elsewhere_note(&elsewhere, "attach"));
     let report = Report {

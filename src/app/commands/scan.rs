@@ -67,7 +67,8 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
     let updates: Vec<Update> = results
         .iter()
         .zip(&gathered.published_at)
-        .map(|(r, published_at)| match &r.result {
+        .zip(&gathered.hook_storages)
+        .map(|((r, published_at), hook_storages)| match &r.result {
             Ok(a) => {
                 let mut rec = NodeRecord::new(
                     &r.node.name,
@@ -78,6 +79,12 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
                 )
                 .with_kvm(a.kvm.clone());
                 rec.source = Some(r.via.as_str().to_string());
+                rec.hook_storages = match r.via {
+                    Via::Local => {
+                        crate::pve::hook_files::local(&pve_dir, crate::guard::audit::HOOK_FILE_NAME)
+                    }
+                    _ => hook_storages.clone(),
+                };
                 Update::Scanned(Box::new(rec))
             }
             Err(f) => Update::Failed {
