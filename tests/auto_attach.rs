@@ -155,10 +155,24 @@ fn all_attaches_this_nodes_vms_chains_their_own_and_skips_locked_ones() {
     assert_eq!(f.conf_of("pve2", 102), "cpu: x86-64-v3\n");
     assert!(f.c.path("vz/snippets/pve-cpuguard-hook").is_file());
 
-    // The next refresh: nothing left to do, no call.
+    // The next refresh: nothing left to do, no call; `status` shows the
+    // coverage this refresh found.
     std::fs::remove_file(&f.log).unwrap();
     let out = f.scan("auto_attach = all\n").code(0);
     assert_eq!(f.calls(), Vec::<Vec<String>>::new(), "{}", out.stdout);
+    let status = f.c.on("pve1", &["status"]).run();
+    assert!(
+        status
+            .stdout
+            .contains("\nCoverage at the last scan: 3 of 5 VMs guarded; unguarded: 102, 103\n"),
+        "{}",
+        status.stdout
+    );
+    let json = f.c.on("pve1", &["-o", "json", "status"]).run().json();
+    assert_eq!(
+        json["coverage"],
+        serde_json::json!({"vms": 5, "guarded": 3, "unguarded": [102, 103]})
+    );
 }
 
 #[test]

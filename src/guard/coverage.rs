@@ -134,3 +134,27 @@ pub fn text(c: &Coverage) -> String {
     }
     s
 }
+
+/// Counts the guarded VMs from the VM configs alone (what `scan` records
+/// in the cache for `status`); a config that cannot be read counts as
+/// unguarded. `None` when the VM directories cannot be listed.
+#[must_use]
+pub fn count(pve: &crate::pve::paths::PveDir) -> Option<crate::cache::CoverageCount> {
+    let (_, found) = pve.scan_nodes().ok()?;
+    let mut c = crate::cache::CoverageCount {
+        vms: found.len(),
+        ..crate::cache::CoverageCount::default()
+    };
+    for (vmid, node) in &found {
+        let guarded = crate::pve::vmconf::read(&pve.vm_config(node, *vmid))
+            .ok()
+            .and_then(|conf| conf.hookscript)
+            .is_some_and(|h| is_guard_hookscript(&h));
+        if guarded {
+            c.guarded += 1;
+        } else {
+            c.unguarded.push(vmid.0);
+        }
+    }
+    Some(c)
+}

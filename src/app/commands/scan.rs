@@ -103,7 +103,9 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
         if let Some(p) = problem {
             warnings.push(p.to_string());
         }
-        let next = prev.merge(cluster.name.clone(), &updates, now);
+        let mut next = prev.merge(cluster.name.clone(), &updates, now);
+        // For `status`: which VMs the guard covers, as of this refresh.
+        next.coverage = crate::guard::coverage::count(&crate::pve::paths::PveDir::new(&pve_dir));
         writer.store(&next)?;
         Ok(next)
     })();
