@@ -490,4 +490,100 @@ mod tests {
         assert_ne!(rule_id(&set(&["a", "b"])), rule_id(&set(&["ab"])));
         assert!(rule_id(&set(&["a"])).len() == ID_PREFIX.len() + 12);
     }
+
+    /// Applies calls to a model of rules.cfg as ha-manager would.
+    fn apply(rules: &mut Vec<Rule>, call: &Call) {
+        let to_rule = |d: &Desired| Rule {
+            kind: "node-affinity".into(),
+            id: d.id.clone(),
+            line: 1,
+            resources: d.resources.iter().map(|v| format!("vm:{v}")).collect(),
+            nodes: d.nodes.iter().map(|n| (n.clone(), None)).collect(),
+            strict: true,
+            disabled: false,
+            comment: Some(COMMENT.into()),
+        };
+        match call {
+            Call::Add(d) => {
+                assert!(rules.iter().all(|r| r.id != d.id), "add of an existing id");
+                rules.push(to_rule(d));
+            }
+            Call::Set(d) => {
+                let r = rules
+                    .iter_mut()
+                    .find(|r| r.id == d.id)
+                    .expect("set of a missing id");
+                *r = to_rule(d);
+            }
+            Call::Remove(id) => {
+                let n = rules.len();
+                rules.retain(|r| r.id != *id);
+                assert_eq!(rules.len() + 1, n, "remove of a missing id");
+            }
+        }
+    }
+
+    fn node_sets() -> impl Strategy<Value = BTreeSet<String>> {
+        proptest::collection::btree_set(
+            prop_oneof![Just("a"), Just("b"), Just("c"), Just("d")],
+            1..=4,
+        )
+        .prop_map(|s| s.into_iter().map(str::to_string).collect())
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// From any state reached by our own calls, any new allowed sets
+        /// are reached without a VM ever in two node-affinity rules, and a
+        /// second plan makes no call.
+        #[test]
+        fn converges_without_overlap(
+            before in proptest::collection::btree_map(100u32..112, node_sets(), 0..10),
+            after in proptest::collection::btree_map(100u32..112, node_sets(), 0..10),
+            admin_vms in proptest::collection::btree_set(100u32..112, 0..3),
+        ) {
+            let all = set(&["a", "b", "c", "d"]);
+            let mut file: Vec<Rule> = Vec::new();
+            if !admin_vms.is_empty() {
+                file.push(Rule {
+                    kind: "node-affinity".into(),
+                    id: "admins".into(),
+                    line: 1,
+                    resources: admin_vms.iter().map(|v| format!("vm:{v}")).collect(),
+                    nodes: vec![("a".into(), Some(2)), ("b".into(), None)],
+                    strict: true,
+                    disabled: false,
+                    comment: None,
+                });
+            }
+            for target in [before, after] {
+                let allowed = Allowed {
+                    nodes: all.clone(),
+                    vms: target.iter().map(|(v, s)| (VmId(*v), s.clone())).collect(),
+                    unjudged: BTreeMap::new(),
+                };
+                let p = plan(&allowed, &file);
+                for call in &p.calls {
+                    apply(&mut file, call);
+                    let mut seen = BTreeSet::new();
+                    for r in file.iter().filter(|r| r.is_node_affinity()) {
+                        for res in &r.resources {
+                            prop_assert!(seen.insert(res.clone()), "{res} in two rules after {call:?}");
+                        }
+                    }
+                }
+                prop_assert_eq!(plan(&allowed, &file).calls, Vec::<Call>::new());
+                // Every constrained VM outside the admin rule is in exactly
+                // the rule of its set.
+                for (vmid, s) in &allowed.vms {
+                    if admin_vms.contains(&vmid.0) || *s == all {
+                        continue;
+                    }
+                    let r = file.iter().find(|r| r.resources.contains(&format!("vm:{vmid}")));
+                    prop_assert_eq!(r.map(|r| r.id.clone()), Some(rule_id(s)));
+                }
+            }
+        }
+    }
 }
