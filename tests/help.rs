@@ -100,6 +100,25 @@ const OPTIONS: &[(&str, &[&str])] = &[
             "qemu",
             "no-ssh",
             "workers",
+            "qm",
+            "ha-manager",
+            "hook-file",
+        ],
+    ),
+    (
+        "ha-rules",
+        &[
+            "apply",
+            "dry-run",
+            "ha-manager",
+            "config",
+            "pve-dir",
+            "node",
+            "cpuinfo",
+            "cache",
+            "policy",
+            "vendor-change",
+            "cache-max-age",
         ],
     ),
     (
@@ -164,6 +183,7 @@ const OPTIONS: &[(&str, &[&str])] = &[
 /// Options given per invocation, never a setting: no environment variable.
 const PER_RUN: &[&str] = &[
     "all",
+    "apply",
     "dry-run",
     "force-unsafe",
     "reason",

@@ -13,8 +13,8 @@ use std::process::Command;
 use pve_cpuguard::app::config::KEYS;
 
 const SUBCOMMANDS: &[&str] = &[
-    "inspect", "why-not", "hook", "migrate", "check", "scan", "publish", "status", "baseline",
-    "audit", "attach", "detach", "metrics",
+    "inspect", "why-not", "hook", "migrate", "check", "scan", "publish", "ha-rules", "status",
+    "baseline", "audit", "attach", "detach", "metrics",
 ];
 
 fn generate(dir: &Path) {

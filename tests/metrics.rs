@@ -65,6 +65,9 @@ pve_cpuguard_vms 3
 # HELP pve_cpuguard_vms_at_risk VMs whose CPU type cannot start or live-migrate everywhere (any audit flag but no-guard-hookscript).
 # TYPE pve_cpuguard_vms_at_risk gauge
 pve_cpuguard_vms_at_risk 2
+# HELP pve_cpuguard_vms_unguarded VMs without the guard's hookscript (coverage).
+# TYPE pve_cpuguard_vms_unguarded gauge
+pve_cpuguard_vms_unguarded 1
 # HELP pve_cpuguard_vms_flagged VMs the audit flags, by flag.
 # TYPE pve_cpuguard_vms_flagged gauge
 pve_cpuguard_vms_flagged{flag="above-baseline"} 1

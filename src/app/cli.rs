@@ -110,6 +110,21 @@ pub enum Command {
     /// had (or remove the guard's), and drop its chain.conf entry. The hook
     /// file stays in the snippets directory.
     Detach(DetachArgs),
+    /// Keep Proxmox VE's HA stack on nodes each VM's CPU can run on: for
+    /// every HA-managed VM, the nodes where it can start and to which it
+    /// can live-migrate from its current node (from the cache), grouped
+    /// into strict node-affinity rules in /etc/pve/ha/rules.cfg, managed
+    /// with `ha-manager rules add|set|remove`.
+    ///
+    /// Only rules of pve-cpuguard (id `cpuguard-…` and its comment) are
+    /// changed; a VM in an administrator's rule gets none, and a rule that
+    /// lets HA pick a node its VM cannot run on is reported with the change
+    /// to make. Without --apply nothing changes. Exit 0 when the rules are
+    /// current and nothing conflicts, 1 when calls are pending, failed or
+    /// were refused (no quorum) or a conflict remains, 2 on input errors,
+    /// 3 when the cache holds no node data.
+    #[command(name = "ha-rules")]
+    HaRules(HaRulesArgs),
     /// Prometheus metrics for node_exporter's textfile collector: each
     /// node's level and cache age, stale records, the cluster baseline,
     /// the VMs at risk, and this node's last refusal.
@@ -211,6 +226,34 @@ pub struct DetachArgs {
 pub struct AuditArgs {
     #[command(flatten)]
     pub common: CheckSettings,
+}
+
+/// Arguments of `ha-rules`.
+#[derive(Debug, Args)]
+pub struct HaRulesArgs {
+    /// Run the `ha-manager` calls (needs quorum).
+    #[arg(long)]
+    pub apply: bool,
+    /// Print exactly the `ha-manager` calls --apply would run, and run none.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub ha_manager: HaManagerArg,
+    #[command(flatten)]
+    pub common: CheckSettings,
+}
+
+/// Where `ha-manager` is: replaced only at this exec boundary.
+#[derive(Debug, Args)]
+pub struct HaManagerArg {
+    /// The `ha-manager` binary.
+    #[arg(
+        long = "ha-manager",
+        env = "PVE_CPUGUARD_HA_MANAGER",
+        default_value = "/usr/sbin/ha-manager",
+        value_name = "PATH"
+    )]
+    pub binary: PathBuf,
 }
 
 /// Where `qm` is: replaced only at this exec boundary (tests record its argv).
@@ -421,13 +464,11 @@ pub struct ScanArgs {
     pub qemu: Option<PathBuf>,
 
     /// Never use SSH: nodes without a usable published record are reported
-    /// as missing, with the command to run on them [default: `no_ssh` in
-    /// the configuration file, else off].
+    /// missing [default: `no_ssh` in the configuration file, else off].
     #[arg(long, env = "PVE_CPUGUARD_NO_SSH")]
     pub no_ssh: bool,
 
-    /// How many nodes are reached at once; more nodes than this take one
-    /// SSH timeout per round at most.
+    /// Nodes reached at once (each round takes one SSH timeout at most).
     #[arg(
         long,
         env = "PVE_CPUGUARD_SCAN_WORKERS",
@@ -436,6 +477,26 @@ pub struct ScanArgs {
         value_parser = clap::value_parser!(u16).range(1..=1024)
     )]
     pub workers: u16,
+    #[command(flatten)]
+    pub duties: ScanDuties,
+}
+
+/// What `scan` may do after it updated the cache, when the configuration
+/// file asks for it (`auto_attach`, `ha_rules`): the binaries it then runs.
+#[derive(Debug, Args)]
+pub struct ScanDuties {
+    #[command(flatten)]
+    pub qm: QmArg,
+    #[command(flatten)]
+    pub ha_manager: HaManagerArg,
+    /// The hook file `auto_attach` installs.
+    #[arg(
+        long,
+        env = "PVE_CPUGUARD_HOOK_FILE",
+        default_value = "/usr/share/pve-cpuguard/pve-cpuguard-hook",
+        value_name = "FILE"
+    )]
+    pub hook_file: PathBuf,
 }
 
 /// Arguments of `publish`.

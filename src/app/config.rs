@@ -65,6 +65,57 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// `no_ssh`: `scan` reads published records only, never SSH.
     pub no_ssh: Option<bool>,
+    /// `auto_attach`: which of this node's VMs `scan` attaches the guard to.
+    pub auto_attach: Option<AutoAttach>,
+    /// `attach_storage`: the snippets storage `auto_attach` uses.
+    pub attach_storage: Option<String>,
+    /// `ha_rules`: `scan` keeps the HA node-affinity rules current.
+    pub ha_rules: Option<bool>,
+}
+
+/// `auto_attach = off | all | FILTER`; FILTER is a comma-separated list
+/// of VMIDs and inclusive ranges (`100-199,250`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AutoAttach {
+    /// Nothing is attached automatically.
+    #[default]
+    Off,
+    /// Every VM of this node.
+    All,
+    /// VMs whose VMID is in one of these inclusive ranges.
+    Only(Vec<(u32, u32)>),
+}
+
+impl AutoAttach {
+    /// Parses the value; `None` when it is not valid.
+    #[must_use]
+    pub fn parse(value: &str) -> Option<AutoAttach> {
+        match value {
+            "off" | "no" => return Some(AutoAttach::Off),
+            "all" => return Some(AutoAttach::All),
+            _ => {}
+        }
+        let mut ranges = Vec::new();
+        for part in value.split(',').map(str::trim) {
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            let (a, b): (u32, u32) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+            if a < 100 || a > b {
+                return None;
+            }
+            ranges.push((a, b));
+        }
+        Some(AutoAttach::Only(ranges))
+    }
+
+    /// Whether VM `vmid` is selected.
+    #[must_use]
+    pub fn selects(&self, vmid: u32) -> bool {
+        match self {
+            AutoAttach::Off => false,
+            AutoAttach::All => true,
+            AutoAttach::Only(r) => r.iter().any(|(a, b)| (*a..=*b).contains(&vmid)),
+        }
+    }
 }
 
 /// Every key with its valid values, for errors and the shipped example.
@@ -82,6 +133,9 @@ pub const KEYS: &[(&str, &str)] = &[
     ("pve_dir", "an absolute path"),
     ("state_dir", "an absolute path"),
     ("no_ssh", "yes or no"),
+    ("auto_attach", "off, all, or VMIDs and ranges: 100-199,250"),
+    ("attach_storage", "a storage with snippets content"),
+    ("ha_rules", "off or apply"),
 ];
 
 impl Config {
@@ -152,6 +206,22 @@ impl Config {
                 }
                 "ssh_timeout" => c.ssh_timeout = Some(parse_duration(value).ok_or_else(bad)?),
                 "cache_max_age" => c.cache_max_age = Some(parse_duration(value).ok_or_else(bad)?),
+                "auto_attach" => c.auto_attach = Some(AutoAttach::parse(value).ok_or_else(bad)?),
+                "attach_storage" => {
+                    let ok = !value.is_empty()
+                        && value
+                            .chars()
+                            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'));
+                    c.attach_storage = Some(value.to_string()).filter(|_| ok);
+                    c.attach_storage.as_ref().ok_or_else(bad)?;
+                }
+                "ha_rules" => {
+                    c.ha_rules = Some(match value {
+                        "apply" => true,
+                        "off" => false,
+                        _ => return Err(bad()),
+                    });
+                }
                 "no_ssh" => {
                     c.no_ssh = Some(match value {
                         "yes" | "true" | "on" | "1" => true,
@@ -322,5 +392,31 @@ mod tests {
         assert_eq!(parse_duration("1w"), None);
         assert_eq!(parse_duration(""), None);
         assert_eq!(parse_duration("99999999999999999999d"), None);
+    }
+
+    #[test]
+    fn auto_attach_and_ha_rules() {
+        let p = |t: &str| Config::parse(t, Path::new("c"));
+        let c =
+            p("auto_attach = 100-199, 250\nattach_storage = cephfs\nha_rules = apply\n").unwrap();
+        let f = c.auto_attach.unwrap();
+        assert!(f.selects(100) && f.selects(199) && f.selects(250));
+        assert!(!f.selects(200) && !f.selects(99));
+        assert_eq!(c.attach_storage.as_deref(), Some("cephfs"));
+        assert_eq!(c.ha_rules, Some(true));
+        assert_eq!(
+            p("auto_attach = all\n").unwrap().auto_attach,
+            Some(AutoAttach::All)
+        );
+        assert!(!AutoAttach::Off.selects(100));
+        for bad in [
+            "auto_attach = some",
+            "auto_attach = 200-100",
+            "auto_attach = 5",
+            "ha_rules = yes",
+        ] {
+            let e = p(bad).unwrap_err().to_string();
+            assert!(e.starts_with("c:1: invalid "), "{e}");
+        }
     }
 }

@@ -44,6 +44,9 @@ pub struct Gathered {
     /// When the data of a node read from its published record was read on
     /// that node.
     pub published_at: Vec<Option<u64>>,
+    /// The snippets storages holding the hook file, as each node's
+    /// published record says (`None`: not said).
+    pub hook_storages: Vec<Option<Vec<String>>>,
     /// Why a node's published record was not used (`None`: it was).
     pub rejected: Vec<Option<(PathBuf, Rejected)>>,
     /// This node's record published again: where, or why it failed.
@@ -59,6 +62,7 @@ pub fn gather(cluster: &Cluster, scan_opts: &scan::Options, o: &Options<'_>) -> 
     let n = cluster.nodes.len();
     let mut results: Vec<Option<NodeResult>> = vec![None; n];
     let mut published_at = vec![None; n];
+    let mut hook_storages = vec![None; n];
     let mut rejected = vec![None; n];
     let mut rest = Vec::new();
     for (i, node) in cluster.nodes.iter().enumerate() {
@@ -71,6 +75,7 @@ pub fn gather(cluster: &Cluster, scan_opts: &scan::Options, o: &Options<'_>) -> 
         match found {
             Ok(p) => {
                 published_at[i] = Some(p.published_at);
+                hook_storages[i].clone_from(&p.record.hook_storages);
                 results[i] = Some(NodeResult {
                     node: node.clone(),
                     via: Via::Pmxcfs,
@@ -119,6 +124,7 @@ pub fn gather(cluster: &Cluster, scan_opts: &scan::Options, o: &Options<'_>) -> 
             .map(|r| r.expect("every node has a result"))
             .collect(),
         published_at,
+        hook_storages,
         rejected,
         republished,
         pve_dir: o.pve_dir.to_path_buf(),

@@ -31,6 +31,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Audit(a) => commands::audit::run(a, cli.output),
         Command::Attach(a) => commands::attach::attach(a, cli.output),
         Command::Detach(a) => commands::attach::detach(a, cli.output),
+        Command::HaRules(a) => commands::ha_rules::run(a, cli.output),
         Command::Metrics(a) => commands::metrics::run(a),
         Command::Generate(a) => commands::generate::run(a),
         Command::Scan(a) => commands::scan::run(a, cli.output),

@@ -258,6 +258,17 @@ pub fn validate(p: &Published, dir_node: &str, now: u64) -> Result<(), String> {
         return Err(format!("processors {} (valid: 1-65536)", r.processors));
     }
     words("flags", r.flags.iter(), 1024)?;
+    if let Some(list) = &r.hook_storages {
+        if list.len() > 256 {
+            return Err(format!(
+                "hook_storages has {} entries (at most 256)",
+                list.len()
+            ));
+        }
+        for s in list {
+            printable("hook_storages entry", s, 64)?;
+        }
+    }
     if let Some(b) = &r.bugs {
         words("bugs", b.iter(), 256)?;
     }

@@ -141,6 +141,11 @@ pub struct NodeRecord {
     /// `ssh` or `local`; absent in records of older versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The snippets storages whose directory holds the guard's hook file
+    /// on this node (`None`: not said — records of older versions, or read
+    /// over SSH; never taken for "missing").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_storages: Option<Vec<String>>,
 }
 
 impl NodeRecord {
@@ -176,6 +181,7 @@ impl NodeRecord {
             kvm: None,
             kvm_error: None,
             source: None,
+            hook_storages: None,
         }
     }
 
@@ -463,6 +469,21 @@ pub struct Cache {
     /// What the last refresh found changed.
     #[serde(default)]
     pub drift: Vec<Drift>,
+    /// Which VMs carried the guard's hookscript at the last refresh
+    /// (absent in caches of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<CoverageCount>,
+}
+
+/// The coverage a refresh found: VMs with and without the guard.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoverageCount {
+    /// VMs in the cluster.
+    pub vms: usize,
+    /// VMs with the guard's hookscript (directly or chained).
+    pub guarded: usize,
+    /// The others, by VMID.
+    pub unguarded: Vec<u32>,
 }
 
 impl Default for Cache {
@@ -475,6 +496,7 @@ impl Default for Cache {
             nodes: BTreeMap::new(),
             unscanned: BTreeMap::new(),
             drift: Vec::new(),
+            coverage: None,
         }
     }
 }
@@ -615,6 +637,7 @@ impl Cache {
     #[must_use]
     pub fn with_update(&self, update: &Update, now: u64) -> Cache {
         let mut next = self.merge(self.cluster.clone(), std::slice::from_ref(update), now);
+        next.coverage.clone_from(&self.coverage);
         let touched = match update {
             Update::Scanned(r) => r.name.as_str(),
             Update::Failed { name, .. } => name.as_str(),

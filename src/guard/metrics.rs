@@ -156,6 +156,17 @@ pub fn render(audit: &Audit<'_>, max_age_secs: u64, last: Option<&LastRefusal>) 
     let _ = writeln!(s, "pve_cpuguard_vms_at_risk {at_risk}");
     head(
         &mut s,
+        "pve_cpuguard_vms_unguarded",
+        "gauge",
+        "VMs without the guard's hookscript (coverage).",
+    );
+    let _ = writeln!(
+        s,
+        "pve_cpuguard_vms_unguarded {}",
+        by_flag.get("no-guard-hookscript").copied().unwrap_or(0)
+    );
+    head(
+        &mut s,
         "pve_cpuguard_vms_flagged",
         "gauge",
         "VMs the audit flags, by flag.",

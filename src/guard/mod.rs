@@ -6,8 +6,10 @@
 
 pub mod audit;
 pub mod chain;
+pub mod coverage;
 pub mod decision;
 pub mod fleet;
+pub mod ha_rules;
 pub mod metrics;
 pub mod refusals;
 pub mod rollout;

@@ -74,6 +74,27 @@ pub fn parse(text: &str, origin: &Path) -> Result<Members> {
         .map_err(|e| Error::parse(origin, e.line(), format!("not a valid .members file: {e}")))
 }
 
+/// Whether the cluster is quorate, from `.members` `cluster.quorate`
+/// (pve-cluster `status.c`): `None` when the file says nothing (a
+/// standalone node has no `cluster` object) or does not exist.
+///
+/// # Errors
+/// Unreadable or malformed file.
+pub fn quorate(path: &Path) -> Result<Option<bool>> {
+    let text = match crate::fsutil::read_to_string_raw(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::parse(path, e.line(), format!("not a valid .members file: {e}")))?;
+    Ok(match v.pointer("/cluster/quorate") {
+        Some(serde_json::Value::Number(n)) => Some(n.as_i64() != Some(0)),
+        Some(serde_json::Value::Bool(b)) => Some(*b),
+        _ => None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

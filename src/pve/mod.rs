@@ -9,6 +9,8 @@ pub mod cluster;
 pub mod corosync;
 pub mod custom_models;
 pub mod ha;
+pub mod ha_rules;
+pub mod hook_files;
 pub mod members;
 pub mod paths;
 pub mod section_config;

@@ -92,7 +92,7 @@ fn run_qm(qm: &Path, args: &[String]) -> std::result::Result<(), String> {
 }
 
 /// Makes sure the hook file is in the storage's snippets directory.
-fn install_hook_file(
+pub(crate) fn install_hook_file(
     shipped_path: &Path,
     storage: &Storage,
     dry_run: bool,
@@ -131,14 +131,14 @@ fn install_hook_file(
 }
 
 /// One VM's outcome.
-struct Done {
-    vmid: VmId,
-    name: Option<String>,
-    action: Action,
-    error: Option<String>,
+pub(crate) struct Done {
+    pub(crate) vmid: VmId,
+    pub(crate) name: Option<String>,
+    pub(crate) action: Action,
+    pub(crate) error: Option<String>,
 }
 
-fn describe(d: &Done, dry_run: bool, verb_attach: bool) -> String {
+pub(crate) fn describe(d: &Done, dry_run: bool, verb_attach: bool) -> String {
     let label = match &d.name {
         Some(n) => format!("VM {} ({n})", d.vmid),
         None => format!("VM {}", d.vmid),
@@ -247,7 +247,7 @@ fn carry_out(settings: &Settings, qm: &Path, vmid: VmId, action: &Action) -> Opt
     None
 }
 
-fn execute(
+pub(crate) fn execute(
     settings: &Settings,
     qm: &Path,
     plan: Vec<(VmId, Action)>,
@@ -373,6 +373,22 @@ pub fn attach(args: &AttachArgs, format: Format) -> Result<ExitCode> {
             "storage '{}' is not shared: the hook file must exist on every node that may start these VMs (migration targets, HA recovery nodes), or their start fails with \"script '{target}' does not exist\"; run `pve-cpuguard attach --all --storage {}` on every node (it copies the hook file there too)",
             store.id, store.id
         ));
+        // Which nodes still need it, as their records say (a record that
+        // does not say is not counted as missing).
+        let lacking: Vec<String> = crate::guard::coverage::hook_storages_of(&settings.cache)
+            .into_iter()
+            .filter(|(node, list)| {
+                *node != settings.node && list.as_ref().is_some_and(|l| !l.contains(&store.id))
+            })
+            .map(|(node, _)| node)
+            .collect();
+        if !lacking.is_empty() {
+            notes.push(format!(
+                "nodes whose record says storage '{}' lacks the hook file: {}",
+                store.id,
+                lacking.join(", ")
+            ));
+        }
     }
     notes.extend(elsewhere_note(&elsewhere, "attach"));
     let report = Report {

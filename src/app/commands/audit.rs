@@ -138,6 +138,7 @@ pub fn run(args: &AuditArgs, format: Format) -> Result<ExitCode> {
     let g = gather(&settings, true)?;
     let a = audit::run(&g.vms, &g.custom, &g.fleet, &g.ha, g.rules);
     let max_age = settings.cache_max_age.as_secs();
+    let cov = coverage_of(&settings, &a, g.rules);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match format {
         Format::Json => {
@@ -148,13 +149,18 @@ pub fn run(args: &AuditArgs, format: Format) -> Result<ExitCode> {
             }
             // Compact: a 10 000-VM cluster's report is tens of megabytes
             // pretty-printed; `jq .` pretty-prints it for people.
-            serde_json::to_writer(&mut out, &json_report(&a, max_age, &rows))
-                .map_err(|e| Error::Output(e.into()))?;
+            let mut report = json_report(&a, max_age, &rows);
+            report.coverage = Some(coverage_json(&cov));
+            serde_json::to_writer(&mut out, &report).map_err(|e| Error::Output(e.into()))?;
             out.write_all(b"\n").map_err(Error::Output)?;
         }
-        Format::Text => out
-            .write_all(text_report(&a, max_age).as_bytes())
-            .map_err(Error::Output)?,
+        Format::Text => {
+            let mut text = text_report(&a, max_age);
+            // Coverage just above the summary, which stays the last line.
+            let cut = text.trim_end().rfind('\n').map_or(0, |i| i + 1);
+            text.insert_str(cut, &crate::guard::coverage::text(&cov));
+            out.write_all(text.as_bytes()).map_err(Error::Output)?;
+        }
     }
     out.flush().map_err(Error::Output)?;
     Ok(if g.fleet.known().next().is_none() {
@@ -163,6 +169,34 @@ pub fn run(args: &AuditArgs, format: Format) -> Result<ExitCode> {
         ExitCode::Refused
     } else {
         ExitCode::Ok
+    })
+}
+
+/// The cluster's coverage: guarded VMs, and nodes lacking the hook file
+/// a guarded VM on a storage that is not shared needs.
+fn coverage_of(
+    settings: &Settings,
+    a: &Audit<'_>,
+    rules: Rules,
+) -> crate::guard::coverage::Coverage {
+    let storages = crate::pve::storage::read(settings.pve.root()).ok();
+    // Unknown storages count as shared: no knowledge, no alarm.
+    let shared = |id: &str| {
+        storages
+            .as_ref()
+            .and_then(|s| s.get(id))
+            .is_none_or(|s| s.shared)
+    };
+    let hooks = crate::guard::coverage::hook_storages_of(&settings.cache);
+    crate::guard::coverage::of(a, rules, &hooks, &shared)
+}
+
+fn coverage_json(c: &crate::guard::coverage::Coverage) -> serde_json::Value {
+    serde_json::json!({
+        "vms": c.total,
+        "guarded": c.guarded,
+        "unguarded": c.unguarded.iter().map(|v| v.0).collect::<Vec<_>>(),
+        "missing_hook_file": c.missing_file.iter().map(|(v, (s, n))| serde_json::json!({"vmid": v.0, "storage": s, "nodes": n})).collect::<Vec<_>>(),
     })
 }
 
@@ -543,6 +577,9 @@ struct JsonReport<'a> {
     cache_problems: &'a [String],
     vms: Vec<JsonVm<'a>>,
     summary: JsonSummary,
+    /// Set by the caller ([`crate::guard::coverage`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    coverage: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -696,5 +733,6 @@ fn json_report<'a>(a: &'a Audit<'_>, max_age: u64, rows: &'a JsonRows) -> JsonRe
             at_risk,
             by_flag,
         },
+        coverage: None,
     }
 }

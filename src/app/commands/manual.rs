@@ -216,6 +216,26 @@ pub const PAGES: &[Page] = &[
         ],
     },
     Page {
+        command: "ha-rules",
+        environment: &[],
+        files: &[
+            ("/etc/pve/ha/resources.cfg", "Which VMs the HA manager recovers."),
+            ("/etc/pve/ha/rules.cfg", "The HA rules; only rules with the cpuguard- prefix and pve-cpuguard's comment are ever changed."),
+            ("/etc/pve/.members", "Quorum: without it nothing is applied."),
+            CACHE,
+            CONF,
+        ],
+        exit: &[
+            (0, "The rules match the cache (or, with --dry-run, the calls are printed)."),
+            (1, "An ha-manager call failed, a rule of an administrator conflicts, or there is no quorum."),
+            EXIT_USAGE,
+        ],
+        examples: &[
+            ("What would change:", "pve-cpuguard ha-rules --dry-run"),
+            ("Keep every HA VM on the nodes its CPU runs on:", "pve-cpuguard ha-rules --apply"),
+        ],
+    },
+    Page {
         command: "status",
         environment: &[],
         files: &[CACHE, CONF],

@@ -1,10 +1,13 @@
 //! The subcommands: thin compositions of the library modules.
 
+pub mod after_scan;
 pub mod attach;
 pub mod audit;
+pub mod auto_attach;
 pub mod baseline;
 pub mod check;
 pub mod generate;
+pub mod ha_rules;
 pub mod hook;
 pub mod inspect;
 pub mod manual;

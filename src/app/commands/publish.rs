@@ -73,6 +73,7 @@ pub fn write_record(
     let mut rec =
         NodeRecord::new(node, "local", &a.info, a.kernel.clone(), now).with_kvm(a.kvm.clone());
     rec.source = Some("local".into());
+    rec.hook_storages = crate::pve::hook_files::local(pve_dir, crate::guard::audit::HOOK_FILE_NAME);
     let bytes = published::encode(&published::envelope(node, rec, now));
     if bytes.len() as u64 > MAX_SIZE {
         return Err(PublishError::TooBig(bytes.len()));

@@ -67,7 +67,8 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
     let updates: Vec<Update> = results
         .iter()
         .zip(&gathered.published_at)
-        .map(|(r, published_at)| match &r.result {
+        .zip(&gathered.hook_storages)
+        .map(|((r, published_at), hook_storages)| match &r.result {
             Ok(a) => {
                 let mut rec = NodeRecord::new(
                     &r.node.name,
@@ -78,6 +79,12 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
                 )
                 .with_kvm(a.kvm.clone());
                 rec.source = Some(r.via.as_str().to_string());
+                rec.hook_storages = match r.via {
+                    Via::Local => {
+                        crate::pve::hook_files::local(&pve_dir, crate::guard::audit::HOOK_FILE_NAME)
+                    }
+                    _ => hook_storages.clone(),
+                };
                 Update::Scanned(Box::new(rec))
             }
             Err(f) => Update::Failed {
@@ -96,7 +103,9 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
         if let Some(p) = problem {
             warnings.push(p.to_string());
         }
-        let next = prev.merge(cluster.name.clone(), &updates, now);
+        let mut next = prev.merge(cluster.name.clone(), &updates, now);
+        // For `status`: which VMs the guard covers, as of this refresh.
+        next.coverage = crate::guard::coverage::count(&crate::pve::paths::PveDir::new(&pve_dir));
         writer.store(&next)?;
         Ok(next)
     })();
@@ -121,16 +130,42 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
     }
     let failed = results.iter().filter(|r| r.result.is_err()).count();
     log_results(results, &next, failed);
+    // auto_attach and ha_rules (off by default) work from the fresh cache.
+    let duties = if write_error.is_none() {
+        let local = cluster.local().map(|n| n.name.clone()).unwrap_or_default();
+        crate::app::commands::after_scan::run(
+            &conf,
+            &crate::app::commands::after_scan::Paths {
+                config: &conf.path,
+                pve_dir: &pve_dir,
+                cache: path,
+                cpuinfo: &args.cpuinfo.cpuinfo,
+                node: &local,
+            },
+            &args.duties,
+        )
+    } else {
+        Vec::new()
+    };
     for w in &warnings {
         syslog::log(Severity::Warning, &format!("scan: {w}"));
     }
     if format == Format::Json {
-        output::print_json(&to_json(&gathered, &next, path, (now, max_age), &warnings))?;
+        let mut v = to_json(&gathered, &next, path, (now, max_age), &warnings);
+        if let Some(o) = v.as_object_mut().filter(|_| !duties.is_empty()) {
+            o.insert("after_scan".into(), json!(duties));
+        }
+        output::print_json(&v)?;
     } else {
         for w in &warnings {
             eprintln!("pve-cpuguard: warning: {w}");
         }
-        output::print(&text(results, &next, now))?;
+        let mut t = text(results, &next, now);
+        for d in &duties {
+            t.push_str(d);
+            t.push('\n');
+        }
+        output::print(&t)?;
     }
     if let Some(e) = write_error {
         return Err(e);

@@ -35,6 +35,7 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
             "stale_nodes": view::stale_names(&cache, now, max_age),
             "cache_max_age_seconds": max_age,
             "drift": cache.drift,
+            "coverage": cache.coverage,
         }))?;
         return Ok(code);
     }
@@ -86,6 +87,9 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
             let _ = writeln!(s, "  {}", d.message);
         }
     }
+    if let Some(c) = &cache.coverage {
+        let _ = writeln!(s, "\nCoverage at the last scan: {}", coverage_line(c));
+    }
     let _ = writeln!(
         s,
         "\nLast scan: {} ago ({})",
@@ -111,4 +115,20 @@ fn exit_code(cache: &Cache, now: u64, max_age: u64) -> ExitCode {
     } else {
         ExitCode::Ok
     }
+}
+
+/// The coverage line of [`crate::guard::coverage::Coverage::line`], from
+/// the counts the last scan stored.
+fn coverage_line(c: &cache::CoverageCount) -> String {
+    crate::guard::coverage::Coverage {
+        total: c.vms,
+        guarded: c.guarded,
+        unguarded: c
+            .unguarded
+            .iter()
+            .map(|v| crate::pve::paths::VmId(*v))
+            .collect(),
+        missing_file: std::collections::BTreeMap::new(),
+    }
+    .line()
 }

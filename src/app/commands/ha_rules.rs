@@ -1,0 +1,384 @@
+//! `pve-cpuguard ha-rules`: strict HA node-affinity rules from the cache
+//! (see [`crate::guard::ha_rules`] for what the rules say and why). Reads
+//! `ha/resources.cfg` and `ha/rules.cfg`, plans, and with `--apply` runs
+//! `ha-manager` directly — never through a shell — one call at a time,
+//! stopping at the first failure (later calls rely on the order).
+
+use std::fmt::Write as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::app::cli::HaRulesArgs;
+use crate::app::output::{self, Format};
+use crate::app::settings::Settings;
+use crate::app::syslog::{self, Severity};
+use crate::error::{ExitCode, Result};
+use crate::guard::audit;
+use crate::guard::decision::Rules;
+use crate::guard::ha_rules::{self, Call, Plan};
+use crate::pve::{ha_rules as rules_cfg, members};
+
+/// How long one `ha-manager` call may take (it writes rules.cfg under the
+/// cluster lock; a hung pmxcfs must not hang the refresh service).
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a run found and did.
+pub struct Outcome {
+    /// The plan.
+    pub plan: Plan,
+    /// Calls that ran, with their error if they failed.
+    pub ran: Vec<(Call, Option<String>)>,
+    /// Why nothing was applied although asked to, if so.
+    pub refused: Option<String>,
+    /// Lines for the administrator.
+    pub notes: Vec<String>,
+    /// Whether any node has data.
+    pub has_data: bool,
+}
+
+/// A word as a shell would need it, for showing commands only (nothing is
+/// ever run through a shell).
+fn quote(arg: &str) -> String {
+    if !arg.is_empty()
+        && arg.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ',' | ':' | '/' | '=')
+        })
+    {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+/// A command line for display.
+#[must_use]
+pub fn command_line(binary: &Path, args: &[String]) -> String {
+    std::iter::once(quote(&binary.display().to_string()))
+        .chain(args.iter().map(|a| quote(a)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn run_call(binary: &Path, args: &[String]) -> std::result::Result<(), String> {
+    use std::io::Read as _;
+    let line = command_line(binary, args);
+    let mut child = Command::new(binary)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+    let stderr = child.stderr.take();
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        if let Some(mut e) = stderr {
+            let _ = e.by_ref().take(16 << 10).read_to_end(&mut text);
+        }
+        text
+    });
+    let deadline = Instant::now() + CALL_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            _ => {
+                // Its own process group: whatever it started goes too, so
+                // nothing keeps stderr open past the deadline.
+                if let Ok(pgid) = libc::pid_t::try_from(child.id()) {
+                    // SAFETY: kill(2) only sends a signal; -pgid is the
+                    // group of our own unreaped child.
+                    unsafe {
+                        libc::kill(-pgid, libc::SIGKILL);
+                    }
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    let err = String::from_utf8_lossy(&reader.join().unwrap_or_default())
+        .trim()
+        .to_string();
+    match status {
+        None => Err(format!(
+            "`{line}` did not finish within {}s (killed)",
+            CALL_TIMEOUT.as_secs()
+        )),
+        Some(st) if st.success() => Ok(()),
+        Some(st) => Err(format!(
+            "`{line}` failed ({st}){}",
+            if err.is_empty() {
+                String::new()
+            } else {
+                format!(": {err}")
+            }
+        )),
+    }
+}
+
+/// Plans and, with `apply`, runs the calls. Shared with `scan`.
+///
+/// # Errors
+/// Unreadable or malformed inputs (VM configs are reported per VM).
+pub fn plan_and_apply(settings: &Settings, binary: &Path, apply: bool) -> Result<Outcome> {
+    let g = crate::app::commands::audit::gather(settings, true)?;
+    let rules = Rules {
+        policy: settings.policy,
+        vendor_change: settings.vendor_change,
+    };
+    let a = audit::run(&g.vms, &g.custom, &g.fleet, &g.ha, rules);
+    let allowed = ha_rules::allowed(&a, rules);
+    let existing = rules_cfg::read(settings.pve.root())?;
+    let plan = ha_rules::plan(&allowed, &existing);
+    let mut notes = Vec::new();
+    for (vmid, why) in &allowed.unjudged {
+        notes.push(format!(
+            "VM {vmid}: cannot be judged ({why}); its rule is left as it is"
+        ));
+    }
+    for (vmid, set) in &allowed.vms {
+        if !plan.in_admin_rule.contains_key(vmid) && set.len() == 1 && allowed.nodes.len() > 1 {
+            notes.push(format!(
+                "VM {vmid}: its CPU runs on no other node than {}: HA cannot recover it elsewhere; give it a CPU type every node supports (`pve-cpuguard audit`)",
+                set.iter().next().map_or("?", String::as_str)
+            ));
+        }
+    }
+    let blind: Vec<&str> = g
+        .fleet
+        .nodes
+        .iter()
+        .filter(|n| n.capability().is_none())
+        .map(|n| n.name.as_str())
+        .collect();
+    if !blind.is_empty() {
+        notes.push(format!(
+            "no CPU data for {}: {} as the hook decides under policy {}; run `pve-cpuguard scan`",
+            blind.join(", "),
+            if rules.policy == crate::app::config::Policy::Strict {
+                "left out of every rule"
+            } else {
+                "counted as allowed"
+            },
+            if rules.policy == crate::app::config::Policy::Strict {
+                "strict"
+            } else {
+                "default"
+            }
+        ));
+    }
+    let has_data = g.fleet.known().next().is_some();
+    let mut out = Outcome {
+        plan,
+        ran: Vec::new(),
+        refused: None,
+        notes,
+        has_data,
+    };
+    if !apply || out.plan.calls.is_empty() {
+        return Ok(out);
+    }
+    if !has_data {
+        out.refused = Some("the cache holds no node data: run `pve-cpuguard scan` first".into());
+        return Ok(out);
+    }
+    let members_path = settings.pve.root().join(".members");
+    match members::quorate(&members_path)? {
+        Some(true) => {}
+        Some(false) => {
+            out.refused = Some(format!(
+                "the cluster is not quorate ({}): HA rules are not changed without quorum; run again once it is",
+                members_path.display()
+            ));
+            return Ok(out);
+        }
+        None => {
+            out.refused = Some(format!(
+                "{} does not say whether the cluster is quorate: HA rules are not changed without quorum",
+                members_path.display()
+            ));
+            return Ok(out);
+        }
+    }
+    for call in out.plan.calls.clone() {
+        let args = call.argv();
+        let result = run_call(binary, &args);
+        let line = command_line(binary, &args);
+        match &result {
+            Ok(()) => syslog::log(Severity::Notice, &format!("ha-rules: ran {line}")),
+            Err(e) => syslog::log(Severity::Warning, &format!("ha-rules: {e}")),
+        }
+        let failed = result.is_err();
+        out.ran.push((call, result.err()));
+        if failed {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+fn conflict_text(c: &ha_rules::Conflict, binary: &Path) -> String {
+    let mut s = format!(
+        "conflict: administrator's rule '{}' (rules.cfg:{})",
+        c.id, c.line
+    );
+    let mut parts = Vec::new();
+    for (vmid, nodes) in &c.bad {
+        parts.push(format!(
+            "lets HA pick {} for VM {vmid}, whose CPU cannot start or live-migrate there",
+            nodes.iter().cloned().collect::<Vec<_>>().join(",")
+        ));
+    }
+    if c.not_strict {
+        parts.push("is not strict, so HA may fall back to any node".into());
+    }
+    let _ = write!(s, " {}", parts.join("; and "));
+    match &c.fix {
+        Some(fix) => {
+            let _ = write!(s, "\nnote: change it with: {}", command_line(binary, fix));
+        }
+        None => s.push_str("\nnote: no node of the rule runs all its VMs: split the rule, or give its VMs a CPU type every node supports (`pve-cpuguard audit`)"),
+    }
+    s
+}
+
+/// Runs `ha-rules`.
+///
+/// # Errors
+/// See [`plan_and_apply`]; writing output.
+pub fn run(args: &HaRulesArgs, format: Format) -> Result<ExitCode> {
+    let settings = Settings::resolve(&args.common)?;
+    let binary = &args.ha_manager.binary;
+    let apply = args.apply && !args.dry_run;
+    let o = plan_and_apply(&settings, binary, apply)?;
+    let p = &o.plan;
+    let failed = o.ran.iter().any(|(_, e)| e.is_some());
+    let pending = !p.calls.is_empty() && (!apply || o.refused.is_some());
+    if format == Format::Json {
+        output::print_json(&json!({
+            "rules": p.rules.iter().map(|d| json!({
+                "id": d.id,
+                "resources": d.resources.iter().map(|v| format!("vm:{v}")).collect::<Vec<_>>(),
+                "nodes": d.nodes,
+            })).collect::<Vec<_>>(),
+            "calls": p.calls.iter().map(|c| {
+                let mut argv = vec![binary.display().to_string()];
+                argv.extend(c.argv());
+                argv
+            }).collect::<Vec<_>>(),
+            "applied": apply && o.refused.is_none(),
+            "ran": o.ran.iter().map(|(c, e)| json!({"argv": c.argv(), "error": e})).collect::<Vec<_>>(),
+            "refused": o.refused,
+            "conflicts": p.conflicts.iter().map(|c| json!({
+                "id": c.id,
+                "line": c.line,
+                "bad": c.bad.iter().map(|(v, n)| (v.to_string(), json!(n))).collect::<serde_json::Map<String, Value>>(),
+                "not_strict": c.not_strict,
+                "fix": c.fix.as_ref().map(|f| {
+                    let mut argv = vec![binary.display().to_string()];
+                    argv.extend(f.iter().cloned());
+                    argv
+                }),
+            })).collect::<Vec<_>>(),
+            "in_admin_rule": p.in_admin_rule.iter().map(|(v, r)| (v.to_string(), json!(r))).collect::<serde_json::Map<String, Value>>(),
+            "notes": o.notes,
+        }))?;
+    } else {
+        let mut s = String::new();
+        if args.dry_run {
+            s.push_str("dry run: nothing is changed\n");
+        }
+        if p.rules.is_empty() {
+            s.push_str("no rule needed: every HA-managed VM outside administrators' rules can start and live-migrate on every node\n");
+        }
+        for d in &p.rules {
+            let _ = writeln!(
+                s,
+                "{}: {} -> {}",
+                d.id,
+                d.resources
+                    .iter()
+                    .map(|v| format!("vm:{v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                d.nodes.iter().cloned().collect::<Vec<_>>().join(",")
+            );
+        }
+        for (vmid, rule) in &p.in_admin_rule {
+            let _ = writeln!(
+                s,
+                "VM {vmid}: in the administrator's rule '{rule}': left alone"
+            );
+        }
+        if p.calls.is_empty() {
+            s.push_str("rules.cfg is current: no call needed\n");
+        } else if apply && o.refused.is_none() {
+            for (c, e) in &o.ran {
+                let line = command_line(binary, &c.argv());
+                match e {
+                    None => {
+                        let _ = writeln!(s, "ran: {line}");
+                    }
+                    Some(e) => {
+                        let _ = writeln!(s, "error: {e}");
+                    }
+                }
+            }
+            let skipped = p.calls.len() - o.ran.len();
+            if skipped > 0 {
+                let _ = writeln!(s, "note: {skipped} later call(s) not run after the failure; run `pve-cpuguard ha-rules --apply` again once it is fixed");
+            }
+        } else {
+            let _ = writeln!(
+                s,
+                "{}:",
+                if args.dry_run {
+                    "would run"
+                } else {
+                    "pending (run with --apply)"
+                }
+            );
+            for c in &p.calls {
+                let _ = writeln!(s, "  {}", command_line(binary, &c.argv()));
+            }
+        }
+        if let Some(why) = &o.refused {
+            let _ = writeln!(s, "refused: {why}");
+        }
+        for c in &p.conflicts {
+            let _ = writeln!(s, "{}", conflict_text(c, binary));
+        }
+        for n in &o.notes {
+            let _ = writeln!(s, "note: {n}");
+        }
+        output::print(&s)?;
+    }
+    Ok(if !o.has_data {
+        ExitCode::Unknown
+    } else if failed || pending || !p.conflicts.is_empty() {
+        ExitCode::Refused
+    } else {
+        ExitCode::Ok
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_lines_quote_only_what_needs_it() {
+        let args = vec!["rules".to_string(), "--comment".into(), "a b's".into()];
+        assert_eq!(
+            command_line(Path::new("/usr/sbin/ha-manager"), &args),
+            r"/usr/sbin/ha-manager rules --comment 'a b'\''s'"
+        );
+    }
+}
