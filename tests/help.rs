@@ -156,6 +156,7 @@ const OPTIONS: &[(&str, &[&str])] = &[
             "dry-run",
             "hook-file",
             "qm",
+            "cache",
             "config",
             "pve-dir",
             "node",

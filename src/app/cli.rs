@@ -6,7 +6,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::app::cli_settings::{
-    CheckSettings, HookSettings, MetricsSettings, MigrateSettings, RolloutSettings, WhyNotSettings,
+    AttachSettings, CheckSettings, HookSettings, MetricsSettings, MigrateSettings, RolloutSettings,
+    WhyNotSettings,
 };
 use crate::app::config;
 use crate::app::output::Format;
@@ -204,7 +205,7 @@ pub struct AttachArgs {
     #[command(flatten)]
     pub qm: QmArg,
     #[command(flatten)]
-    pub common: RolloutSettings,
+    pub common: AttachSettings,
 }
 
 /// Arguments of `detach`.

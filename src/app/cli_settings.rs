@@ -229,7 +229,18 @@ settings_of! {
 }
 
 settings_of! {
-    /// `attach` and `detach`: this node's VMs and the storages.
+    /// `attach`: this node's VMs and the storages, and the cache (which
+    /// nodes' records say they lack the hook file).
+    AttachSettings {
+        config: ConfigArg,
+        pve_dir: PveDirArg,
+        node: NodeArg,
+        cache: CacheFileArg,
+    }
+}
+
+settings_of! {
+    /// `detach`: this node's VMs and the storages.
     RolloutSettings {
         config: ConfigArg,
         pve_dir: PveDirArg,
