@@ -152,6 +152,9 @@ pub fn run(args: &AuditArgs, format: Format) -> Result<ExitCode> {
                 .map_err(|e| Error::Output(e.into()))?;
             out.write_all(b"\n").map_err(Error::Output)?;
         }
+        Format::Html => out
+            .write_all(super::audit_html::render(&a, max_age).as_bytes())
+            .map_err(Error::Output)?,
         Format::Text => out
             .write_all(text_report(&a, max_age).as_bytes())
             .map_err(Error::Output)?,
@@ -275,7 +278,7 @@ fn reach_text(yes: &[&str], unknown: &[&str], total: usize, all_names: &[&str]) 
 /// The nodes a VM cannot start on, grouped by reason:
 /// `pve2, pve6 (missing flags: …); pve3 (…)`. The same for every VM with
 /// the same requirement, so it is built once per requirement.
-type WhyCache = std::cell::RefCell<HashMap<usize, std::rc::Rc<str>>>;
+pub(crate) type WhyCache = std::cell::RefCell<HashMap<usize, std::rc::Rc<str>>>;
 
 fn cannot_start_text(
     a: &Audit<'_>,
@@ -307,7 +310,7 @@ fn cannot_start_text(
     text
 }
 
-fn flag_text(a: &Audit<'_>, v: &VmAudit, f: &Flag, cache: &WhyCache) -> String {
+pub(crate) fn flag_text(a: &Audit<'_>, v: &VmAudit, f: &Flag, cache: &WhyCache) -> String {
     let why = |idx: &[usize]| cannot_start_text(a, v, idx, cache);
     match f {
         Flag::AboveBaseline(idx) => format!(

@@ -2,6 +2,7 @@
 
 pub mod attach;
 pub mod audit;
+pub mod audit_html;
 pub mod baseline;
 pub mod check;
 pub mod generate;
