@@ -12,6 +12,7 @@ pub mod gather;
 pub mod output;
 pub mod settings;
 pub mod syslog;
+pub mod usage;
 
 use crate::error::{ExitCode, Result};
 use cli::{Cli, Command};

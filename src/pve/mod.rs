@@ -11,6 +11,7 @@ pub mod custom_models;
 pub mod ha;
 pub mod members;
 pub mod paths;
+pub mod presence;
 pub mod section_config;
 pub mod storage;
 pub mod vmconf;

@@ -46,6 +46,7 @@ pub struct Gathered {
 /// `resources.cfg`. A VM config that cannot be read is reported on that VM.
 pub fn gather(settings: &Settings, read_local_cpu: bool) -> Result<Gathered> {
     let root = settings.pve.root();
+    crate::pve::presence::require(root)?;
     let (node_names, found) = settings.pve.scan_nodes()?;
     let mut vms = read_configs(settings, found.into_iter().collect());
     let known: BTreeSet<VmId> = vms.iter().map(|v| v.vmid).collect();
@@ -161,6 +162,11 @@ pub fn run(args: &AuditArgs, format: Format) -> Result<ExitCode> {
     }
     out.flush().map_err(Error::Output)?;
     Ok(if g.fleet.known().next().is_none() {
+        eprintln!(
+            "pve-cpuguard: no node has CPU data in {}, so no VM can be judged\n\
+             note: run `pve-cpuguard scan` (the pve-cpuguard-refresh.timer runs it hourly)",
+            settings.cache.display()
+        );
         ExitCode::Unknown
     } else if a.vms.iter().any(|v| !v.flags.is_empty()) {
         ExitCode::Refused

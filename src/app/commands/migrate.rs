@@ -47,7 +47,20 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
             args.target
         )));
     }
-    let live = online(&qm_args) && vm_context::running(&args.run_dir, vmid);
+    // A target that is not a cluster node has no record to read and no
+    // record to fall back on: say so, instead of "using its cached record".
+    let (members, _) = settings.pve.scan_nodes()?;
+    if !members.is_empty() && !members.contains(&args.target) {
+        return Err(Error::Usage(format!(
+            "'{}' is not a node of this cluster (nodes in {}: {})\n\
+             note: `pvecm nodes` lists the cluster's nodes; name one of them as the target",
+            args.target,
+            settings.pve.root().join("nodes").display(),
+            members.join(", ")
+        )));
+    }
+    let wants_online = online(&qm_args);
+    let live = wants_online && vm_context::running(&args.run_dir, vmid);
     let movement = if live {
         Movement::Live {
             source: &settings.node,
@@ -67,6 +80,18 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
                 .is_none_or(|a| a > settings.cache_max_age.as_secs())
     });
     let mut notes = Vec::new();
+    if wants_online && !live {
+        // qm migrate moves a stopped VM offline even with --online, so the
+        // target is judged as a cold start (PVE::QemuMigrate: `online`
+        // only when the VM runs).
+        notes.push(format!(
+            "VM {vmid} is not running on '{}' (no live QEMU process in {}), so `--online` \
+             moves it offline: it is checked as a cold start on '{}'",
+            settings.node,
+            args.run_dir.join(format!("{vmid}.pid")).display(),
+            args.target
+        ));
+    }
     let refreshed = if stale {
         match refresh(&settings, args, &args.target) {
             Ok(cap) => {
