@@ -654,7 +654,8 @@ fn json_report<'a>(a: &'a Audit<'_>, max_age: u64, rows: &'a JsonRows) -> JsonRe
             .collect(),
         baseline: a.baseline,
         vendors: a.fleet.vendors().into_iter().collect(),
-        works_everywhere: a.everywhere.as_deref(),
+        // A CPU type or null, never a sentence (vendors are `vendors`).
+        works_everywhere: crate::guard::decision::recommend(a.fleet, None),
         cache_problems: &a.fleet.problems,
         vms: a
             .vms

@@ -115,7 +115,10 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
             "allowed_nodes": allowed,
             "not_allowed_nodes": refused,
             "unknown_nodes": unknown,
-            "works_everywhere": everywhere,
+            // A CPU type (or null), never a sentence; whether the nodes
+            // mix vendors is `vendors`.
+            "works_everywhere": guard::recommend(&ctx.fleet, Some(&ctx.req)),
+            "vendors": ctx.fleet.vendors(),
             "decisions": decisions,
             "cache_max_age_seconds": max_age,
             "below_floor": ctx.fleet.below_floor(),

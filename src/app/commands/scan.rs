@@ -88,7 +88,11 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
         })
         .collect();
 
-    let mut warnings: Vec<String> = not_a_member(&cluster).into_iter().collect();
+    // Only worth saying when it cost something: some node could not be read.
+    let mut warnings: Vec<String> = not_a_member(&cluster)
+        .filter(|_| gathered.results.iter().any(|r| r.result.is_err()))
+        .into_iter()
+        .collect();
     warnings.extend(published_warnings(&gathered));
     let path = &cache_path;
     let written = (|| -> Result<Cache> {
@@ -145,7 +149,8 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
 
 /// When this host is not one of corosync.conf's nodes (and no --node names
 /// it), nothing is read locally: every node, this one too, comes from its
-/// published record or SSH. Say so, and how to name this node.
+/// published record or SSH. Said when some node failed, with how to name
+/// this node.
 fn not_a_member(cluster: &cluster::Cluster) -> Option<String> {
     if cluster.local().is_some() {
         return None;
