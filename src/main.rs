@@ -5,7 +5,10 @@ fn main() {
     let code = match pve_cpuguard::run(&cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("pve-cpuguard: error: {e}");
+            anstream::eprintln!(
+                "pve-cpuguard: {} {e}",
+                pve_cpuguard::app::paint::refused("error:")
+            );
             e.exit_code()
         }
     };

@@ -10,6 +10,7 @@ pub mod config;
 pub mod deadline;
 pub mod gather;
 pub mod output;
+pub mod paint;
 pub mod settings;
 pub mod syslog;
 pub mod usage;

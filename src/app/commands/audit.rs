@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 
 use crate::app::cli::AuditArgs;
 use crate::app::output::Format;
+use crate::app::paint;
 use crate::app::settings::Settings;
 use crate::cache;
 use crate::cpu::cpuinfo;
@@ -156,9 +157,8 @@ pub fn run(args: &AuditArgs, format: Format) -> Result<ExitCode> {
         Format::Html => out
             .write_all(super::audit_html::render(&a, max_age).as_bytes())
             .map_err(Error::Output)?,
-        Format::Text => out
-            .write_all(text_report(&a, max_age).as_bytes())
-            .map_err(Error::Output)?,
+        // Through anstream: colour only on a terminal, never with NO_COLOR.
+        Format::Text => crate::app::output::print(&text_report(&a, max_age))?,
     }
     out.flush().map_err(Error::Output)?;
     Ok(if g.fleet.known().next().is_none() {
@@ -216,18 +216,22 @@ fn node_line(n: &NodeView, max_age: u64) -> String {
                     let _ = write!(s, " via {src}");
                 }
                 if age > max_age {
-                    s.push_str(", stale: run `pve-cpuguard scan`");
+                    let _ = write!(s, ", {}: run `pve-cpuguard scan`", paint::stale("stale"));
                 }
                 s.push(')');
             } else if let Some(src) = &n.source {
                 let _ = write!(s, "  (data via {src})");
             }
             if let Some(p) = &n.problem {
-                let _ = write!(s, "  warning: {p}");
+                let _ = write!(s, "  {} {p}", paint::warning("warning:"));
             }
             s
         }
-        (None, _) => format!("unknown: {}", n.problem.as_deref().unwrap_or("no data")),
+        (None, _) => format!(
+            "{}: {}",
+            paint::stale("unknown"),
+            n.problem.as_deref().unwrap_or("no data")
+        ),
     }
 }
 
@@ -348,6 +352,24 @@ pub(crate) fn flag_text(a: &Audit<'_>, v: &VmAudit, f: &Flag, cache: &WhyCache) 
 
 fn text_report(a: &Audit<'_>, max_age: u64) -> String {
     let mut s = String::with_capacity(a.vms.len() * 120 + 1024);
+    // Summary first, details after.
+    let (by, risk) = a.counts();
+    let parts: Vec<String> = by
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(c, n)| format!("{c} {n}"))
+        .collect();
+    let _ = writeln!(
+        s,
+        "{} VMs, {} flagged, {risk} at risk{}\n",
+        a.vms.len(),
+        a.vms.iter().filter(|v| !v.flags.is_empty()).count(),
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", parts.join(", "))
+        }
+    );
     let all_names: Vec<&str> = a.fleet.nodes.iter().map(|n| n.name.as_str()).collect();
     let vendors = a.fleet.vendors();
     let _ = writeln!(
@@ -368,6 +390,8 @@ fn text_report(a: &Audit<'_>, max_age: u64) -> String {
     for p in &a.fleet.problems {
         let _ = writeln!(s, "warning: cache: {p}");
     }
+    // Node lines carry notes and ages: wrapped to 100 columns too.
+    let mut s = crate::app::output::wrap(&s, crate::app::output::WIDTH);
 
     // VMs with the same requirement on the same node share their row.
     let mut cells: HashMap<(usize, Option<usize>), (String, String)> = HashMap::new();
@@ -440,8 +464,16 @@ fn text_report(a: &Audit<'_>, max_age: u64) -> String {
 
     let flagged: Vec<&VmAudit> = a.vms.iter().filter(|v| !v.flags.is_empty()).collect();
     let cache = WhyCache::default();
+    // The explanations are prose: wrapped to fit 100 columns (the tables
+    // above stay one row per line, for grep and awk).
+    let table_end = s.len();
     if !flagged.is_empty() {
-        let _ = writeln!(s, "\nFlagged VMs ({}):", flagged.len());
+        let _ = writeln!(
+            s,
+            "\n{} ({}):",
+            paint::refused("Flagged VMs"),
+            flagged.len()
+        );
     }
     for v in &flagged {
         let _ = writeln!(s, "  {} on {}, CPU '{}':", vm_label(v), v.node, v.cpu);
@@ -467,23 +499,9 @@ fn text_report(a: &Audit<'_>, max_age: u64) -> String {
         }
     }
 
-    let (by, risk) = a.counts();
-    let parts: Vec<String> = by
-        .iter()
-        .filter(|(_, n)| **n > 0)
-        .map(|(c, n)| format!("{c} {n}"))
-        .collect();
-    let _ = writeln!(
-        s,
-        "\n{} VMs, {} flagged, {risk} at risk{}",
-        a.vms.len(),
-        flagged.len(),
-        if parts.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", parts.join(", "))
-        }
-    );
+    let prose = crate::app::output::wrap(&s[table_end..], crate::app::output::WIDTH);
+    s.truncate(table_end);
+    s.push_str(&prose);
     s
 }
 

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use crate::app::cli::{CheckArgs, CheckMode};
 use crate::app::commands::vm_context;
 use crate::app::output::{self, Format};
+use crate::app::paint;
 use crate::app::settings::Settings;
 use crate::cpu::verdict::Outcome;
 use crate::error::{Error, ExitCode, Result};
@@ -136,7 +137,10 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
             let n = ctx.fleet.get(t);
             let v = n.and_then(|n| n.view()).unwrap_or("none");
             if n.is_some_and(|n| stale(n, max_age)) {
-                format!("{v}, STALE: older than cache_max_age or last refresh failed")
+                format!(
+                    "{v}, {}: older than cache_max_age or last refresh failed",
+                    paint::stale("STALE")
+                )
             } else {
                 v.to_string()
             }
@@ -145,7 +149,13 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
             let _ = writeln!(s, "  {t}: allowed (view: {})", view(t));
         }
         for (t, v) in &refused {
-            let _ = writeln!(s, "  {t}: refused (view: {}): {}", view(t), reasons(v));
+            let _ = writeln!(
+                s,
+                "  {t}: {} (view: {}): {}",
+                paint::refused("refused"),
+                view(t),
+                reasons(v)
+            );
         }
         for (t, v) in &unknown {
             let _ = writeln!(s, "  {t}: unknown (view: {}): {}", view(t), reasons(v));
