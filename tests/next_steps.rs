@@ -274,3 +274,41 @@ fn output_formats_a_command_cannot_honour_are_usage_errors() {
     }
     assert!(!c.path("qm-ran").exists());
 }
+
+#[test]
+fn a_node_without_a_record_is_unknown_and_migrate_says_how_to_get_one() {
+    let c = cluster();
+    c.write_cache(&["pve1".to_string()]);
+    let done = c.on("pve1", &["check", "100"]).run().code(3);
+    let joined = done.stdout.replace("\n      ", " ");
+    assert!(
+        joined.contains("pve2: unknown (view: none, STALE: older than cache_max_age or last refresh failed): no cached record (run `pve-cpuguard scan`)"),
+        "{}",
+        done.stdout
+    );
+    assert!(
+        done.stdout
+            .contains("CPU type that works on every node with data: x86-64-v4 (pve2 unknown)"),
+        "{}",
+        done.stdout
+    );
+    let done = c
+        .on("pve1", &["migrate", "100", "pve2"])
+        .env("PVE_CPUGUARD_QM", qm(&c))
+        .run()
+        .code(2);
+    assert!(
+        done.stderr
+            .contains("error: no CPU data for node 'pve2': no cached record, and could not read 'pve2' again ("),
+        "{}",
+        done.stderr
+    );
+    assert!(
+        !done.stderr.contains("using its cached record"),
+        "{}",
+        done.stderr
+    );
+    assert_eq!(done.stderr.matches("note: ").count(), 1, "{}", done.stderr);
+    ends_with_note(&done.stderr, "`pve-cpuguard publish` on 'pve2'");
+    assert!(!c.path("qm-ran").exists());
+}

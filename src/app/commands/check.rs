@@ -161,8 +161,15 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
             let _ = writeln!(s, "  {t}: unknown (view: {}): {}", view(t), reasons(v));
         }
         match &everywhere {
-            Some(e) => {
+            Some(e) if unknown.is_empty() => {
                 let _ = writeln!(s, "CPU type that works on every node: {e}");
+            }
+            Some(e) => {
+                let _ = writeln!(
+                    s,
+                    "CPU type that works on every node with data: {e} ({} unknown)",
+                    unknown.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
             }
             None => {
                 let below = ctx.fleet.below_floor();
@@ -175,7 +182,7 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
                 }
             }
         }
-        output::print(&s)?;
+        output::print(&output::wrap(&s, output::WIDTH))?;
     }
     Ok(if !refused.is_empty() {
         ExitCode::Refused

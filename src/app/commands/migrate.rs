@@ -80,6 +80,7 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
                 .is_none_or(|a| a > settings.cache_max_age.as_secs())
     });
     let mut notes = Vec::new();
+    let mut refresh_note: Option<String> = None;
     if wants_online && !live {
         // qm migrate moves a stopped VM offline even with --online, so the
         // target is judged as a cold start (PVE::QemuMigrate: `online`
@@ -102,10 +103,23 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
                 Some(cap)
             }
             Err(e) => {
+                // The error's own note is said last, on its own line.
+                let text = e.to_string();
+                let (what, note) = match text.split_once("\nnote: ") {
+                    Some((w, n)) => (w.to_string(), Some(n.to_string())),
+                    None => (text, None),
+                };
+                let usable = record.and_then(|t| t.capability()).is_some();
                 notes.push(format!(
-                    "could not read '{}' again ({e}); using its cached record",
-                    args.target
+                    "could not read '{}' again ({what}){}",
+                    args.target,
+                    if usable {
+                        "; using its cached record"
+                    } else {
+                        ""
+                    }
                 ));
+                refresh_note = note;
                 None
             }
         }
@@ -117,10 +131,12 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
         .or_else(|| record.and_then(|t| t.capability()))
     else {
         return Err(Error::Config(format!(
-            "no CPU data for node '{}': {}\nnote: run `pve-cpuguard scan` (is '{}' a cluster node?)",
+            "no CPU data for node '{}': no cached record, and {}\nnote: run `pve-cpuguard scan` here, \
+             or `pve-cpuguard publish` on '{}'{}",
             args.target,
             notes.join("; "),
-            args.target
+            args.target,
+            refresh_note.map_or(String::new(), |n| format!("; {n}"))
         )));
     };
     let mut d = guard::decide(
