@@ -6,8 +6,9 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             anstream::eprintln!(
-                "pve-cpuguard: {} {e}",
-                pve_cpuguard::app::paint::refused("error:")
+                "pve-cpuguard: {} {}",
+                pve_cpuguard::app::paint::refused("error:"),
+                e.report(pve_cpuguard::app::command_name(&cli.command))
             );
             e.exit_code()
         }

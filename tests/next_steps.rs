@@ -312,3 +312,45 @@ fn a_node_without_a_record_is_unknown_and_migrate_says_how_to_get_one() {
     ends_with_note(&done.stderr, "`pve-cpuguard publish` on 'pve2'");
     assert!(!c.path("qm-ran").exists());
 }
+
+#[test]
+fn every_error_ends_with_a_note_even_without_its_own() {
+    let c = cluster();
+    let bad = c.path("bad-cpuinfo");
+    std::fs::write(&bad, "x\n").unwrap();
+    let conf = c.path("bad.conf");
+    std::fs::write(&conf, "policy = sometimes\n").unwrap();
+    c.cpu_models("cpu-model: broken\n\tflags +aes\n\tnonsense\n");
+    for (args, env, want) in [
+        (
+            &["inspect", "--cpuinfo", "/nonexistent/cpuinfo"][..],
+            None,
+            "listed by `pve-cpuguard help inspect`",
+        ),
+        (
+            &["inspect", "--cpuinfo", bad.to_str().unwrap()],
+            None,
+            "fix that line",
+        ),
+        (
+            &["migrate", "100", "bad!"],
+            None,
+            "`pve-cpuguard help migrate`",
+        ),
+        (&["check", "100"], None, ""),
+        (&["status"], Some(("PVE_CPUGUARD_CONFIG", &conf)), ""),
+    ] {
+        let mut run = c.on("pve1", args);
+        if let Some((k, v)) = env {
+            run = run.env(k, v);
+        }
+        let done = run.run();
+        assert_eq!(done.code, 2, "{args:?}: {}", done.stderr);
+        assert!(
+            done.stderr.starts_with("pve-cpuguard: error: "),
+            "{args:?}: {}",
+            done.stderr
+        );
+        ends_with_note(&done.stderr, want);
+    }
+}

@@ -43,7 +43,8 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
 }
 
 /// The subcommand's name, as typed.
-fn command_name(c: &Command) -> &'static str {
+#[must_use]
+pub fn command_name(c: &Command) -> &'static str {
     match c {
         Command::Inspect(_) => "inspect",
         Command::WhyNot(_) => "why-not",

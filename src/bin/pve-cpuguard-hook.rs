@@ -21,7 +21,7 @@ fn main() {
     let code = match pve_cpuguard::app::commands::hook::run(&cli.args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("pve-cpuguard: error: {e}");
+            eprintln!("pve-cpuguard: error: {}", e.report("hook"));
             e.exit_code()
         }
     };
