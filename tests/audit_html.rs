@@ -103,6 +103,13 @@ fn html_page_renders_in_a_browser_with_risks_first() {
         "{risk_table}"
     );
     assert!(!risk_table.contains("102 (fine)"), "{risk_table}");
+    // The missing guard is a finding with its command, after the matrices.
+    let other = &dom[pos("id=\"other\"")..];
+    assert!(
+        other.contains("pve-cpuguard attach 103</code> on pve2"),
+        "{other}"
+    );
+    assert!(pos("id=\"other\"") > vms_nodes, "{dom}");
     // Every VM has its row in the VMs × nodes matrix, at-risk VM first.
     let matrix = &dom[vms_nodes..];
     let r100 = matrix.find("data-vmid=\"100\"").expect("row 100");

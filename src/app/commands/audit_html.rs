@@ -108,6 +108,15 @@ fn findings(s: &mut String, a: &Audit<'_>, v: &VmAudit, cache: &WhyCache, risk: 
         Some(Suggestion::None(why)) if risk => {
             let _ = write!(s, "no CPU type starts on every node: {}", esc(why));
         }
+        _ if !risk => {
+            // The only finding that is not a risk: a missing guard.
+            let _ = write!(
+                s,
+                "<code>pve-cpuguard attach {}</code> on {}",
+                v.vmid,
+                esc(&v.node)
+            );
+        }
         _ => s.push('—'),
     }
     s.push_str("</td></tr>\n");
