@@ -173,6 +173,66 @@ impl std::error::Error for Error {
     }
 }
 
+impl Error {
+    /// The message as the binaries print it: this error and, when its own
+    /// text has no `note:` line, a general one for its kind, so that every
+    /// error a person meets ends with what to do next. `command` is the
+    /// subcommand that failed (for `pve-cpuguard help COMMAND`).
+    #[must_use]
+    pub fn report(&self, command: &str) -> String {
+        let text = self.to_string();
+        if text.contains("\nnote: ") {
+            return text;
+        }
+        format!("{text}\nnote: {}", self.general_note(command))
+    }
+
+    fn general_note(&self, command: &str) -> String {
+        match self {
+            Error::Io { source, .. } => match source.kind() {
+                std::io::ErrorKind::NotFound => format!(
+                    "check the path; the option or PVE_CPUGUARD_* variable that names it is \
+                     listed by `pve-cpuguard help {command}`"
+                ),
+                std::io::ErrorKind::PermissionDenied => {
+                    "run as root (Proxmox VE's files are root's)".into()
+                }
+                _ => {
+                    "check the file and the file system it is on, then run the command again".into()
+                }
+            },
+            Error::Parse { .. } => "fix that line (the message says what is expected there), \
+                 then run the command again"
+                .into(),
+            Error::Usage(_) => {
+                format!("`pve-cpuguard help {command}` lists the options and their variables")
+            }
+            Error::Config(_) => "fix the setting named above (command line, PVE_CPUGUARD_* \
+                 variable or /etc/pve-cpuguard/pve-cpuguard.conf), then run the command again"
+                .into(),
+            Error::Unsupported(_) => "pve-cpuguard judges x86-64 CPUs only; `inspect --cpuinfo \
+                 FILE` reads an x86-64 host's /proc/cpuinfo copied here"
+                .into(),
+            Error::Output(_) => "the output's reader went away (a closed pipe); run the \
+                 command again with its output to a file"
+                .into(),
+            Error::CacheCorrupt { .. } => "run `pve-cpuguard scan` to rebuild the cache".into(),
+            Error::Lock { path, .. } => format!(
+                "another pve-cpuguard (a scan or publish) may hold it: wait, or find it with \
+                 `fuser {}`",
+                path.display()
+            ),
+            Error::Node(n) => format!(
+                "check the node from here: `ssh root@{} true` must work without a password",
+                n.address
+            ),
+            Error::Probe(_) => "`pve-cpuguard inspect --probe kvm` on that node shows QEMU's \
+                 answer and its errors"
+                .into(),
+        }
+    }
+}
+
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

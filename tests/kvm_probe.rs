@@ -276,11 +276,20 @@ fn inspect_probe_shows_both_views() {
     assert!(kvm64["verdict"].is_string());
 
     let label = view.accel.label();
-    Run::new(["inspect", "--probe", accel, "--probe-timeout", "60"])
+    let done = Run::new(["inspect", "--probe", accel, "--probe-timeout", "60"])
         .run()
         .code(0)
         .stdout_has(&format!("{label} view:   QEMU {}", view.qemu_version))
         .stdout_has("Disagree:");
+    // Long flag lists are wrapped: every line fits 100 columns.
+    for l in done.stdout.lines() {
+        assert!(
+            l.chars().count() <= 100,
+            "{} columns: {l}",
+            l.chars().count()
+        );
+    }
+    assert!(done.stdout.starts_with("Summary:    "), "{}", done.stdout);
 }
 
 // --- fake QEMU binaries -------------------------------------------------

@@ -107,6 +107,9 @@ fn no_test_starts_the_binary_outside_the_harnesses() {
         "guard.rs",
         "faults.rs",
         "faults_cli.rs",
+        // Runs the binary under script(1) (a pseudo-terminal) with a
+        // harness's `node_env`.
+        "human_output.rs",
         // This file names the marker it looks for.
         "stays_in_tempdirs.rs",
     ];

@@ -11,8 +11,10 @@ pub mod config;
 pub mod deadline;
 pub mod gather;
 pub mod output;
+pub mod paint;
 pub mod settings;
 pub mod syslog;
+pub mod usage;
 
 use crate::error::{ExitCode, Result};
 use cli::{Cli, Command};
@@ -22,6 +24,7 @@ use cli::{Cli, Command};
 /// # Errors
 /// Any [`crate::error::Error`]; the caller maps it to its exit code.
 pub fn run(cli: &Cli) -> Result<ExitCode> {
+    output::check_applies(command_name(&cli.command), cli.output)?;
     match &cli.command {
         Command::Inspect(a) => commands::inspect::run(a, cli.output),
         Command::WhyNot(a) => commands::why_not::run(a, cli.output),
@@ -38,5 +41,27 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Publish(a) => commands::publish::run(a, cli.output),
         Command::Status(a) => commands::status::run(a, cli.output),
         Command::Baseline(a) => commands::baseline::run(a, cli.output),
+    }
+}
+
+/// The subcommand's name, as typed.
+#[must_use]
+pub fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Inspect(_) => "inspect",
+        Command::WhyNot(_) => "why-not",
+        Command::Hook(_) => "hook",
+        Command::Migrate(_) => "migrate",
+        Command::Check(_) => "check",
+        Command::Audit(_) => "audit",
+        Command::Attach(_) => "attach",
+        Command::Detach(_) => "detach",
+        Command::HaRules(_) => "ha-rules",
+        Command::Metrics(_) => "metrics",
+        Command::Generate(_) => "generate",
+        Command::Scan(_) => "scan",
+        Command::Publish(_) => "publish",
+        Command::Status(_) => "status",
+        Command::Baseline(_) => "baseline",
     }
 }

@@ -13,8 +13,52 @@ pub enum Format {
     /// Human-readable text.
     #[default]
     Text,
-    /// JSON with stable field names, for tools.
+    /// JSON with stable field names, for tools (fields: docs/json.md).
     Json,
+    /// One self-contained HTML page (`audit` only).
+    Html,
+}
+
+impl Format {
+    /// The name as given on the command line.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Text => "text",
+            Format::Json => "json",
+            Format::Html => "html",
+        }
+    }
+}
+
+/// Refuses an `--output` a command cannot honour, instead of ignoring it:
+/// `metrics` writes Prometheus' text format, `migrate` becomes `qm migrate`,
+/// `hook` answers Proxmox VE through its exit status, and only `audit` has
+/// an HTML page.
+///
+/// # Errors
+/// [`Error::Usage`] naming the command and what to do instead.
+pub fn check_applies(command: &str, format: Format) -> Result<()> {
+    let why = match (command, format) {
+        (_, Format::Text) => return Ok(()),
+        ("metrics", _) => "it writes Prometheus' text exposition format",
+        ("migrate", _) => "it runs `qm migrate`, whose output is qm's own",
+        ("hook", _) => "Proxmox VE reads only its exit status",
+        ("generate", _) => "it writes man pages and completions",
+        (_, Format::Json) => return Ok(()),
+        ("audit", Format::Html) => return Ok(()),
+        (_, Format::Html) => "only `audit` has an HTML page",
+    };
+    let instead = match command {
+        "migrate" => "`pve-cpuguard check VMID --output json` answers the same question as JSON",
+        "hook" => "`pve-cpuguard check VMID --output json` answers the same question as JSON",
+        "metrics" => "`pve-cpuguard status --output json` and `audit --output json` give the same data as JSON",
+        _ => "use `--output text` or `--output json`",
+    };
+    Err(Error::Usage(format!(
+        "--output {} does not apply to `{command}`: {why}\nnote: drop --output; {instead}",
+        format.name()
+    )))
 }
 
 /// Writes text to stdout, mapping a closed pipe to an error instead of a panic.
@@ -22,7 +66,9 @@ pub enum Format {
 /// # Errors
 /// Write failures.
 pub fn print(text: &str) -> Result<()> {
-    let mut out = std::io::stdout().lock();
+    // Strips the colour of [`crate::app::paint`] unless stdout is a
+    // terminal and NO_COLOR is unset.
+    let mut out = anstream::stdout().lock();
     out.write_all(text.as_bytes()).map_err(Error::Output)?;
     out.flush().map_err(Error::Output)
 }
@@ -35,4 +81,96 @@ pub fn print_json(value: &Value) -> Result<()> {
     let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
     text.push('\n');
     print(&text)
+}
+
+/// The width human output fits in.
+pub const WIDTH: usize = 100;
+
+/// Wraps every line of `text` longer than `width` columns at spaces, each
+/// continuation indented to where the line's value starts: after the first
+/// gap of two or more spaces following the label (`  name      value`,
+/// `Disagree:   …`), else after the leading spaces plus four. A word longer
+/// than a line stays whole.
+#[must_use]
+pub fn wrap(text: &str, width: usize) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 16);
+    for line in text.split_inclusive('\n') {
+        let (body, nl) = match line.strip_suffix('\n') {
+            Some(b) => (b, "\n"),
+            None => (line, ""),
+        };
+        if body.chars().count() <= width {
+            out.push_str(line);
+            continue;
+        }
+        let lead = body.len() - body.trim_start().len();
+        let indent = value_column(body)
+            .filter(|c| *c <= width / 2)
+            .unwrap_or(lead + 4);
+        let pad = " ".repeat(indent);
+        let mut col = 0;
+        let mut first = true;
+        for word in body[lead..].split(' ') {
+            let w = word.chars().count();
+            if first {
+                out.push_str(&body[..lead]);
+                out.push_str(word);
+                col = lead + w;
+                first = false;
+            } else if col + 1 + w > width && col > indent {
+                out.push('\n');
+                out.push_str(&pad);
+                out.push_str(word);
+                col = indent + w;
+            } else {
+                out.push(' ');
+                out.push_str(word);
+                col += 1 + w;
+            }
+        }
+        out.push_str(nl);
+    }
+    out
+}
+
+/// Where the value of `label  value` starts: the end of the first run of
+/// two or more spaces after some non-space text.
+fn value_column(line: &str) -> Option<usize> {
+    let lead = line.len() - line.trim_start().len();
+    let rest = &line[lead..];
+    let gap = rest.find("  ")?;
+    let after = rest[gap..].find(|c: char| c != ' ')?;
+    Some(lead + gap + after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrap_keeps_short_lines_and_indents_continuations_under_the_value() {
+        assert_eq!(wrap("a  b\n", 100), "a  b\n");
+        let long = format!(
+            "  x86-64-v4  no: missing flags: {}",
+            ["avx512f"; 20].join(", ")
+        );
+        let w = wrap(&format!("{long}\n"), 60);
+        for l in w.lines() {
+            assert!(l.len() <= 60, "{l}");
+        }
+        assert!(
+            w.lines().skip(1).all(|l| l.starts_with(&" ".repeat(13))),
+            "{w}"
+        );
+        assert_eq!(
+            w.split_whitespace().collect::<Vec<_>>(),
+            long.split_whitespace().collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn wrap_never_splits_a_word() {
+        let word = "y".repeat(150);
+        assert_eq!(wrap(&format!("{word}\n"), 100), format!("{word}\n"));
+    }
 }

@@ -17,11 +17,11 @@ struct HookCli {
 }
 
 fn main() {
-    let cli = HookCli::parse();
+    let cli: HookCli = pve_cpuguard::app::usage::parse();
     let code = match pve_cpuguard::app::commands::hook::run(&cli.args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("pve-cpuguard: error: {e}");
+            eprintln!("pve-cpuguard: error: {}", e.report("hook"));
             e.exit_code()
         }
     };

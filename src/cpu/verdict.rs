@@ -140,6 +140,10 @@ pub struct Verdict {
     /// Which view of the target decided: "from /proc/cpuinfo" or
     /// "checked with QEMU 7.2.22 under KVM".
     pub checked_with: String,
+    /// The named model's vendor when it is not the host's (the guest then
+    /// sees that vendor; also said in `notes`), so that listings can say it
+    /// once for all such models.
+    pub model_vendor: Option<String>,
 }
 
 impl Verdict {
@@ -176,6 +180,7 @@ pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
     let mut reasons = Vec::new();
     let mut unknown = Vec::new();
     let mut notes = Vec::new();
+    let mut model_vendor: Option<String> = None;
     if let Some(why) = &req.unknown {
         return Verdict {
             outcome: Outcome::Unknown,
@@ -183,6 +188,7 @@ pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
             unknown: vec![why.clone()],
             notes,
             checked_with: target.view.describe(),
+            model_vendor: None,
         };
     }
     let source = match mode {
@@ -231,6 +237,7 @@ pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
     } = &req.base
     {
         if *v != target.vendor {
+            model_vendor = Some(v.to_string());
             notes.push(format!(
                 "{qemu_model} is a {v} model; this {} host runs it with vendor={v}",
                 target.vendor
@@ -313,6 +320,7 @@ pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
         unknown,
         notes,
         checked_with: target.view.describe(),
+        model_vendor,
     }
 }
 

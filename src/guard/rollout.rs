@@ -69,7 +69,8 @@ pub fn guard_volid(storage: &str) -> String {
 fn not_here(vm: &VmState, local: &str) -> Option<Action> {
     match &vm.node {
         None => Some(Action::Refused(format!(
-            "VM {} not found in the cluster",
+            "VM {} not found in the cluster (no .vmlist entry, no qemu-server config); \
+             `qm list` on each node shows its VMs",
             vm.vmid
         ))),
         Some(node) if node != local => Some(Action::OtherNode(node.clone())),

@@ -174,7 +174,9 @@ pub fn build(
         Some(n) => {
             if !nodes.iter().any(|x| x.name == n) {
                 return Err(Error::Usage(format!(
-                    "--node {n}: no node of that name in {} (nodes: {})",
+                    "--node {n}: no node of that name in {} (nodes: {})\n\
+                     note: --node (PVE_CPUGUARD_NODE) names this host as corosync.conf does; \
+                     use one of the names listed",
                     path.display(),
                     nodes
                         .iter()

@@ -13,6 +13,7 @@ pub mod ha_rules;
 pub mod hook_files;
 pub mod members;
 pub mod paths;
+pub mod presence;
 pub mod section_config;
 pub mod storage;
 pub mod vmconf;

@@ -241,7 +241,14 @@ impl Storages {
                 } else {
                     all.join(", ")
                 },
-                others()
+                if self.with_snippets().is_empty() {
+                    "\nnote: no storage holds snippets yet: add `snippets` to the content of a \
+                     directory storage (`pvesm set STORAGE --content TYPES,snippets`, keeping \
+                     its current types), then name it with --storage"
+                        .to_string()
+                } else {
+                    others()
+                }
             )));
         };
         if s.path.is_none() {

@@ -352,6 +352,7 @@ fn elsewhere_note(elsewhere: &BTreeMap<String, usize>, verb: &str) -> Option<Str
 /// Configuration errors (storage without snippets, unreadable files).
 pub fn attach(args: &AttachArgs, format: Format) -> Result<ExitCode> {
     let settings = Settings::resolve(&args.common)?;
+    crate::pve::presence::require(settings.pve.root())?;
     let storages = storage::read(settings.pve.root())?;
     let store = storages.snippets_storage(&args.storage)?;
     let (vms, elsewhere) = select(&settings, &args.select)?;
@@ -408,6 +409,7 @@ pub fn attach(args: &AttachArgs, format: Format) -> Result<ExitCode> {
 /// Configuration errors (unreadable files).
 pub fn detach(args: &DetachArgs, format: Format) -> Result<ExitCode> {
     let settings = Settings::resolve(&args.common)?;
+    crate::pve::presence::require(settings.pve.root())?;
     let storages = match storage::read(settings.pve.root()) {
         Ok(s) => s,
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {

@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 
 use crate::app::cli::AuditArgs;
 use crate::app::output::Format;
+use crate::app::paint;
 use crate::app::settings::Settings;
 use crate::cache;
 use crate::cpu::cpuinfo;
@@ -46,6 +47,7 @@ pub struct Gathered {
 /// `resources.cfg`. A VM config that cannot be read is reported on that VM.
 pub fn gather(settings: &Settings, read_local_cpu: bool) -> Result<Gathered> {
     let root = settings.pve.root();
+    crate::pve::presence::require(root)?;
     let (node_names, found) = settings.pve.scan_nodes()?;
     let mut vms = read_configs(settings, found.into_iter().collect());
     let known: BTreeSet<VmId> = vms.iter().map(|v| v.vmid).collect();
@@ -154,16 +156,28 @@ pub fn run(args: &AuditArgs, format: Format) -> Result<ExitCode> {
             serde_json::to_writer(&mut out, &report).map_err(|e| Error::Output(e.into()))?;
             out.write_all(b"\n").map_err(Error::Output)?;
         }
+        Format::Html => out
+            .write_all(super::audit_html::render(&a, max_age).as_bytes())
+            .map_err(Error::Output)?,
         Format::Text => {
             let mut text = text_report(&a, max_age);
-            // Coverage just above the summary, which stays the last line.
-            let cut = text.trim_end().rfind('\n').map_or(0, |i| i + 1);
-            text.insert_str(cut, &crate::guard::coverage::text(&cov));
-            out.write_all(text.as_bytes()).map_err(Error::Output)?;
+            // Coverage closes the report: the summary opens it.
+            text.push('\n');
+            text.push_str(&crate::app::output::wrap(
+                &crate::guard::coverage::text(&cov),
+                crate::app::output::WIDTH,
+            ));
+            // Through anstream: colour only on a terminal, never with NO_COLOR.
+            crate::app::output::print(&text)?;
         }
     }
     out.flush().map_err(Error::Output)?;
     Ok(if g.fleet.known().next().is_none() {
+        eprintln!(
+            "pve-cpuguard: no node has CPU data in {}, so no VM can be judged\n\
+             note: run `pve-cpuguard scan` (the pve-cpuguard-refresh.timer runs it hourly)",
+            settings.cache.display()
+        );
         ExitCode::Unknown
     } else if a.vms.iter().any(|v| !v.flags.is_empty()) {
         ExitCode::Refused
@@ -241,18 +255,22 @@ fn node_line(n: &NodeView, max_age: u64) -> String {
                     let _ = write!(s, " via {src}");
                 }
                 if age > max_age {
-                    s.push_str(", stale: run `pve-cpuguard scan`");
+                    let _ = write!(s, ", {}: run `pve-cpuguard scan`", paint::stale("stale"));
                 }
                 s.push(')');
             } else if let Some(src) = &n.source {
                 let _ = write!(s, "  (data via {src})");
             }
             if let Some(p) = &n.problem {
-                let _ = write!(s, "  warning: {p}");
+                let _ = write!(s, "  {} {p}", paint::warning("warning:"));
             }
             s
         }
-        (None, _) => format!("unknown: {}", n.problem.as_deref().unwrap_or("no data")),
+        (None, _) => format!(
+            "{}: {}",
+            paint::stale("unknown"),
+            n.problem.as_deref().unwrap_or("no data")
+        ),
     }
 }
 
@@ -309,7 +327,7 @@ fn reach_text(yes: &[&str], unknown: &[&str], total: usize, all_names: &[&str]) 
 /// The nodes a VM cannot start on, grouped by reason:
 /// `pve2, pve6 (missing flags: …); pve3 (…)`. The same for every VM with
 /// the same requirement, so it is built once per requirement.
-type WhyCache = std::cell::RefCell<HashMap<usize, std::rc::Rc<str>>>;
+pub(crate) type WhyCache = std::cell::RefCell<HashMap<usize, std::rc::Rc<str>>>;
 
 fn cannot_start_text(
     a: &Audit<'_>,
@@ -341,7 +359,7 @@ fn cannot_start_text(
     text
 }
 
-fn flag_text(a: &Audit<'_>, v: &VmAudit, f: &Flag, cache: &WhyCache) -> String {
+pub(crate) fn flag_text(a: &Audit<'_>, v: &VmAudit, f: &Flag, cache: &WhyCache) -> String {
     let why = |idx: &[usize]| cannot_start_text(a, v, idx, cache);
     match f {
         Flag::AboveBaseline(idx) => format!(
@@ -373,6 +391,24 @@ fn flag_text(a: &Audit<'_>, v: &VmAudit, f: &Flag, cache: &WhyCache) -> String {
 
 fn text_report(a: &Audit<'_>, max_age: u64) -> String {
     let mut s = String::with_capacity(a.vms.len() * 120 + 1024);
+    // Summary first, details after.
+    let (by, risk) = a.counts();
+    let parts: Vec<String> = by
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(c, n)| format!("{c} {n}"))
+        .collect();
+    let _ = writeln!(
+        s,
+        "{} VMs, {} flagged, {risk} at risk{}\n",
+        a.vms.len(),
+        a.vms.iter().filter(|v| !v.flags.is_empty()).count(),
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", parts.join(", "))
+        }
+    );
     let all_names: Vec<&str> = a.fleet.nodes.iter().map(|n| n.name.as_str()).collect();
     let vendors = a.fleet.vendors();
     let _ = writeln!(
@@ -393,6 +429,8 @@ fn text_report(a: &Audit<'_>, max_age: u64) -> String {
     for p in &a.fleet.problems {
         let _ = writeln!(s, "warning: cache: {p}");
     }
+    // Node lines carry notes and ages: wrapped to 100 columns too.
+    let mut s = crate::app::output::wrap(&s, crate::app::output::WIDTH);
 
     // VMs with the same requirement on the same node share their row.
     let mut cells: HashMap<(usize, Option<usize>), (String, String)> = HashMap::new();
@@ -465,8 +503,16 @@ fn text_report(a: &Audit<'_>, max_age: u64) -> String {
 
     let flagged: Vec<&VmAudit> = a.vms.iter().filter(|v| !v.flags.is_empty()).collect();
     let cache = WhyCache::default();
+    // The explanations are prose: wrapped to fit 100 columns (the tables
+    // above stay one row per line, for grep and awk).
+    let table_end = s.len();
     if !flagged.is_empty() {
-        let _ = writeln!(s, "\nFlagged VMs ({}):", flagged.len());
+        let _ = writeln!(
+            s,
+            "\n{} ({}):",
+            paint::refused("Flagged VMs"),
+            flagged.len()
+        );
     }
     for v in &flagged {
         let _ = writeln!(s, "  {} on {}, CPU '{}':", vm_label(v), v.node, v.cpu);
@@ -492,23 +538,9 @@ fn text_report(a: &Audit<'_>, max_age: u64) -> String {
         }
     }
 
-    let (by, risk) = a.counts();
-    let parts: Vec<String> = by
-        .iter()
-        .filter(|(_, n)| **n > 0)
-        .map(|(c, n)| format!("{c} {n}"))
-        .collect();
-    let _ = writeln!(
-        s,
-        "\n{} VMs, {} flagged, {risk} at risk{}",
-        a.vms.len(),
-        flagged.len(),
-        if parts.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", parts.join(", "))
-        }
-    );
+    let prose = crate::app::output::wrap(&s[table_end..], crate::app::output::WIDTH);
+    s.truncate(table_end);
+    s.push_str(&prose);
     s
 }
 
@@ -682,7 +714,8 @@ fn json_report<'a>(a: &'a Audit<'_>, max_age: u64, rows: &'a JsonRows) -> JsonRe
             .collect(),
         baseline: a.baseline,
         vendors: a.fleet.vendors().into_iter().collect(),
-        works_everywhere: a.everywhere.as_deref(),
+        // A CPU type or null, never a sentence (vendors are `vendors`).
+        works_everywhere: crate::guard::decision::recommend(a.fleet, None),
         cache_problems: &a.fleet.problems,
         vms: a
             .vms

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use crate::app::cli::{CheckArgs, CheckMode};
 use crate::app::commands::vm_context;
 use crate::app::output::{self, Format};
+use crate::app::paint;
 use crate::app::settings::Settings;
 use crate::cpu::verdict::Outcome;
 use crate::error::{Error, ExitCode, Result};
@@ -115,7 +116,10 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
             "allowed_nodes": allowed,
             "not_allowed_nodes": refused,
             "unknown_nodes": unknown,
-            "works_everywhere": everywhere,
+            // A CPU type (or null), never a sentence; whether the nodes
+            // mix vendors is `vendors`.
+            "works_everywhere": guard::recommend(&ctx.fleet, Some(&ctx.req)),
+            "vendors": ctx.fleet.vendors(),
             "decisions": decisions,
             "cache_max_age_seconds": max_age,
             "below_floor": ctx.fleet.below_floor(),
@@ -133,7 +137,10 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
             let n = ctx.fleet.get(t);
             let v = n.and_then(|n| n.view()).unwrap_or("none");
             if n.is_some_and(|n| stale(n, max_age)) {
-                format!("{v}, STALE: older than cache_max_age or last refresh failed")
+                format!(
+                    "{v}, {}: older than cache_max_age or last refresh failed",
+                    paint::stale("STALE")
+                )
             } else {
                 v.to_string()
             }
@@ -142,14 +149,27 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
             let _ = writeln!(s, "  {t}: allowed (view: {})", view(t));
         }
         for (t, v) in &refused {
-            let _ = writeln!(s, "  {t}: refused (view: {}): {}", view(t), reasons(v));
+            let _ = writeln!(
+                s,
+                "  {t}: {} (view: {}): {}",
+                paint::refused("refused"),
+                view(t),
+                reasons(v)
+            );
         }
         for (t, v) in &unknown {
             let _ = writeln!(s, "  {t}: unknown (view: {}): {}", view(t), reasons(v));
         }
         match &everywhere {
-            Some(e) => {
+            Some(e) if unknown.is_empty() => {
                 let _ = writeln!(s, "CPU type that works on every node: {e}");
+            }
+            Some(e) => {
+                let _ = writeln!(
+                    s,
+                    "CPU type that works on every node with data: {e} ({} unknown)",
+                    unknown.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
             }
             None => {
                 let below = ctx.fleet.below_floor();
@@ -162,7 +182,7 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
                 }
             }
         }
-        output::print(&s)?;
+        output::print(&output::wrap(&s, output::WIDTH))?;
     }
     Ok(if !refused.is_empty() {
         ExitCode::Refused

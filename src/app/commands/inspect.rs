@@ -167,6 +167,23 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
     }
 
     let mut s = String::new();
+    // Summary first: what this host is and what it runs.
+    let (answer, answer_view): (&[(String, Verdict)], &str) = match &kvm {
+        Some(k) => (&k.types, t.view()),
+        None => (&types, t.view()),
+    };
+    let runs = answer
+        .iter()
+        .filter(|(_, v)| v.outcome == Outcome::Compatible)
+        .count();
+    let _ = writeln!(s, "Summary:    {} {}", info.vendor, info.model_name);
+    let _ = writeln!(
+        s,
+        "            level {} (view: {answer_view}); {runs} of {} Proxmox CPU types start here",
+        t.level_name(),
+        answer.len()
+    );
+    let _ = writeln!(s);
     let _ = writeln!(s, "CPU:        {} ({})", info.model_name, info.vendor);
     if let (Some(f), Some(m)) = (info.family, info.model) {
         let _ = writeln!(
@@ -202,11 +219,12 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
         write_kvm(&mut s, k);
     }
     let width = types.iter().map(|(n, _)| n.len()).max().unwrap_or(10);
+    let mut foreign = BTreeSet::new();
     match &kvm {
         None => {
             let _ = writeln!(s, "\nProxmox CPU types ({}):", cpudata::provenance());
             for (name, v) in &types {
-                let _ = writeln!(s, "  {name:<width$}  {}", summary(v));
+                let _ = writeln!(s, "  {name:<width$}  {}", listed(v, &mut foreign));
             }
         }
         Some(k) => {
@@ -217,7 +235,7 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
                 k.view.describe()
             );
             for ((name, kv), (_, cv)) in k.types.iter().zip(&cpuinfo_types) {
-                let (ks, cs) = (summary(kv), summary(cv));
+                let (ks, cs) = (listed(kv, &mut foreign), listed(cv, &mut foreign));
                 if kv.outcome == cv.outcome && kv.missing_flags() == cv.missing_flags() {
                     let _ = writeln!(s, "  {name:<width$}  {ks}");
                 } else {
@@ -226,8 +244,37 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
             }
         }
     }
-    output::print(&s)?;
+    // The vendor note, once for every model it applies to.
+    if !foreign.is_empty() {
+        s.push('\n');
+    }
+    for vendor in &foreign {
+        let _ = writeln!(
+            s,
+            "* a {vendor} model: the guest sees vendor={vendor} on this {} host",
+            info.vendor
+        );
+    }
+    output::print(&output::wrap(&s, output::WIDTH))?;
     Ok(ExitCode::Ok)
+}
+
+/// [`summary`] for the list of CPU types: a model of another vendor that
+/// runs here gets a `*` (explained once below the list) instead of the
+/// same sentence on every line.
+fn listed(v: &Verdict, foreign: &mut BTreeSet<String>) -> String {
+    let Some(vendor) = v
+        .model_vendor
+        .as_deref()
+        .filter(|_| v.outcome == Outcome::Compatible)
+    else {
+        return summary(v);
+    };
+    let mut v = v.clone();
+    let own = format!("runs it with vendor={vendor}");
+    v.notes.retain(|n| !n.ends_with(&own));
+    foreign.insert(vendor.to_string());
+    format!("{} *", summary(&v))
 }
 
 /// The KVM view block of the text output.

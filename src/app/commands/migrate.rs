@@ -47,7 +47,20 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
             args.target
         )));
     }
-    let live = online(&qm_args) && vm_context::running(&args.run_dir, vmid);
+    // A target that is not a cluster node has no record to read and no
+    // record to fall back on: say so, instead of "using its cached record".
+    let (members, _) = settings.pve.scan_nodes()?;
+    if !members.is_empty() && !members.contains(&args.target) {
+        return Err(Error::Usage(format!(
+            "'{}' is not a node of this cluster (nodes in {}: {})\n\
+             note: `pvecm nodes` lists the cluster's nodes; name one of them as the target",
+            args.target,
+            settings.pve.root().join("nodes").display(),
+            members.join(", ")
+        )));
+    }
+    let wants_online = online(&qm_args);
+    let live = wants_online && vm_context::running(&args.run_dir, vmid);
     let movement = if live {
         Movement::Live {
             source: &settings.node,
@@ -67,6 +80,19 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
                 .is_none_or(|a| a > settings.cache_max_age.as_secs())
     });
     let mut notes = Vec::new();
+    let mut refresh_note: Option<String> = None;
+    if wants_online && !live {
+        // qm migrate moves a stopped VM offline even with --online, so the
+        // target is judged as a cold start (PVE::QemuMigrate: `online`
+        // only when the VM runs).
+        notes.push(format!(
+            "VM {vmid} is not running on '{}' (no live QEMU process in {}), so `--online` \
+             moves it offline: it is checked as a cold start on '{}'",
+            settings.node,
+            args.run_dir.join(format!("{vmid}.pid")).display(),
+            args.target
+        ));
+    }
     let refreshed = if stale {
         match refresh(&settings, args, &args.target) {
             Ok(cap) => {
@@ -77,10 +103,23 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
                 Some(cap)
             }
             Err(e) => {
+                // The error's own note is said last, on its own line.
+                let text = e.to_string();
+                let (what, note) = match text.split_once("\nnote: ") {
+                    Some((w, n)) => (w.to_string(), Some(n.to_string())),
+                    None => (text, None),
+                };
+                let usable = record.and_then(|t| t.capability()).is_some();
                 notes.push(format!(
-                    "could not read '{}' again ({e}); using its cached record",
-                    args.target
+                    "could not read '{}' again ({what}){}",
+                    args.target,
+                    if usable {
+                        "; using its cached record"
+                    } else {
+                        ""
+                    }
                 ));
+                refresh_note = note;
                 None
             }
         }
@@ -92,10 +131,12 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
         .or_else(|| record.and_then(|t| t.capability()))
     else {
         return Err(Error::Config(format!(
-            "no CPU data for node '{}': {}\nnote: run `pve-cpuguard scan` (is '{}' a cluster node?)",
+            "no CPU data for node '{}': no cached record, and {}\nnote: run `pve-cpuguard scan` here, \
+             or `pve-cpuguard publish` on '{}'{}",
             args.target,
             notes.join("; "),
-            args.target
+            args.target,
+            refresh_note.map_or(String::new(), |n| format!("; {n}"))
         )));
     };
     let mut d = guard::decide(

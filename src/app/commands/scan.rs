@@ -95,7 +95,12 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
         })
         .collect();
 
-    let mut warnings: Vec<String> = published_warnings(&gathered);
+    // Only worth saying when it cost something: some node could not be read.
+    let mut warnings: Vec<String> = not_a_member(&cluster)
+        .filter(|_| gathered.results.iter().any(|r| r.result.is_err()))
+        .into_iter()
+        .collect();
+    warnings.extend(published_warnings(&gathered));
     let path = &cache_path;
     let written = (|| -> Result<Cache> {
         let writer = cache::Writer::lock(path)?;
@@ -175,6 +180,30 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
     } else {
         ExitCode::Refused
     })
+}
+
+/// When this host is not one of corosync.conf's nodes (and no --node names
+/// it), nothing is read locally: every node, this one too, comes from its
+/// published record or SSH. Said when some node failed, with how to name
+/// this node.
+fn not_a_member(cluster: &cluster::Cluster) -> Option<String> {
+    if cluster.local().is_some() {
+        return None;
+    }
+    Some(format!(
+        "this host ('{}') is not a node in {} (nodes: {}), so every node is read from its \
+         published record or over SSH\n\
+         note: run the scan on a cluster node; if this is one under another host name, \
+         name it with --node NAME (PVE_CPUGUARD_NODE)",
+        cluster::hostname().unwrap_or_else(|| "unknown".into()),
+        cluster.corosync_path.display(),
+        cluster
+            .nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
 }
 
 /// The scan's outcome and any drift go to the system log, so `journalctl

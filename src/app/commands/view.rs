@@ -8,6 +8,7 @@
 
 use serde_json::{json, Value};
 
+use crate::app::paint;
 use crate::cache::truth::{self, Truth};
 use crate::cache::{self, Cache, NodeRecord};
 use crate::cpu::capability::Capability;
@@ -77,7 +78,8 @@ pub fn truth_block(nodes: &[(&str, Truth)]) -> String {
     for (n, t) in nodes {
         if !t.level.floor_met {
             s.push_str(&format!(
-                "warning: {n}: not even kvm64 (the lowest Proxmox VE type) starts here\n"
+                "{} {n}: not even kvm64 (the lowest Proxmox VE type) starts here\n",
+                paint::warning("warning:")
             ));
         }
         for note in &t.notes {
@@ -104,12 +106,17 @@ pub fn age_text(rec: &NodeRecord, now: u64, max_age: u64) -> String {
     }
     if rec.age(now) > max_age {
         s.push_str(&format!(
-            ", STALE: older than cache_max_age ({})",
+            ", {}: older than cache_max_age ({})",
+            paint::stale("STALE"),
             cache::human_age(max_age)
         ));
     }
     if let Some(e) = &rec.last_error {
-        s.push_str(&format!(", STALE: last refresh failed: {}", first_line(e)));
+        s.push_str(&format!(
+            ", {}: last refresh failed: {}",
+            paint::stale("STALE"),
+            first_line(e)
+        ));
         if let Some(at) = rec.last_attempt_at {
             s.push_str(&format!(
                 " ({} ago)",

@@ -8,7 +8,7 @@ use crate::cpu::cpuinfo;
 use crate::cpu::requirement::{self, Requirement};
 use crate::error::{Error, Result};
 use crate::guard::decision::{Rules, VmLabel};
-use crate::guard::fleet::{self, Fleet};
+use crate::guard::fleet::{self, Fleet, NodeView};
 use crate::pve::paths::VmId;
 use crate::pve::{custom_models, vmconf};
 
@@ -43,6 +43,17 @@ pub fn load(settings: &Settings, vmid: VmId) -> Result<VmContext> {
     let vm = vmconf::read(&path)?;
     let custom = custom_models::read(&settings.pve.cpu_models())?;
     let local = cpuinfo::parse_bytes(&crate::fsutil::read(&settings.cpuinfo)?, &settings.cpuinfo)?;
+    let mut fleet = fleet::load(settings, &local);
+    // A node of the cluster without a cached record is an unknown answer,
+    // not a node that does not exist (the same as `audit`).
+    for n in settings.pve.scan_nodes()?.0 {
+        if fleet.get(&n).is_none() {
+            fleet.upsert(NodeView::unknown(
+                &n,
+                "no cached record (run `pve-cpuguard scan`)".into(),
+            ));
+        }
+    }
     Ok(VmContext {
         vmid,
         label: VmLabel {
@@ -51,7 +62,7 @@ pub fn load(settings: &Settings, vmid: VmId) -> Result<VmContext> {
         },
         owner,
         req: requirement::from_vm(&vm, &custom),
-        fleet: fleet::load(settings, &local),
+        fleet,
         rules: Rules {
             policy: settings.policy,
             vendor_change: settings.vendor_change,

@@ -1,0 +1,330 @@
+//! `audit --output html`: the cluster at a glance on one self-contained
+//! page an administrator can open from the node or attach to a ticket.
+//!
+//! No scripts, no network, no external assets: inline CSS only, so the
+//! file renders the same in any browser and offline. Order: the summary,
+//! then the VMs at risk, then the two matrices (nodes × CPU types, VMs ×
+//! nodes), then the other findings. Colour is never the only signal: every
+//! cell also carries a word or symbol.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use crate::app::commands::audit::{flag_text, WhyCache};
+use crate::cache;
+use crate::guard::audit::{self, Audit, Cell, Flag, Suggestion, VmAudit};
+use crate::guard::fleet::NodeView;
+
+const STYLE: &str = "\
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#1b1b1b;background:#fff}\
+h1{font-size:1.4em;margin:0 0 .3em}h2{font-size:1.15em;margin:1.6em 0 .4em}\
+table{border-collapse:collapse;margin:.3em 0}\
+th,td{border:1px solid #c8c8c8;padding:.2em .5em;text-align:left;vertical-align:top}\
+th{background:#f0f0f0}td.c{text-align:center;white-space:nowrap}\
+.ok{background:#d7f5dd}.no{background:#f8d0d0}.unk{background:#fff0c2}\
+.own{background:#dde6f7}.stale{background:#fff0c2}\
+.badge{display:inline-block;padding:0 .4em;border-radius:.3em;font-size:.85em;font-weight:600}\
+.badge.no{color:#7a0000}.badge.stale{color:#6b4e00}\
+.summary{font-size:1.05em}.none{color:#555}code{font-size:.95em;white-space:nowrap}\
+ul{margin:.2em 0 .2em 1.2em;padding:0}";
+
+/// Escapes text for HTML element content and attribute values.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Whether a node's record is stale or unusable (same rule as the JSON's
+/// `stale` field in `audit`).
+fn is_stale(n: &NodeView, max_age: u64) -> bool {
+    n.age_secs.is_some_and(|x| x > max_age) || n.problem.is_some() || n.level().is_none()
+}
+
+/// One matrix cell: class, visible mark, tooltip.
+fn cell_parts(c: Cell<'_>) -> (&'static str, &'static str, String) {
+    match c {
+        Cell::Yes => ("ok", "✓", "compatible".into()),
+        Cell::No(v) => ("no", "✗", audit::summary(v)),
+        Cell::Unknown(Some(v)) => ("unk", "?", audit::summary(v)),
+        Cell::Unknown(None) => ("unk", "?", "no data for this node".into()),
+    }
+}
+
+fn node_header(s: &mut String, a: &Audit<'_>, max_age: u64) {
+    for n in &a.fleet.nodes {
+        if is_stale(n, max_age) {
+            let _ = write!(
+                s,
+                "<th class=\"stale\" title=\"stale or missing data\">{} <span class=\"badge stale\">stale</span></th>",
+                esc(&n.name)
+            );
+        } else {
+            let _ = write!(s, "<th>{}</th>", esc(&n.name));
+        }
+    }
+}
+
+fn vm_name(v: &VmAudit) -> String {
+    match &v.name {
+        Some(n) => format!("{} ({})", v.vmid, esc(n)),
+        None => v.vmid.to_string(),
+    }
+}
+
+fn findings(s: &mut String, a: &Audit<'_>, v: &VmAudit, cache: &WhyCache, risk: bool) {
+    let _ = write!(
+        s,
+        "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td><ul>",
+        vm_name(v),
+        esc(&v.node),
+        esc(&v.cpu)
+    );
+    if let Some(e) = &v.error {
+        let _ = write!(s, "<li>error: {}</li>", esc(e));
+    }
+    for f in v.flags.iter().filter(|f| f.is_risk() == risk) {
+        let _ = write!(
+            s,
+            "<li><b>{}</b>: {}</li>",
+            f.code(),
+            esc(&flag_text(a, v, f, cache))
+        );
+    }
+    s.push_str("</ul></td><td>");
+    match &v.suggestion {
+        Some(Suggestion::Use { cpu, .. }) if risk => {
+            let _ = write!(s, "<code>qm set {} --cpu {}</code>", v.vmid, esc(cpu));
+        }
+        Some(Suggestion::None(why)) if risk => {
+            let _ = write!(s, "no CPU type starts on every node: {}", esc(why));
+        }
+        _ if !risk => {
+            // The only finding that is not a risk: a missing guard.
+            let _ = write!(
+                s,
+                "<code>pve-cpuguard attach {}</code> on {}",
+                v.vmid,
+                esc(&v.node)
+            );
+        }
+        _ => s.push('—'),
+    }
+    s.push_str("</td></tr>\n");
+}
+
+/// Renders the page.
+#[must_use]
+pub fn render(a: &Audit<'_>, max_age: u64) -> String {
+    let mut s = String::with_capacity(4096 + a.vms.len() * (200 + 60 * a.fleet.nodes.len()));
+    let (_, at_risk) = a.counts();
+    let flagged = a.vms.iter().filter(|v| !v.flags.is_empty()).count();
+    let stale = a
+        .fleet
+        .nodes
+        .iter()
+        .filter(|n| is_stale(n, max_age))
+        .count();
+    let vendors: Vec<&str> = a.fleet.vendors().into_iter().collect();
+    let _ = write!(
+        s,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>pve-cpuguard audit</title><style>{STYLE}</style></head><body>\n\
+         <h1>pve-cpuguard audit</h1>\n<p class=\"summary\" id=\"summary\">{} nodes \
+         ({stale} stale), baseline <b>{}</b>, CPU vendors: {}. {} VMs, {flagged} flagged, \
+         <b>{at_risk} at risk</b>. Works on every node: <code>{}</code>.</p>\n",
+        a.fleet.nodes.len(),
+        esc(a.baseline.unwrap_or("unknown")),
+        esc(&if vendors.is_empty() {
+            "unknown".to_string()
+        } else {
+            vendors.join(", ")
+        }),
+        a.vms.len(),
+        esc(a.everywhere.as_deref().unwrap_or("none")),
+    );
+
+    // The VMs at risk first: what needs action.
+    let cache = WhyCache::default();
+    let risky: Vec<&VmAudit> = a
+        .vms
+        .iter()
+        .filter(|v| v.flags.iter().any(Flag::is_risk))
+        .collect();
+    let _ = writeln!(s, "<h2 id=\"at-risk\">VMs at risk ({})</h2>", risky.len());
+    if risky.is_empty() {
+        s.push_str("<p class=\"none\">None.</p>\n");
+    } else {
+        s.push_str(
+            "<table id=\"at-risk-table\"><tr><th>VM</th><th>Node</th><th>CPU</th>\
+             <th>Why</th><th>Fix (next VM start)</th></tr>\n",
+        );
+        for v in &risky {
+            findings(&mut s, a, v, &cache, true);
+        }
+        s.push_str("</table>\n");
+    }
+
+    // Nodes.
+    s.push_str(
+        "<h2 id=\"nodes\">Nodes</h2>\n<table><tr><th>Node</th><th>Level</th><th>Vendor</th>\
+         <th>Model</th><th>View</th><th>Data age</th><th>State</th></tr>\n",
+    );
+    for n in &a.fleet.nodes {
+        let st = is_stale(n, max_age);
+        let _ = writeln!(
+            s,
+            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            if st { " class=\"stale\"" } else { "" },
+            esc(&n.name),
+            esc(n.level().unwrap_or("unknown")),
+            esc(n.vendor().unwrap_or("?")),
+            esc(n.capability().map_or("?", |c| c.model_name.as_str())),
+            esc(n.view().unwrap_or("none")),
+            n.age_secs.map_or("—".into(), cache::human_age),
+            if st {
+                format!(
+                    "<span class=\"badge stale\">stale</span> {}",
+                    esc(n.problem.as_deref().unwrap_or("run `pve-cpuguard scan`"))
+                )
+            } else {
+                "fresh".into()
+            }
+        );
+    }
+    s.push_str("</table>\n");
+
+    // Nodes × CPU types: one column per distinct VM requirement, labelled
+    // with its CPU type (a requirement differs only by CPU flags or huge
+    // pages, which the label then notes).
+    let mut columns: Vec<(usize, &VmAudit)> = Vec::new();
+    for v in &a.vms {
+        let key = a.row_key(v).0;
+        if !columns.iter().any(|(k, _)| *k == key) {
+            columns.push((key, v));
+        }
+    }
+    columns.sort_by(|x, y| x.1.cpu.cmp(&y.1.cpu).then(x.0.cmp(&y.0)));
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    s.push_str(
+        "<h2 id=\"nodes-cpu\">Nodes × CPU types (can a VM with this CPU start here?)</h2>\n\
+         <table id=\"nodes-cpu-table\"><tr><th>Node</th>",
+    );
+    for (_, v) in &columns {
+        let k = seen.entry(v.cpu.as_str()).or_default();
+        *k += 1;
+        let label = if *k > 1 {
+            format!("{} (variant {k}, e.g. VM {})", v.cpu, v.vmid)
+        } else {
+            v.cpu.clone()
+        };
+        let _ = write!(s, "<th><code>{}</code></th>", esc(&label));
+    }
+    s.push_str("</tr>\n");
+    for (i, n) in a.fleet.nodes.iter().enumerate() {
+        let st = is_stale(n, max_age);
+        let _ = write!(
+            s,
+            "<tr><th{}>{}{}</th>",
+            if st { " class=\"stale\"" } else { "" },
+            esc(&n.name),
+            if st {
+                " <span class=\"badge stale\">stale</span>"
+            } else {
+                ""
+            }
+        );
+        for (_, v) in &columns {
+            let (class, mark, title) = cell_parts(a.start_cell(v, i));
+            let _ = write!(
+                s,
+                "<td class=\"c {class}\" title=\"{}\">{mark}</td>",
+                esc(&title)
+            );
+        }
+        s.push_str("</tr>\n");
+    }
+    s.push_str("</table>\n");
+
+    // VMs × nodes: at-risk VMs first, then by VMID.
+    s.push_str(
+        "<h2 id=\"vms-nodes\">VMs × nodes</h2>\n<p>● its node · ✓ live-migrates there · \
+         start: only a cold start works · ✗ cannot start there · ? unknown</p>\n\
+         <table id=\"vms-nodes-table\"><tr><th>VM</th><th>CPU</th>",
+    );
+    node_header(&mut s, a, max_age);
+    s.push_str("</tr>\n");
+    let mut order: Vec<&VmAudit> = a.vms.iter().collect();
+    order.sort_by_key(|v| (!v.flags.iter().any(Flag::is_risk), v.vmid));
+    for v in order {
+        let risk = v.flags.iter().any(Flag::is_risk);
+        let _ = write!(
+            s,
+            "<tr class=\"vm\" data-vmid=\"{}\"><th>{}{}</th><td><code>{}</code></td>",
+            v.vmid,
+            vm_name(v),
+            if risk {
+                " <span class=\"badge no\">at risk</span>"
+            } else {
+                ""
+            },
+            esc(&v.cpu)
+        );
+        for i in 0..a.fleet.nodes.len() {
+            if Some(i) == v.owner {
+                s.push_str("<td class=\"c own\" title=\"the VM's node\">●</td>");
+                continue;
+            }
+            let (class, mark, title) = match (a.live_cell(v, i), a.start_cell(v, i)) {
+                (Cell::Yes, _) => ("ok", "✓", "live migration and start work".to_string()),
+                (live, Cell::Yes) => (
+                    "unk",
+                    "start",
+                    format!("starts, but no live migration: {}", cell_parts(live).2),
+                ),
+                (_, start) => cell_parts(start),
+            };
+            let _ = write!(
+                s,
+                "<td class=\"c {class}\" title=\"{}\">{mark}</td>",
+                esc(&title)
+            );
+        }
+        s.push_str("</tr>\n");
+    }
+    s.push_str("</table>\n");
+
+    // Findings that are not a risk in themselves (a missing guard).
+    let other: Vec<&VmAudit> = a
+        .vms
+        .iter()
+        .filter(|v| v.flags.iter().any(|f| !f.is_risk()))
+        .collect();
+    let _ = writeln!(s, "<h2 id=\"other\">Other findings ({})</h2>", other.len());
+    if other.is_empty() {
+        s.push_str("<p class=\"none\">None.</p>\n");
+    } else {
+        s.push_str(
+            "<table><tr><th>VM</th><th>Node</th><th>CPU</th><th>What</th><th>Fix</th></tr>\n",
+        );
+        for v in &other {
+            findings(&mut s, a, v, &cache, false);
+        }
+        s.push_str("</table>\n");
+    }
+    for p in &a.fleet.problems {
+        let _ = writeln!(s, "<p class=\"stale\">warning: cache: {}</p>", esc(p));
+    }
+    s.push_str("</body></html>\n");
+    s
+}
