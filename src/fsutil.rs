@@ -176,6 +176,22 @@ pub fn read_head(
     }
 }
 
+/// A file's identity for "has it changed since": `<size> <mtime in ns>
+/// <path>` from one `stat(2)` (a package upgrade replaces the file, which
+/// changes its mtime). `None` when it cannot be stat'ed.
+#[must_use]
+pub fn identity(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(format!(
+        "{} {}.{:09} {}",
+        m.len(),
+        m.mtime(),
+        m.mtime_nsec(),
+        path.display()
+    ))
+}
+
 /// [`read_raw`] as UTF-8 text (`InvalidData` otherwise, as
 /// `std::fs::read_to_string`).
 ///
