@@ -131,3 +131,100 @@ pub fn from_record(rec: &NodeRecord, cpuinfo_path: &Path) -> Option<CpuInfo> {
     .ok()?;
     Some(rec.cpuinfo())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::kvm_view::KvmView;
+
+    const BLOCK: &str = "processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 85\nstepping\t: 7\nmicrocode\t: 0x5000021\naddress sizes\t: 46 bits physical, 48 bits virtual\nflags\t\t: fpu sse sse2 avx avx2 avx512f\nbugs\t\t: spectre_v1\n\n";
+
+    fn info(text: &str) -> CpuInfo {
+        cpuinfo::parse(text, Path::new("cpuinfo")).unwrap()
+    }
+
+    fn record(text: &str) -> NodeRecord {
+        NodeRecord::new("pve1", "local", &info(text), Some("6.8.12-4-pve".into()), 1)
+    }
+
+    fn two(a: &str, b: &str) -> String {
+        format!("{a}{}", b.replace("processor\t: 0", "processor\t: 1"))
+    }
+
+    #[test]
+    fn uniform_means_every_block_shows_the_same_facts() {
+        assert!(info(&two(BLOCK, BLOCK)).uniform);
+        assert!(!info(&two(BLOCK, &BLOCK.replace(" avx512f", ""))).uniform);
+        assert!(!info(&two(BLOCK, &BLOCK.replace("0x5000021", "0x5000022"))).uniform);
+        assert!(!info(&two(BLOCK, &BLOCK.replace("spectre_v1", "mds"))).uniform);
+        // Numbering and frequency are not CPU facts.
+        let other = BLOCK.replace("processor\t: 0", "processor\t: 1\ncpu MHz\t\t: 800.0");
+        assert!(info(&format!("{BLOCK}{other}")).uniform);
+    }
+
+    #[test]
+    fn each_rule_can_fail() {
+        let rec = record(&two(BLOCK, BLOCK));
+        let first = info(BLOCK);
+        let k = Some("6.8.12-4-pve");
+        let none = |_: &Path| None;
+        assert_eq!(check(&rec, &first, k, none), Ok(()));
+        // 1: not uniform when recorded.
+        let hybrid = record(&two(BLOCK, &BLOCK.replace(" avx512f", "")));
+        assert!(check(&hybrid, &info(&BLOCK.replace(" avx512f", "")), k, none).is_err());
+        // 2: the first CPU changed.
+        for changed in [
+            BLOCK.replace("0x5000021", "0x5003604"),
+            BLOCK.replace(" avx512f", ""),
+            BLOCK.replace(" avx2", " avx2 pku"),
+            BLOCK.replace("spectre_v1", "spectre_v1 gds"),
+            BLOCK.replace("46 bits", "43 bits"),
+            BLOCK.replace("stepping\t: 7", "stepping\t: 6"),
+        ] {
+            assert!(check(&rec, &info(&changed), k, none).is_err(), "{changed}");
+        }
+        // 3: kernel.
+        assert!(check(&rec, &first, Some("6.8.12-5-pve"), none).is_err());
+        assert!(check(&rec, &first, None, none).is_err());
+    }
+
+    #[test]
+    fn qemu_answer_counts_only_while_its_binary_is_unchanged() {
+        let first = info(BLOCK);
+        let k = Some("6.8.12-4-pve");
+        let id = "4242 1700000000.000000001 /usr/bin/qemu system";
+        let mut rec = record(BLOCK);
+        rec.kvm = Some(KvmView {
+            binary: Some(id.into()),
+            ..KvmView::default()
+        });
+        let asked = std::cell::Cell::new(String::new());
+        let same = |p: &Path| {
+            asked.set(p.display().to_string());
+            Some(id.to_string())
+        };
+        assert_eq!(check(&rec, &first, k, same), Ok(()));
+        assert_eq!(asked.take(), "/usr/bin/qemu system");
+        let upgraded = |_: &Path| Some("4243 1700000999.000000000 /usr/bin/qemu system".into());
+        assert!(check(&rec, &first, k, upgraded).is_err());
+        assert!(check(&rec, &first, k, |_: &Path| None).is_err());
+        // An answer from a probe over SSH names no binary.
+        rec.kvm = Some(KvmView::default());
+        assert!(check(&rec, &first, k, |_: &Path| Some(id.into())).is_err());
+    }
+
+    #[test]
+    fn first_block_stops_at_the_first_blank_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cpuinfo");
+        std::fs::write(&p, format!("{BLOCK}not cpuinfo at all\n")).unwrap();
+        let got = first_block(&p).unwrap();
+        assert_eq!(got.processors, 1);
+        assert!(got.flags.contains("avx512f"));
+        let mut rec = record(BLOCK);
+        rec.kernel = kernel_release();
+        assert_eq!(from_record(&rec, &p).map(|i| i.flags), Some(got.flags));
+        rec.kernel = Some("2.6.32-not-running".into());
+        assert!(from_record(&rec, &p).is_none());
+    }
+}
