@@ -4,7 +4,6 @@
 //! record of non-uniform (hybrid) CPUs, makes it read everything and decide
 //! on what it read now. Correctness tests, not timings.
 
-#[allow(dead_code)]
 mod util;
 
 use pve_cpuguard::cache::{Cache, NodeRecord};
