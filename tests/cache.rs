@@ -20,6 +20,7 @@ fn cache_with(n: usize) -> Cache {
             model_name: format!("CPU {i}"),
             flags: (0..300).map(|f| format!("flag{f}")).collect(),
             processors: 1,
+            uniform: true,
             ..CpuInfo::default()
         };
         let name = format!("pve{i}");

@@ -236,6 +236,21 @@ fn remote_command_gives_the_same_view() {
     let cmd = kvm_probe::remote_command(local.accel, 60);
     let out = Command::new("sh").arg("-c").arg(&cmd).output().unwrap();
     let remote = kvm_probe::interpret(&out.stdout, &out.stderr, local.accel, "sh").unwrap();
+    // QEMU's answer is the same; only the local probe knows which binary
+    // gave it (the record check of src/cache/current.rs uses that).
+    let binary = local
+        .binary
+        .clone()
+        .expect("the local probe names its binary");
+    assert!(
+        binary.contains("qemu") || binary.contains("kvm"),
+        "{binary}"
+    );
+    assert_eq!(remote.binary, None);
+    let local = KvmView {
+        binary: None,
+        ..local
+    };
     assert_eq!(remote, local);
 }
 

@@ -4,6 +4,7 @@
 //!
 //! Rule: may use the CPU core only (and the file system).
 
+pub mod current;
 pub mod published;
 mod store;
 pub mod truth;

@@ -421,6 +421,7 @@ mod tests {
                 .collect(),
             bugs: Some(["spectre_v1".to_string()].into()),
             processors: 80,
+            uniform: true,
         };
         NodeRecord::new(name, "local", &info, Some("6.8.12-4-pve".into()), at)
     }

@@ -137,6 +137,15 @@ pub struct NodeRecord {
     /// Why the QEMU probe gave no answer, if it was tried and failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kvm_error: Option<String>,
+    /// Every processor block showed the same CPU facts when read
+    /// ([`CpuInfo::uniform`]); absent (false) in older records.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub uniform: bool,
+    /// The QEMU binary that gave `kvm`, as `<size> <mtime ns> <path>`
+    /// ([`crate::cache::current::qemu_identity`]); absent when the probe
+    /// ran elsewhere or in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qemu: Option<String>,
     /// Where the data came from: `pmxcfs` (the node's published record),
     /// `ssh` or `local`; absent in records of older versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -180,6 +189,8 @@ impl NodeRecord {
             last_attempt_at: None,
             kvm: None,
             kvm_error: None,
+            uniform: info.uniform,
+            qemu: None,
             source: None,
             hook_storages: None,
         }
@@ -219,6 +230,7 @@ impl NodeRecord {
                 .as_ref()
                 .map(|b| b.iter().map(str::to_string).collect::<BTreeSet<_>>()),
             processors: self.processors,
+            uniform: self.uniform,
         }
     }
 
@@ -860,6 +872,7 @@ mod tests {
             flags: flags.split_whitespace().map(String::from).collect(),
             bugs: Some(["spectre_v1".to_string()].into()),
             processors: 4,
+            uniform: true,
         }
     }
 

@@ -206,6 +206,7 @@ mod tests {
             model_name: "test".into(),
             flags: flags.split_whitespace().map(String::from).collect(),
             processors: 1,
+            uniform: true,
             ..CpuInfo::default()
         })
     }

@@ -34,6 +34,12 @@ pub struct CpuInfo {
     pub bugs: Option<BTreeSet<String>>,
     /// Number of processor blocks read.
     pub processors: usize,
+    /// Every processor block had the first one's CPU facts (vendor,
+    /// family, model, stepping, microcode, address sizes, flags, bugs):
+    /// then the first block alone gives this whole reading. False on
+    /// hybrid CPUs whose core types print different flags, and during a
+    /// partial late microcode load.
+    pub uniform: bool,
 }
 
 /// Reads and parses a cpuinfo file.
@@ -124,6 +130,19 @@ fn from_blocks(blocks: &[Block], origin: &Path) -> Result<CpuInfo> {
     };
     let mut flags: BTreeSet<String> = split_words(first.get("flags").unwrap_or_default());
     let mut bugs: Option<BTreeSet<String>> = None;
+    const FACTS: [&str; 8] = [
+        "vendor_id",
+        "cpu family",
+        "model",
+        "stepping",
+        "microcode",
+        "address sizes",
+        "flags",
+        "bugs",
+    ];
+    let uniform = x86
+        .iter()
+        .all(|b| FACTS.iter().all(|k| b.get(k) == first.get(k)));
     for block in &x86 {
         let these = split_words(block.get("flags").unwrap_or_default());
         flags.retain(|f| these.contains(f));
@@ -153,6 +172,7 @@ fn from_blocks(blocks: &[Block], origin: &Path) -> Result<CpuInfo> {
         flags,
         bugs,
         processors: x86.len(),
+        uniform,
     })
 }
 

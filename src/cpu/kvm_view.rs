@@ -102,6 +102,13 @@ pub struct KvmView {
     /// (canonical spelling where pve-cpuguard knows the feature, QEMU's
     /// otherwise). Empty list: the model starts with `enforce`.
     pub models: BTreeMap<String, Vec<String>>,
+    /// The local QEMU binary that answered, as
+    /// [`crate::fsutil::identity`] gave it when probed on this node; absent
+    /// for a probe over SSH. A node whose binary changed since (a QEMU
+    /// upgrade) no longer trusts its record without a full reading
+    /// (`crate::cache::current`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary: Option<String>,
 }
 
 impl KvmView {

@@ -232,9 +232,50 @@ pub fn load(settings: &crate::app::settings::Settings, local: &CpuInfo) -> Fleet
             truth::same_flags(&r, local).then(|| (n.clone(), r))
         });
     });
+    fleet.upsert(local_view(settings, local, matching));
+    fleet
+}
+
+/// [`load`] for the hookscript: this node's /proc/cpuinfo is read in full
+/// (by `read_all`) only when its cached record cannot stand in for it
+/// ([`cache::current`]: uniform CPUs, the first CPU block, kernel and QEMU
+/// binary unchanged). The result is the same fleet as [`load`] gives.
+///
+/// # Errors
+/// Those of `read_all`.
+pub fn load_checked(
+    settings: &crate::app::settings::Settings,
+    read_all: impl FnOnce() -> crate::error::Result<CpuInfo>,
+) -> crate::error::Result<Fleet> {
+    let mut own: Option<(LazyNode, crate::cache::NodeRecord)> = None;
+    let mut fleet = load_with(settings, |cache| {
+        own = cache
+            .nodes
+            .get(&settings.node)
+            .and_then(|n| Some((n.clone(), n.record().ok()?)));
+    });
+    let info = match own
+        .as_ref()
+        .and_then(|(_, r)| cache::current::from_record(r, &settings.cpuinfo))
+    {
+        Some(info) => info,
+        None => read_all()?,
+    };
+    let matching = own.filter(|(_, r)| truth::same_flags(r, &info));
+    fleet.upsert(local_view(settings, &info, matching));
+    Ok(fleet)
+}
+
+/// The local node's view from `local` read now, with its record's QEMU
+/// answer when the record matches (`matching`).
+fn local_view(
+    settings: &crate::app::settings::Settings,
+    local: &CpuInfo,
+    matching: Option<(LazyNode, crate::cache::NodeRecord)>,
+) -> NodeView {
     // The same definition as every other node's ([`truth::of_local`]);
     // level and notes are derived only if something asks for them.
-    let view = match matching {
+    match matching {
         Some((lazy, rec)) => NodeView {
             name: settings.node.clone(),
             capability: OnceCell::with_value(truth::capability(local, rec.kvm.as_ref())),
@@ -246,9 +287,7 @@ pub fn load(settings: &crate::app::settings::Settings, local: &CpuInfo) -> Fleet
             problem: None,
         },
         None => NodeView::known(&settings.node, truth::capability(local, None), Some(0)),
-    };
-    fleet.upsert(view);
-    fleet
+    }
 }
 
 /// Builds the fleet from the cache alone (for cluster-wide reports that may

@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod fuse;
+pub mod threads;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -227,13 +227,15 @@ fn check(settings: &Settings, vmid: VmId) -> bool {
         Ok(c) => c,
         Err(e) => return unknown(e.to_string()),
     };
-    let info = match crate::fsutil::read(&settings.cpuinfo)
-        .and_then(|b| cpuinfo::parse_bytes(&b, &settings.cpuinfo))
-    {
-        Ok(info) => info,
+    // The whole /proc/cpuinfo only when this node's record cannot stand in
+    // for it (crate::cache::current): its cost grows with the thread count.
+    let fleet = match fleet::load_checked(settings, || {
+        crate::fsutil::read(&settings.cpuinfo)
+            .and_then(|b| cpuinfo::parse_bytes(&b, &settings.cpuinfo))
+    }) {
+        Ok(fleet) => fleet,
         Err(e) => return unknown(e.to_string()),
     };
-    let fleet = fleet::load(settings, &info);
     let Some(local) = fleet.capability(&settings.node) else {
         return unknown("this node's capability is missing".into());
     };

@@ -85,6 +85,7 @@ pub fn parse_transcript(stdout: &[u8], accel: Accel) -> Result<KvmView, QmpError
         host: host_ident(props),
         host_features: expansion_features(props),
         models: model_answers(definitions),
+        binary: None,
     })
 }
 

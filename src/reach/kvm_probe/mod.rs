@@ -154,7 +154,10 @@ pub fn probe_local(opts: &ProbeOptions) -> Result<KvmView, ProbeError> {
     let view = interpret(&out.stdout, &out.stderr, opts.accel, &label);
     match (out.ended, view) {
         // A complete answer counts even if QEMU was slow to exit.
-        (_, Ok(v)) => Ok(v),
+        (_, Ok(mut v)) => {
+            v.binary = crate::fsutil::identity(&binary);
+            Ok(v)
+        }
         (Ended::TimedOut, Err(_)) => Err(ProbeError::Timeout {
             binary: label,
             timeout: opts.timeout,
