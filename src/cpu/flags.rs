@@ -92,7 +92,62 @@ pub enum HostTest {
     Invisible,
     /// KVM never gives it to a guest.
     Never,
+    /// Present when /proc/cpuinfo lists any of `present`; unknown (not
+    /// "no") when it lists any of `maybe` (a flag the kernel prints for
+    /// several underlying bits, only some of which give the feature).
+    AnyOrMaybe {
+        present: &'static [&'static str],
+        maybe: &'static [&'static str],
+    },
+    /// Unknown when /proc/cpuinfo lists every one of these (the answer
+    /// depends on a bit Linux does not print), absent otherwise.
+    MaybeIfAll(&'static [&'static str]),
+    /// KVM's Intel (`vmx`) and AMD (`svm`) modules decide differently; a
+    /// host with neither runs no KVM guest, so the answer is unknown.
+    ByModule {
+        vmx: &'static HostTest,
+        svm: &'static HostTest,
+    },
 }
+
+// The rules below differ between KVM's two modules; each names the code
+// that decides it (Linux `arch/x86/kvm/cpuid.c` `kvm_set_cpu_caps`, `svm/svm.c`
+// `svm_set_cpu_caps`, `vmx/vmx.c` `vmx_set_cpu_caps`; 6.1, 6.12 and 6.19
+// agree unless said otherwise). What /proc/cpuinfo prints follows
+// `arch/x86/kernel/cpu/common.c` `init_speculation_control`: `ibrs`, `ibpb`,
+// `stibp` and `ssbd` are synthetic flags set from either vendor's bits;
+// the vendor bits themselves (`spec_ctrl`, `amd_ssbd`, ...) are not printed
+// since Linux 4.20 (RHEL 7 kernels print `spec_ctrl` and `intel_stibp`).
+
+/// `spec-ctrl` (CPUID.7.EDX[26]) on Intel: the host's bit, which Linux
+/// shows as `ibrs` plus `ibpb`.
+static SPEC_CTRL_VMX: HostTest = HostTest::AllOrAny(&["ibrs", "ibpb"], &["spec_ctrl"]);
+/// `spec-ctrl` on AMD: up to Linux 6.12 KVM sets it from `ibrs` and `ibpb`;
+/// since 6.13 only with AMD's IBPB_RET bit too, which Linux does not print.
+static SPEC_CTRL_SVM: HostTest = HostTest::MaybeIfAll(&["ibrs", "ibpb"]);
+/// `ssbd` (CPUID.7.EDX[31]) and `amd-ssbd` (CPUID.8000_0008.EBX[24]) on
+/// Intel: set from SPEC_CTRL_SSBD, which Linux shows as `ssbd`.
+static SSBD_VMX: HostTest = HostTest::Any(&["ssbd", "amd_ssbd", "spec_ctrl_ssbd"]);
+/// The same on AMD: set from AMD_SSBD, which new kernels do not print; Linux
+/// also shows `ssbd` for the LS_CFG method of family 15h-17h CPUs
+/// (`amd.c` `bsp_init_amd`), which gives neither bit, so `ssbd` alone
+/// cannot tell.
+static SSBD_SVM: HostTest = HostTest::AnyOrMaybe {
+    present: &["amd_ssbd", "spec_ctrl_ssbd"],
+    maybe: &["ssbd"],
+};
+/// `virt-ssbd` (CPUID.8000_0008.EBX[25]) on Intel: only the host's own bit
+/// (a host that is itself a guest of a hypervisor offering it).
+static VIRT_SSBD_VMX: HostTest = HostTest::Any(&["virt_ssbd"]);
+/// On AMD, `svm_set_cpu_caps` offers it whenever the host has LS_CFG_SSBD or
+/// AMD_SSBD, and Linux prints `ssbd` for both.
+static VIRT_SSBD_SVM: HostTest = HostTest::Any(&["virt_ssbd", "ssbd", "amd_ssbd"]);
+/// `umip` on Intel: `vmx_set_cpu_caps` sets it when VMX can emulate it
+/// (`vmx_umip_emulated`: descriptor-table exiting, on every VT-x CPU with
+/// unrestricted guest), whatever the host has.
+static UMIP_VMX: HostTest = HostTest::Provided;
+/// `umip` on AMD: the host's bit.
+static UMIP_SVM: HostTest = HostTest::Flag("umip");
 
 /// The rule for one canonical QEMU feature name.
 #[must_use]
@@ -107,12 +162,36 @@ pub fn host_test(feature: &str) -> HostTest {
         // Intel CPUID.7.EDX spectre bits and AMD 8000_0008.EBX bits, from the
         // kernel's synthetic flags (KVM sets both vendors' bits from them).
         // RHEL 7-era kernels print `spec_ctrl` and `intel_stibp` instead.
-        "spec-ctrl" => return HostTest::AllOrAny(&["ibrs", "ibpb"], &["spec_ctrl"]),
+        "spec-ctrl" => {
+            return HostTest::ByModule {
+                vmx: &SPEC_CTRL_VMX,
+                svm: &SPEC_CTRL_SVM,
+            }
+        }
+        // AMD's IBRS/IBPB bits (CPUID.8000_0008.EBX[14]/[12]) and both
+        // vendors' STIBP bits: KVM sets them from the synthetic flags on
+        // either vendor.
         "ibrs" => return HostTest::Any(&["ibrs", "spec_ctrl"]),
         "ibpb" => return HostTest::Any(&["ibpb", "spec_ctrl"]),
         "stibp" | "amd-stibp" => return HostTest::Any(&["stibp", "intel_stibp"]),
-        "ssbd" | "amd-ssbd" => return HostTest::Any(&["ssbd", "amd_ssbd", "spec_ctrl_ssbd"]),
-        "virt-ssbd" => return HostTest::Any(&["virt_ssbd", "amd_ssbd"]),
+        "ssbd" | "amd-ssbd" => {
+            return HostTest::ByModule {
+                vmx: &SSBD_VMX,
+                svm: &SSBD_SVM,
+            }
+        }
+        "virt-ssbd" => {
+            return HostTest::ByModule {
+                vmx: &VIRT_SSBD_VMX,
+                svm: &VIRT_SSBD_SVM,
+            }
+        }
+        "umip" => {
+            return HostTest::ByModule {
+                vmx: &UMIP_VMX,
+                svm: &UMIP_SVM,
+            }
+        }
         "ibrs-all" => return HostTest::All(&["ibrs_enhanced"]),
         "amd-no-ssb" | "ssb-no" => {
             return HostTest::NotAffected {
@@ -282,6 +361,25 @@ fn evaluate(
         HostTest::FlagOrHidden(l) => has(l).then_some(true),
         HostTest::Flag(l) => Some(has(l)),
         HostTest::Invisible => None,
+        HostTest::AnyOrMaybe { present, maybe } => {
+            if present.iter().any(|f| has(f)) {
+                Some(true)
+            } else if maybe.iter().any(|f| has(f)) {
+                None
+            } else {
+                Some(false)
+            }
+        }
+        HostTest::MaybeIfAll(flags) => (!flags.iter().all(|f| has(f))).then_some(false),
+        HostTest::ByModule { vmx, svm } => {
+            if has("vmx") {
+                evaluate(vmx, has, host_bug)
+            } else if has("svm") {
+                evaluate(svm, has, host_bug)
+            } else {
+                None
+            }
+        }
     }
 }
 
@@ -298,6 +396,91 @@ pub fn linux_name(feature: &str) -> Option<&'static str> {
     idx.feature
         .get(feature)
         .and_then(|&i| idx.data.features[i].linux)
+}
+
+/// What one entry of a VM's `flags=` list asks of the node.
+///
+/// qemu-server `CPUFlags.pm` (`@supported_cpu_flags`) allows `nested-virt,
+/// md-clear, pcid, spec-ctrl, ssbd, ibpb, virt-ssbd, amd-ssbd, amd-no-ssb,
+/// pdpe1gb, hv-tlbflush, hv-evmcs, aes` in a VM's `cpu:`; custom models may
+/// name any QEMU feature. Only some of them are CPUID bits of the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VmFlag {
+    /// A guest CPUID feature (canonical QEMU name), judged with [`host_test`].
+    Feature(&'static str),
+    /// Proxmox's `nested-virt`: `vmx` or `svm`, whichever the starting
+    /// host's /proc/cpuinfo lists (qemu-server `CPUFlags.pm`).
+    NestedVirt,
+    /// A Hyper-V enlightenment: QEMU and KVM implement it in software
+    /// (QEMU `target/i386/kvm/kvm.c`, `kvm_hyperv_properties`), so it needs
+    /// no host CPUID bit, only what [`Enlightenment`] says.
+    HyperV(Enlightenment),
+}
+
+/// What a Hyper-V enlightenment needs of the host's KVM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enlightenment {
+    /// Provided by KVM on Intel and AMD alike.
+    Any,
+    /// `hv-evmcs`: QEMU enables `KVM_CAP_HYPERV_ENLIGHTENED_VMCS`, which only
+    /// the Intel VMX module implements (Linux `arch/x86/kvm/x86.c`,
+    /// `kvm_vcpu_ioctl_enable_cap`: `nested_ops->enable_evmcs`, set in
+    /// `vmx/nested.c` `vmx_nested_ops`, absent from SVM's); QEMU refuses to
+    /// start elsewhere ("Hyper-V enlightened VMCS is not supported by kernel").
+    IntelVmx,
+}
+
+/// QEMU's Hyper-V enlightenment switches (`kvm_hyperv_properties` and the
+/// `hv-*` properties of `x86_cpu_properties`, QEMU `target/i386/cpu.c`),
+/// without the `hv-` prefix.
+const HYPERV: &[&str] = &[
+    "relaxed",
+    "vapic",
+    "time",
+    "crash",
+    "reset",
+    "vpindex",
+    "runtime",
+    "synic",
+    "stimer",
+    "stimer-direct",
+    "frequencies",
+    "reenlightenment",
+    "tlbflush",
+    "tlbflush-ext",
+    "tlbflush-direct",
+    "evmcs",
+    "ipi",
+    "avic",
+    "apicv",
+    "emsr-bitmap",
+    "xmm-input",
+    "syndbg",
+    "passthrough",
+    "enforce-cpuid",
+];
+
+/// Classifies one `flags=` name (any spelling QEMU accepts); `None` for a
+/// name QEMU does not know.
+#[must_use]
+pub fn vm_flag(name: &str) -> Option<VmFlag> {
+    if name == "nested-virt" {
+        return Some(VmFlag::NestedVirt);
+    }
+    if let Some(hv) = name
+        .strip_prefix("hv-")
+        .or_else(|| name.strip_prefix("hv_"))
+    {
+        let hv = hv.replace('_', "-");
+        return HYPERV
+            .contains(&hv.as_str())
+            .then_some(VmFlag::HyperV(if hv == "evmcs" {
+                Enlightenment::IntelVmx
+            } else {
+                Enlightenment::Any
+            }));
+    }
+    canonical(name).map(VmFlag::Feature)
 }
 
 #[cfg(test)]
@@ -352,7 +535,7 @@ mod tests {
 
     #[test]
     fn spectre_bits_follow_the_synthetic_flags() {
-        let f = host_features(&info("ibrs ibpb stibp ssbd", None));
+        let f = host_features(&info("vmx ibrs ibpb stibp ssbd", None));
         for name in [
             "spec-ctrl",
             "stibp",
@@ -363,7 +546,7 @@ mod tests {
         ] {
             assert!(f.present.contains(name), "{name}");
         }
-        let f = host_features(&info("ibrs", None));
+        let f = host_features(&info("vmx ibrs", None));
         assert!(!f.present.contains("spec-ctrl"));
     }
 
@@ -385,7 +568,7 @@ mod tests {
 
     #[test]
     fn rhel7_spectre_names_count() {
-        let f = host_features(&info("spec_ctrl intel_stibp", None));
+        let f = host_features(&info("vmx spec_ctrl intel_stibp", None));
         for name in ["spec-ctrl", "stibp", "ibpb", "ibrs"] {
             assert!(f.present.contains(name), "{name}");
         }
@@ -399,6 +582,155 @@ mod tests {
             assert!(!f.unverifiable.contains(name), "{name}");
         }
         assert!(f.present.contains("vmx"), "nested VMX is passed through");
+    }
+
+    /// One row per rule class of KVM's two modules: (name, cpuinfo flags,
+    /// feature, expected answer).
+    #[test]
+    fn kvm_module_rules() {
+        let rows: &[(&str, &str, &str, Option<bool>)] = &[
+            // svm.c svm_set_cpu_caps: LS_CFG_SSBD or AMD_SSBD, both shown as ssbd.
+            (
+                "virt_ssbd_on_amd_with_ssbd",
+                "svm ssbd",
+                "virt-ssbd",
+                Some(true),
+            ),
+            (
+                "virt_ssbd_on_amd_with_amd_ssbd",
+                "svm amd_ssbd",
+                "virt-ssbd",
+                Some(true),
+            ),
+            (
+                "virt_ssbd_on_amd_without_ssbd",
+                "svm ibpb",
+                "virt-ssbd",
+                Some(false),
+            ),
+            (
+                "virt_ssbd_on_intel_with_ssbd",
+                "vmx ssbd",
+                "virt-ssbd",
+                Some(false),
+            ),
+            (
+                "virt_ssbd_on_intel_guest_with_virt_ssbd",
+                "vmx virt_ssbd",
+                "virt-ssbd",
+                Some(true),
+            ),
+            // cpuid.c: AMD_SSBD from SPEC_CTRL_SSBD (Intel's, shown as ssbd).
+            (
+                "amd_ssbd_on_intel_with_ssbd",
+                "vmx ssbd",
+                "amd-ssbd",
+                Some(true),
+            ),
+            ("ssbd_on_intel_with_ssbd", "vmx ssbd", "ssbd", Some(true)),
+            // AMD: ssbd may be the LS_CFG method (Zen 1), which gives neither.
+            (
+                "amd_ssbd_on_amd_with_only_ssbd_is_unknown",
+                "svm ssbd",
+                "amd-ssbd",
+                None,
+            ),
+            (
+                "amd_ssbd_on_old_kernel_printing_amd_ssbd",
+                "svm ssbd amd_ssbd",
+                "amd-ssbd",
+                Some(true),
+            ),
+            (
+                "amd_ssbd_on_amd_without_ssbd",
+                "svm",
+                "amd-ssbd",
+                Some(false),
+            ),
+            // cpuid.c: SPEC_CTRL on AMD needs AMD_IBPB_RET since Linux 6.13.
+            (
+                "spec_ctrl_on_intel_with_ibrs_ibpb",
+                "vmx ibrs ibpb",
+                "spec-ctrl",
+                Some(true),
+            ),
+            (
+                "spec_ctrl_on_amd_with_ibrs_ibpb_is_unknown",
+                "svm ibrs ibpb",
+                "spec-ctrl",
+                None,
+            ),
+            (
+                "spec_ctrl_on_amd_without_ibrs",
+                "svm ibpb",
+                "spec-ctrl",
+                Some(false),
+            ),
+            // cpuid.c: AMD's ibpb/ibrs/stibp bits from the synthetic flags, any vendor.
+            (
+                "ibpb_on_intel_from_synthetic_flag",
+                "vmx ibpb",
+                "ibpb",
+                Some(true),
+            ),
+            (
+                "amd_stibp_on_intel_from_stibp",
+                "vmx stibp",
+                "amd-stibp",
+                Some(true),
+            ),
+            ("stibp_on_amd_from_stibp", "svm stibp", "stibp", Some(true)),
+            // vmx.c vmx_set_cpu_caps: UMIP emulated on Intel.
+            ("umip_on_intel_without_umip", "vmx", "umip", Some(true)),
+            ("umip_on_amd_without_umip", "svm", "umip", Some(false)),
+            ("umip_on_amd_with_umip", "svm umip", "umip", Some(true)),
+            // No KVM module: the module-dependent rules cannot answer.
+            ("virt_ssbd_on_a_host_without_kvm", "ssbd", "virt-ssbd", None),
+        ];
+        for (name, flags, feature, expected) in rows {
+            let f = host_features(&info(flags, Some("")));
+            let got = if f.present.contains(*feature) {
+                Some(true)
+            } else if f.unverifiable.contains(*feature) {
+                None
+            } else {
+                Some(false)
+            };
+            assert_eq!(got, *expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn every_flag_proxmox_allows_in_a_vm_is_known() {
+        // qemu-server CPUFlags.pm, the VM-level list (PVE 9.2).
+        for name in [
+            "nested-virt",
+            "md-clear",
+            "pcid",
+            "spec-ctrl",
+            "ssbd",
+            "ibpb",
+            "virt-ssbd",
+            "amd-ssbd",
+            "amd-no-ssb",
+            "pdpe1gb",
+            "hv-tlbflush",
+            "hv-evmcs",
+            "aes",
+        ] {
+            assert!(vm_flag(name).is_some(), "{name}");
+        }
+        assert_eq!(
+            vm_flag("hv-tlbflush"),
+            Some(VmFlag::HyperV(Enlightenment::Any))
+        );
+        assert_eq!(
+            vm_flag("hv_evmcs"),
+            Some(VmFlag::HyperV(Enlightenment::IntelVmx))
+        );
+        assert_eq!(vm_flag("sse4_2"), Some(VmFlag::Feature("sse4.2")));
+        assert_eq!(vm_flag("hv-no-such"), None);
+        assert_eq!(vm_flag("no-such-flag"), None);
     }
 
     #[test]

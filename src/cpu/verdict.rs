@@ -9,9 +9,9 @@ use std::borrow::Cow;
 
 use serde_json::{json, Value};
 
-use crate::cpu::capability::Capability;
+use crate::cpu::capability::{Capability, KvmModule};
 use crate::cpu::cpuconf::PhysBits;
-use crate::cpu::flags;
+use crate::cpu::flags::{self, Enlightenment, VmFlag};
 use crate::cpu::requirement::{Base, Requirement};
 
 /// What is being decided.
@@ -34,8 +34,13 @@ pub enum Reason {
     MissingFlags(Vec<String>),
     /// The guest sees the host's vendor, and it would change.
     VendorChange { source: String, target: String },
-    /// `phys-bits=N` larger than the target's width.
-    PhysBitsTooLarge { requested: u32, target: u32 },
+    /// Live: `phys-bits=N` larger than the target's width, and the target
+    /// narrower than the source the guest runs on (`None`: not known).
+    PhysBitsTooLarge {
+        requested: u32,
+        target: u32,
+        source: Option<u32>,
+    },
     /// `phys-bits=host` with different widths on source and target.
     PhysBitsHostDiffers { source: u32, target: u32 },
     /// `cpu: host`/`max`: the source offers features the target lacks.
@@ -44,6 +49,14 @@ pub enum Reason {
     NestedVirtAcrossVendors { source: String, target: String },
     /// 1 GiB huge pages without `pdpe1gb` on the target.
     HugepagesWithoutPdpe1gb,
+    /// The target has no usable KVM (its /proc/cpuinfo lists neither `vmx`
+    /// nor `svm`), and the VM runs under KVM.
+    NoKvm,
+    /// `cpu: host` with `kvm: 0`: QEMU's `host` model needs KVM.
+    HostCpuNeedsKvm,
+    /// A Hyper-V enlightenment only Intel's KVM module implements
+    /// (`hv-evmcs`), on a node that runs another.
+    HyperVNeedsIntelVmx { flag: String },
 }
 
 impl Reason {
@@ -58,6 +71,9 @@ impl Reason {
             Reason::HostFlagsNotSubset(_) => "host-flags-not-subset",
             Reason::NestedVirtAcrossVendors { .. } => "nested-virt-across-vendors",
             Reason::HugepagesWithoutPdpe1gb => "hugepages-without-pdpe1gb",
+            Reason::NoKvm => "no-kvm",
+            Reason::HostCpuNeedsKvm => "host-cpu-needs-kvm",
+            Reason::HyperVNeedsIntelVmx { .. } => "hyperv-needs-intel-vmx",
         }
     }
 
@@ -79,10 +95,20 @@ impl std::fmt::Display for Reason {
                 f,
                 "vendor change {source} -> {target}: this CPU type shows the host's vendor, which would change under the running guest"
             ),
-            Reason::PhysBitsTooLarge { requested, target } => write!(
-                f,
-                "phys-bits={requested} is larger than the target's {target} physical address bits"
-            ),
+            Reason::PhysBitsTooLarge {
+                requested,
+                target,
+                source,
+            } => {
+                write!(
+                    f,
+                    "phys-bits={requested} is larger than the target's {target} physical address bits"
+                )?;
+                if let Some(s) = source {
+                    write!(f, " (the source has {s})")?;
+                }
+                f.write_str(": the running guest was told it may use addresses up to that width and may already use some above the target's, which KVM there cannot map; QEMU only warns at a fresh start, so stop the VM and start it on the target instead")
+            }
             Reason::PhysBitsHostDiffers { source, target } => write!(
                 f,
                 "phys-bits=host with different widths: source {source} bits, target {target} bits"
@@ -99,6 +125,16 @@ impl std::fmt::Display for Reason {
             Reason::HugepagesWithoutPdpe1gb => {
                 f.write_str("1 GiB hugepages need pdpe1gb, which the target lacks")
             }
+            Reason::NoKvm => f.write_str(
+                "the node has no usable KVM: its /proc/cpuinfo lists neither vmx nor svm (virtualisation off in the firmware, or a virtual machine without nested virtualisation), so Proxmox VE refuses to start KVM guests there (\"KVM virtualisation configured, but not available\"); only VMs with `kvm: 0` run there",
+            ),
+            Reason::HostCpuNeedsKvm => f.write_str(
+                "cpu type host with `kvm: 0`: QEMU refuses the host model under TCG (\"CPU model 'host' requires KVM or HVF\"), on every node",
+            ),
+            Reason::HyperVNeedsIntelVmx { flag } => write!(
+                f,
+                "{flag} needs Intel VT-x: only KVM's Intel module implements the enlightened VMCS, and QEMU refuses to start without it (\"Hyper-V enlightened VMCS is not supported by kernel\")"
+            ),
         }
     }
 }
@@ -185,6 +221,30 @@ pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
             checked_with: target.view.describe(),
         };
     }
+    if !target.x86_vendor() {
+        return Verdict {
+            outcome: Outcome::Unknown,
+            reasons,
+            unknown: vec![format!(
+                "the node's /proc/cpuinfo names no x86 CPU vendor (vendor_id '{}'), so what it can give a guest cannot be judged",
+                target.vendor
+            )],
+            notes,
+            checked_with: target.view.describe(),
+        };
+    }
+    if !req.kvm {
+        return judge_tcg(req, target, mode);
+    }
+    if target.kvm_module().is_none() {
+        return Verdict {
+            outcome: Outcome::Incompatible,
+            reasons: vec![Reason::NoKvm],
+            unknown,
+            notes,
+            checked_with: target.view.describe(),
+        };
+    }
     let source = match mode {
         Mode::Start => None,
         Mode::Live { source } => {
@@ -211,7 +271,17 @@ pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
     // QEMU's own per-model answer where the target has one, else cpuinfo.
     let check = target.check_features(&req.base, &required);
     if !check.missing.is_empty() {
-        reasons.push(Reason::MissingFlags(check.missing));
+        if req.base == Base::Host {
+            // qemu-server gives `host` no `enforce` (`get_cpu_options`), and
+            // without it QEMU warns about and drops what KVM lacks
+            // (`x86_cpu_realizefn`, `x86_cpu_filter_features`).
+            notes.push(format!(
+                "cpu type host starts without `enforce`: QEMU warns about and leaves out {}, which the node cannot give",
+                check.missing.join(", ")
+            ));
+        } else {
+            reasons.push(Reason::MissingFlags(check.missing));
+        }
     }
     if !check.unverifiable.is_empty() {
         notes.push(format!(
@@ -224,6 +294,13 @@ pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
         ));
     }
     notes.extend(check.notes);
+
+    for hv in &req.hyperv {
+        let needs_vmx = flags::vm_flag(hv) == Some(VmFlag::HyperV(Enlightenment::IntelVmx));
+        if needs_vmx && target.kvm_module() != Some(KvmModule::Vmx) {
+            reasons.push(Reason::HyperVNeedsIntelVmx { flag: hv.clone() });
+        }
+    }
 
     if let Base::Model {
         vendor: Some(v),
@@ -271,10 +348,26 @@ pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
 
     match (req.phys_bits, target.phys_bits) {
         (Some(PhysBits::Bits(n)), Some(t)) if n > t => {
-            reasons.push(Reason::PhysBitsTooLarge {
-                requested: n,
-                target: t,
-            });
+            // QEMU only warns ("Host physical bits (T) does not match
+            // phys-bits property (N)", `host_cpu_adjust_phys_bits` in
+            // target/i386/host-cpu.c) and starts.
+            let warning = format!(
+                "phys-bits={n} is larger than this node's {t} physical address bits: QEMU starts the VM with a warning, and the guest must not use addresses above {t} bits"
+            );
+            match mode {
+                Mode::Start => notes.push(warning),
+                // A guest that already ran on a node at least as narrow
+                // loses nothing; otherwise its address space would shrink
+                // under it.
+                Mode::Live { .. } => match source.and_then(|s| s.phys_bits) {
+                    Some(s) if t >= s => notes.push(warning),
+                    s => reasons.push(Reason::PhysBitsTooLarge {
+                        requested: n,
+                        target: t,
+                        source: s,
+                    }),
+                },
+            }
         }
         (Some(PhysBits::Bits(_)), None) => {
             notes.push("the target's physical address width is not known".into())
@@ -316,6 +409,42 @@ pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
     }
 }
 
+/// A VM with `kvm: 0`: QEMU emulates its CPU with TCG. qemu-server gives it
+/// no `enforce` (`get_cpu_options`: only `$kvm` guests get it), so QEMU
+/// drops with a warning whatever TCG cannot emulate and starts; and only
+/// under KVM does QEMU show the host's vendor (`x86_cpu_load_model`:
+/// `accel_uses_host_cpuid()`), so the guest's CPU is the same on every node.
+fn judge_tcg(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict {
+    let mut reasons = Vec::new();
+    let mut notes = vec![
+        "`kvm: 0`: the VM runs under TCG, QEMU's emulator, which needs no host CPU flag (features TCG cannot emulate are left out with a warning)".to_string(),
+    ];
+    if req.base == Base::Host {
+        reasons.push(Reason::HostCpuNeedsKvm);
+    }
+    if matches!(mode, Mode::Live { .. }) {
+        notes.push(
+            "under TCG the guest sees the same CPU, vendor included, on every node".to_string(),
+        );
+    }
+    // Backing guest memory with 1 GiB pages is the host kernel's business,
+    // whatever the accelerator.
+    if req.hugepages_1g && !target.has(flags::canonical("pdpe1gb").unwrap_or("pdpe1gb")) {
+        reasons.push(Reason::HugepagesWithoutPdpe1gb);
+    }
+    Verdict {
+        outcome: if reasons.is_empty() {
+            Outcome::Compatible
+        } else {
+            Outcome::Incompatible
+        },
+        reasons,
+        unknown: Vec::new(),
+        notes,
+        checked_with: target.view.describe(),
+    }
+}
+
 /// Whether a live decision depends on knowing the source.
 fn needs_source(req: &Requirement) -> bool {
     req.vendor_from_host() || req.nested_virt || req.phys_bits == Some(PhysBits::Host)
@@ -331,8 +460,19 @@ mod tests {
     use crate::cpu::requirement::from_cpu_value;
     use crate::pve::custom_models::CustomModels;
 
-    /// A host whose present features are kvm64's plus `extra` (QEMU names).
+    /// A KVM host (`vmx` on Intel, `svm` on AMD) whose present features are
+    /// kvm64's plus `extra` (QEMU names).
     fn host(vendor: &str, bits: u32, extra: &str) -> Capability {
+        let kvm = if vendor == "GenuineIntel" {
+            "vmx"
+        } else {
+            "svm"
+        };
+        bare_host(vendor, bits, &format!("{kvm} {extra}"))
+    }
+
+    /// As [`host`], without the virtualisation flag unless `extra` has it.
+    pub(crate) fn bare_host(vendor: &str, bits: u32, extra: &str) -> Capability {
         let none = CustomModels::default();
         let mut present: BTreeSet<String> = from_cpu_value("x86-64-v3", &none).features;
         present.extend(from_cpu_value("kvm64", &none).features);
@@ -468,10 +608,16 @@ mod tests {
             .live_unknown_source()
             .unknown(),
             case(
-                "phys-bits larger than target",
+                "phys-bits larger than target starts",
+                "x86-64-v3,phys-bits=48",
+                host(INTEL, 46, ""),
+            ),
+            case(
+                "phys-bits larger than target, live from a wider source",
                 "x86-64-v3,phys-bits=48",
                 host(INTEL, 46, ""),
             )
+            .live(host(INTEL, 48, ""))
             .refused(&["phys-bits-too-large"], &[]),
             case(
                 "phys-bits equal to target",
@@ -511,9 +657,10 @@ mod tests {
             case("max behaves like host", "max", host(INTEL, 46, ""))
                 .live(host(INTEL, 46, "avx512f"))
                 .refused(&["host-flags-not-subset"], &["avx512f"]),
+            // The guest on the Intel source has vmx (nested), which AMD lacks.
             case("host across vendors", "host", host(AMD, 46, ""))
                 .live(host(INTEL, 46, ""))
-                .refused(&["vendor-change"], &[]),
+                .refused(&["vendor-change", "host-flags-not-subset"], &["vmx"]),
             case(
                 "nested-virt across vendors",
                 "x86-64-v3,flags=+nested-virt",
@@ -522,11 +669,11 @@ mod tests {
             .live(host(INTEL, 48, "vmx"))
             .refused(&["vendor-change", "nested-virt-across-vendors"], &[]),
             case(
-                "nested-virt on Intel without vmx",
+                "nested-virt on a node without KVM",
                 "x86-64-v3,flags=+nested-virt",
-                host(INTEL, 46, ""),
+                bare_host(INTEL, 46, ""),
             )
-            .refused(&["missing-flags"], &["vmx"]),
+            .refused(&["no-kvm"], &[]),
             case(
                 "nested-virt on Intel with vmx",
                 "x86-64-v3,flags=+nested-virt",

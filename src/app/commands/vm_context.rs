@@ -41,6 +41,7 @@ pub fn load(settings: &Settings, vmid: VmId) -> Result<VmContext> {
         )));
     };
     let vm = vmconf::read(&path)?;
+    vm.check_cpu(&path)?;
     let custom = custom_models::read(&settings.pve.cpu_models())?;
     let local = cpuinfo::read(&settings.cpuinfo)?;
     Ok(VmContext {
