@@ -9,9 +9,12 @@ pub mod capability;
 pub mod cpuconf;
 pub mod cpudata;
 pub mod cpuinfo;
+pub mod fix;
 pub mod flags;
 pub mod level;
 pub mod models;
 pub mod requirement;
 pub mod verdict;
+#[cfg(test)]
+mod verdict_tests;
 pub mod word_list;

@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 
 use crate::app::config::{Policy, VendorChange};
 use crate::cpu::capability::Capability;
+use crate::cpu::fix::{self, Fix};
 use crate::cpu::requirement::Requirement;
 use crate::cpu::verdict::{self, Mode, Outcome, Reason, Verdict};
 use crate::guard::fleet::Fleet;
@@ -284,7 +285,9 @@ impl Decision {
                 self.accepting.join(", ")
             };
             let _ = writeln!(s, "  nodes that would accept it: {accept}");
-            if let Some(e) = &self.everywhere {
+            if let Fix::NoCpuType(why) = fix::fix(&self.verdict) {
+                let _ = writeln!(s, "  no CPU type can fix this: {why}");
+            } else if let Some(e) = &self.everywhere {
                 let _ = writeln!(s, "  CPU type that works on every node: {e}");
                 let _ = writeln!(
                     s,
@@ -319,7 +322,9 @@ impl Decision {
                 self.accepting.join(", ")
             };
             parts.push(format!("would accept: {accept}"));
-            if let Some(e) = &self.everywhere {
+            if let Fix::NoCpuType(why) = fix::fix(&self.verdict) {
+                parts.push(format!("no CPU type can fix this: {why}"));
+            } else if let Some(e) = &self.everywhere {
                 parts.push(format!("works everywhere: {e}"));
             }
         }
@@ -341,6 +346,15 @@ mod tests {
         let none = CustomModels::default();
         let mut present: BTreeSet<String> = from_cpu_value(cpu_level, &none).features;
         present.extend(from_cpu_value("kvm64", &none).features);
+        // A KVM host: the module's flag by vendor.
+        present.insert(
+            if vendor == "AuthenticAMD" {
+                "svm"
+            } else {
+                "vmx"
+            }
+            .into(),
+        );
         Capability::new(
             vendor,
             "test",
@@ -392,6 +406,47 @@ mod tests {
         assert!(
             d.one_line()
                 .contains("would accept: c; works everywhere: x86-64-v3"),
+            "{}",
+            d.one_line()
+        );
+    }
+
+    #[test]
+    fn vendor_change_refusal_suggests_no_cpu_type_but_names_accepting_nodes() {
+        let mut f = fleet();
+        f.upsert(NodeView::known(
+            "d",
+            cap("AuthenticAMD", "x86-64-v4"),
+            Some(5),
+        ));
+        let req = from_cpu_value("x86-64-v3", &CustomModels::default());
+        let d = decide(
+            &vm(),
+            &req,
+            "d",
+            f.capability("d").unwrap(),
+            Movement::Live { source: "a" },
+            &f,
+            Rules::default(),
+        );
+        assert!(!d.allow);
+        assert_eq!(d.verdict.reasons[0].code(), "vendor-change");
+        let text = d.explain();
+        assert!(!text.contains("qm set"), "{text}");
+        assert!(text.contains("nodes that would accept it: b, c"), "{text}");
+        assert!(
+            text.contains(
+                "no CPU type can fix this: the running guest sees the GenuineIntel vendor"
+            ),
+            "{text}"
+        );
+        assert!(
+            !d.one_line().contains("works everywhere"),
+            "{}",
+            d.one_line()
+        );
+        assert!(
+            d.one_line().contains("no CPU type can fix this"),
             "{}",
             d.one_line()
         );
