@@ -328,6 +328,44 @@ fn vendor_change_policy_warn_allows_with_a_warning() {
 }
 
 #[test]
+fn unparseable_cpu_value_is_an_input_error_naming_the_file_and_value() {
+    let mut c = cluster();
+    c.vm(150, "pve1", "name: typo\ncpu: x86-64-v3,flags=avx2\n");
+    let done = c.on("pve1", &["check", "150"]).run().code(2);
+    let file = c.pve().join("nodes/pve1/qemu-server/150.conf");
+    assert!(
+        done.stderr.contains(&format!(
+            "{}:2: cannot parse cpu 'x86-64-v3,flags=avx2': flag 'avx2' must start with '+' or '-'",
+            file.display()
+        )),
+        "{}",
+        done.stderr
+    );
+    assert!(done.stderr.contains("note: "), "{}", done.stderr);
+    c.on("pve1", &["why-not", "x86-64-v3,,"])
+        .run()
+        .code(2)
+        .stderr_has("cannot parse CPU 'x86-64-v3,,'");
+}
+
+#[test]
+fn cpuinfo_without_an_x86_vendor_is_unknown_not_a_level() {
+    let c = cluster();
+    let text = std::fs::read_to_string(util::cpuinfo("hwloc-xeon-gold-6230-cascadelake")).unwrap();
+    let no_vendor: String = text
+        .lines()
+        .filter(|l| !l.starts_with("vendor_id"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(c.path("cpuinfo-no-vendor"), no_vendor).unwrap();
+    c.on("pve1", &["why-not", "kvm64"])
+        .env("PVE_CPUGUARD_CPUINFO", c.path("cpuinfo-no-vendor"))
+        .run()
+        .code(3)
+        .stdout_has("no x86 CPU vendor");
+}
+
+#[test]
 fn invalid_config_file_names_file_and_line() {
     let c = cluster();
     std::fs::write(

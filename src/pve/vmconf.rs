@@ -183,6 +183,38 @@ mod tests {
     }
 
     #[test]
+    fn unparseable_cpu_is_an_input_error_naming_file_line_and_value() {
+        let path = Path::new("/etc/pve/qemu-server/100.conf");
+        let c = parse("name: a\ncpu: x86-64-v3,flags=avx2\n", path).unwrap();
+        let e = c.check_cpu(path).unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::ExitCode::Usage);
+        let text = e.to_string();
+        assert!(
+            text.starts_with("/etc/pve/qemu-server/100.conf:2: cannot parse cpu 'x86-64-v3,flags=avx2': flag 'avx2' must start with '+' or '-'\nnote: "),
+            "{text}"
+        );
+        for fine in [
+            "cpu: host\n",
+            "name: no cpu line\n",
+            "cpu: x86-64-v3,flags=+no-such-flag\n",
+        ] {
+            assert!(parse(fine, path).unwrap().check_cpu(path).is_ok(), "{fine}");
+        }
+    }
+
+    #[test]
+    fn kvm_key_selects_tcg() {
+        for (text, kvm) in [
+            ("kvm: 0\n", false),
+            ("kvm: 1\n", true),
+            ("name: x\n", true),
+            ("kvm: off\n", false),
+        ] {
+            assert_eq!(parse(text, Path::new("x")).unwrap().kvm(), kvm, "{text}");
+        }
+    }
+
+    #[test]
     fn malformed_line_names_file_and_line() {
         let e = parse(
             "cores: 2\nthis is wrong\n",

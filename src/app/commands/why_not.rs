@@ -9,8 +9,8 @@ use crate::app::cli::WhyNotArgs;
 use crate::app::output::{self, Format};
 use crate::cpu::capability::Capability;
 use crate::cpu::verdict::{self, Mode, Outcome};
-use crate::cpu::{cpuinfo, requirement};
-use crate::error::{ExitCode, Result};
+use crate::cpu::{cpuconf, cpuinfo, requirement};
+use crate::error::{Error, ExitCode, Result};
 use crate::pve::custom_models;
 
 /// Runs `why-not`.
@@ -21,6 +21,12 @@ pub fn run(args: &WhyNotArgs, format: Format) -> Result<ExitCode> {
     let info = cpuinfo::read(&args.cpuinfo.cpuinfo)?;
     let cap = Capability::from_cpuinfo(&info);
     let custom = custom_models::read(&args.pve_dir.join("virtual-guest/cpu-models.conf"))?;
+    if let Err(e) = cpuconf::parse(&args.cpu) {
+        return Err(Error::Usage(format!(
+            "cannot parse CPU '{}': {e}\nnote: give a CPU type as in a VM's `cpu:` line, e.g. x86-64-v3 or 'Haswell,flags=+pcid'",
+            args.cpu
+        )));
+    }
     let req = requirement::from_cpu_value(&args.cpu, &custom);
     let v = verdict::judge(&req, &cap, Mode::Start);
 
