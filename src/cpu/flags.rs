@@ -18,6 +18,14 @@
 //!   `bugs` line; `taa-no` is dropped when the host has no `rtm`.
 //! - QEMU `target/i386/cpu.c` / `kvm/kvm-cpu.c`: QEMU itself provides
 //!   mce/mca/mtrr/pat/ht/topoext and the paravirtual leaves 0x4000_00xx.
+//! - KVM's Intel and AMD modules decide some bits differently
+//!   (`vmx_set_cpu_caps`, `svm_set_cpu_caps`): `virt-ssbd`, `ssbd`,
+//!   `amd-ssbd`, `spec-ctrl`, `umip` and the AMD-only leaf 0x8000_0021 are
+//!   judged per module ([`HostTest::ByModule`]: `vmx` or `svm` in
+//!   /proc/cpuinfo says which).
+//! - Bits KVM copies from the host's ARCH_CAPABILITIES MSR only need the
+//!   host's `arch_capabilities` flag; where the kernel's `bugs` line cannot
+//!   settle them (`bhi-no`, `gds-no` with `gds`), the answer is unknown.
 //! - Kernel-hidden: `sep` and `syscall` are architectural on every CPU that
 //!   runs a 64-bit kernel (`lm`), but old 64-bit kernels and 32-bit kernels
 //!   do not print them; `la57` is not printed by kernels booted with 4-level
@@ -46,7 +54,6 @@ pub const KVM_PROVIDED: &[&str] = &[
     "topoext",
     "overflow-recov",
     "succor",
-    "lfence-always-serializing",
     "skip-l1dfl-vmentry",
     "pschange-mc-no",
 ];
@@ -56,8 +63,40 @@ pub const KVM_PROVIDED: &[&str] = &[
 /// ACPI, TM, PBE, DTES64, MONITOR, DS-CPL, SMX, EST, TM2, xTPR and DCA;
 /// Intel PT is only exposed in the non-default host-guest PT mode).
 pub const KVM_NOT_PASSED: &[&str] = &[
-    "acpi", "ds", "ds-cpl", "dtes64", "est", "tm", "tm2", "pbe", "smx", "xtpr", "dca", "monitor",
+    "acpi",
+    "ds",
+    "ds-cpl",
+    "dtes64",
+    "est",
+    "tm",
+    "tm2",
+    "pbe",
+    "smx",
+    "xtpr",
+    "dca",
+    "monitor",
     "intel-pt",
+    // Not in KVM's lists at all (`kvm_set_cpu_caps`, Linux 6.1 to 7.1): PSN,
+    // IA64, CNXT-ID; AMD's extapic, IBS, SKINIT, WDT, LWP, TCE, NodeId,
+    // PerfCtrNb; arch LBR, FRED, PKS, PCOMMIT, CORE_CAPABILITIES and split
+    // lock detection (no emulation).
+    "pn",
+    "ia64",
+    "cid",
+    "extapic",
+    "ibs",
+    "skinit",
+    "wdt",
+    "lwp",
+    "tce",
+    "nodeid-msr",
+    "perfctr-nb",
+    "arch-lbr",
+    "fred",
+    "pks",
+    "pcommit",
+    "core-capability",
+    "split-lock-detect",
 ];
 
 /// Features QEMU switches off for every named model under KVM
@@ -77,10 +116,13 @@ pub enum HostTest {
     /// Present when /proc/cpuinfo lists all of the first or any of the second.
     AllOrAny(&'static [&'static str], &'static [&'static str]),
     /// Present when the host's `bugs` line lacks every one of these bugs
-    /// (and, where given, has the Linux flag); unverifiable without a `bugs` line.
+    /// and /proc/cpuinfo lists every flag of `needs` (absent without them);
+    /// unverifiable without a `bugs` line. A host with one of the bugs lacks
+    /// the feature, unless `maybe_if_affected` (KVM may still report it).
     NotAffected {
         bugs: &'static [&'static str],
-        needs: Option<&'static str>,
+        needs: &'static [&'static str],
+        maybe_if_affected: bool,
     },
     /// The Linux flag, or architectural on 64-bit (`lm`) hosts.
     FlagOrLongMode(&'static str),
@@ -148,6 +190,21 @@ static VIRT_SSBD_SVM: HostTest = HostTest::Any(&["virt_ssbd", "ssbd", "amd_ssbd"
 static UMIP_VMX: HostTest = HostTest::Provided;
 /// `umip` on AMD: the host's bit.
 static UMIP_SVM: HostTest = HostTest::Flag("umip");
+static NEVER: HostTest = HostTest::Never;
+static PROVIDED: HostTest = HostTest::Provided;
+/// `null-sel-clr-base` on AMD: the host's bit, or set when the kernel found
+/// no `null_seg` bug (`cpuid.c`; the bug is only computed for AMD/Hygon).
+static NO_NULL_SEG: HostTest = HostTest::NotAffected {
+    bugs: &["null_seg"],
+    needs: &[],
+    maybe_if_affected: false,
+};
+/// `auto-ibrs` on AMD: the host's bit, hidden by Linux; `ibrs_enhanced` is
+/// set from it (`common.c`) unless SEV-SNP is on.
+static AUTO_IBRS_SVM: HostTest = HostTest::AnyOrMaybe {
+    present: &["ibrs_enhanced"],
+    maybe: &["sev_snp"],
+};
 
 /// The rule for one canonical QEMU feature name.
 #[must_use]
@@ -192,61 +249,103 @@ pub fn host_test(feature: &str) -> HostTest {
                 svm: &UMIP_SVM,
             }
         }
-        "ibrs-all" => return HostTest::All(&["ibrs_enhanced"]),
+        // IA32_ARCH_CAPABILITIES bits KVM copies from the host's MSR only
+        // (Linux `arch/x86/kvm/x86.c` `kvm_get_arch_capabilities`), which it
+        // reads only when the host has `arch_capabilities`. `ibrs_enhanced`
+        // also stands for AMD's AutoIBRS (`common.c`), which is no MSR bit.
+        "ibrs-all" => return HostTest::All(&["ibrs_enhanced", "arch_capabilities"]),
         "amd-no-ssb" | "ssb-no" => {
             return HostTest::NotAffected {
                 bugs: &["spec_store_bypass"],
-                needs: None,
+                needs: &[],
+                maybe_if_affected: false,
             }
         }
         "rdctl-no" => {
             return HostTest::NotAffected {
                 bugs: &["cpu_meltdown"],
-                needs: None,
+                needs: &[],
+                maybe_if_affected: false,
             }
         }
         "mds-no" => {
             return HostTest::NotAffected {
                 bugs: &["mds"],
-                needs: None,
+                needs: &[],
+                maybe_if_affected: false,
             }
         }
         "taa-no" => {
             return HostTest::NotAffected {
                 bugs: &["taa"],
-                needs: Some("rtm"),
+                needs: &["rtm"],
+                maybe_if_affected: false,
             }
         }
+        // The kernel sets `mmio_stale_data` for listed CPUs lacking the
+        // three bits (`common.c` `arch_cap_mmio_immune`).
         "sbdr-ssdp-no" | "fbsdp-no" | "psdp-no" => {
             return HostTest::NotAffected {
                 bugs: &["mmio_stale_data", "mmio_unknown"],
-                needs: None,
+                needs: &["arch_capabilities"],
+                maybe_if_affected: false,
             }
         }
+        // KVM reports GDS_NO also for an affected host whose microcode
+        // mitigation is on (`gds_ucode_mitigated`), which only sysfs shows.
         "gds-no" => {
             return HostTest::NotAffected {
                 bugs: &["gds"],
-                needs: None,
+                needs: &[],
+                maybe_if_affected: true,
             }
         }
         "rfds-no" => {
             return HostTest::NotAffected {
                 bugs: &["rfds"],
-                needs: None,
+                needs: &[],
+                maybe_if_affected: false,
             }
         }
-        "bhi-no" => {
-            return HostTest::NotAffected {
-                bugs: &["bhi"],
-                needs: None,
-            }
-        }
+        // The kernel sets `bhi` whatever BHI_NO says (`common.c`
+        // `cpu_set_bug_bits`): only the MSR knows.
+        "bhi-no" => return HostTest::MaybeIfAll(&["arch_capabilities"]),
+        // `eibrs_pbrsb` is set only for eIBRS CPUs lacking PBRSB_NO.
         "pbrsb-no" => {
             return HostTest::NotAffected {
                 bugs: &["eibrs_pbrsb"],
-                needs: None,
+                needs: &["arch_capabilities", "ibrs_enhanced"],
+                maybe_if_affected: false,
             }
         }
+        // `cpuid.c`: PKU only with the host's OSPKE (and TDP).
+        "pku" => return HostTest::All(&["pku", "ospke"]),
+        // `cpuid.c` case 0x80000007: invariant TSC from `x86_power`, which
+        // Linux shows as both `constant_tsc` and `nonstop_tsc`.
+        "invtsc" => return HostTest::All(&["constant_tsc", "nonstop_tsc"]),
+        // Leaf 0x8000_0021, which KVM exposes only to AMD-style extended
+        // leaves (`__do_cpuid_func` case 0x80000000), i.e. never on Intel.
+        "lfence-always-serializing" => {
+            return HostTest::ByModule {
+                vmx: &NEVER,
+                svm: &PROVIDED,
+            }
+        }
+        "null-sel-clr-base" => {
+            return HostTest::ByModule {
+                vmx: &NEVER,
+                svm: &NO_NULL_SEG,
+            }
+        }
+        "auto-ibrs" => {
+            return HostTest::ByModule {
+                vmx: &NEVER,
+                svm: &AUTO_IBRS_SVM,
+            }
+        }
+        // KVM's paravirtual leaf never has MMU_OP; MSI extended destination
+        // IDs need a split irqchip, which Proxmox VE does not use.
+        "kvm-mmu" | "kvm-msi-ext-dest-id" => return HostTest::Never,
         _ => {}
     }
     let idx = cpudata::index();
@@ -354,8 +453,22 @@ fn evaluate(
             Some(all.iter().all(|f| has(f)) || any.iter().any(|f| has(f)))
         }
         HostTest::Never => Some(false),
-        HostTest::NotAffected { bugs, needs } => {
-            host_bug.map(|bug| bugs.iter().all(|b| !bug(b)) && needs.is_none_or(has))
+        HostTest::NotAffected {
+            bugs,
+            needs,
+            maybe_if_affected,
+        } => {
+            if !needs.iter().all(|f| has(f)) {
+                return Some(false);
+            }
+            let bug = host_bug?;
+            if bugs.iter().all(|b| !bug(b)) {
+                Some(true)
+            } else if *maybe_if_affected {
+                None
+            } else {
+                Some(false)
+            }
         }
         HostTest::FlagOrLongMode(l) => Some(has(l) || has("lm")),
         HostTest::FlagOrHidden(l) => has(l).then_some(true),
@@ -689,6 +802,167 @@ mod tests {
         ];
         for (name, flags, feature, expected) in rows {
             let f = host_features(&info(flags, Some("")));
+            let got = if f.present.contains(*feature) {
+                Some(true)
+            } else if f.unverifiable.contains(*feature) {
+                None
+            } else {
+                Some(false)
+            };
+            assert_eq!(got, *expected, "{name}");
+        }
+    }
+
+    /// IA32_ARCH_CAPABILITIES and other bits KVM takes from the host's MSR
+    /// or bugs (x86.c `kvm_get_arch_capabilities`): (name, flags, bugs,
+    /// feature, expected).
+    #[test]
+    fn msr_and_bug_rules() {
+        let rows: &[(&str, &str, Option<&str>, &str, Option<bool>)] = &[
+            (
+                "ibrs_all_on_intel_with_eibrs",
+                "vmx arch_capabilities ibrs_enhanced",
+                Some(""),
+                "ibrs-all",
+                Some(true),
+            ),
+            (
+                "ibrs_all_on_amd_autoibrs_is_absent",
+                "svm ibrs_enhanced",
+                Some(""),
+                "ibrs-all",
+                Some(false),
+            ),
+            (
+                "pbrsb_no_on_eibrs_intel_without_the_bug",
+                "vmx arch_capabilities ibrs_enhanced",
+                Some(""),
+                "pbrsb-no",
+                Some(true),
+            ),
+            (
+                "pbrsb_no_on_amd_is_absent",
+                "svm",
+                Some(""),
+                "pbrsb-no",
+                Some(false),
+            ),
+            (
+                "gds_no_with_gds_bug_is_unknown",
+                "vmx arch_capabilities",
+                Some("gds"),
+                "gds-no",
+                None,
+            ),
+            (
+                "gds_no_without_gds_bug",
+                "vmx arch_capabilities",
+                Some("spectre_v1"),
+                "gds-no",
+                Some(true),
+            ),
+            (
+                "bhi_no_with_arch_capabilities_is_unknown",
+                "vmx arch_capabilities",
+                Some("bhi"),
+                "bhi-no",
+                None,
+            ),
+            (
+                "bhi_no_without_arch_capabilities_is_absent",
+                "svm",
+                Some(""),
+                "bhi-no",
+                Some(false),
+            ),
+            (
+                "mmio_bits_on_amd_are_absent",
+                "svm",
+                Some(""),
+                "fbsdp-no",
+                Some(false),
+            ),
+            (
+                "mmio_bits_on_immune_intel",
+                "vmx arch_capabilities",
+                Some(""),
+                "fbsdp-no",
+                Some(true),
+            ),
+            (
+                "taa_no_without_rtm_is_absent_even_without_bugs",
+                "vmx",
+                None,
+                "taa-no",
+                Some(false),
+            ),
+            ("pku_needs_ospke", "vmx pku", Some(""), "pku", Some(false)),
+            (
+                "pku_with_ospke",
+                "vmx pku ospke",
+                Some(""),
+                "pku",
+                Some(true),
+            ),
+            (
+                "invtsc_from_constant_and_nonstop_tsc",
+                "vmx constant_tsc nonstop_tsc",
+                Some(""),
+                "invtsc",
+                Some(true),
+            ),
+            (
+                "lfence_serializing_never_on_intel",
+                "vmx",
+                Some(""),
+                "lfence-always-serializing",
+                Some(false),
+            ),
+            (
+                "lfence_serializing_on_amd",
+                "svm",
+                Some(""),
+                "lfence-always-serializing",
+                Some(true),
+            ),
+            (
+                "null_sel_clr_base_on_amd_without_null_seg",
+                "svm",
+                Some(""),
+                "null-sel-clr-base",
+                Some(true),
+            ),
+            (
+                "null_sel_clr_base_on_amd_with_null_seg",
+                "svm",
+                Some("null_seg"),
+                "null-sel-clr-base",
+                Some(false),
+            ),
+            (
+                "auto_ibrs_on_amd_with_ibrs_enhanced",
+                "svm ibrs_enhanced",
+                Some(""),
+                "auto-ibrs",
+                Some(true),
+            ),
+            (
+                "never_offered_core_capability",
+                "vmx",
+                Some(""),
+                "core-capability",
+                Some(false),
+            ),
+            (
+                "never_offered_kvm_mmu",
+                "vmx",
+                Some(""),
+                "kvm-mmu",
+                Some(false),
+            ),
+        ];
+        for (name, flags, bugs, feature, expected) in rows {
+            let f = host_features(&info(flags, *bugs));
             let got = if f.present.contains(*feature) {
                 Some(true)
             } else if f.unverifiable.contains(*feature) {
