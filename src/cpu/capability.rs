@@ -525,19 +525,21 @@ impl Capability {
                 None
             }
         };
+        let by_vendor = || match self.vendor.as_str() {
+            "AuthenticAMD" | "HygonGenuine" => Some(KvmModule::Svm),
+            _ => Some(KvmModule::Vmx),
+        };
         match &self.view {
             View::QemuKvm(q) if q.accel != Accel::Tcg => q
                 .cpuinfo
                 .as_ref()
                 .and_then(|c| by_flags(&|f| c.present.contains(f)))
-                .or(match self.vendor.as_str() {
-                    "AuthenticAMD" | "HygonGenuine" => Some(KvmModule::Svm),
-                    _ => Some(KvmModule::Vmx),
-                }),
+                .or_else(by_vendor),
+            // QEMU answered under TCG: the /proc/cpuinfo beside it decides;
+            // without one nothing says KVM is missing.
             View::QemuKvm(q) => match &q.cpuinfo {
                 Some(c) => by_flags(&|f| c.present.contains(f)),
-                // QEMU fell back to TCG and nothing else is known.
-                None => None,
+                None => by_vendor(),
             },
             View::Cpuinfo => by_flags(&|f| self.answer(f) == Some(true)),
         }

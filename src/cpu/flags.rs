@@ -165,8 +165,15 @@ pub enum HostTest {
 /// shows as `ibrs` plus `ibpb`.
 static SPEC_CTRL_VMX: HostTest = HostTest::AllOrAny(&["ibrs", "ibpb"], &["spec_ctrl"]);
 /// `spec-ctrl` on AMD: up to Linux 6.12 KVM sets it from `ibrs` and `ibpb`;
-/// since 6.13 only with AMD's IBPB_RET bit too, which Linux does not print.
-static SPEC_CTRL_SVM: HostTest = HostTest::MaybeIfAll(&["ibrs", "ibpb"]);
+/// since 6.13 only with AMD's IBPB_RET bit too, which Linux does not print
+/// but betrays: it sets the `ibpb_no_ret` bug for IBPB without IBPB_RET
+/// (`common.c` `cpu_set_bug_bits`). With that bug the answer depends on the
+/// kernel version, which /proc/cpuinfo does not give.
+static SPEC_CTRL_SVM: HostTest = HostTest::NotAffected {
+    bugs: &["ibpb_no_ret"],
+    needs: &["ibrs", "ibpb"],
+    maybe_if_affected: true,
+};
 /// `ssbd` (CPUID.7.EDX[31]) and `amd-ssbd` (CPUID.8000_0008.EBX[24]) on
 /// Intel: set from SPEC_CTRL_SSBD, which Linux shows as `ssbd`.
 static SSBD_VMX: HostTest = HostTest::Any(&["ssbd", "amd_ssbd", "spec_ctrl_ssbd"]);
@@ -699,6 +706,17 @@ mod tests {
 
     /// One row per rule class of KVM's two modules: (name, cpuinfo flags,
     /// feature, expected answer).
+    /// The one-feature answer, which must agree with the whole set.
+    fn host_answer_of(flags: &str, bugs: Option<&str>, feature: &str) -> Option<bool> {
+        let i = info(flags, bugs);
+        let b = i.bugs.clone();
+        host_answer(
+            feature,
+            |f| i.flags.contains(f),
+            b.as_ref().map(|b| move |x: &str| b.contains(x)),
+        )
+    }
+
     #[test]
     fn kvm_module_rules() {
         let rows: &[(&str, &str, &str, Option<bool>)] = &[
@@ -768,10 +786,10 @@ mod tests {
                 Some(true),
             ),
             (
-                "spec_ctrl_on_amd_with_ibrs_ibpb_is_unknown",
+                "spec_ctrl_on_amd_with_ibpb_ret",
                 "svm ibrs ibpb",
                 "spec-ctrl",
-                None,
+                Some(true),
             ),
             (
                 "spec_ctrl_on_amd_without_ibrs",
@@ -801,6 +819,11 @@ mod tests {
             ("virt_ssbd_on_a_host_without_kvm", "ssbd", "virt-ssbd", None),
         ];
         for (name, flags, feature, expected) in rows {
+            assert_eq!(
+                host_answer_of(flags, Some(""), feature),
+                *expected,
+                "{name}"
+            );
             let f = host_features(&info(flags, Some("")));
             let got = if f.present.contains(*feature) {
                 Some(true)
@@ -959,6 +982,20 @@ mod tests {
                 Some(""),
                 "kvm-mmu",
                 Some(false),
+            ),
+            (
+                "spec_ctrl_on_amd_without_ibpb_ret_depends_on_the_kernel",
+                "svm ibrs ibpb",
+                Some("ibpb_no_ret"),
+                "spec-ctrl",
+                None,
+            ),
+            (
+                "spec_ctrl_on_amd_without_bugs_line_is_unknown",
+                "svm ibrs ibpb",
+                None,
+                "spec-ctrl",
+                None,
             ),
         ];
         for (name, flags, bugs, feature, expected) in rows {
