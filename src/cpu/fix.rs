@@ -54,7 +54,13 @@ pub fn can_fix(v: &Verdict) -> bool {
 fn no_type_fixes(reason: &Reason) -> Option<String> {
     match reason {
         // A lower or fixed model, or one that is not `host`, is judged anew.
-        Reason::MissingFlags(_) | Reason::HostFlagsNotSubset(_) | Reason::HostCpuNeedsKvm => None,
+        Reason::MissingFlags(_)
+        | Reason::HostFlagsNotSubset(_)
+        | Reason::HostCpuNeedsKvm
+        | Reason::PhysBitsOn32BitCpu { .. } => None,
+        Reason::PhysBitsOutOfRange { requested } => Some(format!(
+            "phys-bits={requested} is refused whatever the CPU type; set phys-bits between 32 and 52"
+        )),
         Reason::VendorChange { source, target } => Some(format!(
             "the running guest sees the {source} vendor, and a new CPU type only applies at its next start; move it live to a node with the same vendor, or shut it down and start it on the {target} node"
         )),

@@ -57,6 +57,10 @@ pub enum Reason {
     /// A Hyper-V enlightenment only Intel's KVM module implements
     /// (`hv-evmcs`), on a node that runs another.
     HyperVNeedsIntelVmx { flag: String },
+    /// `phys-bits=N` outside what QEMU accepts for a 64-bit CPU (32-52).
+    PhysBitsOutOfRange { requested: u32 },
+    /// `phys-bits=N` on a CPU type without long mode.
+    PhysBitsOn32BitCpu { cputype: String },
 }
 
 impl Reason {
@@ -74,6 +78,8 @@ impl Reason {
             Reason::NoKvm => "no-kvm",
             Reason::HostCpuNeedsKvm => "host-cpu-needs-kvm",
             Reason::HyperVNeedsIntelVmx { .. } => "hyperv-needs-intel-vmx",
+            Reason::PhysBitsOutOfRange { .. } => "phys-bits-out-of-range",
+            Reason::PhysBitsOn32BitCpu { .. } => "phys-bits-on-32-bit-cpu",
         }
     }
 
@@ -130,6 +136,14 @@ impl std::fmt::Display for Reason {
             ),
             Reason::HostCpuNeedsKvm => f.write_str(
                 "cpu type host with `kvm: 0`: QEMU refuses the host model under TCG (\"CPU model 'host' requires KVM or HVF\"), on every node",
+            ),
+            Reason::PhysBitsOutOfRange { requested } => write!(
+                f,
+                "phys-bits={requested}: QEMU accepts 32 to 52 for a 64-bit CPU and refuses to start with any other value (\"phys-bits should be between 32 and 52\"), on every node"
+            ),
+            Reason::PhysBitsOn32BitCpu { cputype } => write!(
+                f,
+                "{cputype} is a 32-bit CPU type, for which QEMU refuses any phys-bits (\"phys-bits is not user-configurable in 32 bit\"), on every node"
             ),
             Reason::HyperVNeedsIntelVmx { flag } => write!(
                 f,
@@ -346,6 +360,7 @@ pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
         }
     }
 
+    reasons.extend(phys_bits_qemu_refuses(req));
     match (req.phys_bits, target.phys_bits) {
         (Some(PhysBits::Bits(n)), Some(t)) if n > t => {
             // QEMU only warns ("Host physical bits (T) does not match
@@ -422,6 +437,7 @@ fn judge_tcg(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
     if req.base == Base::Host {
         reasons.push(Reason::HostCpuNeedsKvm);
     }
+    reasons.extend(phys_bits_qemu_refuses(req));
     if matches!(mode, Mode::Live { .. }) {
         notes.push(
             "under TCG the guest sees the same CPU, vendor included, on every node".to_string(),
@@ -442,6 +458,29 @@ fn judge_tcg(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
         unknown: Vec::new(),
         notes,
         checked_with: target.view.describe(),
+    }
+}
+
+/// What QEMU refuses about `phys-bits=N` whatever the node and accelerator
+/// (`x86_cpu_realizefn`, target/i386/cpu.c: 32..=TARGET_PHYS_ADDR_SPACE_BITS,
+/// 52 on x86_64, for CPUs with long mode; none at all without). Proxmox VE
+/// accepts 8-64 (`CPUConfig.pm` `parse_phys_bits`).
+fn phys_bits_qemu_refuses(req: &Requirement) -> Option<Reason> {
+    let Some(PhysBits::Bits(n)) = req.phys_bits else {
+        return None;
+    };
+    let long_mode = match req.base {
+        Base::Host | Base::Max => true,
+        Base::Model { .. } => req.features.contains("lm"),
+    };
+    if !long_mode {
+        Some(Reason::PhysBitsOn32BitCpu {
+            cputype: req.cputype.clone(),
+        })
+    } else if !(32..=52).contains(&n) {
+        Some(Reason::PhysBitsOutOfRange { requested: n })
+    } else {
+        None
     }
 }
 

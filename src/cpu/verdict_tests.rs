@@ -238,6 +238,30 @@ fn phys_bits_above_target_live_from_an_equally_narrow_source_is_allowed() {
     assert!(has_note(&v, "with a warning"));
 }
 
+#[test]
+fn phys_bits_qemu_refuses_are_refused_on_every_node() {
+    for (cpu, code) in [
+        ("x86-64-v3,phys-bits=31", "phys-bits-out-of-range"),
+        ("host,phys-bits=53", "phys-bits-out-of-range"),
+        ("kvm32,phys-bits=36", "phys-bits-on-32-bit-cpu"),
+    ] {
+        for cap in [intel(), amd()] {
+            assert_eq!(codes(&start(&req(cpu), &cap)), [code], "{cpu}");
+        }
+        // The same under TCG: QEMU checks it for every accelerator.
+        let mut r = req(cpu);
+        r.kvm = false;
+        assert!(codes(&start(&r, &amd())).contains(&code), "{cpu} under TCG");
+    }
+    for fine in ["x86-64-v3,phys-bits=32", "x86-64-v3,phys-bits=46", "kvm32"] {
+        assert_eq!(
+            start(&req(fine), &intel()).outcome,
+            Outcome::Compatible,
+            "{fine}"
+        );
+    }
+}
+
 // 5. Nodes without vmx/svm run no KVM guest.
 
 #[test]
