@@ -378,6 +378,11 @@ fn cpuinfo_without_an_x86_vendor_is_unknown_not_a_level() {
         .run()
         .code(3)
         .stdout_has("no x86 CPU vendor");
+    c.on("pve1", &["inspect"])
+        .env("PVE_CPUGUARD_CPUINFO", c.path("cpuinfo-no-vendor"))
+        .run()
+        .code(3)
+        .stdout_has("Level:      unknown: /proc/cpuinfo names no x86 CPU vendor");
 }
 
 #[test]

@@ -76,6 +76,12 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
     let info = cpuinfo::read(&args.cpuinfo.cpuinfo)?;
     let cap = Capability::from_cpuinfo(&info);
     let lvl = level::of(&cap);
+    // No x86 vendor: no level at all, the answer is unknown (exit 3).
+    let done = if matches!(lvl.floor, level::Floor::UnknownVendor(_)) {
+        ExitCode::Unknown
+    } else {
+        ExitCode::Ok
+    };
     let types = judge_all(&cap);
     let kvm = kvm_side(args, &info, &cap)?;
 
@@ -91,6 +97,7 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
             "processors": info.processors,
             "level": lvl.name,
             "level_floor_met": lvl.floor_met,
+            "level_floor": lvl.floor.code(),
             "next_level": lvl.next.as_ref().map(|(n, m)| json!({"name": n, "missing": m})),
             "phys_bits": info.phys_bits,
             "flags": info.flags,
@@ -128,7 +135,7 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
             }
         }
         output::print_json(&value)?;
-        return Ok(ExitCode::Ok);
+        return Ok(done);
     }
 
     let mut s = String::new();
@@ -147,7 +154,14 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
         "Phys bits:  {}",
         info.phys_bits.map_or("unknown".into(), |b| b.to_string())
     );
-    let _ = writeln!(s, "Level:      {}", lvl.name);
+    match &lvl.floor {
+        level::Floor::Met | level::Floor::Missing(_) => {
+            let _ = writeln!(s, "Level:      {}", lvl.name);
+        }
+        floor => {
+            let _ = writeln!(s, "Level:      {floor}");
+        }
+    }
     if let Some((next, missing)) = lvl.next.as_ref().filter(|(_, m)| !m.is_empty()) {
         let _ = writeln!(s, "Next level: {next} needs {}", missing.join(", "));
     }
@@ -189,7 +203,7 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
         }
     }
     output::print(&s)?;
-    Ok(ExitCode::Ok)
+    Ok(done)
 }
 
 /// The KVM view block of the text output.
