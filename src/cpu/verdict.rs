@@ -469,13 +469,13 @@ fn phys_bits_qemu_refuses(req: &Requirement) -> Option<Reason> {
     let Some(PhysBits::Bits(n)) = req.phys_bits else {
         return None;
     };
-    let long_mode = match req.base {
-        Base::Host | Base::Max => true,
-        Base::Model { .. } => req.features.contains("lm"),
+    let model = match &req.base {
+        Base::Host | Base::Max => None,
+        Base::Model { qemu_model, .. } => Some(qemu_model),
     };
-    if !long_mode {
+    if let Some(m) = model.filter(|_| !req.features.contains("lm")) {
         Some(Reason::PhysBitsOn32BitCpu {
-            cputype: req.cputype.clone(),
+            cputype: m.trim_end_matches("-v1").to_string(),
         })
     } else if !(32..=52).contains(&n) {
         Some(Reason::PhysBitsOutOfRange { requested: n })

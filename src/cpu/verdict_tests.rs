@@ -253,6 +253,13 @@ fn phys_bits_qemu_refuses_are_refused_on_every_node() {
         r.kvm = false;
         assert!(codes(&start(&r, &amd())).contains(&code), "{cpu} under TCG");
     }
+    let v = start(&req("kvm32,phys-bits=36"), &intel());
+    assert!(
+        v.reasons[0]
+            .to_string()
+            .starts_with("kvm32 is a 32-bit CPU type"),
+        "{v:?}"
+    );
     for fine in ["x86-64-v3,phys-bits=32", "x86-64-v3,phys-bits=46", "kvm32"] {
         assert_eq!(
             start(&req(fine), &intel()).outcome,
