@@ -9,10 +9,11 @@ use std::borrow::Cow;
 
 use serde_json::{json, Value};
 
-use crate::cpu::capability::{Capability, KvmModule};
+use crate::cpu::capability::{Capability, KvmModule, View};
 use crate::cpu::cpuconf::PhysBits;
 use crate::cpu::flags::{self, Enlightenment, VmFlag};
 use crate::cpu::requirement::{Base, Requirement};
+use crate::reach::kvm_probe::Accel;
 
 /// What is being decided.
 #[derive(Debug, Clone, Copy)]
@@ -147,7 +148,7 @@ impl std::fmt::Display for Reason {
             ),
             Reason::HyperVNeedsIntelVmx { flag } => write!(
                 f,
-                "{flag} needs Intel VT-x: only KVM's Intel module implements the enlightened VMCS, and QEMU refuses to start without it (\"Hyper-V enlightened VMCS is not supported by kernel\")"
+                "{flag} needs Intel VT-x with kvm_intel's nested virtualisation on: only KVM's Intel module implements the enlightened VMCS, and QEMU refuses to start without it (\"Hyper-V enlightened VMCS is not supported by kernel\")"
             ),
         }
     }
@@ -310,9 +311,19 @@ pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
     notes.extend(check.notes);
 
     for hv in &req.hyperv {
-        let needs_vmx = flags::vm_flag(hv) == Some(VmFlag::HyperV(Enlightenment::IntelVmx));
-        if needs_vmx && target.kvm_module() != Some(KvmModule::Vmx) {
+        if flags::vm_flag(hv) != Some(VmFlag::HyperV(Enlightenment::IntelVmx)) {
+            continue;
+        }
+        // KVM's eVMCS version is 0 unless kvm_intel offers VMX to guests
+        // (`nested=1`, Linux `vmx/hyperv.c` `nested_get_evmcs_version`):
+        // QEMU's answer under KVM shows it, /proc/cpuinfo does not.
+        let qemu_kvm = matches!(&target.view, View::QemuKvm(q) if q.accel == Accel::Kvm);
+        if target.kvm_module() != Some(KvmModule::Vmx) || (qemu_kvm && !target.has("vmx")) {
             reasons.push(Reason::HyperVNeedsIntelVmx { flag: hv.clone() });
+        } else if !qemu_kvm {
+            notes.push(format!(
+                "{hv} also needs kvm_intel's nested virtualisation (`nested=1`, the default), which /proc/cpuinfo does not show"
+            ));
         }
     }
 

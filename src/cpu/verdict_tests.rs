@@ -131,6 +131,32 @@ fn hv_evmcs_on_amd_is_refused_whatever_the_cpu_type() {
 }
 
 #[test]
+fn hv_evmcs_needs_nested_vmx_where_qemu_answered() {
+    use crate::reach::kvm_probe::{Accel, KvmView};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/cpuinfo/hwloc-xeon-gold-6230-cascadelake.txt");
+    let info = cpuinfo::read(&path).unwrap();
+    let mut present = Capability::from_cpuinfo(&info).features().present.clone();
+    let view = |present: &std::collections::BTreeSet<String>| KvmView {
+        qemu_version: "10.0.2".into(),
+        qemu_package: String::new(),
+        accel: Accel::Kvm,
+        host: Default::default(),
+        host_features: present.clone(),
+        models: Default::default(),
+    };
+    let r = req("Cascadelake-Server-noTSX,flags=+hv-evmcs");
+    let nested = Capability::from_kvm_view(&view(&present), Some(&info));
+    assert_eq!(start(&r, &nested).outcome, Outcome::Compatible);
+    // kvm_intel nested=0: QEMU's host expansion has no vmx.
+    present.remove("vmx");
+    let flat = Capability::from_kvm_view(&view(&present), Some(&info));
+    assert_eq!(codes(&start(&r, &flat)), ["hyperv-needs-intel-vmx"]);
+    // From /proc/cpuinfo the module parameter is not visible: a note.
+    assert!(has_note(&start(&r, &intel()), "nested=1"));
+}
+
+#[test]
 fn hv_evmcs_in_a_runningcpu_is_judged_like_the_vm_flag() {
     // qemu-server 9.2 adds hv_evmcs for Windows 11 on Intel hosts
     // (cfg2cmd `win11-host-11.0+pve2.conf`).
