@@ -836,12 +836,21 @@ mod tests {
         }
     }
 
+    /// (name, cpuinfo flags, bugs line, feature, expected answer).
+    type MsrRow = (
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+        &'static str,
+        Option<bool>,
+    );
+
     /// IA32_ARCH_CAPABILITIES and other bits KVM takes from the host's MSR
     /// or bugs (x86.c `kvm_get_arch_capabilities`): (name, flags, bugs,
     /// feature, expected).
     #[test]
     fn msr_and_bug_rules() {
-        let rows: &[(&str, &str, Option<&str>, &str, Option<bool>)] = &[
+        let rows: &[MsrRow] = &[
             (
                 "ibrs_all_on_intel_with_eibrs",
                 "vmx arch_capabilities ibrs_enhanced",
