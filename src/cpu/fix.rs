@@ -58,6 +58,9 @@ fn no_type_fixes(reason: &Reason) -> Option<String> {
         | Reason::HostFlagsNotSubset(_)
         | Reason::HostCpuNeedsKvm
         | Reason::PhysBitsOn32BitCpu { .. } => None,
+        Reason::GuestPhysBitsOutOfRange { requested, limit } => Some(format!(
+            "guest-phys-bits={requested} is refused with a width of {limit} bits whatever the CPU type; lower guest-phys-bits"
+        )),
         Reason::PhysBitsOutOfRange { requested } => Some(format!(
             "phys-bits={requested} is refused whatever the CPU type; set phys-bits between 32 and 52"
         )),

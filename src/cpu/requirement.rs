@@ -43,6 +43,8 @@ pub struct Requirement {
     pub features: BTreeSet<String>,
     /// `phys-bits`.
     pub phys_bits: Option<PhysBits>,
+    /// `guest-phys-bits`.
+    pub guest_phys_bits: Option<u32>,
     /// `+nested-virt`: vmx or svm from the starting host.
     pub nested_virt: bool,
     /// Guest memory on 1 GiB huge pages.
@@ -67,6 +69,7 @@ impl Requirement {
             base: Base::Max,
             features: BTreeSet::new(),
             phys_bits: None,
+            guest_phys_bits: None,
             nested_virt: false,
             hugepages_1g: false,
             hyperv: BTreeSet::new(),
@@ -149,6 +152,7 @@ pub fn from_qemu_cpu_arg(arg: &str) -> Requirement {
         Err(e) => return Requirement::unknown(arg, e.0),
     };
     let mut phys_bits = None;
+    let mut guest_phys_bits = None;
     let mut hyperv = BTreeSet::new();
     for part in parts.filter(|p| !p.is_empty()) {
         let (name, on) = match part.split_once('=') {
@@ -160,6 +164,10 @@ pub fn from_qemu_cpu_arg(arg: &str) -> Requirement {
             }
             Some(("phys-bits", v)) => {
                 phys_bits = v.parse().ok().map(PhysBits::Bits);
+                continue;
+            }
+            Some(("guest-phys-bits", v)) => {
+                guest_phys_bits = v.parse().ok();
                 continue;
             }
             Some(("host-phys-bits", v)) => {
@@ -203,6 +211,7 @@ pub fn from_qemu_cpu_arg(arg: &str) -> Requirement {
         base,
         features,
         phys_bits,
+        guest_phys_bits,
         nested_virt: false,
         hugepages_1g: false,
         hyperv,
@@ -231,6 +240,7 @@ fn resolve_value(value: &str, custom: &CustomModels) -> Requirement {
     };
     let cputype = conf.cputype().to_string();
     let mut phys_bits = None;
+    let mut guest_phys_bits = None;
     let mut nested_virt = false;
     let mut changes: Vec<FlagChange> = Vec::new();
     let base_name = if cputype.starts_with("custom-") {
@@ -241,6 +251,7 @@ fn resolve_value(value: &str, custom: &CustomModels) -> Requirement {
             );
         };
         phys_bits = model.phys_bits;
+        guest_phys_bits = model.guest_phys_bits;
         changes.extend(model.flags.iter().cloned());
         model
             .reported_model
@@ -274,8 +285,12 @@ fn resolve_value(value: &str, custom: &CustomModels) -> Requirement {
             }
         }
     }
+    // qemu-server `get_cpu_options`: the custom model's value, then the VM's.
     if conf.phys_bits.is_some() {
         phys_bits = conf.phys_bits;
+    }
+    if conf.guest_phys_bits.is_some() {
+        guest_phys_bits = conf.guest_phys_bits;
     }
     Requirement {
         cpu: value.to_string(),
@@ -284,6 +299,7 @@ fn resolve_value(value: &str, custom: &CustomModels) -> Requirement {
         base,
         features,
         phys_bits,
+        guest_phys_bits,
         nested_virt,
         hugepages_1g: false,
         hyperv,

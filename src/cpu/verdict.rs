@@ -62,6 +62,9 @@ pub enum Reason {
     PhysBitsOutOfRange { requested: u32 },
     /// `phys-bits=N` on a CPU type without long mode.
     PhysBitsOn32BitCpu { cputype: String },
+    /// `guest-phys-bits=N` above the guest's physical address width on
+    /// this node (or below 32).
+    GuestPhysBitsOutOfRange { requested: u32, limit: u32 },
 }
 
 impl Reason {
@@ -81,6 +84,7 @@ impl Reason {
             Reason::HyperVNeedsIntelVmx { .. } => "hyperv-needs-intel-vmx",
             Reason::PhysBitsOutOfRange { .. } => "phys-bits-out-of-range",
             Reason::PhysBitsOn32BitCpu { .. } => "phys-bits-on-32-bit-cpu",
+            Reason::GuestPhysBitsOutOfRange { .. } => "guest-phys-bits-out-of-range",
         }
     }
 
@@ -145,6 +149,10 @@ impl std::fmt::Display for Reason {
             Reason::PhysBitsOn32BitCpu { cputype } => write!(
                 f,
                 "{cputype} is a 32-bit CPU type, for which QEMU refuses any phys-bits (\"phys-bits is not user-configurable in 32 bit\"), on every node"
+            ),
+            Reason::GuestPhysBitsOutOfRange { requested, limit } => write!(
+                f,
+                "guest-phys-bits={requested}: QEMU accepts 32 up to the guest's physical address width, {limit} bits here, and refuses to start otherwise (\"guest-phys-bits should be between 32 and {limit}\")"
             ),
             Reason::HyperVNeedsIntelVmx { flag } => write!(
                 f,
@@ -372,6 +380,7 @@ pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
     }
 
     reasons.extend(phys_bits_qemu_refuses(req));
+    reasons.extend(guest_phys_bits_refused(req, target.phys_bits, true));
     match (req.phys_bits, target.phys_bits) {
         (Some(PhysBits::Bits(n)), Some(t)) if n > t => {
             // QEMU only warns ("Host physical bits (T) does not match
@@ -449,6 +458,7 @@ fn judge_tcg(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
         reasons.push(Reason::HostCpuNeedsKvm);
     }
     reasons.extend(phys_bits_qemu_refuses(req));
+    reasons.extend(guest_phys_bits_refused(req, target.phys_bits, false));
     if matches!(mode, Mode::Live { .. }) {
         notes.push(
             "under TCG the guest sees the same CPU, vendor included, on every node".to_string(),
@@ -493,6 +503,25 @@ fn phys_bits_qemu_refuses(req: &Requirement) -> Option<Reason> {
     } else {
         None
     }
+}
+
+/// `guest-phys-bits=N` against the guest's physical address width on a
+/// node of `host_bits` (`x86_cpu_realizefn`: 32 ≤ N ≤ phys-bits). That width
+/// is `phys-bits=N`; under KVM `phys-bits=host`, and `host`/`max` without
+/// phys-bits (`host_cpu_max_instance_init` turns `host-phys-bits` on), take
+/// the node's; anything else gets QEMU's default of 40. `None` when the
+/// width is not known or nothing is refused.
+fn guest_phys_bits_refused(req: &Requirement, host_bits: Option<u32>, kvm: bool) -> Option<Reason> {
+    let requested = req.guest_phys_bits?;
+    let host_width = matches!(req.phys_bits, Some(PhysBits::Host))
+        || (req.phys_bits.is_none() && matches!(req.base, Base::Host | Base::Max));
+    let limit = match req.phys_bits {
+        Some(PhysBits::Bits(n)) => n,
+        _ if kvm && host_width => host_bits?,
+        _ => 40,
+    };
+    (!(32..=limit).contains(&requested))
+        .then_some(Reason::GuestPhysBitsOutOfRange { requested, limit })
 }
 
 /// Whether a live decision depends on knowing the source.

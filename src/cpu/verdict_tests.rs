@@ -295,6 +295,35 @@ fn phys_bits_qemu_refuses_are_refused_on_every_node() {
     }
 }
 
+#[test]
+fn guest_phys_bits_above_the_node_width_is_refused_there() {
+    // Proxmox's cfg2cmd case `host,guest-phys-bits=39`: fine on any node.
+    assert_eq!(
+        start(&req("host,guest-phys-bits=39"), &haswell()).outcome,
+        Outcome::Compatible
+    );
+    // `host` takes the node's width: 48 fits the 48-bit Zen 3, not the 46-bit Haswell.
+    let r = req("host,guest-phys-bits=48");
+    assert_eq!(start(&r, &amd()).outcome, Outcome::Compatible);
+    let v = start(&r, &haswell());
+    assert_eq!(codes(&v), ["guest-phys-bits-out-of-range"], "{v:?}");
+    assert!(v.reasons[0].to_string().contains("46 bits here"), "{v:?}");
+    // A named model without phys-bits gets QEMU's 40 on every node.
+    let r = req("x86-64-v2-AES,guest-phys-bits=42");
+    assert_eq!(codes(&start(&r, &amd())), ["guest-phys-bits-out-of-range"]);
+    assert_eq!(
+        start(
+            &req("x86-64-v2-AES,phys-bits=44,guest-phys-bits=42"),
+            &amd()
+        )
+        .outcome,
+        Outcome::Compatible
+    );
+    // runningcpu spelling.
+    let r = requirement::from_qemu_cpu_arg("host,+kvm_pv_eoi,+kvm_pv_unhalt,guest-phys-bits=48");
+    assert_eq!(r.guest_phys_bits, Some(48));
+}
+
 // 5. Nodes without vmx/svm run no KVM guest.
 
 #[test]
