@@ -343,6 +343,38 @@ fn vendor_change_policy_warn_allows_with_a_warning() {
 }
 
 #[test]
+fn node_without_vmx_or_svm_refuses_kvm_guests_and_starts_kvm_0_ones() {
+    // An Opteron 865 (K8, no AMD-V): no KVM there.
+    let mut c = Cluster::new(&[
+        ("pve1", "hwloc-xeon-silver-4108-skylake-sp"),
+        ("old", "hwloc-opteron-865-k8"),
+    ]);
+    c.vm(200, "old", "cpu: kvm64\nname: kvm\n");
+    c.vm(201, "old", "kvm: 0\ncpu: x86-64-v3\nname: tcg\n");
+    let done = c.on("old", &["hook", "200", "pre-start"]).run().code(1);
+    assert!(
+        done.stderr.contains("lists neither vmx nor svm"),
+        "{}",
+        done.stderr
+    );
+    assert!(
+        done.stderr.contains("no CPU type can fix this"),
+        "{}",
+        done.stderr
+    );
+    assert!(!done.stderr.contains("qm set"), "{}", done.stderr);
+    let done = c.on("old", &["hook", "201", "pre-start"]).run().code(0);
+    assert!(!done.stderr.contains("refused"), "{}", done.stderr);
+    // And the other way: a KVM guest moves to the KVM node, the TCG one anywhere.
+    let v = c
+        .on("old", &["check", "201", "--mode", "start", "-o", "json"])
+        .run()
+        .code(0)
+        .json();
+    assert_eq!(v["allowed_nodes"], serde_json::json!(["pve1"]));
+}
+
+#[test]
 fn unparseable_cpu_value_is_an_input_error_naming_the_file_and_value() {
     let mut c = cluster();
     c.vm(150, "pve1", "name: typo\ncpu: x86-64-v3,flags=avx2\n");
