@@ -173,15 +173,19 @@ fn live_migration_table() {
                 "{}",
                 done.stderr
             );
-            if done.stderr.contains("vendor change") {
-                // No CPU type fixes a vendor change: the suggestion was put
-                // through the verdict and dropped, and the text says so.
+            // A vendor change or a differing width under the running guest
+            // is fixed by no CPU type: no `qm set --cpu` that would be
+            // refused again.
+            let unfixable = needles
+                .iter()
+                .any(|n| n.contains("vendor change") || n.contains("phys-bits=host"));
+            if unfixable {
                 assert!(
-                    done.stderr.contains("no CPU type makes this possible")
-                        && !done.stderr.contains("qm set"),
+                    done.stderr.contains("  no CPU type can fix this: "),
                     "{}",
                     done.stderr
                 );
+                assert!(!done.stderr.contains("qm set"), "{}", done.stderr);
             } else {
                 assert!(
                     done.stderr
@@ -336,6 +340,81 @@ fn vendor_change_policy_warn_allows_with_a_warning() {
         "{}",
         done.stderr
     );
+}
+
+#[test]
+fn node_without_vmx_or_svm_refuses_kvm_guests_and_starts_kvm_0_ones() {
+    // An Opteron 865 (K8, no AMD-V): no KVM there.
+    let mut c = Cluster::new(&[
+        ("pve1", "hwloc-xeon-silver-4108-skylake-sp"),
+        ("old", "hwloc-opteron-865-k8"),
+    ]);
+    c.vm(200, "old", "cpu: kvm64\nname: kvm\n");
+    c.vm(201, "old", "kvm: 0\ncpu: x86-64-v3\nname: tcg\n");
+    let done = c.on("old", &["hook", "200", "pre-start"]).run().code(1);
+    assert!(
+        done.stderr.contains("lists neither vmx nor svm"),
+        "{}",
+        done.stderr
+    );
+    assert!(
+        done.stderr.contains("no CPU type can fix this"),
+        "{}",
+        done.stderr
+    );
+    assert!(!done.stderr.contains("qm set"), "{}", done.stderr);
+    let done = c.on("old", &["hook", "201", "pre-start"]).run().code(0);
+    assert!(!done.stderr.contains("refused"), "{}", done.stderr);
+    // And the other way: a KVM guest moves to the KVM node, the TCG one anywhere.
+    let v = c
+        .on("old", &["check", "201", "--mode", "start", "-o", "json"])
+        .run()
+        .code(0)
+        .json();
+    assert_eq!(v["allowed_nodes"], serde_json::json!(["pve1"]));
+}
+
+#[test]
+fn unparseable_cpu_value_is_an_input_error_naming_the_file_and_value() {
+    let mut c = cluster();
+    c.vm(150, "pve1", "name: typo\ncpu: x86-64-v3,flags=avx2\n");
+    let done = c.on("pve1", &["check", "150"]).run().code(2);
+    let file = c.pve().join("nodes/pve1/qemu-server/150.conf");
+    assert!(
+        done.stderr.contains(&format!(
+            "{}:2: cannot parse cpu 'x86-64-v3,flags=avx2': flag 'avx2' must start with '+' or '-'",
+            file.display()
+        )),
+        "{}",
+        done.stderr
+    );
+    assert!(done.stderr.contains("note: "), "{}", done.stderr);
+    c.on("pve1", &["why-not", "x86-64-v3,,"])
+        .run()
+        .code(2)
+        .stderr_has("cannot parse CPU 'x86-64-v3,,'");
+}
+
+#[test]
+fn cpuinfo_without_an_x86_vendor_is_unknown_not_a_level() {
+    let c = cluster();
+    let text = std::fs::read_to_string(util::cpuinfo("hwloc-xeon-gold-6230-cascadelake")).unwrap();
+    let no_vendor: String = text
+        .lines()
+        .filter(|l| !l.starts_with("vendor_id"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(c.path("cpuinfo-no-vendor"), no_vendor).unwrap();
+    c.on("pve1", &["why-not", "kvm64"])
+        .env("PVE_CPUGUARD_CPUINFO", c.path("cpuinfo-no-vendor"))
+        .run()
+        .code(3)
+        .stdout_has("no x86 CPU vendor");
+    c.on("pve1", &["inspect"])
+        .env("PVE_CPUGUARD_CPUINFO", c.path("cpuinfo-no-vendor"))
+        .run()
+        .code(3)
+        .stdout_has("Level:      unknown: /proc/cpuinfo names no x86 CPU vendor");
 }
 
 #[test]

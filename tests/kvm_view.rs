@@ -34,9 +34,17 @@ fn start(cpu: &str, cap: &Capability) -> Verdict {
 #[test]
 fn nested_kvm_without_sse3_refuses_kvm64_that_cpuinfo_accepts() {
     let info = info("pvm-epyc-cpuinfo");
+    // The machine runs KVM through kvm-pvm, without svm in /proc/cpuinfo:
+    // judged from /proc/cpuinfo alone it has no KVM (as with Proxmox VE's
+    // kernel, which has no such module); QEMU's answer proves it has.
     let by_cpuinfo = start("kvm64", &Capability::from_cpuinfo(&info));
-    assert_eq!(by_cpuinfo.outcome, Outcome::Compatible, "{by_cpuinfo:?}");
+    let codes: Vec<&str> = by_cpuinfo.reasons.iter().map(|r| r.code()).collect();
+    assert_eq!(codes, ["no-kvm"], "{by_cpuinfo:?}");
     assert_eq!(by_cpuinfo.checked_with, "from /proc/cpuinfo");
+    let mut with_svm = info.clone();
+    with_svm.flags.insert("svm".into());
+    let by_cpuinfo = start("kvm64", &Capability::from_cpuinfo(&with_svm));
+    assert_eq!(by_cpuinfo.outcome, Outcome::Compatible, "{by_cpuinfo:?}");
 
     let cap = Capability::from_kvm_view(&recorded(Accel::Kvm), Some(&info));
     assert_eq!(cap.view.as_str(), "qemu-kvm");
@@ -89,7 +97,9 @@ fn named_model_missing_flags_are_qemus_unavailable_features() {
 fn kvm_offering_what_cpuinfo_hides_is_explained() {
     // Edited copy: cx16 deleted from /proc/cpuinfo; the real KVM offers it.
     let info = info("pvm-epyc-cpuinfo-no-cx16");
-    let by_cpuinfo = start("kvm64", &Capability::from_cpuinfo(&info));
+    let mut with_svm = info.clone();
+    with_svm.flags.insert("svm".into());
+    let by_cpuinfo = start("kvm64", &Capability::from_cpuinfo(&with_svm));
     assert_eq!(by_cpuinfo.missing_flags(), ["cx16"]);
 
     let cap = Capability::from_kvm_view(&recorded(Accel::Kvm), Some(&info));

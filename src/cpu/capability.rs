@@ -160,6 +160,25 @@ fn spell(set: &BTreeSet<String>) -> String {
         .join(", ")
 }
 
+/// The KVM module a node runs guests with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvmModule {
+    /// `kvm_intel` (Intel VT-x; also Zhaoxin/Centaur).
+    Vmx,
+    /// `kvm_amd` (AMD-V; also Hygon).
+    Svm,
+}
+
+/// CPUID vendor strings of the x86 CPUs KVM runs on.
+const X86_VENDORS: &[&str] = &[
+    "GenuineIntel",
+    "AuthenticAMD",
+    "HygonGenuine",
+    "CentaurHauls",
+    "  Shanghai  ",
+    "Shanghai",
+];
+
 /// A node's CPU as far as guests are concerned.
 ///
 /// The feature set of a /proc/cpuinfo view is derived on first use: a
@@ -467,14 +486,72 @@ impl Capability {
             .collect()
     }
 
-    /// Intel or AMD virtualisation flag name, for `nested-virt`.
+    /// Intel or AMD virtualisation flag name, for `nested-virt`: the
+    /// flag of the node's KVM module, as qemu-server resolves it from the
+    /// host's /proc/cpuinfo (`CPUFlags.pm`: the first of `svm|vmx`), or by
+    /// vendor where a view has no /proc/cpuinfo.
     #[must_use]
     pub fn nested_flag(&self) -> Option<&'static str> {
-        match self.vendor.as_str() {
-            "GenuineIntel" => Some("vmx"),
-            "AuthenticAMD" | "HygonGenuine" => Some("svm"),
-            _ => None,
+        match self.kvm_module() {
+            Some(KvmModule::Vmx) => Some("vmx"),
+            Some(KvmModule::Svm) => Some("svm"),
+            None => match self.vendor.as_str() {
+                "GenuineIntel" => Some("vmx"),
+                "AuthenticAMD" | "HygonGenuine" => Some("svm"),
+                _ => None,
+            },
         }
+    }
+
+    /// Which KVM module the node runs guests with, `None` when it has no
+    /// usable KVM.
+    ///
+    /// From /proc/cpuinfo: Linux prints `vmx`/`svm` only when the CPU has
+    /// the extension and the firmware left it enabled (`arch/x86/kernel/cpu/
+    /// feat_ctl.c` clears VMX when `IA32_FEAT_CTL` locks it off), and
+    /// `kvm_intel`/`kvm_amd` refuse to load without it (`vmx.c`
+    /// `cpu_has_kvm_support`, `svm.c` `kvm_is_svm_supported`); qemu-server
+    /// then dies with "KVM virtualisation configured, but not available".
+    /// QEMU's answer under KVM proves KVM works; its module is then read
+    /// from the /proc/cpuinfo beside it, else from the vendor.
+    #[must_use]
+    pub fn kvm_module(&self) -> Option<KvmModule> {
+        let by_flags = |has: &dyn Fn(&str) -> bool| {
+            if has("vmx") {
+                Some(KvmModule::Vmx)
+            } else if has("svm") {
+                Some(KvmModule::Svm)
+            } else {
+                None
+            }
+        };
+        let by_vendor = || match self.vendor.as_str() {
+            "AuthenticAMD" | "HygonGenuine" => Some(KvmModule::Svm),
+            _ => Some(KvmModule::Vmx),
+        };
+        match &self.view {
+            View::QemuKvm(q) if q.accel != Accel::Tcg => q
+                .cpuinfo
+                .as_ref()
+                .and_then(|c| by_flags(&|f| c.present.contains(f)))
+                .or_else(by_vendor),
+            // QEMU answered under TCG: the /proc/cpuinfo beside it decides;
+            // without one nothing says KVM is missing.
+            View::QemuKvm(q) => match &q.cpuinfo {
+                Some(c) => by_flags(&|f| c.present.contains(f)),
+                None => by_vendor(),
+            },
+            View::Cpuinfo => by_flags(&|f| self.answer(f) == Some(true)),
+        }
+    }
+
+    /// Whether the vendor string is one of an x86 CPU that KVM runs on
+    /// (Linux `arch/x86/kernel/cpu/`: intel.c, amd.c, hygon.c, centaur.c,
+    /// zhaoxin.c). Anything else (`unknown`, a missing `vendor_id`) is not
+    /// a CPU pve-cpuguard can judge.
+    #[must_use]
+    pub fn x86_vendor(&self) -> bool {
+        X86_VENDORS.contains(&self.vendor.as_str())
     }
 }
 

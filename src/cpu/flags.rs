@@ -18,6 +18,14 @@
 //!   `bugs` line; `taa-no` is dropped when the host has no `rtm`.
 //! - QEMU `target/i386/cpu.c` / `kvm/kvm-cpu.c`: QEMU itself provides
 //!   mce/mca/mtrr/pat/ht/topoext and the paravirtual leaves 0x4000_00xx.
+//! - KVM's Intel and AMD modules decide some bits differently
+//!   (`vmx_set_cpu_caps`, `svm_set_cpu_caps`): `virt-ssbd`, `ssbd`,
+//!   `amd-ssbd`, `spec-ctrl`, `umip` and the AMD-only leaf 0x8000_0021 are
+//!   judged per module ([`HostTest::ByModule`]: `vmx` or `svm` in
+//!   /proc/cpuinfo says which).
+//! - Bits KVM copies from the host's ARCH_CAPABILITIES MSR only need the
+//!   host's `arch_capabilities` flag; where the kernel's `bugs` line cannot
+//!   settle them (`bhi-no`, `gds-no` with `gds`), the answer is unknown.
 //! - Kernel-hidden: `sep` and `syscall` are architectural on every CPU that
 //!   runs a 64-bit kernel (`lm`), but old 64-bit kernels and 32-bit kernels
 //!   do not print them; `la57` is not printed by kernels booted with 4-level
@@ -46,7 +54,6 @@ pub const KVM_PROVIDED: &[&str] = &[
     "topoext",
     "overflow-recov",
     "succor",
-    "lfence-always-serializing",
     "skip-l1dfl-vmentry",
     "pschange-mc-no",
 ];
@@ -56,8 +63,40 @@ pub const KVM_PROVIDED: &[&str] = &[
 /// ACPI, TM, PBE, DTES64, MONITOR, DS-CPL, SMX, EST, TM2, xTPR and DCA;
 /// Intel PT is only exposed in the non-default host-guest PT mode).
 pub const KVM_NOT_PASSED: &[&str] = &[
-    "acpi", "ds", "ds-cpl", "dtes64", "est", "tm", "tm2", "pbe", "smx", "xtpr", "dca", "monitor",
+    "acpi",
+    "ds",
+    "ds-cpl",
+    "dtes64",
+    "est",
+    "tm",
+    "tm2",
+    "pbe",
+    "smx",
+    "xtpr",
+    "dca",
+    "monitor",
     "intel-pt",
+    // Not in KVM's lists at all (`kvm_set_cpu_caps`, Linux 6.1 to 7.1): PSN,
+    // IA64, CNXT-ID; AMD's extapic, IBS, SKINIT, WDT, LWP, TCE, NodeId,
+    // PerfCtrNb; arch LBR, FRED, PKS, PCOMMIT, CORE_CAPABILITIES and split
+    // lock detection (no emulation).
+    "pn",
+    "ia64",
+    "cid",
+    "extapic",
+    "ibs",
+    "skinit",
+    "wdt",
+    "lwp",
+    "tce",
+    "nodeid-msr",
+    "perfctr-nb",
+    "arch-lbr",
+    "fred",
+    "pks",
+    "pcommit",
+    "core-capability",
+    "split-lock-detect",
 ];
 
 /// Features QEMU switches off for every named model under KVM
@@ -77,10 +116,13 @@ pub enum HostTest {
     /// Present when /proc/cpuinfo lists all of the first or any of the second.
     AllOrAny(&'static [&'static str], &'static [&'static str]),
     /// Present when the host's `bugs` line lacks every one of these bugs
-    /// (and, where given, has the Linux flag); unverifiable without a `bugs` line.
+    /// and /proc/cpuinfo lists every flag of `needs` (absent without them);
+    /// unverifiable without a `bugs` line. A host with one of the bugs lacks
+    /// the feature, unless `maybe_if_affected` (KVM may still report it).
     NotAffected {
         bugs: &'static [&'static str],
-        needs: Option<&'static str>,
+        needs: &'static [&'static str],
+        maybe_if_affected: bool,
     },
     /// The Linux flag, or architectural on 64-bit (`lm`) hosts.
     FlagOrLongMode(&'static str),
@@ -92,7 +134,84 @@ pub enum HostTest {
     Invisible,
     /// KVM never gives it to a guest.
     Never,
+    /// Present when /proc/cpuinfo lists any of `present`; unknown (not
+    /// "no") when it lists any of `maybe` (a flag the kernel prints for
+    /// several underlying bits, only some of which give the feature).
+    AnyOrMaybe {
+        present: &'static [&'static str],
+        maybe: &'static [&'static str],
+    },
+    /// Unknown when /proc/cpuinfo lists every one of these (the answer
+    /// depends on a bit Linux does not print), absent otherwise.
+    MaybeIfAll(&'static [&'static str]),
+    /// KVM's Intel (`vmx`) and AMD (`svm`) modules decide differently; a
+    /// host with neither runs no KVM guest, so the answer is unknown.
+    ByModule {
+        vmx: &'static HostTest,
+        svm: &'static HostTest,
+    },
 }
+
+// The rules below differ between KVM's two modules; each names the code
+// that decides it (Linux `arch/x86/kvm/cpuid.c` `kvm_set_cpu_caps`, `svm/svm.c`
+// `svm_set_cpu_caps`, `vmx/vmx.c` `vmx_set_cpu_caps`; 6.1, 6.12 and 6.19
+// agree unless said otherwise). What /proc/cpuinfo prints follows
+// `arch/x86/kernel/cpu/common.c` `init_speculation_control`: `ibrs`, `ibpb`,
+// `stibp` and `ssbd` are synthetic flags set from either vendor's bits;
+// the vendor bits themselves (`spec_ctrl`, `amd_ssbd`, ...) are not printed
+// since Linux 4.20 (RHEL 7 kernels print `spec_ctrl` and `intel_stibp`).
+
+/// `spec-ctrl` (CPUID.7.EDX[26]) on Intel: the host's bit, which Linux
+/// shows as `ibrs` plus `ibpb`.
+static SPEC_CTRL_VMX: HostTest = HostTest::AllOrAny(&["ibrs", "ibpb"], &["spec_ctrl"]);
+/// `spec-ctrl` on AMD: up to Linux 6.12 KVM sets it from `ibrs` and `ibpb`;
+/// since 6.13 only with AMD's IBPB_RET bit too, which Linux does not print
+/// but betrays: it sets the `ibpb_no_ret` bug for IBPB without IBPB_RET
+/// (`common.c` `cpu_set_bug_bits`). With that bug the answer depends on the
+/// kernel version, which /proc/cpuinfo does not give.
+static SPEC_CTRL_SVM: HostTest = HostTest::NotAffected {
+    bugs: &["ibpb_no_ret"],
+    needs: &["ibrs", "ibpb"],
+    maybe_if_affected: true,
+};
+/// `ssbd` (CPUID.7.EDX[31]) and `amd-ssbd` (CPUID.8000_0008.EBX[24]) on
+/// Intel: set from SPEC_CTRL_SSBD, which Linux shows as `ssbd`.
+static SSBD_VMX: HostTest = HostTest::Any(&["ssbd", "amd_ssbd", "spec_ctrl_ssbd"]);
+/// The same on AMD: set from AMD_SSBD, which new kernels do not print; Linux
+/// also shows `ssbd` for the LS_CFG method of family 15h-17h CPUs
+/// (`amd.c` `bsp_init_amd`), which gives neither bit, so `ssbd` alone
+/// cannot tell.
+static SSBD_SVM: HostTest = HostTest::AnyOrMaybe {
+    present: &["amd_ssbd", "spec_ctrl_ssbd"],
+    maybe: &["ssbd"],
+};
+/// `virt-ssbd` (CPUID.8000_0008.EBX[25]) on Intel: only the host's own bit
+/// (a host that is itself a guest of a hypervisor offering it).
+static VIRT_SSBD_VMX: HostTest = HostTest::Any(&["virt_ssbd"]);
+/// On AMD, `svm_set_cpu_caps` offers it whenever the host has LS_CFG_SSBD or
+/// AMD_SSBD, and Linux prints `ssbd` for both.
+static VIRT_SSBD_SVM: HostTest = HostTest::Any(&["virt_ssbd", "ssbd", "amd_ssbd"]);
+/// `umip` on Intel: `vmx_set_cpu_caps` sets it when VMX can emulate it
+/// (`vmx_umip_emulated`: descriptor-table exiting, on every VT-x CPU with
+/// unrestricted guest), whatever the host has.
+static UMIP_VMX: HostTest = HostTest::Provided;
+/// `umip` on AMD: the host's bit.
+static UMIP_SVM: HostTest = HostTest::Flag("umip");
+static NEVER: HostTest = HostTest::Never;
+static PROVIDED: HostTest = HostTest::Provided;
+/// `null-sel-clr-base` on AMD: the host's bit, or set when the kernel found
+/// no `null_seg` bug (`cpuid.c`; the bug is only computed for AMD/Hygon).
+static NO_NULL_SEG: HostTest = HostTest::NotAffected {
+    bugs: &["null_seg"],
+    needs: &[],
+    maybe_if_affected: false,
+};
+/// `auto-ibrs` on AMD: the host's bit, hidden by Linux; `ibrs_enhanced` is
+/// set from it (`common.c`) unless SEV-SNP is on.
+static AUTO_IBRS_SVM: HostTest = HostTest::AnyOrMaybe {
+    present: &["ibrs_enhanced"],
+    maybe: &["sev_snp"],
+};
 
 /// The rule for one canonical QEMU feature name.
 #[must_use]
@@ -107,67 +226,133 @@ pub fn host_test(feature: &str) -> HostTest {
         // Intel CPUID.7.EDX spectre bits and AMD 8000_0008.EBX bits, from the
         // kernel's synthetic flags (KVM sets both vendors' bits from them).
         // RHEL 7-era kernels print `spec_ctrl` and `intel_stibp` instead.
-        "spec-ctrl" => return HostTest::AllOrAny(&["ibrs", "ibpb"], &["spec_ctrl"]),
+        "spec-ctrl" => {
+            return HostTest::ByModule {
+                vmx: &SPEC_CTRL_VMX,
+                svm: &SPEC_CTRL_SVM,
+            }
+        }
+        // AMD's IBRS/IBPB bits (CPUID.8000_0008.EBX[14]/[12]) and both
+        // vendors' STIBP bits: KVM sets them from the synthetic flags on
+        // either vendor.
         "ibrs" => return HostTest::Any(&["ibrs", "spec_ctrl"]),
         "ibpb" => return HostTest::Any(&["ibpb", "spec_ctrl"]),
         "stibp" | "amd-stibp" => return HostTest::Any(&["stibp", "intel_stibp"]),
-        "ssbd" | "amd-ssbd" => return HostTest::Any(&["ssbd", "amd_ssbd", "spec_ctrl_ssbd"]),
-        "virt-ssbd" => return HostTest::Any(&["virt_ssbd", "amd_ssbd"]),
-        "ibrs-all" => return HostTest::All(&["ibrs_enhanced"]),
+        "ssbd" | "amd-ssbd" => {
+            return HostTest::ByModule {
+                vmx: &SSBD_VMX,
+                svm: &SSBD_SVM,
+            }
+        }
+        "virt-ssbd" => {
+            return HostTest::ByModule {
+                vmx: &VIRT_SSBD_VMX,
+                svm: &VIRT_SSBD_SVM,
+            }
+        }
+        "umip" => {
+            return HostTest::ByModule {
+                vmx: &UMIP_VMX,
+                svm: &UMIP_SVM,
+            }
+        }
+        // IA32_ARCH_CAPABILITIES bits KVM copies from the host's MSR only
+        // (Linux `arch/x86/kvm/x86.c` `kvm_get_arch_capabilities`), which it
+        // reads only when the host has `arch_capabilities`. `ibrs_enhanced`
+        // also stands for AMD's AutoIBRS (`common.c`), which is no MSR bit.
+        "ibrs-all" => return HostTest::All(&["ibrs_enhanced", "arch_capabilities"]),
         "amd-no-ssb" | "ssb-no" => {
             return HostTest::NotAffected {
                 bugs: &["spec_store_bypass"],
-                needs: None,
+                needs: &[],
+                maybe_if_affected: false,
             }
         }
         "rdctl-no" => {
             return HostTest::NotAffected {
                 bugs: &["cpu_meltdown"],
-                needs: None,
+                needs: &[],
+                maybe_if_affected: false,
             }
         }
         "mds-no" => {
             return HostTest::NotAffected {
                 bugs: &["mds"],
-                needs: None,
+                needs: &[],
+                maybe_if_affected: false,
             }
         }
         "taa-no" => {
             return HostTest::NotAffected {
                 bugs: &["taa"],
-                needs: Some("rtm"),
+                needs: &["rtm"],
+                maybe_if_affected: false,
             }
         }
+        // The kernel sets `mmio_stale_data` for listed CPUs lacking the
+        // three bits (`common.c` `arch_cap_mmio_immune`).
         "sbdr-ssdp-no" | "fbsdp-no" | "psdp-no" => {
             return HostTest::NotAffected {
                 bugs: &["mmio_stale_data", "mmio_unknown"],
-                needs: None,
+                needs: &["arch_capabilities"],
+                maybe_if_affected: false,
             }
         }
+        // KVM reports GDS_NO also for an affected host whose microcode
+        // mitigation is on (`gds_ucode_mitigated`), which only sysfs shows.
         "gds-no" => {
             return HostTest::NotAffected {
                 bugs: &["gds"],
-                needs: None,
+                needs: &[],
+                maybe_if_affected: true,
             }
         }
         "rfds-no" => {
             return HostTest::NotAffected {
                 bugs: &["rfds"],
-                needs: None,
+                needs: &[],
+                maybe_if_affected: false,
             }
         }
-        "bhi-no" => {
-            return HostTest::NotAffected {
-                bugs: &["bhi"],
-                needs: None,
-            }
-        }
+        // The kernel sets `bhi` whatever BHI_NO says (`common.c`
+        // `cpu_set_bug_bits`): only the MSR knows.
+        "bhi-no" => return HostTest::MaybeIfAll(&["arch_capabilities"]),
+        // `eibrs_pbrsb` is set only for eIBRS CPUs lacking PBRSB_NO.
         "pbrsb-no" => {
             return HostTest::NotAffected {
                 bugs: &["eibrs_pbrsb"],
-                needs: None,
+                needs: &["arch_capabilities", "ibrs_enhanced"],
+                maybe_if_affected: false,
             }
         }
+        // `cpuid.c`: PKU only with the host's OSPKE (and TDP).
+        "pku" => return HostTest::All(&["pku", "ospke"]),
+        // `cpuid.c` case 0x80000007: invariant TSC from `x86_power`, which
+        // Linux shows as both `constant_tsc` and `nonstop_tsc`.
+        "invtsc" => return HostTest::All(&["constant_tsc", "nonstop_tsc"]),
+        // Leaf 0x8000_0021, which KVM exposes only to AMD-style extended
+        // leaves (`__do_cpuid_func` case 0x80000000), i.e. never on Intel.
+        "lfence-always-serializing" => {
+            return HostTest::ByModule {
+                vmx: &NEVER,
+                svm: &PROVIDED,
+            }
+        }
+        "null-sel-clr-base" => {
+            return HostTest::ByModule {
+                vmx: &NEVER,
+                svm: &NO_NULL_SEG,
+            }
+        }
+        "auto-ibrs" => {
+            return HostTest::ByModule {
+                vmx: &NEVER,
+                svm: &AUTO_IBRS_SVM,
+            }
+        }
+        // KVM's paravirtual leaf never has MMU_OP; MSI extended destination
+        // IDs need a split irqchip, which Proxmox VE does not use.
+        "kvm-mmu" | "kvm-msi-ext-dest-id" => return HostTest::Never,
         _ => {}
     }
     let idx = cpudata::index();
@@ -275,13 +460,46 @@ fn evaluate(
             Some(all.iter().all(|f| has(f)) || any.iter().any(|f| has(f)))
         }
         HostTest::Never => Some(false),
-        HostTest::NotAffected { bugs, needs } => {
-            host_bug.map(|bug| bugs.iter().all(|b| !bug(b)) && needs.is_none_or(has))
+        HostTest::NotAffected {
+            bugs,
+            needs,
+            maybe_if_affected,
+        } => {
+            if !needs.iter().all(|f| has(f)) {
+                return Some(false);
+            }
+            let bug = host_bug?;
+            if bugs.iter().all(|b| !bug(b)) {
+                Some(true)
+            } else if *maybe_if_affected {
+                None
+            } else {
+                Some(false)
+            }
         }
         HostTest::FlagOrLongMode(l) => Some(has(l) || has("lm")),
         HostTest::FlagOrHidden(l) => has(l).then_some(true),
         HostTest::Flag(l) => Some(has(l)),
         HostTest::Invisible => None,
+        HostTest::AnyOrMaybe { present, maybe } => {
+            if present.iter().any(|f| has(f)) {
+                Some(true)
+            } else if maybe.iter().any(|f| has(f)) {
+                None
+            } else {
+                Some(false)
+            }
+        }
+        HostTest::MaybeIfAll(flags) => (!flags.iter().all(|f| has(f))).then_some(false),
+        HostTest::ByModule { vmx, svm } => {
+            if has("vmx") {
+                evaluate(vmx, has, host_bug)
+            } else if has("svm") {
+                evaluate(svm, has, host_bug)
+            } else {
+                None
+            }
+        }
     }
 }
 
@@ -298,6 +516,91 @@ pub fn linux_name(feature: &str) -> Option<&'static str> {
     idx.feature
         .get(feature)
         .and_then(|&i| idx.data.features[i].linux)
+}
+
+/// What one entry of a VM's `flags=` list asks of the node.
+///
+/// qemu-server `CPUFlags.pm` (`@supported_cpu_flags`) allows `nested-virt,
+/// md-clear, pcid, spec-ctrl, ssbd, ibpb, virt-ssbd, amd-ssbd, amd-no-ssb,
+/// pdpe1gb, hv-tlbflush, hv-evmcs, aes` in a VM's `cpu:`; custom models may
+/// name any QEMU feature. Only some of them are CPUID bits of the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VmFlag {
+    /// A guest CPUID feature (canonical QEMU name), judged with [`host_test`].
+    Feature(&'static str),
+    /// Proxmox's `nested-virt`: `vmx` or `svm`, whichever the starting
+    /// host's /proc/cpuinfo lists (qemu-server `CPUFlags.pm`).
+    NestedVirt,
+    /// A Hyper-V enlightenment: QEMU and KVM implement it in software
+    /// (QEMU `target/i386/kvm/kvm.c`, `kvm_hyperv_properties`), so it needs
+    /// no host CPUID bit, only what [`Enlightenment`] says.
+    HyperV(Enlightenment),
+}
+
+/// What a Hyper-V enlightenment needs of the host's KVM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enlightenment {
+    /// Provided by KVM on Intel and AMD alike.
+    Any,
+    /// `hv-evmcs`: QEMU enables `KVM_CAP_HYPERV_ENLIGHTENED_VMCS`, which only
+    /// the Intel VMX module implements (Linux `arch/x86/kvm/x86.c`,
+    /// `kvm_vcpu_ioctl_enable_cap`: `nested_ops->enable_evmcs`, set in
+    /// `vmx/nested.c` `vmx_nested_ops`, absent from SVM's); QEMU refuses to
+    /// start elsewhere ("Hyper-V enlightened VMCS is not supported by kernel").
+    IntelVmx,
+}
+
+/// QEMU's Hyper-V enlightenment switches (`kvm_hyperv_properties` and the
+/// `hv-*` properties of `x86_cpu_properties`, QEMU `target/i386/cpu.c`),
+/// without the `hv-` prefix.
+const HYPERV: &[&str] = &[
+    "relaxed",
+    "vapic",
+    "time",
+    "crash",
+    "reset",
+    "vpindex",
+    "runtime",
+    "synic",
+    "stimer",
+    "stimer-direct",
+    "frequencies",
+    "reenlightenment",
+    "tlbflush",
+    "tlbflush-ext",
+    "tlbflush-direct",
+    "evmcs",
+    "ipi",
+    "avic",
+    "apicv",
+    "emsr-bitmap",
+    "xmm-input",
+    "syndbg",
+    "passthrough",
+    "enforce-cpuid",
+];
+
+/// Classifies one `flags=` name (any spelling QEMU accepts); `None` for a
+/// name QEMU does not know.
+#[must_use]
+pub fn vm_flag(name: &str) -> Option<VmFlag> {
+    if name == "nested-virt" {
+        return Some(VmFlag::NestedVirt);
+    }
+    if let Some(hv) = name
+        .strip_prefix("hv-")
+        .or_else(|| name.strip_prefix("hv_"))
+    {
+        let hv = hv.replace('_', "-");
+        return HYPERV
+            .contains(&hv.as_str())
+            .then_some(VmFlag::HyperV(if hv == "evmcs" {
+                Enlightenment::IntelVmx
+            } else {
+                Enlightenment::Any
+            }));
+    }
+    canonical(name).map(VmFlag::Feature)
 }
 
 #[cfg(test)]
@@ -352,7 +655,7 @@ mod tests {
 
     #[test]
     fn spectre_bits_follow_the_synthetic_flags() {
-        let f = host_features(&info("ibrs ibpb stibp ssbd", None));
+        let f = host_features(&info("vmx ibrs ibpb stibp ssbd", None));
         for name in [
             "spec-ctrl",
             "stibp",
@@ -363,7 +666,7 @@ mod tests {
         ] {
             assert!(f.present.contains(name), "{name}");
         }
-        let f = host_features(&info("ibrs", None));
+        let f = host_features(&info("vmx ibrs", None));
         assert!(!f.present.contains("spec-ctrl"));
     }
 
@@ -385,7 +688,7 @@ mod tests {
 
     #[test]
     fn rhel7_spectre_names_count() {
-        let f = host_features(&info("spec_ctrl intel_stibp", None));
+        let f = host_features(&info("vmx spec_ctrl intel_stibp", None));
         for name in ["spec-ctrl", "stibp", "ibpb", "ibrs"] {
             assert!(f.present.contains(name), "{name}");
         }
@@ -399,6 +702,355 @@ mod tests {
             assert!(!f.unverifiable.contains(name), "{name}");
         }
         assert!(f.present.contains("vmx"), "nested VMX is passed through");
+    }
+
+    /// One row per rule class of KVM's two modules: (name, cpuinfo flags,
+    /// feature, expected answer).
+    /// The one-feature answer, which must agree with the whole set.
+    fn host_answer_of(flags: &str, bugs: Option<&str>, feature: &str) -> Option<bool> {
+        let i = info(flags, bugs);
+        let b = i.bugs.clone();
+        host_answer(
+            feature,
+            |f| i.flags.contains(f),
+            b.as_ref().map(|b| move |x: &str| b.contains(x)),
+        )
+    }
+
+    #[test]
+    fn kvm_module_rules() {
+        let rows: &[(&str, &str, &str, Option<bool>)] = &[
+            // svm.c svm_set_cpu_caps: LS_CFG_SSBD or AMD_SSBD, both shown as ssbd.
+            (
+                "virt_ssbd_on_amd_with_ssbd",
+                "svm ssbd",
+                "virt-ssbd",
+                Some(true),
+            ),
+            (
+                "virt_ssbd_on_amd_with_amd_ssbd",
+                "svm amd_ssbd",
+                "virt-ssbd",
+                Some(true),
+            ),
+            (
+                "virt_ssbd_on_amd_without_ssbd",
+                "svm ibpb",
+                "virt-ssbd",
+                Some(false),
+            ),
+            (
+                "virt_ssbd_on_intel_with_ssbd",
+                "vmx ssbd",
+                "virt-ssbd",
+                Some(false),
+            ),
+            (
+                "virt_ssbd_on_intel_guest_with_virt_ssbd",
+                "vmx virt_ssbd",
+                "virt-ssbd",
+                Some(true),
+            ),
+            // cpuid.c: AMD_SSBD from SPEC_CTRL_SSBD (Intel's, shown as ssbd).
+            (
+                "amd_ssbd_on_intel_with_ssbd",
+                "vmx ssbd",
+                "amd-ssbd",
+                Some(true),
+            ),
+            ("ssbd_on_intel_with_ssbd", "vmx ssbd", "ssbd", Some(true)),
+            // AMD: ssbd may be the LS_CFG method (Zen 1), which gives neither.
+            (
+                "amd_ssbd_on_amd_with_only_ssbd_is_unknown",
+                "svm ssbd",
+                "amd-ssbd",
+                None,
+            ),
+            (
+                "amd_ssbd_on_old_kernel_printing_amd_ssbd",
+                "svm ssbd amd_ssbd",
+                "amd-ssbd",
+                Some(true),
+            ),
+            (
+                "amd_ssbd_on_amd_without_ssbd",
+                "svm",
+                "amd-ssbd",
+                Some(false),
+            ),
+            // cpuid.c: SPEC_CTRL on AMD needs AMD_IBPB_RET since Linux 6.13.
+            (
+                "spec_ctrl_on_intel_with_ibrs_ibpb",
+                "vmx ibrs ibpb",
+                "spec-ctrl",
+                Some(true),
+            ),
+            (
+                "spec_ctrl_on_amd_with_ibpb_ret",
+                "svm ibrs ibpb",
+                "spec-ctrl",
+                Some(true),
+            ),
+            (
+                "spec_ctrl_on_amd_without_ibrs",
+                "svm ibpb",
+                "spec-ctrl",
+                Some(false),
+            ),
+            // cpuid.c: AMD's ibpb/ibrs/stibp bits from the synthetic flags, any vendor.
+            (
+                "ibpb_on_intel_from_synthetic_flag",
+                "vmx ibpb",
+                "ibpb",
+                Some(true),
+            ),
+            (
+                "amd_stibp_on_intel_from_stibp",
+                "vmx stibp",
+                "amd-stibp",
+                Some(true),
+            ),
+            ("stibp_on_amd_from_stibp", "svm stibp", "stibp", Some(true)),
+            // vmx.c vmx_set_cpu_caps: UMIP emulated on Intel.
+            ("umip_on_intel_without_umip", "vmx", "umip", Some(true)),
+            ("umip_on_amd_without_umip", "svm", "umip", Some(false)),
+            ("umip_on_amd_with_umip", "svm umip", "umip", Some(true)),
+            // No KVM module: the module-dependent rules cannot answer.
+            ("virt_ssbd_on_a_host_without_kvm", "ssbd", "virt-ssbd", None),
+        ];
+        for (name, flags, feature, expected) in rows {
+            assert_eq!(
+                host_answer_of(flags, Some(""), feature),
+                *expected,
+                "{name}"
+            );
+            let f = host_features(&info(flags, Some("")));
+            let got = if f.present.contains(*feature) {
+                Some(true)
+            } else if f.unverifiable.contains(*feature) {
+                None
+            } else {
+                Some(false)
+            };
+            assert_eq!(got, *expected, "{name}");
+        }
+    }
+
+    /// (name, cpuinfo flags, bugs line, feature, expected answer).
+    type MsrRow = (
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+        &'static str,
+        Option<bool>,
+    );
+
+    /// IA32_ARCH_CAPABILITIES and other bits KVM takes from the host's MSR
+    /// or bugs (x86.c `kvm_get_arch_capabilities`): (name, flags, bugs,
+    /// feature, expected).
+    #[test]
+    fn msr_and_bug_rules() {
+        let rows: &[MsrRow] = &[
+            (
+                "ibrs_all_on_intel_with_eibrs",
+                "vmx arch_capabilities ibrs_enhanced",
+                Some(""),
+                "ibrs-all",
+                Some(true),
+            ),
+            (
+                "ibrs_all_on_amd_autoibrs_is_absent",
+                "svm ibrs_enhanced",
+                Some(""),
+                "ibrs-all",
+                Some(false),
+            ),
+            (
+                "pbrsb_no_on_eibrs_intel_without_the_bug",
+                "vmx arch_capabilities ibrs_enhanced",
+                Some(""),
+                "pbrsb-no",
+                Some(true),
+            ),
+            (
+                "pbrsb_no_on_amd_is_absent",
+                "svm",
+                Some(""),
+                "pbrsb-no",
+                Some(false),
+            ),
+            (
+                "gds_no_with_gds_bug_is_unknown",
+                "vmx arch_capabilities",
+                Some("gds"),
+                "gds-no",
+                None,
+            ),
+            (
+                "gds_no_without_gds_bug",
+                "vmx arch_capabilities",
+                Some("spectre_v1"),
+                "gds-no",
+                Some(true),
+            ),
+            (
+                "bhi_no_with_arch_capabilities_is_unknown",
+                "vmx arch_capabilities",
+                Some("bhi"),
+                "bhi-no",
+                None,
+            ),
+            (
+                "bhi_no_without_arch_capabilities_is_absent",
+                "svm",
+                Some(""),
+                "bhi-no",
+                Some(false),
+            ),
+            (
+                "mmio_bits_on_amd_are_absent",
+                "svm",
+                Some(""),
+                "fbsdp-no",
+                Some(false),
+            ),
+            (
+                "mmio_bits_on_immune_intel",
+                "vmx arch_capabilities",
+                Some(""),
+                "fbsdp-no",
+                Some(true),
+            ),
+            (
+                "taa_no_without_rtm_is_absent_even_without_bugs",
+                "vmx",
+                None,
+                "taa-no",
+                Some(false),
+            ),
+            ("pku_needs_ospke", "vmx pku", Some(""), "pku", Some(false)),
+            (
+                "pku_with_ospke",
+                "vmx pku ospke",
+                Some(""),
+                "pku",
+                Some(true),
+            ),
+            (
+                "invtsc_from_constant_and_nonstop_tsc",
+                "vmx constant_tsc nonstop_tsc",
+                Some(""),
+                "invtsc",
+                Some(true),
+            ),
+            (
+                "lfence_serializing_never_on_intel",
+                "vmx",
+                Some(""),
+                "lfence-always-serializing",
+                Some(false),
+            ),
+            (
+                "lfence_serializing_on_amd",
+                "svm",
+                Some(""),
+                "lfence-always-serializing",
+                Some(true),
+            ),
+            (
+                "null_sel_clr_base_on_amd_without_null_seg",
+                "svm",
+                Some(""),
+                "null-sel-clr-base",
+                Some(true),
+            ),
+            (
+                "null_sel_clr_base_on_amd_with_null_seg",
+                "svm",
+                Some("null_seg"),
+                "null-sel-clr-base",
+                Some(false),
+            ),
+            (
+                "auto_ibrs_on_amd_with_ibrs_enhanced",
+                "svm ibrs_enhanced",
+                Some(""),
+                "auto-ibrs",
+                Some(true),
+            ),
+            (
+                "never_offered_core_capability",
+                "vmx",
+                Some(""),
+                "core-capability",
+                Some(false),
+            ),
+            (
+                "never_offered_kvm_mmu",
+                "vmx",
+                Some(""),
+                "kvm-mmu",
+                Some(false),
+            ),
+            (
+                "spec_ctrl_on_amd_without_ibpb_ret_depends_on_the_kernel",
+                "svm ibrs ibpb",
+                Some("ibpb_no_ret"),
+                "spec-ctrl",
+                None,
+            ),
+            (
+                "spec_ctrl_on_amd_without_bugs_line_is_unknown",
+                "svm ibrs ibpb",
+                None,
+                "spec-ctrl",
+                None,
+            ),
+        ];
+        for (name, flags, bugs, feature, expected) in rows {
+            let f = host_features(&info(flags, *bugs));
+            let got = if f.present.contains(*feature) {
+                Some(true)
+            } else if f.unverifiable.contains(*feature) {
+                None
+            } else {
+                Some(false)
+            };
+            assert_eq!(got, *expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn every_flag_proxmox_allows_in_a_vm_is_known() {
+        // qemu-server CPUFlags.pm, the VM-level list (PVE 9.2).
+        for name in [
+            "nested-virt",
+            "md-clear",
+            "pcid",
+            "spec-ctrl",
+            "ssbd",
+            "ibpb",
+            "virt-ssbd",
+            "amd-ssbd",
+            "amd-no-ssb",
+            "pdpe1gb",
+            "hv-tlbflush",
+            "hv-evmcs",
+            "aes",
+        ] {
+            assert!(vm_flag(name).is_some(), "{name}");
+        }
+        assert_eq!(
+            vm_flag("hv-tlbflush"),
+            Some(VmFlag::HyperV(Enlightenment::Any))
+        );
+        assert_eq!(
+            vm_flag("hv_evmcs"),
+            Some(VmFlag::HyperV(Enlightenment::IntelVmx))
+        );
+        assert_eq!(vm_flag("sse4_2"), Some(VmFlag::Feature("sse4.2")));
+        assert_eq!(vm_flag("hv-no-such"), None);
+        assert_eq!(vm_flag("no-such-flag"), None);
     }
 
     #[test]

@@ -35,17 +35,114 @@ static RUNGS: Lazy<Vec<Requirement>> = Lazy::new(|| {
 pub struct Level {
     /// Highest rung whose every flag the node has (`kvm64` at the floor).
     pub name: &'static str,
-    /// `false` when even `kvm64` is not fully supported (then `missing` says why).
+    /// `false` when even `kvm64` is not fully supported (then `floor` says why).
     pub floor_met: bool,
+    /// Where the node stands against the floor; anything but
+    /// [`Floor::Met`] means `name` is no level the node can run.
+    pub floor: Floor,
     /// The next rung and the flags it lacks, if there is a next rung.
     pub next: Option<(&'static str, Vec<String>)>,
 }
 
+/// Where a node stands against the ladder's floor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Floor {
+    /// `kvm64` starts there: the node is on the ladder.
+    Met,
+    /// Not even `kvm64` starts: the node lacks these flags.
+    Missing(Vec<String>),
+    /// No usable KVM (/proc/cpuinfo lists neither `vmx` nor `svm`): no KVM
+    /// guest starts there, only `kvm: 0` (TCG) ones.
+    NoKvm,
+    /// /proc/cpuinfo names no x86 vendor: the node cannot be judged.
+    UnknownVendor(String),
+}
+
+impl Floor {
+    /// Whether the node is on the ladder.
+    #[must_use]
+    pub fn is_met(&self) -> bool {
+        *self == Floor::Met
+    }
+
+    /// Stable identifier for JSON.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Floor::Met => "met",
+            Floor::Missing(_) => "below-floor",
+            Floor::NoKvm => "no-kvm",
+            Floor::UnknownVendor(_) => "unknown-vendor",
+        }
+    }
+}
+
+impl std::fmt::Display for Floor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Floor::Met => f.write_str("kvm64 starts here"),
+            Floor::Missing(flags) => write!(
+                f,
+                "below the floor: not even kvm64 starts here (missing flags: {})",
+                flags.join(", ")
+            ),
+            Floor::NoKvm => f.write_str(
+                "below the floor: no usable KVM (/proc/cpuinfo lists neither vmx nor svm), so no KVM guest starts here",
+            ),
+            Floor::UnknownVendor(v) => write!(
+                f,
+                "unknown: /proc/cpuinfo names no x86 CPU vendor (vendor_id '{v}')"
+            ),
+        }
+    }
+}
+
+/// The node's place against the floor, without judging the upper rungs.
+#[must_use]
+pub fn floor(cap: &Capability) -> Floor {
+    if !cap.x86_vendor() {
+        return Floor::UnknownVendor(cap.vendor.clone());
+    }
+    if cap.kvm_module().is_none() {
+        return Floor::NoKvm;
+    }
+    let v = verdict::judge(&RUNGS[0], cap, Mode::Start);
+    if v.outcome == Outcome::Incompatible {
+        Floor::Missing(v.missing_flags())
+    } else {
+        Floor::Met
+    }
+}
+
+/// Whether the node is below the floor (no KVM, or not even `kvm64`), or
+/// cannot be judged; `None` when it is on the ladder.
+#[must_use]
+pub fn below_floor(cap: &Capability) -> Option<Floor> {
+    Some(floor(cap)).filter(|f| !f.is_met())
+}
+
 /// Computes the level of one node: the highest rung it can run. The rungs
 /// are not strictly nested (`kvm64` needs `vme`, the `qemu64`-based
-/// x86-64-vN types do not), so every rung is judged.
+/// x86-64-vN types do not), so every rung is judged. A node without KVM or
+/// without an x86 vendor runs no rung: it gets the floor's name with
+/// `floor` saying why, and no next rung.
 #[must_use]
 pub fn of(cap: &Capability) -> Level {
+    let off_ladder = if !cap.x86_vendor() {
+        Some(Floor::UnknownVendor(cap.vendor.clone()))
+    } else if cap.kvm_module().is_none() {
+        Some(Floor::NoKvm)
+    } else {
+        None
+    };
+    if let Some(floor) = off_ladder {
+        return Level {
+            name: LADDER[0],
+            floor_met: false,
+            floor,
+            next: None,
+        };
+    }
     let missing: Vec<Option<Vec<String>>> = RUNGS
         .iter()
         .map(|req| {
@@ -58,6 +155,10 @@ pub fn of(cap: &Capability) -> Level {
     Level {
         name: LADDER[best.unwrap_or(0)],
         floor_met: missing[0].is_none(),
+        floor: match &missing[0] {
+            None => Floor::Met,
+            Some(flags) => Floor::Missing(flags.clone()),
+        },
         next: LADDER
             .get(next_index)
             .map(|rung| (*rung, missing[next_index].clone().unwrap_or_default())),

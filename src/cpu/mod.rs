@@ -10,10 +10,13 @@ pub mod cpuconf;
 pub mod cpudata;
 pub mod cpuinfo;
 pub mod custom_models;
+pub mod fix;
 pub mod flags;
 pub mod kvm_view;
 pub mod level;
 pub mod models;
 pub mod requirement;
 pub mod verdict;
+#[cfg(test)]
+mod verdict_tests;
 pub mod word_list;

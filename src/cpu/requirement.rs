@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use crate::cpu::cpuconf::{self, FlagChange, PhysBits};
 use crate::cpu::custom_models::CustomModels;
-use crate::cpu::flags;
+use crate::cpu::flags::{self, VmFlag};
 use crate::cpu::models::{self, BaseType};
 use crate::pve::vmconf::VmConfig;
 
@@ -43,10 +43,19 @@ pub struct Requirement {
     pub features: BTreeSet<String>,
     /// `phys-bits`.
     pub phys_bits: Option<PhysBits>,
+    /// `guest-phys-bits`.
+    pub guest_phys_bits: Option<u32>,
     /// `+nested-virt`: vmx or svm from the starting host.
     pub nested_virt: bool,
     /// Guest memory on 1 GiB huge pages.
     pub hugepages_1g: bool,
+    /// Hyper-V enlightenments the VM asks for in `flags=` (`hv-tlbflush`,
+    /// `hv-evmcs`, …), spelled `hv-NAME`: no host CPUID bit, see
+    /// [`flags::Enlightenment`] for what they need.
+    pub hyperv: BTreeSet<String>,
+    /// Runs under KVM (`kvm: 1`, Proxmox's default); `false` is TCG, QEMU's
+    /// emulator, which needs nothing of the host CPU.
+    pub kvm: bool,
     /// Why the requirement cannot be determined, if it cannot.
     pub unknown: Option<String>,
 }
@@ -60,8 +69,11 @@ impl Requirement {
             base: Base::Max,
             features: BTreeSet::new(),
             phys_bits: None,
+            guest_phys_bits: None,
             nested_virt: false,
             hugepages_1g: false,
+            hyperv: BTreeSet::new(),
+            kvm: true,
             unknown: Some(reason),
         }
     }
@@ -85,7 +97,11 @@ pub fn from_cpu_value(value: &str, custom: &CustomModels) -> Requirement {
 /// Resolves a whole VM config.
 #[must_use]
 pub fn from_vm(vm: &VmConfig, custom: &CustomModels) -> Requirement {
-    let value = vm.cpu.as_deref().unwrap_or("kvm64");
+    // qemu-server `get_cpu_options`: `my $cputype = $kvm ? "kvm64" : "qemu64"`.
+    let value = vm
+        .cpu
+        .as_deref()
+        .unwrap_or(if vm.kvm() { "kvm64" } else { "qemu64" });
     let arch = vm.arch.as_deref().unwrap_or("x86_64");
     let mut req = if arch != "x86_64" {
         Requirement::unknown(
@@ -108,6 +124,7 @@ pub fn from_vm(vm: &VmConfig, custom: &CustomModels) -> Requirement {
     };
     req.running_cpu.clone_from(&vm.runningcpu);
     req.hugepages_1g = vm.hugepages_1g();
+    req.kvm = vm.kvm();
     req
 }
 
@@ -135,6 +152,8 @@ pub fn from_qemu_cpu_arg(arg: &str) -> Requirement {
         Err(e) => return Requirement::unknown(arg, e.0),
     };
     let mut phys_bits = None;
+    let mut guest_phys_bits = None;
+    let mut hyperv = BTreeSet::new();
     for part in parts.filter(|p| !p.is_empty()) {
         let (name, on) = match part.split_once('=') {
             Some(("vendor", v)) => {
@@ -145,6 +164,10 @@ pub fn from_qemu_cpu_arg(arg: &str) -> Requirement {
             }
             Some(("phys-bits", v)) => {
                 phys_bits = v.parse().ok().map(PhysBits::Bits);
+                continue;
+            }
+            Some(("guest-phys-bits", v)) => {
+                guest_phys_bits = v.parse().ok();
                 continue;
             }
             Some(("host-phys-bits", v)) => {
@@ -165,16 +188,15 @@ pub fn from_qemu_cpu_arg(arg: &str) -> Requirement {
                 _ => (part, true),
             },
         };
-        match flags::canonical(name) {
-            Some(f) if on => {
-                features.insert(f.to_string());
-            }
-            Some(f) => {
-                features.remove(f);
-            }
-            // Hyper-V enlightenments are QEMU's own, not the host CPU's.
-            None if name.starts_with("hv_") || name.starts_with("hv-") => {}
-            None => {
+        match flags::vm_flag(name) {
+            Some(VmFlag::Feature(f)) => apply(&mut features, f, on),
+            Some(VmFlag::HyperV(_)) => apply(&mut hyperv, &hyperv_name(name), on),
+            // The running QEMU accepted this `-cpu`, so a name the table
+            // does not know is a newer QEMU's (qemu-server 9.2 writes
+            // `-cet-ibt,-cet-ss` for QEMU 11); taking one away asks nothing.
+            None if !on => {}
+            // Not a QEMU property: qemu-server resolves it before QEMU runs.
+            Some(VmFlag::NestedVirt) | None => {
                 return Requirement::unknown(
                     arg,
                     format!("unknown CPU flag '{name}' in runningcpu '{arg}'"),
@@ -189,10 +211,26 @@ pub fn from_qemu_cpu_arg(arg: &str) -> Requirement {
         base,
         features,
         phys_bits,
+        guest_phys_bits,
         nested_virt: false,
         hugepages_1g: false,
+        hyperv,
+        kvm: true,
         unknown: None,
     }
+}
+
+fn apply(set: &mut BTreeSet<String>, name: &str, on: bool) {
+    if on {
+        set.insert(name.to_string());
+    } else {
+        set.remove(name);
+    }
+}
+
+/// `hv_evmcs` / `hv-evmcs` → `hv-evmcs`.
+fn hyperv_name(name: &str) -> String {
+    name.replace('_', "-")
 }
 
 fn resolve_value(value: &str, custom: &CustomModels) -> Requirement {
@@ -202,6 +240,7 @@ fn resolve_value(value: &str, custom: &CustomModels) -> Requirement {
     };
     let cputype = conf.cputype().to_string();
     let mut phys_bits = None;
+    let mut guest_phys_bits = None;
     let mut nested_virt = false;
     let mut changes: Vec<FlagChange> = Vec::new();
     let base_name = if cputype.starts_with("custom-") {
@@ -212,6 +251,7 @@ fn resolve_value(value: &str, custom: &CustomModels) -> Requirement {
             );
         };
         phys_bits = model.phys_bits;
+        guest_phys_bits = model.guest_phys_bits;
         changes.extend(model.flags.iter().cloned());
         model
             .reported_model
@@ -231,25 +271,26 @@ fn resolve_value(value: &str, custom: &CustomModels) -> Requirement {
         Err(e) => return Requirement::unknown(value, e.0),
     };
     changes.extend(conf.flags.iter().cloned());
+    let mut hyperv = BTreeSet::new();
     for change in &changes {
-        if change.name == "nested-virt" {
-            nested_virt = change.add;
-            continue;
-        }
-        let Some(name) = flags::canonical(&change.name) else {
-            return Requirement::unknown(
-                value,
-                format!("unknown CPU flag '{}' in '{value}'", change.name),
-            );
-        };
-        if change.add {
-            features.insert(name.to_string());
-        } else {
-            features.remove(name);
+        match flags::vm_flag(&change.name) {
+            Some(VmFlag::NestedVirt) => nested_virt = change.add,
+            Some(VmFlag::Feature(f)) => apply(&mut features, f, change.add),
+            Some(VmFlag::HyperV(_)) => apply(&mut hyperv, &hyperv_name(&change.name), change.add),
+            None => {
+                return Requirement::unknown(
+                    value,
+                    format!("unknown CPU flag '{}' in '{value}'", change.name),
+                )
+            }
         }
     }
+    // qemu-server `get_cpu_options`: the custom model's value, then the VM's.
     if conf.phys_bits.is_some() {
         phys_bits = conf.phys_bits;
+    }
+    if conf.guest_phys_bits.is_some() {
+        guest_phys_bits = conf.guest_phys_bits;
     }
     Requirement {
         cpu: value.to_string(),
@@ -258,8 +299,11 @@ fn resolve_value(value: &str, custom: &CustomModels) -> Requirement {
         base,
         features,
         phys_bits,
+        guest_phys_bits,
         nested_virt,
         hugepages_1g: false,
+        hyperv,
+        kvm: true,
         unknown: None,
     }
 }

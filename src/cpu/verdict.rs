@@ -9,10 +9,11 @@ use std::borrow::Cow;
 
 use serde_json::{json, Value};
 
-use crate::cpu::capability::Capability;
+use crate::cpu::capability::{Capability, KvmModule, View};
 use crate::cpu::cpuconf::PhysBits;
-use crate::cpu::flags;
+use crate::cpu::flags::{self, Enlightenment, VmFlag};
 use crate::cpu::requirement::{Base, Requirement};
+use crate::reach::kvm_probe::Accel;
 
 /// What is being decided.
 #[derive(Debug, Clone, Copy)]
@@ -34,8 +35,13 @@ pub enum Reason {
     MissingFlags(Vec<String>),
     /// The guest sees the host's vendor, and it would change.
     VendorChange { source: String, target: String },
-    /// `phys-bits=N` larger than the target's width.
-    PhysBitsTooLarge { requested: u32, target: u32 },
+    /// Live: `phys-bits=N` larger than the target's width, and the target
+    /// narrower than the source the guest runs on (`None`: not known).
+    PhysBitsTooLarge {
+        requested: u32,
+        target: u32,
+        source: Option<u32>,
+    },
     /// `phys-bits=host` with different widths on source and target.
     PhysBitsHostDiffers { source: u32, target: u32 },
     /// `cpu: host`/`max`: the source offers features the target lacks.
@@ -44,6 +50,21 @@ pub enum Reason {
     NestedVirtAcrossVendors { source: String, target: String },
     /// 1 GiB huge pages without `pdpe1gb` on the target.
     HugepagesWithoutPdpe1gb,
+    /// The target has no usable KVM (its /proc/cpuinfo lists neither `vmx`
+    /// nor `svm`), and the VM runs under KVM.
+    NoKvm,
+    /// `cpu: host` with `kvm: 0`: QEMU's `host` model needs KVM.
+    HostCpuNeedsKvm,
+    /// A Hyper-V enlightenment only Intel's KVM module implements
+    /// (`hv-evmcs`), on a node that runs another.
+    HyperVNeedsIntelVmx { flag: String },
+    /// `phys-bits=N` outside what QEMU accepts for a 64-bit CPU (32-52).
+    PhysBitsOutOfRange { requested: u32 },
+    /// `phys-bits=N` on a CPU type without long mode.
+    PhysBitsOn32BitCpu { cputype: String },
+    /// `guest-phys-bits=N` above the guest's physical address width on
+    /// this node (or below 32).
+    GuestPhysBitsOutOfRange { requested: u32, limit: u32 },
 }
 
 impl Reason {
@@ -58,6 +79,12 @@ impl Reason {
             Reason::HostFlagsNotSubset(_) => "host-flags-not-subset",
             Reason::NestedVirtAcrossVendors { .. } => "nested-virt-across-vendors",
             Reason::HugepagesWithoutPdpe1gb => "hugepages-without-pdpe1gb",
+            Reason::NoKvm => "no-kvm",
+            Reason::HostCpuNeedsKvm => "host-cpu-needs-kvm",
+            Reason::HyperVNeedsIntelVmx { .. } => "hyperv-needs-intel-vmx",
+            Reason::PhysBitsOutOfRange { .. } => "phys-bits-out-of-range",
+            Reason::PhysBitsOn32BitCpu { .. } => "phys-bits-on-32-bit-cpu",
+            Reason::GuestPhysBitsOutOfRange { .. } => "guest-phys-bits-out-of-range",
         }
     }
 
@@ -79,10 +106,20 @@ impl std::fmt::Display for Reason {
                 f,
                 "vendor change {source} -> {target}: this CPU type shows the host's vendor, which would change under the running guest"
             ),
-            Reason::PhysBitsTooLarge { requested, target } => write!(
-                f,
-                "phys-bits={requested} is larger than the target's {target} physical address bits"
-            ),
+            Reason::PhysBitsTooLarge {
+                requested,
+                target,
+                source,
+            } => {
+                write!(
+                    f,
+                    "phys-bits={requested} is larger than the target's {target} physical address bits"
+                )?;
+                if let Some(s) = source {
+                    write!(f, " (the source has {s})")?;
+                }
+                f.write_str(": the running guest was told it may use addresses up to that width and may already use some above the target's, which KVM there cannot map; QEMU only warns at a fresh start, so stop the VM and start it on the target instead")
+            }
             Reason::PhysBitsHostDiffers { source, target } => write!(
                 f,
                 "phys-bits=host with different widths: source {source} bits, target {target} bits"
@@ -99,6 +136,28 @@ impl std::fmt::Display for Reason {
             Reason::HugepagesWithoutPdpe1gb => {
                 f.write_str("1 GiB hugepages need pdpe1gb, which the target lacks")
             }
+            Reason::NoKvm => f.write_str(
+                "the node has no usable KVM: its /proc/cpuinfo lists neither vmx nor svm (virtualisation off in the firmware, or a virtual machine without nested virtualisation), so Proxmox VE refuses to start KVM guests there (\"KVM virtualisation configured, but not available\"); only VMs with `kvm: 0` run there",
+            ),
+            Reason::HostCpuNeedsKvm => f.write_str(
+                "cpu type host with `kvm: 0`: QEMU refuses the host model under TCG (\"CPU model 'host' requires KVM or HVF\"), on every node",
+            ),
+            Reason::PhysBitsOutOfRange { requested } => write!(
+                f,
+                "phys-bits={requested}: QEMU accepts 32 to 52 for a 64-bit CPU and refuses to start with any other value (\"phys-bits should be between 32 and 52\"), on every node"
+            ),
+            Reason::PhysBitsOn32BitCpu { cputype } => write!(
+                f,
+                "{cputype} is a 32-bit CPU type, for which QEMU refuses any phys-bits (\"phys-bits is not user-configurable in 32 bit\"), on every node"
+            ),
+            Reason::GuestPhysBitsOutOfRange { requested, limit } => write!(
+                f,
+                "guest-phys-bits={requested}: QEMU accepts 32 up to the guest's physical address width, {limit} bits here, and refuses to start otherwise (\"guest-phys-bits should be between 32 and {limit}\")"
+            ),
+            Reason::HyperVNeedsIntelVmx { flag } => write!(
+                f,
+                "{flag} needs Intel VT-x with kvm_intel's nested virtualisation on: only KVM's Intel module implements the enlightened VMCS, and QEMU refuses to start without it (\"Hyper-V enlightened VMCS is not supported by kernel\")"
+            ),
         }
     }
 }
@@ -191,6 +250,32 @@ pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
             model_vendor: None,
         };
     }
+    if !target.x86_vendor() {
+        return Verdict {
+            outcome: Outcome::Unknown,
+            reasons,
+            unknown: vec![format!(
+                "the node's /proc/cpuinfo names no x86 CPU vendor (vendor_id '{}'), so what it can give a guest cannot be judged",
+                target.vendor
+            )],
+            notes,
+            checked_with: target.view.describe(),
+            model_vendor: None,
+        };
+    }
+    if !req.kvm {
+        return judge_tcg(req, target, mode);
+    }
+    if target.kvm_module().is_none() {
+        return Verdict {
+            outcome: Outcome::Incompatible,
+            reasons: vec![Reason::NoKvm],
+            unknown,
+            notes,
+            checked_with: target.view.describe(),
+            model_vendor: None,
+        };
+    }
     let source = match mode {
         Mode::Start => None,
         Mode::Live { source } => {
@@ -217,7 +302,17 @@ pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
     // QEMU's own per-model answer where the target has one, else cpuinfo.
     let check = target.check_features(&req.base, &required);
     if !check.missing.is_empty() {
-        reasons.push(Reason::MissingFlags(check.missing));
+        if req.base == Base::Host {
+            // qemu-server gives `host` no `enforce` (`get_cpu_options`), and
+            // without it QEMU warns about and drops what KVM lacks
+            // (`x86_cpu_realizefn`, `x86_cpu_filter_features`).
+            notes.push(format!(
+                "cpu type host starts without `enforce`: QEMU warns about and leaves out {}, which the node cannot give",
+                check.missing.join(", ")
+            ));
+        } else {
+            reasons.push(Reason::MissingFlags(check.missing));
+        }
     }
     if !check.unverifiable.is_empty() {
         notes.push(format!(
@@ -230,6 +325,23 @@ pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
         ));
     }
     notes.extend(check.notes);
+
+    for hv in &req.hyperv {
+        if flags::vm_flag(hv) != Some(VmFlag::HyperV(Enlightenment::IntelVmx)) {
+            continue;
+        }
+        // KVM's eVMCS version is 0 unless kvm_intel offers VMX to guests
+        // (`nested=1`, Linux `vmx/hyperv.c` `nested_get_evmcs_version`):
+        // QEMU's answer under KVM shows it, /proc/cpuinfo does not.
+        let qemu_kvm = matches!(&target.view, View::QemuKvm(q) if q.accel == Accel::Kvm);
+        if target.kvm_module() != Some(KvmModule::Vmx) || (qemu_kvm && !target.has("vmx")) {
+            reasons.push(Reason::HyperVNeedsIntelVmx { flag: hv.clone() });
+        } else if !qemu_kvm {
+            notes.push(format!(
+                "{hv} also needs kvm_intel's nested virtualisation (`nested=1`, the default), which /proc/cpuinfo does not show"
+            ));
+        }
+    }
 
     if let Base::Model {
         vendor: Some(v),
@@ -276,12 +388,30 @@ pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
         }
     }
 
+    reasons.extend(phys_bits_qemu_refuses(req));
+    reasons.extend(guest_phys_bits_refused(req, target.phys_bits, true));
     match (req.phys_bits, target.phys_bits) {
         (Some(PhysBits::Bits(n)), Some(t)) if n > t => {
-            reasons.push(Reason::PhysBitsTooLarge {
-                requested: n,
-                target: t,
-            });
+            // QEMU only warns ("Host physical bits (T) does not match
+            // phys-bits property (N)", `host_cpu_adjust_phys_bits` in
+            // target/i386/host-cpu.c) and starts.
+            let warning = format!(
+                "phys-bits={n} is larger than this node's {t} physical address bits: QEMU starts the VM with a warning, and the guest must not use addresses above {t} bits"
+            );
+            match mode {
+                Mode::Start => notes.push(warning),
+                // A guest that already ran on a node at least as narrow
+                // loses nothing; otherwise its address space would shrink
+                // under it.
+                Mode::Live { .. } => match source.and_then(|s| s.phys_bits) {
+                    Some(s) if t >= s => notes.push(warning),
+                    s => reasons.push(Reason::PhysBitsTooLarge {
+                        requested: n,
+                        target: t,
+                        source: s,
+                    }),
+                },
+            }
         }
         (Some(PhysBits::Bits(_)), None) => {
             notes.push("the target's physical address width is not known".into())
@@ -324,6 +454,87 @@ pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
     }
 }
 
+/// A VM with `kvm: 0`: QEMU emulates its CPU with TCG. qemu-server gives it
+/// no `enforce` (`get_cpu_options`: only `$kvm` guests get it), so QEMU
+/// drops with a warning whatever TCG cannot emulate and starts; and only
+/// under KVM does QEMU show the host's vendor (`x86_cpu_load_model`:
+/// `accel_uses_host_cpuid()`), so the guest's CPU is the same on every node.
+fn judge_tcg(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict {
+    let mut reasons = Vec::new();
+    let mut notes = vec![
+        "`kvm: 0`: the VM runs under TCG, QEMU's emulator, which needs no host CPU flag (features TCG cannot emulate are left out with a warning)".to_string(),
+    ];
+    if req.base == Base::Host {
+        reasons.push(Reason::HostCpuNeedsKvm);
+    }
+    reasons.extend(phys_bits_qemu_refuses(req));
+    reasons.extend(guest_phys_bits_refused(req, target.phys_bits, false));
+    if matches!(mode, Mode::Live { .. }) {
+        notes.push(
+            "under TCG the guest sees the same CPU, vendor included, on every node".to_string(),
+        );
+    }
+    // Backing guest memory with 1 GiB pages is the host kernel's business,
+    // whatever the accelerator.
+    if req.hugepages_1g && !target.has(flags::canonical("pdpe1gb").unwrap_or("pdpe1gb")) {
+        reasons.push(Reason::HugepagesWithoutPdpe1gb);
+    }
+    Verdict {
+        outcome: if reasons.is_empty() {
+            Outcome::Compatible
+        } else {
+            Outcome::Incompatible
+        },
+        reasons,
+        unknown: Vec::new(),
+        notes,
+        checked_with: target.view.describe(),
+        model_vendor: None,
+    }
+}
+
+/// What QEMU refuses about `phys-bits=N` whatever the node and accelerator
+/// (`x86_cpu_realizefn`, target/i386/cpu.c: 32..=TARGET_PHYS_ADDR_SPACE_BITS,
+/// 52 on x86_64, for CPUs with long mode; none at all without). Proxmox VE
+/// accepts 8-64 (`CPUConfig.pm` `parse_phys_bits`).
+fn phys_bits_qemu_refuses(req: &Requirement) -> Option<Reason> {
+    let Some(PhysBits::Bits(n)) = req.phys_bits else {
+        return None;
+    };
+    let model = match &req.base {
+        Base::Host | Base::Max => None,
+        Base::Model { qemu_model, .. } => Some(qemu_model),
+    };
+    if let Some(m) = model.filter(|_| !req.features.contains("lm")) {
+        Some(Reason::PhysBitsOn32BitCpu {
+            cputype: m.trim_end_matches("-v1").to_string(),
+        })
+    } else if !(32..=52).contains(&n) {
+        Some(Reason::PhysBitsOutOfRange { requested: n })
+    } else {
+        None
+    }
+}
+
+/// `guest-phys-bits=N` against the guest's physical address width on a
+/// node of `host_bits` (`x86_cpu_realizefn`: 32 ≤ N ≤ phys-bits). That width
+/// is `phys-bits=N`; under KVM `phys-bits=host`, and `host`/`max` without
+/// phys-bits (`host_cpu_max_instance_init` turns `host-phys-bits` on), take
+/// the node's; anything else gets QEMU's default of 40. `None` when the
+/// width is not known or nothing is refused.
+fn guest_phys_bits_refused(req: &Requirement, host_bits: Option<u32>, kvm: bool) -> Option<Reason> {
+    let requested = req.guest_phys_bits?;
+    let host_width = matches!(req.phys_bits, Some(PhysBits::Host))
+        || (req.phys_bits.is_none() && matches!(req.base, Base::Host | Base::Max));
+    let limit = match req.phys_bits {
+        Some(PhysBits::Bits(n)) => n,
+        _ if kvm && host_width => host_bits?,
+        _ => 40,
+    };
+    (!(32..=limit).contains(&requested))
+        .then_some(Reason::GuestPhysBitsOutOfRange { requested, limit })
+}
+
 /// Whether a live decision depends on knowing the source.
 fn needs_source(req: &Requirement) -> bool {
     req.vendor_from_host() || req.nested_virt || req.phys_bits == Some(PhysBits::Host)
@@ -339,8 +550,19 @@ mod tests {
     use crate::cpu::flags::HostFeatures;
     use crate::cpu::requirement::from_cpu_value;
 
-    /// A host whose present features are kvm64's plus `extra` (QEMU names).
+    /// A KVM host (`vmx` on Intel, `svm` on AMD) whose present features are
+    /// kvm64's plus `extra` (QEMU names).
     fn host(vendor: &str, bits: u32, extra: &str) -> Capability {
+        let kvm = if vendor == "GenuineIntel" {
+            "vmx"
+        } else {
+            "svm"
+        };
+        bare_host(vendor, bits, &format!("{kvm} {extra}"))
+    }
+
+    /// As [`host`], without the virtualisation flag unless `extra` has it.
+    pub(crate) fn bare_host(vendor: &str, bits: u32, extra: &str) -> Capability {
         let none = CustomModels::default();
         let mut present: BTreeSet<String> = from_cpu_value("x86-64-v3", &none).features;
         present.extend(from_cpu_value("kvm64", &none).features);
@@ -476,10 +698,16 @@ mod tests {
             .live_unknown_source()
             .unknown(),
             case(
-                "phys-bits larger than target",
+                "phys-bits larger than target starts",
+                "x86-64-v3,phys-bits=48",
+                host(INTEL, 46, ""),
+            ),
+            case(
+                "phys-bits larger than target, live from a wider source",
                 "x86-64-v3,phys-bits=48",
                 host(INTEL, 46, ""),
             )
+            .live(host(INTEL, 48, ""))
             .refused(&["phys-bits-too-large"], &[]),
             case(
                 "phys-bits equal to target",
@@ -519,9 +747,10 @@ mod tests {
             case("max behaves like host", "max", host(INTEL, 46, ""))
                 .live(host(INTEL, 46, "avx512f"))
                 .refused(&["host-flags-not-subset"], &["avx512f"]),
+            // The guest on the Intel source has vmx (nested), which AMD lacks.
             case("host across vendors", "host", host(AMD, 46, ""))
                 .live(host(INTEL, 46, ""))
-                .refused(&["vendor-change"], &[]),
+                .refused(&["vendor-change", "host-flags-not-subset"], &["vmx"]),
             case(
                 "nested-virt across vendors",
                 "x86-64-v3,flags=+nested-virt",
@@ -530,11 +759,11 @@ mod tests {
             .live(host(INTEL, 48, "vmx"))
             .refused(&["vendor-change", "nested-virt-across-vendors"], &[]),
             case(
-                "nested-virt on Intel without vmx",
+                "nested-virt on a node without KVM",
                 "x86-64-v3,flags=+nested-virt",
-                host(INTEL, 46, ""),
+                bare_host(INTEL, 46, ""),
             )
-            .refused(&["missing-flags"], &["vmx"]),
+            .refused(&["no-kvm"], &[]),
             case(
                 "nested-virt on Intel with vmx",
                 "x86-64-v3,flags=+nested-virt",

@@ -485,6 +485,15 @@ mod tests {
         let none = CustomModels::default();
         let mut present: BTreeSet<String> = requirement::from_cpu_value(level, &none).features;
         present.extend(requirement::from_cpu_value("kvm64", &none).features);
+        // A KVM host: the module's flag by vendor.
+        present.insert(
+            if vendor == "AuthenticAMD" {
+                "svm"
+            } else {
+                "vmx"
+            }
+            .into(),
+        );
         Capability::new(
             vendor,
             format!("cpu {model}"),

@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 
 use crate::app::config::{Policy, VendorChange};
 use crate::cpu::capability::Capability;
+use crate::cpu::fix::{self, Fix};
 use crate::cpu::level;
 use crate::cpu::requirement::Requirement;
 use crate::cpu::verdict::{self, Mode, Outcome, Reason, Verdict};
@@ -180,11 +181,16 @@ pub fn decide(
         let mut ignore = Vec::new();
         let w = apply_rules(verdict::judge(&alt, target_cap, mode()), rules, &mut ignore);
         if w.outcome != Outcome::Compatible {
-            v.notes.push(format!(
-                "no CPU type makes this possible ({cpu} would be refused too: {}); nodes that would accept the VM as it is: {}",
-                summary(&w),
-                if accepting.is_empty() { "none".to_string() } else { accepting.join(", ") }
-            ));
+            // Where the core already knows no CPU type can help (a vendor
+            // change, a differing width), `explain` says so with the
+            // reason; otherwise say which check the suggestion failed.
+            if !matches!(fix::fix(&v), Fix::NoCpuType(_)) {
+                v.notes.push(format!(
+                    "no CPU type makes this possible ({cpu} would be refused too: {}); nodes that would accept the VM as it is: {}",
+                    summary(&w),
+                    if accepting.is_empty() { "none".to_string() } else { accepting.join(", ") }
+                ));
+            }
             everywhere = None;
         }
     }
@@ -353,7 +359,9 @@ impl Decision {
                 self.accepting.join(", ")
             };
             let _ = writeln!(s, "  nodes that would accept it: {accept}");
-            if let Some(e) = &self.everywhere {
+            if let Fix::NoCpuType(why) = fix::fix(&self.verdict) {
+                let _ = writeln!(s, "  no CPU type can fix this: {why}");
+            } else if let Some(e) = &self.everywhere {
                 let _ = writeln!(s, "  CPU type that works on every node: {e}");
                 let _ = writeln!(
                     s,
@@ -388,7 +396,9 @@ impl Decision {
                 self.accepting.join(", ")
             };
             parts.push(format!("would accept: {accept}"));
-            if let Some(e) = &self.everywhere {
+            if let Fix::NoCpuType(why) = fix::fix(&self.verdict) {
+                parts.push(format!("no CPU type can fix this: {why}"));
+            } else if let Some(e) = &self.everywhere {
                 parts.push(format!("works everywhere: {e}"));
             }
         }
@@ -410,6 +420,15 @@ mod tests {
         let none = CustomModels::default();
         let mut present: BTreeSet<String> = from_cpu_value(cpu_level, &none).features;
         present.extend(from_cpu_value("kvm64", &none).features);
+        // A KVM host: the module's flag by vendor.
+        present.insert(
+            if vendor == "AuthenticAMD" {
+                "svm"
+            } else {
+                "vmx"
+            }
+            .into(),
+        );
         Capability::new(
             vendor,
             "test",
@@ -461,6 +480,47 @@ mod tests {
         assert!(
             d.one_line()
                 .contains("would accept: c; works everywhere: x86-64-v3"),
+            "{}",
+            d.one_line()
+        );
+    }
+
+    #[test]
+    fn vendor_change_refusal_suggests_no_cpu_type_but_names_accepting_nodes() {
+        let mut f = fleet();
+        f.upsert(NodeView::known(
+            "d",
+            cap("AuthenticAMD", "x86-64-v4"),
+            Some(5),
+        ));
+        let req = from_cpu_value("x86-64-v3", &CustomModels::default());
+        let d = decide(
+            &vm(),
+            &req,
+            "d",
+            f.capability("d").unwrap(),
+            Movement::Live { source: "a" },
+            &f,
+            Rules::default(),
+        );
+        assert!(!d.allow);
+        assert_eq!(d.verdict.reasons[0].code(), "vendor-change");
+        let text = d.explain();
+        assert!(!text.contains("qm set"), "{text}");
+        assert!(text.contains("nodes that would accept it: b, c"), "{text}");
+        assert!(
+            text.contains(
+                "no CPU type can fix this: the running guest sees the GenuineIntel vendor"
+            ),
+            "{text}"
+        );
+        assert!(
+            !d.one_line().contains("works everywhere"),
+            "{}",
+            d.one_line()
+        );
+        assert!(
+            d.one_line().contains("no CPU type can fix this"),
             "{}",
             d.one_line()
         );

@@ -32,6 +32,10 @@ pub struct VmConfig {
     pub ostype: Option<String>,
     /// `name:`.
     pub name: Option<String>,
+    /// `kvm:` (`1` when absent); `0` runs the guest under TCG.
+    pub kvm: Option<String>,
+    /// The line of the `cpu:` key, for messages.
+    pub cpu_line: Option<usize>,
 }
 
 impl VmConfig {
@@ -39,6 +43,38 @@ impl VmConfig {
     #[must_use]
     pub fn hugepages_1g(&self) -> bool {
         self.hugepages.as_deref() == Some("1024")
+    }
+
+    /// Whether the guest runs under KVM. `kvm: 0` selects TCG, QEMU's
+    /// emulator (qemu-server `config_to_command`: `-accel tcg`); the values
+    /// are those of a Proxmox VE boolean (`PVE::JSONSchema`).
+    #[must_use]
+    pub fn kvm(&self) -> bool {
+        !matches!(
+            self.kvm.as_deref().map(str::to_ascii_lowercase).as_deref(),
+            Some("0" | "off" | "no" | "false")
+        )
+    }
+
+    /// Checks that the `cpu:` value is a valid property string: qemu-server
+    /// `get_cpu_options` dies parsing anything else, so such a VM starts
+    /// nowhere and no verdict applies; it is an input error.
+    ///
+    /// # Errors
+    /// [`Error::Parse`] naming `origin`, the line and the value.
+    pub fn check_cpu(&self, origin: &Path) -> Result<()> {
+        let Some(value) = self.cpu.as_deref() else {
+            return Ok(());
+        };
+        crate::cpu::cpuconf::parse(value).map(drop).map_err(|e| {
+            Error::parse(
+                origin,
+                self.cpu_line.unwrap_or(1),
+                format!(
+                    "cannot parse cpu '{value}': {e}\nnote: Proxmox VE cannot start the VM with it either; fix it with `qm set VMID --cpu TYPE[,flags=...]`"
+                ),
+            )
+        })
     }
 
     /// Whether `args:` passes its own `-cpu`, overriding Proxmox's.
@@ -142,7 +178,10 @@ pub fn parse(text: &str, origin: &Path) -> Result<VmConfig> {
         }
         let value = Some(value.trim().to_string());
         match key {
-            "cpu" => conf.cpu = value,
+            "cpu" => {
+                conf.cpu = value;
+                conf.cpu_line = Some(n);
+            }
             "arch" => conf.arch = value,
             "hugepages" => conf.hugepages = value,
             "lock" => conf.lock = value,
@@ -152,6 +191,7 @@ pub fn parse(text: &str, origin: &Path) -> Result<VmConfig> {
             "hookscript" => conf.hookscript = value,
             "ostype" => conf.ostype = value,
             "name" => conf.name = value,
+            "kvm" => conf.kvm = value,
             _ => {}
         }
     }
@@ -181,6 +221,38 @@ mod tests {
         assert_eq!(c.args_cpu(), Some("host,+invtsc"));
         let c = parse("args: -device foo\n", Path::new("x")).unwrap();
         assert_eq!(c.args_cpu(), None);
+    }
+
+    #[test]
+    fn unparseable_cpu_is_an_input_error_naming_file_line_and_value() {
+        let path = Path::new("/etc/pve/qemu-server/100.conf");
+        let c = parse("name: a\ncpu: x86-64-v3,flags=avx2\n", path).unwrap();
+        let e = c.check_cpu(path).unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::ExitCode::Usage);
+        let text = e.to_string();
+        assert!(
+            text.starts_with("/etc/pve/qemu-server/100.conf:2: cannot parse cpu 'x86-64-v3,flags=avx2': flag 'avx2' must start with '+' or '-'\nnote: "),
+            "{text}"
+        );
+        for fine in [
+            "cpu: host\n",
+            "name: no cpu line\n",
+            "cpu: x86-64-v3,flags=+no-such-flag\n",
+        ] {
+            assert!(parse(fine, path).unwrap().check_cpu(path).is_ok(), "{fine}");
+        }
+    }
+
+    #[test]
+    fn kvm_key_selects_tcg() {
+        for (text, kvm) in [
+            ("kvm: 0\n", false),
+            ("kvm: 1\n", true),
+            ("name: x\n", true),
+            ("kvm: off\n", false),
+        ] {
+            assert_eq!(parse(text, Path::new("x")).unwrap().kvm(), kvm, "{text}");
+        }
     }
 
     #[test]

@@ -99,6 +99,12 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
         }
     };
     let lvl = t.level.clone();
+    // No x86 vendor: no level at all, the answer is unknown (exit 3).
+    let done = if matches!(lvl.floor, level::Floor::UnknownVendor(_)) {
+        ExitCode::Unknown
+    } else {
+        ExitCode::Ok
+    };
     let types = judge_all(&t.capability);
     let cpuinfo_types = if kvm.is_some() {
         judge_all(&cap)
@@ -120,6 +126,7 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
             "level_floor_met": lvl.floor_met,
             "view": t.view(),
             "notes": t.notes,
+            "level_floor": lvl.floor.code(),
             "next_level": lvl.next.as_ref().map(|(n, m)| json!({"name": n, "missing": m})),
             "phys_bits": info.phys_bits,
             "flags": info.flags,
@@ -163,7 +170,7 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
             }
         }
         output::print_json(&value)?;
-        return Ok(ExitCode::Ok);
+        return Ok(done);
     }
 
     let mut s = String::new();
@@ -199,7 +206,14 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
         "Phys bits:  {}",
         info.phys_bits.map_or("unknown".into(), |b| b.to_string())
     );
-    let _ = writeln!(s, "Level:      {} (view: {})", t.level_name(), t.view());
+    match &lvl.floor {
+        level::Floor::Met | level::Floor::Missing(_) => {
+            let _ = writeln!(s, "Level:      {} (view: {})", t.level_name(), t.view());
+        }
+        floor => {
+            let _ = writeln!(s, "Level:      {floor} (view: {})", t.view());
+        }
+    }
     for n in &t.notes {
         let _ = writeln!(s, "  note: {n}");
     }
@@ -256,7 +270,7 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
         );
     }
     output::print(&output::wrap(&s, output::WIDTH))?;
-    Ok(ExitCode::Ok)
+    Ok(done)
 }
 
 /// [`summary`] for the list of CPU types: a model of another vendor that

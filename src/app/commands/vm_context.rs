@@ -41,6 +41,7 @@ pub fn load(settings: &Settings, vmid: VmId) -> Result<VmContext> {
         )));
     };
     let vm = vmconf::read(&path)?;
+    vm.check_cpu(&path)?;
     let custom = custom_models::read(&settings.pve.cpu_models())?;
     let local = cpuinfo::parse_bytes(&crate::fsutil::read(&settings.cpuinfo)?, &settings.cpuinfo)?;
     let mut fleet = fleet::load(settings, &local);

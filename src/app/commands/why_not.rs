@@ -10,8 +10,8 @@ use crate::app::output::{self, Format};
 use crate::app::settings::Settings;
 use crate::cache::{self, truth};
 use crate::cpu::verdict::{self, Mode, Outcome};
-use crate::cpu::{cpuinfo, requirement};
-use crate::error::{ExitCode, Result};
+use crate::cpu::{cpuconf, cpuinfo, requirement};
+use crate::error::{Error, ExitCode, Result};
 use crate::pve::custom_models;
 
 /// Runs `why-not`.
@@ -29,6 +29,12 @@ pub fn run(args: &WhyNotArgs, format: Format) -> Result<ExitCode> {
     let t = truth::of_local(&info, cached.as_ref());
     let cap = &t.capability;
     let custom = custom_models::read(&settings.pve.cpu_models())?;
+    if let Err(e) = cpuconf::parse(&args.cpu) {
+        return Err(Error::Usage(format!(
+            "cannot parse CPU '{}': {e}\nnote: give a CPU type as in a VM's `cpu:` line, e.g. x86-64-v3 or 'Haswell,flags=+pcid'",
+            args.cpu
+        )));
+    }
     let req = requirement::from_cpu_value(&args.cpu, &custom);
     let v = verdict::judge(&req, cap, Mode::Start);
 
