@@ -28,8 +28,26 @@ const VMS: [(u32, &str, Option<&str>); 4] = [
     (103, "pve3", Some("x86-64-v4")),
 ];
 
-fn local_cpuinfo() -> PathBuf {
-    util::data("qmp/pvm-epyc-cpuinfo.txt")
+/// The nested EPYC's recorded cpuinfo, written into the cluster's temp
+/// dir with `svm` on every flags line: that machine runs KVM through an
+/// out-of-tree module and shows none, a Proxmox VE node with KVM shows it.
+fn local_cpuinfo(c: &Cluster) -> PathBuf {
+    let path = c.path("pvm-epyc-cpuinfo.txt");
+    if !path.exists() {
+        let text = std::fs::read_to_string(util::data("qmp/pvm-epyc-cpuinfo.txt")).unwrap();
+        let with_svm: String = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("flags") {
+                    format!("{l} svm\n")
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
+        std::fs::write(&path, with_svm).unwrap();
+    }
+    path
 }
 
 /// The cluster; `kvm`: whether pve1's scan got QEMU's answer (else its
@@ -42,7 +60,7 @@ fn cluster(kvm: bool) -> Cluster {
         ("pve3", "archspec-linux-rocky8.5-zen4"),
     ]);
     let mut cache = Cache::load(&c.cache()).unwrap();
-    let info = cpuinfo::read(&local_cpuinfo()).unwrap();
+    let info = cpuinfo::read(&local_cpuinfo(&c)).unwrap();
     let answer = if kvm {
         let bytes = std::fs::read(util::data("qmp/qemu-7.2-pvm-epyc-kvm.jsonl")).unwrap();
         Ok(kvm_probe::interpret(&bytes, b"", Accel::Kvm, "recorded").unwrap())
@@ -67,7 +85,7 @@ fn cluster(kvm: bool) -> Cluster {
 fn on(c: &Cluster, node: &str, args: &[&str]) -> util::Run {
     let run = c.on(node, args);
     if node == "pve1" {
-        run.env("PVE_CPUGUARD_CPUINFO", local_cpuinfo())
+        run.env("PVE_CPUGUARD_CPUINFO", local_cpuinfo(c))
     } else {
         run
     }

@@ -200,11 +200,21 @@ mod tests {
     use super::*;
     use crate::cpu::cpuinfo::CpuInfo;
 
+    /// A KVM host (its module's flag by vendor) with these flags.
     fn cap(vendor: &str, flags: &str) -> Capability {
+        let module = if vendor == "AuthenticAMD" {
+            "svm"
+        } else {
+            "vmx"
+        };
         Capability::from_cpuinfo(&CpuInfo {
             vendor: vendor.into(),
             model_name: "test".into(),
-            flags: flags.split_whitespace().map(String::from).collect(),
+            flags: flags
+                .split_whitespace()
+                .chain([module])
+                .map(String::from)
+                .collect(),
             processors: 1,
             uniform: true,
             ..CpuInfo::default()
