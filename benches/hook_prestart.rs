@@ -5,7 +5,7 @@
 //! peak RSS at most 10 MiB.
 //!
 //! Both hosts' /proc/cpuinfo are generated from the same real sample
-//! (tests/util/threads.rs), so only the thread count differs. Each host's
+//! (tests/it/harness/threads.rs), so only the thread count differs. Each host's
 //! own record is the one `publish` writes there (uniform CPUs, its running
 //! kernel), so the hook takes the path a real node takes: the first CPU
 //! block checked against the record instead of the whole file read
@@ -26,16 +26,16 @@
 //! Exits 1 when a target is missed. With `HOOK_BENCH_KEEP=1` the fixtures
 //! are kept.
 
+#[path = "../tests/it/harness/mod.rs"]
+mod harness;
 mod measure;
-#[path = "../tests/util/mod.rs"]
-mod util;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use harness::cluster::Cluster;
 use pve_cpuguard::cache::{Cache, NodeRecord};
 use pve_cpuguard::cpu::cpuinfo;
-use util::cluster::Cluster;
 
 const SAMPLE: &str = "hwloc-xeon-gold-6230-cascadelake";
 const LOCAL: &str = "pve64";
@@ -43,10 +43,9 @@ const LOCAL: &str = "pve64";
 /// A 64-node cluster whose node `pve64` is a host with `threads` threads;
 /// `usable`: its record carries the running kernel as `publish` writes it.
 fn fixture(threads: usize, usable: bool) -> (Cluster, PathBuf) {
-    let samples: Vec<String> = util::all_cpuinfo()
-        .iter()
-        .filter(|p| cpuinfo::read(p).is_ok())
-        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+    let samples: Vec<String> = harness::all_samples()
+        .into_iter()
+        .filter(|n| cpuinfo::read(&harness::cpuinfo(n)).is_ok())
         .collect();
     let names: Vec<String> = (1..=64).map(|i| format!("pve{i:02}")).collect();
     let pairs: Vec<(&str, &str)> = names
@@ -55,11 +54,11 @@ fn fixture(threads: usize, usable: bool) -> (Cluster, PathBuf) {
         .map(|(i, n)| (n.as_str(), samples[i % samples.len()].as_str()))
         .collect();
     let mut c = Cluster::new(&pairs);
-    let text = std::fs::read_to_string(util::cpuinfo(SAMPLE)).unwrap();
+    let text = std::fs::read_to_string(harness::cpuinfo(SAMPLE)).unwrap();
     let local_cpuinfo = c.path(&format!("cpuinfo-{threads}"));
     std::fs::write(
         &local_cpuinfo,
-        util::threads::cpuinfo_with_threads(&text, threads),
+        harness::threads::cpuinfo_with_threads(&text, threads),
     )
     .unwrap();
     let mut cache = Cache::load(&c.cache()).unwrap();

@@ -15,19 +15,22 @@
 //!
 //! Exits 1 when the ratio is above 2.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+#[path = "../tests/it/harness/mod.rs"]
+mod harness;
 
 use std::time::Duration;
 
-use common::Cluster;
+use harness::SshCluster;
 
 const DELAY: f64 = 1.0;
 const RUNS: usize = 5;
 
-fn cluster(nodes: usize) -> Cluster {
-    let samples = common::all_samples();
-    let mut c = Cluster::new();
+fn cluster(nodes: usize) -> SshCluster {
+    let samples = harness::all_samples()
+        .into_iter()
+        .filter(|n| pve_cpuguard::cpu::cpuinfo::read(&harness::cpuinfo(n)).is_ok())
+        .collect::<Vec<_>>();
+    let mut c = SshCluster::new();
     c.timeout = 10.0;
     for i in 0..nodes {
         c.sshd_delayed(
@@ -41,7 +44,7 @@ fn cluster(nodes: usize) -> Cluster {
 }
 
 /// Median wall time of `RUNS` scans.
-fn measure(c: &Cluster) -> (Duration, Vec<Duration>) {
+fn measure(c: &SshCluster) -> (Duration, Vec<Duration>) {
     let mut times: Vec<Duration> = (0..RUNS)
         .map(|_| {
             let run = c.run(&["scan"]);

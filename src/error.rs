@@ -4,7 +4,6 @@
 //! refused migration) is a variant here, carrying enough context to say *what*
 //! failed, *where* (file and line, node and address) and *what to do next*.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -38,45 +37,60 @@ impl ExitCode {
 }
 
 /// Everything that can go wrong.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file could not be read.
+    #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
     /// A file was read but its content is malformed at a given line.
+    #[error("{}:{line}: {message}", path.display())]
     Parse {
         path: PathBuf,
         line: usize,
         message: String,
     },
     /// A value given on the command line or in the environment is invalid.
+    #[error("{0}")]
     Usage(String),
     /// Something in the configuration is inconsistent or missing.
+    #[error("{0}")]
     Config(String),
     /// The input is valid but describes a CPU pve-cpuguard cannot judge
     /// (e.g. aarch64 /proc/cpuinfo).
+    #[error("{0}")]
     Unsupported(String),
     /// Writing output failed (e.g. a closed pipe).
-    Output(std::io::Error),
+    #[error("writing output: {0}")]
+    Output(#[source] std::io::Error),
     /// The cache file is not a cache this version can read (bad JSON,
     /// unknown schema). Readers treat it as empty.
+    #[error(
+        "{}: unusable cache ({message}); treated as empty\nnote: run `pve-cpuguard scan` to rebuild it (the bad file is kept as {}.corrupt)",
+        path.display(),
+        path.display()
+    )]
     CacheCorrupt { path: PathBuf, message: String },
     /// A lock (the cache writers', the refusal state's) could not be taken.
+    #[error("{}: cannot take the lock: {source}", path.display())]
     Lock {
         path: PathBuf,
         source: std::io::Error,
     },
     /// One node could not be scanned (SSH, host key, timeout, offline).
+    #[error("{0}")]
     Node(NodeFailure),
     /// QEMU could not be asked what KVM can give (`--probe`).
-    Probe(ProbeError),
+    #[error("asking QEMU: {0}")]
+    Probe(#[from] ProbeError),
 }
 
 /// Why one node could not be scanned: which node, which address, at which
 /// step, and what to do about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{node} ({address}): {stage}: {message}{}", note_line(note.as_deref()))]
 pub struct NodeFailure {
     /// Node name.
     pub node: String,
@@ -91,18 +105,9 @@ pub struct NodeFailure {
     pub note: Option<String>,
 }
 
-impl fmt::Display for NodeFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} ({}): {}: {}",
-            self.node, self.address, self.stage, self.message
-        )?;
-        if let Some(note) = &self.note {
-            write!(f, "\nnote: {note}")?;
-        }
-        Ok(())
-    }
+/// `\nnote: …` after a [`NodeFailure`]'s message, when it has advice.
+fn note_line(note: Option<&str>) -> String {
+    note.map(|n| format!("\nnote: {n}")).unwrap_or_default()
 }
 
 impl Error {
@@ -132,43 +137,6 @@ impl Error {
             // that hangs or babbles leaves the answer unknown.
             Error::Probe(p) if !p.is_setup() => ExitCode::Unknown,
             _ => ExitCode::Usage,
-        }
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            Error::Parse {
-                path,
-                line,
-                message,
-            } => write!(f, "{}:{line}: {message}", path.display()),
-            Error::Usage(m) | Error::Config(m) | Error::Unsupported(m) => f.write_str(m),
-            Error::Output(e) => write!(f, "writing output: {e}"),
-            Error::CacheCorrupt { path, message } => write!(
-                f,
-                "{}: unusable cache ({message}); treated as empty\nnote: run `pve-cpuguard scan` to rebuild it (the bad file is kept as {}.corrupt)",
-                path.display(),
-                path.display()
-            ),
-            Error::Lock { path, source } => {
-                write!(f, "{}: cannot take the lock: {source}", path.display())
-            }
-            Error::Node(n) => n.fmt(f),
-            Error::Probe(e) => write!(f, "asking QEMU: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io { source, .. } => Some(source),
-            Error::Output(e) | Error::Lock { source: e, .. } => Some(e),
-            Error::Probe(e) => Some(e),
-            _ => None,
         }
     }
 }
@@ -236,26 +204,32 @@ impl Error {
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl From<ProbeError> for Error {
-    fn from(e: ProbeError) -> Self {
-        Error::Probe(e)
-    }
-}
-
 /// Why QEMU could not be asked.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
     /// No QEMU binary.
+    #[error(
+        "no QEMU binary: {searched}\n\
+         note: install the Debian package qemu-system-x86 (Proxmox VE nodes have pve-qemu-kvm), \
+         or name the binary with --qemu / PVE_CPUGUARD_QEMU"
+    )]
     NoQemu {
         /// What was looked for, and where.
         searched: String,
     },
     /// KVM is not usable (no device, no permission, QEMU says so).
+    #[error(
+        "KVM is not usable: {detail}\n\
+         note: load kvm_intel or kvm_amd, enable VT-x/AMD-V in the firmware (or nested \
+         virtualisation in the parent hypervisor), and run as a user who may open /dev/kvm; \
+         `--probe tcg` asks QEMU's emulator instead, which does not tell what KVM can give"
+    )]
     NoKvm {
         /// What failed.
         detail: String,
     },
     /// The binary exists but could not be started.
+    #[error("cannot start {binary}: {source}")]
     Spawn {
         /// The binary.
         binary: String,
@@ -263,6 +237,12 @@ pub enum ProbeError {
         source: std::io::Error,
     },
     /// QEMU did not finish within the timeout; it was killed.
+    #[error(
+        "{binary} did not answer within {:.1} s and was killed\n\
+         note: a healthy QEMU answers in well under a second; raise --probe-timeout only if the host is overloaded{}",
+        timeout.as_secs_f64(),
+        stderr_note(stderr)
+    )]
     Timeout {
         /// The binary.
         binary: String,
@@ -272,6 +252,7 @@ pub enum ProbeError {
         stderr: String,
     },
     /// QEMU's output is not the expected QMP exchange.
+    #[error("{binary} did not answer as QEMU does: {error}{}", stderr_note(stderr))]
     Protocol {
         /// The binary.
         binary: String,
@@ -294,61 +275,112 @@ impl ProbeError {
     }
 }
 
-fn stderr_note(f: &mut fmt::Formatter<'_>, stderr: &str) -> fmt::Result {
+/// `\nnote: QEMU's stderr: …` after a [`ProbeError`]'s message, when QEMU
+/// wrote anything.
+fn stderr_note(stderr: &str) -> String {
     if stderr.trim().is_empty() {
-        Ok(())
+        String::new()
     } else {
-        write!(f, "\nnote: QEMU's stderr: {}", stderr.trim())
+        format!("\nnote: QEMU's stderr: {}", stderr.trim())
     }
 }
 
-impl fmt::Display for ProbeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ProbeError::NoQemu { searched } => write!(
-                f,
-                "no QEMU binary: {searched}\n\
-                 note: install the Debian package qemu-system-x86 (Proxmox VE nodes have pve-qemu-kvm), \
-                 or name the binary with --qemu / PVE_CPUGUARD_QEMU"
-            ),
-            ProbeError::NoKvm { detail } => write!(
-                f,
-                "KVM is not usable: {detail}\n\
-                 note: load kvm_intel or kvm_amd, enable VT-x/AMD-V in the firmware (or nested \
-                 virtualisation in the parent hypervisor), and run as a user who may open /dev/kvm; \
-                 `--probe tcg` asks QEMU's emulator instead, which does not tell what KVM can give"
-            ),
-            ProbeError::Spawn { binary, source } => write!(f, "cannot start {binary}: {source}"),
-            ProbeError::Timeout {
-                binary,
-                timeout,
-                stderr,
-            } => {
-                write!(
-                    f,
-                    "{binary} did not answer within {:.1} s and was killed\n\
-                     note: a healthy QEMU answers in well under a second; raise --probe-timeout only if the host is overloaded",
-                    timeout.as_secs_f64()
-                )?;
-                stderr_note(f, stderr)
-            }
-            ProbeError::Protocol {
-                binary,
-                error,
-                stderr,
-            } => {
-                write!(f, "{binary} did not answer as QEMU does: {error}")?;
-                stderr_note(f, stderr)
-            }
-        }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
 
-impl std::error::Error for ProbeError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ProbeError::Spawn { source, .. } => Some(source),
-            _ => None,
+    fn io() -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "gone")
+    }
+
+    /// The messages as the hand-written `Display` impls printed them
+    /// before the derive (tests and docs quote them), and the sources.
+    #[test]
+    fn messages_and_sources() {
+        let node = NodeFailure {
+            node: "pve2".into(),
+            address: "10.0.0.2".into(),
+            stage: "connect",
+            message: "refused".into(),
+            note: Some("start sshd".into()),
+        };
+        let cases: Vec<(Error, &str, bool)> = vec![
+            (Error::io("/a", io()), "/a: gone", true),
+            (Error::parse("/b", 7, "bad"), "/b:7: bad", false),
+            (Error::Usage("u".into()), "u", false),
+            (Error::Config("c".into()), "c", false),
+            (Error::Unsupported("s".into()), "s", false),
+            (Error::Output(io()), "writing output: gone", true),
+            (
+                Error::CacheCorrupt {
+                    path: "/c.json".into(),
+                    message: "m".into(),
+                },
+                "/c.json: unusable cache (m); treated as empty\nnote: run `pve-cpuguard scan` \
+                 to rebuild it (the bad file is kept as /c.json.corrupt)",
+                false,
+            ),
+            (
+                Error::Lock {
+                    path: "/l".into(),
+                    source: io(),
+                },
+                "/l: cannot take the lock: gone",
+                true,
+            ),
+            (
+                Error::Node(node.clone()),
+                "pve2 (10.0.0.2): connect: refused\nnote: start sshd",
+                false,
+            ),
+            (
+                Error::Node(NodeFailure { note: None, ..node }),
+                "pve2 (10.0.0.2): connect: refused",
+                false,
+            ),
+            (
+                ProbeError::Spawn {
+                    binary: "q".into(),
+                    source: io(),
+                }
+                .into(),
+                "asking QEMU: cannot start q: gone",
+                true,
+            ),
+            (
+                ProbeError::Timeout {
+                    binary: "q".into(),
+                    timeout: Duration::from_millis(2500),
+                    stderr: " late \n".into(),
+                }
+                .into(),
+                "asking QEMU: q did not answer within 2.5 s and was killed\nnote: a healthy QEMU \
+                 answers in well under a second; raise --probe-timeout only if the host is \
+                 overloaded\nnote: QEMU's stderr: late",
+                true,
+            ),
+            (
+                ProbeError::Protocol {
+                    binary: "q".into(),
+                    error: "e".into(),
+                    stderr: " ".into(),
+                }
+                .into(),
+                "asking QEMU: q did not answer as QEMU does: e",
+                true,
+            ),
+        ];
+        for (e, want, has_source) in cases {
+            assert_eq!(e.to_string(), want);
+            assert_eq!(e.source().is_some(), has_source, "{want}");
         }
+        let no_qemu = ProbeError::NoQemu {
+            searched: "x".into(),
+        }
+        .to_string();
+        assert!(no_qemu.starts_with("no QEMU binary: x\nnote: install the Debian package qemu-system-x86 (Proxmox VE nodes have pve-qemu-kvm), or name"), "{no_qemu}");
+        let no_kvm = ProbeError::NoKvm { detail: "d".into() }.to_string();
+        assert!(no_kvm.starts_with("KVM is not usable: d\nnote: load kvm_intel or kvm_amd, enable VT-x/AMD-V in the firmware (or nested virtualisation in the parent"), "{no_kvm}");
     }
 }

@@ -1,0 +1,323 @@
+//! `audit` end to end: the real binary on a fixture `/etc/pve` tree (VM
+//! configs, `.vmlist`, `ha/resources.cfg`, `cpu-models.conf`) and a cache
+//! built from real /proc/cpuinfo samples, one VM per flagged case.
+
+use crate::harness::cluster::Cluster;
+
+const GUARD: &str = "hookscript: local:snippets/pve-cpuguard-hook\n";
+
+/// pve1 Skylake-SP (Intel, v4), pve2 Haswell-EP (Intel, v3), pve4 Cascade
+/// Lake (Intel, v4).
+fn intel() -> Cluster {
+    let mut c = Cluster::new(&[
+        ("pve1", "hwloc-xeon-silver-4108-skylake-sp"),
+        ("pve2", "archspec-linux-rhel7-haswell"),
+        ("pve4", "hwloc-xeon-gold-6230-cascadelake"),
+    ]);
+    c.vm(100, "pve1", &format!("cpu: x86-64-v4\nname: big\n{GUARD}"))
+        .vm(
+            101,
+            "pve1",
+            &format!("cpu: host\nname: passthrough\n{GUARD}"),
+        )
+        .vm(102, "pve2", &format!("cpu: x86-64-v3\nname: fine\n{GUARD}"))
+        .vm(103, "pve4", "cpu: x86-64-v2-AES\nname: unguarded\n")
+        .vm(
+            104,
+            "pve4",
+            &format!("cpu: Cascadelake-Server\nname: ha-db\n{GUARD}"),
+        )
+        .vm(
+            105,
+            "pve1",
+            "cpu: x86-64-v3\nname: own-hook\nhookscript: local:snippets/backup.pl\n",
+        )
+        .vm(106, "pve2", &format!("cpu: NoSuchModel\n{GUARD}"))
+        .vm(
+            107,
+            "pve1",
+            &format!("cpu: x86-64-v3\nhugepages: 1024\n{GUARD}"),
+        );
+    std::fs::create_dir_all(c.pve().join("ha")).unwrap();
+    std::fs::write(
+        c.pve().join("ha/resources.cfg"),
+        "vm: 104\n\tstate started\n\tmax_restart 1\n\nvm: 102\n\tstate started\n\nct: 300\n\tstate started\n",
+    )
+    .unwrap();
+    c
+}
+
+#[test]
+fn every_flagged_case_in_text() {
+    let c = intel();
+    let out = c.on("pve1", &["audit"]).run().code(1);
+    // Every line fits 100 columns; the explanations are wrapped, their
+    // continuation lines indented by 8: joined again for the checks below.
+    for l in out.stdout.lines() {
+        assert!(
+            l.chars().count() <= 100,
+            "{} columns: {l}",
+            l.chars().count()
+        );
+    }
+    let joined = out.stdout.replace("\n        ", " ");
+    let s = &joined;
+    // Node table with levels and the baseline.
+    assert!(
+        s.contains("\n\nNodes (3; baseline x86-64-v3; CPU vendors: GenuineIntel):\n"),
+        "{s}"
+    );
+    assert!(s.contains("\n  pve2  x86-64-v3  GenuineIntel"), "{s}");
+    // Matrix rows: live-migration targets exclude the VM's own node.
+    assert!(
+        s.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+            == [
+                "100",
+                "pve1",
+                "x86-64-v4",
+                "pve4",
+                "all",
+                "but",
+                "pve2",
+                "above-baseline"
+            ]),
+        "{s}"
+    );
+    assert!(
+        s.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+            == ["102", "pve2", "x86-64-v3", "all", "all", "-"]),
+        "{s}"
+    );
+    // 101 cpu: host on a mixed cluster: the Haswell lacks avx512 & co.
+    assert!(
+        s.contains("    - CPU 'host' passes each node's own CPU through, and the nodes have 3 different CPUs"),
+        "{s}"
+    );
+    // 100 above the baseline, with the reason per node and the fix.
+    assert!(
+        s.contains("    - CPU 'x86-64-v4' is above the cluster baseline (x86-64-v3): it cannot start on pve2 (missing flags: avx512bw, avx512cd, avx512dq, avx512f, avx512vl)"),
+        "{s}"
+    );
+    assert!(
+        s.contains("    fix: `qm set 100 --cpu x86-64-v3` makes it movable everywhere (takes effect at the next VM start)\n"),
+        "{s}"
+    );
+    // 104 HA-managed Cascade Lake model: HA could recover it onto pve2.
+    assert!(
+        s.contains("    - HA-managed (vm:104): if its node fails, HA may recover it onto pve1, pve2, where it cannot start"),
+        "{s}"
+    );
+    // 103 without a hookscript, 105 with its own one.
+    assert!(
+        s.contains("    - no hookscript: the guard does not check its starts and migrations (run `pve-cpuguard attach 103` on pve4)"),
+        "{s}"
+    );
+    assert!(
+        s.contains("    - hookscript 'local:snippets/backup.pl' is not the guard's"),
+        "{s}"
+    );
+    assert!(
+        s.contains("    - cannot judge its CPU: unknown CPU type 'NoSuchModel'"),
+        "{s}"
+    );
+    assert!(
+        s.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+            == [
+                "106",
+                "pve2",
+                "NoSuchModel",
+                "unknown",
+                "unknown",
+                "cannot-judge"
+            ]),
+        "{s}"
+    );
+    // 102 is HA-managed but fits everywhere: not flagged.
+    assert!(!s.contains("VM 102"), "{s}");
+    assert!(
+        // The summary comes first (wrapped, its continuation indented by 4).
+        out.stdout.replace("\n    ", " ").starts_with("8 VMs, 6 flagged, 4 at risk (above-baseline 2, cannot-judge 1, ha-cannot-recover 1, host-cpu-in-mixed-cluster 1, no-guard-hookscript 2)\n\nNodes"),
+        "{s}"
+    );
+}
+
+#[test]
+fn json_has_the_matrix_flags_and_suggestions() {
+    let c = intel();
+    let out = c.on("pve2", &["audit", "--output", "json"]).run().code(1);
+    let j = out.json();
+    assert_eq!(j["baseline"], "x86-64-v3");
+    assert_eq!(j["summary"]["vms"], 8);
+    assert_eq!(j["summary"]["at_risk"], 4);
+    let vm = |id: u64| {
+        j["vms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["vmid"] == id)
+            .unwrap()
+            .clone()
+    };
+    let v100 = vm(100);
+    assert_eq!(
+        v100["live_migration"]["allowed"],
+        serde_json::json!(["pve4"])
+    );
+    assert_eq!(
+        v100["live_migration"]["refused"],
+        serde_json::json!([{
+            "nodes": ["pve2"],
+            "codes": ["missing-flags"],
+            "reasons": ["missing flags: avx512bw, avx512cd, avx512dq, avx512f, avx512vl"],
+        }])
+    );
+    assert_eq!(
+        v100["start"]["allowed"],
+        serde_json::json!(["pve1", "pve4"])
+    );
+    assert_eq!(v100["flags"][0]["code"], "above-baseline");
+    assert_eq!(v100["flags"][0]["nodes"], serde_json::json!(["pve2"]));
+    assert_eq!(v100["works_everywhere"], "x86-64-v3");
+    assert_eq!(v100["guarded"], true);
+    let v104 = vm(104);
+    assert_eq!(v104["ha"], true);
+    let codes: Vec<&str> = v104["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["above-baseline", "ha-cannot-recover"]);
+    assert_eq!(vm(103)["flags"][0]["code"], "no-guard-hookscript");
+    assert_eq!(vm(103)["guarded"], false);
+    assert_eq!(vm(102)["flags"], serde_json::json!([]));
+    // 1 GiB huge pages: Haswell-EP and both Xeons have pdpe1gb, so v3 fits.
+    assert_eq!(vm(107)["flags"], serde_json::json!([]));
+}
+
+#[test]
+fn mixed_vendors_and_unscanned_nodes() {
+    let mut c = Cluster::new(&[
+        ("pve1", "hwloc-xeon-silver-4108-skylake-sp"),
+        ("pve3", "archspec-linux-ubuntu20.04-zen3"),
+        ("pve9", "archspec-linux-rhel7-haswell"),
+    ]);
+    // pve9 exists in the cluster file system but was never scanned.
+    c.write_cache(&["pve1".into(), "pve3".into()]);
+    c.vm(200, "pve1", &format!("cpu: x86-64-v3\n{GUARD}"));
+    c.vm(201, "pve3", &format!("cpu: max\n{GUARD}"));
+    let out = c.on("pve1", &["audit", "-o", "json"]).run().code(1);
+    let j = out.json();
+    let nodes = j["nodes"].as_array().unwrap();
+    let pve9 = nodes.iter().find(|n| n["name"] == "pve9").unwrap();
+    assert_eq!(pve9["level"], serde_json::Value::Null);
+    assert!(pve9["problem"]
+        .as_str()
+        .unwrap()
+        .contains("no cached record"));
+    let v200 = &j["vms"][0];
+    // Starts everywhere it is known, but a live move to the AMD node changes
+    // the vendor under the guest; pve9 is unknown.
+    assert_eq!(
+        v200["start"]["allowed"],
+        serde_json::json!(["pve1", "pve3"])
+    );
+    assert_eq!(
+        v200["live_migration"]["refused"][0]["nodes"],
+        serde_json::json!(["pve3"])
+    );
+    assert_eq!(
+        v200["live_migration"]["refused"][0]["codes"],
+        serde_json::json!(["vendor-change"])
+    );
+    assert_eq!(
+        v200["live_migration"]["unknown"],
+        serde_json::json!([{"nodes": ["pve9"], "reasons": ["no cached record (run `pve-cpuguard scan`)"]}])
+    );
+    assert_eq!(v200["flags"], serde_json::json!([]));
+    let v201 = &j["vms"][1];
+    assert_eq!(v201["flags"][0]["code"], "host-cpu-in-mixed-cluster");
+    assert!(
+        v201["suggestion"]
+            .as_str()
+            .unwrap()
+            .contains("live migration between vendors stays refused"),
+        "{v201}"
+    );
+    // The text names the unscanned node, and the unknown cells.
+    let out = c.on("pve1", &["audit"]).run().code(1);
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == [
+                    "200",
+                    "pve1",
+                    "x86-64-v3",
+                    "none",
+                    "(pve9",
+                    "unknown)",
+                    "all",
+                    "but",
+                    "pve9",
+                    "(pve9",
+                    "unknown)",
+                    "-"
+                ]),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("  pve9  unknown: no cached record (run `pve-cpuguard scan`)"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn clean_cluster_exits_zero_and_bad_resources_cfg_names_the_line() {
+    let mut c = Cluster::new(&[
+        ("pve1", "hwloc-xeon-gold-6230-cascadelake"),
+        ("pve2", "hwloc-xeon-gold-6230-cascadelake"),
+    ]);
+    c.vm(100, "pve1", &format!("cpu: host\n{GUARD}"));
+    let out = c.on("pve1", &["audit"]).run().code(0);
+    assert!(
+        out.stdout
+            .starts_with("1 VMs, 0 flagged, 0 at risk\n\nNodes"),
+        "{}",
+        out.stdout
+    );
+    std::fs::create_dir_all(c.pve().join("ha")).unwrap();
+    std::fs::write(
+        c.pve().join("ha/resources.cfg"),
+        "vm: 100\n\tstate running\n",
+    )
+    .unwrap();
+    let out = c.on("pve1", &["audit"]).run().code(2);
+    assert!(
+        out.stderr.contains("ha/resources.cfg:2: invalid state 'running' (valid: started, stopped, enabled, disabled, ignored)"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn vmlist_entry_without_config_is_reported_not_fatal() {
+    let mut c = Cluster::new(&[("pve1", "hwloc-xeon-gold-6230-cascadelake")]);
+    c.vm(100, "pve1", &format!("cpu: host\n{GUARD}"));
+    std::fs::write(
+        c.pve().join(".vmlist"),
+        r#"{"version": 3, "ids": {"100": {"node": "pve1", "type": "qemu", "version": 1}, "101": {"node": "pve1", "type": "qemu", "version": 1}, "300": {"node": "pve1", "type": "lxc", "version": 1}}}"#,
+    )
+    .unwrap();
+    let out = c.on("pve1", &["audit", "-o", "json"]).run().code(1);
+    let j = out.json();
+    assert_eq!(j["summary"]["vms"], 2, "containers are not audited");
+    assert!(j["vms"][1]["error"]
+        .as_str()
+        .unwrap()
+        .contains("does not exist"));
+    assert_eq!(j["vms"][1]["flags"][0]["code"], "cannot-judge");
+}

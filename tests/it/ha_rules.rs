@@ -1,0 +1,332 @@
+//! `ha-rules` end to end: the real binary on a fixture `/etc/pve` tree with
+//! `ha/resources.cfg` and `ha/rules.cfg` in Proxmox's format, a cache from
+//! real /proc/cpuinfo samples, and `ha-manager` replaced at the exec
+//! boundary by a script that records its argv (one argument per line, a
+//! `--` line after each call).
+
+use crate::harness;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use crate::harness::cluster::{script, Cluster};
+use pve_cpuguard::guard::ha_rules::{rule_id, COMMENT};
+
+struct Fixture {
+    c: Cluster,
+    ha: PathBuf,
+    log: PathBuf,
+}
+
+/// pve1 Skylake-SP and pve2 Cascade Lake (both x86-64-v4), pve3 Haswell
+/// (x86-64-v3). VMs: 100 (pve1) and 101 (pve2) x86-64-v4, 102 x86-64-v3,
+/// 104 Cascadelake-Server on pve2, 106 x86-64-v4 outside HA.
+fn fixture() -> Fixture {
+    let mut c = Cluster::new(&[
+        ("pve1", "hwloc-xeon-silver-4108-skylake-sp"),
+        ("pve2", "hwloc-xeon-gold-6230-cascadelake"),
+        ("pve3", "archspec-linux-rhel7-haswell"),
+    ]);
+    c.vm(100, "pve1", "cpu: x86-64-v4\nname: db\n")
+        .vm(101, "pve2", "cpu: x86-64-v4\n")
+        .vm(102, "pve1", "cpu: x86-64-v3\n")
+        .vm(104, "pve2", "cpu: Cascadelake-Server\n")
+        .vm(106, "pve1", "cpu: x86-64-v4\n");
+    std::fs::create_dir_all(c.pve().join("ha")).unwrap();
+    // pve-ha-manager's resources.cfg, as it writes it.
+    std::fs::write(
+        c.pve().join("ha/resources.cfg"),
+        "vm: 100\n\tstate started\n\nvm: 101\n\tstate started\n\tmax_relocate 1\n\n\
+         vm: 102\n\tstate started\n\nvm: 104\n\tstate started\n\nct: 300\n\tstate started\n",
+    )
+    .unwrap();
+    members(&c, 1);
+    let log = c.path("ha-manager.log");
+    let ha = c.path("ha-manager");
+    script(
+        &ha,
+        &format!(
+            "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done >> {log}\necho -- >> {log}\n\
+             [ -n \"$HA_FAIL\" ] && {{ echo \"rule 'x' already exists\" >&2; exit 255; }}\nexit 0\n",
+            log = log.display()
+        ),
+    );
+    Fixture { c, ha, log }
+}
+
+fn members(c: &Cluster, quorate: u8) {
+    std::fs::write(
+        c.pve().join(".members"),
+        format!(
+            "{{\n\"nodename\": \"pve1\",\n\"version\": 7,\n\"cluster\": {{ \"name\": \"c\", \"version\": 3, \"nodes\": 3, \"quorate\": {quorate} }},\n\
+             \"nodelist\": {{\n  \"pve1\": {{ \"id\": 1, \"online\": 1, \"ip\": \"10.0.0.1\"}},\n  \"pve2\": {{ \"id\": 2, \"online\": 1, \"ip\": \"10.0.0.2\"}},\n  \"pve3\": {{ \"id\": 3, \"online\": 1, \"ip\": \"10.0.0.3\"}}\n  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+}
+
+fn id(nodes: &[&str]) -> String {
+    rule_id(
+        &nodes
+            .iter()
+            .map(|s| (*s).to_string())
+            .collect::<BTreeSet<_>>(),
+    )
+}
+
+/// A rule of ours as `ha-manager rules add` leaves it in rules.cfg.
+fn ours(nodes: &[&str], resources: &str) -> String {
+    format!(
+        "node-affinity: {}\n\tcomment {COMMENT}\n\tnodes {}\n\tresources {resources}\n\tstrict 1\n\n",
+        id(nodes),
+        nodes.join(",")
+    )
+}
+
+fn add(verb: &str, nodes: &[&str], resources: &str) -> Vec<String> {
+    [
+        "rules",
+        verb,
+        "node-affinity",
+        &id(nodes),
+        "--resources",
+        resources,
+        "--nodes",
+        &nodes.join(","),
+        "--strict",
+        "1",
+        "--comment",
+        COMMENT,
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
+impl Fixture {
+    fn rules(&self, text: &str) {
+        std::fs::write(self.c.pve().join("ha/rules.cfg"), text).unwrap();
+    }
+
+    fn run(&self, args: &[&str]) -> harness::Run {
+        self.c
+            .on("pve1", args)
+            .env("PVE_CPUGUARD_HA_MANAGER", &self.ha)
+    }
+
+    fn calls(&self) -> Vec<Vec<String>> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.split_terminator("--\n")
+            .map(|c| c.lines().map(str::to_string).collect())
+            .collect()
+    }
+}
+
+#[test]
+fn new_rules_then_a_second_run_makes_no_call() {
+    let f = fixture();
+    let out = f.run(&["ha-rules", "--apply"]).run().code(0);
+    let want = vec![
+        add("add", &["pve1", "pve2"], "vm:100,vm:101"),
+        add("add", &["pve2"], "vm:104"),
+    ];
+    let mut got = f.calls();
+    got.sort();
+    let mut want_sorted = want.clone();
+    want_sorted.sort();
+    assert_eq!(got, want_sorted, "{}", out.stdout);
+    assert!(out.stdout.contains("ran: "), "{}", out.stdout);
+
+    // ha-manager wrote them (its format); nothing changed: no call.
+    f.rules(&(ours(&["pve1", "pve2"], "vm:100,vm:101") + &ours(&["pve2"], "vm:104")));
+    std::fs::remove_file(&f.log).unwrap();
+    let out = f.run(&["ha-rules", "--apply"]).run().code(0);
+    assert_eq!(f.calls(), Vec::<Vec<String>>::new());
+    assert!(
+        out.stdout.contains("rules.cfg is current: no call needed"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn dry_run_prints_exactly_the_calls_and_runs_none() {
+    let f = fixture();
+    let out = f.run(&["ha-rules", "--apply", "--dry-run"]).run().code(1);
+    assert_eq!(f.calls(), Vec::<Vec<String>>::new());
+    let line = format!(
+        "  {} rules add node-affinity {} --resources vm:100,vm:101 --nodes pve1,pve2 --strict 1 --comment '{COMMENT}'",
+        f.ha.display(),
+        id(&["pve1", "pve2"])
+    );
+    assert!(out.stdout.lines().any(|l| l == line), "{}", out.stdout);
+    let json = f
+        .run(&["-o", "json", "ha-rules", "--dry-run"])
+        .run()
+        .code(1)
+        .json();
+    assert_eq!(json["calls"].as_array().unwrap().len(), 2);
+    assert_eq!(json["applied"], false);
+}
+
+#[test]
+fn an_administrators_rule_is_left_alone_and_its_conflict_named() {
+    let f = fixture();
+    let admin =
+        "node-affinity: keep-db\n\tnodes pve1:2,pve2:1,pve3\n\tresources vm:100\n\tstrict 1\n\n\
+                 resource-affinity: apart\n\taffinity negative\n\tresources vm:101,vm:102\n";
+    f.rules(admin);
+    let out = f.run(&["ha-rules", "--apply"]).run().code(1);
+    let mut got = f.calls();
+    got.sort();
+    // 100 is in keep-db: no rule of ours for it, keep-db itself untouched.
+    assert_eq!(
+        got,
+        [
+            add("add", &["pve1", "pve2"], "vm:101"),
+            add("add", &["pve2"], "vm:104")
+        ]
+    );
+    assert!(out
+        .stdout
+        .contains("VM 100: in the administrator's rule 'keep-db': left alone"));
+    assert!(
+        out.stdout.contains(
+            "conflict: administrator's rule 'keep-db' (rules.cfg:1) lets HA pick pve3 for VM 100, whose CPU cannot start or live-migrate there"
+        ),
+        "{}",
+        out.stdout
+    );
+    let fix = format!(
+        "note: change it with: {} rules set node-affinity keep-db --nodes pve1:2,pve2:1 --strict 1",
+        f.ha.display()
+    );
+    assert!(out.stdout.lines().any(|l| l == fix), "{}", out.stdout);
+    assert_eq!(
+        std::fs::read_to_string(f.c.pve().join("ha/rules.cfg")).unwrap(),
+        admin
+    );
+}
+
+#[test]
+fn a_vm_leaving_ha_is_dropped_from_its_rule() {
+    let f = fixture();
+    f.rules(&(ours(&["pve1", "pve2"], "vm:100,vm:101") + &ours(&["pve2"], "vm:104")));
+    std::fs::write(
+        f.c.pve().join("ha/resources.cfg"),
+        "vm: 100\n\tstate started\n\nvm: 101\n\tstate ignored\n\nvm: 102\n\tstate started\n",
+    )
+    .unwrap();
+    f.run(&["ha-rules", "--apply"]).run().code(0);
+    assert_eq!(
+        f.calls(),
+        [
+            add("set", &["pve1", "pve2"], "vm:100"),
+            vec!["rules".into(), "remove".into(), id(&["pve2"])],
+        ]
+    );
+}
+
+#[test]
+fn a_node_losing_a_flag_leaves_the_rules() {
+    let mut f = fixture();
+    f.rules(&(ours(&["pve1", "pve2"], "vm:100,vm:101") + &ours(&["pve2"], "vm:104")));
+    // After a microcode update pve2 lost AVX-512 (its record now reads as a
+    // Haswell): 100 may stay on pve1 only. 101 runs on pve2 and keeps it
+    // (a strict rule without the current node would make HA move it at
+    // once); 104 likewise.
+    f.c.nodes
+        .insert("pve2".into(), "archspec-linux-rhel7-haswell".into());
+    f.c.write_cache(&["pve1".into(), "pve2".into(), "pve3".into()]);
+    let out = f.run(&["ha-rules", "--apply"]).run().code(0);
+    assert_eq!(
+        f.calls(),
+        [
+            add("set", &["pve1", "pve2"], "vm:101"),
+            add("add", &["pve1"], "vm:100"),
+        ],
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn no_quorum_no_call_and_a_failed_call_stops_the_run() {
+    let f = fixture();
+    members(&f.c, 0);
+    let out = f.run(&["ha-rules", "--apply"]).run().code(1);
+    assert_eq!(f.calls(), Vec::<Vec<String>>::new());
+    assert!(
+        out.stdout.contains("refused: the cluster is not quorate"),
+        "{}",
+        out.stdout
+    );
+
+    members(&f.c, 1);
+    let out = f
+        .run(&["ha-rules", "--apply"])
+        .env("HA_FAIL", "1")
+        .run()
+        .code(1);
+    assert_eq!(f.calls().len(), 1, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("rule 'x' already exists"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("1 later call(s) not run"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_malformed_rules_file_names_file_and_line() {
+    let f = fixture();
+    f.rules("node-affinity: x\n\tresources vm:100\n\tstrict maybe\n");
+    let out = f.run(&["ha-rules"]).run().code(2);
+    assert!(
+        out.stderr
+            .contains("ha/rules.cfg:3: invalid strict 'maybe'"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// `ha_rules = apply`: the refresh service's `scan` keeps the rules, on
+/// the first online node of `.members` only.
+#[test]
+fn scan_keeps_the_rules_on_the_first_online_node_only() {
+    let f = fixture();
+    std::fs::write(
+        f.c.pve().join("corosync.conf"),
+        "nodelist {\n  node {\n    name: pve1\n    nodeid: 1\n    quorum_votes: 1\n    ring0_addr: 127.0.0.1\n  }\n  node {\n    name: pve2\n    nodeid: 2\n    quorum_votes: 1\n    ring0_addr: 127.0.0.1\n  }\n  node {\n    name: pve3\n    nodeid: 3\n    quorum_votes: 1\n    ring0_addr: 127.0.0.1\n  }\n}\n\n\
+         quorum {\n  provider: corosync_votequorum\n}\n\ntotem {\n  cluster_name: lab\n  config_version: 1\n  version: 2\n}\n",
+    )
+    .unwrap();
+    let conf = f.c.path("pve-cpuguard.conf");
+    std::fs::write(&conf, "ha_rules = apply\nno_ssh = yes\n").unwrap();
+    let scan = |node: &str| {
+        f.c.on(node, &["scan", "--probe", "off"])
+            .env("PVE_CPUGUARD_CONFIG", &conf)
+            .env("PVE_CPUGUARD_HA_MANAGER", &f.ha)
+            .run()
+    };
+    let out = scan("pve2");
+    assert_eq!(f.calls(), Vec::<Vec<String>>::new(), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("ha_rules: kept by node pve1 (the first online node), not here"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    let out = scan("pve1");
+    assert_eq!(f.calls().len(), 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("ha_rules: ran "), "{}", out.stdout);
+    // Off (the default): no call.
+    std::fs::write(&conf, "no_ssh = yes\n").unwrap();
+    std::fs::remove_file(&f.log).unwrap();
+    scan("pve1");
+    assert_eq!(f.calls(), Vec::<Vec<String>>::new());
+}

@@ -1,0 +1,208 @@
+//! The one test harness of the integration tests: where the fixtures are,
+//! how the binaries run, and the fake clusters.
+//!
+//! - [`cpuinfo`] / [`all_samples`]: real /proc/cpuinfo samples in
+//!   `tests/data/cpuinfo`, named without `.txt`;
+//! - [`command`]: the one way to start a pve-cpuguard binary, with the
+//!   caller's `PVE_CPUGUARD_*` variables removed;
+//! - [`Run`] / [`Done`]: `Run::new(["inspect"]).env(..).run().code(0)`,
+//!   with the state directory in a temporary directory, and a failed
+//!   assertion printing the command, stdout and stderr;
+//! - [`cluster::Cluster`]: an `/etc/pve` tree and a cache from samples,
+//!   on disk only;
+//! - [`ssh_cluster::SshCluster`]: nodes served by REAL OpenSSH `sshd`
+//!   processes on 127.x.y.z (needs root, `/usr/sbin/sshd`, `ssh-keygen`);
+//! - [`fuse::Fuse`]: a hanging FUSE mount (needs root);
+//! - [`threads`]: a cpuinfo of any thread count.
+//!
+//! Tests never write outside their temporary directories: every run gets
+//! `PVE_CPUGUARD_STATE_DIR` (and the clusters their run, cache and
+//! `/etc/pve` paths) inside one (`stays_in_tempdirs`).
+#![allow(dead_code)]
+
+pub mod cluster;
+pub mod fuse;
+pub mod ssh_cluster;
+pub mod sshd;
+pub mod threads;
+
+// Unused by the benches that include this module by path.
+#[allow(unused_imports)]
+pub use ssh_cluster::SshCluster;
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// Path of a file under `tests/data/`.
+pub fn data(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(rel)
+}
+
+/// Path of a real /proc/cpuinfo sample: `tests/data/cpuinfo/NAME.txt`.
+pub fn cpuinfo(name: &str) -> PathBuf {
+    data(&format!("cpuinfo/{name}.txt"))
+}
+
+/// Every real /proc/cpuinfo sample's name (for [`cpuinfo`]), sorted.
+pub fn all_samples() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(data("cpuinfo"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter_map(|n| n.strip_suffix(".txt").map(str::to_string))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The level the library computes for a sample, as every command prints
+/// it (`below-kvm64` when not even kvm64 starts: what a scan must report).
+pub fn expected_level(sample: &str) -> &'static str {
+    let info = pve_cpuguard::cpu::cpuinfo::read(&cpuinfo(sample)).expect("sample parses");
+    pve_cpuguard::cpu::level::display(&pve_cpuguard::cpu::level::of(
+        &pve_cpuguard::cpu::capability::Capability::from_cpuinfo(&info),
+    ))
+}
+
+/// The login user of the test sshd processes (the current user).
+pub fn current_user() -> String {
+    let out = Command::new("id").arg("-un").output().expect("id -un");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The tool's binary.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_pve-cpuguard"))
+}
+
+/// The hook's binary.
+pub fn hook_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_pve-cpuguard-hook"))
+}
+
+/// The one way a test starts `bin` (or a script that runs it): tests never
+/// read the real host or /etc/pve unless they say so, so the caller's
+/// `PVE_CPUGUARD_*` and `PVE_MIGRATED_FROM` are removed. The callers add
+/// the state directory ([`Run::new`], the clusters' environments).
+pub fn command(bin: impl AsRef<OsStr>) -> Command {
+    let mut cmd = Command::new(bin);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PVE_CPUGUARD_") || k == "PVE_MIGRATED_FROM" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// One invocation of the tool's binary.
+pub struct Run {
+    cmd: Command,
+    /// Where the run's state directory points unless the test says
+    /// otherwise: tests never write outside their temporary directories.
+    _scratch: tempfile::TempDir,
+}
+
+impl Run {
+    pub fn new<I, S>(args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = command(binary());
+        cmd.args(args);
+        // ...and never write /var/lib/pve-cpuguard (refusal state).
+        let scratch = tempfile::tempdir().unwrap();
+        cmd.env("PVE_CPUGUARD_STATE_DIR", scratch.path().join("state"));
+        Run {
+            cmd,
+            _scratch: scratch,
+        }
+    }
+
+    /// The command as it will run (for tests of the harness itself).
+    pub fn command(&self) -> &Command {
+        &self.cmd
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Self {
+        self.cmd.env(key, value);
+        self
+    }
+
+    pub fn run(self) -> Done {
+        Done::of(self.cmd)
+    }
+}
+
+/// What an invocation produced.
+#[derive(Debug)]
+pub struct Done {
+    /// The command, as printed by a failed assertion.
+    pub command: String,
+    /// Exit status (-1 when killed by a signal).
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl Done {
+    /// Runs a prepared command (from [`command`]) to completion.
+    pub fn of(mut cmd: Command) -> Done {
+        let start = Instant::now();
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = cmd.output().expect("run pve-cpuguard");
+        Done {
+            command: format!("{cmd:?}"),
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            elapsed: start.elapsed(),
+        }
+    }
+
+    fn show(&self) -> String {
+        format!(
+            "--- command\n{}\n--- stdout\n{}\n--- stderr\n{}",
+            self.command, self.stdout, self.stderr
+        )
+    }
+
+    /// Panics with the command and both streams unless the exit code is
+    /// `want`.
+    pub fn code(self, want: i32) -> Self {
+        assert_eq!(self.code, want, "exit code\n{}", self.show());
+        self
+    }
+
+    /// Standard output as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.show()))
+    }
+
+    pub fn stdout_has(self, needle: &str) -> Self {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}:\n{}",
+            self.show()
+        );
+        self
+    }
+
+    pub fn stderr_has(self, needle: &str) -> Self {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            self.show()
+        );
+        self
+    }
+}

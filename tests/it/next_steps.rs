@@ -1,0 +1,354 @@
+//! Every error a person can meet says what to do next: a `note:` line, asserted
+//! here for each case on a fixture `/etc/pve` tree and the real binary.
+
+use crate::harness::cluster::{script, Cluster};
+use crate::harness::Run;
+
+const GUARD: &str = "hookscript: local:snippets/pve-cpuguard-hook\n";
+
+/// pve1 Skylake-SP (x86-64-v4), pve2 Haswell-EP (x86-64-v3).
+fn cluster() -> Cluster {
+    let mut c = Cluster::new(&[
+        ("pve1", "hwloc-xeon-silver-4108-skylake-sp"),
+        ("pve2", "archspec-linux-rhel7-haswell"),
+    ]);
+    c.vm(100, "pve1", &format!("cpu: x86-64-v4\nname: big\n{GUARD}"));
+    c
+}
+
+/// The last line of stderr starts with `note:` and contains `want`.
+fn ends_with_note(stderr: &str, want: &str) {
+    let last = stderr.trim_end().lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("note: ") && last.contains(want),
+        "last line is not a note with {want:?}:\n{stderr}"
+    );
+}
+
+#[test]
+fn not_a_proxmox_node_audit_attach_detach_say_so() {
+    let c = cluster();
+    for dir in [c.path("no-such-dir"), c.path("cache")] {
+        for args in [
+            &["audit"][..],
+            &["audit", "--output", "json"],
+            &["attach", "--all"],
+            &["detach", "100"],
+        ] {
+            let done = c
+                .on("pve1", args)
+                .env("PVE_CPUGUARD_PVE_DIR", &dir)
+                .run()
+                .code(2);
+            assert!(done.stdout.is_empty(), "{args:?}: {}", done.stdout);
+            assert!(
+                done.stderr.contains("error: not a Proxmox VE node: "),
+                "{args:?}: {}",
+                done.stderr
+            );
+            ends_with_note(&done.stderr, "PVE_CPUGUARD_PVE_DIR");
+        }
+    }
+}
+
+#[test]
+fn scan_from_a_host_not_in_corosync_conf_hints_node() {
+    let c = cluster();
+    std::fs::write(
+        c.pve().join("corosync.conf"),
+        "nodelist {\n  node {\n    name: pve1\n    nodeid: 1\n    quorum_votes: 1\n    ring0_addr: 127.0.0.1\n  }\n  node {\n    name: pve2\n    nodeid: 2\n    quorum_votes: 1\n    ring0_addr: 127.0.0.2\n  }\n}\n\ntotem {\n  cluster_name: lab\n  config_version: 2\n  version: 2\n}\n",
+    )
+    .unwrap();
+    let env: Vec<_> = c
+        .node_env("pve1")
+        .into_iter()
+        .filter(|(k, _)| *k != "PVE_CPUGUARD_NODE")
+        .collect();
+    let run = |args: &[&str]| {
+        env.iter()
+            .fold(Run::new(args), |r, (k, v)| r.env(k, v))
+            .run()
+    };
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert!(!["pve1", "pve2"].contains(&host.trim()), "hostname {host}");
+    let done = run(&["scan", "--no-ssh"]);
+    assert_eq!(done.code, 1, "{}", done.stderr);
+    assert!(
+        done.stderr.contains(&format!(
+            "warning: this host ('{}') is not a node in {} (nodes: pve1, pve2)",
+            host.trim(),
+            c.pve().join("corosync.conf").display()
+        )),
+        "{}",
+        done.stderr
+    );
+    assert!(
+        done.stderr
+            .contains("\nnote: run the scan on a cluster node; if this is one under another host name, name it with --node NAME (PVE_CPUGUARD_NODE)\n"),
+        "{}",
+        done.stderr
+    );
+    // A --node that is not in the list: a usage error with the names.
+    let done = run(&["scan", "--no-ssh", "--node", "pve9"]);
+    assert_eq!(done.code, 2, "{}", done.stderr);
+    assert!(
+        done.stderr.contains("(nodes: pve1, pve2)"),
+        "{}",
+        done.stderr
+    );
+    ends_with_note(&done.stderr, "use one of the names listed");
+}
+
+#[test]
+fn no_cache_says_run_scan() {
+    let c = cluster();
+    std::fs::remove_file(c.cache()).unwrap();
+    for cmd in ["status", "baseline"] {
+        let done = c.on("pve1", &[cmd]).run().code(3);
+        assert!(
+            done.stdout.contains("note: run `pve-cpuguard scan`"),
+            "{cmd}: {}",
+            done.stdout
+        );
+    }
+    // audit reads this node itself; the other node has no data at all.
+    let done = c.on("pve2", &["audit"]).run();
+    assert!(
+        done.stdout
+            .contains("unknown: no cached record (run `pve-cpuguard scan`)"),
+        "{}",
+        done.stdout
+    );
+    // With no node data at all (this host is not pve1 or pve2): a note.
+    let done = c
+        .on("pve1", &["audit"])
+        .env("PVE_CPUGUARD_NODE", "elsewhere")
+        .run()
+        .code(3);
+    ends_with_note(&done.stderr, "pve-cpuguard scan");
+}
+
+#[test]
+fn no_snippets_storage_says_how_to_add_one() {
+    let c = cluster();
+    std::fs::write(
+        c.pve().join("storage.cfg"),
+        format!(
+            "dir: local\n\tpath {}\n\tcontent iso,backup\n",
+            c.path("vz").display()
+        ),
+    )
+    .unwrap();
+    let done = c.on("pve1", &["attach", "100"]).run().code(2);
+    assert!(
+        done.stderr.contains("does not hold snippets"),
+        "{}",
+        done.stderr
+    );
+    ends_with_note(
+        &done.stderr,
+        "pvesm set local --content iso,backup,snippets",
+    );
+    let done = c
+        .on("pve1", &["attach", "100", "--storage", "nfs1"])
+        .run()
+        .code(2);
+    assert!(
+        done.stderr.contains("storage 'nfs1' is not defined in"),
+        "{}",
+        done.stderr
+    );
+    ends_with_note(&done.stderr, "no storage holds snippets yet");
+}
+
+#[test]
+fn vm_not_found_says_where_it_looked() {
+    let c = cluster();
+    for args in [&["check", "999"][..], &["migrate", "999", "pve2"]] {
+        let done = c.on("pve1", args).run().code(2);
+        assert!(
+            done.stderr.contains("VM 999 does not exist"),
+            "{}",
+            done.stderr
+        );
+        ends_with_note(&done.stderr, "`qm list` on each node shows its VMs");
+    }
+}
+
+/// A `qm` that must never run: it leaves a mark.
+fn qm(c: &Cluster) -> std::path::PathBuf {
+    let qm = c.path("qm");
+    script(
+        &qm,
+        &format!("#!/bin/sh\ntouch {}\n", c.path("qm-ran").display()),
+    );
+    qm
+}
+
+#[test]
+fn migrate_to_a_node_outside_the_cluster_says_so() {
+    let c = cluster();
+    let done = c
+        .on("pve1", &["migrate", "100", "pve7", "--online"])
+        .env("PVE_CPUGUARD_QM", qm(&c))
+        .run()
+        .code(2);
+    assert!(
+        done.stderr
+            .contains("error: 'pve7' is not a node of this cluster (nodes in"),
+        "{}",
+        done.stderr
+    );
+    assert!(done.stderr.contains(": pve1, pve2)"), "{}", done.stderr);
+    assert!(!done.stderr.contains("cached record"), "{}", done.stderr);
+    ends_with_note(&done.stderr, "`pvecm nodes`");
+    assert!(!c.path("qm-ran").exists());
+}
+
+#[test]
+fn migrate_online_of_a_stopped_vm_says_why_it_is_offline() {
+    let c = cluster();
+    let done = c
+        .on("pve1", &["migrate", "100", "pve2", "--online"])
+        .env("PVE_CPUGUARD_QM", qm(&c))
+        .run()
+        .code(1);
+    assert!(done.stderr.contains("offline migration"), "{}", done.stderr);
+    assert!(
+        done.stderr.contains(&format!(
+            "VM 100 is not running on 'pve1' (no live QEMU process in {}), so `--online` moves it offline: it is checked as a cold start on 'pve2'",
+            c.path("run/100.pid").display()
+        )),
+        "{}",
+        done.stderr
+    );
+    assert!(!c.path("qm-ran").exists());
+}
+
+#[test]
+fn usage_errors_do_not_list_options_from_the_environment() {
+    let c = cluster();
+    let done = c
+        .on("pve1", &["attach"])
+        .env("PVE_CPUGUARD_STORAGE", "local")
+        .run()
+        .code(2);
+    assert!(
+        done.stderr
+            .contains("Usage: pve-cpuguard attach --all [VMID]...\n"),
+        "{}",
+        done.stderr
+    );
+    for env_only in ["--storage", "--pve-dir", "--config", "--state-dir"] {
+        assert!(
+            !done.stderr.contains(env_only),
+            "{env_only}: {}",
+            done.stderr
+        );
+    }
+}
+
+#[test]
+fn output_formats_a_command_cannot_honour_are_usage_errors() {
+    let c = cluster();
+    for (args, why) in [
+        (&["metrics", "--output", "json"][..], "Prometheus"),
+        (&["migrate", "100", "pve2", "-o", "json"], "qm migrate"),
+        (&["hook", "100", "pre-start", "-o", "json"], "exit status"),
+        (&["status", "-o", "html"], "only `audit` has an HTML page"),
+    ] {
+        let done = c
+            .on("pve1", args)
+            .env("PVE_CPUGUARD_QM", qm(&c))
+            .run()
+            .code(2);
+        assert!(done.stdout.is_empty(), "{args:?}: {}", done.stdout);
+        assert!(
+            done.stderr.contains("does not apply to") && done.stderr.contains(why),
+            "{args:?}: {}",
+            done.stderr
+        );
+        ends_with_note(&done.stderr, "drop --output");
+    }
+    assert!(!c.path("qm-ran").exists());
+}
+
+#[test]
+fn a_node_without_a_record_is_unknown_and_migrate_says_how_to_get_one() {
+    let c = cluster();
+    c.write_cache(&["pve1".to_string()]);
+    let done = c.on("pve1", &["check", "100"]).run().code(3);
+    let joined = done.stdout.replace("\n      ", " ");
+    assert!(
+        joined.contains("pve2: unknown (view: none, STALE: older than cache_max_age or last refresh failed): no cached record (run `pve-cpuguard scan`)"),
+        "{}",
+        done.stdout
+    );
+    assert!(
+        done.stdout
+            .contains("CPU type that works on every node with data: x86-64-v4 (pve2 unknown)"),
+        "{}",
+        done.stdout
+    );
+    let done = c
+        .on("pve1", &["migrate", "100", "pve2"])
+        .env("PVE_CPUGUARD_QM", qm(&c))
+        .run()
+        .code(2);
+    assert!(
+        done.stderr
+            .contains("error: no CPU data for node 'pve2': no cached record, and could not read 'pve2' again ("),
+        "{}",
+        done.stderr
+    );
+    assert!(
+        !done.stderr.contains("using its cached record"),
+        "{}",
+        done.stderr
+    );
+    assert_eq!(done.stderr.matches("note: ").count(), 1, "{}", done.stderr);
+    ends_with_note(&done.stderr, "`pve-cpuguard publish` on 'pve2'");
+    assert!(!c.path("qm-ran").exists());
+}
+
+#[test]
+fn every_error_ends_with_a_note_even_without_its_own() {
+    let c = cluster();
+    let bad = c.path("bad-cpuinfo");
+    std::fs::write(&bad, "x\n").unwrap();
+    let conf = c.path("bad.conf");
+    std::fs::write(&conf, "policy = sometimes\n").unwrap();
+    c.cpu_models("cpu-model: broken\n\tflags +aes\n\tnonsense\n");
+    for (args, env, want) in [
+        (
+            &["inspect", "--cpuinfo", "/nonexistent/cpuinfo"][..],
+            None,
+            "listed by `pve-cpuguard help inspect`",
+        ),
+        (
+            &["inspect", "--cpuinfo", bad.to_str().unwrap()],
+            None,
+            "fix that line",
+        ),
+        (
+            &["migrate", "100", "bad!"],
+            None,
+            "`pve-cpuguard help migrate`",
+        ),
+        (&["check", "100"], None, ""),
+        (&["status"], Some(("PVE_CPUGUARD_CONFIG", &conf)), ""),
+    ] {
+        let mut run = c.on("pve1", args);
+        if let Some((k, v)) = env {
+            run = run.env(k, v);
+        }
+        let done = run.run();
+        assert_eq!(done.code, 2, "{args:?}: {}", done.stderr);
+        assert!(
+            done.stderr.starts_with("pve-cpuguard: error: "),
+            "{args:?}: {}",
+            done.stderr
+        );
+        ends_with_note(&done.stderr, want);
+    }
+}
