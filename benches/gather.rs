@@ -36,7 +36,7 @@ fn copy_tree(from: &Path, to: &Path) {
 fn main() {
     let samples = harness::all_samples()
         .into_iter()
-        .filter(|n| pve_cpuguard::cpu::cpuinfo::read(&harness::cpuinfo(n)).is_ok())
+        .filter(|n| pve_cpuguard::reach::local::cpuinfo(&harness::cpuinfo(n)).is_ok())
         .collect::<Vec<_>>();
     let mut c = SshCluster::new();
     c.timeout = 30.0;

@@ -35,7 +35,6 @@ use std::process::Command;
 
 use harness::cluster::Cluster;
 use pve_cpuguard::cache::{Cache, NodeRecord};
-use pve_cpuguard::cpu::cpuinfo;
 
 const SAMPLE: &str = "hwloc-xeon-gold-6230-cascadelake";
 const LOCAL: &str = "pve64";
@@ -45,7 +44,7 @@ const LOCAL: &str = "pve64";
 fn fixture(threads: usize, usable: bool) -> (Cluster, PathBuf) {
     let samples: Vec<String> = harness::all_samples()
         .into_iter()
-        .filter(|n| cpuinfo::read(&harness::cpuinfo(n)).is_ok())
+        .filter(|n| pve_cpuguard::reach::local::cpuinfo(&harness::cpuinfo(n)).is_ok())
         .collect();
     let names: Vec<String> = (1..=64).map(|i| format!("pve{i:02}")).collect();
     let pairs: Vec<(&str, &str)> = names
@@ -62,7 +61,7 @@ fn fixture(threads: usize, usable: bool) -> (Cluster, PathBuf) {
     )
     .unwrap();
     let mut cache = Cache::load(&c.cache()).unwrap();
-    let info = cpuinfo::read(&local_cpuinfo).unwrap();
+    let info = pve_cpuguard::reach::local::cpuinfo(&local_cpuinfo).unwrap();
     assert_eq!(info.processors, threads);
     let kernel = usable
         .then(pve_cpuguard::cache::current::kernel_release)

@@ -28,7 +28,7 @@ const RUNS: usize = 5;
 fn cluster(nodes: usize) -> SshCluster {
     let samples = harness::all_samples()
         .into_iter()
-        .filter(|n| pve_cpuguard::cpu::cpuinfo::read(&harness::cpuinfo(n)).is_ok())
+        .filter(|n| pve_cpuguard::reach::local::cpuinfo(&harness::cpuinfo(n)).is_ok())
         .collect::<Vec<_>>();
     let mut c = SshCluster::new();
     c.timeout = 10.0;

@@ -18,7 +18,6 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use pve_cpuguard::cache::{self, Cache, NodeRecord};
-use pve_cpuguard::cpu::cpuinfo;
 
 const SAMPLES: [&str; 6] = [
     "hwloc-xeon-silver-4108-skylake-sp",
@@ -162,8 +161,10 @@ fn main() {
     let now = cache::now();
     for (i, n) in names.iter().enumerate() {
         std::fs::create_dir_all(pve.join("nodes").join(n).join("qemu-server")).unwrap();
-        let info =
-            cpuinfo::read(&samples.join(format!("{}.txt", SAMPLES[i % SAMPLES.len()]))).unwrap();
+        let info = pve_cpuguard::reach::local::cpuinfo(
+            &samples.join(format!("{}.txt", SAMPLES[i % SAMPLES.len()])),
+        )
+        .unwrap();
         cache.nodes.insert(
             n.clone(),
             NodeRecord::new(

@@ -9,9 +9,9 @@ use crate::app::cli_settings::{
     AttachSettings, CheckSettings, HookSettings, MetricsSettings, MigrateSettings, RolloutSettings,
     WhyNotSettings,
 };
-use crate::app::config;
 use crate::app::output::Format;
-use crate::app::settings::SshArgs;
+use crate::conf::config;
+use crate::conf::settings::SshArgs;
 use crate::cpu::kvm_view::Accel;
 
 const EXIT_CODES: &str = "\
@@ -409,10 +409,10 @@ pub struct CacheArgs {
 impl CacheArgs {
     /// `cache_max_age` in seconds: flag > environment > file > default,
     /// resolved by the same code as every other command's
-    /// ([`crate::app::settings::cache_max_age`]).
+    /// ([`crate::conf::settings::cache_max_age`]).
     #[must_use]
     pub fn max_age(&self, conf: &config::Config) -> u64 {
-        crate::app::settings::cache_max_age(self.cache_max_age, conf).as_secs()
+        crate::conf::settings::cache_max_age(self.cache_max_age, conf).as_secs()
     }
 
     /// Reads the configuration file and resolves the cache path

@@ -8,15 +8,15 @@
 //! (`commands::audit::gather`, `commands::vm_context::load`,
 //! `guard::fleet::load`/`load_cached`, `guard::chain::lookup`).
 //!
-//! [`Settings`]: crate::app::settings::Settings
+//! [`Settings`]: crate::conf::settings::Settings
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 
-use crate::app::config::{self, Policy, VendorChange};
-use crate::app::settings::{CommonArgs, SettingsArgs};
+use crate::conf::config::{self, Policy, VendorChange};
+use crate::conf::settings::{CommonArgs, SettingsArgs};
 
 /// `--config`.
 #[derive(Debug, Clone, Args)]

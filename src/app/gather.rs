@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use crate::app::commands::publish;
 use crate::cache::published::{self, Published, Rejected};
-use crate::cpu::cpuinfo;
 use crate::error::NodeFailure;
 use crate::pve::cluster::Cluster;
 use crate::reach::scan::{self, NodeResult, Via};
@@ -153,7 +152,9 @@ fn still_current(p: Published, cpuinfo_path: &Path) -> Result<Published, Rejecte
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .ok()
         .map(|s| s.trim().to_string());
-    let microcode = cpuinfo::read(cpuinfo_path).ok().and_then(|i| i.microcode);
+    let microcode = crate::reach::local::cpuinfo(cpuinfo_path)
+        .ok()
+        .and_then(|i| i.microcode);
     let mut changed = Vec::new();
     if kernel.is_some() && kernel != p.record.kernel {
         changed.push(format!(

@@ -1,5 +1,5 @@
-//! The application shell: the command line, settings and the configuration
-//! file, output, logging, the hook's deadline, and the commands themselves.
+//! The application shell: the command line, output, the hook's deadline,
+//! and the commands themselves.
 //!
 //! Rule: may use every layer; nothing below may use it. Commands gather
 //! inputs, call the layers below, and report.
@@ -7,13 +7,10 @@
 pub mod cli;
 pub mod cli_settings;
 pub mod commands;
-pub mod config;
 pub mod deadline;
 pub mod gather;
 pub mod output;
 pub mod paint;
-pub mod settings;
-pub mod syslog;
 pub mod usage;
 
 use crate::error::{ExitCode, Result};

@@ -2,7 +2,7 @@
 //! written under a lock and replaced atomically; and each node's own record
 //! as it publishes it through the cluster file system.
 //!
-//! Rule: may use the CPU core only (and the file system).
+//! Rule: may use the CPU core only (and files, through `crate::fsutil`).
 
 pub mod current;
 pub mod published;

@@ -14,8 +14,8 @@ use crate::cpu::capability::{Capability, Disagreement, View};
 use crate::cpu::cpudata;
 use crate::cpu::cpuinfo::CpuInfo;
 use crate::cpu::flags;
+use crate::cpu::kvm_view::KvmView;
 use crate::cpu::level::{self, Level};
-use crate::reach::kvm_probe::KvmView;
 
 use super::NodeRecord;
 

@@ -563,7 +563,7 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cpuinfo");
         let mut infos: Vec<CpuInfo> = std::fs::read_dir(dir)
             .unwrap()
-            .filter_map(|e| crate::cpu::cpuinfo::read(&e.unwrap().path()).ok())
+            .filter_map(|e| crate::reach::local::cpuinfo(&e.unwrap().path()).ok())
             .collect();
         assert!(infos.len() > 10, "the samples are there");
         // A kernel that prints no `bugs` line: the bug rules cannot tell.

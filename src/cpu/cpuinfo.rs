@@ -42,19 +42,10 @@ pub struct CpuInfo {
     pub uniform: bool,
 }
 
-/// Reads and parses a cpuinfo file.
-///
-/// # Errors
-/// I/O errors, malformed lines, and non-x86 input (as [`Error::Unsupported`]).
-pub fn read(path: &Path) -> Result<CpuInfo> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    parse_bytes(&bytes, path)
-}
-
 /// Parses raw bytes; `origin` names the file in error messages.
 ///
 /// # Errors
-/// See [`read`].
+/// Malformed lines, and non-x86 input (as [`Error::Unsupported`]).
 pub fn parse_bytes(bytes: &[u8], origin: &Path) -> Result<CpuInfo> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let line = bytes[..e.valid_up_to()]

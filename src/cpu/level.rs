@@ -9,17 +9,23 @@ use crate::cpu::capability::Capability;
 use crate::cpu::custom_models::CustomModels;
 use once_cell::sync::Lazy;
 
+use crate::cpu::models::BUILTINS;
 use crate::cpu::requirement::{self, Requirement};
 use crate::cpu::verdict::{self, Mode, Outcome};
 
-/// The ladder, lowest first.
+/// The ladder, lowest first: `kvm64`, then the built-in types of
+/// [`crate::cpu::models::BUILTINS`].
 pub const LADDER: [&str; 5] = [
     "kvm64",
-    "x86-64-v2",
-    "x86-64-v2-AES",
-    "x86-64-v3",
-    "x86-64-v4",
+    BUILTINS[0].name,
+    BUILTINS[1].name,
+    BUILTINS[2].name,
+    BUILTINS[3].name,
 ];
+
+// The ladder is `kvm64` under the built-in types, in their order: one more
+// built-in type must also be one more rung.
+const _: () = assert!(BUILTINS.len() == LADDER.len() - 1);
 
 /// The ladder's requirements, resolved once.
 static RUNGS: Lazy<Vec<Requirement>> = Lazy::new(|| {

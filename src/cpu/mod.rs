@@ -1,7 +1,7 @@
 //! The CPU core: what a VM needs, what a node can give, and the verdict.
 //!
 //! Rule: pure. Nothing here touches the file system, processes, the network,
-//! the environment or libc (`tests/architecture.rs` enforces it); values in,
+//! the environment or libc (`tests/it/architecture.rs` enforces it); values in,
 //! values out. Everything else in the crate may use this layer.
 
 pub mod baseline;

@@ -10,7 +10,6 @@ use crate::cpu::cpuconf::{self, FlagChange, PhysBits};
 use crate::cpu::custom_models::CustomModels;
 use crate::cpu::flags::{self, VmFlag};
 use crate::cpu::models::{self, BaseType};
-use crate::pve::vmconf::VmConfig;
 
 /// The base of a requirement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,26 +93,43 @@ pub fn from_cpu_value(value: &str, custom: &CustomModels) -> Requirement {
     resolve_value(value, custom)
 }
 
+/// The CPU-relevant values of a VM config's main section (what
+/// `crate::pve::vmconf::VmConfig::cpu_inputs` gives).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VmCpu<'a> {
+    /// `cpu:` as written.
+    pub cpu: Option<&'a str>,
+    /// `kvm:`, default on.
+    pub kvm: bool,
+    /// `arch:`, default x86_64.
+    pub arch: Option<&'a str>,
+    /// A `-cpu` that `args:` passes itself.
+    pub args_cpu: Option<&'a str>,
+    /// `runningcpu:` of a VM that ran or is hibernated.
+    pub runningcpu: Option<&'a str>,
+    /// Whether `vmstate:` is set (the VM is hibernated).
+    pub hibernated: bool,
+    /// `hugepages: 1024`.
+    pub hugepages_1g: bool,
+}
+
 /// Resolves a whole VM config.
 #[must_use]
-pub fn from_vm(vm: &VmConfig, custom: &CustomModels) -> Requirement {
+pub fn from_vm(vm: &VmCpu<'_>, custom: &CustomModels) -> Requirement {
     // qemu-server `get_cpu_options`: `my $cputype = $kvm ? "kvm64" : "qemu64"`.
-    let value = vm
-        .cpu
-        .as_deref()
-        .unwrap_or(if vm.kvm() { "kvm64" } else { "qemu64" });
-    let arch = vm.arch.as_deref().unwrap_or("x86_64");
+    let value = vm.cpu.unwrap_or(if vm.kvm { "kvm64" } else { "qemu64" });
+    let arch = vm.arch.unwrap_or("x86_64");
     let mut req = if arch != "x86_64" {
         Requirement::unknown(
             value,
             format!("VM architecture is '{arch}'; pve-cpuguard judges x86_64 guests only"),
         )
-    } else if let Some(cpu) = vm.args_cpu() {
+    } else if let Some(cpu) = vm.args_cpu {
         Requirement::unknown(
             value,
             format!("the VM's `args:` passes its own `-cpu {cpu}`, which overrides the `cpu:` option; check it by hand"),
         )
-    } else if let (Some(running), Some(_)) = (&vm.runningcpu, &vm.vmstate) {
+    } else if let (Some(running), true) = (vm.runningcpu, vm.hibernated) {
         // A hibernated VM resumes with exactly the CPU it ran with
         // (qemu-server forces `runningcpu`), whatever `cpu:` says now.
         let mut r = from_qemu_cpu_arg(running);
@@ -122,9 +138,9 @@ pub fn from_vm(vm: &VmConfig, custom: &CustomModels) -> Requirement {
     } else {
         resolve_value(value, custom)
     };
-    req.running_cpu.clone_from(&vm.runningcpu);
-    req.hugepages_1g = vm.hugepages_1g();
-    req.kvm = vm.kvm();
+    req.running_cpu = vm.runningcpu.map(str::to_string);
+    req.hugepages_1g = vm.hugepages_1g;
+    req.kvm = vm.kvm;
     req
 }
 
@@ -314,7 +330,7 @@ mod tests {
 
     #[test]
     fn runningcpu_as_qemu_server_writes_it() {
-        // qemu-server's -cpu for `cpu: x86-64-v2-AES` (proxmox.md §2.3).
+        // qemu-server's -cpu for `cpu: x86-64-v2-AES` (qemu-server test/cfg2cmd, CPUConfig.pm `get_cpu_options`).
         let r = from_qemu_cpu_arg(
             "qemu64,+aes,enforce,+kvm_pv_eoi,+kvm_pv_unhalt,+pni,+popcnt,+sse4.1,+sse4.2,+ssse3",
         );
@@ -342,7 +358,7 @@ mod tests {
             std::path::Path::new("100.conf"),
         )
         .unwrap();
-        let r = from_vm(&vm, &CustomModels::default());
+        let r = from_vm(&vm.cpu_inputs(), &CustomModels::default());
         assert!(!r.features.contains("avx512f"), "resumes as kvm64");
         assert!(r.cpu.contains("resuming with runningcpu"));
         // Without vmstate (a snapshot's runningcpu stays in its section) the cpu: counts.
@@ -351,7 +367,7 @@ mod tests {
             std::path::Path::new("x"),
         )
         .unwrap();
-        assert!(from_vm(&vm, &CustomModels::default())
+        assert!(from_vm(&vm.cpu_inputs(), &CustomModels::default())
             .features
             .contains("avx512f"));
     }

@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 use crate::cpu::capability::{Capability, KvmModule, View};
 use crate::cpu::cpuconf::PhysBits;
 use crate::cpu::flags::{self, Enlightenment, VmFlag};
+use crate::cpu::kvm_view::Accel;
 use crate::cpu::requirement::{Base, Requirement};
-use crate::reach::kvm_probe::Accel;
 
 /// What is being decided.
 #[derive(Debug, Clone, Copy)]

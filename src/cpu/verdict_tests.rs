@@ -19,7 +19,7 @@ fn sample(name: &str, drop: &[&str], add: &[&str]) -> Capability {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/cpuinfo")
         .join(format!("{name}.txt"));
-    let mut info = cpuinfo::read(&path).unwrap();
+    let mut info = crate::reach::local::cpuinfo(&path).unwrap();
     for f in drop {
         assert!(info.flags.remove(*f), "{name} has {f}");
     }
@@ -51,7 +51,7 @@ fn req(cpu: &str) -> Requirement {
 /// The requirement of a whole VM config text.
 fn vm(conf: &str) -> Requirement {
     let vm = vmconf::parse(conf, Path::new("100.conf")).unwrap();
-    requirement::from_vm(&vm, &CustomModels::default())
+    requirement::from_vm(&vm.cpu_inputs(), &CustomModels::default())
 }
 
 fn start(r: &Requirement, target: &Capability) -> Verdict {
@@ -135,7 +135,7 @@ fn hv_evmcs_needs_nested_vmx_where_qemu_answered() {
     use crate::reach::kvm_probe::{Accel, KvmView};
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/cpuinfo/hwloc-xeon-gold-6230-cascadelake.txt");
-    let info = cpuinfo::read(&path).unwrap();
+    let info = crate::reach::local::cpuinfo(&path).unwrap();
     let mut present = Capability::from_cpuinfo(&info).features().present.clone();
     let view = |present: &std::collections::BTreeSet<String>| KvmView {
         qemu_version: "10.0.2".into(),
@@ -359,7 +359,7 @@ fn node_without_vmx_or_svm_is_below_the_floor() {
 #[test]
 fn node_without_vmx_or_svm_whose_qemu_answered_under_kvm_runs_guests() {
     use crate::reach::kvm_probe::{Accel, KvmView};
-    let mut info = cpuinfo::read(
+    let mut info = crate::reach::local::cpuinfo(
         &Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/data/cpuinfo/archspec-linux-ubuntu20.04-zen3.txt"),
     )

@@ -224,7 +224,7 @@ pub fn run<'f>(
                     hugepages_1g: conf.hugepages_1g(),
                 };
                 let i = *req_index.entry(key).or_insert_with(|| {
-                    let mut r = requirement::from_vm(conf, custom);
+                    let mut r = conf.requirement(custom);
                     r.running_cpu = None;
                     reqs.push(r);
                     reqs.len() - 1

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::app::settings::Settings;
+use crate::conf::settings::Settings;
 use crate::error::{Error, Result};
 use crate::pve::paths::VmId;
 

@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use crate::app::config::{Policy, VendorChange};
+use crate::conf::config::{Policy, VendorChange};
 use crate::cpu::capability::Capability;
 use crate::cpu::fix::{self, Fix};
 use crate::cpu::level;

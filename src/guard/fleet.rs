@@ -224,7 +224,7 @@ impl Fleet {
 /// microcode or kernel change since then invalidates it).
 /// A corrupt or unreadable cache is reported in `problems`, never fatal.
 #[must_use]
-pub fn load(settings: &crate::app::settings::Settings, local: &CpuInfo) -> Fleet {
+pub fn load(settings: &crate::conf::settings::Settings, local: &CpuInfo) -> Fleet {
     let mut matching: Option<(LazyNode, crate::cache::NodeRecord)> = None;
     let mut fleet = load_with(settings, |cache| {
         matching = cache.nodes.get(&settings.node).and_then(|n| {
@@ -244,7 +244,7 @@ pub fn load(settings: &crate::app::settings::Settings, local: &CpuInfo) -> Fleet
 /// # Errors
 /// Those of `read_all`.
 pub fn load_checked(
-    settings: &crate::app::settings::Settings,
+    settings: &crate::conf::settings::Settings,
     read_all: impl FnOnce() -> crate::error::Result<CpuInfo>,
 ) -> crate::error::Result<Fleet> {
     let mut own: Option<(LazyNode, crate::cache::NodeRecord)> = None;
@@ -269,7 +269,7 @@ pub fn load_checked(
 /// The local node's view from `local` read now, with its record's QEMU
 /// answer when the record matches (`matching`).
 fn local_view(
-    settings: &crate::app::settings::Settings,
+    settings: &crate::conf::settings::Settings,
     local: &CpuInfo,
     matching: Option<(LazyNode, crate::cache::NodeRecord)>,
 ) -> NodeView {
@@ -294,12 +294,12 @@ fn local_view(
 /// run on a machine that is not a node, and for metrics, which report the
 /// cached records' age).
 #[must_use]
-pub fn load_cached(settings: &crate::app::settings::Settings) -> Fleet {
+pub fn load_cached(settings: &crate::conf::settings::Settings) -> Fleet {
     load_with(settings, |_| {})
 }
 
 fn load_with(
-    settings: &crate::app::settings::Settings,
+    settings: &crate::conf::settings::Settings,
     mut inspect: impl FnMut(&LazyCache),
 ) -> Fleet {
     let mut fleet = Fleet::default();

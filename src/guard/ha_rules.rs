@@ -71,7 +71,7 @@ pub fn allowed(audit: &Audit<'_>, rules: Rules) -> Allowed {
         Cell::No(_) => false,
         Cell::Unknown(Some(v)) => guard::allows(v, rules),
         // No data for the node: the hook decides such a start by policy.
-        Cell::Unknown(None) => rules.policy != crate::app::config::Policy::Strict,
+        Cell::Unknown(None) => rules.policy != crate::conf::config::Policy::Strict,
     };
     let mut out = Allowed {
         nodes: fleet.nodes.iter().map(|n| n.name.clone()).collect(),

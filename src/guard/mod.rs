@@ -1,8 +1,9 @@
 //! The guard: decisions under policy, and what is built on them — the
 //! audit, the hookscript's rollout and chaining, refusal records, metrics.
 //!
-//! Rule: may use the CPU core, the Proxmox inputs and the cache; never the
-//! network (the hook's path must stay local and fast).
+//! Rule: may use the CPU core, the Proxmox inputs, the cache and the
+//! configuration; never the network (the hook's path must stay local and
+//! fast), so never `reach`.
 
 pub mod audit;
 pub mod chain;

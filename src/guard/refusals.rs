@@ -76,7 +76,7 @@ pub fn record(dir: &Path, vmid: &str, target: &str, source: Option<&str>, now: u
 /// A refusal goes to the journal and becomes the last refusal (for
 /// `metrics`); failing to write the state file never changes the answer.
 pub fn log(state_dir: &Path, d: &crate::guard::decision::Decision) {
-    crate::app::syslog::log(crate::app::syslog::Severity::Err, &d.one_line());
+    crate::syslog::log(crate::syslog::Severity::Err, &d.one_line());
     let _ = record(
         state_dir,
         &d.vm.vmid,

@@ -4,7 +4,7 @@
 //! headers with `state`, `group`, `max_restart`, `max_relocate`,
 //! `comment`, `failback` properties. After a node is fenced, the CRM moves
 //! each resource to another node chosen by load and affinity — not by CPU
-//! (proxmox.md §1.6) — and starts it there: a VM that cannot start on some
+//! (pve-ha-manager `PVE::HA::Manager` `select_service_node`) — and starts it there: a VM that cannot start on some
 //! node may fail its recovery. `state ignored` takes a resource out of HA's
 //! hands.
 

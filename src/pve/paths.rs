@@ -1,6 +1,6 @@
 //! Where Proxmox VE keeps things, and who this node is.
 //!
-//! Paths follow pmxcfs (`/etc/pve`, see proxmox.md §3.1): a VM's config lives
+//! Paths follow pmxcfs (`/etc/pve`, pve-docs `pmxcfs.adoc`): a VM's config lives
 //! at `nodes/<node>/qemu-server/<vmid>.conf` under the node that owns it,
 //! `.vmlist` maps every VMID to its node, custom CPU models are in
 //! `virtual-guest/cpu-models.conf`. The root is configurable so tests (and

@@ -6,6 +6,8 @@
 
 use std::path::Path;
 
+use crate::cpu::custom_models::CustomModels;
+use crate::cpu::requirement::{self, Requirement, VmCpu};
 use crate::error::{Error, Result};
 
 /// The main-section keys pve-cpuguard cares about.
@@ -39,6 +41,27 @@ pub struct VmConfig {
 }
 
 impl VmConfig {
+    /// The CPU-relevant values, for the core's
+    /// [`crate::cpu::requirement::from_vm`].
+    #[must_use]
+    pub fn cpu_inputs(&self) -> VmCpu<'_> {
+        VmCpu {
+            cpu: self.cpu.as_deref(),
+            kvm: self.kvm(),
+            arch: self.arch.as_deref(),
+            args_cpu: self.args_cpu(),
+            runningcpu: self.runningcpu.as_deref(),
+            hibernated: self.vmstate.is_some(),
+            hugepages_1g: self.hugepages_1g(),
+        }
+    }
+
+    /// What this VM needs from a node (custom models resolved).
+    #[must_use]
+    pub fn requirement(&self, custom: &CustomModels) -> Requirement {
+        requirement::from_vm(&self.cpu_inputs(), custom)
+    }
+
     /// Whether 1 GiB huge pages back the guest memory.
     #[must_use]
     pub fn hugepages_1g(&self) -> bool {

@@ -6,6 +6,7 @@
 
 pub mod known_hosts;
 pub mod kvm_probe;
+pub mod local;
 pub mod process;
 pub mod qmp;
 pub mod scan;

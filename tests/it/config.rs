@@ -7,7 +7,7 @@ use crate::harness;
 use std::path::Path;
 
 use crate::harness::cluster::Cluster;
-use pve_cpuguard::app::config::{Config, KEYS};
+use pve_cpuguard::conf::config::{Config, KEYS};
 
 /// A VM whose CPU cannot be judged: `policy` alone decides the hook's answer.
 fn cluster() -> Cluster {

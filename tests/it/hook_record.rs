@@ -8,7 +8,6 @@ use crate::harness;
 
 use crate::harness::cluster::Cluster;
 use pve_cpuguard::cache::{Cache, NodeRecord};
-use pve_cpuguard::cpu::cpuinfo;
 
 const SAMPLE: &str = "hwloc-xeon-gold-6230-cascadelake";
 
@@ -19,7 +18,7 @@ fn node(recorded: &str, kernel: Option<String>, now: &str) -> (Cluster, std::pat
     let mut c = Cluster::new(&[("pve1", SAMPLE)]);
     let rec_path = c.path("recorded-cpuinfo");
     std::fs::write(&rec_path, recorded).unwrap();
-    let info = cpuinfo::read(&rec_path).unwrap();
+    let info = pve_cpuguard::reach::local::cpuinfo(&rec_path).unwrap();
     let mut cache = Cache::load(&c.cache()).unwrap();
     let rec = NodeRecord::new("pve1", "local", &info, kernel, cache.updated_at);
     cache.nodes.insert("pve1".into(), rec);
@@ -135,7 +134,7 @@ fn a_record_of_non_uniform_cpus_is_never_trusted() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c");
         std::fs::write(&p, &hybrid).unwrap();
-        cpuinfo::read(&p).unwrap()
+        pve_cpuguard::reach::local::cpuinfo(&p).unwrap()
     };
     assert!(!info.uniform);
     assert!(!info.flags.contains("avx512f"));

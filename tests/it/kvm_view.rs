@@ -20,7 +20,7 @@ fn recorded(accel: Accel) -> KvmView {
 }
 
 fn info(name: &str) -> cpuinfo::CpuInfo {
-    cpuinfo::read(&harness::data(&format!("qmp/{name}.txt"))).unwrap()
+    pve_cpuguard::reach::local::cpuinfo(&harness::data(&format!("qmp/{name}.txt"))).unwrap()
 }
 
 fn start(cpu: &str, cap: &Capability) -> Verdict {

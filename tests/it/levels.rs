@@ -127,11 +127,11 @@ fn every_sample_gets_the_level_its_flags_deserve() {
 }
 
 fn cap(name: &str) -> Capability {
-    Capability::from_cpuinfo(&cpuinfo::read(&harness::cpuinfo(name)).unwrap())
+    Capability::from_cpuinfo(&pve_cpuguard::reach::local::cpuinfo(&harness::cpuinfo(name)).unwrap())
 }
 
 fn cap_edited(name: &str, remove: &[&str]) -> Capability {
-    let mut info = cpuinfo::read(&harness::cpuinfo(name)).unwrap();
+    let mut info = pve_cpuguard::reach::local::cpuinfo(&harness::cpuinfo(name)).unwrap();
     for f in remove {
         assert!(info.flags.remove(*f), "{name} has {f}");
     }
@@ -178,7 +178,7 @@ fn tsx_removed_by_microcode_haswell_fails_haswell_notsx_passes() {
 #[test]
 fn identical_cpu_is_always_compatible_for_live_migration() {
     for path in harness::all_samples().iter().map(|n| harness::cpuinfo(n)) {
-        let Ok(info) = cpuinfo::read(&path) else {
+        let Ok(info) = pve_cpuguard::reach::local::cpuinfo(&path) else {
             continue;
         };
         let c = Capability::from_cpuinfo(&info);
@@ -223,7 +223,9 @@ fn identical_cpu_is_always_compatible_for_live_migration() {
 
 #[test]
 fn aarch64_input_is_unsupported_not_lowest_level() {
-    let err = cpuinfo::read(&harness::cpuinfo("archspec-linux-amazon-neoverse_n1")).unwrap_err();
+    let err =
+        pve_cpuguard::reach::local::cpuinfo(&harness::cpuinfo("archspec-linux-amazon-neoverse_n1"))
+            .unwrap_err();
     assert!(err.to_string().contains("unsupported"), "{err}");
     let done = harness::Run::new(["inspect"])
         .env(

@@ -8,6 +8,7 @@
 
 mod harness;
 
+mod architecture;
 mod attach;
 mod audit;
 mod audit_html;

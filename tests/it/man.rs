@@ -10,7 +10,7 @@ use crate::harness;
 use std::path::Path;
 use std::process::Command;
 
-use pve_cpuguard::app::config::KEYS;
+use pve_cpuguard::conf::config::KEYS;
 
 const SUBCOMMANDS: &[&str] = &[
     "inspect", "why-not", "hook", "migrate", "check", "scan", "publish", "ha-rules", "status",

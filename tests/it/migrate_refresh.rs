@@ -5,7 +5,6 @@ use crate::harness;
 
 use crate::harness::{Done, SshCluster};
 use pve_cpuguard::cache::{Cache, NodeRecord};
-use pve_cpuguard::cpu::cpuinfo;
 
 const SKYLAKE: &str = "hwloc-xeon-silver-4108-skylake-sp";
 const HASWELL: &str = "archspec-linux-rhel7-haswell";
@@ -20,8 +19,8 @@ fn setup(age: u64) -> (SshCluster, std::path::PathBuf, std::path::PathBuf) {
     c.write_config();
     let now = pve_cpuguard::cache::now();
     let mut cache = Cache::default();
-    let local = cpuinfo::read(&harness::cpuinfo(SKYLAKE)).unwrap();
-    let claimed = cpuinfo::read(&harness::cpuinfo(CASCADE)).unwrap();
+    let local = pve_cpuguard::reach::local::cpuinfo(&harness::cpuinfo(SKYLAKE)).unwrap();
+    let claimed = pve_cpuguard::reach::local::cpuinfo(&harness::cpuinfo(CASCADE)).unwrap();
     cache.nodes.insert(
         "pve1".into(),
         NodeRecord::new("pve1", &c.node("pve1").addr, &local, None, now),

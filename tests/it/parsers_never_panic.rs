@@ -215,7 +215,7 @@ fn published_record() -> serde_json::Value {
     use pve_cpuguard::cache::{published, NodeRecord};
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/cpuinfo/archspec-linux-rhel7-haswell.txt");
-    let info = cpuinfo::read(&path).unwrap();
+    let info = pve_cpuguard::reach::local::cpuinfo(&path).unwrap();
     let rec = NodeRecord::new("pve1", "local", &info, Some("6.8.12-4-pve".into()), 1000);
     serde_json::from_slice(&published::encode(&published::envelope("pve1", rec, 1000))).unwrap()
 }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
-use pve_cpuguard::app::config::{Policy, VendorChange};
+use pve_cpuguard::conf::config::{Policy, VendorChange};
 use pve_cpuguard::cpu::baseline;
 use pve_cpuguard::cpu::capability::{Capability, View};
 use pve_cpuguard::cpu::flags::HostFeatures;

@@ -15,7 +15,6 @@ use std::path::PathBuf;
 
 use crate::harness::cluster::{script, Cluster};
 use pve_cpuguard::cache::{Cache, NodeRecord};
-use pve_cpuguard::cpu::cpuinfo;
 use pve_cpuguard::reach::kvm_probe::{self, Accel};
 use serde_json::Value;
 
@@ -60,7 +59,7 @@ fn cluster(kvm: bool) -> Cluster {
         ("pve3", "archspec-linux-rocky8.5-zen4"),
     ]);
     let mut cache = Cache::load(&c.cache()).unwrap();
-    let info = cpuinfo::read(&local_cpuinfo(&c)).unwrap();
+    let info = pve_cpuguard::reach::local::cpuinfo(&local_cpuinfo(&c)).unwrap();
     let answer = if kvm {
         let bytes = std::fs::read(harness::data("qmp/qemu-7.2-pvm-epyc-kvm.jsonl")).unwrap();
         Ok(kvm_probe::interpret(&bytes, b"", Accel::Kvm, "recorded").unwrap())

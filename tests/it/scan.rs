@@ -8,7 +8,6 @@ use std::time::Duration;
 use crate::harness::ssh_cluster::Trust;
 use crate::harness::{expected_level, Done, SshCluster};
 use pve_cpuguard::cpu::capability::Capability;
-use pve_cpuguard::cpu::cpuinfo;
 use pve_cpuguard::cpu::level;
 
 const HASWELL: &str = "archspec-linux-rhel7-haswell";
@@ -17,7 +16,9 @@ const SAPPHIRE: &str = "archspec-linux-unknown-sapphirerapids";
 const IVY: &str = "archspec-linux-rhel7-ivybridge";
 
 fn flags(sample: &str) -> BTreeSet<String> {
-    cpuinfo::read(&harness::cpuinfo(sample)).unwrap().flags
+    pve_cpuguard::reach::local::cpuinfo(&harness::cpuinfo(sample))
+        .unwrap()
+        .flags
 }
 
 fn node_json<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
@@ -83,7 +84,9 @@ fn three_nodes_report_their_levels_in_proxclmc_format() {
     let cache = pve_cpuguard::cache::Cache::load(&c.cache).unwrap();
     for n in &c.nodes {
         let rec = cache.node(&n.name).unwrap();
-        let info = cpuinfo::read(&harness::cpuinfo(n.sample.as_deref().unwrap())).unwrap();
+        let info =
+            pve_cpuguard::reach::local::cpuinfo(&harness::cpuinfo(n.sample.as_deref().unwrap()))
+                .unwrap();
         assert_eq!(rec.cpuinfo(), info, "{}", n.name);
         assert_eq!(rec.capability(), Capability::from_cpuinfo(&info));
         assert_eq!(rec.kernel.as_deref(), Some(c.kernel.as_str()));
@@ -110,7 +113,7 @@ fn three_nodes_report_their_levels_in_proxclmc_format() {
 fn sixteen_nodes_each_with_its_own_cpu() {
     let samples = harness::all_samples()
         .into_iter()
-        .filter(|s| cpuinfo::read(&harness::cpuinfo(s)).is_ok())
+        .filter(|s| pve_cpuguard::reach::local::cpuinfo(&harness::cpuinfo(s)).is_ok())
         .collect::<Vec<_>>();
     assert!(samples.len() >= 16, "16 samples needed");
     let mut c = SshCluster::new();
@@ -131,7 +134,9 @@ fn sixteen_nodes_each_with_its_own_cpu() {
             "{}",
             n.name
         );
-        let info = cpuinfo::read(&harness::cpuinfo(n.sample.as_deref().unwrap())).unwrap();
+        let info =
+            pve_cpuguard::reach::local::cpuinfo(&harness::cpuinfo(n.sample.as_deref().unwrap()))
+                .unwrap();
         assert_eq!(j["record"]["model_name"], info.model_name.as_str());
     }
     let all: Vec<&str> = c
@@ -468,7 +473,11 @@ fn baseline_names_a_model_every_node_supports() {
     );
     let caps: Vec<Capability> = samples
         .iter()
-        .map(|s| Capability::from_cpuinfo(&cpuinfo::read(&harness::cpuinfo(s)).unwrap()))
+        .map(|s| {
+            Capability::from_cpuinfo(
+                &pve_cpuguard::reach::local::cpuinfo(&harness::cpuinfo(s)).unwrap(),
+            )
+        })
         .collect();
     if let Some(model) = v["model"].as_str() {
         let req = pve_cpuguard::cpu::requirement::from_cpu_value(model, &Default::default());

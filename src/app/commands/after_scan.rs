@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use crate::app::cli::ScanDuties;
 use crate::app::commands::{auto_attach, ha_rules};
-use crate::app::config::{AutoAttach, Config};
-use crate::app::settings::{CommonArgs, Settings};
+use crate::conf::config::{AutoAttach, Config};
+use crate::conf::settings::{CommonArgs, Settings};
 use crate::pve::members;
 
 /// Paths `scan` resolved.

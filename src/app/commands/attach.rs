@@ -14,14 +14,14 @@ use serde_json::{json, Value};
 
 use crate::app::cli::{AttachArgs, DetachArgs, VmSelection};
 use crate::app::output::{self, Format};
-use crate::app::settings::Settings;
-use crate::app::syslog::{self, Severity};
+use crate::conf::settings::Settings;
 use crate::error::{Error, ExitCode, Result};
 use crate::guard::chain;
 use crate::guard::rollout::{self, Action, FileAction, VmState};
 use crate::pve::paths::VmId;
 use crate::pve::storage::{self, Storage};
 use crate::pve::vmconf;
+use crate::syslog::{self, Severity};
 
 /// The VMs selected, with their current state, and how many VMs of other
 /// nodes `--all` left alone (node → count).

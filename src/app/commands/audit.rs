@@ -12,9 +12,8 @@ use serde_json::value::RawValue;
 use crate::app::cli::AuditArgs;
 use crate::app::output::Format;
 use crate::app::paint;
-use crate::app::settings::Settings;
 use crate::cache;
-use crate::cpu::cpuinfo;
+use crate::conf::settings::Settings;
 use crate::cpu::verdict::Verdict;
 use crate::error::{Error, ExitCode, Result};
 use crate::guard::audit::{self, Audit, Cell, Flag, Suggestion, VmAudit, VmEntry};
@@ -70,7 +69,7 @@ pub fn gather(settings: &Settings, read_local_cpu: bool) -> Result<Gathered> {
     // (its cached QEMU answer counts while its flags are unchanged).
     let is_node = node_names.contains(&settings.node);
     let local = (read_local_cpu && is_node)
-        .then(|| cpuinfo::read(&settings.cpuinfo).ok())
+        .then(|| crate::reach::local::cpuinfo(&settings.cpuinfo).ok())
         .flatten();
     let mut fleet = match &local {
         Some(info) => fleet::load(settings, info),

@@ -12,8 +12,8 @@
 use std::path::Path;
 
 use crate::app::commands::attach;
-use crate::app::config::AutoAttach;
-use crate::app::settings::Settings;
+use crate::conf::config::AutoAttach;
+use crate::conf::settings::Settings;
 use crate::guard::audit::is_guard_hookscript;
 use crate::guard::rollout::{self, VmState};
 use crate::pve::storage;

@@ -12,7 +12,7 @@ use crate::app::cli::{CheckArgs, CheckMode};
 use crate::app::commands::vm_context;
 use crate::app::output::{self, Format};
 use crate::app::paint;
-use crate::app::settings::Settings;
+use crate::conf::settings::Settings;
 use crate::cpu::verdict::Outcome;
 use crate::error::{Error, ExitCode, Result};
 use crate::guard::decision::{self as guard, Movement};

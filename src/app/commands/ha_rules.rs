@@ -14,13 +14,13 @@ use serde_json::{json, Value};
 
 use crate::app::cli::HaRulesArgs;
 use crate::app::output::{self, Format};
-use crate::app::settings::Settings;
-use crate::app::syslog::{self, Severity};
+use crate::conf::settings::Settings;
 use crate::error::{ExitCode, Result};
 use crate::guard::audit;
 use crate::guard::decision::Rules;
 use crate::guard::ha_rules::{self, Call, Plan};
 use crate::pve::{ha_rules as rules_cfg, members};
+use crate::syslog::{self, Severity};
 
 /// How long one `ha-manager` call may take (it writes rules.cfg under the
 /// cluster lock; a hung pmxcfs must not hang the refresh service).
@@ -162,12 +162,12 @@ pub fn plan_and_apply(settings: &Settings, binary: &Path, apply: bool) -> Result
         notes.push(format!(
             "no CPU data for {}: {} as the hook decides under policy {}; run `pve-cpuguard scan`",
             blind.join(", "),
-            if rules.policy == crate::app::config::Policy::Strict {
+            if rules.policy == crate::conf::config::Policy::Strict {
                 "left out of every rule"
             } else {
                 "counted as allowed"
             },
-            if rules.policy == crate::app::config::Policy::Strict {
+            if rules.policy == crate::conf::config::Policy::Strict {
                 "strict"
             } else {
                 "default"

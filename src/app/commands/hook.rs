@@ -3,7 +3,8 @@
 //! Proxmox runs the hookscript as root with no timeout, `pre-start` on the
 //! node that starts the VM — the migration *target* during a live migration,
 //! with `PVE_MIGRATED_FROM=<source>` — and a non-zero exit there aborts the
-//! start, so the VM keeps running on the source (proxmox.md §1.2–1.5).
+//! start, so the VM keeps running on the source (pve-docs `qm.adoc`,
+//! "Hookscripts"; qemu-server `PVE::GuestHelpers::exec_hookscript`).
 //! Only `pre-start` can refuse. No network here: local /proc/cpuinfo plus
 //! the cache, under a hard deadline so a start can never hang on us.
 
@@ -11,15 +12,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::app::cli::HookArgs;
-use crate::app::config::Policy;
-use crate::app::settings::Settings;
-use crate::app::syslog::{self, Severity};
-use crate::cpu::{cpuinfo, requirement};
+use crate::conf::config::Policy;
+use crate::conf::settings::Settings;
+use crate::cpu::cpuinfo;
 use crate::error::{Error, ExitCode, Result};
 use crate::guard::decision::{self as guard, Movement, Rules, VmLabel};
 use crate::guard::fleet;
 use crate::pve::paths::VmId;
 use crate::pve::{custom_models, vmconf};
+use crate::syslog::{self, Severity};
 
 /// The phases Proxmox calls hookscripts with.
 const PHASES: [&str; 4] = ["pre-start", "post-start", "pre-stop", "post-stop"];
@@ -257,7 +258,7 @@ fn check(settings: &Settings, vmid: VmId) -> bool {
             return unknown(format!("the cached record of '{source}': {p}"));
         }
     }
-    let req = requirement::from_vm(&vm, &custom);
+    let req = vm.requirement(&custom);
     let movement = match migrated_from.as_deref() {
         Some(source) => Movement::Live { source },
         None => Movement::Start,

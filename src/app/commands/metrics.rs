@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::app::cli::MetricsArgs;
 use crate::app::commands::audit::gather;
 use crate::app::output;
-use crate::app::settings::Settings;
+use crate::conf::settings::Settings;
 use crate::error::{Error, ExitCode, Result};
 use crate::guard::{audit, metrics, refusals};
 

@@ -10,15 +10,15 @@ use std::time::Instant;
 
 use crate::app::cli::MigrateArgs;
 use crate::app::commands::vm_context;
-use crate::app::settings::Settings;
-use crate::app::syslog::{self, Severity};
 use crate::cache::{self, NodeRecord, Update};
+use crate::conf::settings::Settings;
 use crate::cpu::capability::Capability;
 use crate::error::{Error, ExitCode, Result};
 use crate::guard::decision::{self as guard, Movement};
 use crate::pve::cluster::{self, Sources};
 use crate::pve::paths::{self, VmId};
 use crate::reach::ssh;
+use crate::syslog::{self, Severity};
 
 /// Runs `migrate`.
 ///

@@ -15,16 +15,15 @@ use serde_json::json;
 
 use crate::app::cli::PublishArgs;
 use crate::app::commands::view;
-use crate::app::config::Config;
 use crate::app::output::{self, Format};
-use crate::app::syslog::{self, Severity};
 use crate::cache::published::{self, MAX_SIZE};
 use crate::cache::{self, NodeRecord};
-use crate::cpu::cpuinfo;
+use crate::conf::config::Config;
 use crate::error::{Error, ExitCode, Result};
 use crate::pve::{cluster, members, paths};
 use crate::reach::kvm_probe::{self, ProbeOptions};
 use crate::reach::ssh::Answer;
+use crate::syslog::{self, Severity};
 
 /// Why a record could not be written.
 #[derive(Debug)]
@@ -125,7 +124,7 @@ pub fn run(args: &PublishArgs, format: Format) -> Result<ExitCode> {
         &args
             .config
             .clone()
-            .unwrap_or_else(|| PathBuf::from(crate::app::config::DEFAULT_PATH)),
+            .unwrap_or_else(|| PathBuf::from(crate::conf::config::DEFAULT_PATH)),
     )?;
     let pve_dir = Config::pick(
         args.pve_dir.clone(),
@@ -139,7 +138,7 @@ pub fn run(args: &PublishArgs, format: Format) -> Result<ExitCode> {
             pve_dir.join("nodes").display()
         )));
     }
-    let info = cpuinfo::read(&args.cpuinfo.cpuinfo)?;
+    let info = crate::reach::local::cpuinfo(&args.cpuinfo.cpuinfo)?;
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .ok()
         .map(|s| s.trim().to_string());

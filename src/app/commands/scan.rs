@@ -6,17 +6,17 @@ use serde_json::{json, Value};
 
 use crate::app::cli::ScanArgs;
 use crate::app::commands::view;
-use crate::app::config::Config;
 use crate::app::gather;
 use crate::app::output::{self, Format};
-use crate::app::syslog::{self, Severity};
 use crate::cache::published::{self, Rejected};
 use crate::cache::{self, Cache, NodeRecord, Update};
+use crate::conf::config::Config;
 use crate::error::{ExitCode, Result};
 use crate::pve::cluster::{self, Sources};
 use crate::reach::kvm_probe::ProbeOptions;
 use crate::reach::scan::{self, NodeResult, Via};
 use crate::reach::ssh;
+use crate::syslog::{self, Severity};
 
 /// Runs `scan`.
 ///

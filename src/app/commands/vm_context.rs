@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use crate::app::settings::Settings;
+use crate::conf::settings::Settings;
 use crate::cpu::cpuinfo;
-use crate::cpu::requirement::{self, Requirement};
+use crate::cpu::requirement::Requirement;
 use crate::error::{Error, Result};
 use crate::guard::decision::{Rules, VmLabel};
 use crate::guard::fleet::{self, Fleet, NodeView};
@@ -62,7 +62,7 @@ pub fn load(settings: &Settings, vmid: VmId) -> Result<VmContext> {
             name: vm.name.clone(),
         },
         owner,
-        req: requirement::from_vm(&vm, &custom),
+        req: vm.requirement(&custom),
         fleet,
         rules: Rules {
             policy: settings.policy,

@@ -7,10 +7,10 @@ use serde_json::json;
 
 use crate::app::cli::WhyNotArgs;
 use crate::app::output::{self, Format};
-use crate::app::settings::Settings;
 use crate::cache::{self, truth};
+use crate::conf::settings::Settings;
 use crate::cpu::verdict::{self, Mode, Outcome};
-use crate::cpu::{cpuconf, cpuinfo, requirement};
+use crate::cpu::{cpuconf, requirement};
 use crate::error::{Error, ExitCode, Result};
 use crate::pve::custom_models;
 
@@ -20,7 +20,7 @@ use crate::pve::custom_models;
 /// Unreadable cpuinfo or cpu-models.conf.
 pub fn run(args: &WhyNotArgs, format: Format) -> Result<ExitCode> {
     let settings = Settings::resolve(&args.common)?;
-    let info = cpuinfo::read(&settings.cpuinfo)?;
+    let info = crate::reach::local::cpuinfo(&settings.cpuinfo)?;
     // This host's one answer, as every command judges it (its QEMU answer
     // recorded by the last scan while the flags are unchanged).
     let cached = cache::Cache::load_lenient(&settings.cache)

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use pve_cpuguard::cache::{Cache, NodeRecord};
-use pve_cpuguard::cpu::cpuinfo;
 
 use super::{cpuinfo as sample, Run};
 
@@ -57,7 +56,7 @@ impl Cluster {
         let now = pve_cpuguard::cache::now();
         for n in nodes {
             let s = &self.nodes[n];
-            let info = cpuinfo::read(&sample(s)).unwrap();
+            let info = pve_cpuguard::reach::local::cpuinfo(&sample(s)).unwrap();
             cache.nodes.insert(
                 n.clone(),
                 NodeRecord::new(

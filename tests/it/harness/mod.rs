@@ -61,7 +61,7 @@ pub fn all_samples() -> Vec<String> {
 /// The level the library computes for a sample, as every command prints
 /// it (`below-kvm64` when not even kvm64 starts: what a scan must report).
 pub fn expected_level(sample: &str) -> &'static str {
-    let info = pve_cpuguard::cpu::cpuinfo::read(&cpuinfo(sample)).expect("sample parses");
+    let info = pve_cpuguard::reach::local::cpuinfo(&cpuinfo(sample)).expect("sample parses");
     pve_cpuguard::cpu::level::display(&pve_cpuguard::cpu::level::of(
         &pve_cpuguard::cpu::capability::Capability::from_cpuinfo(&info),
     ))

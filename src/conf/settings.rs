@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::app::config::{self, Config, Policy, VendorChange};
+use crate::conf::config::{self, Config, Policy, VendorChange};
 use crate::error::{Error, Result};
 use crate::pve::paths::PveDir;
 
