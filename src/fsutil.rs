@@ -71,6 +71,12 @@ fn not_regular(t: std::fs::FileType) -> std::io::Error {
 /// The `open` error, or `InvalidInput` for a FIFO, device, directory or
 /// socket.
 pub fn open_regular(path: &Path) -> std::io::Result<File> {
+    open_regular_with_meta(path).map(|(file, _)| file)
+}
+
+/// [`open_regular`], with the metadata its check read (callers that size a
+/// buffer need no second `fstat`).
+fn open_regular_with_meta(path: &Path) -> std::io::Result<(File, std::fs::Metadata)> {
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
@@ -79,15 +85,13 @@ pub fn open_regular(path: &Path) -> std::io::Result<File> {
     if !meta.file_type().is_file() {
         return Err(not_regular(meta.file_type()));
     }
-    // SAFETY: F_GETFL/F_SETFL on a descriptor we own; no memory involved.
+    // Back to blocking reads: the only status flag set at open is
+    // O_NONBLOCK (O_CLOEXEC is a descriptor flag), so one F_SETFL clears it.
+    // SAFETY: F_SETFL on a descriptor we own; no memory involved.
     unsafe {
-        let fd = file.as_raw_fd();
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags >= 0 {
-            libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
-        }
+        libc::fcntl(file.as_raw_fd(), libc::F_SETFL, 0);
     }
-    Ok(file)
+    Ok((file, meta))
 }
 
 /// Reads a whole regular file of at most [`MAX_INPUT`] bytes (see the
@@ -129,22 +133,8 @@ pub fn read_head(
     mut enough: impl FnMut(&[u8]) -> bool,
 ) -> std::io::Result<()> {
     buf.clear();
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)?;
-    let meta = file.metadata()?;
-    if !meta.file_type().is_file() {
-        return Err(not_regular(meta.file_type()));
-    }
-    // Back to blocking reads: the only status flag set at open is
-    // O_NONBLOCK, so one F_SETFL clears it (no F_GETFL needed).
-    // SAFETY: F_SETFL on a descriptor we own; no memory involved.
-    unsafe {
-        libc::fcntl(file.as_raw_fd(), libc::F_SETFL, 0);
-    }
+    let (mut file, meta) = open_regular_with_meta(path)?;
     let size = usize::try_from(meta.len()).unwrap_or(usize::MAX);
-    let mut file = file;
     loop {
         let want = if size > buf.len() {
             (size - buf.len()).min(block.max(1))

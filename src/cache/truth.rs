@@ -8,8 +8,6 @@
 //! lives here; the level is [`crate::cpu::level::of`] of that capability,
 //! never of the other view.
 
-use std::collections::BTreeSet;
-
 use crate::cpu::capability::{Capability, Disagreement, View};
 use crate::cpu::cpudata;
 use crate::cpu::cpuinfo::CpuInfo;
@@ -147,12 +145,7 @@ pub fn notes(info: &CpuInfo, decided: &Capability, decided_level: &Level) -> Vec
             q.accel.label()
         ));
     }
-    let all: BTreeSet<String> = cpudata::index()
-        .data
-        .features
-        .iter()
-        .map(|f| f.qemu.to_string())
-        .collect();
+    let all = cpudata::index().feature_names();
     let d = Disagreement::between(&flags::host_features(info), |f| decided.has(f), &all);
     notes.extend(
         d.notes(q.accel.label())

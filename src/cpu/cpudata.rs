@@ -248,6 +248,17 @@ impl Index {
     pub fn model_named(&self, name: &str) -> Option<&Model> {
         self.models.get(name).map(|&i| self.model(i))
     }
+
+    /// Every feature's canonical QEMU name (what two views of one node are
+    /// compared over).
+    #[must_use]
+    pub fn feature_names(&self) -> BTreeSet<String> {
+        self.data
+            .features
+            .iter()
+            .map(|f| f.qemu.to_string())
+            .collect()
+    }
 }
 
 static INDEX: Lazy<Index> = Lazy::new(|| {

@@ -54,12 +54,7 @@ fn kvm_side(
     };
     let view = kvm_probe::probe_local(&opts)?;
     let kcap = Capability::from_kvm_view(&view, Some(info));
-    let all: BTreeSet<String> = cpudata::index()
-        .data
-        .features
-        .iter()
-        .map(|f| f.qemu.to_string())
-        .collect();
+    let all = cpudata::index().feature_names();
     let disagreement = Disagreement::between(cap.features(), |f| kcap.has(f), &all);
     Ok(Some(KvmSide {
         level: level::of(&kcap),
