@@ -212,6 +212,27 @@ pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
     }
 }
 
+/// [`read_optional`] for a text file: its content as UTF-8, `None` when it
+/// does not exist. Every configuration file the tool reads goes through here.
+///
+/// # Errors
+/// As [`read_optional`], and a file that is not UTF-8 (naming it, line 1).
+pub fn read_text_optional(path: &Path) -> Result<Option<String>> {
+    read_optional(path)?.map(|b| utf8(b, path)).transpose()
+}
+
+/// [`read`] for a text file that must exist.
+///
+/// # Errors
+/// As [`read`], and a file that is not UTF-8 (naming it, line 1).
+pub fn read_text(path: &Path) -> Result<String> {
+    utf8(read(path)?, path)
+}
+
+fn utf8(bytes: Vec<u8>, path: &Path) -> Result<String> {
+    String::from_utf8(bytes).map_err(|_| Error::parse(path, 1, "not valid UTF-8 text"))
+}
+
 /// Whether a regular file is at `path` (following links): `false` when
 /// nothing is there, an error when something else is (a FIFO, a directory)
 /// or the path cannot be looked at, so that callers name the problem

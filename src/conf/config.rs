@@ -144,17 +144,12 @@ impl Config {
     /// # Errors
     /// Unreadable files and invalid lines (naming file, line and valid values).
     pub fn load(path: &Path) -> Result<Config> {
-        match crate::fsutil::read_raw(path) {
-            Ok(bytes) => {
-                let text = String::from_utf8(bytes)
-                    .map_err(|_| Error::parse(path, 1, "not valid UTF-8 text"))?;
-                Config::parse(&text, path)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config {
+        match crate::fsutil::read_text_optional(path)? {
+            Some(text) => Config::parse(&text, path),
+            None => Ok(Config {
                 path: path.to_path_buf(),
                 ..Config::default()
             }),
-            Err(e) => Err(Error::io(path, e)),
         }
     }
 

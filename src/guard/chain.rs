@@ -82,12 +82,8 @@ pub fn parse(text: &str, origin: &Path) -> Result<BTreeMap<VmId, Entry>> {
 /// Unreadable or malformed file.
 pub fn read(pve_root: &Path) -> Result<BTreeMap<VmId, Entry>> {
     let path = file(pve_root);
-    match crate::fsutil::read_optional(&path)? {
-        Some(bytes) => {
-            let text = String::from_utf8(bytes)
-                .map_err(|_| Error::parse(&path, 1, "not valid UTF-8 text"))?;
-            parse(&text, &path)
-        }
+    match crate::fsutil::read_text_optional(&path)? {
+        Some(text) => parse(&text, &path),
         None => Ok(BTreeMap::new()),
     }
 }

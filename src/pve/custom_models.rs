@@ -16,14 +16,9 @@ use crate::pve::section_config;
 /// # Errors
 /// Unreadable or malformed files, naming the line.
 pub fn read(path: &Path) -> Result<CustomModels> {
-    match crate::fsutil::read_raw(path) {
-        Ok(bytes) => {
-            let text = String::from_utf8(bytes)
-                .map_err(|_| Error::parse(path, 1, "not valid UTF-8 text"))?;
-            parse(&text, path)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(CustomModels::default()),
-        Err(e) => Err(Error::io(path, e)),
+    match crate::fsutil::read_text_optional(path)? {
+        Some(text) => parse(&text, path),
+        None => Ok(CustomModels::default()),
     }
 }
 

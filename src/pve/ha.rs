@@ -79,14 +79,9 @@ pub fn parse(text: &str, origin: &Path) -> Result<BTreeMap<VmId, HaVm>> {
 /// Unreadable or malformed file.
 pub fn read(pve_root: &Path) -> Result<BTreeMap<VmId, HaVm>> {
     let path = file(pve_root);
-    match crate::fsutil::read_raw(&path) {
-        Ok(bytes) => {
-            let text = String::from_utf8(bytes)
-                .map_err(|_| Error::parse(&path, 1, "not valid UTF-8 text"))?;
-            parse(&text, &path)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(e) => Err(Error::io(&path, e)),
+    match crate::fsutil::read_text_optional(&path)? {
+        Some(text) => parse(&text, &path),
+        None => Ok(BTreeMap::new()),
     }
 }
 

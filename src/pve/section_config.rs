@@ -154,15 +154,15 @@ pub fn parse(text: &str, origin: &Path) -> Result<Vec<Section>> {
 /// # Errors
 /// Unreadable files and the errors of [`parse`].
 pub fn read(path: &Path, missing_ok: bool) -> Result<Vec<Section>> {
-    match crate::fsutil::read_raw(path) {
-        Ok(bytes) => {
-            let text = String::from_utf8(bytes)
-                .map_err(|_| Error::parse(path, 1, "not valid UTF-8 text"))?;
-            parse(&text, path)
+    let text = if missing_ok {
+        match crate::fsutil::read_text_optional(path)? {
+            Some(text) => text,
+            None => return Ok(Vec::new()),
         }
-        Err(e) if missing_ok && e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(Error::io(path, e)),
-    }
+    } else {
+        crate::fsutil::read_text(path)?
+    };
+    parse(&text, path)
 }
 
 #[cfg(test)]
