@@ -459,15 +459,13 @@ pub fn read_local(
     cpuinfo_path: &Path,
     probe: Option<&ProbeOptions>,
 ) -> Result<Answer, NodeFailure> {
-    let info = crate::fsutil::read(cpuinfo_path)
-        .and_then(|b| cpuinfo::parse_bytes(&b, cpuinfo_path))
-        .map_err(|e| NodeFailure {
-            node: node.name.clone(),
-            address: node.address.clone(),
-            stage: "local",
-            message: e.to_string(),
-            note: None,
-        })?;
+    let info = crate::reach::local::cpuinfo(cpuinfo_path).map_err(|e| NodeFailure {
+        node: node.name.clone(),
+        address: node.address.clone(),
+        stage: "local",
+        message: e.to_string(),
+        note: None,
+    })?;
     let kernel = crate::fsutil::read_to_string_raw("/proc/sys/kernel/osrelease")
         .ok()
         .map(|s| s.trim().to_string());

@@ -14,7 +14,6 @@ use std::time::Duration;
 use crate::app::cli::HookArgs;
 use crate::conf::config::Policy;
 use crate::conf::settings::Settings;
-use crate::cpu::cpuinfo;
 use crate::error::{Error, ExitCode, Result};
 use crate::guard::decision::{self as guard, Movement, Rules, VmLabel};
 use crate::guard::fleet;
@@ -230,13 +229,11 @@ fn check(settings: &Settings, vmid: VmId) -> bool {
     };
     // The whole /proc/cpuinfo only when this node's record cannot stand in
     // for it (crate::cache::current): its cost grows with the thread count.
-    let fleet = match fleet::load_checked(settings, || {
-        crate::fsutil::read(&settings.cpuinfo)
-            .and_then(|b| cpuinfo::parse_bytes(&b, &settings.cpuinfo))
-    }) {
-        Ok(fleet) => fleet,
-        Err(e) => return unknown(e.to_string()),
-    };
+    let fleet =
+        match fleet::load_checked(settings, || crate::reach::local::cpuinfo(&settings.cpuinfo)) {
+            Ok(fleet) => fleet,
+            Err(e) => return unknown(e.to_string()),
+        };
     let Some(local) = fleet.capability(&settings.node) else {
         return unknown("this node's capability is missing".into());
     };

@@ -69,10 +69,7 @@ fn kvm_side(
 /// # Errors
 /// Unreadable or unsupported cpuinfo.
 pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
-    let info = cpuinfo::parse_bytes(
-        &crate::fsutil::read(&args.cpuinfo.cpuinfo)?,
-        &args.cpuinfo.cpuinfo,
-    )?;
+    let info = crate::reach::local::cpuinfo(&args.cpuinfo.cpuinfo)?;
     let cap = Capability::from_cpuinfo(&info);
     let kvm = kvm_side(args, &info, &cap)?;
     // The one answer ([`truth`]): QEMU's, asked now or recorded by the last

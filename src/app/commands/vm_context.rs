@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use crate::conf::settings::Settings;
-use crate::cpu::cpuinfo;
 use crate::cpu::requirement::Requirement;
 use crate::error::{Error, Result};
 use crate::guard::decision::{Rules, VmLabel};
@@ -43,7 +42,7 @@ pub fn load(settings: &Settings, vmid: VmId) -> Result<VmContext> {
     let vm = vmconf::read(&path)?;
     vm.check_cpu(&path)?;
     let custom = custom_models::read(&settings.pve.cpu_models())?;
-    let local = cpuinfo::parse_bytes(&crate::fsutil::read(&settings.cpuinfo)?, &settings.cpuinfo)?;
+    let local = crate::reach::local::cpuinfo(&settings.cpuinfo)?;
     let mut fleet = fleet::load(settings, &local);
     // A node of the cluster without a cached record is an unknown answer,
     // not a node that does not exist (the same as `audit`).
