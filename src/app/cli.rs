@@ -12,7 +12,7 @@ use crate::app::cli_settings::{
 use crate::app::output::Format;
 use crate::conf::config;
 use crate::conf::settings::SshArgs;
-use crate::cpu::kvm_view::Accel;
+use crate::cpu::qemu_report::Accel;
 
 const EXIT_CODES: &str = "\
 Exit codes:

@@ -135,7 +135,7 @@ pub fn from_record(rec: &NodeRecord, cpuinfo_path: &Path) -> Option<CpuInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::kvm_view::KvmView;
+    use crate::cpu::qemu_report::QemuReport;
 
     const BLOCK: &str = "processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 85\nstepping\t: 7\nmicrocode\t: 0x5000021\naddress sizes\t: 46 bits physical, 48 bits virtual\nflags\t\t: fpu sse sse2 avx avx2 avx512f\nbugs\t\t: spectre_v1\n\n";
 
@@ -194,9 +194,9 @@ mod tests {
         let k = Some("6.8.12-4-pve");
         let id = "4242 1700000000.000000001 /usr/bin/qemu system";
         let mut rec = record(BLOCK);
-        rec.kvm = Some(KvmView {
+        rec.kvm = Some(QemuReport {
             binary: Some(id.into()),
-            ..KvmView::default()
+            ..QemuReport::default()
         });
         let asked = std::cell::Cell::new(String::new());
         let same = |p: &Path| {
@@ -209,7 +209,7 @@ mod tests {
         assert!(check(&rec, &first, k, upgraded).is_err());
         assert!(check(&rec, &first, k, |_: &Path| None).is_err());
         // An answer from a probe over SSH names no binary.
-        rec.kvm = Some(KvmView::default());
+        rec.kvm = Some(QemuReport::default());
         assert!(check(&rec, &first, k, |_: &Path| Some(id.into())).is_err());
     }
 

@@ -28,8 +28,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::cpu::capability::{Capability, HostFlags};
 use crate::cpu::cpuinfo::CpuInfo;
-use crate::cpu::kvm_view::KvmView;
 use crate::cpu::level;
+use crate::cpu::qemu_report::QemuReport;
 use crate::cpu::word_list::WordList;
 use crate::error::{Error, Result};
 
@@ -133,7 +133,7 @@ pub struct NodeRecord {
     pub last_attempt_at: Option<u64>,
     /// What QEMU on the node said KVM can give a guest (`scan --probe`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kvm: Option<KvmView>,
+    pub kvm: Option<QemuReport>,
     /// Why the QEMU probe gave no answer, if it was tried and failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kvm_error: Option<String>,
@@ -199,7 +199,7 @@ impl NodeRecord {
     /// Records QEMU's answer (or why there is none); the stored level is
     /// then the one [`crate::cache::truth`] gives (QEMU's answer decides).
     #[must_use]
-    pub fn with_kvm(mut self, kvm: Option<std::result::Result<KvmView, String>>) -> Self {
+    pub fn with_kvm(mut self, kvm: Option<std::result::Result<QemuReport, String>>) -> Self {
         match kvm {
             Some(Ok(view)) => self.kvm = Some(view),
             Some(Err(e)) => self.kvm_error = Some(e),

@@ -12,8 +12,8 @@ use crate::cpu::capability::{Capability, Disagreement, View};
 use crate::cpu::cpudata;
 use crate::cpu::cpuinfo::CpuInfo;
 use crate::cpu::flags;
-use crate::cpu::kvm_view::KvmView;
 use crate::cpu::level::{self, Level};
+use crate::cpu::qemu_report::QemuReport;
 
 use super::NodeRecord;
 
@@ -65,7 +65,7 @@ pub fn level_name(l: &Level) -> &'static str {
 /// cpuinfo view. Every capability the guard judges comes from here or
 /// from [`NodeRecord::into_capability`], which calls it.
 #[must_use]
-pub fn capability(info: &CpuInfo, kvm: Option<&KvmView>) -> Capability {
+pub fn capability(info: &CpuInfo, kvm: Option<&QemuReport>) -> Capability {
     match kvm {
         Some(view) => Capability::from_kvm_view(view, Some(info)),
         None => Capability::from_cpuinfo(info),
@@ -116,7 +116,7 @@ pub fn probe_failed(error: &str) -> String {
     )
 }
 
-fn build(info: &CpuInfo, kvm: Option<&KvmView>) -> Truth {
+fn build(info: &CpuInfo, kvm: Option<&QemuReport>) -> Truth {
     let capability = capability(info, kvm);
     let level = level::of(&capability);
     let notes = notes(info, &capability, &level);
@@ -175,7 +175,7 @@ mod tests {
     /// under KVM cannot give SSE3 (recorded). That machine runs KVM through
     /// an out-of-tree module and shows no `svm`; a Proxmox VE node with KVM
     /// shows it, so it is added here.
-    fn epyc() -> (CpuInfo, KvmView) {
+    fn epyc() -> (CpuInfo, QemuReport) {
         let mut info = crate::cpu::cpuinfo::parse(
             include_str!("../../tests/data/qmp/pvm-epyc-cpuinfo.txt"),
             Path::new("pvm-epyc-cpuinfo.txt"),

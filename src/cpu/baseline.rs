@@ -17,8 +17,8 @@ use crate::cpu::capability::Capability;
 use crate::cpu::custom_models::CustomModels;
 use crate::cpu::level::{self, LADDER};
 use crate::cpu::models::{self, BUILTINS};
-use crate::cpu::requirement::{self, Base};
-use crate::cpu::verdict::{self, Mode, Outcome};
+use crate::cpu::requirement::{self, GuestCpu};
+use crate::cpu::verdict::{self, Outcome, Question};
 
 /// A CPU type that all nodes but some support.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,7 +139,7 @@ fn failing_nodes(cpu_type: &str, nodes: &[(String, Capability)]) -> Vec<(String,
     nodes
         .iter()
         .filter_map(|(n, c)| {
-            let v = verdict::judge(&req, c, Mode::Start);
+            let v = verdict::judge(&req, c, Question::Start);
             (v.outcome != Outcome::Compatible).then(|| (n.clone(), v.missing_flags()))
         })
         .collect()
@@ -155,7 +155,7 @@ fn named_models(vendor: &str) -> Vec<(String, usize)> {
         .filter_map(|n| {
             let req = requirement::from_cpu_value(&n, &none);
             match &req.base {
-                Base::Model {
+                GuestCpu::Model {
                     vendor: Some(v), ..
                 } if v == vendor && req.unknown.is_none() => Some((n, req.features.len())),
                 _ => None,

@@ -12,8 +12,8 @@ use once_cell::sync::OnceCell;
 use crate::cpu::cpudata;
 use crate::cpu::cpuinfo::CpuInfo;
 use crate::cpu::flags::{self, HostFeatures, HostTest};
-use crate::cpu::kvm_view::{Accel, KvmView};
-use crate::cpu::requirement::Base;
+use crate::cpu::qemu_report::{Accel, QemuReport};
+use crate::cpu::requirement::GuestCpu;
 use crate::cpu::word_list::WordList;
 
 /// Where a capability's feature set came from.
@@ -347,7 +347,7 @@ impl Capability {
     /// width (QEMU's `host` expansion reports 0 there) and the names, and is
     /// kept to explain disagreements.
     #[must_use]
-    pub fn from_kvm_view(view: &KvmView, cpuinfo: Option<&CpuInfo>) -> Self {
+    pub fn from_kvm_view(view: &QemuReport, cpuinfo: Option<&CpuInfo>) -> Self {
         let mut present = view.host_features.clone();
         for def in &cpudata::index().data.features {
             if flags::host_test(def.qemu) == HostTest::Provided {
@@ -391,7 +391,7 @@ impl Capability {
     /// Without QEMU's answers this is [`Capability::missing`] and
     /// [`Capability::unverifiable`].
     #[must_use]
-    pub fn check_features(&self, base: &Base, required: &BTreeSet<String>) -> FeatureCheck {
+    pub fn check_features(&self, base: &GuestCpu, required: &BTreeSet<String>) -> FeatureCheck {
         let View::QemuKvm(q) = &self.view else {
             let mut check = FeatureCheck::default();
             for f in required {
@@ -407,8 +407,8 @@ impl Capability {
         };
         let mut notes = Vec::new();
         let model = match base {
-            Base::Model { qemu_model, .. } => Some(qemu_model.as_str()),
-            Base::Host | Base::Max => None,
+            GuestCpu::Model { qemu_model, .. } => Some(qemu_model.as_str()),
+            GuestCpu::Host | GuestCpu::Max => None,
         };
         let answer = model.and_then(|m| q.models.get(m).map(|u| (m, u)));
         let mut missing: BTreeSet<String> = BTreeSet::new();

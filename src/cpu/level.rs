@@ -11,7 +11,7 @@ use once_cell::sync::Lazy;
 
 use crate::cpu::models::BUILTINS;
 use crate::cpu::requirement::{self, Requirement};
-use crate::cpu::verdict::{self, Mode, Outcome};
+use crate::cpu::verdict::{self, Outcome, Question};
 
 /// The ladder, lowest first: `kvm64`, then the built-in types of
 /// [`crate::cpu::models::BUILTINS`].
@@ -112,7 +112,7 @@ pub fn floor(cap: &Capability) -> Floor {
     if cap.kvm_module().is_none() {
         return Floor::NoKvm;
     }
-    let v = verdict::judge(&RUNGS[0], cap, Mode::Start);
+    let v = verdict::judge(&RUNGS[0], cap, Question::Start);
     if v.outcome == Outcome::Incompatible {
         Floor::Missing(v.missing_flags())
     } else {
@@ -152,7 +152,7 @@ pub fn of(cap: &Capability) -> Level {
     let missing: Vec<Option<Vec<String>>> = RUNGS
         .iter()
         .map(|req| {
-            let v = verdict::judge(req, cap, Mode::Start);
+            let v = verdict::judge(req, cap, Question::Start);
             (v.outcome == Outcome::Incompatible).then(|| v.missing_flags())
         })
         .collect();
@@ -212,7 +212,7 @@ pub fn highest_everywhere(
         let mut req = RUNGS[i].clone();
         adjust(&mut req);
         caps.iter()
-            .all(|c| verdict::judge(&req, c, Mode::Start).outcome == Outcome::Compatible)
+            .all(|c| verdict::judge(&req, c, Question::Start).outcome == Outcome::Compatible)
             .then_some(LADDER[i])
     })
 }

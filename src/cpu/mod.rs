@@ -12,9 +12,9 @@ pub mod cpuinfo;
 pub mod custom_models;
 pub mod fix;
 pub mod flags;
-pub mod kvm_view;
 pub mod level;
 pub mod models;
+pub mod qemu_report;
 pub mod requirement;
 pub mod verdict;
 #[cfg(test)]

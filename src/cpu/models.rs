@@ -55,7 +55,7 @@ pub const BUILTINS: &[Builtin] = &[
 
 /// A resolved base CPU type (before VM-level flags).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BaseType {
+pub enum ResolvedType {
     /// `host`: the node's own CPU.
     Host,
     /// `max`: everything the accelerator offers.
@@ -80,16 +80,16 @@ pub struct UnknownType(pub String);
 /// # Errors
 /// Unknown names, and names Proxmox accepts but the embedded QEMU table
 /// does not define.
-pub fn resolve(cputype: &str) -> Result<BaseType, UnknownType> {
+pub fn resolve(cputype: &str) -> Result<ResolvedType, UnknownType> {
     match cputype {
-        "host" => return Ok(BaseType::Host),
-        "max" => return Ok(BaseType::Max),
+        "host" => return Ok(ResolvedType::Host),
+        "max" => return Ok(ResolvedType::Max),
         _ => {}
     }
     if let Some(b) = BUILTINS.iter().find(|b| b.name == cputype) {
         let mut features = qemu_model_features("qemu64").unwrap_or_default();
         features.extend(b.flags.iter().map(|f| canon(f)));
-        return Ok(BaseType::Model {
+        return Ok(ResolvedType::Model {
             qemu_model: "qemu64".into(),
             vendor: None,
             features,
@@ -131,7 +131,7 @@ pub fn resolve(cputype: &str) -> Result<BaseType, UnknownType> {
     let vendor = proxmox_vendor(cputype)
         .or_else(|| Some(model.vendor.clone()))
         .filter(|v| v != "default");
-    Ok(BaseType::Model {
+    Ok(ResolvedType::Model {
         qemu_model: model.name.clone(),
         vendor,
         features,

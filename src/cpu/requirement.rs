@@ -9,11 +9,11 @@ use std::collections::BTreeSet;
 use crate::cpu::cpuconf::{self, FlagChange, PhysBits};
 use crate::cpu::custom_models::CustomModels;
 use crate::cpu::flags::{self, VmFlag};
-use crate::cpu::models::{self, BaseType};
+use crate::cpu::models::{self, ResolvedType};
 
 /// The base of a requirement.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Base {
+pub enum GuestCpu {
     /// `host`: the guest sees the node's CPU (no `enforce`).
     Host,
     /// `max`: all the accelerator can offer (enforced, but never fails).
@@ -36,8 +36,8 @@ pub struct Requirement {
     pub cputype: String,
     /// The `runningcpu:` of a suspended VM, for messages.
     pub running_cpu: Option<String>,
-    /// Base model.
-    pub base: Base,
+    /// What CPU the guest gets: the node's, everything, or a fixed model.
+    pub base: GuestCpu,
     /// Required canonical QEMU features (beyond the host's own for host/max).
     pub features: BTreeSet<String>,
     /// `phys-bits`.
@@ -65,7 +65,7 @@ impl Requirement {
             cpu: cpu.to_string(),
             cputype: cpu.to_string(),
             running_cpu: None,
-            base: Base::Max,
+            base: GuestCpu::Max,
             features: BTreeSet::new(),
             phys_bits: None,
             guest_phys_bits: None,
@@ -82,7 +82,7 @@ impl Requirement {
     pub fn vendor_from_host(&self) -> bool {
         matches!(
             self.base,
-            Base::Host | Base::Max | Base::Model { vendor: None, .. }
+            GuestCpu::Host | GuestCpu::Max | GuestCpu::Model { vendor: None, .. }
         )
     }
 }
@@ -152,14 +152,14 @@ pub fn from_qemu_cpu_arg(arg: &str) -> Requirement {
     let mut parts = arg.split(',').map(str::trim);
     let model = parts.next().unwrap_or_default();
     let (mut base, mut features) = match models::resolve(model) {
-        Ok(BaseType::Host) => (Base::Host, BTreeSet::new()),
-        Ok(BaseType::Max) => (Base::Max, BTreeSet::new()),
-        Ok(BaseType::Model {
+        Ok(ResolvedType::Host) => (GuestCpu::Host, BTreeSet::new()),
+        Ok(ResolvedType::Max) => (GuestCpu::Max, BTreeSet::new()),
+        Ok(ResolvedType::Model {
             qemu_model,
             features,
             ..
         }) => (
-            Base::Model {
+            GuestCpu::Model {
                 qemu_model,
                 vendor: None,
             },
@@ -173,7 +173,7 @@ pub fn from_qemu_cpu_arg(arg: &str) -> Requirement {
     for part in parts.filter(|p| !p.is_empty()) {
         let (name, on) = match part.split_once('=') {
             Some(("vendor", v)) => {
-                if let Base::Model { vendor, .. } = &mut base {
+                if let GuestCpu::Model { vendor, .. } = &mut base {
                     *vendor = Some(v.to_string());
                 }
                 continue;
@@ -277,13 +277,13 @@ fn resolve_value(value: &str, custom: &CustomModels) -> Requirement {
         cputype.clone()
     };
     let (base, mut features) = match models::resolve(&base_name) {
-        Ok(BaseType::Host) => (Base::Host, BTreeSet::new()),
-        Ok(BaseType::Max) => (Base::Max, BTreeSet::new()),
-        Ok(BaseType::Model {
+        Ok(ResolvedType::Host) => (GuestCpu::Host, BTreeSet::new()),
+        Ok(ResolvedType::Max) => (GuestCpu::Max, BTreeSet::new()),
+        Ok(ResolvedType::Model {
             qemu_model,
             vendor,
             features,
-        }) => (Base::Model { qemu_model, vendor }, features),
+        }) => (GuestCpu::Model { qemu_model, vendor }, features),
         Err(e) => return Requirement::unknown(value, e.0),
     };
     changes.extend(conf.flags.iter().cloned());
@@ -347,7 +347,10 @@ mod tests {
         assert!(!r.vendor_from_host());
         assert!(!r.features.contains("hle") && !r.features.contains("rtm"));
         let r = from_qemu_cpu_arg("host,+kvm_pv_eoi,host-phys-bits=true");
-        assert_eq!((r.base, r.phys_bits), (Base::Host, Some(PhysBits::Host)));
+        assert_eq!(
+            (r.base, r.phys_bits),
+            (GuestCpu::Host, Some(PhysBits::Host))
+        );
         assert!(from_qemu_cpu_arg("NoSuchModel,enforce").unknown.is_some());
     }
 

@@ -12,12 +12,12 @@ use serde_json::{json, Value};
 use crate::cpu::capability::{Capability, KvmModule, View};
 use crate::cpu::cpuconf::PhysBits;
 use crate::cpu::flags::{self, Enlightenment, VmFlag};
-use crate::cpu::kvm_view::Accel;
-use crate::cpu::requirement::{Base, Requirement};
+use crate::cpu::qemu_report::Accel;
+use crate::cpu::requirement::{GuestCpu, Requirement};
 
 /// What is being decided.
 #[derive(Debug, Clone, Copy)]
-pub enum Mode<'a> {
+pub enum Question<'a> {
     /// Can the VM start on the target at all?
     Start,
     /// Can the running VM move live from `source` to the target?
@@ -235,7 +235,7 @@ impl Verdict {
 
 /// Decides whether `target` can give the VM described by `req` its CPU.
 #[must_use]
-pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict {
+pub fn judge(req: &Requirement, target: &Capability, mode: Question<'_>) -> Verdict {
     let mut reasons = Vec::new();
     let mut unknown = Vec::new();
     let mut notes = Vec::new();
@@ -277,8 +277,8 @@ pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
         };
     }
     let source = match mode {
-        Mode::Start => None,
-        Mode::Live { source } => {
+        Question::Start => None,
+        Question::Live { source } => {
             if source.is_none() && needs_source(req) {
                 unknown.push("the source node's CPU is not known (no cache record): the checks that compare source and target could not run".into());
             }
@@ -302,7 +302,7 @@ pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
     // QEMU's own per-model answer where the target has one, else cpuinfo.
     let check = target.check_features(&req.base, &required);
     if !check.missing.is_empty() {
-        if req.base == Base::Host {
+        if req.base == GuestCpu::Host {
             // qemu-server gives `host` no `enforce` (`get_cpu_options`), and
             // without it QEMU warns about and drops what KVM lacks
             // (`x86_cpu_realizefn`, `x86_cpu_filter_features`).
@@ -343,7 +343,7 @@ pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
         }
     }
 
-    if let Base::Model {
+    if let GuestCpu::Model {
         vendor: Some(v),
         qemu_model,
     } = &req.base
@@ -364,12 +364,12 @@ pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
                 target: target.vendor.clone(),
             });
         }
-        if matches!(req.base, Base::Host | Base::Max) {
+        if matches!(req.base, GuestCpu::Host | GuestCpu::Max) {
             let lacking = target.missing(&src.features().present);
             if !lacking.is_empty() {
                 reasons.push(Reason::HostFlagsNotSubset(lacking));
             }
-            if src.family_model != target.family_model && matches!(req.base, Base::Host) {
+            if src.family_model != target.family_model && matches!(req.base, GuestCpu::Host) {
                 notes.push(format!(
                     "cpu type host: source '{}' and target '{}' are different CPU models",
                     src.model_name, target.model_name
@@ -399,11 +399,11 @@ pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
                 "phys-bits={n} is larger than this node's {t} physical address bits: QEMU starts the VM with a warning, and the guest must not use addresses above {t} bits"
             );
             match mode {
-                Mode::Start => notes.push(warning),
+                Question::Start => notes.push(warning),
                 // A guest that already ran on a node at least as narrow
                 // loses nothing; otherwise its address space would shrink
                 // under it.
-                Mode::Live { .. } => match source.and_then(|s| s.phys_bits) {
+                Question::Live { .. } => match source.and_then(|s| s.phys_bits) {
                     Some(s) if t >= s => notes.push(warning),
                     s => reasons.push(Reason::PhysBitsTooLarge {
                         requested: n,
@@ -459,17 +459,17 @@ pub fn judge(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict 
 /// drops with a warning whatever TCG cannot emulate and starts; and only
 /// under KVM does QEMU show the host's vendor (`x86_cpu_load_model`:
 /// `accel_uses_host_cpuid()`), so the guest's CPU is the same on every node.
-fn judge_tcg(req: &Requirement, target: &Capability, mode: Mode<'_>) -> Verdict {
+fn judge_tcg(req: &Requirement, target: &Capability, mode: Question<'_>) -> Verdict {
     let mut reasons = Vec::new();
     let mut notes = vec![
         "`kvm: 0`: the VM runs under TCG, QEMU's emulator, which needs no host CPU flag (features TCG cannot emulate are left out with a warning)".to_string(),
     ];
-    if req.base == Base::Host {
+    if req.base == GuestCpu::Host {
         reasons.push(Reason::HostCpuNeedsKvm);
     }
     reasons.extend(phys_bits_qemu_refuses(req));
     reasons.extend(guest_phys_bits_refused(req, target.phys_bits, false));
-    if matches!(mode, Mode::Live { .. }) {
+    if matches!(mode, Question::Live { .. }) {
         notes.push(
             "under TCG the guest sees the same CPU, vendor included, on every node".to_string(),
         );
@@ -502,8 +502,8 @@ fn phys_bits_qemu_refuses(req: &Requirement) -> Option<Reason> {
         return None;
     };
     let model = match &req.base {
-        Base::Host | Base::Max => None,
-        Base::Model { qemu_model, .. } => Some(qemu_model),
+        GuestCpu::Host | GuestCpu::Max => None,
+        GuestCpu::Model { qemu_model, .. } => Some(qemu_model),
     };
     if let Some(m) = model.filter(|_| !req.features.contains("lm")) {
         Some(Reason::PhysBitsOn32BitCpu {
@@ -525,7 +525,7 @@ fn phys_bits_qemu_refuses(req: &Requirement) -> Option<Reason> {
 fn guest_phys_bits_refused(req: &Requirement, host_bits: Option<u32>, kvm: bool) -> Option<Reason> {
     let requested = req.guest_phys_bits?;
     let host_width = matches!(req.phys_bits, Some(PhysBits::Host))
-        || (req.phys_bits.is_none() && matches!(req.base, Base::Host | Base::Max));
+        || (req.phys_bits.is_none() && matches!(req.base, GuestCpu::Host | GuestCpu::Max));
     let limit = match req.phys_bits {
         Some(PhysBits::Bits(n)) => n,
         _ if kvm && host_width => host_bits?,
@@ -799,11 +799,11 @@ mod tests {
             let mut req = from_cpu_value(c.cpu, &CustomModels::default());
             req.hugepages_1g = c.hugepages_1g;
             let mode = if c.live {
-                Mode::Live {
+                Question::Live {
                     source: c.source.as_ref(),
                 }
             } else {
-                Mode::Start
+                Question::Start
             };
             let v = judge(&req, &c.target, mode);
             assert_eq!(v.outcome, c.outcome, "{}: {v:?}", c.name);
@@ -816,7 +816,7 @@ mod tests {
     #[test]
     fn unverifiable_features_are_named_in_a_note() {
         let req = from_cpu_value("x86-64-v3,flags=+fzrm", &CustomModels::default());
-        let v = judge(&req, &host(INTEL, 46, ""), Mode::Start);
+        let v = judge(&req, &host(INTEL, 46, ""), Question::Start);
         assert!(v.notes.iter().any(|n| n.contains("fzrm")), "{v:?}");
     }
 

@@ -9,7 +9,7 @@ use crate::cpu::cpuinfo;
 use crate::cpu::fix::{self, Fix};
 use crate::cpu::level::{self, Floor};
 use crate::cpu::requirement::{self, Requirement};
-use crate::cpu::verdict::{judge, Mode, Outcome, Verdict};
+use crate::cpu::verdict::{judge, Outcome, Question, Verdict};
 use crate::pve::custom_models::CustomModels;
 use crate::pve::vmconf;
 
@@ -55,14 +55,14 @@ fn vm(conf: &str) -> Requirement {
 }
 
 fn start(r: &Requirement, target: &Capability) -> Verdict {
-    judge(r, target, Mode::Start)
+    judge(r, target, Question::Start)
 }
 
 fn live(r: &Requirement, source: &Capability, target: &Capability) -> Verdict {
     judge(
         r,
         target,
-        Mode::Live {
+        Question::Live {
             source: Some(source),
         },
     )
@@ -132,12 +132,12 @@ fn hv_evmcs_on_amd_is_refused_whatever_the_cpu_type() {
 
 #[test]
 fn hv_evmcs_needs_nested_vmx_where_qemu_answered() {
-    use crate::reach::kvm_probe::{Accel, KvmView};
+    use crate::reach::kvm_probe::{Accel, QemuReport};
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/cpuinfo/hwloc-xeon-gold-6230-cascadelake.txt");
     let info = crate::reach::local::cpuinfo(&path).unwrap();
     let mut present = Capability::from_cpuinfo(&info).features().present.clone();
-    let view = |present: &std::collections::BTreeSet<String>| KvmView {
+    let view = |present: &std::collections::BTreeSet<String>| QemuReport {
         qemu_version: "10.0.2".into(),
         qemu_package: String::new(),
         accel: Accel::Kvm,
@@ -253,7 +253,7 @@ fn phys_bits_above_target_live_from_a_wider_source_is_refused() {
     assert!(text.contains("(the source has 52)"), "{text}");
     assert!(text.contains("running guest"), "{text}");
     // Unknown source: kept refused, it may be wider.
-    let v = judge(&r, &intel(), Mode::Live { source: None });
+    let v = judge(&r, &intel(), Question::Live { source: None });
     assert_eq!(codes(&v), ["phys-bits-too-large"], "{v:?}");
 }
 
@@ -358,7 +358,7 @@ fn node_without_vmx_or_svm_is_below_the_floor() {
 
 #[test]
 fn node_without_vmx_or_svm_whose_qemu_answered_under_kvm_runs_guests() {
-    use crate::reach::kvm_probe::{Accel, KvmView};
+    use crate::reach::kvm_probe::{Accel, QemuReport};
     let mut info = crate::reach::local::cpuinfo(
         &Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/data/cpuinfo/archspec-linux-ubuntu20.04-zen3.txt"),
@@ -366,7 +366,7 @@ fn node_without_vmx_or_svm_whose_qemu_answered_under_kvm_runs_guests() {
     .unwrap();
     info.flags.remove("svm");
     let cpuinfo_view = Capability::from_cpuinfo(&info);
-    let view = KvmView {
+    let view = QemuReport {
         qemu_version: "10.0.2".into(),
         qemu_package: String::new(),
         accel: Accel::Kvm,

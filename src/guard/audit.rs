@@ -15,8 +15,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::cpu::capability::Capability;
 use crate::cpu::level;
-use crate::cpu::requirement::{self, Base, Requirement};
-use crate::cpu::verdict::{self, Mode, Outcome, Verdict};
+use crate::cpu::requirement::{self, GuestCpu, Requirement};
+use crate::cpu::verdict::{self, Outcome, Question, Verdict};
 use crate::guard::decision::{self as guard, Rules};
 use crate::guard::fleet::Fleet;
 use crate::pve::custom_models::CustomModels;
@@ -49,7 +49,7 @@ pub struct VmEntry {
 
 /// Why a VM is flagged.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Flag {
+pub enum Finding {
     /// Its CPU type cannot start on these nodes (indices into the fleet).
     AboveBaseline(Vec<usize>),
     /// `host`/`max` in a cluster whose nodes' CPUs differ.
@@ -62,16 +62,16 @@ pub enum Flag {
     CannotJudge(String),
 }
 
-impl Flag {
+impl Finding {
     /// Stable identifier for JSON and metrics.
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
-            Flag::AboveBaseline(_) => "above-baseline",
-            Flag::HostInMixedCluster(_) => "host-cpu-in-mixed-cluster",
-            Flag::HaCannotRecover(_) => "ha-cannot-recover",
-            Flag::NoGuardHookscript(_) => "no-guard-hookscript",
-            Flag::CannotJudge(_) => "cannot-judge",
+            Finding::AboveBaseline(_) => "above-baseline",
+            Finding::HostInMixedCluster(_) => "host-cpu-in-mixed-cluster",
+            Finding::HaCannotRecover(_) => "ha-cannot-recover",
+            Finding::NoGuardHookscript(_) => "no-guard-hookscript",
+            Finding::CannotJudge(_) => "cannot-judge",
         }
     }
 
@@ -88,7 +88,7 @@ impl Flag {
     /// a risk in itself, only a missing guard).
     #[must_use]
     pub fn is_risk(&self) -> bool {
-        !matches!(self, Flag::NoGuardHookscript(_))
+        !matches!(self, Finding::NoGuardHookscript(_))
     }
 }
 
@@ -113,8 +113,8 @@ pub struct VmAudit {
     pub error: Option<String>,
     /// Index of its requirement.
     req: usize,
-    /// Flags, in [`Flag::CODES`] order.
-    pub flags: Vec<Flag>,
+    /// Flags, in [`Finding::CODES`] order.
+    pub findings: Vec<Finding>,
     /// A CPU type that would start on every node, when a CPU flag is set.
     pub suggestion: Option<Suggestion>,
 }
@@ -251,18 +251,23 @@ pub fn run<'f>(
             ha: ha.get(&vm.vmid).is_some_and(HaVm::managed),
             error,
             req,
-            flags: Vec::new(),
+            findings: Vec::new(),
             suggestion: None,
         });
     }
 
-    let judge = |req: &Requirement, cap: &Capability, mode: Mode<'_>| {
+    let judge = |req: &Requirement, cap: &Capability, mode: Question<'_>| {
         let mut ignore = Vec::new();
         guard::apply_rules(verdict::judge(req, cap, mode), rules, &mut ignore)
     };
     let start: Vec<Vec<Verdict>> = reqs
         .iter()
-        .map(|r| classes.iter().map(|c| judge(r, c, Mode::Start)).collect())
+        .map(|r| {
+            classes
+                .iter()
+                .map(|c| judge(r, c, Question::Start))
+                .collect()
+        })
         .collect();
     let mut live: HashMap<(usize, Option<usize>), Vec<Verdict>> = HashMap::new();
     for a in &audits {
@@ -271,7 +276,7 @@ pub fn run<'f>(
             let source = src.map(|s| classes[s]);
             classes
                 .iter()
-                .map(|c| judge(&reqs[a.req], c, Mode::Live { source }))
+                .map(|c| judge(&reqs[a.req], c, Question::Live { source }))
                 .collect()
         });
     }
@@ -290,11 +295,13 @@ pub fn run<'f>(
     };
     let suggestions = [false, true].map(|hp| audit.suggest(hp, rules, &classes));
     for a in &mut audits {
-        a.flags = audit.flags_of(a);
-        if a.flags.iter().any(|f| {
+        a.findings = audit.findings_of(a);
+        if a.findings.iter().any(|f| {
             matches!(
                 f,
-                Flag::AboveBaseline(_) | Flag::HostInMixedCluster(_) | Flag::HaCannotRecover(_)
+                Finding::AboveBaseline(_)
+                    | Finding::HostInMixedCluster(_)
+                    | Finding::HaCannotRecover(_)
             )
         }) {
             a.suggestion = suggestions[usize::from(audit.reqs[a.req].hugepages_1g)].clone();
@@ -343,11 +350,11 @@ impl Audit<'_> {
         self.reqs.len()
     }
 
-    fn flags_of(&self, a: &VmAudit) -> Vec<Flag> {
+    fn findings_of(&self, a: &VmAudit) -> Vec<Finding> {
         let req = &self.reqs[a.req];
-        let mut flags = Vec::new();
+        let mut findings = Vec::new();
         if let Some(why) = &req.unknown {
-            flags.push(Flag::CannotJudge(why.clone()));
+            findings.push(Finding::CannotJudge(why.clone()));
         }
         // The policy decides unknown answers as the hook does
         // (`guard::allows`): under `strict` they cannot start either.
@@ -358,12 +365,12 @@ impl Audit<'_> {
                 _ => false,
             })
             .collect();
-        let host = matches!(req.base, Base::Host | Base::Max) && req.unknown.is_none();
+        let host = matches!(req.base, GuestCpu::Host | GuestCpu::Max) && req.unknown.is_none();
         if !host && !cannot_start.is_empty() {
-            flags.push(Flag::AboveBaseline(cannot_start.clone()));
+            findings.push(Finding::AboveBaseline(cannot_start.clone()));
         }
         if host && self.classes > 1 {
-            flags.push(Flag::HostInMixedCluster(self.classes));
+            findings.push(Finding::HostInMixedCluster(self.classes));
         }
         if a.ha {
             let nodes: Vec<usize> = cannot_start
@@ -372,13 +379,13 @@ impl Audit<'_> {
                 .filter(|&n| Some(n) != a.owner)
                 .collect();
             if !nodes.is_empty() {
-                flags.push(Flag::HaCannotRecover(nodes));
+                findings.push(Finding::HaCannotRecover(nodes));
             }
         }
         if !a.hookscript.as_deref().is_some_and(is_guard_hookscript) {
-            flags.push(Flag::NoGuardHookscript(a.hookscript.clone()));
+            findings.push(Finding::NoGuardHookscript(a.hookscript.clone()));
         }
-        flags
+        findings
     }
 
     /// The type that starts on every node (with or without 1 GiB huge
@@ -408,7 +415,7 @@ impl Audit<'_> {
             .filter_map(|(node, class)| {
                 let mut ignore = Vec::new();
                 let v = guard::apply_rules(
-                    verdict::judge(&like, classes[(*class)?], Mode::Start),
+                    verdict::judge(&like, classes[(*class)?], Question::Start),
                     rules,
                     &mut ignore,
                 );
@@ -425,13 +432,14 @@ impl Audit<'_> {
     /// Counts of flagged VMs by flag code, and the VMs at risk.
     #[must_use]
     pub fn counts(&self) -> (BTreeMap<&'static str, usize>, usize) {
-        let mut by: BTreeMap<&'static str, usize> = Flag::CODES.iter().map(|c| (*c, 0)).collect();
+        let mut by: BTreeMap<&'static str, usize> =
+            Finding::CODES.iter().map(|c| (*c, 0)).collect();
         let mut risk = 0;
         for a in &self.vms {
-            for f in &a.flags {
+            for f in &a.findings {
                 *by.entry(f.code()).or_default() += 1;
             }
-            if a.flags.iter().any(Flag::is_risk) {
+            if a.findings.iter().any(Finding::is_risk) {
                 risk += 1;
             }
         }
@@ -477,7 +485,7 @@ mod tests {
     use super::*;
     use crate::cpu::capability::View;
     use crate::cpu::flags::HostFeatures;
-    use crate::guard::fleet::NodeView;
+    use crate::guard::fleet::FleetNode;
     use crate::pve::ha::HaVm;
     use std::collections::BTreeSet;
 
@@ -519,22 +527,22 @@ mod tests {
     #[test]
     fn flags_and_matrix() {
         let mut fleet = Fleet::default();
-        fleet.upsert(NodeView::known(
+        fleet.upsert(FleetNode::known(
             "a",
             cap("GenuineIntel", "x86-64-v4", 85),
             Some(1),
         ));
-        fleet.upsert(NodeView::known(
+        fleet.upsert(FleetNode::known(
             "b",
             cap("GenuineIntel", "x86-64-v3", 63),
             Some(1),
         ));
-        fleet.upsert(NodeView::known(
+        fleet.upsert(FleetNode::known(
             "c",
             cap("GenuineIntel", "x86-64-v4", 85),
             Some(1),
         ));
-        fleet.upsert(NodeView::unknown("d", "never scanned".into()));
+        fleet.upsert(FleetNode::unknown("d", "never scanned".into()));
         let vms = vec![
             vm(
                 100,
@@ -572,9 +580,10 @@ mod tests {
         // 100 and 103 share one requirement.
         assert_eq!(audit.distinct_requirements(), 4);
         assert_eq!(audit.classes, 2);
-        let codes = |i: usize| -> Vec<&str> { audit.vms[i].flags.iter().map(Flag::code).collect() };
+        let codes =
+            |i: usize| -> Vec<&str> { audit.vms[i].findings.iter().map(Finding::code).collect() };
         assert_eq!(codes(0), ["above-baseline"]);
-        assert_eq!(audit.vms[0].flags[0], Flag::AboveBaseline(vec![1]));
+        assert_eq!(audit.vms[0].findings[0], Finding::AboveBaseline(vec![1]));
         assert_eq!(
             codes(1),
             ["host-cpu-in-mixed-cluster", "no-guard-hookscript"]

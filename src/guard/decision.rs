@@ -12,7 +12,7 @@ use crate::cpu::capability::Capability;
 use crate::cpu::fix::{self, Fix};
 use crate::cpu::level;
 use crate::cpu::requirement::Requirement;
-use crate::cpu::verdict::{self, Mode, Outcome, Reason, Verdict};
+use crate::cpu::verdict::{self, Outcome, Question, Reason, Verdict};
 use crate::guard::fleet::Fleet;
 
 /// How the VM would arrive on the target.
@@ -102,10 +102,10 @@ pub fn decide(
 ) -> Decision {
     let source = movement.source();
     let mode = || match movement {
-        Movement::Live { source } => Mode::Live {
+        Movement::Live { source } => Question::Live {
             source: fleet.capability(source),
         },
-        _ => Mode::Start,
+        _ => Question::Start,
     };
     let mut warnings: Vec<String> = fleet
         .problems
@@ -412,7 +412,7 @@ mod tests {
     use crate::cpu::capability::View;
     use crate::cpu::flags::HostFeatures;
     use crate::cpu::requirement::from_cpu_value;
-    use crate::guard::fleet::NodeView;
+    use crate::guard::fleet::FleetNode;
     use crate::pve::custom_models::CustomModels;
     use std::collections::BTreeSet;
 
@@ -449,7 +449,7 @@ mod tests {
             ("b", "GenuineIntel", "x86-64-v3"),
             ("c", "GenuineIntel", "x86-64-v4"),
         ] {
-            f.upsert(NodeView::known(name, cap(vendor, level), Some(5)));
+            f.upsert(FleetNode::known(name, cap(vendor, level), Some(5)));
         }
         f
     }
@@ -488,7 +488,7 @@ mod tests {
     #[test]
     fn vendor_change_refusal_suggests_no_cpu_type_but_names_accepting_nodes() {
         let mut f = fleet();
-        f.upsert(NodeView::known(
+        f.upsert(FleetNode::known(
             "d",
             cap("AuthenticAMD", "x86-64-v4"),
             Some(5),

@@ -19,7 +19,7 @@ use crate::cpu::level::{self, Level};
 /// and notes all come from [`crate::cache::truth`], the one definition
 /// every command uses.
 #[derive(Debug, Clone)]
-pub struct NodeView {
+pub struct FleetNode {
     /// Node name.
     pub name: String,
     /// The cache record the capability is derived from (read in full only
@@ -39,11 +39,11 @@ pub struct NodeView {
     pub source: Option<String>,
 }
 
-impl NodeView {
+impl FleetNode {
     /// A node whose capability is already known.
     #[must_use]
     pub fn known(name: &str, capability: Capability, age_secs: Option<u64>) -> Self {
-        NodeView {
+        FleetNode {
             name: name.to_string(),
             record: None,
             capability: OnceCell::with_value(capability),
@@ -58,7 +58,7 @@ impl NodeView {
     /// A node from its [`Truth`].
     #[must_use]
     pub fn from_truth(name: &str, t: Truth, age_secs: Option<u64>) -> Self {
-        NodeView {
+        FleetNode {
             name: name.to_string(),
             record: None,
             capability: OnceCell::with_value(t.capability),
@@ -73,7 +73,7 @@ impl NodeView {
     /// A node without any data.
     #[must_use]
     pub fn unknown(name: &str, problem: String) -> Self {
-        NodeView {
+        FleetNode {
             name: name.to_string(),
             record: None,
             capability: OnceCell::new(),
@@ -161,14 +161,14 @@ impl NodeView {
 #[derive(Debug, Clone, Default)]
 pub struct Fleet {
     /// Nodes, sorted by name.
-    pub nodes: Vec<NodeView>,
+    pub nodes: Vec<FleetNode>,
     /// Problems reading the cache (reported as warnings).
     pub problems: Vec<String>,
 }
 
 impl Fleet {
     /// Adds or replaces a node, keeping the list sorted.
-    pub fn upsert(&mut self, node: NodeView) {
+    pub fn upsert(&mut self, node: FleetNode) {
         match self.nodes.binary_search_by(|n| n.name.cmp(&node.name)) {
             Ok(i) => self.nodes[i] = node,
             Err(i) => self.nodes.insert(i, node),
@@ -177,14 +177,14 @@ impl Fleet {
 
     /// A node by name.
     #[must_use]
-    pub fn get(&self, name: &str) -> Option<&NodeView> {
+    pub fn get(&self, name: &str) -> Option<&FleetNode> {
         self.nodes.iter().find(|n| n.name == name)
     }
 
     /// A node's capability, if known.
     #[must_use]
     pub fn capability(&self, name: &str) -> Option<&Capability> {
-        self.get(name).and_then(NodeView::capability)
+        self.get(name).and_then(FleetNode::capability)
     }
 
     /// Nodes with a known capability.
@@ -197,7 +197,11 @@ impl Fleet {
     /// The cluster level over the known nodes ([`truth::cluster_level`]).
     #[must_use]
     pub fn baseline(&self) -> Option<&'static str> {
-        let caps: Vec<&Capability> = self.nodes.iter().filter_map(NodeView::capability).collect();
+        let caps: Vec<&Capability> = self
+            .nodes
+            .iter()
+            .filter_map(FleetNode::capability)
+            .collect();
         truth::cluster_level(&caps)
     }
 
@@ -214,7 +218,7 @@ impl Fleet {
     /// Distinct CPU vendors among the known nodes.
     #[must_use]
     pub fn vendors(&self) -> BTreeSet<&str> {
-        self.nodes.iter().filter_map(NodeView::vendor).collect()
+        self.nodes.iter().filter_map(FleetNode::vendor).collect()
     }
 }
 
@@ -272,11 +276,11 @@ fn local_view(
     settings: &crate::conf::settings::Settings,
     local: &CpuInfo,
     matching: Option<(LazyNode, crate::cache::NodeRecord)>,
-) -> NodeView {
+) -> FleetNode {
     // The same definition as every other node's ([`truth::of_local`]);
     // level and notes are derived only if something asks for them.
     match matching {
-        Some((lazy, rec)) => NodeView {
+        Some((lazy, rec)) => FleetNode {
             name: settings.node.clone(),
             capability: OnceCell::with_value(truth::capability(local, rec.kvm.as_ref())),
             source: rec.source.clone(),
@@ -286,7 +290,7 @@ fn local_view(
             age_secs: Some(0),
             problem: None,
         },
-        None => NodeView::known(&settings.node, truth::capability(local, None), Some(0)),
+        None => FleetNode::known(&settings.node, truth::capability(local, None), Some(0)),
     }
 }
 
@@ -321,7 +325,7 @@ fn load_with(
 
 fn from_cache(fleet: &mut Fleet, cache: LazyCache, now: u64, max_age: u64) {
     for u in cache.unscanned.values() {
-        fleet.upsert(NodeView::unknown(
+        fleet.upsert(FleetNode::unknown(
             &u.name,
             format!("never scanned successfully: {}", u.error),
         ));
@@ -333,7 +337,7 @@ fn from_cache(fleet: &mut Fleet, cache: LazyCache, now: u64, max_age: u64) {
         if let Some(p) = &dated {
             fleet.problems.push(format!("{name}: {p}"));
         }
-        fleet.upsert(NodeView {
+        fleet.upsert(FleetNode {
             level: OnceCell::new(),
             notes: OnceCell::new(),
             age_secs: (dated.is_none() || node.head.scanned_at <= now)

@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 
-use crate::guard::audit::{level_rank, Audit, Flag};
+use crate::guard::audit::{level_rank, Audit, Finding};
 use crate::guard::refusals::LastRefusal;
 
 /// Escapes a label value.
@@ -171,7 +171,7 @@ pub fn render(audit: &Audit<'_>, max_age_secs: u64, last: Option<&LastRefusal>) 
         "gauge",
         "VMs the audit flags, by flag.",
     );
-    for code in Flag::CODES {
+    for code in Finding::CODES {
         let _ = writeln!(
             s,
             "pve_cpuguard_vms_flagged{{flag=\"{code}\"}} {}",

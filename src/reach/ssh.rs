@@ -26,7 +26,7 @@ use crate::cpu::cpuinfo::{self, CpuInfo};
 use crate::error::NodeFailure;
 use crate::pve::cluster::Node;
 use crate::reach::known_hosts::{self, Check};
-use crate::reach::kvm_probe::{self, Accel, KvmView, ProbeOptions};
+use crate::reach::kvm_probe::{self, Accel, ProbeOptions, QemuReport};
 
 /// The one command run on every node. Its output is /proc/cpuinfo, an empty
 /// line (in case the file lacks a final newline), a line
@@ -87,7 +87,7 @@ pub struct Answer {
     /// `uname -r`, if printed.
     pub kernel: Option<String>,
     /// QEMU's answer, or why there is none; `None` when not asked.
-    pub kvm: Option<Result<KvmView, String>>,
+    pub kvm: Option<Result<QemuReport, String>>,
 }
 
 /// Splits the remote output into cpuinfo text and kernel release.

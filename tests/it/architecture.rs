@@ -141,3 +141,47 @@ fn every_layer_folder_states_its_rule() {
         );
     }
 }
+
+/// Every file of this project that the README or docs/ name in backticks
+/// exists: a pointer to a moved or renamed file misleads the newcomer the
+/// tree is meant to guide. Placeholders (`NAME`) are not paths.
+#[test]
+fn documents_point_only_to_files_that_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut docs = vec![root.join("README.md")];
+    for e in std::fs::read_dir(root.join("docs")).unwrap().flatten() {
+        if e.path().extension().is_some_and(|x| x == "md") {
+            docs.push(e.path());
+        }
+    }
+    let mut missing = Vec::new();
+    for doc in &docs {
+        let text = std::fs::read_to_string(doc).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            for quoted in line.split('`').skip(1).step_by(2) {
+                let ours = [
+                    "src/",
+                    "tests/",
+                    "docs/",
+                    "benches/",
+                    "packaging/",
+                    "hooks/",
+                ]
+                .iter()
+                .any(|d| quoted.starts_with(d));
+                if ours
+                    && !quoted.contains("NAME")
+                    && !quoted.contains(' ')
+                    && !root.join(quoted).exists()
+                {
+                    missing.push(format!("{}:{}: {quoted}", doc.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "documents name files that do not exist:\n{}",
+        missing.join("\n")
+    );
+}

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use pve_cpuguard::cpu::flags;
-use pve_cpuguard::reach::kvm_probe::{self, Accel, KvmView, ProbeError, ProbeOptions};
+use pve_cpuguard::reach::kvm_probe::{self, Accel, ProbeError, ProbeOptions, QemuReport};
 
 use crate::harness::Run;
 
@@ -30,7 +30,7 @@ fn real_qemu() -> PathBuf {
 }
 
 /// Probes the real QEMU under KVM if that works here, else under TCG.
-fn probe_real() -> KvmView {
+fn probe_real() -> QemuReport {
     let opts = ProbeOptions {
         timeout: REAL_TIMEOUT,
         ..ProbeOptions::new(Accel::Kvm)
@@ -245,7 +245,7 @@ fn remote_command_gives_the_same_view() {
         "{binary}"
     );
     assert_eq!(remote.binary, None);
-    let local = KvmView {
+    let local = QemuReport {
         binary: None,
         ..local
     };
@@ -317,7 +317,7 @@ fn fake(dir: &Path, name: &str, body: &str) -> PathBuf {
 
 /// Probes `qemu` (TCG, so /dev/kvm does not matter), retrying the rare
 /// ETXTBSY of executing a script another test thread's fork still holds.
-fn probe_fake(qemu: &Path, timeout: Duration) -> Result<KvmView, ProbeError> {
+fn probe_fake(qemu: &Path, timeout: Duration) -> Result<QemuReport, ProbeError> {
     let opts = ProbeOptions {
         qemu: Some(qemu.to_path_buf()),
         timeout,

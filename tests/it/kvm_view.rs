@@ -8,12 +8,12 @@ use crate::harness;
 use pve_cpuguard::cpu::capability::{Capability, View};
 use pve_cpuguard::cpu::cpuinfo;
 use pve_cpuguard::cpu::requirement::from_cpu_value;
-use pve_cpuguard::cpu::verdict::{judge, Mode, Outcome, Verdict};
+use pve_cpuguard::cpu::verdict::{judge, Outcome, Question, Verdict};
 use pve_cpuguard::pve::custom_models::CustomModels;
-use pve_cpuguard::reach::kvm_probe::{self, Accel, KvmView};
+use pve_cpuguard::reach::kvm_probe::{self, Accel, QemuReport};
 use pve_cpuguard::reach::qmp;
 
-fn recorded(accel: Accel) -> KvmView {
+fn recorded(accel: Accel) -> QemuReport {
     let name = format!("qmp/qemu-7.2-pvm-epyc-{}.jsonl", accel.as_str());
     let bytes = std::fs::read(harness::data(&name)).unwrap();
     kvm_probe::interpret(&bytes, b"", accel, "recorded").unwrap()
@@ -27,7 +27,7 @@ fn start(cpu: &str, cap: &Capability) -> Verdict {
     judge(
         &from_cpu_value(cpu, &CustomModels::default()),
         cap,
-        Mode::Start,
+        Question::Start,
     )
 }
 

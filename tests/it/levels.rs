@@ -8,7 +8,7 @@ use crate::harness;
 use std::collections::BTreeSet;
 
 use pve_cpuguard::cpu::capability::Capability;
-use pve_cpuguard::cpu::verdict::{judge, Mode, Outcome};
+use pve_cpuguard::cpu::verdict::{judge, Outcome, Question};
 use pve_cpuguard::cpu::{cpuinfo, level, requirement};
 use pve_cpuguard::pve::custom_models::CustomModels;
 
@@ -142,7 +142,7 @@ fn start(cpu: &str, target: &Capability) -> pve_cpuguard::cpu::verdict::Verdict 
     judge(
         &requirement::from_cpu_value(cpu, &CustomModels::default()),
         target,
-        Mode::Start,
+        Question::Start,
     )
 }
 
@@ -187,7 +187,7 @@ fn identical_cpu_is_always_compatible_for_live_migration() {
             let v = judge(
                 &requirement::from_cpu_value("kvm64", &CustomModels::default()),
                 &c,
-                Mode::Live { source: Some(&c) },
+                Question::Live { source: Some(&c) },
             );
             let codes: Vec<&str> = v.reasons.iter().map(|r| r.code()).collect();
             assert_eq!(codes, ["no-kvm"], "{}", path.display());
@@ -202,7 +202,7 @@ fn identical_cpu_is_always_compatible_for_live_migration() {
             level::of(&c).name,
         ] {
             let req = requirement::from_cpu_value(cpu, &CustomModels::default());
-            let v = judge(&req, &c, Mode::Live { source: Some(&c) });
+            let v = judge(&req, &c, Question::Live { source: Some(&c) });
             let floor_ok = level::of(&c).floor_met || cpu != "kvm64";
             let nested_ok =
                 !cpu.contains("nested-virt") || c.nested_flag().is_some_and(|f| c.has(f));

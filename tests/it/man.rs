@@ -1,5 +1,5 @@
 //! The man pages as `pve-cpuguard generate man` writes them (the package
-//! ships these files, tests/package.rs checks that): every command's page,
+//! ships these files, tests/it/package.rs checks that): every command's page,
 //! formatted by man(1) without a warning, has ENVIRONMENT (every variable
 //! its `--help` shows), FILES, EXIT STATUS, EXAMPLES and SEE ALSO naming
 //! only pages that exist; pve-cpuguard.conf(5) documents every key the

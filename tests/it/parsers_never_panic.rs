@@ -172,7 +172,7 @@ proptest! {
                 // Whatever parsed is usable downstream without panics.
                 let cap = pve_cpuguard::cpu::capability::Capability::from_kvm_view(&view, None);
                 let req = pve_cpuguard::cpu::requirement::from_cpu_value("kvm64", &Default::default());
-                let _ = pve_cpuguard::cpu::verdict::judge(&req, &cap, pve_cpuguard::cpu::verdict::Mode::Start);
+                let _ = pve_cpuguard::cpu::verdict::judge(&req, &cap, pve_cpuguard::cpu::verdict::Question::Start);
             }
         }
     }

@@ -15,10 +15,10 @@ use pve_cpuguard::cpu::capability::{Capability, View};
 use pve_cpuguard::cpu::flags::HostFeatures;
 use pve_cpuguard::cpu::level::{self, BELOW_FLOOR, LADDER};
 use pve_cpuguard::cpu::requirement::{from_cpu_value, Requirement};
-use pve_cpuguard::cpu::verdict::{judge, Mode, Outcome};
+use pve_cpuguard::cpu::verdict::{judge, Outcome, Question};
 use pve_cpuguard::guard::audit::{self, Suggestion, VmEntry};
 use pve_cpuguard::guard::decision::{self, Movement, Rules, VmLabel};
-use pve_cpuguard::guard::fleet::{Fleet, NodeView};
+use pve_cpuguard::guard::fleet::{Fleet, FleetNode};
 use pve_cpuguard::pve::custom_models::CustomModels;
 use pve_cpuguard::pve::paths::VmId;
 
@@ -71,14 +71,14 @@ fn fleet_of(nodes: &[(bool, BTreeSet<usize>, u32)]) -> Fleet {
             },
             View::Cpuinfo,
         );
-        f.upsert(NodeView::known(&format!("n{i}"), cap, Some(1)));
+        f.upsert(FleetNode::known(&format!("n{i}"), cap, Some(1)));
     }
     f
 }
 
 fn accepted_on_every_node(f: &Fleet, r: &Requirement) -> Result<(), String> {
     for (name, cap) in f.known() {
-        let v = judge(r, cap, Mode::Start);
+        let v = judge(r, cap, Question::Start);
         if v.outcome != Outcome::Compatible {
             return Err(format!("{} refused on {name}: {v:?}", r.cpu));
         }
@@ -132,8 +132,8 @@ proptest! {
                     prop_assert!(accepted_on_every_node(&f, &r).is_ok(), "{e}");
                     // ...and for this very movement on this target.
                     let mode = match movement {
-                        Movement::Live { source } => Mode::Live { source: f.capability(source) },
-                        _ => Mode::Start,
+                        Movement::Live { source } => Question::Live { source: f.capability(source) },
+                        _ => Question::Start,
                     };
                     let mut ignore = Vec::new();
                     let v = decision::apply_rules(judge(&r, cap, mode), rules, &mut ignore);

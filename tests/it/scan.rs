@@ -485,7 +485,7 @@ fn baseline_names_a_model_every_node_supports() {
             let verdict = pve_cpuguard::cpu::verdict::judge(
                 &req,
                 cap,
-                pve_cpuguard::cpu::verdict::Mode::Start,
+                pve_cpuguard::cpu::verdict::Question::Start,
             );
             assert_eq!(
                 verdict.outcome,
@@ -495,7 +495,7 @@ fn baseline_names_a_model_every_node_supports() {
             );
         }
         match req.base {
-            pve_cpuguard::cpu::requirement::Base::Model {
+            pve_cpuguard::cpu::requirement::GuestCpu::Model {
                 vendor: Some(v), ..
             } => assert_eq!(v, "GenuineIntel"),
             other => panic!("{model} is not a named model with a vendor: {other:?}"),

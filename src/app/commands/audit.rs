@@ -16,9 +16,9 @@ use crate::cache;
 use crate::conf::settings::Settings;
 use crate::cpu::verdict::Verdict;
 use crate::error::{Error, ExitCode, Result};
-use crate::guard::audit::{self, Audit, Cell, Flag, Suggestion, VmAudit, VmEntry};
+use crate::guard::audit::{self, Audit, Cell, Finding, Suggestion, VmAudit, VmEntry};
 use crate::guard::decision::Rules;
-use crate::guard::fleet::{self, Fleet, NodeView};
+use crate::guard::fleet::{self, Fleet, FleetNode};
 use crate::pve::custom_models::{self, CustomModels};
 use crate::pve::ha::{self, HaVm};
 use crate::pve::paths::VmId;
@@ -77,7 +77,7 @@ pub fn gather(settings: &Settings, read_local_cpu: bool) -> Result<Gathered> {
     };
     for n in &node_names {
         if fleet.get(n).is_none() {
-            fleet.upsert(NodeView::unknown(
+            fleet.upsert(FleetNode::unknown(
                 n,
                 "no cached record (run `pve-cpuguard scan`)".into(),
             ));
@@ -178,7 +178,7 @@ pub fn run(args: &AuditArgs, format: Format) -> Result<ExitCode> {
             settings.cache.display()
         );
         ExitCode::Unknown
-    } else if a.vms.iter().any(|v| !v.flags.is_empty()) {
+    } else if a.vms.iter().any(|v| !v.findings.is_empty()) {
         ExitCode::Refused
     } else {
         ExitCode::Ok
@@ -234,7 +234,7 @@ fn node_set(names: &[&str], total: usize, all_names: &[&str]) -> String {
     }
 }
 
-fn node_line(n: &NodeView, max_age: u64) -> String {
+fn node_line(n: &FleetNode, max_age: u64) -> String {
     match (n.level(), n.age_secs) {
         (Some(level), age) => {
             let mut s = format!("{level}  {}", n.vendor().unwrap_or("?"),);
@@ -358,33 +358,33 @@ fn cannot_start_text(
     text
 }
 
-pub(crate) fn flag_text(a: &Audit<'_>, v: &VmAudit, f: &Flag, cache: &WhyCache) -> String {
+pub(crate) fn finding_text(a: &Audit<'_>, v: &VmAudit, f: &Finding, cache: &WhyCache) -> String {
     let why = |idx: &[usize]| cannot_start_text(a, v, idx, cache);
     match f {
-        Flag::AboveBaseline(idx) => format!(
+        Finding::AboveBaseline(idx) => format!(
             "CPU '{}' is above the cluster baseline ({}): it cannot start on {}",
             v.cpu,
             a.baseline.unwrap_or("unknown"),
             why(idx)
         ),
-        Flag::HostInMixedCluster(k) => format!(
+        Finding::HostInMixedCluster(k) => format!(
             "CPU '{}' passes each node's own CPU through, and the nodes have {k} different CPUs: a live migration between them can crash the guest",
             v.cpu
         ),
-        Flag::HaCannotRecover(idx) => format!(
+        Finding::HaCannotRecover(idx) => format!(
             "HA-managed (vm:{}): if its node fails, HA may recover it onto {}, where it cannot start",
             v.vmid,
             names(a, idx).join(", ")
         ),
-        Flag::NoGuardHookscript(None) => format!(
+        Finding::NoGuardHookscript(None) => format!(
             "no hookscript: the guard does not check its starts and migrations (run `pve-cpuguard attach {}` on {})",
             v.vmid, v.node
         ),
-        Flag::NoGuardHookscript(Some(h)) => format!(
+        Finding::NoGuardHookscript(Some(h)) => format!(
             "hookscript '{h}' is not the guard's (run `pve-cpuguard attach {}` on {}; '{h}' keeps running, chained behind the guard)",
             v.vmid, v.node
         ),
-        Flag::CannotJudge(why) => format!("cannot judge its CPU: {why}"),
+        Finding::CannotJudge(why) => format!("cannot judge its CPU: {why}"),
     }
 }
 
@@ -401,7 +401,7 @@ fn text_report(a: &Audit<'_>, max_age: u64) -> String {
         s,
         "{} VMs, {} flagged, {risk} at risk{}\n",
         a.vms.len(),
-        a.vms.iter().filter(|v| !v.flags.is_empty()).count(),
+        a.vms.iter().filter(|v| !v.findings.is_empty()).count(),
         if parts.is_empty() {
             String::new()
         } else {
@@ -460,10 +460,14 @@ fn text_report(a: &Audit<'_>, max_age: u64) -> String {
                 v.cpu.clone(),
                 live,
                 start,
-                if v.flags.is_empty() {
+                if v.findings.is_empty() {
                     "-".into()
                 } else {
-                    v.flags.iter().map(Flag::code).collect::<Vec<_>>().join(",")
+                    v.findings
+                        .iter()
+                        .map(Finding::code)
+                        .collect::<Vec<_>>()
+                        .join(",")
                 },
             ]
         })
@@ -500,7 +504,7 @@ fn text_report(a: &Audit<'_>, max_age: u64) -> String {
         line(&mut s, [&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]);
     }
 
-    let flagged: Vec<&VmAudit> = a.vms.iter().filter(|v| !v.flags.is_empty()).collect();
+    let flagged: Vec<&VmAudit> = a.vms.iter().filter(|v| !v.findings.is_empty()).collect();
     let cache = WhyCache::default();
     // The explanations are prose: wrapped to fit 100 columns (the tables
     // above stay one row per line, for grep and awk).
@@ -518,8 +522,8 @@ fn text_report(a: &Audit<'_>, max_age: u64) -> String {
         if let Some(e) = &v.error {
             let _ = writeln!(s, "    error: {e}");
         }
-        for f in &v.flags {
-            let _ = writeln!(s, "    - {}", flag_text(a, v, f, &cache));
+        for f in &v.findings {
+            let _ = writeln!(s, "    - {}", finding_text(a, v, f, &cache));
         }
         match &v.suggestion {
             Some(Suggestion::Use { cpu, text }) => {
@@ -575,7 +579,7 @@ struct JsonReach<'a> {
 }
 
 #[derive(Serialize)]
-struct JsonFlag {
+struct JsonFinding {
     code: &'static str,
     message: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -594,7 +598,7 @@ struct JsonVm<'a> {
     error: Option<&'a str>,
     live_migration: &'a RawValue,
     start: &'a RawValue,
-    flags: Vec<JsonFlag>,
+    flags: Vec<JsonFinding>,
     works_everywhere: Option<&'a str>,
     suggestion: Option<String>,
 }
@@ -734,13 +738,13 @@ fn json_report<'a>(a: &'a Audit<'_>, max_age: u64, rows: &'a JsonRows) -> JsonRe
                 live_migration: &rows[&a.row_key(v)].0,
                 start: &rows[&a.row_key(v)].1,
                 flags: v
-                    .flags
+                    .findings
                     .iter()
-                    .map(|f| JsonFlag {
+                    .map(|f| JsonFinding {
                         code: f.code(),
-                        message: flag_text(a, v, f, &cache),
+                        message: finding_text(a, v, f, &cache),
                         nodes: match f {
-                            Flag::AboveBaseline(i) | Flag::HaCannotRecover(i) => {
+                            Finding::AboveBaseline(i) | Finding::HaCannotRecover(i) => {
                                 names(a, i).into_iter().map(str::to_string).collect()
                             }
                             _ => Vec::new(),
@@ -761,7 +765,7 @@ fn json_report<'a>(a: &'a Audit<'_>, max_age: u64, rows: &'a JsonRows) -> JsonRe
             .collect(),
         summary: JsonSummary {
             vms: a.vms.len(),
-            flagged: a.vms.iter().filter(|v| !v.flags.is_empty()).count(),
+            flagged: a.vms.iter().filter(|v| !v.findings.is_empty()).count(),
             at_risk,
             by_flag,
         },

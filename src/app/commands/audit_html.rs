@@ -10,10 +10,10 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use crate::app::commands::audit::{flag_text, WhyCache};
+use crate::app::commands::audit::{finding_text, WhyCache};
 use crate::cache;
-use crate::guard::audit::{self, Audit, Cell, Flag, Suggestion, VmAudit};
-use crate::guard::fleet::NodeView;
+use crate::guard::audit::{self, Audit, Cell, Finding, Suggestion, VmAudit};
+use crate::guard::fleet::FleetNode;
 
 const STYLE: &str = "\
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#1b1b1b;background:#fff}\
@@ -46,7 +46,7 @@ fn esc(s: &str) -> String {
 
 /// Whether a node's record is stale or unusable (same rule as the JSON's
 /// `stale` field in `audit`).
-fn is_stale(n: &NodeView, max_age: u64) -> bool {
+fn is_stale(n: &FleetNode, max_age: u64) -> bool {
     n.age_secs.is_some_and(|x| x > max_age) || n.problem.is_some() || n.level().is_none()
 }
 
@@ -92,12 +92,12 @@ fn findings(s: &mut String, a: &Audit<'_>, v: &VmAudit, cache: &WhyCache, risk: 
     if let Some(e) = &v.error {
         let _ = write!(s, "<li>error: {}</li>", esc(e));
     }
-    for f in v.flags.iter().filter(|f| f.is_risk() == risk) {
+    for f in v.findings.iter().filter(|f| f.is_risk() == risk) {
         let _ = write!(
             s,
             "<li><b>{}</b>: {}</li>",
             f.code(),
-            esc(&flag_text(a, v, f, cache))
+            esc(&finding_text(a, v, f, cache))
         );
     }
     s.push_str("</ul></td><td>");
@@ -127,7 +127,7 @@ fn findings(s: &mut String, a: &Audit<'_>, v: &VmAudit, cache: &WhyCache, risk: 
 pub fn render(a: &Audit<'_>, max_age: u64) -> String {
     let mut s = String::with_capacity(4096 + a.vms.len() * (200 + 60 * a.fleet.nodes.len()));
     let (_, at_risk) = a.counts();
-    let flagged = a.vms.iter().filter(|v| !v.flags.is_empty()).count();
+    let flagged = a.vms.iter().filter(|v| !v.findings.is_empty()).count();
     let stale = a
         .fleet
         .nodes
@@ -159,7 +159,7 @@ pub fn render(a: &Audit<'_>, max_age: u64) -> String {
     let risky: Vec<&VmAudit> = a
         .vms
         .iter()
-        .filter(|v| v.flags.iter().any(Flag::is_risk))
+        .filter(|v| v.findings.iter().any(Finding::is_risk))
         .collect();
     let _ = writeln!(s, "<h2 id=\"at-risk\">VMs at risk ({})</h2>", risky.len());
     if risky.is_empty() {
@@ -265,9 +265,9 @@ pub fn render(a: &Audit<'_>, max_age: u64) -> String {
     node_header(&mut s, a, max_age);
     s.push_str("</tr>\n");
     let mut order: Vec<&VmAudit> = a.vms.iter().collect();
-    order.sort_by_key(|v| (!v.flags.iter().any(Flag::is_risk), v.vmid));
+    order.sort_by_key(|v| (!v.findings.iter().any(Finding::is_risk), v.vmid));
     for v in order {
-        let risk = v.flags.iter().any(Flag::is_risk);
+        let risk = v.findings.iter().any(Finding::is_risk);
         let _ = write!(
             s,
             "<tr class=\"vm\" data-vmid=\"{}\"><th>{}{}</th><td><code>{}</code></td>",
@@ -308,7 +308,7 @@ pub fn render(a: &Audit<'_>, max_age: u64) -> String {
     let other: Vec<&VmAudit> = a
         .vms
         .iter()
-        .filter(|v| v.flags.iter().any(|f| !f.is_risk()))
+        .filter(|v| v.findings.iter().any(|f| !f.is_risk()))
         .collect();
     let _ = writeln!(s, "<h2 id=\"other\">Other findings ({})</h2>", other.len());
     if other.is_empty() {

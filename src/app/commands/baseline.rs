@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde_json::json;
 
 use crate::app::cli::CacheArgs;
-use crate::app::commands::view;
+use crate::app::commands::node_list;
 use crate::app::output::{self, Format};
 use crate::cache::{self, truth, Cache};
 use crate::cpu::baseline;
@@ -26,7 +26,7 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
         .map(|r| (r.name.clone(), r.capability()))
         .collect();
     let b = baseline::compute(&nodes);
-    let stale = view::stale_names(&cache, now, max_age);
+    let stale = node_list::stale_names(&cache, now, max_age);
     let missing: Vec<&String> = cache.unscanned.keys().collect();
     let code = if nodes.is_empty() {
         ExitCode::Unknown
@@ -70,7 +70,7 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
         output::print(&s)?;
         return Ok(code);
     }
-    let _ = writeln!(s, "{}", view::cluster_line(b.level));
+    let _ = writeln!(s, "{}", node_list::cluster_line(b.level));
     for r in cache.nodes.values() {
         let t = truth::of_record(r);
         let _ = writeln!(s, "  {}: {} (view: {})", r.name, t.level_name(), t.view());

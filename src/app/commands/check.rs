@@ -195,7 +195,7 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
 
 /// Whether a node's record is stale: older than `cache_max_age` or its
 /// last refresh failed (the same rule as `status`).
-fn stale(n: &crate::guard::fleet::NodeView, max_age: u64) -> bool {
+fn stale(n: &crate::guard::fleet::FleetNode, max_age: u64) -> bool {
     n.problem.is_some() || n.age_secs.is_some_and(|a| a > max_age)
 }
 

@@ -13,15 +13,15 @@ use crate::app::cli::InspectArgs;
 use crate::app::output::{self, Format};
 use crate::cache::{self, truth, NodeRecord};
 use crate::cpu::capability::{Capability, Disagreement};
-use crate::cpu::verdict::{self, Mode, Outcome, Verdict};
+use crate::cpu::verdict::{self, Outcome, Question, Verdict};
 use crate::cpu::{cpudata, cpuinfo, level, models, requirement};
 use crate::error::{ExitCode, Result};
 use crate::pve::custom_models::CustomModels;
-use crate::reach::kvm_probe::{self, KvmView, ProbeOptions};
+use crate::reach::kvm_probe::{self, ProbeOptions, QemuReport};
 
 /// The KVM side of `inspect --probe`.
 struct KvmSide {
-    view: KvmView,
+    view: QemuReport,
     level: level::Level,
     types: Vec<(String, Verdict)>,
     disagreement: Disagreement,
@@ -33,7 +33,7 @@ fn judge_all(cap: &Capability) -> Vec<(String, Verdict)> {
         .into_iter()
         .map(|name| {
             let req = requirement::from_cpu_value(&name, &none);
-            let v = verdict::judge(&req, cap, Mode::Start);
+            let v = verdict::judge(&req, cap, Question::Start);
             (name, v)
         })
         .collect()

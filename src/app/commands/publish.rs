@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::app::cli::PublishArgs;
-use crate::app::commands::view;
+use crate::app::commands::node_list;
 use crate::app::output::{self, Format};
 use crate::cache::published::{self, MAX_SIZE};
 use crate::cache::{self, NodeRecord};
@@ -155,8 +155,8 @@ pub fn run(args: &PublishArgs, format: Format) -> Result<ExitCode> {
     let written = write_record(&pve_dir, &node, &answer, now);
     let rec = NodeRecord::new(&node, "local", &answer.info, answer.kernel.clone(), now)
         .with_kvm(answer.kvm.clone());
-    let level = view::level_of(&rec);
-    let qemu = rec.kvm.as_ref().map(kvm_probe::KvmView::describe);
+    let level = node_list::level_of(&rec);
+    let qemu = rec.kvm.as_ref().map(kvm_probe::QemuReport::describe);
     let path = published::path(&pve_dir, &node);
 
     if format == Format::Json {

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde_json::{json, Value};
 
 use crate::app::cli::ScanArgs;
-use crate::app::commands::view;
+use crate::app::commands::node_list;
 use crate::app::gather;
 use crate::app::output::{self, Format};
 use crate::cache::published::{self, Rejected};
@@ -242,21 +242,25 @@ fn log_results(results: &[NodeResult], cache: &Cache, failed: usize) {
 fn text(results: &[NodeResult], cache: &Cache, now: u64) -> String {
     let mut s = String::new();
     let mut truths = Vec::new();
-    let _ = writeln!(s, "{}", view::HEADER);
+    let _ = writeln!(s, "{}", node_list::HEADER);
     for r in results {
         if let (Ok(_), Some(rec)) = (&r.result, cache.node(&r.node.name)) {
             let t = cache::truth::of_record(rec);
             let _ = writeln!(
                 s,
                 "{}",
-                view::node_line(&rec.name, &rec.address, t.level_name())
+                node_list::node_line(&rec.name, &rec.address, t.level_name())
             );
             truths.push((rec.name.as_str(), t));
         }
     }
     let _ = writeln!(s);
-    let _ = writeln!(s, "{}", view::cluster_line(view::cluster_type(cache)));
-    s.push_str(&view::truth_block(&truths));
+    let _ = writeln!(
+        s,
+        "{}",
+        node_list::cluster_line(node_list::cluster_type(cache))
+    );
+    s.push_str(&node_list::truth_block(&truths));
 
     let failures: Vec<&NodeResult> = results.iter().filter(|r| r.result.is_err()).collect();
     if !failures.is_empty() {
@@ -274,7 +278,7 @@ fn text(results: &[NodeResult], cache: &Cache, now: u64) -> String {
                     let _ = writeln!(
                         s,
                         "    last known: {} ({}), scanned {} ago; kept as a stale record",
-                        view::level_of(rec),
+                        node_list::level_of(rec),
                         rec.model_name,
                         cache::human_age(rec.age(now))
                     );
@@ -397,13 +401,13 @@ fn to_json(
                 },
                 "status": if r.result.is_ok() { "ok" } else { "failed" },
                 "elapsed_ms": u64::try_from(r.elapsed.as_millis()).unwrap_or(u64::MAX),
-                "level": rec.map(view::level_of),
+                "level": rec.map(node_list::level_of),
                 "error": r.result.as_ref().err().map(|f| json!({
                     "stage": f.stage,
                     "message": f.message,
                     "note": f.note,
                 })),
-                "record": rec.map(|x| view::record_json(x, now, max_age)),
+                "record": rec.map(|x| node_list::record_json(x, now, max_age)),
             })
         })
         .collect();
@@ -411,8 +415,8 @@ fn to_json(
         "cluster": cache.cluster,
         "cache": path,
         "nodes": nodes,
-        "cluster_cpu_type": view::cluster_type(cache),
-        "stale_nodes": view::stale_names(cache, now, max_age),
+        "cluster_cpu_type": node_list::cluster_type(cache),
+        "stale_nodes": node_list::stale_names(cache, now, max_age),
         "nodes_without_data": cache.unscanned.keys().collect::<Vec<_>>(),
         "failed": results.iter().filter(|r| r.result.is_err()).count(),
         "drift": cache.drift,

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde_json::json;
 
 use crate::app::cli::CacheArgs;
-use crate::app::commands::view;
+use crate::app::commands::node_list;
 use crate::app::output::{self, Format};
 use crate::cache::{self, truth, Cache};
 use crate::error::{ExitCode, Result};
@@ -27,12 +27,12 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
             "cache_problem": problem.as_ref().map(ToString::to_string),
             "cluster": cache.cluster,
             "updated_at": cache.updated_at,
-            "nodes": cache.nodes.values().map(|r| view::record_json(r, now, max_age)).collect::<Vec<_>>(),
+            "nodes": cache.nodes.values().map(|r| node_list::record_json(r, now, max_age)).collect::<Vec<_>>(),
             "nodes_without_data": cache.unscanned.values().map(|u| json!({
                 "name": u.name, "address": u.address, "error": u.error, "attempted_at": u.attempted_at,
             })).collect::<Vec<_>>(),
-            "cluster_cpu_type": view::cluster_type(&cache),
-            "stale_nodes": view::stale_names(&cache, now, max_age),
+            "cluster_cpu_type": node_list::cluster_type(&cache),
+            "stale_nodes": node_list::stale_names(&cache, now, max_age),
             "cache_max_age_seconds": max_age,
             "drift": cache.drift,
             "coverage": cache.coverage,
@@ -52,7 +52,7 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
         output::print(&s)?;
         return Ok(code);
     }
-    let _ = writeln!(s, "{}", view::HEADER);
+    let _ = writeln!(s, "{}", node_list::HEADER);
     let truths: Vec<(&str, truth::Truth)> = cache
         .nodes
         .values()
@@ -62,13 +62,17 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
         let _ = writeln!(
             s,
             "{} | {}",
-            view::node_line(&r.name, &r.address, t.level_name()),
-            view::age_text(r, now, max_age)
+            node_list::node_line(&r.name, &r.address, t.level_name()),
+            node_list::age_text(r, now, max_age)
         );
     }
     let _ = writeln!(s);
-    let _ = writeln!(s, "{}", view::cluster_line(view::cluster_type(&cache)));
-    s.push_str(&view::truth_block(&truths));
+    let _ = writeln!(
+        s,
+        "{}",
+        node_list::cluster_line(node_list::cluster_type(&cache))
+    );
+    s.push_str(&node_list::truth_block(&truths));
     if !cache.unscanned.is_empty() {
         let _ = writeln!(s, "\nNodes without data (not included above):");
         for u in cache.unscanned.values() {
@@ -77,7 +81,7 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
                 "  {} ({}): {}",
                 u.name,
                 u.address,
-                view::first_line(&u.error)
+                node_list::first_line(&u.error)
             );
         }
     }
@@ -109,7 +113,7 @@ fn exit_code(cache: &Cache, now: u64, max_age: u64) -> ExitCode {
         || cache
             .nodes
             .values()
-            .any(|r| view::is_stale(r, now, max_age))
+            .any(|r| node_list::is_stale(r, now, max_age))
     {
         ExitCode::Refused
     } else {

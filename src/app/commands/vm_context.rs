@@ -7,7 +7,7 @@ use crate::conf::settings::Settings;
 use crate::cpu::requirement::Requirement;
 use crate::error::{Error, Result};
 use crate::guard::decision::{Rules, VmLabel};
-use crate::guard::fleet::{self, Fleet, NodeView};
+use crate::guard::fleet::{self, Fleet, FleetNode};
 use crate::pve::paths::VmId;
 use crate::pve::{custom_models, vmconf};
 
@@ -48,7 +48,7 @@ pub fn load(settings: &Settings, vmid: VmId) -> Result<VmContext> {
     // not a node that does not exist (the same as `audit`).
     for n in settings.pve.scan_nodes()?.0 {
         if fleet.get(&n).is_none() {
-            fleet.upsert(NodeView::unknown(
+            fleet.upsert(FleetNode::unknown(
                 &n,
                 "no cached record (run `pve-cpuguard scan`)".into(),
             ));

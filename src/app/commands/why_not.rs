@@ -9,7 +9,7 @@ use crate::app::cli::WhyNotArgs;
 use crate::app::output::{self, Format};
 use crate::cache::{self, truth};
 use crate::conf::settings::Settings;
-use crate::cpu::verdict::{self, Mode, Outcome};
+use crate::cpu::verdict::{self, Outcome, Question};
 use crate::cpu::{cpuconf, requirement};
 use crate::error::{Error, ExitCode, Result};
 use crate::pve::custom_models;
@@ -36,7 +36,7 @@ pub fn run(args: &WhyNotArgs, format: Format) -> Result<ExitCode> {
         )));
     }
     let req = requirement::from_cpu_value(&args.cpu, &custom);
-    let v = verdict::judge(&req, cap, Mode::Start);
+    let v = verdict::judge(&req, cap, Question::Start);
 
     if format == Format::Json {
         let mut value = v.to_json();

@@ -1,4 +1,4 @@
-//! What QEMU printed, turned into a [`KvmView`], purely: recorded
+//! What QEMU printed, turned into a [`QemuReport`], purely: recorded
 //! transcripts test it.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use crate::cpu::flags;
-use crate::cpu::kvm_view::{Accel, KvmView, QemuHost};
+use crate::cpu::qemu_report::{Accel, QemuHost, QemuReport};
 use crate::error::ProbeError;
 use crate::reach::qmp::{QmpError, Transcript};
 
-/// Turns what QEMU printed into a [`KvmView`]. `binary` names it in errors.
+/// Turns what QEMU printed into a [`QemuReport`]. `binary` names it in errors.
 ///
 /// # Errors
 /// [`ProbeError::NoKvm`] when QEMU says KVM cannot be used, otherwise
@@ -20,7 +20,7 @@ pub fn interpret(
     stderr: &[u8],
     accel: Accel,
     binary: &str,
-) -> Result<KvmView, ProbeError> {
+) -> Result<QemuReport, ProbeError> {
     let stderr_text = tail(&String::from_utf8_lossy(stderr), 2000);
     parse_transcript(stdout, accel).map_err(|error| {
         if accel == Accel::Kvm {
@@ -62,7 +62,7 @@ pub(super) fn tail(s: &str, max: usize) -> String {
 /// # Errors
 /// Garbage, a missing greeting or answer, an error answer, or answers of the
 /// wrong shape.
-pub fn parse_transcript(stdout: &[u8], accel: Accel) -> Result<KvmView, QmpError> {
+pub fn parse_transcript(stdout: &[u8], accel: Accel) -> Result<QemuReport, QmpError> {
     let t = Transcript::parse(stdout)?;
     let version_answer = t.answer("version")?;
     let (qemu_version, qemu_package) = version(version_answer)
@@ -78,7 +78,7 @@ pub fn parse_transcript(stdout: &[u8], accel: Accel) -> Result<KvmView, QmpError
         .answer("definitions")?
         .as_array()
         .ok_or_else(|| shape("definitions", "not a list"))?;
-    Ok(KvmView {
+    Ok(QemuReport {
         qemu_version,
         qemu_package,
         accel,
@@ -177,7 +177,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::cpu::kvm_view::to_json;
+    use crate::cpu::qemu_report::to_json;
 
     fn fixture(name: &str) -> Vec<u8> {
         let p = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -212,7 +212,7 @@ mod tests {
     fn view_round_trips_through_json() {
         let v = parse_transcript(&fixture("qemu-7.2-pvm-epyc-tcg.jsonl"), Accel::Tcg).unwrap();
         assert_eq!(v.accel, Accel::Tcg);
-        let back: KvmView = serde_json::from_value(to_json(&v)).unwrap();
+        let back: QemuReport = serde_json::from_value(to_json(&v)).unwrap();
         assert_eq!(back, v);
     }
 

@@ -1,4 +1,4 @@
-//! Ask QEMU what KVM can really give a guest: the [`KvmView`].
+//! Ask QEMU what KVM can really give a guest: the [`QemuReport`].
 //!
 //! /proc/cpuinfo shows the host CPU, not what KVM exposes: a parent
 //! hypervisor or the kernel can mask features KVM then cannot pass on, and
@@ -13,7 +13,7 @@
 //! devices, paused) with QMP on stdio, [`script::script`] is what it is told. The
 //! same pair runs locally ([`probe_local`]) and, through [`script::remote_command`],
 //! on another node. [`interpret::interpret`] turns what QEMU printed into a
-//! [`KvmView`], purely, so recorded transcripts test it.
+//! [`QemuReport`], purely, so recorded transcripts test it.
 //!
 //! Every wait is bounded: QEMU runs in its own process group, and when it
 //! does not finish within the timeout (or prints more than
@@ -25,7 +25,7 @@ mod script;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use crate::cpu::kvm_view::{to_json, Accel, KvmView, QemuHost};
+pub use crate::cpu::qemu_report::{to_json, Accel, QemuHost, QemuReport};
 pub use crate::error::ProbeError;
 use interpret::tail;
 pub use interpret::{expansion_features, interpret, model_answers, parse_transcript};
@@ -118,7 +118,7 @@ fn is_executable(p: &Path) -> bool {
 ///
 /// # Errors
 /// Every [`ProbeError`]; all bounded by `opts.timeout`.
-pub fn probe_local(opts: &ProbeOptions) -> Result<KvmView, ProbeError> {
+pub fn probe_local(opts: &ProbeOptions) -> Result<QemuReport, ProbeError> {
     let binary = find_qemu(opts.qemu.as_deref())?;
     if opts.accel == Accel::Kvm {
         // QEMU would say so too, but later and less clearly.

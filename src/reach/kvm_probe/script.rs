@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::QEMU_BINARIES;
-use crate::cpu::kvm_view::Accel;
+use crate::cpu::qemu_report::Accel;
 use crate::reach::qmp::{self, QmpCommand};
 
 /// QEMU's arguments: an empty machine (`-machine none`: no guest RAM, no

@@ -1,4 +1,4 @@
-//! The cluster view shared by `scan`, `status` and `baseline`: node lines
+//! The node list shared by `scan`, `status` and `baseline`: node lines
 //! in ProxCLMC's format, the cluster CPU type, and JSON for records.
 //!
 //! ProxCLMC 1.2.0 prints (observed): `Detected nodes:`, one

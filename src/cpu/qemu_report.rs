@@ -1,4 +1,4 @@
-//! What QEMU says one node can give a guest: the [`KvmView`].
+//! What QEMU says one node can give a guest: the [`QemuReport`].
 //!
 //! /proc/cpuinfo shows the host CPU, not what KVM exposes; QEMU's answer
 //! under KVM does (how it is asked is `crate::reach::kvm_probe`). These are
@@ -84,7 +84,7 @@ pub struct QemuHost {
 
 /// What QEMU says one node can give a guest.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KvmView {
+pub struct QemuReport {
     /// QEMU version, `major.minor.micro`.
     pub qemu_version: String,
     /// Distribution package version QEMU reports (may be empty).
@@ -111,7 +111,7 @@ pub struct KvmView {
     pub binary: Option<String>,
 }
 
-impl KvmView {
+impl QemuReport {
     /// "QEMU 7.2.22 under KVM", for messages.
     #[must_use]
     pub fn describe(&self) -> String {
@@ -121,6 +121,6 @@ impl KvmView {
 
 /// The JSON shown by `inspect` for a view (also the cache's shape).
 #[must_use]
-pub fn to_json(view: &KvmView) -> Value {
+pub fn to_json(view: &QemuReport) -> Value {
     serde_json::to_value(view).unwrap_or(Value::Null)
 }
