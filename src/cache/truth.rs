@@ -67,7 +67,7 @@ pub fn level_name(l: &Level) -> &'static str {
 #[must_use]
 pub fn capability(info: &CpuInfo, kvm: Option<&QemuReport>) -> Capability {
     match kvm {
-        Some(view) => Capability::from_kvm_view(view, Some(info)),
+        Some(view) => Capability::from_qemu_report(view, Some(info)),
         None => Capability::from_cpuinfo(info),
     }
 }

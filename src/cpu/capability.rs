@@ -1,7 +1,7 @@
 //! What one node can give a guest: [`Capability`].
 //!
 //! Built from /proc/cpuinfo ([`Capability::from_cpuinfo`]) or from QEMU's
-//! own answer under KVM ([`Capability::from_kvm_view`], `View::QemuKvm`).
+//! own answer under KVM ([`Capability::from_qemu_report`], `View::QemuKvm`).
 //! The verdict only ever sees this type; [`Capability::check_features`] is
 //! the one place where the two views are told apart.
 
@@ -347,7 +347,7 @@ impl Capability {
     /// width (QEMU's `host` expansion reports 0 there) and the names, and is
     /// kept to explain disagreements.
     #[must_use]
-    pub fn from_kvm_view(view: &QemuReport, cpuinfo: Option<&CpuInfo>) -> Self {
+    pub fn from_qemu_report(view: &QemuReport, cpuinfo: Option<&CpuInfo>) -> Self {
         let mut present = view.host_features.clone();
         for def in &cpudata::index().data.features {
             if flags::host_test(def.qemu) == HostTest::Provided {

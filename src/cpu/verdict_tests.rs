@@ -147,11 +147,11 @@ fn hv_evmcs_needs_nested_vmx_where_qemu_answered() {
         binary: None,
     };
     let r = req("Cascadelake-Server-noTSX,flags=+hv-evmcs");
-    let nested = Capability::from_kvm_view(&view(&present), Some(&info));
+    let nested = Capability::from_qemu_report(&view(&present), Some(&info));
     assert_eq!(start(&r, &nested).outcome, Outcome::Compatible);
     // kvm_intel nested=0: QEMU's host expansion has no vmx.
     present.remove("vmx");
-    let flat = Capability::from_kvm_view(&view(&present), Some(&info));
+    let flat = Capability::from_qemu_report(&view(&present), Some(&info));
     assert_eq!(codes(&start(&r, &flat)), ["hyperv-needs-intel-vmx"]);
     // From /proc/cpuinfo the module parameter is not visible: a note.
     assert!(has_note(&start(&r, &intel()), "nested=1"));
@@ -375,7 +375,7 @@ fn node_without_vmx_or_svm_whose_qemu_answered_under_kvm_runs_guests() {
         models: Default::default(),
         binary: None,
     };
-    let cap = Capability::from_kvm_view(&view, Some(&info));
+    let cap = Capability::from_qemu_report(&view, Some(&info));
     // QEMU's answer under KVM proves KVM works; the vendor picks the module.
     assert_eq!(cap.kvm_module(), Some(KvmModule::Svm));
     assert_eq!(start(&req("kvm64"), &cap).outcome, Outcome::Compatible);

@@ -46,7 +46,7 @@ fn nested_kvm_without_sse3_refuses_kvm64_that_cpuinfo_accepts() {
     let by_cpuinfo = start("kvm64", &Capability::from_cpuinfo(&with_svm));
     assert_eq!(by_cpuinfo.outcome, Outcome::Compatible, "{by_cpuinfo:?}");
 
-    let cap = Capability::from_kvm_view(&recorded(Accel::Kvm), Some(&info));
+    let cap = Capability::from_qemu_report(&recorded(Accel::Kvm), Some(&info));
     assert_eq!(cap.view.as_str(), "qemu-kvm");
     let v = start("kvm64", &cap);
     assert_eq!(v.outcome, Outcome::Incompatible, "{v:?}");
@@ -68,7 +68,7 @@ fn nested_kvm_without_sse3_refuses_kvm64_that_cpuinfo_accepts() {
 #[test]
 fn named_model_missing_flags_are_qemus_unavailable_features() {
     let view = recorded(Accel::Kvm);
-    let cap = Capability::from_kvm_view(&view, Some(&info("pvm-epyc-cpuinfo")));
+    let cap = Capability::from_qemu_report(&view, Some(&info("pvm-epyc-cpuinfo")));
     for (cpu, model) in [
         ("EPYC-Rome", "EPYC-Rome-v1"),
         ("Haswell", "Haswell-v1"),
@@ -102,7 +102,7 @@ fn kvm_offering_what_cpuinfo_hides_is_explained() {
     let by_cpuinfo = start("kvm64", &Capability::from_cpuinfo(&with_svm));
     assert_eq!(by_cpuinfo.missing_flags(), ["cx16"]);
 
-    let cap = Capability::from_kvm_view(&recorded(Accel::Kvm), Some(&info));
+    let cap = Capability::from_qemu_report(&recorded(Accel::Kvm), Some(&info));
     let v = start("kvm64", &cap);
     assert_eq!(v.missing_flags(), ["pni"], "cx16 follows KVM, not cpuinfo");
     assert!(
@@ -116,7 +116,7 @@ fn kvm_offering_what_cpuinfo_hides_is_explained() {
 
 #[test]
 fn without_cpuinfo_the_kvm_view_stands_alone() {
-    let cap = Capability::from_kvm_view(&recorded(Accel::Kvm), None);
+    let cap = Capability::from_qemu_report(&recorded(Accel::Kvm), None);
     assert_eq!(cap.vendor, "AuthenticAMD");
     assert_eq!(cap.model_name, "AMD EPYC");
     assert_eq!(cap.family_model, Some((25, 1)));
@@ -131,7 +131,7 @@ fn without_cpuinfo_the_kvm_view_stands_alone() {
 #[test]
 fn tcg_answers_are_labelled_as_such() {
     let view = recorded(Accel::Tcg);
-    let cap = Capability::from_kvm_view(&view, None);
+    let cap = Capability::from_qemu_report(&view, None);
     assert_eq!(cap.view.as_str(), "qemu-tcg");
     let v = start("kvm64", &cap);
     assert_eq!(v.outcome, Outcome::Compatible, "{v:?}");
@@ -143,7 +143,7 @@ fn tcg_answers_are_labelled_as_such() {
 fn a_model_the_node_qemu_lacks_falls_back_to_feature_checks() {
     let mut view = recorded(Accel::Kvm);
     assert!(view.models.remove("Westmere-v1").is_some());
-    let cap = Capability::from_kvm_view(&view, None);
+    let cap = Capability::from_qemu_report(&view, None);
     let v = start("Westmere", &cap);
     assert!(v.missing_flags().contains(&"pni".to_string()));
     assert!(

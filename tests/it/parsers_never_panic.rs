@@ -170,7 +170,7 @@ proptest! {
         for accel in [kvm_probe::Accel::Kvm, kvm_probe::Accel::Tcg] {
             if let Ok(view) = kvm_probe::parse_transcript(text.as_bytes(), accel) {
                 // Whatever parsed is usable downstream without panics.
-                let cap = pve_cpuguard::cpu::capability::Capability::from_kvm_view(&view, None);
+                let cap = pve_cpuguard::cpu::capability::Capability::from_qemu_report(&view, None);
                 let req = pve_cpuguard::cpu::requirement::from_cpu_value("kvm64", &Default::default());
                 let _ = pve_cpuguard::cpu::verdict::judge(&req, &cap, pve_cpuguard::cpu::verdict::Question::Start);
             }

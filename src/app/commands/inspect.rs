@@ -53,7 +53,7 @@ fn kvm_side(
         ..ProbeOptions::new(accel)
     };
     let view = kvm_probe::probe_local(&opts)?;
-    let kcap = Capability::from_kvm_view(&view, Some(info));
+    let kcap = Capability::from_qemu_report(&view, Some(info));
     let all = cpudata::index().feature_names();
     let disagreement = Disagreement::between(cap.features(), |f| kcap.has(f), &all);
     Ok(Some(KvmSide {
