@@ -5,15 +5,16 @@
 //! a false refusal is as much a bug as a false accept, so anything the data
 //! cannot decide is `Unknown` or a note, never a guess.
 
+mod rules;
+
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use crate::cpu::capability::{Capability, KvmModule, View};
-use crate::cpu::cpuconf::PhysBits;
-use crate::cpu::flags::{self, Enlightenment, VmFlag};
-use crate::cpu::qemu_report::Accel;
-use crate::cpu::requirement::{GuestCpu, Requirement};
+use crate::cpu::capability::Capability;
+use crate::cpu::requirement::Requirement;
+use rules::{Case, Findings, Needs, Rule, Under, RULES};
 
 /// What is being decided.
 #[derive(Debug, Clone, Copy)]
@@ -233,311 +234,90 @@ impl Verdict {
     }
 }
 
-/// Decides whether `target` can give the VM described by `req` its CPU.
+/// Decides whether `target` can give the VM described by `req` its CPU:
+/// every applicable row of [`rules::RULES`], in order.
 #[must_use]
-pub fn judge(req: &Requirement, target: &Capability, mode: Question<'_>) -> Verdict {
-    let mut reasons = Vec::new();
-    let mut unknown = Vec::new();
-    let mut notes = Vec::new();
-    let mut model_vendor: Option<String> = None;
-    if let Some(why) = &req.unknown {
-        return Verdict {
-            outcome: Outcome::Unknown,
-            reasons,
-            unknown: vec![why.clone()],
-            notes,
-            checked_with: target.view.describe(),
-            model_vendor: None,
-        };
-    }
-    if !target.x86_vendor() {
-        return Verdict {
-            outcome: Outcome::Unknown,
-            reasons,
-            unknown: vec![format!(
-                "the node's /proc/cpuinfo names no x86 CPU vendor (vendor_id '{}'), so what it can give a guest cannot be judged",
-                target.vendor
-            )],
-            notes,
-            checked_with: target.view.describe(),
-            model_vendor: None,
-        };
-    }
-    if !req.kvm {
-        return judge_tcg(req, target, mode);
-    }
-    if target.kvm_module().is_none() {
-        return Verdict {
-            outcome: Outcome::Incompatible,
-            reasons: vec![Reason::NoKvm],
-            unknown,
-            notes,
-            checked_with: target.view.describe(),
-            model_vendor: None,
-        };
-    }
-    let source = match mode {
+pub fn judge(req: &Requirement, target: &Capability, question: Question<'_>) -> Verdict {
+    let source = match question {
         Question::Start => None,
-        Question::Live { source } => {
-            if source.is_none() && needs_source(req) {
-                unknown.push("the source node's CPU is not known (no cache record): the checks that compare source and target could not run".into());
-            }
-            source
-        }
+        Question::Live { source } => source,
     };
-
-    // Copied only when nested-virt adds to it (this runs for every node).
-    let mut required = Cow::Borrowed(&req.features);
-    if req.nested_virt {
-        match target.nested_flag() {
-            Some(flag) => {
-                required.to_mut().insert(flag.to_string());
-            }
-            None => unknown.push(format!(
-                "nested-virt on a host of unknown vendor '{}'",
-                target.vendor
-            )),
-        }
-    }
-    // QEMU's own per-model answer where the target has one, else cpuinfo.
-    let check = target.check_features(&req.base, &required);
-    if !check.missing.is_empty() {
-        if req.base == GuestCpu::Host {
-            // qemu-server gives `host` no `enforce` (`get_cpu_options`), and
-            // without it QEMU warns about and drops what KVM lacks
-            // (`x86_cpu_realizefn`, `x86_cpu_filter_features`).
-            notes.push(format!(
-                "cpu type host starts without `enforce`: QEMU warns about and leaves out {}, which the node cannot give",
-                check.missing.join(", ")
-            ));
-        } else {
-            reasons.push(Reason::MissingFlags(check.missing));
-        }
-    }
-    if !check.unverifiable.is_empty() {
-        notes.push(format!(
-            "not verifiable from /proc/cpuinfo (QEMU's enforce checks them at start): {}",
-            check
-                .unverifiable
-                .into_iter()
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    notes.extend(check.notes);
-
-    for hv in &req.hyperv {
-        if flags::vm_flag(hv) != Some(VmFlag::HyperV(Enlightenment::IntelVmx)) {
-            continue;
-        }
-        // KVM's eVMCS version is 0 unless kvm_intel offers VMX to guests
-        // (`nested=1`, Linux `vmx/hyperv.c` `nested_get_evmcs_version`):
-        // QEMU's answer under KVM shows it, /proc/cpuinfo does not.
-        let qemu_kvm = matches!(&target.view, View::QemuKvm(q) if q.accel == Accel::Kvm);
-        if target.kvm_module() != Some(KvmModule::Vmx) || (qemu_kvm && !target.has("vmx")) {
-            reasons.push(Reason::HyperVNeedsIntelVmx { flag: hv.clone() });
-        } else if !qemu_kvm {
-            notes.push(format!(
-                "{hv} also needs kvm_intel's nested virtualisation (`nested=1`, the default), which /proc/cpuinfo does not show"
-            ));
-        }
-    }
-
-    if let GuestCpu::Model {
-        vendor: Some(v),
-        qemu_model,
-    } = &req.base
-    {
-        if *v != target.vendor {
-            model_vendor = Some(v.to_string());
-            notes.push(format!(
-                "{qemu_model} is a {v} model; this {} host runs it with vendor={v}",
-                target.vendor
-            ));
-        }
-    }
-
-    if let Some(src) = source {
-        if req.vendor_from_host() && src.vendor != target.vendor {
-            reasons.push(Reason::VendorChange {
-                source: src.vendor.clone(),
-                target: target.vendor.clone(),
-            });
-        }
-        if matches!(req.base, GuestCpu::Host | GuestCpu::Max) {
-            let lacking = target.missing(&src.features().present);
-            if !lacking.is_empty() {
-                reasons.push(Reason::HostFlagsNotSubset(lacking));
-            }
-            if src.family_model != target.family_model && matches!(req.base, GuestCpu::Host) {
-                notes.push(format!(
-                    "cpu type host: source '{}' and target '{}' are different CPU models",
-                    src.model_name, target.model_name
-                ));
+    let under = if req.kvm { Under::Kvm } else { Under::Tcg };
+    let case = Case {
+        req,
+        target,
+        question,
+        source,
+        required: required_features(req, target),
+    };
+    let mut found = Findings::default();
+    let mut source_asked = false;
+    for rule in RULES.iter().filter(|r| applies(r, under)) {
+        if !rule.decides_alone && !source_asked {
+            source_asked = true;
+            if matches!(question, Question::Live { source: None }) && needs_source(req, under) {
+                found.unknown.push("the source node's CPU is not known (no cache record): the checks that compare source and target could not run".into());
             }
         }
-        if req.nested_virt {
-            if let (Some(s), Some(t)) = (src.nested_flag(), target.nested_flag()) {
-                if s != t {
-                    reasons.push(Reason::NestedVirtAcrossVendors {
-                        source: s.into(),
-                        target: t.into(),
-                    });
-                }
+        if let Needs::Source { when } = rule.needs {
+            if source.is_none() || !when(req) {
+                continue;
             }
         }
-    }
-
-    reasons.extend(phys_bits_qemu_refuses(req));
-    reasons.extend(guest_phys_bits_refused(req, target.phys_bits, true));
-    match (req.phys_bits, target.phys_bits) {
-        (Some(PhysBits::Bits(n)), Some(t)) if n > t => {
-            // QEMU only warns ("Host physical bits (T) does not match
-            // phys-bits property (N)", `host_cpu_adjust_phys_bits` in
-            // target/i386/host-cpu.c) and starts.
-            let warning = format!(
-                "phys-bits={n} is larger than this node's {t} physical address bits: QEMU starts the VM with a warning, and the guest must not use addresses above {t} bits"
-            );
-            match mode {
-                Question::Start => notes.push(warning),
-                // A guest that already ran on a node at least as narrow
-                // loses nothing; otherwise its address space would shrink
-                // under it.
-                Question::Live { .. } => match source.and_then(|s| s.phys_bits) {
-                    Some(s) if t >= s => notes.push(warning),
-                    s => reasons.push(Reason::PhysBitsTooLarge {
-                        requested: n,
-                        target: t,
-                        source: s,
-                    }),
-                },
-            }
+        let before = (found.reasons.len(), found.unknown.len());
+        (rule.check)(&case, &mut found);
+        if rule.decides_alone && before != (found.reasons.len(), found.unknown.len()) {
+            break;
         }
-        (Some(PhysBits::Bits(_)), None) => {
-            notes.push("the target's physical address width is not known".into())
-        }
-        (Some(PhysBits::Host), t) => {
-            if let Some(src) = source {
-                match (src.phys_bits, t) {
-                    (Some(s), Some(t)) if s != t => reasons.push(Reason::PhysBitsHostDiffers {
-                        source: s,
-                        target: t,
-                    }),
-                    (Some(_), Some(_)) => {}
-                    _ => unknown.push(
-                        "phys-bits=host, but a node's physical address width is not known".into(),
-                    ),
-                }
-            }
-        }
-        _ => {}
     }
-
-    if req.hugepages_1g && !target.has(flags::canonical("pdpe1gb").unwrap_or("pdpe1gb")) {
-        reasons.push(Reason::HugepagesWithoutPdpe1gb);
-    }
-
-    let outcome = if !reasons.is_empty() {
+    let outcome = if !found.reasons.is_empty() {
         Outcome::Incompatible
-    } else if !unknown.is_empty() {
+    } else if !found.unknown.is_empty() {
         Outcome::Unknown
     } else {
         Outcome::Compatible
     };
     Verdict {
         outcome,
-        reasons,
-        unknown,
-        notes,
+        reasons: found.reasons,
+        unknown: found.unknown,
+        notes: found.notes,
         checked_with: target.view.describe(),
-        model_vendor,
+        model_vendor: found.model_vendor,
     }
 }
 
-/// A VM with `kvm: 0`: QEMU emulates its CPU with TCG. qemu-server gives it
-/// no `enforce` (`get_cpu_options`: only `$kvm` guests get it), so QEMU
-/// drops with a warning whatever TCG cannot emulate and starts; and only
-/// under KVM does QEMU show the host's vendor (`x86_cpu_load_model`:
-/// `accel_uses_host_cpuid()`), so the guest's CPU is the same on every node.
-fn judge_tcg(req: &Requirement, target: &Capability, mode: Question<'_>) -> Verdict {
-    let mut reasons = Vec::new();
-    let mut notes = vec![
-        "`kvm: 0`: the VM runs under TCG, QEMU's emulator, which needs no host CPU flag (features TCG cannot emulate are left out with a warning)".to_string(),
-    ];
-    if req.base == GuestCpu::Host {
-        reasons.push(Reason::HostCpuNeedsKvm);
-    }
-    reasons.extend(phys_bits_qemu_refuses(req));
-    reasons.extend(guest_phys_bits_refused(req, target.phys_bits, false));
-    if matches!(mode, Question::Live { .. }) {
-        notes.push(
-            "under TCG the guest sees the same CPU, vendor included, on every node".to_string(),
-        );
-    }
-    // Backing guest memory with 1 GiB pages is the host kernel's business,
-    // whatever the accelerator.
-    if req.hugepages_1g && !target.has(flags::canonical("pdpe1gb").unwrap_or("pdpe1gb")) {
-        reasons.push(Reason::HugepagesWithoutPdpe1gb);
-    }
-    Verdict {
-        outcome: if reasons.is_empty() {
-            Outcome::Compatible
-        } else {
-            Outcome::Incompatible
-        },
-        reasons,
-        unknown: Vec::new(),
-        notes,
-        checked_with: target.view.describe(),
-        model_vendor: None,
-    }
+/// The names of the verdict's rules, in the order they run (and their
+/// findings are reported).
+pub fn rule_names() -> impl Iterator<Item = &'static str> {
+    RULES.iter().map(|r| r.name)
 }
 
-/// What QEMU refuses about `phys-bits=N` whatever the node and accelerator
-/// (`x86_cpu_realizefn`, target/i386/cpu.c: 32..=TARGET_PHYS_ADDR_SPACE_BITS,
-/// 52 on x86_64, for CPUs with long mode; none at all without). Proxmox VE
-/// accepts 8-64 (`CPUConfig.pm` `parse_phys_bits`).
-fn phys_bits_qemu_refuses(req: &Requirement) -> Option<Reason> {
-    let Some(PhysBits::Bits(n)) = req.phys_bits else {
-        return None;
-    };
-    let model = match &req.base {
-        GuestCpu::Host | GuestCpu::Max => None,
-        GuestCpu::Model { qemu_model, .. } => Some(qemu_model),
-    };
-    if let Some(m) = model.filter(|_| !req.features.contains("lm")) {
-        Some(Reason::PhysBitsOn32BitCpu {
-            cputype: m.trim_end_matches("-v1").to_string(),
-        })
-    } else if !(32..=52).contains(&n) {
-        Some(Reason::PhysBitsOutOfRange { requested: n })
-    } else {
-        None
+fn applies(rule: &Rule, under: Under) -> bool {
+    rule.under == Under::Either || rule.under == under
+}
+
+/// Whether a live decision on this VM depends on knowing the source: some
+/// rule that applies to it says so in its row.
+fn needs_source(req: &Requirement, under: Under) -> bool {
+    RULES
+        .iter()
+        .filter(|r| applies(r, under))
+        .any(|r| matches!(r.needs, Needs::Source { when } if when(req)))
+}
+
+/// The requirement's features, plus vmx or svm for `nested-virt` by the
+/// target's KVM module (borrowed unless `nested-virt` adds to them: this
+/// runs for every node).
+fn required_features<'a>(req: &'a Requirement, target: &Capability) -> Cow<'a, BTreeSet<String>> {
+    match target.nested_flag().filter(|_| req.kvm && req.nested_virt) {
+        Some(flag) => {
+            let mut with = req.features.clone();
+            with.insert(flag.to_string());
+            Cow::Owned(with)
+        }
+        None => Cow::Borrowed(&req.features),
     }
-}
-
-/// `guest-phys-bits=N` against the guest's physical address width on a
-/// node of `host_bits` (`x86_cpu_realizefn`: 32 ≤ N ≤ phys-bits). That width
-/// is `phys-bits=N`; under KVM `phys-bits=host`, and `host`/`max` without
-/// phys-bits (`host_cpu_max_instance_init` turns `host-phys-bits` on), take
-/// the node's; anything else gets QEMU's default of 40. `None` when the
-/// width is not known or nothing is refused.
-fn guest_phys_bits_refused(req: &Requirement, host_bits: Option<u32>, kvm: bool) -> Option<Reason> {
-    let requested = req.guest_phys_bits?;
-    let host_width = matches!(req.phys_bits, Some(PhysBits::Host))
-        || (req.phys_bits.is_none() && matches!(req.base, GuestCpu::Host | GuestCpu::Max));
-    let limit = match req.phys_bits {
-        Some(PhysBits::Bits(n)) => n,
-        _ if kvm && host_width => host_bits?,
-        _ => 40,
-    };
-    (!(32..=limit).contains(&requested))
-        .then_some(Reason::GuestPhysBitsOutOfRange { requested, limit })
-}
-
-/// Whether a live decision depends on knowing the source.
-fn needs_source(req: &Requirement) -> bool {
-    req.vendor_from_host() || req.nested_virt || req.phys_bits == Some(PhysBits::Host)
 }
 
 #[cfg(test)]
@@ -642,6 +422,24 @@ mod tests {
             self.outcome = Outcome::Unknown;
             self
         }
+    }
+
+    #[test]
+    fn every_rule_has_its_own_name() {
+        let names: Vec<&str> = rule_names().collect();
+        let unique: BTreeSet<&str> = names.iter().copied().collect();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+        assert!(names.iter().all(|n| n
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')));
+    }
+
+    #[test]
+    fn rules_deciding_alone_run_first() {
+        // A rule that decides alone after one that only adds notes would
+        // leave those notes on a verdict they do not belong to.
+        let first_other = RULES.iter().position(|r| !r.decides_alone).unwrap();
+        assert!(RULES[first_other..].iter().all(|r| !r.decides_alone));
     }
 
     #[test]
