@@ -152,6 +152,12 @@ pub enum HostTest {
     },
 }
 
+/// The test for a feature KVM gives by its own rules, which differ between
+/// its Intel (`kvm_intel`, vmx) and AMD (`kvm_amd`, svm) modules.
+const fn by_module(vmx: &'static HostTest, svm: &'static HostTest) -> HostTest {
+    HostTest::ByModule { vmx, svm }
+}
+
 // The rules below differ between KVM's two modules; each names the code
 // that decides it (Linux `arch/x86/kvm/cpuid.c` `kvm_set_cpu_caps`, `svm/svm.c`
 // `svm_set_cpu_caps`, `vmx/vmx.c` `vmx_set_cpu_caps`; 6.1, 6.12 and 6.19
@@ -226,36 +232,16 @@ pub fn host_test(feature: &str) -> HostTest {
         // Intel CPUID.7.EDX spectre bits and AMD 8000_0008.EBX bits, from the
         // kernel's synthetic flags (KVM sets both vendors' bits from them).
         // RHEL 7-era kernels print `spec_ctrl` and `intel_stibp` instead.
-        "spec-ctrl" => {
-            return HostTest::ByModule {
-                vmx: &SPEC_CTRL_VMX,
-                svm: &SPEC_CTRL_SVM,
-            }
-        }
+        "spec-ctrl" => return by_module(&SPEC_CTRL_VMX, &SPEC_CTRL_SVM),
         // AMD's IBRS/IBPB bits (CPUID.8000_0008.EBX[14]/[12]) and both
         // vendors' STIBP bits: KVM sets them from the synthetic flags on
         // either vendor.
         "ibrs" => return HostTest::Any(&["ibrs", "spec_ctrl"]),
         "ibpb" => return HostTest::Any(&["ibpb", "spec_ctrl"]),
         "stibp" | "amd-stibp" => return HostTest::Any(&["stibp", "intel_stibp"]),
-        "ssbd" | "amd-ssbd" => {
-            return HostTest::ByModule {
-                vmx: &SSBD_VMX,
-                svm: &SSBD_SVM,
-            }
-        }
-        "virt-ssbd" => {
-            return HostTest::ByModule {
-                vmx: &VIRT_SSBD_VMX,
-                svm: &VIRT_SSBD_SVM,
-            }
-        }
-        "umip" => {
-            return HostTest::ByModule {
-                vmx: &UMIP_VMX,
-                svm: &UMIP_SVM,
-            }
-        }
+        "ssbd" | "amd-ssbd" => return by_module(&SSBD_VMX, &SSBD_SVM),
+        "virt-ssbd" => return by_module(&VIRT_SSBD_VMX, &VIRT_SSBD_SVM),
+        "umip" => return by_module(&UMIP_VMX, &UMIP_SVM),
         // IA32_ARCH_CAPABILITIES bits KVM copies from the host's MSR only
         // (Linux `arch/x86/kvm/x86.c` `kvm_get_arch_capabilities`), which it
         // reads only when the host has `arch_capabilities`. `ibrs_enhanced`
@@ -332,24 +318,9 @@ pub fn host_test(feature: &str) -> HostTest {
         "invtsc" => return HostTest::All(&["constant_tsc", "nonstop_tsc"]),
         // Leaf 0x8000_0021, which KVM exposes only to AMD-style extended
         // leaves (`__do_cpuid_func` case 0x80000000), i.e. never on Intel.
-        "lfence-always-serializing" => {
-            return HostTest::ByModule {
-                vmx: &NEVER,
-                svm: &PROVIDED,
-            }
-        }
-        "null-sel-clr-base" => {
-            return HostTest::ByModule {
-                vmx: &NEVER,
-                svm: &NO_NULL_SEG,
-            }
-        }
-        "auto-ibrs" => {
-            return HostTest::ByModule {
-                vmx: &NEVER,
-                svm: &AUTO_IBRS_SVM,
-            }
-        }
+        "lfence-always-serializing" => return by_module(&NEVER, &PROVIDED),
+        "null-sel-clr-base" => return by_module(&NEVER, &NO_NULL_SEG),
+        "auto-ibrs" => return by_module(&NEVER, &AUTO_IBRS_SVM),
         // KVM's paravirtual leaf never has MMU_OP; MSI extended destination
         // IDs need a split irqchip, which Proxmox VE does not use.
         "kvm-mmu" | "kvm-msi-ext-dest-id" => return HostTest::Never,
@@ -578,6 +549,25 @@ const HYPERV: &[&str] = &[
     "syndbg",
     "passthrough",
     "enforce-cpuid",
+];
+
+/// The flags Proxmox VE lets a VM set with `cpu: ...,flags=` (custom models
+/// may name any QEMU feature): qemu-server `CPUFlags.pm`, the VM-level list
+/// (PVE 9.2).
+pub const PROXMOX_VM_FLAGS: &[&str] = &[
+    "nested-virt",
+    "md-clear",
+    "pcid",
+    "spec-ctrl",
+    "ssbd",
+    "ibpb",
+    "virt-ssbd",
+    "amd-ssbd",
+    "amd-no-ssb",
+    "pdpe1gb",
+    "hv-tlbflush",
+    "hv-evmcs",
+    "aes",
 ];
 
 /// Classifies one `flags=` name (any spelling QEMU accepts); `None` for a
@@ -1022,22 +1012,7 @@ mod tests {
 
     #[test]
     fn every_flag_proxmox_allows_in_a_vm_is_known() {
-        // qemu-server CPUFlags.pm, the VM-level list (PVE 9.2).
-        for name in [
-            "nested-virt",
-            "md-clear",
-            "pcid",
-            "spec-ctrl",
-            "ssbd",
-            "ibpb",
-            "virt-ssbd",
-            "amd-ssbd",
-            "amd-no-ssb",
-            "pdpe1gb",
-            "hv-tlbflush",
-            "hv-evmcs",
-            "aes",
-        ] {
+        for name in PROXMOX_VM_FLAGS {
             assert!(vm_flag(name).is_some(), "{name}");
         }
         assert_eq!(

@@ -80,21 +80,7 @@ fn has_note(v: &Verdict, text: &str) -> bool {
 
 #[test]
 fn every_vm_flag_proxmox_allows_gets_an_answer_not_unknown() {
-    for flag in [
-        "nested-virt",
-        "md-clear",
-        "pcid",
-        "spec-ctrl",
-        "ssbd",
-        "ibpb",
-        "virt-ssbd",
-        "amd-ssbd",
-        "amd-no-ssb",
-        "pdpe1gb",
-        "hv-tlbflush",
-        "hv-evmcs",
-        "aes",
-    ] {
+    for flag in crate::cpu::flags::PROXMOX_VM_FLAGS {
         for sign in ['+', '-'] {
             let r = req(&format!("x86-64-v2-AES,flags={sign}{flag}"));
             for (host, cap) in [("intel", intel()), ("amd", amd())] {

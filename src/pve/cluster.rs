@@ -342,6 +342,13 @@ mod tests {
         build(c, m, node, host, Path::new(".members"))
     }
 
+    /// The error of a cluster built from this corosync.conf alone.
+    fn refused(corosync_text: &str) -> String {
+        b(&cfg(corosync_text), None, None, None)
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
     fn ring0_without_members() {
         let c = b(&cfg(THREE), None, None, None).unwrap();
@@ -395,25 +402,13 @@ mod tests {
 
     #[test]
     fn nodes_without_name_or_address_are_errors_not_dropped() {
-        let e = b(
-            &cfg("nodelist {\n node {\n  ring0_addr: 1.2.3.4\n }\n}\n"),
-            None,
-            None,
-            None,
-        )
-        .unwrap_err();
+        let e = refused("nodelist {\n node {\n  ring0_addr: 1.2.3.4\n }\n}\n");
         assert!(
             e.to_string()
                 .starts_with("corosync.conf:2: `node` without a `name:`"),
             "{e}"
         );
-        let e = b(
-            &cfg("nodelist {\n node {\n  name: a\n }\n}\n"),
-            None,
-            None,
-            None,
-        )
-        .unwrap_err();
+        let e = refused("nodelist {\n node {\n  name: a\n }\n}\n");
         assert!(
             e.to_string().contains("node `a` has no `ring0_addr`"),
             "{e}"
@@ -428,19 +423,13 @@ mod tests {
             "name: -oProxyCommand=x",
         ] {
             let text = format!("nodelist {{\n node {{\n  {bad}\n  ring0_addr: 1.2.3.4\n }}\n}}\n");
-            let e = b(&cfg(&text), None, None, None).unwrap_err();
+            let e = refused(&text);
             assert!(
                 e.to_string().contains("corosync.conf:3: invalid node name"),
                 "{bad}: {e}"
             );
         }
-        let e = b(
-            &cfg("nodelist {\n node {\n  name: a\n  ring0_addr: $(id)\n }\n}\n"),
-            None,
-            None,
-            None,
-        )
-        .unwrap_err();
+        let e = refused("nodelist {\n node {\n  name: a\n  ring0_addr: $(id)\n }\n}\n");
         assert!(
             e.to_string()
                 .contains("corosync.conf:4: invalid ring0_addr"),
@@ -450,21 +439,16 @@ mod tests {
 
     #[test]
     fn duplicates_and_empty_lists_are_errors() {
-        let e = b(&cfg("nodelist { node { name: a\nring0_addr: 1.1.1.1 }\nnode { name: a\nring0_addr: 1.1.1.2 } }"), None, None, None).unwrap_err();
+        let e = refused("nodelist { node { name: a\nring0_addr: 1.1.1.1 }\nnode { name: a\nring0_addr: 1.1.1.2 } }");
         assert!(e.to_string().contains("listed twice"), "{e}");
-        let e = b(&cfg("totem { version: 2 }"), None, None, None).unwrap_err();
+        let e = refused("totem { version: 2 }");
         assert!(e.to_string().contains("no `node { … }` entries"), "{e}");
     }
 
     #[test]
     fn bad_nodeid_names_the_line() {
-        let e = b(
-            &cfg("nodelist {\n node {\n  name: a\n  nodeid: x\n  ring0_addr: 1.1.1.1\n }\n}"),
-            None,
-            None,
-            None,
-        )
-        .unwrap_err();
+        let e =
+            refused("nodelist {\n node {\n  name: a\n  nodeid: x\n  ring0_addr: 1.1.1.1\n }\n}");
         assert_eq!(
             e.to_string(),
             "corosync.conf:4: nodeid \"x\" is not a number"

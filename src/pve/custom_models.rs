@@ -16,10 +16,7 @@ use crate::pve::section_config;
 /// # Errors
 /// Unreadable or malformed files, naming the line.
 pub fn read(path: &Path) -> Result<CustomModels> {
-    match crate::fsutil::read_text_optional(path)? {
-        Some(text) => parse(&text, path),
-        None => Ok(CustomModels::default()),
-    }
+    crate::pve::section_config::read_optional(path, parse)
 }
 
 /// Parses the file's text; `origin` names it in errors. The syntax is

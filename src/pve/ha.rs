@@ -78,11 +78,7 @@ pub fn parse(text: &str, origin: &Path) -> Result<BTreeMap<VmId, HaVm>> {
 /// # Errors
 /// Unreadable or malformed file.
 pub fn read(pve_root: &Path) -> Result<BTreeMap<VmId, HaVm>> {
-    let path = file(pve_root);
-    match crate::fsutil::read_text_optional(&path)? {
-        Some(text) => parse(&text, &path),
-        None => Ok(BTreeMap::new()),
-    }
+    crate::pve::section_config::read_optional(&file(pve_root), parse)
 }
 
 #[cfg(test)]

@@ -149,20 +149,25 @@ pub fn parse(text: &str, origin: &Path) -> Result<Vec<Section>> {
     Ok(sections)
 }
 
-/// Reads a SectionConfig file; a missing file is empty when `missing_ok`.
+/// Reads a SectionConfig file that must exist (storage.cfg).
 ///
 /// # Errors
 /// Unreadable files and the errors of [`parse`].
-pub fn read(path: &Path, missing_ok: bool) -> Result<Vec<Section>> {
-    let text = if missing_ok {
-        match crate::fsutil::read_text_optional(path)? {
-            Some(text) => text,
-            None => return Ok(Vec::new()),
-        }
-    } else {
-        crate::fsutil::read_text(path)?
-    };
-    parse(&text, path)
+pub fn read(path: &Path) -> Result<Vec<Section>> {
+    parse(&crate::fsutil::read_text(path)?, path)
+}
+
+/// Reads a SectionConfig file Proxmox VE creates only on first use (HA
+/// resources and rules, custom CPU models) with its typed parser: a missing
+/// file is the empty default.
+///
+/// # Errors
+/// Unreadable files and the errors of `parse`.
+pub fn read_optional<T: Default>(path: &Path, parse: fn(&str, &Path) -> Result<T>) -> Result<T> {
+    match crate::fsutil::read_text_optional(path)? {
+        Some(text) => parse(&text, path),
+        None => Ok(T::default()),
+    }
 }
 
 #[cfg(test)]

@@ -173,7 +173,7 @@ pub fn parse(text: &str, origin: &Path) -> Result<Storages> {
 /// A missing or malformed file.
 pub fn read(pve_root: &Path) -> Result<Storages> {
     let path = file(pve_root);
-    let list = section_config::read(&path, false)?
+    let list = section_config::read(&path)?
         .iter()
         .map(|s| Storage::from_section(s, &path))
         .collect::<Result<Vec<_>>>()?;
