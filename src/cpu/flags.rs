@@ -158,6 +158,16 @@ const fn by_module(vmx: &'static HostTest, svm: &'static HostTest) -> HostTest {
     HostTest::ByModule { vmx, svm }
 }
 
+/// An "immune" bit that KVM reports only for hosts without these `bugs`
+/// (and with every flag of `needs`).
+const fn not_affected(bugs: &'static [&'static str], needs: &'static [&'static str]) -> HostTest {
+    HostTest::NotAffected {
+        bugs,
+        needs,
+        maybe_if_affected: false,
+    }
+}
+
 // The rules below differ between KVM's two modules; each names the code
 // that decides it (Linux `arch/x86/kvm/cpuid.c` `kvm_set_cpu_caps`, `svm/svm.c`
 // `svm_set_cpu_caps`, `vmx/vmx.c` `vmx_set_cpu_caps`; 6.1, 6.12 and 6.19
@@ -247,42 +257,14 @@ pub fn host_test(feature: &str) -> HostTest {
         // reads only when the host has `arch_capabilities`. `ibrs_enhanced`
         // also stands for AMD's AutoIBRS (`common.c`), which is no MSR bit.
         "ibrs-all" => return HostTest::All(&["ibrs_enhanced", "arch_capabilities"]),
-        "amd-no-ssb" | "ssb-no" => {
-            return HostTest::NotAffected {
-                bugs: &["spec_store_bypass"],
-                needs: &[],
-                maybe_if_affected: false,
-            }
-        }
-        "rdctl-no" => {
-            return HostTest::NotAffected {
-                bugs: &["cpu_meltdown"],
-                needs: &[],
-                maybe_if_affected: false,
-            }
-        }
-        "mds-no" => {
-            return HostTest::NotAffected {
-                bugs: &["mds"],
-                needs: &[],
-                maybe_if_affected: false,
-            }
-        }
-        "taa-no" => {
-            return HostTest::NotAffected {
-                bugs: &["taa"],
-                needs: &["rtm"],
-                maybe_if_affected: false,
-            }
-        }
+        "amd-no-ssb" | "ssb-no" => return not_affected(&["spec_store_bypass"], &[]),
+        "rdctl-no" => return not_affected(&["cpu_meltdown"], &[]),
+        "mds-no" => return not_affected(&["mds"], &[]),
+        "taa-no" => return not_affected(&["taa"], &["rtm"]),
         // The kernel sets `mmio_stale_data` for listed CPUs lacking the
         // three bits (`common.c` `arch_cap_mmio_immune`).
         "sbdr-ssdp-no" | "fbsdp-no" | "psdp-no" => {
-            return HostTest::NotAffected {
-                bugs: &["mmio_stale_data", "mmio_unknown"],
-                needs: &["arch_capabilities"],
-                maybe_if_affected: false,
-            }
+            return not_affected(&["mmio_stale_data", "mmio_unknown"], &["arch_capabilities"])
         }
         // KVM reports GDS_NO also for an affected host whose microcode
         // mitigation is on (`gds_ucode_mitigated`), which only sysfs shows.
@@ -293,23 +275,13 @@ pub fn host_test(feature: &str) -> HostTest {
                 maybe_if_affected: true,
             }
         }
-        "rfds-no" => {
-            return HostTest::NotAffected {
-                bugs: &["rfds"],
-                needs: &[],
-                maybe_if_affected: false,
-            }
-        }
+        "rfds-no" => return not_affected(&["rfds"], &[]),
         // The kernel sets `bhi` whatever BHI_NO says (`common.c`
         // `cpu_set_bug_bits`): only the MSR knows.
         "bhi-no" => return HostTest::MaybeIfAll(&["arch_capabilities"]),
         // `eibrs_pbrsb` is set only for eIBRS CPUs lacking PBRSB_NO.
         "pbrsb-no" => {
-            return HostTest::NotAffected {
-                bugs: &["eibrs_pbrsb"],
-                needs: &["arch_capabilities", "ibrs_enhanced"],
-                maybe_if_affected: false,
-            }
+            return not_affected(&["eibrs_pbrsb"], &["arch_capabilities", "ibrs_enhanced"])
         }
         // `cpuid.c`: PKU only with the host's OSPKE (and TDP).
         "pku" => return HostTest::All(&["pku", "ospke"]),
