@@ -2,6 +2,9 @@
 //! stable identifier `pve-cpuguard`, so `journalctl -t pve-cpuguard` shows
 //! every refusal, warning and override.
 //!
+//! Hand-written: one datagram to `/dev/log` is a few lines, cheaper at the
+//! hook's start than a logging crate.
+//!
 //! One RFC 3164-style datagram per message: `<PRI>pve-cpuguard[PID]: text`.
 //! Logging never fails a command: a missing socket is silently skipped.
 //! `PVE_CPUGUARD_SYSLOG_SOCKET` points elsewhere (tests bind their own).

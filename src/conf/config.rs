@@ -1,4 +1,6 @@
 //! The configuration file `/etc/pve-cpuguard/pve-cpuguard.conf`.
+//! Hand-written: `key = value` lines need no crate, and the hook reads this
+//! file on every start.
 //!
 //! One `key = value` per line, `#` comments. Precedence, highest first:
 //! command-line flag > `PVE_CPUGUARD_*` environment variable > this file >

@@ -1,5 +1,6 @@
 //! [`WordList`]: a sorted set of short words kept as one space-separated
 //! string, e.g. a node's /proc/cpuinfo `flags` in the cache.
+//! Hand-written for the hookscript's start-up time (below).
 //!
 //! The hookscript reads every node's record on an ordinary start. As a JSON
 //! list of ~150 strings, each record cost 150 allocations and a set; as one

@@ -1,4 +1,6 @@
 //! A parser of corosync's configuration syntax (`corosync.conf(5)`).
+//! Hand-written: the syntax is corosync's own, no standard format a crate
+//! parses.
 //!
 //! Why a real parser: ProxCLMC scans lines for `name:` and `ring0_addr:`, so
 //! `nodelist{` on one line, or a `node { name: a }` block written on one

@@ -1,6 +1,10 @@
 //! OpenSSH known_hosts files, and the host-key check pve-cpuguard makes
 //! before it trusts a node's answer.
 //!
+//! Hand-written on RustCrypto `hmac`/`sha1` and `base64`: libssh2's own
+//! reader (ssh2 `KnownHosts`, libssh2 `knownhost.c`) knows neither the
+//! `@revoked` marker nor wildcard and negated host patterns.
+//!
 //! Format (OpenSSH `sshd(8)` "SSH_KNOWN_HOSTS FILE FORMAT", `hostfile.c`):
 //! `[@marker] hosts keytype base64-key [comment]`, where `hosts` is a
 //! comma-separated list of patterns (`*`, `?`, `!negation`, `[host]:port`)

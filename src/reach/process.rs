@@ -3,6 +3,9 @@
 //! allowed. The child runs in its own process group; when the deadline
 //! passes (or it prints too much) the whole group is killed and the child
 //! reaped, so nothing it started outlives the run.
+//!
+//! Hand-written: `wait-timeout` bounds the wait for one child, not its
+//! process group, and bounds no output.
 
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;

@@ -1,5 +1,9 @@
 //! Just enough of QMP (the QEMU Machine Protocol) to ask QEMU questions.
 //!
+//! Hand-written: a QMP client crate holds a live conversation on a socket;
+//! the probe needs a fixed script that also works as the stdin of one
+//! fixed command over SSH.
+//!
 //! The exchange is a fixed *script*: every command is written at once, each
 //! tagged with an `id`, and the whole *transcript* QEMU prints is parsed
 //! afterwards, answers matched by `id`. A script needs no back-and-forth, so
