@@ -6,6 +6,7 @@
 use crate::harness;
 
 use crate::harness::cluster::{script, Cluster};
+use crate::harness::exec::{argv, Recorder};
 
 /// pve1 Skylake-SP (Intel, v4), pve2 Haswell-EP with TSX off (Intel, v3),
 /// pve3 Ryzen 5950X (AMD, v3), pve4 Cascade Lake (Intel, v4, TSX on).
@@ -501,145 +502,93 @@ fn refusals_go_to_the_system_log() {
 }
 
 /// A fake `qm` that records its argv, one argument per line.
-fn fake_qm(c: &Cluster) -> (std::path::PathBuf, std::path::PathBuf) {
-    let out = c.path("qm.argv");
-    let qm = c.path("qm");
-    script(
-        &qm,
-        &format!(
-            "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done > {}\n",
-            out.display()
-        ),
-    );
-    (qm, out)
+fn fake_qm(c: &Cluster) -> Recorder {
+    Recorder::new(c.dir.path(), "qm", "")
+}
+
+/// `migrate` on `node` with the fake qm.
+fn migrate(c: &Cluster, qm: &Recorder, node: &str, args: &[&str]) -> harness::Done {
+    let args: Vec<&str> = ["migrate"].iter().chain(args).copied().collect();
+    c.on(node, &args).env("PVE_CPUGUARD_QM", &qm.program).run()
 }
 
 #[test]
 fn migrate_runs_qm_with_the_exact_argv_when_allowed() {
     let c = cluster();
-    let (qm, out) = fake_qm(&c);
-    c.on(
-        "pve1",
-        &[
-            "migrate",
-            "100",
-            "pve4",
-            "--online",
-            "--with-local-disks",
-            "--targetstorage",
-            "a:b c",
-            "--bwlimit=1000",
-        ],
-    )
-    .env("PVE_CPUGUARD_QM", &qm)
-    .run()
-    .code(0);
-    assert_eq!(
-        std::fs::read_to_string(&out).unwrap(),
-        "migrate\n100\npve4\n--online\n--with-local-disks\n--targetstorage\na:b c\n--bwlimit=1000\n"
-    );
+    let qm = fake_qm(&c);
+    let args = [
+        "100",
+        "pve4",
+        "--online",
+        "--with-local-disks",
+        "--targetstorage",
+        "a:b c",
+        "--bwlimit=1000",
+    ];
+    migrate(&c, &qm, "pve1", &args).code(0);
+    assert_eq!(qm.calls(), [argv(&[&["migrate"][..], &args].concat())]);
 }
 
 #[test]
 fn migrate_refuses_without_running_qm() {
     let c = cluster();
-    let (qm, out) = fake_qm(&c);
+    let qm = fake_qm(&c);
     // Offline move of an x86-64-v4 VM to a v3 node: it could never start there.
-    let done = c
-        .on("pve1", &["migrate", "100", "pve2"])
-        .env("PVE_CPUGUARD_QM", &qm)
-        .run()
-        .code(1);
-    assert!(
-        done.stderr.contains("offline migration pve1 -> pve2"),
-        "{}",
-        done.stderr
-    );
-    assert!(done.stderr.contains("qm was not run"), "{}", done.stderr);
-    assert!(!out.exists(), "qm must not run on refusal");
+    migrate(&c, &qm, "pve1", &["100", "pve2"])
+        .code(1)
+        .stderr_has("offline migration pve1 -> pve2")
+        .stderr_has("qm was not run");
+    assert!(qm.calls().is_empty(), "qm must not run on refusal");
 }
 
 #[test]
 fn migrate_live_rules_apply_only_to_a_running_vm_with_online() {
     let c = cluster();
-    let (qm, out) = fake_qm(&c);
+    let qm = fake_qm(&c);
     // kvm64 VM 105 to the AMD node: offline it may go (it will start there)...
-    c.on("pve1", &["migrate", "105", "pve3", "--online"])
-        .env("PVE_CPUGUARD_QM", &qm)
-        .run()
-        .code(0);
-    assert!(out.exists());
-    std::fs::remove_file(&out).unwrap();
+    migrate(&c, &qm, "pve1", &["105", "pve3", "--online"]).code(0);
+    assert_eq!(qm.calls().len(), 1);
+    qm.clear();
     // ...but running (PID file of a live process) and --online: vendor change.
     std::fs::create_dir_all(c.path("run")).unwrap();
     std::fs::write(c.path("run/105.pid"), format!("{}\n", std::process::id())).unwrap();
-    let done = c
-        .on("pve1", &["migrate", "105", "pve3", "--online"])
-        .env("PVE_CPUGUARD_QM", &qm)
-        .run()
-        .code(1);
-    assert!(done.stderr.contains("vendor change"), "{}", done.stderr);
-    assert!(!out.exists());
+    migrate(&c, &qm, "pve1", &["105", "pve3", "--online"])
+        .code(1)
+        .stderr_has("vendor change");
+    assert!(qm.calls().is_empty());
 }
 
 #[test]
 fn migrate_force_unsafe_needs_a_reason_and_runs_qm() {
     let c = cluster();
-    let (qm, out) = fake_qm(&c);
-    let done = c
-        .on("pve1", &["migrate", "100", "pve2", "--force-unsafe"])
-        .env("PVE_CPUGUARD_QM", &qm)
-        .run()
-        .code(2);
-    assert!(
-        done.stderr.contains("--force-unsafe needs --reason"),
-        "{}",
-        done.stderr
-    );
-    assert!(!out.exists());
-    let done = c
-        .on(
-            "pve1",
-            &[
-                "migrate",
-                "--force-unsafe",
-                "--reason",
-                "vendor maintenance",
-                "100",
-                "pve2",
-                "--online",
-            ],
-        )
-        .env("PVE_CPUGUARD_QM", &qm)
-        .run()
-        .code(0);
-    assert!(done.stderr.contains("override by"), "{}", done.stderr);
-    assert!(
-        done.stderr.contains("vendor maintenance"),
-        "{}",
-        done.stderr
-    );
-    assert_eq!(
-        std::fs::read_to_string(&out).unwrap(),
-        "migrate\n100\npve2\n--online\n"
-    );
+    let qm = fake_qm(&c);
+    migrate(&c, &qm, "pve1", &["100", "pve2", "--force-unsafe"])
+        .code(2)
+        .stderr_has("--force-unsafe needs --reason");
+    assert!(qm.calls().is_empty());
+    let args = [
+        "--force-unsafe",
+        "--reason",
+        "vendor maintenance",
+        "100",
+        "pve2",
+        "--online",
+    ];
+    migrate(&c, &qm, "pve1", &args)
+        .code(0)
+        .stderr_has("override by")
+        .stderr_has("vendor maintenance");
+    assert_eq!(qm.calls(), [argv(&["migrate", "100", "pve2", "--online"])]);
 }
 
 #[test]
 fn migrate_refuses_a_vm_on_another_node() {
     let c = cluster();
-    let (qm, out) = fake_qm(&c);
-    let done = c
-        .on("pve2", &["migrate", "100", "pve4"])
-        .env("PVE_CPUGUARD_QM", &qm)
-        .run()
-        .code(2);
-    assert!(
-        done.stderr.contains("VM 100 is on node 'pve1'"),
-        "{}",
-        done.stderr
-    );
-    assert!(!out.exists());
+    let qm = fake_qm(&c);
+    migrate(&c, &qm, "pve2", &["100", "pve4"])
+        .code(2)
+        .stderr_has("VM 100 is on node 'pve1'");
+    assert!(qm.calls().is_empty());
 }
 
 #[test]

@@ -291,8 +291,8 @@ fn inspect_probe_shows_both_views() {
     let label = view.accel.label();
     let done = Run::new(["inspect", "--probe", accel, "--probe-timeout", "60"])
         .run()
-        .code(0)
-        .stdout_has(&format!("{label} view:   QEMU {}", view.qemu_version))
+        .code(0);
+    done.stdout_has(&format!("{label} view:   QEMU {}", view.qemu_version))
         .stdout_has("Disagree:");
     // Long flag lists are wrapped: every line fits 100 columns.
     for l in done.stdout.lines() {

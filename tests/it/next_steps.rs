@@ -1,8 +1,8 @@
 //! Every error a person can meet says what to do next: a `note:` line, asserted
 //! here for each case on a fixture `/etc/pve` tree and the real binary.
 
+use crate::harness;
 use crate::harness::cluster::{script, Cluster};
-use crate::harness::Run;
 
 const GUARD: &str = "hookscript: local:snippets/pve-cpuguard-hook\n";
 
@@ -54,20 +54,12 @@ fn not_a_proxmox_node_audit_attach_detach_say_so() {
 #[test]
 fn scan_from_a_host_not_in_corosync_conf_hints_node() {
     let c = cluster();
-    std::fs::write(
-        c.pve().join("corosync.conf"),
-        "nodelist {\n  node {\n    name: pve1\n    nodeid: 1\n    quorum_votes: 1\n    ring0_addr: 127.0.0.1\n  }\n  node {\n    name: pve2\n    nodeid: 2\n    quorum_votes: 1\n    ring0_addr: 127.0.0.2\n  }\n}\n\ntotem {\n  cluster_name: lab\n  config_version: 2\n  version: 2\n}\n",
-    )
-    .unwrap();
-    let env: Vec<_> = c
-        .node_env("pve1")
-        .into_iter()
-        .filter(|(k, _)| *k != "PVE_CPUGUARD_NODE")
-        .collect();
+    c.write_corosync(&[("pve1", "127.0.0.1"), ("pve2", "127.0.0.2")]);
+    // pve1's cpuinfo, on a host that does not name its node.
     let run = |args: &[&str]| {
-        env.iter()
-            .fold(Run::new(args), |r, (k, v)| r.env(k, v))
-            .run()
+        let mut cmd = c.command(None, args);
+        cmd.env("PVE_CPUGUARD_CPUINFO", harness::cpuinfo(&c.samples["pve1"]));
+        harness::Done::of(cmd)
     };
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     assert!(!["pve1", "pve2"].contains(&host.trim()), "hostname {host}");

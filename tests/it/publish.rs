@@ -17,7 +17,7 @@ const IVY: &str = "archspec-linux-rhel7-ivybridge";
 const CASCADE: &str = "hwloc-xeon-gold-6230-cascadelake";
 
 fn record_path(c: &SshCluster, node: &str) -> PathBuf {
-    published::path(&c.pve_dir, node)
+    published::path(&c.pve(), node)
 }
 
 /// `pve-cpuguard publish` as `node` would run it, reading `cpuinfo`.
@@ -207,7 +207,7 @@ fn mixed_cluster_published_records_and_real_sshd() {
     assert_eq!(node_json(&run.json(), "pve3")["via"], "pmxcfs");
 
     // The cache records the source of each node; status shows it.
-    let cache = Cache::load(&c.cache).unwrap();
+    let cache = Cache::load(&c.cache()).unwrap();
     assert_eq!(cache.node("pve2").unwrap().source.as_deref(), Some("ssh"));
     assert_eq!(
         cache.node("pve1").unwrap().source.as_deref(),
@@ -358,7 +358,11 @@ fn a_bad_record_never_replaces_good_data() {
     publish(&c, "pve1", HASWELL).code(0);
     publish(&c, "pve2", ZEN3).code(0);
     c.run(&["scan"]).code(0);
-    let before = Cache::load(&c.cache).unwrap().node("pve1").unwrap().clone();
+    let before = Cache::load(&c.cache())
+        .unwrap()
+        .node("pve1")
+        .unwrap()
+        .clone();
     // pve1's record turns bad and pve1 has no SSH: the node fails, and its
     // last good record is kept (marked stale), not replaced.
     edit(&record_path(&c, "pve1"), |v| {
@@ -372,7 +376,11 @@ fn a_bad_record_never_replaces_good_data() {
         run.stderr
     );
     assert!(run.stdout.contains("last known: "), "{}", run.stdout);
-    let after = Cache::load(&c.cache).unwrap().node("pve1").unwrap().clone();
+    let after = Cache::load(&c.cache())
+        .unwrap()
+        .node("pve1")
+        .unwrap()
+        .clone();
     assert_eq!(after.flags, before.flags);
     assert_eq!(after.family, Some(6));
     assert_eq!(after.scanned_at, before.scanned_at);
@@ -429,7 +437,7 @@ fn read_only_pve_dir_warns_exits_1_and_keeps_the_last_record() {
     cmd.args(["--mount", "--propagation", "private", "/bin/sh", "-c"])
         .arg("mount --bind -o ro \"$1\" \"$1\" && shift && exec \"$@\"")
         .arg("sh")
-        .arg(&c.pve_dir)
+        .arg(&c.pve())
         .arg(harness::binary())
         .arg("publish");
     for (k, v) in base.get_envs() {
@@ -542,7 +550,7 @@ fn this_nodes_out_of_date_record_is_read_locally_and_published_again() {
         v["republished"]["path"],
         record_path(&c, "pve1").display().to_string()
     );
-    let p = published::load(&c.pve_dir, "pve1", pve_cpuguard::cache::now(), 60).unwrap();
+    let p = published::load(&c.pve(), "pve1", pve_cpuguard::cache::now(), 60).unwrap();
     assert_eq!(p.record.microcode.as_deref(), Some("0x3c"));
     assert!(p.record.kvm.is_some(), "QEMU's answer is published");
     // Without QEMU's answer (--probe off) the record is not replaced by a
@@ -596,7 +604,7 @@ fn a_256_thread_host_with_qemus_answer_publishes_a_small_record() {
     let v = run.json();
     let size = v["bytes"].as_u64().unwrap();
     eprintln!("published record of a 256-thread host with QEMU's answer: {size} bytes");
-    let p = published::load(&c.pve_dir, "big", pve_cpuguard::cache::now(), 60).unwrap();
+    let p = published::load(&c.pve(), "big", pve_cpuguard::cache::now(), 60).unwrap();
     assert_eq!(p.record.processors, 256);
     let kvm = p
         .record

@@ -81,7 +81,7 @@ fn three_nodes_report_their_levels_in_proxclmc_format() {
     assert_eq!(run.stdout, proxclmc_text(&c), "stderr: {}", run.stderr);
 
     // The cache holds each node's facts, and rebuilds the same capability.
-    let cache = pve_cpuguard::cache::Cache::load(&c.cache).unwrap();
+    let cache = pve_cpuguard::cache::Cache::load(&c.cache()).unwrap();
     for n in &c.nodes {
         let rec = cache.node(&n.name).unwrap();
         let info =
@@ -183,7 +183,7 @@ fn unknown_host_key_is_refused_with_fingerprint_and_advice() {
         "{}",
         run.stdout
     );
-    let cache = pve_cpuguard::cache::Cache::load(&c.cache).unwrap();
+    let cache = pve_cpuguard::cache::Cache::load(&c.cache()).unwrap();
     assert!(cache.node("pve2").is_none());
     assert!(cache.unscanned.contains_key("pve2"));
     assert!(cache.node("pve1").is_some());
@@ -298,7 +298,7 @@ fn a_failed_node_keeps_its_last_record_marked_stale() {
     c.sshd("pve2", SAPPHIRE);
     c.write_config();
     c.run(&["scan"]).code(0);
-    let before = pve_cpuguard::cache::Cache::load(&c.cache).unwrap();
+    let before = pve_cpuguard::cache::Cache::load(&c.cache()).unwrap();
     c.stop("pve2");
     let run = c.run(&["scan"]);
     let run = run.code(1);
@@ -308,7 +308,7 @@ fn a_failed_node_keeps_its_last_record_marked_stale() {
         "{}",
         run.stdout
     );
-    let after = pve_cpuguard::cache::Cache::load(&c.cache).unwrap();
+    let after = pve_cpuguard::cache::Cache::load(&c.cache()).unwrap();
     let (old, new) = (before.node("pve2").unwrap(), after.node("pve2").unwrap());
     assert!(new.is_stale());
     assert!(
@@ -410,7 +410,7 @@ fn the_local_node_is_read_locally_and_members_ip_wins() {
     c.members = true;
     c.write_config();
     // ring0_addr that cannot be reached: the .members ip must be used.
-    let conf = c.pve_dir.join("corosync.conf");
+    let conf = c.pve().join("corosync.conf");
     let text = std::fs::read_to_string(&conf).unwrap();
     std::fs::write(
         &conf,
@@ -435,20 +435,20 @@ fn corrupt_cache_is_reported_kept_aside_and_rebuilt() {
     let mut c = SshCluster::new();
     c.sshd("pve1", HASWELL);
     c.write_config();
-    std::fs::create_dir_all(c.cache.parent().unwrap()).unwrap();
-    std::fs::write(&c.cache, "{\"schema\": 1, \"nodes\": {\"pve1\": 42").unwrap();
+    std::fs::create_dir_all(c.cache().parent().unwrap()).unwrap();
+    std::fs::write(&c.cache(), "{\"schema\": 1, \"nodes\": {\"pve1\": 42").unwrap();
     let st = c.run(&["status"]);
     let st = st.code(3);
     assert!(st.stderr.contains("unusable cache"), "{}", st.stderr);
     let run = c.run(&["scan"]);
     let run = run.code(0);
     assert!(run.stderr.contains("unusable cache"), "{}", run.stderr);
-    let aside = pve_cpuguard::cache::corrupt_path(&c.cache);
+    let aside = pve_cpuguard::cache::corrupt_path(&c.cache());
     assert_eq!(
         std::fs::read_to_string(aside).unwrap(),
         "{\"schema\": 1, \"nodes\": {\"pve1\": 42"
     );
-    assert!(pve_cpuguard::cache::Cache::load(&c.cache)
+    assert!(pve_cpuguard::cache::Cache::load(&c.cache())
         .unwrap()
         .node("pve1")
         .is_some());
@@ -532,7 +532,7 @@ fn configuration_errors_exit_2_and_name_the_line() {
         run.stderr
     );
     std::fs::write(
-        c.pve_dir.join("corosync.conf"),
+        c.pve().join("corosync.conf"),
         "nodelist {\n  node {\n    name: a\n",
     )
     .unwrap();
@@ -545,7 +545,7 @@ fn configuration_errors_exit_2_and_name_the_line() {
         run.stderr
     );
     std::fs::write(
-        c.pve_dir.join("corosync.conf"),
+        c.pve().join("corosync.conf"),
         "nodelist{ node{ name: a\nring0_addr: 127.0.0.1 } }",
     )
     .unwrap();
@@ -631,7 +631,7 @@ fn the_kvm_view_is_recorded_by_scan_and_decides() {
     );
 
     let cache: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&c.cache).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(&c.cache()).unwrap()).unwrap();
     let pve1 = &cache["nodes"]["pve1"];
     assert_eq!(pve1["kvm"]["accel"], "kvm", "{pve1}");
     assert!(
@@ -656,7 +656,7 @@ fn the_kvm_view_is_recorded_by_scan_and_decides() {
 
     // A kvm64 VM (on pve2) could not start on pve1: QEMU says pni is
     // unavailable there, although pve1's /proc/cpuinfo lists it.
-    let vm_dir = c.pve_dir.join("nodes/pve2/qemu-server");
+    let vm_dir = c.pve().join("nodes/pve2/qemu-server");
     std::fs::create_dir_all(&vm_dir).unwrap();
     std::fs::write(vm_dir.join("100.conf"), "cpu: kvm64\nname: probe\n").unwrap();
     let mut cmd = c.command(&["check", "100", "--mode", "start", "-o", "json"]);

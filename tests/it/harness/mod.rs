@@ -8,10 +8,14 @@
 //! - [`Run`] / [`Done`]: `Run::new(["inspect"]).env(..).run().code(0)`,
 //!   with the state directory in a temporary directory, and a failed
 //!   assertion printing the command, stdout and stderr;
-//! - [`cluster::Cluster`]: an `/etc/pve` tree and a cache from samples,
-//!   on disk only;
-//! - [`ssh_cluster::SshCluster`]: nodes served by REAL OpenSSH `sshd`
-//!   processes on 127.x.y.z (needs root, `/usr/sbin/sshd`, `ssh-keygen`);
+//! - [`cluster::Cluster`]: THE cluster: an `/etc/pve` tree
+//!   (corosync.conf, `.members`, VM configs), a cache from samples, and
+//!   the environment of a run on one of its nodes, on disk only;
+//! - [`ssh_cluster::SshCluster`]: a [`cluster::Cluster`] whose nodes are
+//!   served by REAL OpenSSH `sshd` processes on 127.x.y.z (needs root,
+//!   `/usr/sbin/sshd`, `ssh-keygen`);
+//! - [`exec::Recorder`]: `qm` or `ha-manager` replaced at the exec
+//!   boundary by a script recording its exact argv;
 //! - [`fuse::Fuse`]: a hanging FUSE mount (needs root);
 //! - [`threads`]: a cpuinfo of any thread count.
 //!
@@ -21,6 +25,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod exec;
 pub mod fuse;
 pub mod ssh_cluster;
 pub mod sshd;
@@ -65,6 +70,11 @@ pub fn expected_level(sample: &str) -> &'static str {
     pve_cpuguard::cpu::level::display(&pve_cpuguard::cpu::level::of(
         &pve_cpuguard::cpu::capability::Capability::from_cpuinfo(&info),
     ))
+}
+
+/// The hook file the package installs as the hookscript snippet.
+pub fn hook_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("hooks/pve-cpuguard-hook")
 }
 
 /// The login user of the test sshd processes (the current user).
@@ -188,7 +198,9 @@ impl Done {
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.show()))
     }
 
-    pub fn stdout_has(self, needle: &str) -> Self {
+    /// Panics with the command and both streams unless stdout contains
+    /// `needle`.
+    pub fn stdout_has(&self, needle: &str) -> &Self {
         assert!(
             self.stdout.contains(needle),
             "stdout lacks {needle:?}:\n{}",
@@ -197,10 +209,32 @@ impl Done {
         self
     }
 
-    pub fn stderr_has(self, needle: &str) -> Self {
+    /// Likewise for stderr.
+    pub fn stderr_has(&self, needle: &str) -> &Self {
         assert!(
             self.stderr.contains(needle),
             "stderr lacks {needle:?}:\n{}",
+            self.show()
+        );
+        self
+    }
+
+    /// Panics with the command and both streams if stdout contains
+    /// `needle`.
+    pub fn stdout_lacks(&self, needle: &str) -> &Self {
+        assert!(
+            !self.stdout.contains(needle),
+            "stdout has {needle:?}:\n{}",
+            self.show()
+        );
+        self
+    }
+
+    /// Likewise for stderr.
+    pub fn stderr_lacks(&self, needle: &str) -> &Self {
+        assert!(
+            !self.stderr.contains(needle),
+            "stderr has {needle:?}:\n{}",
             self.show()
         );
         self
