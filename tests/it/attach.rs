@@ -180,13 +180,8 @@ fn attach_chains_an_existing_hookscript_and_detach_restores_it() {
     std::fs::remove_file(&f.qm.log).unwrap();
     let out = f.run(&["attach", "100", "101"]).code(0);
     assert!(f.qm.calls().is_empty());
-    assert!(out.stdout.contains(": up to date\n"), "{}", out.stdout);
-    assert!(
-        out.stdout
-            .contains("VM 100 (plain): already attached (local:snippets/pve-cpuguard-hook)"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has(": up to date\n");
+    out.stdout_has("VM 100 (plain): already attached (local:snippets/pve-cpuguard-hook)");
 
     // detach puts back exactly what was there.
     let out = f.run(&["detach", "--all"]).code(0);
@@ -207,22 +202,11 @@ fn attach_chains_an_existing_hookscript_and_detach_restores_it() {
     assert_eq!(sorted(&f.c.vm_config("pve1", 101)), sorted(&before_101));
     assert!(!f.chain().contains("101 "), "{}", f.chain());
     assert!(installed.exists(), "detach leaves the hook file in place");
-    assert!(
-        out.stdout.contains(
-            "VM 101 (own): set hookscript local:snippets/pve-cpuguard-hook -> local:snippets/backup.pl (restored; chain.conf entry removed)"
-        ),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("VM 101 (own): set hookscript local:snippets/pve-cpuguard-hook -> local:snippets/backup.pl (restored; chain.conf entry removed)");
     assert!(out
         .stdout
         .contains("VM 100 (plain): removed hookscript local:snippets/pve-cpuguard-hook"));
-    assert!(
-        out.stdout
-            .contains("note: VMs on other nodes are not changed here: pve2 (1); run `pve-cpuguard detach --all` on each of them"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("note: VMs on other nodes are not changed here: pve2 (1); run `pve-cpuguard detach --all` on each of them");
 }
 
 #[test]
@@ -278,28 +262,13 @@ fn storage_without_snippets_says_how_to_enable_them() {
         "{}",
         out.stderr
     );
-    assert!(
-        out.stderr.contains(
-            "note: enable it with `pvesm set local --content iso,vztmpl,backup,snippets`"
-        ),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("note: enable it with `pvesm set local --content iso,vztmpl,backup,snippets`");
     let out = f
         .run(&["attach", "--all", "--storage", "local-lvm"])
         .code(2);
-    assert!(
-        out.stderr.contains("cannot hold hookscripts"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("cannot hold hookscripts");
     let out = f.run(&["attach", "100", "--storage", "nosnip"]).code(2);
-    assert!(
-        out.stderr
-            .contains("`pvesm set nosnip --content iso,backup,snippets`"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("`pvesm set nosnip --content iso,backup,snippets`");
     assert_eq!(tree(f.c.dir.path()), before);
     assert!(!f.qm.log.exists());
 }
@@ -309,25 +278,12 @@ fn vms_of_other_nodes_are_not_touched() {
     let f = fixture("snippets");
     let out = f.run(&["attach", "102"]).code(1);
     assert!(!f.qm.log.exists());
-    assert!(
-        out.stdout.contains("VM 102 (remote): on node pve2, not changed here (qm only changes VMs of its own node): run `pve-cpuguard attach 102` on pve2"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("VM 102 (remote): on node pve2, not changed here (qm only changes VMs of its own node): run `pve-cpuguard attach 102` on pve2");
     let out = f.run(&["attach", "--all"]).code(0);
     assert_eq!(f.qm.calls().len(), 2);
-    assert!(
-        out.stdout.contains("note: VMs on other nodes are not changed here: pve2 (1); run `pve-cpuguard attach --all` on each of them"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("note: VMs on other nodes are not changed here: pve2 (1); run `pve-cpuguard attach --all` on each of them");
     let out = f.run(&["attach", "999"]).code(1);
-    assert!(
-        out.stdout
-            .contains("VM 999: not changed: VM 999 not found in the cluster"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("VM 999: not changed: VM 999 not found in the cluster");
     // Neither --all nor a VMID: a usage error.
     f.run(&["attach"]).code(2);
     f.run(&["attach", "--all", "100"]).code(2);

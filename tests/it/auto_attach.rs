@@ -87,18 +87,10 @@ fn all_attaches_this_nodes_vms_chains_their_own_and_skips_locked_ones() {
     let out = f.scan("auto_attach = all\n").code(0);
     // 102 is pve2's, 103 is locked, 104 already has the guard.
     assert_eq!(f.qm.calls(), [set("100"), set("101")], "{}", out.stdout);
-    assert!(
-        out.stdout.contains(
-            "auto_attach: VM 100 (fresh): set hookscript none -> local:snippets/pve-cpuguard-hook"
-        ),
-        "{}",
-        out.stdout
+    out.stdout_has(
+        "auto_attach: VM 100 (fresh): set hookscript none -> local:snippets/pve-cpuguard-hook",
     );
-    assert!(
-        out.stdout.contains("auto_attach: VM 101: set hookscript local:snippets/backup.pl -> local:snippets/pve-cpuguard-hook; its own hookscript local:snippets/backup.pl"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("auto_attach: VM 101: set hookscript local:snippets/backup.pl -> local:snippets/pve-cpuguard-hook; its own hookscript local:snippets/backup.pl");
     assert!(out.stdout.contains(
         "auto_attach: VM 103: locked (backup): not attached now; the next scan tries again"
     ));
@@ -139,12 +131,7 @@ fn without_a_snippets_storage_nothing_is_attached() {
     let f = fixture(false);
     let out = f.scan("auto_attach = all\n").code(0);
     assert_eq!(f.qm.calls(), Vec::<Vec<String>>::new());
-    assert!(
-        out.stdout
-            .contains("auto_attach: nothing attached to 2 VM(s): storage 'local'"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("auto_attach: nothing attached to 2 VM(s): storage 'local'");
     assert!(!f.c.path("vz/snippets/pve-cpuguard-hook").exists());
 }
 

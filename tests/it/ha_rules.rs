@@ -123,18 +123,14 @@ fn new_rules_then_a_second_run_makes_no_call() {
     let mut want_sorted = want.clone();
     want_sorted.sort();
     assert_eq!(got, want_sorted, "{}", out.stdout);
-    assert!(out.stdout.contains("ran: "), "{}", out.stdout);
+    out.stdout_has("ran: ");
 
     // ha-manager wrote them (its format); nothing changed: no call.
     f.rules(&(ours(&["pve1", "pve2"], "vm:100,vm:101") + &ours(&["pve2"], "vm:104")));
     std::fs::remove_file(&f.ha.log).unwrap();
     let out = f.run(&["ha-rules", "--apply"]).run().code(0);
     assert_eq!(f.ha.calls(), Vec::<Vec<String>>::new());
-    assert!(
-        out.stdout.contains("rules.cfg is current: no call needed"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("rules.cfg is current: no call needed");
 }
 
 #[test]
@@ -178,13 +174,7 @@ fn an_administrators_rule_is_left_alone_and_its_conflict_named() {
     assert!(out
         .stdout
         .contains("VM 100: in the administrator's rule 'keep-db': left alone"));
-    assert!(
-        out.stdout.contains(
-            "conflict: administrator's rule 'keep-db' (rules.cfg:1) lets HA pick pve3 for VM 100, whose CPU cannot start or live-migrate there"
-        ),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("conflict: administrator's rule 'keep-db' (rules.cfg:1) lets HA pick pve3 for VM 100, whose CPU cannot start or live-migrate there");
     let fix = format!(
         "note: change it with: {} rules set node-affinity keep-db --nodes pve1:2,pve2:1 --strict 1",
         f.ha.program.display()
@@ -244,11 +234,7 @@ fn no_quorum_no_call_and_a_failed_call_stops_the_run() {
     members(&f.c, false);
     let out = f.run(&["ha-rules", "--apply"]).run().code(1);
     assert_eq!(f.ha.calls(), Vec::<Vec<String>>::new());
-    assert!(
-        out.stdout.contains("refused: the cluster is not quorate"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("refused: the cluster is not quorate");
 
     members(&f.c, true);
     let out = f
@@ -257,16 +243,8 @@ fn no_quorum_no_call_and_a_failed_call_stops_the_run() {
         .run()
         .code(1);
     assert_eq!(f.ha.calls().len(), 1, "{}", out.stdout);
-    assert!(
-        out.stdout.contains("rule 'x' already exists"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("1 later call(s) not run"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("rule 'x' already exists");
+    out.stdout_has("1 later call(s) not run");
 }
 
 #[test]
@@ -274,12 +252,7 @@ fn a_malformed_rules_file_names_file_and_line() {
     let f = fixture();
     f.rules("node-affinity: x\n\tresources vm:100\n\tstrict maybe\n");
     let out = f.run(&["ha-rules"]).run().code(2);
-    assert!(
-        out.stderr
-            .contains("ha/rules.cfg:3: invalid strict 'maybe'"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("ha/rules.cfg:3: invalid strict 'maybe'");
 }
 
 /// `ha_rules = apply`: the refresh service's `scan` keeps the rules, on
@@ -311,7 +284,7 @@ fn scan_keeps_the_rules_on_the_first_online_node_only() {
     );
     let out = scan("pve1");
     assert_eq!(f.ha.calls().len(), 2, "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("ha_rules: ran "), "{}", out.stdout);
+    out.stdout_has("ha_rules: ran ");
     // Off (the default): no call.
     std::fs::write(&conf, "no_ssh = yes\n").unwrap();
     std::fs::remove_file(&f.ha.log).unwrap();

@@ -54,16 +54,8 @@ fn a_stale_target_is_read_again_over_ssh_and_that_decides() {
     let (c, qm) = setup(10 * 3600);
     let run = migrate(&c, &qm);
     let run = run.code(1);
-    assert!(
-        run.stderr.contains("read it again just now"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("missing flags: avx512bw"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has("read it again just now");
+    run.stderr_has("missing flags: avx512bw");
     assert_eq!(qm.calls(), Vec::<Vec<String>>::new(), "qm must not run");
     // The fresh record went into the cache; pve1's record is kept.
     let cache: serde_json::Value =
@@ -84,15 +76,7 @@ fn a_stale_target_that_cannot_be_reached_falls_back_to_the_cache_with_a_warning(
     c.stop("pve2");
     let run = migrate(&c, &qm);
     let run = run.code(0);
-    assert!(
-        run.stderr.contains("could not read 'pve2' again"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("old (older than 7200s)"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has("could not read 'pve2' again");
+    run.stderr_has("old (older than 7200s)");
     assert_eq!(qm.calls(), [argv(&["migrate", "100", "pve2", "--online"])]);
 }

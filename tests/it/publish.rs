@@ -81,11 +81,7 @@ fn every_node_published_so_no_ssh_is_tried() {
             "{}",
             run.stdout
         );
-        assert!(
-            run.stdout.contains(&format!("level {}", expected_level(s))),
-            "{}",
-            run.stdout
-        );
+        run.stdout_has(&format!("level {}", expected_level(s)));
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(record_path(&c, n))
             .unwrap()
@@ -131,18 +127,14 @@ fn every_node_published_so_no_ssh_is_tried() {
             "{}",
             run.stdout
         );
-        assert!(
-            run.stdout.contains(&format!("  {n}: pmxcfs, data ")),
-            "{}",
-            run.stdout
-        );
+        run.stdout_has(&format!("  {n}: pmxcfs, data "));
     }
     assert!(witnesses.iter().all(|w| !w.contacted()), "SSH was tried");
 
     // status, audit and metrics show the source.
     let st = c.run(&["status"]);
     let st = st.code(0);
-    assert!(st.stdout.contains(" ago via pmxcfs"), "{}", st.stdout);
+    st.stdout_has(" ago via pmxcfs");
     let st = c.run(&["--output", "json", "status"]);
     assert_eq!(node_json(&st.json(), "pve2")["source"], "pmxcfs");
     let audit = c.run(&["--output", "json", "audit"]);
@@ -156,12 +148,7 @@ fn every_node_published_so_no_ssh_is_tried() {
     assert!(audit.stdout.contains(" via pmxcfs)"), "{}", audit.stdout);
     let m = c.run(&["metrics"]);
     let m = m.code(0);
-    assert!(
-        m.stdout
-            .contains("pve_cpuguard_record_source{node=\"pve1\",source=\"pmxcfs\"} 1"),
-        "{}",
-        m.stdout
-    );
+    m.stdout_has("pve_cpuguard_record_source{node=\"pve1\",source=\"pmxcfs\"} 1");
 }
 
 #[test]
@@ -217,7 +204,7 @@ fn mixed_cluster_published_records_and_real_sshd() {
     assert!(st
         .stdout
         .contains(&format!("pve2 | {} | ", c.node("pve2").addr)));
-    assert!(st.stdout.contains(" ago via ssh\n"), "{}", st.stdout);
+    st.stdout_has(" ago via ssh\n");
 }
 
 #[test]
@@ -322,14 +309,10 @@ fn bad_records_are_reported_and_those_nodes_read_over_ssh() {
     let run = c.run(&["scan"]);
     let run = run.code(0);
     for n in bad {
-        assert!(
-            run.stderr.contains(&format!(
-                "pve-cpuguard: warning: {}: invalid published record: ",
-                path(n)
-            )),
-            "{}",
-            run.stderr
-        );
+        run.stderr_has(&format!(
+            "pve-cpuguard: warning: {}: invalid published record: ",
+            path(n)
+        ));
     }
     assert!(!run.stdout.contains('\u{1b}'));
     // A hostile flag only in the model: each flag is checked too.
@@ -370,12 +353,8 @@ fn a_bad_record_never_replaces_good_data() {
     });
     let run = c.run(&["scan"]);
     let run = run.code(1);
-    assert!(
-        run.stderr.contains("family 4096 (at most 270)"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stdout.contains("last known: "), "{}", run.stdout);
+    run.stderr_has("family 4096 (at most 270)");
+    run.stdout_has("last known: ");
     let after = Cache::load(&c.cache())
         .unwrap()
         .node("pve1")
@@ -458,11 +437,7 @@ fn read_only_pve_dir_warns_exits_1_and_keeps_the_last_record() {
         "{}",
         run.stderr
     );
-    assert!(
-        run.stderr.contains("Read-only file system (os error 30)"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has("Read-only file system (os error 30)");
     assert!(
         run.stderr.contains("\nnote: ") && run.stderr.contains("no quorum"),
         "{}",
@@ -488,7 +463,7 @@ fn a_changed_record_is_reported_as_drift() {
     publish(&c, "pve2", ZEN3).code(0);
     let run = c.run(&["scan"]);
     let run = run.code(0);
-    assert!(!run.stdout.contains("Drift"), "{}", run.stdout);
+    run.stdout_lacks("Drift");
     // pve1 now has another CPU and published it.
     publish(&c, "pve1", IVY).code(0);
     let run = c.run(&["--output", "json", "scan"]);
@@ -507,11 +482,7 @@ fn a_changed_record_is_reported_as_drift() {
     );
     assert_eq!(node_json(&v, "pve1")["level"], expected_level(IVY));
     let st = c.run(&["status"]);
-    assert!(
-        st.stdout.contains("Drift found by the last scan:\n  pve1 "),
-        "{}",
-        st.stdout
-    );
+    st.stdout_has("Drift found by the last scan:\n  pve1 ");
 }
 
 #[test]
@@ -627,11 +598,7 @@ fn publish_errors_name_the_file_and_exit_2() {
     let missing = c.dir.path().join("no-cpuinfo");
     let run = publish_file(&c, "pve1", &missing);
     let run = run.code(2);
-    assert!(
-        run.stderr.contains(&missing.display().to_string()),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has(&missing.display().to_string());
     assert!(!record_path(&c, "pve1").exists());
     // Not a Proxmox VE node: no nodes/ directory below the pve dir.
     let mut cmd = c.command(&["publish"]);
@@ -640,19 +607,10 @@ fn publish_errors_name_the_file_and_exit_2() {
         .env("PVE_CPUGUARD_CPUINFO", harness::cpuinfo(HASWELL));
     let run = Done::of(cmd);
     let run = run.code(2);
-    assert!(
-        run.stderr
-            .contains("empty/nodes: no such directory; is this a Proxmox VE node"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has("empty/nodes: no such directory; is this a Proxmox VE node");
     let run = publish(&c, "../etc", HASWELL);
     let run = run.code(2);
-    assert!(
-        run.stderr.contains("invalid node name '../etc'"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has("invalid node name '../etc'");
     // JSON says what was written.
     let mut cmd = c.command(&["--output", "json", "publish"]);
     cmd.env("PVE_CPUGUARD_NODE", "pve1")

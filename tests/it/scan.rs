@@ -99,14 +99,9 @@ fn three_nodes_report_their_levels_in_proxclmc_format() {
     let st = st.code(0);
     for n in &c.nodes {
         let l = expected_level(n.sample.as_deref().unwrap());
-        assert!(
-            st.stdout
-                .contains(&format!("{} | {} | {l} | scanned ", n.name, n.addr)),
-            "{}",
-            st.stdout
-        );
+        st.stdout_has(&format!("{} | {} | {l} | scanned ", n.name, n.addr));
     }
-    assert!(st.stdout.contains("\nCluster CPU type: "), "{}", st.stdout);
+    st.stdout_has("\nCluster CPU type: ");
 }
 
 #[test]
@@ -167,7 +162,7 @@ fn unknown_host_key_is_refused_with_fingerprint_and_advice() {
         "{}",
         run.stdout
     );
-    assert!(run.stdout.contains("pvecm updatecerts"), "{}", run.stdout);
+    run.stdout_has("pvecm updatecerts");
     assert!(
         run.stdout.contains(&format!(
             "pve2 {}",
@@ -177,12 +172,7 @@ fn unknown_host_key_is_refused_with_fingerprint_and_advice() {
         run.stdout
     );
     // The CPU data was not used: pve2 is not listed and has no record.
-    assert!(
-        !run.stdout
-            .contains(&format!("pve2 | {}", c.node("pve2").addr)),
-        "{}",
-        run.stdout
-    );
+    run.stdout_lacks(&format!("pve2 | {}", c.node("pve2").addr));
     let cache = pve_cpuguard::cache::Cache::load(&c.cache()).unwrap();
     assert!(cache.node("pve2").is_none());
     assert!(cache.unscanned.contains_key("pve2"));
@@ -278,17 +268,8 @@ fn silent_closed_and_offline_nodes_fail_within_the_timeout() {
     assert_eq!(v["cluster_cpu_type"], expected);
     let text = c.run(&["scan"]);
     let text = text.code(1);
-    assert!(
-        text.stdout.contains("Failed nodes (3 of 5):"),
-        "{}",
-        text.stdout
-    );
-    assert!(
-        text.stdout
-            .contains("does not include pve2, pve3, pve4 (no data)"),
-        "{}",
-        text.stdout
-    );
+    text.stdout_has("Failed nodes (3 of 5):");
+    text.stdout_has("does not include pve2, pve3, pve4 (no data)");
 }
 
 #[test]
@@ -302,12 +283,8 @@ fn a_failed_node_keeps_its_last_record_marked_stale() {
     c.stop("pve2");
     let run = c.run(&["scan"]);
     let run = run.code(1);
-    assert!(run.stdout.contains("last known: "), "{}", run.stdout);
-    assert!(
-        run.stdout.contains("uses last-known data for pve2"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has("last known: ");
+    run.stdout_has("uses last-known data for pve2");
     let after = pve_cpuguard::cache::Cache::load(&c.cache()).unwrap();
     let (old, new) = (before.node("pve2").unwrap(), after.node("pve2").unwrap());
     assert!(new.is_stale());
@@ -326,18 +303,10 @@ fn a_failed_node_keeps_its_last_record_marked_stale() {
 
     let st = c.run(&["status"]);
     let st = st.code(1);
-    assert!(
-        st.stdout.contains("STALE: last refresh failed: connect: "),
-        "{}",
-        st.stdout
-    );
+    st.stdout_has("STALE: last refresh failed: connect: ");
     let b = c.run(&["baseline"]);
     let b = b.code(1);
-    assert!(
-        b.stdout.contains("uses last-known data for pve2"),
-        "{}",
-        b.stdout
-    );
+    b.stdout_has("uses last-known data for pve2");
 }
 
 #[test]
@@ -399,7 +368,7 @@ fn drift_is_reported_after_a_cpu_change() {
     assert!(drifted.contains(&format!("]: drift: {msg}")), "{drifted}");
     // Text output and status show it too.
     let st = c.run(&["status"]);
-    assert!(st.stdout.contains(msg), "{}", st.stdout);
+    st.stdout_has(msg);
 }
 
 #[test]
@@ -439,10 +408,10 @@ fn corrupt_cache_is_reported_kept_aside_and_rebuilt() {
     std::fs::write(&c.cache(), "{\"schema\": 1, \"nodes\": {\"pve1\": 42").unwrap();
     let st = c.run(&["status"]);
     let st = st.code(3);
-    assert!(st.stderr.contains("unusable cache"), "{}", st.stderr);
+    st.stderr_has("unusable cache");
     let run = c.run(&["scan"]);
     let run = run.code(0);
-    assert!(run.stderr.contains("unusable cache"), "{}", run.stderr);
+    run.stderr_has("unusable cache");
     let aside = pve_cpuguard::cache::corrupt_path(&c.cache());
     assert_eq!(
         std::fs::read_to_string(aside).unwrap(),
@@ -538,12 +507,7 @@ fn configuration_errors_exit_2_and_name_the_line() {
     .unwrap();
     let run = c.run(&["scan"]);
     let run = run.code(2);
-    assert!(
-        run.stderr
-            .contains("corosync.conf:2: section `node` opened here is never closed"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has("corosync.conf:2: section `node` opened here is never closed");
     std::fs::write(
         c.pve().join("corosync.conf"),
         "nodelist{ node{ name: a\nring0_addr: 127.0.0.1 } }",
@@ -551,11 +515,7 @@ fn configuration_errors_exit_2_and_name_the_line() {
     .unwrap();
     let run = c.run(&["scan", "--node", "b"]);
     let run = run.code(2);
-    assert!(
-        run.stderr.contains("--node b: no node of that name"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has("--node b: no node of that name");
     let run = c.run(&["scan", "--timeout", "0"]);
     run.code(2);
 }
@@ -620,7 +580,7 @@ fn the_kvm_view_is_recorded_by_scan_and_decides() {
         "{}",
         run.stdout
     );
-    assert!(run.stdout.contains("| below-kvm64\n"), "{}", run.stdout);
+    run.stdout_has("| below-kvm64\n");
     assert!(
         run.stdout.contains("\nView: pve1 kvm, pve2 cpuinfo\n")
             && run.stdout.contains(
