@@ -342,6 +342,17 @@ fn gone(pid: &str) -> bool {
     }
 }
 
+/// Panics unless the process whose pid `pidfile` holds is gone within 5 s.
+fn assert_dies_soon(pidfile: &Path, what: &str) {
+    let pid = std::fs::read_to_string(pidfile).unwrap();
+    let pid = pid.trim();
+    let t = Instant::now();
+    while !gone(pid) && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(gone(pid), "the {what} {pid} survived");
+}
+
 #[test]
 fn hanging_qemu_is_killed_with_its_children_within_the_timeout() {
     let dir = tempfile::tempdir().unwrap();
@@ -362,13 +373,7 @@ fn hanging_qemu_is_killed_with_its_children_within_the_timeout() {
     assert!(e
         .to_string()
         .contains("did not answer within 1.0 s and was killed"));
-    let pid = std::fs::read_to_string(&pidfile).unwrap();
-    let pid = pid.trim();
-    let t = Instant::now();
-    while !gone(pid) && t.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(gone(pid), "the grandchild {pid} survived");
+    assert_dies_soon(&pidfile, "grandchild");
 }
 
 #[test]
@@ -384,13 +389,7 @@ fn qemu_exiting_but_leaving_a_child_on_its_pipes_is_cleaned_up() {
     let e = probe_fake(&qemu, Duration::from_secs(1)).unwrap_err();
     assert!(matches!(e, ProbeError::Timeout { .. }), "{e}");
     assert!(t.elapsed() < Duration::from_secs(5));
-    let pid = std::fs::read_to_string(&pidfile).unwrap();
-    let pid = pid.trim();
-    let t = Instant::now();
-    while !gone(pid) && t.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(gone(pid), "the orphan {pid} survived");
+    assert_dies_soon(&pidfile, "orphan");
 }
 
 #[test]

@@ -27,11 +27,11 @@ fn setup(age: u64) -> (SshCluster, Recorder) {
 }
 
 fn migrate(c: &SshCluster, qm: &Recorder) -> Done {
-    let mut cmd = c.command(&["migrate", "100", "pve2", "--online"]);
-    cmd.env("PVE_CPUGUARD_QM", &qm.program)
+    c.cmd(&["migrate", "100", "pve2", "--online"])
+        .env("PVE_CPUGUARD_QM", &qm.program)
         .env("PVE_CPUGUARD_CONFIG", c.path("none.conf"))
-        .env("PVE_CPUGUARD_SYSLOG_SOCKET", c.path("none.sock"));
-    Done::of(cmd)
+        .env("PVE_CPUGUARD_SYSLOG_SOCKET", c.path("none.sock"))
+        .run()
 }
 
 #[test]
@@ -52,8 +52,7 @@ fn a_fresh_record_decides_without_the_network() {
 #[test]
 fn a_stale_target_is_read_again_over_ssh_and_that_decides() {
     let (c, qm) = setup(10 * 3600);
-    let run = migrate(&c, &qm);
-    let run = run.code(1);
+    let run = migrate(&c, &qm).code(1);
     run.stderr_has("read it again just now");
     run.stderr_has("missing flags: avx512bw");
     assert_eq!(qm.calls(), Vec::<Vec<String>>::new(), "qm must not run");
@@ -74,8 +73,7 @@ fn a_stale_target_is_read_again_over_ssh_and_that_decides() {
 fn a_stale_target_that_cannot_be_reached_falls_back_to_the_cache_with_a_warning() {
     let (mut c, qm) = setup(10 * 3600);
     c.stop("pve2");
-    let run = migrate(&c, &qm);
-    let run = run.code(0);
+    let run = migrate(&c, &qm).code(0);
     run.stderr_has("could not read 'pve2' again");
     run.stderr_has("old (older than 7200s)");
     assert_eq!(qm.calls(), [argv(&["migrate", "100", "pve2", "--online"])]);

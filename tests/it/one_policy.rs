@@ -6,6 +6,7 @@
 use crate::harness;
 
 use crate::harness::cluster::Cluster;
+use std::path::PathBuf;
 
 fn cluster() -> Cluster {
     let mut c = Cluster::new(&[
@@ -66,27 +67,25 @@ fn why_not_reads_the_configuration_file() {
     std::fs::write(&conf, format!("pve_dir = {}\n", c.pve().display())).unwrap();
     // Only the configuration file names the cluster file system: the custom
     // model is found there (the Skylake-SP sample has hle and rtm).
-    harness::Run::new(["why-not", "custom-tsx"])
-        .env("PVE_CPUGUARD_CONFIG", &conf)
-        .env(
-            "PVE_CPUGUARD_CPUINFO",
-            harness::cpuinfo("hwloc-xeon-silver-4108-skylake-sp"),
-        )
-        .env("PVE_CPUGUARD_CACHE", c.path("no-cache.json"))
-        .run()
+    let why_not = |env: &[(&str, PathBuf)]| {
+        harness::Run::new(["why-not", "custom-tsx"])
+            .envs(env.iter().cloned())
+            .env(
+                "PVE_CPUGUARD_CPUINFO",
+                harness::cpuinfo("hwloc-xeon-silver-4108-skylake-sp"),
+            )
+            .env("PVE_CPUGUARD_CACHE", c.path("no-cache.json"))
+            .run()
+    };
+    why_not(&[("PVE_CPUGUARD_CONFIG", conf)])
         .code(0)
         .stdout_has("custom-tsx: compatible");
     // Without it, /etc/pve has no such model: unknown.
-    harness::Run::new(["why-not", "custom-tsx"])
-        .env("PVE_CPUGUARD_CONFIG", c.path("none.conf"))
-        .env("PVE_CPUGUARD_PVE_DIR", c.path("empty"))
-        .env(
-            "PVE_CPUGUARD_CPUINFO",
-            harness::cpuinfo("hwloc-xeon-silver-4108-skylake-sp"),
-        )
-        .env("PVE_CPUGUARD_CACHE", c.path("no-cache.json"))
-        .run()
-        .code(3);
+    why_not(&[
+        ("PVE_CPUGUARD_CONFIG", c.path("none.conf")),
+        ("PVE_CPUGUARD_PVE_DIR", c.path("empty")),
+    ])
+    .code(3);
 }
 
 #[test]

@@ -22,10 +22,10 @@ fn record_path(c: &SshCluster, node: &str) -> PathBuf {
 
 /// `pve-cpuguard publish` as `node` would run it, reading `cpuinfo`.
 fn publish_file(c: &SshCluster, node: &str, cpuinfo: &std::path::Path) -> Done {
-    let mut cmd = c.command(&["publish"]);
-    cmd.env("PVE_CPUGUARD_NODE", node)
-        .env("PVE_CPUGUARD_CPUINFO", cpuinfo);
-    Done::of(cmd)
+    c.cmd(&["publish"])
+        .env("PVE_CPUGUARD_NODE", node)
+        .env("PVE_CPUGUARD_CPUINFO", cpuinfo)
+        .run()
 }
 
 fn publish(c: &SshCluster, node: &str, sample: &str) -> Done {
@@ -71,8 +71,7 @@ fn every_node_published_so_no_ssh_is_tried() {
     c.write_config();
     let samples = [("pve1", HASWELL), ("pve2", ZEN3), ("pve3", IVY)];
     for (n, s) in samples {
-        let run = publish(&c, n, s);
-        let run = run.code(0);
+        let run = publish(&c, n, s).code(0);
         assert!(
             run.stdout.starts_with(&format!(
                 "Published {n}'s CPU record: {} (",
@@ -94,8 +93,7 @@ fn every_node_published_so_no_ssh_is_tried() {
         .iter()
         .map(|n| Witness::at(&c, n))
         .collect();
-    let run = c.run(&["--output", "json", "scan"]);
-    let run = run.code(0);
+    let run = c.run(&["--output", "json", "scan"]).code(0);
     let v = run.json();
     for (n, s) in samples {
         let j = node_json(&v, n);
@@ -115,8 +113,7 @@ fn every_node_published_so_no_ssh_is_tried() {
     assert_eq!(v["warnings"].as_array().unwrap().len(), 0, "{v}");
 
     // Text: ProxCLMC's lines, then where each node's data came from.
-    let run = c.run(&["scan"]);
-    let run = run.code(0);
+    let run = c.run(&["scan"]).code(0);
     for (n, s) in samples {
         assert!(
             run.stdout.contains(&format!(
@@ -132,8 +129,7 @@ fn every_node_published_so_no_ssh_is_tried() {
     assert!(witnesses.iter().all(|w| !w.contacted()), "SSH was tried");
 
     // status, audit and metrics show the source.
-    let st = c.run(&["status"]);
-    let st = st.code(0);
+    let st = c.run(&["status"]).code(0);
     st.stdout_has(" ago via pmxcfs");
     let st = c.run(&["--output", "json", "status"]);
     assert_eq!(node_json(&st.json(), "pve2")["source"], "pmxcfs");
@@ -146,8 +142,7 @@ fn every_node_published_so_no_ssh_is_tried() {
     );
     let audit = c.run(&["audit"]);
     assert!(audit.stdout.contains(" via pmxcfs)"), "{}", audit.stdout);
-    let m = c.run(&["metrics"]);
-    let m = m.code(0);
+    let m = c.run(&["metrics"]).code(0);
     m.stdout_has("pve_cpuguard_record_source{node=\"pve1\",source=\"pmxcfs\"} 1");
 }
 
@@ -166,8 +161,7 @@ fn mixed_cluster_published_records_and_real_sshd() {
         v["published_at"] = old.into();
         v["record"]["scanned_at"] = old.into();
     });
-    let run = c.run(&["--output", "json", "scan"]);
-    let run = run.code(0);
+    let run = c.run(&["--output", "json", "scan"]).code(0);
     let v = run.json();
     assert_eq!(node_json(&v, "pve1")["via"], "pmxcfs");
     assert_eq!(node_json(&v, "pve1")["level"], expected_level(HASWELL));
@@ -249,8 +243,7 @@ fn bad_records_are_reported_and_those_nodes_read_over_ssh() {
     std::fs::rename(record_path(&c, "symlink"), &elsewhere).unwrap();
     std::os::unix::fs::symlink(&elsewhere, record_path(&c, "symlink")).unwrap();
 
-    let run = c.run(&["--output", "json", "scan"]);
-    let run = run.code(0);
+    let run = c.run(&["--output", "json", "scan"]).code(0);
     let v = run.json();
     for n in bad {
         let j = node_json(&v, n);
@@ -273,41 +266,30 @@ fn bad_records_are_reported_and_those_nodes_read_over_ssh() {
         "{}",
         why("corrupt")
     );
-    assert!(
-        why("oversized").contains("more than the 262144 a record may have"),
-        "{}",
-        why("oversized")
-    );
-    assert!(
-        why("misnamed")
-            .ends_with("it names node 'hostile' but lies in the directory of node 'misnamed'"),
-        "{}",
-        why("misnamed")
-    );
-    assert!(
-        why("hostile").contains("model_name contains control characters"),
-        "{}",
-        why("hostile")
-    );
-    assert!(
-        why("schema").contains("schema 99 (this version reads schema 1)"),
-        "{}",
-        why("schema")
-    );
-    assert!(
-        why("fifo").ends_with("not a regular file"),
-        "{}",
-        why("fifo")
-    );
-    assert!(
-        why("symlink").ends_with("a symbolic link, not a file"),
-        "{}",
-        why("symlink")
-    );
+    // (node, how its message must end or what it must contain)
+    for (n, ends, want) in [
+        ("oversized", false, "more than the 262144 a record may have"),
+        (
+            "misnamed",
+            true,
+            "it names node 'hostile' but lies in the directory of node 'misnamed'",
+        ),
+        ("hostile", false, "model_name contains control characters"),
+        ("schema", false, "schema 99 (this version reads schema 1)"),
+        ("fifo", true, "not a regular file"),
+        ("symlink", true, "a symbolic link, not a file"),
+    ] {
+        let why = why(n);
+        let ok = if ends {
+            why.ends_with(want)
+        } else {
+            why.contains(want)
+        };
+        assert!(ok, "{n}: {why}");
+    }
     assert_eq!(v["warnings"].as_array().unwrap().len(), bad.len());
     // The text form warns on stderr, naming each file; stdout stays clean.
-    let run = c.run(&["scan"]);
-    let run = run.code(0);
+    let run = c.run(&["scan"]).code(0);
     for n in bad {
         run.stderr_has(&format!(
             "pve-cpuguard: warning: {}: invalid published record: ",
@@ -351,8 +333,7 @@ fn a_bad_record_never_replaces_good_data() {
     edit(&record_path(&c, "pve1"), |v| {
         v["record"]["family"] = 4096.into()
     });
-    let run = c.run(&["scan"]);
-    let run = run.code(1);
+    let run = c.run(&["scan"]).code(1);
     run.stderr_has("family 4096 (at most 270)");
     run.stdout_has("last known: ");
     let after = Cache::load(&c.cache())
@@ -374,8 +355,7 @@ fn no_ssh_reports_nodes_without_a_record_with_the_command_to_run() {
     c.write_config();
     publish(&c, "pve1", HASWELL).code(0);
     let witness = Witness::at(&c, "pve2");
-    let run = c.run(&["scan", "--no-ssh"]);
-    let run = run.code(1);
+    let run = c.run(&["scan", "--no-ssh"]).code(1);
     assert!(
         run.stdout.contains(&format!(
             "  pve2 ({}): no-record: {}: no published record (SSH is off: --no-ssh)\n    note: run `pve-cpuguard publish` on pve2",
@@ -389,10 +369,11 @@ fn no_ssh_reports_nodes_without_a_record_with_the_command_to_run() {
     // The same from the configuration file.
     let conf = c.dir.path().join("pve-cpuguard.conf");
     std::fs::write(&conf, "no_ssh = yes\n").unwrap();
-    let mut cmd = c.command(&["--output", "json", "scan"]);
-    cmd.env("PVE_CPUGUARD_CONFIG", &conf);
-    let run = Done::of(cmd);
-    let run = run.code(1);
+    let run = c
+        .cmd(&["--output", "json", "scan"])
+        .env("PVE_CPUGUARD_CONFIG", &conf)
+        .run()
+        .code(1);
     let v = run.json();
     assert_eq!(node_json(&v, "pve1")["via"], "pmxcfs");
     assert_eq!(node_json(&v, "pve2")["error"]["stage"], "no-record");
@@ -427,8 +408,7 @@ fn read_only_pve_dir_warns_exits_1_and_keeps_the_last_record() {
     }
     cmd.env("PVE_CPUGUARD_NODE", "pve1")
         .env("PVE_CPUGUARD_CPUINFO", harness::cpuinfo(IVY));
-    let run = Done::of(cmd);
-    let run = run.code(1);
+    let run = Done::of(cmd).code(1);
     assert!(
         run.stderr.starts_with(&format!(
             "pve-cpuguard: warning: cannot publish pve1's CPU record: {}.tmp.",
@@ -461,13 +441,11 @@ fn a_changed_record_is_reported_as_drift() {
     c.write_config();
     publish(&c, "pve1", HASWELL).code(0);
     publish(&c, "pve2", ZEN3).code(0);
-    let run = c.run(&["scan"]);
-    let run = run.code(0);
+    let run = c.run(&["scan"]).code(0);
     run.stdout_lacks("Drift");
     // pve1 now has another CPU and published it.
     publish(&c, "pve1", IVY).code(0);
-    let run = c.run(&["--output", "json", "scan"]);
-    let run = run.code(0);
+    let run = c.run(&["--output", "json", "scan"]).code(0);
     let v = run.json();
     let drift = v["drift"].as_array().unwrap();
     assert_eq!(drift.len(), 1, "{v}");
@@ -494,18 +472,18 @@ fn this_nodes_out_of_date_record_is_read_locally_and_published_again() {
     publish(&c, "pve1", HASWELL).code(0);
     publish(&c, "pve2", ZEN3).code(0);
     // Current: this node's record is used as published.
-    let run = c.run(&["--output", "json", "scan"]);
-    let run = run.code(0);
+    let run = c.run(&["--output", "json", "scan"]).code(0);
     assert_eq!(node_json(&run.json(), "pve1")["via"], "pmxcfs");
     // A microcode update since: read locally, and published again with
     // QEMU's answer (real QEMU, under TCG: there is no /dev/kvm here).
     edit(&record_path(&c, "pve1"), |v| {
         v["record"]["microcode"] = "0x1".into()
     });
-    let mut cmd = c.command(&["--output", "json", "scan"]);
-    cmd.env("PVE_CPUGUARD_PROBE", "tcg");
-    let run = Done::of(cmd);
-    let run = run.code(0);
+    let run = c
+        .cmd(&["--output", "json", "scan"])
+        .env("PVE_CPUGUARD_PROBE", "tcg")
+        .run()
+        .code(0);
     let v = run.json();
     let j = node_json(&v, "pve1");
     assert_eq!(j["via"], "local", "{j}");
@@ -530,8 +508,7 @@ fn this_nodes_out_of_date_record_is_read_locally_and_published_again() {
         v["record"]["microcode"] = "0x2".into()
     });
     let before = std::fs::read(record_path(&c, "pve1")).unwrap();
-    let run = c.run(&["--output", "json", "scan"]);
-    let run = run.code(0);
+    let run = c.run(&["--output", "json", "scan"]).code(0);
     let v = run.json();
     assert_eq!(node_json(&v, "pve1")["via"], "local");
     assert_eq!(node_json(&v, "pve1")["record"]["source"], "local");
@@ -566,11 +543,12 @@ fn a_256_thread_host_with_qemus_answer_publishes_a_small_record() {
     );
     // QEMU's answer under TCG (no /dev/kvm here) lists every model QEMU
     // defines, as under KVM: the same size of record.
-    let mut cmd = c.command(&["--output", "json", "publish"]);
-    cmd.env("PVE_CPUGUARD_NODE", "big")
+    let run = c
+        .cmd(&["--output", "json", "publish"])
+        .env("PVE_CPUGUARD_NODE", "big")
         .env("PVE_CPUGUARD_CPUINFO", &file)
-        .env("PVE_CPUGUARD_PROBE", "tcg");
-    let run = Done::of(cmd);
+        .env("PVE_CPUGUARD_PROBE", "tcg")
+        .run();
     let run = run.code(0);
     let v = run.json();
     let size = v["bytes"].as_u64().unwrap();
@@ -596,26 +574,26 @@ fn publish_errors_name_the_file_and_exit_2() {
     c.closed("pve1");
     c.write_config();
     let missing = c.dir.path().join("no-cpuinfo");
-    let run = publish_file(&c, "pve1", &missing);
-    let run = run.code(2);
+    let run = publish_file(&c, "pve1", &missing).code(2);
     run.stderr_has(&missing.display().to_string());
     assert!(!record_path(&c, "pve1").exists());
     // Not a Proxmox VE node: no nodes/ directory below the pve dir.
-    let mut cmd = c.command(&["publish"]);
-    cmd.env("PVE_CPUGUARD_PVE_DIR", c.dir.path().join("empty"))
+    let run = c
+        .cmd(&["publish"])
+        .env("PVE_CPUGUARD_PVE_DIR", c.dir.path().join("empty"))
         .env("PVE_CPUGUARD_NODE", "pve1")
-        .env("PVE_CPUGUARD_CPUINFO", harness::cpuinfo(HASWELL));
-    let run = Done::of(cmd);
+        .env("PVE_CPUGUARD_CPUINFO", harness::cpuinfo(HASWELL))
+        .run();
     let run = run.code(2);
     run.stderr_has("empty/nodes: no such directory; is this a Proxmox VE node");
-    let run = publish(&c, "../etc", HASWELL);
-    let run = run.code(2);
+    let run = publish(&c, "../etc", HASWELL).code(2);
     run.stderr_has("invalid node name '../etc'");
     // JSON says what was written.
-    let mut cmd = c.command(&["--output", "json", "publish"]);
-    cmd.env("PVE_CPUGUARD_NODE", "pve1")
-        .env("PVE_CPUGUARD_CPUINFO", harness::cpuinfo(HASWELL));
-    let run = Done::of(cmd);
+    let run = c
+        .cmd(&["--output", "json", "publish"])
+        .env("PVE_CPUGUARD_NODE", "pve1")
+        .env("PVE_CPUGUARD_CPUINFO", harness::cpuinfo(HASWELL))
+        .run();
     let run = run.code(0);
     let v = run.json();
     assert_eq!(v["written"], true);

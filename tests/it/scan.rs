@@ -76,8 +76,7 @@ fn three_nodes_report_their_levels_in_proxclmc_format() {
     c.sshd("pve2", ZEN3);
     c.sshd("pve3", SAPPHIRE);
     c.write_config();
-    let run = c.run(&["scan"]);
-    let run = run.code(0);
+    let run = c.run(&["scan"]).code(0);
     assert_eq!(run.stdout, proxclmc_text(&c), "stderr: {}", run.stderr);
 
     // The cache holds each node's facts, and rebuilds the same capability.
@@ -95,8 +94,7 @@ fn three_nodes_report_their_levels_in_proxclmc_format() {
     }
 
     // status shows the same view from the cache, with ages.
-    let st = c.run(&["status"]);
-    let st = st.code(0);
+    let st = c.run(&["status"]).code(0);
     for n in &c.nodes {
         let l = expected_level(n.sample.as_deref().unwrap());
         st.stdout_has(&format!("{} | {} | {l} | scanned ", n.name, n.addr));
@@ -116,8 +114,7 @@ fn sixteen_nodes_each_with_its_own_cpu() {
         c.sshd(&format!("node{:02}", i + 1), s);
     }
     c.write_config();
-    let run = c.run(&["--output", "json", "scan"]);
-    let run = run.code(0);
+    let run = c.run(&["--output", "json", "scan"]).code(0);
     let v = run.json();
     for n in &c.nodes {
         let j = node_json(&v, &n.name);
@@ -150,8 +147,7 @@ fn unknown_host_key_is_refused_with_fingerprint_and_advice() {
     c.sshd("pve1", HASWELL);
     c.sshd("pve2", ZEN3).trust = Trust::Unknown;
     c.write_config();
-    let run = c.run(&["scan"]);
-    let run = run.code(1);
+    let run = c.run(&["scan"]).code(1);
     let s = c.node("pve2").sshd().unwrap();
     let fp = harness::sshd::fingerprint(&s.dir.join("host_ed25519.pub"));
     assert!(
@@ -185,8 +181,7 @@ fn changed_host_key_is_refused() {
     c.sshd("pve1", HASWELL).trust = Trust::Changed;
     c.sshd("pve2", ZEN3);
     c.write_config();
-    let run = c.run(&["--output", "json", "scan"]);
-    let run = run.code(1);
+    let run = c.run(&["--output", "json", "scan"]).code(1);
     let v = run.json();
     let j = node_json(&v, "pve1");
     assert_eq!(j["status"], "failed");
@@ -236,8 +231,7 @@ fn silent_closed_and_offline_nodes_fail_within_the_timeout() {
     c.sshd("pve4", ZEN3).online = false;
     c.sshd("pve5", SAPPHIRE);
     c.write_config();
-    let run = c.run(&["--output", "json", "scan"]);
-    let run = run.code(1);
+    let run = c.run(&["--output", "json", "scan"]).code(1);
     // Bounded: one timeout plus generous slack for process start-up, never
     // the sum of the failures.
     assert!(
@@ -266,8 +260,7 @@ fn silent_closed_and_offline_nodes_fail_within_the_timeout() {
     // The cluster type covers the nodes with data, and the text says who is missing.
     let expected = cluster_level([HASWELL, SAPPHIRE].map(expected_level)).unwrap();
     assert_eq!(v["cluster_cpu_type"], expected);
-    let text = c.run(&["scan"]);
-    let text = text.code(1);
+    let text = c.run(&["scan"]).code(1);
     text.stdout_has("Failed nodes (3 of 5):");
     text.stdout_has("does not include pve2, pve3, pve4 (no data)");
 }
@@ -281,8 +274,7 @@ fn a_failed_node_keeps_its_last_record_marked_stale() {
     c.run(&["scan"]).code(0);
     let before = pve_cpuguard::cache::Cache::load(&c.cache()).unwrap();
     c.stop("pve2");
-    let run = c.run(&["scan"]);
-    let run = run.code(1);
+    let run = c.run(&["scan"]).code(1);
     run.stdout_has("last known: ");
     run.stdout_has("uses last-known data for pve2");
     let after = pve_cpuguard::cache::Cache::load(&c.cache()).unwrap();
@@ -301,11 +293,9 @@ fn a_failed_node_keeps_its_last_record_marked_stale() {
         .stdout
         .contains(&format!("Cluster CPU type: {expected}\n")));
 
-    let st = c.run(&["status"]);
-    let st = st.code(1);
+    let st = c.run(&["status"]).code(1);
     st.stdout_has("STALE: last refresh failed: connect: ");
-    let b = c.run(&["baseline"]);
-    let b = b.code(1);
+    let b = c.run(&["baseline"]).code(1);
     b.stdout_has("uses last-known data for pve2");
 }
 
@@ -321,10 +311,11 @@ fn drift_is_reported_after_a_cpu_change() {
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
         .unwrap();
-    let mut cmd = c.command(&["--output", "json", "scan"]);
-    cmd.env("PVE_CPUGUARD_SYSLOG_SOCKET", &sock_path);
-    let run = Done::of(cmd);
-    let run = run.code(0);
+    let run = c
+        .cmd(&["--output", "json", "scan"])
+        .env("PVE_CPUGUARD_SYSLOG_SOCKET", &sock_path)
+        .run()
+        .code(0);
     // The scan result and the drift go to the system log.
     let mut buf = [0u8; 4096];
     let n = sock.recv(&mut buf).unwrap();
@@ -386,8 +377,7 @@ fn the_local_node_is_read_locally_and_members_ip_wins() {
         text.replace(&c.node("pve2").addr, "pve2-ring.invalid"),
     )
     .unwrap();
-    let run = c.run(&["--output", "json", "scan"]);
-    let run = run.code(0);
+    let run = c.run(&["--output", "json", "scan"]).code(0);
     let v = run.json();
     assert_eq!(node_json(&v, "pve1")["via"], "local");
     assert_eq!(node_json(&v, "pve1")["level"], expected_level(ZEN3));
@@ -406,11 +396,9 @@ fn corrupt_cache_is_reported_kept_aside_and_rebuilt() {
     c.write_config();
     std::fs::create_dir_all(c.cache().parent().unwrap()).unwrap();
     std::fs::write(&c.cache(), "{\"schema\": 1, \"nodes\": {\"pve1\": 42").unwrap();
-    let st = c.run(&["status"]);
-    let st = st.code(3);
+    let st = c.run(&["status"]).code(3);
     st.stderr_has("unusable cache");
-    let run = c.run(&["scan"]);
-    let run = run.code(0);
+    let run = c.run(&["scan"]).code(0);
     run.stderr_has("unusable cache");
     let aside = pve_cpuguard::cache::corrupt_path(&c.cache());
     assert_eq!(
@@ -432,8 +420,7 @@ fn baseline_names_a_model_every_node_supports() {
     c.sshd("pve3", IVY);
     c.write_config();
     c.run(&["scan"]).code(0);
-    let run = c.run(&["--output", "json", "baseline"]);
-    let run = run.code(0);
+    let run = c.run(&["--output", "json", "baseline"]).code(0);
     let v = run.json();
     let samples = [HASWELL, SAPPHIRE, IVY];
     assert_eq!(
@@ -478,8 +465,7 @@ fn baseline_names_a_model_every_node_supports() {
             nm["cpu_type"].as_str().unwrap()
         )));
     }
-    let text = c.run(&["baseline"]);
-    let text = text.code(0);
+    let text = c.run(&["baseline"]).code(0);
     assert!(
         text.stdout.starts_with(&format!(
             "Cluster CPU type: {}\n",
@@ -493,8 +479,7 @@ fn baseline_names_a_model_every_node_supports() {
 #[test]
 fn configuration_errors_exit_2_and_name_the_line() {
     let c = SshCluster::new();
-    let run = c.run(&["scan"]);
-    let run = run.code(2);
+    let run = c.run(&["scan"]).code(2);
     assert!(
         run.stderr.contains("no corosync.conf") || run.stderr.contains("corosync.conf"),
         "{}",
@@ -505,16 +490,14 @@ fn configuration_errors_exit_2_and_name_the_line() {
         "nodelist {\n  node {\n    name: a\n",
     )
     .unwrap();
-    let run = c.run(&["scan"]);
-    let run = run.code(2);
+    let run = c.run(&["scan"]).code(2);
     run.stderr_has("corosync.conf:2: section `node` opened here is never closed");
     std::fs::write(
         c.pve().join("corosync.conf"),
         "nodelist{ node{ name: a\nring0_addr: 127.0.0.1 } }",
     )
     .unwrap();
-    let run = c.run(&["scan", "--node", "b"]);
-    let run = run.code(2);
+    let run = c.run(&["scan", "--node", "b"]).code(2);
     run.stderr_has("--node b: no node of that name");
     let run = c.run(&["scan", "--timeout", "0"]);
     run.code(2);
@@ -537,10 +520,11 @@ fn the_kvm_view_is_recorded_by_scan_and_decides() {
     let journal_path = c.dir.path().join("journal.sock");
     let journal = std::os::unix::net::UnixDatagram::bind(&journal_path).unwrap();
     journal.set_nonblocking(true).unwrap();
-    let mut cmd = c.command(&["--output", "json", "scan"]);
-    cmd.env("PVE_CPUGUARD_PROBE", "kvm")
-        .env("PVE_CPUGUARD_SYSLOG_SOCKET", &journal_path);
-    let run = Done::of(cmd);
+    let run = c
+        .cmd(&["--output", "json", "scan"])
+        .env("PVE_CPUGUARD_PROBE", "kvm")
+        .env("PVE_CPUGUARD_SYSLOG_SOCKET", &journal_path)
+        .run();
     let run = run.code(0);
     // pve2's probe failed (its sshd serves no QEMU): a visible warning in
     // the JSON and the journal, never silent.
@@ -566,10 +550,11 @@ fn the_kvm_view_is_recorded_by_scan_and_decides() {
         "{logged:?}"
     );
     // ...and in the text, under the node: the one answer and its view.
-    let mut cmd = c.command(&["scan"]);
-    cmd.env("PVE_CPUGUARD_PROBE", "kvm");
-    let run = Done::of(cmd);
-    let run = run.code(0);
+    let run = c
+        .cmd(&["scan"])
+        .env("PVE_CPUGUARD_PROBE", "kvm")
+        .run()
+        .code(0);
     assert!(
         run.stderr.contains("warning: pve2: QEMU probe failed ("),
         "{}",
@@ -619,11 +604,12 @@ fn the_kvm_view_is_recorded_by_scan_and_decides() {
     let vm_dir = c.pve().join("nodes/pve2/qemu-server");
     std::fs::create_dir_all(&vm_dir).unwrap();
     std::fs::write(vm_dir.join("100.conf"), "cpu: kvm64\nname: probe\n").unwrap();
-    let mut cmd = c.command(&["check", "100", "--mode", "start", "-o", "json"]);
-    cmd.env("PVE_CPUGUARD_NODE", "pve2")
+    let run = c
+        .cmd(&["check", "100", "--mode", "start", "-o", "json"])
+        .env("PVE_CPUGUARD_NODE", "pve2")
         .env("PVE_CPUGUARD_CPUINFO", harness::cpuinfo(HASWELL))
-        .env("PVE_CPUGUARD_CONFIG", c.dir.path().join("none.conf"));
-    let run = Done::of(cmd);
+        .env("PVE_CPUGUARD_CONFIG", c.dir.path().join("none.conf"))
+        .run();
     let run = run.code(1);
     let v = run.json();
     let refused = &v["not_allowed_nodes"]["pve1"];

@@ -168,9 +168,7 @@ impl Cluster {
 
     /// The binary, run as if on `node`, with this cluster's paths.
     pub fn on(&self, node: &str, args: &[&str]) -> Run {
-        self.node_env(node)
-            .into_iter()
-            .fold(Run::new(args), |run, (k, v)| run.env(k, v))
+        Run::new(args).envs(self.node_env(node))
     }
 
     /// The environment that makes any of the binaries (or the hook file)

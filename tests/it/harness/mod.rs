@@ -35,6 +35,7 @@ pub mod threads;
 #[allow(unused_imports)]
 pub use ssh_cluster::SshCluster;
 
+use std::borrow::BorrowMut;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -112,7 +113,7 @@ pub struct Run {
     cmd: Command,
     /// Where the run's state directory points unless the test says
     /// otherwise: tests never write outside their temporary directories.
-    _scratch: tempfile::TempDir,
+    _scratch: Option<tempfile::TempDir>,
 }
 
 impl Run {
@@ -128,7 +129,16 @@ impl Run {
         cmd.env("PVE_CPUGUARD_STATE_DIR", scratch.path().join("state"));
         Run {
             cmd,
-            _scratch: scratch,
+            _scratch: Some(scratch),
+        }
+    }
+
+    /// A prepared command (a cluster's, whose environment already keeps
+    /// every path in its temporary directory).
+    pub fn of(cmd: Command) -> Self {
+        Run {
+            cmd,
+            _scratch: None,
         }
     }
 
@@ -139,6 +149,15 @@ impl Run {
 
     pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Self {
         self.cmd.env(key, value);
+        self
+    }
+
+    pub fn envs<K, V>(mut self, vars: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        self.cmd.envs(vars);
         self
     }
 
@@ -161,14 +180,18 @@ pub struct Done {
 }
 
 impl Done {
-    /// Runs a prepared command (from [`command`]) to completion.
-    pub fn of(mut cmd: Command) -> Done {
+    /// Runs a prepared command (from [`command`], or any program) to
+    /// completion.
+    pub fn of(mut cmd: impl BorrowMut<Command>) -> Done {
+        let cmd = cmd.borrow_mut();
         let start = Instant::now();
         let Output {
             status,
             stdout,
             stderr,
-        } = cmd.output().expect("run pve-cpuguard");
+        } = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
         Done {
             command: format!("{cmd:?}"),
             code: status.code().unwrap_or(-1),

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::cluster::Cluster;
 use super::sshd::{self, Serve, Silent, Sshd};
-use super::{cpuinfo, current_user, Done};
+use super::{cpuinfo, current_user, Done, Run};
 
 /// How the node's host key is recorded in known_hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -348,6 +348,11 @@ impl SshCluster {
             // Tests that want the QEMU probe ask for it.
             .env("PVE_CPUGUARD_PROBE", "off");
         cmd
+    }
+
+    /// [`SshCluster::command`] as a [`Run`], for more environment.
+    pub fn cmd(&self, args: &[&str]) -> Run {
+        Run::of(self.command(args))
     }
 
     /// Runs the binary to completion.
