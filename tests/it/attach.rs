@@ -27,20 +27,11 @@ fn fixture(local_content: &str) -> Fixture {
         ("pve1", "hwloc-xeon-silver-4108-skylake-sp"),
         ("pve2", "archspec-linux-rhel7-haswell"),
     ]);
-    let vz = c.path("vz");
-    std::fs::create_dir_all(vz.join("snippets")).unwrap();
-    std::fs::write(
-        c.pve().join("storage.cfg"),
-        format!(
-            "dir: local\n\tpath {}\n\tcontent {local_content}\n\n\
-             lvmthin: local-lvm\n\tthinpool data\n\tvgname pve\n\tcontent rootdir,images\n\n\
-             dir: nosnip\n\tpath {}\n\tcontent iso,backup\n",
-            vz.display(),
-            c.path("nosnip").display()
-        ),
-    )
-    .unwrap();
-    script(&vz.join("snippets/backup.pl"), "#!/bin/sh\nexit 0\n");
+    let nosnip = format!(
+        "\ndir: nosnip\n\tpath {}\n\tcontent iso,backup\n",
+        c.path("nosnip").display()
+    );
+    c.storage(local_content, &nosnip);
     c.vm(100, "pve1", "cores: 2\ncpu: x86-64-v3\nname: plain\n")
         .vm(
             101,

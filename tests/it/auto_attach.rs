@@ -8,7 +8,7 @@ use crate::harness;
 
 use std::path::PathBuf;
 
-use crate::harness::cluster::{script, Cluster};
+use crate::harness::cluster::Cluster;
 use crate::harness::exec::{argv, Recorder, QM_SET_HOOKSCRIPT};
 
 struct Fixture {
@@ -23,25 +23,16 @@ fn fixture(snippets: bool) -> Fixture {
         ("pve1", "hwloc-xeon-silver-4108-skylake-sp"),
         ("pve2", "archspec-linux-rhel7-haswell"),
     ]);
-    let vz = c.path("vz");
-    std::fs::create_dir_all(vz.join("snippets")).unwrap();
-    std::fs::write(
-        c.pve().join("storage.cfg"),
-        format!(
-            "dir: local\n\tpath {}\n\tcontent {}\n\n\
-             lvmthin: local-lvm\n\tthinpool data\n\tvgname pve\n\tcontent rootdir,images\n",
-            vz.display(),
-            if snippets {
-                "iso,vztmpl,backup,snippets"
-            } else {
-                "iso,vztmpl,backup"
-            }
-        ),
-    )
-    .unwrap();
+    c.storage(
+        if snippets {
+            "iso,vztmpl,backup,snippets"
+        } else {
+            "iso,vztmpl,backup"
+        },
+        "",
+    );
     // Only pve1 is scanned (locally).
     c.write_corosync(&[("pve1", "127.0.0.1")]);
-    script(&vz.join("snippets/backup.pl"), "#!/bin/sh\nexit 0\n");
     c.vm(100, "pve1", "cpu: x86-64-v3\nname: fresh\n")
         .vm(
             101,

@@ -342,30 +342,35 @@ fn gone(pid: &str) -> bool {
     }
 }
 
-/// Panics unless the process whose pid `pidfile` holds is gone within 5 s.
-fn assert_dies_soon(pidfile: &Path, what: &str) {
-    let pid = std::fs::read_to_string(pidfile).unwrap();
+/// A fake QEMU that starts `sleep 300` in the background, then runs
+/// `then`: the probe (1 s) must fail with a timeout, and the `sleep` (the
+/// `what`) must be gone within 5 s. Returns the error and how long the
+/// probe took.
+fn probe_leaving(then: &str, what: &str) -> (ProbeError, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("sleep.pid");
+    let qemu = fake(
+        dir.path(),
+        "qemu",
+        &format!("sleep 300 &\necho $! > '{}'\n{then}", pidfile.display()),
+    );
+    let t = Instant::now();
+    let e = probe_fake(&qemu, Duration::from_secs(1)).unwrap_err();
+    let took = t.elapsed();
+    assert!(matches!(e, ProbeError::Timeout { .. }), "{e}");
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
     let pid = pid.trim();
     let t = Instant::now();
     while !gone(pid) && t.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(gone(pid), "the {what} {pid} survived");
+    (e, took)
 }
 
 #[test]
 fn hanging_qemu_is_killed_with_its_children_within_the_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("sleep.pid");
-    let qemu = fake(
-        dir.path(),
-        "qemu",
-        &format!("sleep 300 &\necho $! > '{}'\nwait", pidfile.display()),
-    );
-    let t = Instant::now();
-    let e = probe_fake(&qemu, Duration::from_secs(1)).unwrap_err();
-    let took = t.elapsed();
-    assert!(matches!(e, ProbeError::Timeout { .. }), "{e}");
+    let (e, took) = probe_leaving("wait", "grandchild");
     assert!(
         took >= Duration::from_secs(1) && took < Duration::from_secs(5),
         "{took:?}"
@@ -373,23 +378,12 @@ fn hanging_qemu_is_killed_with_its_children_within_the_timeout() {
     assert!(e
         .to_string()
         .contains("did not answer within 1.0 s and was killed"));
-    assert_dies_soon(&pidfile, "grandchild");
 }
 
 #[test]
 fn qemu_exiting_but_leaving_a_child_on_its_pipes_is_cleaned_up() {
-    let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("sleep.pid");
-    let qemu = fake(
-        dir.path(),
-        "qemu",
-        &format!("sleep 300 &\necho $! > '{}'\nexit 0", pidfile.display()),
-    );
-    let t = Instant::now();
-    let e = probe_fake(&qemu, Duration::from_secs(1)).unwrap_err();
-    assert!(matches!(e, ProbeError::Timeout { .. }), "{e}");
-    assert!(t.elapsed() < Duration::from_secs(5));
-    assert_dies_soon(&pidfile, "orphan");
+    let (_, took) = probe_leaving("exit 0", "orphan");
+    assert!(took < Duration::from_secs(5));
 }
 
 #[test]

@@ -32,13 +32,18 @@ fn publish(c: &SshCluster, node: &str, sample: &str) -> Done {
     publish_file(c, node, &harness::cpuinfo(sample))
 }
 
-fn node_json<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    v["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == name)
-        .unwrap_or_else(|| panic!("node {name} in {v}"))
+/// Nodes `closed` (nothing answers SSH) of which `published` (node,
+/// sample) published their records.
+fn published(closed: &[&str], published: &[(&str, &str)]) -> SshCluster {
+    let mut c = SshCluster::new();
+    for n in closed {
+        c.closed(n);
+    }
+    c.write_config();
+    for (n, s) in published {
+        publish(&c, n, s).code(0);
+    }
+    c
 }
 
 /// Rewrites a published record's JSON.
@@ -96,7 +101,7 @@ fn every_node_published_so_no_ssh_is_tried() {
     let run = c.run(&["--output", "json", "scan"]).code(0);
     let v = run.json();
     for (n, s) in samples {
-        let j = node_json(&v, n);
+        let j = harness::scanned_node(&v, n);
         assert_eq!(j["via"], "pmxcfs", "{j}");
         assert_eq!(j["source"], "pmxcfs");
         assert_eq!(j["status"], "ok");
@@ -132,10 +137,13 @@ fn every_node_published_so_no_ssh_is_tried() {
     let st = c.run(&["status"]).code(0);
     st.stdout_has(" ago via pmxcfs");
     let st = c.run(&["--output", "json", "status"]);
-    assert_eq!(node_json(&st.json(), "pve2")["source"], "pmxcfs");
+    assert_eq!(
+        harness::scanned_node(&st.json(), "pve2")["source"],
+        "pmxcfs"
+    );
     let audit = c.run(&["--output", "json", "audit"]);
     assert_eq!(
-        node_json(&audit.json(), "pve3")["source"],
+        harness::scanned_node(&audit.json(), "pve3")["source"],
         "pmxcfs",
         "{}",
         audit.stdout
@@ -163,12 +171,15 @@ fn mixed_cluster_published_records_and_real_sshd() {
     });
     let run = c.run(&["--output", "json", "scan"]).code(0);
     let v = run.json();
-    assert_eq!(node_json(&v, "pve1")["via"], "pmxcfs");
-    assert_eq!(node_json(&v, "pve1")["level"], expected_level(HASWELL));
-    let p2 = node_json(&v, "pve2");
+    assert_eq!(harness::scanned_node(&v, "pve1")["via"], "pmxcfs");
+    assert_eq!(
+        harness::scanned_node(&v, "pve1")["level"],
+        expected_level(HASWELL)
+    );
+    let p2 = harness::scanned_node(&v, "pve2");
     assert_eq!(p2["via"], "ssh");
     assert_eq!(p2["published"]["problem"], "missing");
-    let p3 = node_json(&v, "pve3");
+    let p3 = harness::scanned_node(&v, "pve3");
     assert_eq!(p3["via"], "ssh", "{p3}");
     assert_eq!(p3["published"]["problem"], "stale");
     assert_eq!(
@@ -185,7 +196,7 @@ fn mixed_cluster_published_records_and_real_sshd() {
     assert!(w[0].as_str().unwrap().starts_with(&expected), "{w:?}");
     // The staleness limit is the cache_max_age setting.
     let run = c.run(&["--output", "json", "scan", "--cache-max-age", "4h"]);
-    assert_eq!(node_json(&run.json(), "pve3")["via"], "pmxcfs");
+    assert_eq!(harness::scanned_node(&run.json(), "pve3")["via"], "pmxcfs");
 
     // The cache records the source of each node; status shows it.
     let cache = Cache::load(&c.cache()).unwrap();
@@ -246,13 +257,13 @@ fn bad_records_are_reported_and_those_nodes_read_over_ssh() {
     let run = c.run(&["--output", "json", "scan"]).code(0);
     let v = run.json();
     for n in bad {
-        let j = node_json(&v, n);
+        let j = harness::scanned_node(&v, n);
         assert_eq!(j["via"], "ssh", "{n}: {j}");
         assert_eq!(j["level"], expected_level(ZEN3), "{n}");
         assert_eq!(j["published"]["problem"], "invalid", "{n}: {j}");
     }
     let why = |n: &str| {
-        node_json(&v, n)["published"]["message"]
+        harness::scanned_node(&v, n)["published"]["message"]
             .as_str()
             .unwrap()
             .to_string()
@@ -304,7 +315,7 @@ fn bad_records_are_reported_and_those_nodes_read_over_ssh() {
         v["record"]["flags"] = "fpu sse2 $(reboot)".into();
     });
     let run = c.run(&["--output", "json", "scan"]);
-    let j = node_json(&run.json(), "misnamed").clone();
+    let j = harness::scanned_node(&run.json(), "misnamed").clone();
     assert!(
         j["published"]["message"]
             .as_str()
@@ -316,12 +327,7 @@ fn bad_records_are_reported_and_those_nodes_read_over_ssh() {
 
 #[test]
 fn a_bad_record_never_replaces_good_data() {
-    let mut c = SshCluster::new();
-    c.closed("pve1");
-    c.closed("pve2");
-    c.write_config();
-    publish(&c, "pve1", HASWELL).code(0);
-    publish(&c, "pve2", ZEN3).code(0);
+    let c = published(&["pve1", "pve2"], &[("pve1", HASWELL), ("pve2", ZEN3)]);
     c.run(&["scan"]).code(0);
     let before = Cache::load(&c.cache())
         .unwrap()
@@ -349,11 +355,7 @@ fn a_bad_record_never_replaces_good_data() {
 
 #[test]
 fn no_ssh_reports_nodes_without_a_record_with_the_command_to_run() {
-    let mut c = SshCluster::new();
-    c.closed("pve1");
-    c.closed("pve2");
-    c.write_config();
-    publish(&c, "pve1", HASWELL).code(0);
+    let c = published(&["pve1", "pve2"], &[("pve1", HASWELL)]);
     let witness = Witness::at(&c, "pve2");
     let run = c.run(&["scan", "--no-ssh"]).code(1);
     assert!(
@@ -375,8 +377,11 @@ fn no_ssh_reports_nodes_without_a_record_with_the_command_to_run() {
         .run()
         .code(1);
     let v = run.json();
-    assert_eq!(node_json(&v, "pve1")["via"], "pmxcfs");
-    assert_eq!(node_json(&v, "pve2")["error"]["stage"], "no-record");
+    assert_eq!(harness::scanned_node(&v, "pve1")["via"], "pmxcfs");
+    assert_eq!(
+        harness::scanned_node(&v, "pve2")["error"]["stage"],
+        "no-record"
+    );
     assert_eq!(v["nodes_without_data"], serde_json::json!(["pve2"]));
     assert!(!witness.contacted(), "SSH was tried");
 }
@@ -385,10 +390,7 @@ fn no_ssh_reports_nodes_without_a_record_with_the_command_to_run() {
 /// is a read-only bind mount: the kernel answers EROFS, even to root.
 #[test]
 fn read_only_pve_dir_warns_exits_1_and_keeps_the_last_record() {
-    let mut c = SshCluster::new();
-    c.closed("pve1");
-    c.write_config();
-    publish(&c, "pve1", HASWELL).code(0);
+    let c = published(&["pve1"], &[("pve1", HASWELL)]);
     let path = record_path(&c, "pve1");
     let before = std::fs::read(&path).unwrap();
 
@@ -435,12 +437,7 @@ fn read_only_pve_dir_warns_exits_1_and_keeps_the_last_record() {
 
 #[test]
 fn a_changed_record_is_reported_as_drift() {
-    let mut c = SshCluster::new();
-    c.closed("pve1");
-    c.closed("pve2");
-    c.write_config();
-    publish(&c, "pve1", HASWELL).code(0);
-    publish(&c, "pve2", ZEN3).code(0);
+    let c = published(&["pve1", "pve2"], &[("pve1", HASWELL), ("pve2", ZEN3)]);
     let run = c.run(&["scan"]).code(0);
     run.stdout_lacks("Drift");
     // pve1 now has another CPU and published it.
@@ -458,7 +455,10 @@ fn a_changed_record_is_reported_as_drift() {
             .any(|f| f == "avx2"),
         "{v}"
     );
-    assert_eq!(node_json(&v, "pve1")["level"], expected_level(IVY));
+    assert_eq!(
+        harness::scanned_node(&v, "pve1")["level"],
+        expected_level(IVY)
+    );
     let st = c.run(&["status"]);
     st.stdout_has("Drift found by the last scan:\n  pve1 ");
 }
@@ -473,7 +473,7 @@ fn this_nodes_out_of_date_record_is_read_locally_and_published_again() {
     publish(&c, "pve2", ZEN3).code(0);
     // Current: this node's record is used as published.
     let run = c.run(&["--output", "json", "scan"]).code(0);
-    assert_eq!(node_json(&run.json(), "pve1")["via"], "pmxcfs");
+    assert_eq!(harness::scanned_node(&run.json(), "pve1")["via"], "pmxcfs");
     // A microcode update since: read locally, and published again with
     // QEMU's answer (real QEMU, under TCG: there is no /dev/kvm here).
     edit(&record_path(&c, "pve1"), |v| {
@@ -485,7 +485,7 @@ fn this_nodes_out_of_date_record_is_read_locally_and_published_again() {
         .run()
         .code(0);
     let v = run.json();
-    let j = node_json(&v, "pve1");
+    let j = harness::scanned_node(&v, "pve1");
     assert_eq!(j["via"], "local", "{j}");
     assert_eq!(j["published"]["problem"], "outdated");
     assert!(
@@ -510,15 +510,18 @@ fn this_nodes_out_of_date_record_is_read_locally_and_published_again() {
     let before = std::fs::read(record_path(&c, "pve1")).unwrap();
     let run = c.run(&["--output", "json", "scan"]).code(0);
     let v = run.json();
-    assert_eq!(node_json(&v, "pve1")["via"], "local");
-    assert_eq!(node_json(&v, "pve1")["record"]["source"], "local");
+    assert_eq!(harness::scanned_node(&v, "pve1")["via"], "local");
+    assert_eq!(
+        harness::scanned_node(&v, "pve1")["record"]["source"],
+        "local"
+    );
     assert!(v["republished"].is_null(), "{v}");
     assert_eq!(std::fs::read(record_path(&c, "pve1")).unwrap(), before);
     edit(&record_path(&c, "pve1"), |v| {
         v["record"]["microcode"] = "0x3c".into()
     });
     let run = c.run(&["--output", "json", "scan"]);
-    assert_eq!(node_json(&run.json(), "pve1")["via"], "pmxcfs");
+    assert_eq!(harness::scanned_node(&run.json(), "pve1")["via"], "pmxcfs");
 }
 
 #[test]
@@ -531,9 +534,7 @@ fn a_256_thread_host_with_qemus_answer_publishes_a_small_record() {
         big.push_str(&block.replacen("processor\t: 0", &format!("processor\t: {i}"), 1));
         big.push_str("\n\n");
     }
-    let mut c = SshCluster::new();
-    c.closed("big");
-    c.write_config();
+    let c = published(&["big"], &[]);
     let file = c.dir.path().join("cpuinfo-256");
     std::fs::write(&file, &big).unwrap();
     assert!(
@@ -570,9 +571,7 @@ fn a_256_thread_host_with_qemus_answer_publishes_a_small_record() {
 
 #[test]
 fn publish_errors_name_the_file_and_exit_2() {
-    let mut c = SshCluster::new();
-    c.closed("pve1");
-    c.write_config();
+    let c = published(&["pve1"], &[]);
     let missing = c.dir.path().join("no-cpuinfo");
     let run = publish_file(&c, "pve1", &missing).code(2);
     run.stderr_has(&missing.display().to_string());

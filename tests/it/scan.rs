@@ -21,15 +21,6 @@ fn flags(sample: &str) -> BTreeSet<String> {
         .flags
 }
 
-fn node_json<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    v["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == name)
-        .unwrap_or_else(|| panic!("node {name} in {v}"))
-}
-
 /// The cluster CPU type over node levels as printed: a node where not even
 /// kvm64 starts makes it `below-kvm64`, else the lowest level.
 fn cluster_level<'a>(levels: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
@@ -117,7 +108,7 @@ fn sixteen_nodes_each_with_its_own_cpu() {
     let run = c.run(&["--output", "json", "scan"]).code(0);
     let v = run.json();
     for n in &c.nodes {
-        let j = node_json(&v, &n.name);
+        let j = harness::scanned_node(&v, &n.name);
         assert_eq!(j["status"], "ok", "{j}");
         assert_eq!(j["via"], "ssh");
         assert_eq!(
@@ -183,7 +174,7 @@ fn changed_host_key_is_refused() {
     c.write_config();
     let run = c.run(&["--output", "json", "scan"]).code(1);
     let v = run.json();
-    let j = node_json(&v, "pve1");
+    let j = harness::scanned_node(&v, "pve1");
     assert_eq!(j["status"], "failed");
     assert_eq!(j["error"]["stage"], "host-key");
     let msg = j["error"]["message"].as_str().unwrap();
@@ -196,7 +187,7 @@ fn changed_host_key_is_refused() {
         j["record"].is_null(),
         "no CPU data from a node with a changed key"
     );
-    assert_eq!(node_json(&v, "pve2")["status"], "ok");
+    assert_eq!(harness::scanned_node(&v, "pve2")["status"], "ok");
 }
 
 #[test]
@@ -240,16 +231,25 @@ fn silent_closed_and_offline_nodes_fail_within_the_timeout() {
         run.elapsed
     );
     let v = run.json();
-    assert_eq!(node_json(&v, "pve1")["status"], "ok");
-    assert_eq!(node_json(&v, "pve5")["status"], "ok");
-    assert_eq!(node_json(&v, "pve2")["error"]["stage"], "timeout");
-    assert!(node_json(&v, "pve2")["error"]["message"]
+    assert_eq!(harness::scanned_node(&v, "pve1")["status"], "ok");
+    assert_eq!(harness::scanned_node(&v, "pve5")["status"], "ok");
+    assert_eq!(
+        harness::scanned_node(&v, "pve2")["error"]["stage"],
+        "timeout"
+    );
+    assert!(harness::scanned_node(&v, "pve2")["error"]["message"]
         .as_str()
         .unwrap()
         .contains("handshake"));
-    assert_eq!(node_json(&v, "pve3")["error"]["stage"], "connect");
-    assert_eq!(node_json(&v, "pve4")["error"]["stage"], "offline");
-    assert_eq!(node_json(&v, "pve4")["via"], "skipped");
+    assert_eq!(
+        harness::scanned_node(&v, "pve3")["error"]["stage"],
+        "connect"
+    );
+    assert_eq!(
+        harness::scanned_node(&v, "pve4")["error"]["stage"],
+        "offline"
+    );
+    assert_eq!(harness::scanned_node(&v, "pve4")["via"], "skipped");
     assert_eq!(v["failed"], 3);
     // The offline node's sshd was never contacted.
     let log = std::fs::read_to_string(&c.node("pve4").sshd().unwrap().log).unwrap();
@@ -379,12 +379,18 @@ fn the_local_node_is_read_locally_and_members_ip_wins() {
     .unwrap();
     let run = c.run(&["--output", "json", "scan"]).code(0);
     let v = run.json();
-    assert_eq!(node_json(&v, "pve1")["via"], "local");
-    assert_eq!(node_json(&v, "pve1")["level"], expected_level(ZEN3));
-    assert_eq!(node_json(&v, "pve2")["via"], "ssh");
-    assert_eq!(node_json(&v, "pve2")["address_source"], ".members");
+    assert_eq!(harness::scanned_node(&v, "pve1")["via"], "local");
     assert_eq!(
-        node_json(&v, "pve2")["address"],
+        harness::scanned_node(&v, "pve1")["level"],
+        expected_level(ZEN3)
+    );
+    assert_eq!(harness::scanned_node(&v, "pve2")["via"], "ssh");
+    assert_eq!(
+        harness::scanned_node(&v, "pve2")["address_source"],
+        ".members"
+    );
+    assert_eq!(
+        harness::scanned_node(&v, "pve2")["address"],
         c.node("pve2").addr.as_str()
     );
 }

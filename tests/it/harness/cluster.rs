@@ -121,6 +121,26 @@ impl Cluster {
         .unwrap()
     }
 
+    /// Writes `storage.cfg` as Proxmox VE does: `local`, a dir storage at
+    /// `vz/` of this cluster with `content`, and `local-lvm`, then the
+    /// sections `more`. `vz/snippets/backup.pl` is there, a VM's own
+    /// hookscript. Returns the path of `vz/`.
+    pub fn storage(&self, content: &str, more: &str) -> PathBuf {
+        let vz = self.path("vz");
+        std::fs::create_dir_all(vz.join("snippets")).unwrap();
+        std::fs::write(
+            self.pve().join("storage.cfg"),
+            format!(
+                "dir: local\n\tpath {}\n\tcontent {content}\n\n\
+                 lvmthin: local-lvm\n\tthinpool data\n\tvgname pve\n\tcontent rootdir,images\n{more}",
+                vz.display(),
+            ),
+        )
+        .unwrap();
+        script(&vz.join("snippets/backup.pl"), "#!/bin/sh\nexit 0\n");
+        vz
+    }
+
     pub fn cpu_models(&self, text: &str) {
         std::fs::write(self.pve().join("virtual-guest/cpu-models.conf"), text).unwrap();
     }

@@ -78,6 +78,16 @@ pub fn hook_file() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("hooks/pve-cpuguard-hook")
 }
 
+/// The node `name` in the JSON output of `scan` (its `nodes` list).
+pub fn scanned_node<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .unwrap_or_else(|| panic!("node {name} in {v}"))
+}
+
 /// The login user of the test sshd processes (the current user).
 pub fn current_user() -> String {
     let out = Command::new("id").arg("-un").output().expect("id -un");
