@@ -57,6 +57,23 @@ fn probe_real() -> QemuReport {
     }
 }
 
+/// The real QEMU (for at most 60 s) with `args` and QMP on stdio, fed
+/// `input`.
+fn qemu_qmp(args: &[&str], input: &[u8]) -> std::process::Output {
+    let mut child = Command::new("timeout")
+        .arg("60")
+        .arg(real_qemu())
+        .args(args)
+        .args(["-display", "none", "-qmp", "stdio"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// QEMU's answers fetched without the library: raw QMP commands written by
 /// hand, the replies taken in order.
 fn raw_qmp(accel: Accel) -> Vec<Value> {
@@ -68,23 +85,10 @@ fn raw_qmp(accel: Accel) -> Vec<Value> {
          {{\"execute\": \"query-cpu-definitions\"}}\n\
          {{\"execute\": \"quit\"}}\n"
     );
-    let mut child = Command::new("timeout")
-        .arg("60")
-        .arg(real_qemu())
-        .args(["-machine", "none", "-accel", accel.as_str()])
-        .args(["-nodefaults", "-display", "none", "-qmp", "stdio"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = qemu_qmp(
+        &["-machine", "none", "-accel", accel.as_str(), "-nodefaults"],
+        input.as_bytes(),
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -192,24 +196,21 @@ fn real_qemu_answers_parse_to_exactly_what_qemu_said() {
 fn unavailable_features_predict_enforce() {
     let view = probe_real();
     let missing = &view.models["kvm64"];
-    let mut child = Command::new("timeout")
-        .arg("60")
-        .arg(real_qemu())
-        .args(["-machine", "pc", "-accel", view.accel.as_str()])
-        .args(["-cpu", "kvm64,enforce", "-m", "64", "-nodefaults"])
-        .args(["-display", "none", "-qmp", "stdio", "-S"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"{\"execute\": \"qmp_capabilities\"}\n{\"execute\": \"quit\"}\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = qemu_qmp(
+        &[
+            "-machine",
+            "pc",
+            "-accel",
+            view.accel.as_str(),
+            "-cpu",
+            "kvm64,enforce",
+            "-m",
+            "64",
+            "-nodefaults",
+            "-S",
+        ],
+        b"{\"execute\": \"qmp_capabilities\"}\n{\"execute\": \"quit\"}\n",
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     if missing.is_empty() {
         assert!(out.status.success(), "kvm64 should start: {stderr}");

@@ -6,7 +6,7 @@
 use crate::harness;
 
 use crate::harness::cluster::Cluster;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn cluster() -> Cluster {
     let mut c = Cluster::new(&[
@@ -18,21 +18,27 @@ fn cluster() -> Cluster {
     c
 }
 
+/// `check` on pve1 of VM 100 starting on pve2 under the configuration
+/// file `conf`: its JSON, after its exit code is asserted.
+fn check_start_on_pve2(c: &Cluster, conf: &Path, code: i32) -> serde_json::Value {
+    c.on(
+        "pve1",
+        &[
+            "check", "100", "--mode", "start", "--target", "pve2", "-o", "json",
+        ],
+    )
+    .env("PVE_CPUGUARD_CONFIG", conf)
+    .run()
+    .code(code)
+    .json()
+}
+
 #[test]
 fn check_and_hook_apply_the_same_policy_to_unknown_answers() {
     let c = cluster();
     // Default policy: allowed without proof by both.
     c.on("pve2", &["hook", "100", "pre-start"]).run().code(0);
-    let d = c
-        .on(
-            "pve1",
-            &[
-                "check", "100", "--mode", "start", "--target", "pve2", "-o", "json",
-            ],
-        )
-        .run()
-        .code(3)
-        .json();
+    let d = check_start_on_pve2(&c, &c.path("no-such.conf"), 3);
     assert_eq!(d["decisions"]["pve2"]["allow"], true, "{d}");
     assert!(d["unknown_nodes"]["pve2"].is_object(), "{d}");
 
@@ -43,17 +49,7 @@ fn check_and_hook_apply_the_same_policy_to_unknown_answers() {
         .env("PVE_CPUGUARD_CONFIG", &conf)
         .run()
         .code(1);
-    let d = c
-        .on(
-            "pve1",
-            &[
-                "check", "100", "--mode", "start", "--target", "pve2", "-o", "json",
-            ],
-        )
-        .env("PVE_CPUGUARD_CONFIG", &conf)
-        .run()
-        .code(1)
-        .json();
+    let d = check_start_on_pve2(&c, &conf, 1);
     assert_eq!(d["decisions"]["pve2"]["allow"], false, "{d}");
     let reasons = d["not_allowed_nodes"]["pve2"]["reasons"].to_string();
     assert!(reasons.contains("policy strict"), "{d}");

@@ -118,43 +118,26 @@ fn tell(c: &Cluster) -> (Story, Vec<String>) {
     let mut views: Vec<(&str, String)> = Vec::new();
 
     let status = json(c, "pve1", &["status"], 0);
-    levels.push((
-        "status",
-        status["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| (s(&n["name"]), s(&n["level"])))
-            .collect(),
-    ));
-    clusters.push(("status", s(&status["cluster_cpu_type"])));
-    views.push(("status", s(&status["nodes"][0]["view"])));
-
     let baseline = json(c, "pve1", &["baseline"], 0);
-    levels.push((
-        "baseline",
-        baseline["node_levels"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| (s(&n["name"]), s(&n["level"])))
-            .collect(),
-    ));
-    clusters.push(("baseline", s(&baseline["level"])));
-    views.push(("baseline", s(&baseline["node_levels"][0]["view"])));
-
     let audit = on(c, "pve1", &["audit", "-o", "json"]).run().json();
-    levels.push((
-        "audit",
-        audit["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| (s(&n["name"]), s(&n["level"])))
-            .collect(),
-    ));
-    clusters.push(("audit", s(&audit["baseline"])));
-    views.push(("audit", s(&audit["nodes"][0]["view"])));
+    // (command, its JSON, its list of nodes, its cluster level)
+    for (cmd, v, nodes, cluster) in [
+        ("status", &status, "nodes", "cluster_cpu_type"),
+        ("baseline", &baseline, "node_levels", "level"),
+        ("audit", &audit, "nodes", "baseline"),
+    ] {
+        levels.push((
+            cmd,
+            v[nodes]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| (s(&n["name"]), s(&n["level"])))
+                .collect(),
+        ));
+        clusters.push((cmd, s(&v[cluster])));
+        views.push((cmd, s(&v[nodes][0]["view"])));
+    }
     recommended.extend(audit["works_everywhere"].as_str().map(first_word));
     let mut audit_starts = BTreeMap::new();
     for vm in audit["vms"].as_array().unwrap() {

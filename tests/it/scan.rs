@@ -62,11 +62,7 @@ fn proxclmc_text(c: &SshCluster) -> String {
 
 #[test]
 fn three_nodes_report_their_levels_in_proxclmc_format() {
-    let mut c = SshCluster::new();
-    c.sshd("pve1", HASWELL);
-    c.sshd("pve2", ZEN3);
-    c.sshd("pve3", SAPPHIRE);
-    c.write_config();
+    let c = SshCluster::with_sshd(&[("pve1", HASWELL), ("pve2", ZEN3), ("pve3", SAPPHIRE)]);
     let run = c.run(&["scan"]).code(0);
     assert_eq!(run.stdout, proxclmc_text(&c), "stderr: {}", run.stderr);
 
@@ -267,10 +263,7 @@ fn silent_closed_and_offline_nodes_fail_within_the_timeout() {
 
 #[test]
 fn a_failed_node_keeps_its_last_record_marked_stale() {
-    let mut c = SshCluster::new();
-    c.sshd("pve1", HASWELL);
-    c.sshd("pve2", SAPPHIRE);
-    c.write_config();
+    let mut c = SshCluster::with_sshd(&[("pve1", HASWELL), ("pve2", SAPPHIRE)]);
     c.run(&["scan"]).code(0);
     let before = pve_cpuguard::cache::Cache::load(&c.cache()).unwrap();
     c.stop("pve2");
@@ -301,10 +294,7 @@ fn a_failed_node_keeps_its_last_record_marked_stale() {
 
 #[test]
 fn drift_is_reported_after_a_cpu_change() {
-    let mut c = SshCluster::new();
-    c.sshd("pve1", HASWELL);
-    c.sshd("pve2", HASWELL);
-    c.write_config();
+    let mut c = SshCluster::with_sshd(&[("pve1", HASWELL), ("pve2", HASWELL)]);
     c.run(&["scan"]).code(0);
     c.replace_sample("pve2", IVY);
     let sock_path = c.dir.path().join("log.sock");
@@ -397,9 +387,7 @@ fn the_local_node_is_read_locally_and_members_ip_wins() {
 
 #[test]
 fn corrupt_cache_is_reported_kept_aside_and_rebuilt() {
-    let mut c = SshCluster::new();
-    c.sshd("pve1", HASWELL);
-    c.write_config();
+    let c = SshCluster::with_sshd(&[("pve1", HASWELL)]);
     std::fs::create_dir_all(c.cache().parent().unwrap()).unwrap();
     std::fs::write(&c.cache(), "{\"schema\": 1, \"nodes\": {\"pve1\": 42").unwrap();
     let st = c.run(&["status"]).code(3);
@@ -420,11 +408,7 @@ fn corrupt_cache_is_reported_kept_aside_and_rebuilt() {
 
 #[test]
 fn baseline_names_a_model_every_node_supports() {
-    let mut c = SshCluster::new();
-    c.sshd("pve1", HASWELL);
-    c.sshd("pve2", SAPPHIRE);
-    c.sshd("pve3", IVY);
-    c.write_config();
+    let c = SshCluster::with_sshd(&[("pve1", HASWELL), ("pve2", SAPPHIRE), ("pve3", IVY)]);
     c.run(&["scan"]).code(0);
     let run = c.run(&["--output", "json", "baseline"]).code(0);
     let v = run.json();

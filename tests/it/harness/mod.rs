@@ -234,40 +234,30 @@ impl Done {
     /// Panics with the command and both streams unless stdout contains
     /// `needle`.
     pub fn stdout_has(&self, needle: &str) -> &Self {
-        assert!(
-            self.stdout.contains(needle),
-            "stdout lacks {needle:?}:\n{}",
-            self.show()
-        );
-        self
+        self.expect("stdout", &self.stdout, needle, true)
     }
 
     /// Likewise for stderr.
     pub fn stderr_has(&self, needle: &str) -> &Self {
-        assert!(
-            self.stderr.contains(needle),
-            "stderr lacks {needle:?}:\n{}",
-            self.show()
-        );
-        self
+        self.expect("stderr", &self.stderr, needle, true)
     }
 
     /// Panics with the command and both streams if stdout contains
     /// `needle`.
     pub fn stdout_lacks(&self, needle: &str) -> &Self {
-        assert!(
-            !self.stdout.contains(needle),
-            "stdout has {needle:?}:\n{}",
-            self.show()
-        );
-        self
+        self.expect("stdout", &self.stdout, needle, false)
     }
 
     /// Likewise for stderr.
     pub fn stderr_lacks(&self, needle: &str) -> &Self {
+        self.expect("stderr", &self.stderr, needle, false)
+    }
+
+    fn expect(&self, stream: &str, text: &str, needle: &str, present: bool) -> &Self {
+        let verb = if present { "lacks" } else { "has" };
         assert!(
-            !self.stderr.contains(needle),
-            "stderr has {needle:?}:\n{}",
+            text.contains(needle) == present,
+            "{stream} {verb} {needle:?}:\n{}",
             self.show()
         );
         self

@@ -136,6 +136,17 @@ impl SshCluster {
         }
     }
 
+    /// Nodes running real sshds, (name, sample) each, with the
+    /// configuration written.
+    pub fn with_sshd(nodes: &[(&str, &str)]) -> SshCluster {
+        let mut c = SshCluster::new();
+        for (name, sample) in nodes {
+            c.sshd(name, sample);
+        }
+        c.write_config();
+        c
+    }
+
     fn next_addr(&mut self) -> String {
         let a = format!("127.{}.{}.{}", self.subnet.0, self.subnet.1, self.next_host);
         self.next_host += 1;
