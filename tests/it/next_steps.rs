@@ -2,7 +2,8 @@
 //! here for each case on a fixture `/etc/pve` tree and the real binary.
 
 use crate::harness;
-use crate::harness::cluster::{script, Cluster};
+use crate::harness::cluster::Cluster;
+use crate::harness::exec::Recorder;
 
 const GUARD: &str = "hookscript: local:snippets/pve-cpuguard-hook\n";
 
@@ -142,23 +143,23 @@ fn vm_not_found_says_where_it_looked() {
 }
 
 /// A `qm` that must never run: it leaves a mark.
-fn qm(c: &Cluster) -> std::path::PathBuf {
-    let qm = c.path("qm");
-    script(
-        &qm,
-        &format!("#!/bin/sh\ntouch {}\n", c.path("qm-ran").display()),
-    );
-    qm
+/// `args` on pve1, exit code `code`, with `qm` replaced by a recorder
+/// that must not be called.
+fn without_qm(c: &Cluster, args: &[&str], code: i32) -> harness::Done {
+    let qm = Recorder::new(c.dir.path(), "qm", "");
+    let done = c
+        .on("pve1", args)
+        .env("PVE_CPUGUARD_QM", &qm.program)
+        .run()
+        .code(code);
+    assert!(qm.calls().is_empty(), "qm ran: {:?}", qm.calls());
+    done
 }
 
 #[test]
 fn migrate_to_a_node_outside_the_cluster_says_so() {
     let c = cluster();
-    let done = c
-        .on("pve1", &["migrate", "100", "pve7", "--online"])
-        .env("PVE_CPUGUARD_QM", qm(&c))
-        .run()
-        .code(2);
+    let done = without_qm(&c, &["migrate", "100", "pve7", "--online"], 2);
     assert!(
         done.stderr
             .contains("error: 'pve7' is not a node of this cluster (nodes in"),
@@ -168,17 +169,12 @@ fn migrate_to_a_node_outside_the_cluster_says_so() {
     assert!(done.stderr.contains(": pve1, pve2)"), "{}", done.stderr);
     done.stderr_lacks("cached record");
     ends_with_note(&done.stderr, "`pvecm nodes`");
-    assert!(!c.path("qm-ran").exists());
 }
 
 #[test]
 fn migrate_online_of_a_stopped_vm_says_why_it_is_offline() {
     let c = cluster();
-    let done = c
-        .on("pve1", &["migrate", "100", "pve2", "--online"])
-        .env("PVE_CPUGUARD_QM", qm(&c))
-        .run()
-        .code(1);
+    let done = without_qm(&c, &["migrate", "100", "pve2", "--online"], 1);
     done.stderr_has("offline migration");
     assert!(
         done.stderr.contains(&format!(
@@ -188,7 +184,6 @@ fn migrate_online_of_a_stopped_vm_says_why_it_is_offline() {
         "{}",
         done.stderr
     );
-    assert!(!c.path("qm-ran").exists());
 }
 
 #[test]
@@ -218,11 +213,7 @@ fn output_formats_a_command_cannot_honour_are_usage_errors() {
         (&["hook", "100", "pre-start", "-o", "json"], "exit status"),
         (&["status", "-o", "html"], "only `audit` has an HTML page"),
     ] {
-        let done = c
-            .on("pve1", args)
-            .env("PVE_CPUGUARD_QM", qm(&c))
-            .run()
-            .code(2);
+        let done = without_qm(&c, args, 2);
         assert!(done.stdout.is_empty(), "{args:?}: {}", done.stdout);
         assert!(
             done.stderr.contains("does not apply to") && done.stderr.contains(why),
@@ -231,7 +222,6 @@ fn output_formats_a_command_cannot_honour_are_usage_errors() {
         );
         ends_with_note(&done.stderr, "drop --output");
     }
-    assert!(!c.path("qm-ran").exists());
 }
 
 #[test]
@@ -246,11 +236,7 @@ fn a_node_without_a_record_is_unknown_and_migrate_says_how_to_get_one() {
         done.stdout
     );
     done.stdout_has("CPU type that works on every node with data: x86-64-v4 (pve2 unknown)");
-    let done = c
-        .on("pve1", &["migrate", "100", "pve2"])
-        .env("PVE_CPUGUARD_QM", qm(&c))
-        .run()
-        .code(2);
+    let done = without_qm(&c, &["migrate", "100", "pve2"], 2);
     assert!(
         done.stderr
             .contains("error: no CPU data for node 'pve2': no cached record, and could not read 'pve2' again ("),
@@ -260,7 +246,6 @@ fn a_node_without_a_record_is_unknown_and_migrate_says_how_to_get_one() {
     done.stderr_lacks("using its cached record");
     assert_eq!(done.stderr.matches("note: ").count(), 1, "{}", done.stderr);
     ends_with_note(&done.stderr, "`pve-cpuguard publish` on 'pve2'");
-    assert!(!c.path("qm-ran").exists());
 }
 
 #[test]
