@@ -26,6 +26,16 @@ fn ends_with_note(stderr: &str, want: &str) {
     );
 }
 
+/// Nothing on stdout; stderr holds each of `want` and ends with a note
+/// containing `note`.
+fn error_only(done: &harness::Done, want: &[&str], note: &str) {
+    assert!(done.stdout.is_empty(), "{}: {}", done.command, done.stdout);
+    for w in want {
+        done.stderr_has(w);
+    }
+    ends_with_note(&done.stderr, note);
+}
+
 #[test]
 fn not_a_proxmox_node_audit_attach_detach_say_so() {
     let c = cluster();
@@ -41,13 +51,11 @@ fn not_a_proxmox_node_audit_attach_detach_say_so() {
                 .env("PVE_CPUGUARD_PVE_DIR", &dir)
                 .run()
                 .code(2);
-            assert!(done.stdout.is_empty(), "{args:?}: {}", done.stdout);
-            assert!(
-                done.stderr.contains("error: not a Proxmox VE node: "),
-                "{args:?}: {}",
-                done.stderr
+            error_only(
+                &done,
+                &["error: not a Proxmox VE node: "],
+                "PVE_CPUGUARD_PVE_DIR",
             );
-            ends_with_note(&done.stderr, "PVE_CPUGUARD_PVE_DIR");
         }
     }
 }
@@ -214,13 +222,7 @@ fn output_formats_a_command_cannot_honour_are_usage_errors() {
         (&["status", "-o", "html"], "only `audit` has an HTML page"),
     ] {
         let done = without_qm(&c, args, 2);
-        assert!(done.stdout.is_empty(), "{args:?}: {}", done.stdout);
-        assert!(
-            done.stderr.contains("does not apply to") && done.stderr.contains(why),
-            "{args:?}: {}",
-            done.stderr
-        );
-        ends_with_note(&done.stderr, "drop --output");
+        error_only(&done, &["does not apply to", why], "drop --output");
     }
 }
 
