@@ -42,7 +42,7 @@ fn a_fresh_record_decides_without_the_network() {
     run.code(0);
     assert_eq!(qm.calls(), [argv(&["migrate", "100", "pve2", "--online"])]);
     let cache: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&c.cache()).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(c.cache()).unwrap()).unwrap();
     assert!(cache["nodes"]["pve2"]["model_name"]
         .as_str()
         .unwrap()
@@ -58,7 +58,7 @@ fn a_stale_target_is_read_again_over_ssh_and_that_decides() {
     assert_eq!(qm.calls(), Vec::<Vec<String>>::new(), "qm must not run");
     // The fresh record went into the cache; pve1's record is kept.
     let cache: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&c.cache()).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(c.cache()).unwrap()).unwrap();
     assert!(
         cache["nodes"]["pve2"]["model_name"]
             .as_str()

@@ -399,7 +399,7 @@ fn read_only_pve_dir_warns_exits_1_and_keeps_the_last_record() {
     cmd.args(["--mount", "--propagation", "private", "/bin/sh", "-c"])
         .arg("mount --bind -o ro \"$1\" \"$1\" && shift && exec \"$@\"")
         .arg("sh")
-        .arg(&c.pve())
+        .arg(c.pve())
         .arg(harness::binary())
         .arg("publish");
     for (k, v) in base.get_envs() {

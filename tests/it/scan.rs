@@ -389,7 +389,7 @@ fn the_local_node_is_read_locally_and_members_ip_wins() {
 fn corrupt_cache_is_reported_kept_aside_and_rebuilt() {
     let c = SshCluster::with_sshd(&[("pve1", HASWELL)]);
     std::fs::create_dir_all(c.cache().parent().unwrap()).unwrap();
-    std::fs::write(&c.cache(), "{\"schema\": 1, \"nodes\": {\"pve1\": 42").unwrap();
+    std::fs::write(c.cache(), "{\"schema\": 1, \"nodes\": {\"pve1\": 42").unwrap();
     let st = c.run(&["status"]).code(3);
     st.stderr_has("unusable cache");
     let run = c.run(&["scan"]).code(0);
@@ -566,7 +566,7 @@ fn the_kvm_view_is_recorded_by_scan_and_decides() {
     );
 
     let cache: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&c.cache()).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(c.cache()).unwrap()).unwrap();
     let pve1 = &cache["nodes"]["pve1"];
     assert_eq!(pve1["kvm"]["accel"], "kvm", "{pve1}");
     assert!(
