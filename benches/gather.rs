@@ -48,7 +48,7 @@ fn main() {
     // A second /etc/pve where every node has published its record, each
     // with `pve-cpuguard publish` as that node runs it.
     let published = c.dir.path().join("etc-pve-published");
-    copy_tree(&c.pve_dir, &published);
+    copy_tree(&c.pve(), &published);
     for (i, n) in c.nodes.iter().enumerate() {
         let mut cmd = c.command(&["publish"]);
         cmd.env("PVE_CPUGUARD_PVE_DIR", &published)
@@ -71,13 +71,13 @@ fn main() {
             cache.display()
         )
     };
-    let ssh_cmd = scan(&c.pve_dir, &ssh_cache);
+    let ssh_cmd = scan(&c.pve(), &ssh_cache);
     let gather_cmd = scan(&published, &gather_cache);
 
     // Each reads what it should: every node over SSH, or every published
     // record and no SSH.
     for (pve, cache, via) in [
-        (&c.pve_dir, &ssh_cache, "ssh"),
+        (&c.pve(), &ssh_cache, "ssh"),
         (&published, &gather_cache, "pmxcfs"),
     ] {
         let mut cmd = c.command(&["--output", "json", "scan"]);

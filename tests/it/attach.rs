@@ -11,13 +11,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::harness::cluster::{script, Cluster};
+use crate::harness::exec::{Recorder, QM_SET_HOOKSCRIPT};
 
 const HOOK: &str = "pve-cpuguard-hook";
 
 struct Fixture {
     c: Cluster,
-    qm: PathBuf,
-    log: PathBuf,
+    qm: Recorder,
 }
 
 /// pve1 and pve2; `local` is a dir storage under the fixture with
@@ -27,20 +27,11 @@ fn fixture(local_content: &str) -> Fixture {
         ("pve1", "hwloc-xeon-silver-4108-skylake-sp"),
         ("pve2", "archspec-linux-rhel7-haswell"),
     ]);
-    let vz = c.path("vz");
-    std::fs::create_dir_all(vz.join("snippets")).unwrap();
-    std::fs::write(
-        c.pve().join("storage.cfg"),
-        format!(
-            "dir: local\n\tpath {}\n\tcontent {local_content}\n\n\
-             lvmthin: local-lvm\n\tthinpool data\n\tvgname pve\n\tcontent rootdir,images\n\n\
-             dir: nosnip\n\tpath {}\n\tcontent iso,backup\n",
-            vz.display(),
-            c.path("nosnip").display()
-        ),
-    )
-    .unwrap();
-    script(&vz.join("snippets/backup.pl"), "#!/bin/sh\nexit 0\n");
+    let nosnip = format!(
+        "\ndir: nosnip\n\tpath {}\n\tcontent iso,backup\n",
+        c.path("nosnip").display()
+    );
+    c.storage(local_content, &nosnip);
     c.vm(100, "pve1", "cores: 2\ncpu: x86-64-v3\nname: plain\n")
         .vm(
             101,
@@ -48,55 +39,24 @@ fn fixture(local_content: &str) -> Fixture {
             "cores: 2\ncpu: x86-64-v3\nhookscript: local:snippets/backup.pl\nname: own\n",
         )
         .vm(102, "pve2", "cpu: x86-64-v3\nname: remote\n");
-    let log = c.path("qm.log");
-    let qm = c.path("qm");
     // Records argv, then edits the config like `qm set` would.
-    script(
-        &qm,
+    let qm = Recorder::new(
+        c.dir.path(),
+        "qm",
         &format!(
-            r#"#!/bin/sh
-for a in "$@"; do printf '%s\n' "$a"; done >> {log}
-echo -- >> {log}
-[ -n "$QM_FAIL" ] && {{ echo "hookscript error: volume does not exist" >&2; exit 25; }}
-conf="$PVE_CPUGUARD_PVE_DIR/nodes/$PVE_CPUGUARD_NODE/qemu-server/$2.conf"
-grep -v '^hookscript:' "$conf" > "$conf.new"
-if [ "$3" = "--hookscript" ]; then echo "hookscript: $4" >> "$conf.new"; fi
-mv "$conf.new" "$conf"
-"#,
-            log = log.display()
+            "[ -n \"$QM_FAIL\" ] && {{ echo \"hookscript error: volume does not exist\" >&2; exit 25; }}\n{QM_SET_HOOKSCRIPT}"
         ),
     );
-    Fixture { c, qm, log }
+    Fixture { c, qm }
 }
 
 impl Fixture {
     fn run(&self, args: &[&str]) -> harness::Done {
         self.c
             .on("pve1", args)
-            .env("PVE_CPUGUARD_QM", &self.qm)
-            .env(
-                "PVE_CPUGUARD_HOOK_FILE",
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("hooks")
-                    .join(HOOK),
-            )
+            .env("PVE_CPUGUARD_QM", &self.qm.program)
+            .env("PVE_CPUGUARD_HOOK_FILE", harness::hook_file())
             .run()
-    }
-
-    fn calls(&self) -> Vec<Vec<String>> {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        text.split_terminator("--\n")
-            .map(|c| c.lines().map(str::to_string).collect())
-            .collect()
-    }
-
-    fn conf(&self, node: &str, vmid: u32) -> String {
-        std::fs::read_to_string(
-            self.c
-                .pve()
-                .join(format!("nodes/{node}/qemu-server/{vmid}.conf")),
-        )
-        .unwrap()
     }
 
     fn chain(&self) -> String {
@@ -127,13 +87,13 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
 #[test]
 fn attach_chains_an_existing_hookscript_and_detach_restores_it() {
     let f = fixture("iso,vztmpl,backup,snippets");
-    let before_100 = f.conf("pve1", 100);
-    let before_101 = f.conf("pve1", 101);
+    let before_100 = f.c.vm_config("pve1", 100);
+    let before_101 = f.c.vm_config("pve1", 101);
     let out = f.run(&["attach", "100", "101"]).code(0);
 
     // Exact argv, in order; the chain entry is written before qm runs.
     assert_eq!(
-        f.calls(),
+        f.qm.calls(),
         [
             [
                 "set",
@@ -194,7 +154,8 @@ fn attach_chains_an_existing_hookscript_and_detach_restores_it() {
         "{s}"
     );
     assert!(f
-        .conf("pve1", 101)
+        .c
+        .vm_config("pve1", 101)
         .contains("hookscript: local:snippets/pve-cpuguard-hook"));
 
     // The guard's hook now runs the VM's own script after allowing.
@@ -207,52 +168,36 @@ fn attach_chains_an_existing_hookscript_and_detach_restores_it() {
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "101 pre-start\n");
 
     // A second attach changes nothing.
-    std::fs::remove_file(&f.log).unwrap();
+    std::fs::remove_file(&f.qm.log).unwrap();
     let out = f.run(&["attach", "100", "101"]).code(0);
-    assert!(f.calls().is_empty());
-    assert!(out.stdout.contains(": up to date\n"), "{}", out.stdout);
-    assert!(
-        out.stdout
-            .contains("VM 100 (plain): already attached (local:snippets/pve-cpuguard-hook)"),
-        "{}",
-        out.stdout
-    );
+    assert!(f.qm.calls().is_empty());
+    out.stdout_has(": up to date\n");
+    out.stdout_has("VM 100 (plain): already attached (local:snippets/pve-cpuguard-hook)");
 
     // detach puts back exactly what was there.
     let out = f.run(&["detach", "--all"]).code(0);
     assert_eq!(
-        f.calls(),
+        f.qm.calls(),
         [
             ["set", "100", "--delete", "hookscript"],
             ["set", "101", "--hookscript", "local:snippets/backup.pl"],
         ]
     );
-    assert_eq!(f.conf("pve1", 100), before_100);
+    assert_eq!(f.c.vm_config("pve1", 100), before_100);
     // The fake appends the line at the end; compare as sets of lines.
     let sorted = |t: &str| {
         let mut l: Vec<String> = t.lines().map(str::to_string).collect();
         l.sort();
         l
     };
-    assert_eq!(sorted(&f.conf("pve1", 101)), sorted(&before_101));
+    assert_eq!(sorted(&f.c.vm_config("pve1", 101)), sorted(&before_101));
     assert!(!f.chain().contains("101 "), "{}", f.chain());
     assert!(installed.exists(), "detach leaves the hook file in place");
-    assert!(
-        out.stdout.contains(
-            "VM 101 (own): set hookscript local:snippets/pve-cpuguard-hook -> local:snippets/backup.pl (restored; chain.conf entry removed)"
-        ),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("VM 101 (own): set hookscript local:snippets/pve-cpuguard-hook -> local:snippets/backup.pl (restored; chain.conf entry removed)");
     assert!(out
         .stdout
         .contains("VM 100 (plain): removed hookscript local:snippets/pve-cpuguard-hook"));
-    assert!(
-        out.stdout
-            .contains("note: VMs on other nodes are not changed here: pve2 (1); run `pve-cpuguard detach --all` on each of them"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("note: VMs on other nodes are not changed here: pve2 (1); run `pve-cpuguard detach --all` on each of them");
 }
 
 #[test]
@@ -265,7 +210,7 @@ fn dry_run_changes_nothing() {
         before,
         "attach --dry-run changed the tree"
     );
-    assert!(!f.log.exists(), "qm ran during a dry run");
+    assert!(!f.qm.log.exists(), "qm ran during a dry run");
     let s = &out.stdout;
     assert!(s.starts_with("dry run: nothing is changed\n"), "{s}");
     assert!(s.contains(": would be copied\n"), "{s}");
@@ -279,7 +224,7 @@ fn dry_run_changes_nothing() {
 
     // Attach for real, then a detach dry run leaves that state alone.
     f.run(&["attach", "--all"]).code(0);
-    std::fs::remove_file(&f.log).unwrap();
+    std::fs::remove_file(&f.qm.log).unwrap();
     let attached = tree(f.c.dir.path());
     let out = f
         .run(&["detach", "--all", "--dry-run", "-o", "json"])
@@ -289,7 +234,7 @@ fn dry_run_changes_nothing() {
         attached,
         "detach --dry-run changed the tree"
     );
-    assert!(!f.log.exists());
+    assert!(!f.qm.log.exists());
     let j = out.json();
     assert_eq!(j["dry_run"], true);
     assert_eq!(j["vms"][1]["action"], "set-hookscript");
@@ -308,56 +253,28 @@ fn storage_without_snippets_says_how_to_enable_them() {
         "{}",
         out.stderr
     );
-    assert!(
-        out.stderr.contains(
-            "note: enable it with `pvesm set local --content iso,vztmpl,backup,snippets`"
-        ),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("note: enable it with `pvesm set local --content iso,vztmpl,backup,snippets`");
     let out = f
         .run(&["attach", "--all", "--storage", "local-lvm"])
         .code(2);
-    assert!(
-        out.stderr.contains("cannot hold hookscripts"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("cannot hold hookscripts");
     let out = f.run(&["attach", "100", "--storage", "nosnip"]).code(2);
-    assert!(
-        out.stderr
-            .contains("`pvesm set nosnip --content iso,backup,snippets`"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("`pvesm set nosnip --content iso,backup,snippets`");
     assert_eq!(tree(f.c.dir.path()), before);
-    assert!(!f.log.exists());
+    assert!(!f.qm.log.exists());
 }
 
 #[test]
 fn vms_of_other_nodes_are_not_touched() {
     let f = fixture("snippets");
     let out = f.run(&["attach", "102"]).code(1);
-    assert!(!f.log.exists());
-    assert!(
-        out.stdout.contains("VM 102 (remote): on node pve2, not changed here (qm only changes VMs of its own node): run `pve-cpuguard attach 102` on pve2"),
-        "{}",
-        out.stdout
-    );
+    assert!(!f.qm.log.exists());
+    out.stdout_has("VM 102 (remote): on node pve2, not changed here (qm only changes VMs of its own node): run `pve-cpuguard attach 102` on pve2");
     let out = f.run(&["attach", "--all"]).code(0);
-    assert_eq!(f.calls().len(), 2);
-    assert!(
-        out.stdout.contains("note: VMs on other nodes are not changed here: pve2 (1); run `pve-cpuguard attach --all` on each of them"),
-        "{}",
-        out.stdout
-    );
+    assert_eq!(f.qm.calls().len(), 2);
+    out.stdout_has("note: VMs on other nodes are not changed here: pve2 (1); run `pve-cpuguard attach --all` on each of them");
     let out = f.run(&["attach", "999"]).code(1);
-    assert!(
-        out.stdout
-            .contains("VM 999: not changed: VM 999 not found in the cluster"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("VM 999: not changed: VM 999 not found in the cluster");
     // Neither --all nor a VMID: a usage error.
     f.run(&["attach"]).code(2);
     f.run(&["attach", "--all", "100"]).code(2);
@@ -366,20 +283,15 @@ fn vms_of_other_nodes_are_not_touched() {
 #[test]
 fn a_failing_qm_leaves_the_vm_as_it_was() {
     let f = fixture("snippets");
-    let before = f.conf("pve1", 101);
+    let before = f.c.vm_config("pve1", 101);
     let out =
         f.c.on("pve1", &["attach", "101"])
-            .env("PVE_CPUGUARD_QM", &f.qm)
-            .env(
-                "PVE_CPUGUARD_HOOK_FILE",
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("hooks")
-                    .join(HOOK),
-            )
+            .env("PVE_CPUGUARD_QM", &f.qm.program)
+            .env("PVE_CPUGUARD_HOOK_FILE", harness::hook_file())
             .env("QM_FAIL", "1")
             .run()
             .code(1);
-    assert_eq!(f.calls().len(), 1);
+    assert_eq!(f.qm.calls().len(), 1);
     assert!(
         out.stdout.contains("error: `")
             && out
@@ -388,7 +300,7 @@ fn a_failing_qm_leaves_the_vm_as_it_was() {
         "{}",
         out.stdout
     );
-    assert_eq!(f.conf("pve1", 101), before);
+    assert_eq!(f.c.vm_config("pve1", 101), before);
     assert!(
         !f.chain().contains("101 "),
         "chain entry must be rolled back: {}",

@@ -267,12 +267,7 @@ fn mixed_vendors_and_unscanned_nodes() {
         "{}",
         out.stdout
     );
-    assert!(
-        out.stdout
-            .contains("  pve9  unknown: no cached record (run `pve-cpuguard scan`)"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("  pve9  unknown: no cached record (run `pve-cpuguard scan`)");
 }
 
 #[test]
@@ -296,11 +291,7 @@ fn clean_cluster_exits_zero_and_bad_resources_cfg_names_the_line() {
     )
     .unwrap();
     let out = c.on("pve1", &["audit"]).run().code(2);
-    assert!(
-        out.stderr.contains("ha/resources.cfg:2: invalid state 'running' (valid: started, stopped, enabled, disabled, ignored)"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("ha/resources.cfg:2: invalid state 'running' (valid: started, stopped, enabled, disabled, ignored)");
 }
 
 #[test]

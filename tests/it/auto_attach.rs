@@ -6,14 +6,14 @@
 
 use crate::harness;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::harness::cluster::{script, Cluster};
+use crate::harness::cluster::Cluster;
+use crate::harness::exec::{argv, Recorder, QM_SET_HOOKSCRIPT};
 
 struct Fixture {
     c: Cluster,
-    qm: PathBuf,
-    log: PathBuf,
+    qm: Recorder,
     conf: PathBuf,
 }
 
@@ -23,30 +23,16 @@ fn fixture(snippets: bool) -> Fixture {
         ("pve1", "hwloc-xeon-silver-4108-skylake-sp"),
         ("pve2", "archspec-linux-rhel7-haswell"),
     ]);
-    let vz = c.path("vz");
-    std::fs::create_dir_all(vz.join("snippets")).unwrap();
-    std::fs::write(
-        c.pve().join("storage.cfg"),
-        format!(
-            "dir: local\n\tpath {}\n\tcontent {}\n\n\
-             lvmthin: local-lvm\n\tthinpool data\n\tvgname pve\n\tcontent rootdir,images\n",
-            vz.display(),
-            if snippets {
-                "iso,vztmpl,backup,snippets"
-            } else {
-                "iso,vztmpl,backup"
-            }
-        ),
-    )
-    .unwrap();
-    // corosync.conf as Proxmox VE writes it; only pve1 is scanned (locally).
-    std::fs::write(
-        c.pve().join("corosync.conf"),
-        "logging {\n  debug: off\n  to_syslog: yes\n}\n\nnodelist {\n  node {\n    name: pve1\n    nodeid: 1\n    quorum_votes: 1\n    ring0_addr: 127.0.0.1\n  }\n}\n\n\
-         quorum {\n  provider: corosync_votequorum\n}\n\ntotem {\n  cluster_name: lab\n  config_version: 1\n  interface {\n    linknumber: 0\n  }\n  ip_version: ipv4-6\n  link_mode: passive\n  secauth: on\n  version: 2\n}\n",
-    )
-    .unwrap();
-    script(&vz.join("snippets/backup.pl"), "#!/bin/sh\nexit 0\n");
+    c.storage(
+        if snippets {
+            "iso,vztmpl,backup,snippets"
+        } else {
+            "iso,vztmpl,backup"
+        },
+        "",
+    );
+    // Only pve1 is scanned (locally).
+    c.write_corosync(&[("pve1", "127.0.0.1")]);
     c.vm(100, "pve1", "cpu: x86-64-v3\nname: fresh\n")
         .vm(
             101,
@@ -60,24 +46,9 @@ fn fixture(snippets: bool) -> Fixture {
             "pve1",
             "cpu: x86-64-v3\nhookscript: local:snippets/pve-cpuguard-hook\n",
         );
-    let log = c.path("qm.log");
-    let qm = c.path("qm");
-    script(
-        &qm,
-        &format!(
-            r#"#!/bin/sh
-for a in "$@"; do printf '%s\n' "$a"; done >> {log}
-echo -- >> {log}
-conf="$PVE_CPUGUARD_PVE_DIR/nodes/$PVE_CPUGUARD_NODE/qemu-server/$2.conf"
-grep -v '^hookscript:' "$conf" > "$conf.new"
-if [ "$3" = "--hookscript" ]; then echo "hookscript: $4" >> "$conf.new"; fi
-mv "$conf.new" "$conf"
-"#,
-            log = log.display()
-        ),
-    );
+    let qm = Recorder::new(c.dir.path(), "qm", QM_SET_HOOKSCRIPT);
     let conf = c.path("pve-cpuguard.conf");
-    Fixture { c, qm, log, conf }
+    Fixture { c, qm, conf }
 }
 
 impl Fixture {
@@ -86,40 +57,19 @@ impl Fixture {
         self.c
             .on("pve1", &["scan", "--probe", "off"])
             .env("PVE_CPUGUARD_CONFIG", &self.conf)
-            .env("PVE_CPUGUARD_QM", &self.qm)
-            .env(
-                "PVE_CPUGUARD_HOOK_FILE",
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("hooks/pve-cpuguard-hook"),
-            )
+            .env("PVE_CPUGUARD_QM", &self.qm.program)
+            .env("PVE_CPUGUARD_HOOK_FILE", harness::hook_file())
             .run()
-    }
-
-    fn calls(&self) -> Vec<Vec<String>> {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        text.split_terminator("--\n")
-            .map(|c| c.lines().map(str::to_string).collect())
-            .collect()
-    }
-
-    fn conf_of(&self, node: &str, vmid: u32) -> String {
-        std::fs::read_to_string(
-            self.c
-                .pve()
-                .join(format!("nodes/{node}/qemu-server/{vmid}.conf")),
-        )
-        .unwrap()
     }
 }
 
 fn set(vmid: &str) -> Vec<String> {
-    [
+    argv(&[
         "set",
         vmid,
         "--hookscript",
         "local:snippets/pve-cpuguard-hook",
-    ]
-    .map(str::to_string)
-    .to_vec()
+    ])
 }
 
 #[test]
@@ -127,19 +77,11 @@ fn all_attaches_this_nodes_vms_chains_their_own_and_skips_locked_ones() {
     let f = fixture(true);
     let out = f.scan("auto_attach = all\n").code(0);
     // 102 is pve2's, 103 is locked, 104 already has the guard.
-    assert_eq!(f.calls(), [set("100"), set("101")], "{}", out.stdout);
-    assert!(
-        out.stdout.contains(
-            "auto_attach: VM 100 (fresh): set hookscript none -> local:snippets/pve-cpuguard-hook"
-        ),
-        "{}",
-        out.stdout
+    assert_eq!(f.qm.calls(), [set("100"), set("101")], "{}", out.stdout);
+    out.stdout_has(
+        "auto_attach: VM 100 (fresh): set hookscript none -> local:snippets/pve-cpuguard-hook",
     );
-    assert!(
-        out.stdout.contains("auto_attach: VM 101: set hookscript local:snippets/backup.pl -> local:snippets/pve-cpuguard-hook; its own hookscript local:snippets/backup.pl"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("auto_attach: VM 101: set hookscript local:snippets/backup.pl -> local:snippets/pve-cpuguard-hook; its own hookscript local:snippets/backup.pl");
     assert!(out.stdout.contains(
         "auto_attach: VM 103: locked (backup): not attached now; the next scan tries again"
     ));
@@ -151,15 +93,15 @@ fn all_attaches_this_nodes_vms_chains_their_own_and_skips_locked_ones() {
         )),
         "{chain}"
     );
-    assert_eq!(f.conf_of("pve1", 103), "cpu: x86-64-v3\nlock: backup\n");
-    assert_eq!(f.conf_of("pve2", 102), "cpu: x86-64-v3\n");
+    assert_eq!(f.c.vm_config("pve1", 103), "cpu: x86-64-v3\nlock: backup\n");
+    assert_eq!(f.c.vm_config("pve2", 102), "cpu: x86-64-v3\n");
     assert!(f.c.path("vz/snippets/pve-cpuguard-hook").is_file());
 
     // The next refresh: nothing left to do, no call; `status` shows the
     // coverage this refresh found.
-    std::fs::remove_file(&f.log).unwrap();
+    std::fs::remove_file(&f.qm.log).unwrap();
     let out = f.scan("auto_attach = all\n").code(0);
-    assert_eq!(f.calls(), Vec::<Vec<String>>::new(), "{}", out.stdout);
+    assert_eq!(f.qm.calls(), Vec::<Vec<String>>::new(), "{}", out.stdout);
     let status = f.c.on("pve1", &["status"]).run();
     assert!(
         status
@@ -179,13 +121,8 @@ fn all_attaches_this_nodes_vms_chains_their_own_and_skips_locked_ones() {
 fn without_a_snippets_storage_nothing_is_attached() {
     let f = fixture(false);
     let out = f.scan("auto_attach = all\n").code(0);
-    assert_eq!(f.calls(), Vec::<Vec<String>>::new());
-    assert!(
-        out.stdout
-            .contains("auto_attach: nothing attached to 2 VM(s): storage 'local'"),
-        "{}",
-        out.stdout
-    );
+    assert_eq!(f.qm.calls(), Vec::<Vec<String>>::new());
+    out.stdout_has("auto_attach: nothing attached to 2 VM(s): storage 'local'");
     assert!(!f.c.path("vz/snippets/pve-cpuguard-hook").exists());
 }
 
@@ -193,7 +130,7 @@ fn without_a_snippets_storage_nothing_is_attached() {
 fn a_filter_selects_vmids_and_off_does_nothing() {
     let f = fixture(true);
     f.scan("auto_attach = off\n").code(0);
-    assert_eq!(f.calls(), Vec::<Vec<String>>::new());
+    assert_eq!(f.qm.calls(), Vec::<Vec<String>>::new());
     f.scan("auto_attach = 101-102,250\n").code(0);
-    assert_eq!(f.calls(), [set("101")]);
+    assert_eq!(f.qm.calls(), [set("101")]);
 }

@@ -6,6 +6,7 @@
 use crate::harness;
 
 use crate::harness::cluster::{script, Cluster};
+use crate::harness::exec::{argv, Recorder};
 
 /// pve1 Skylake-SP (Intel, v4), pve2 Haswell-EP with TSX off (Intel, v3),
 /// pve3 Ryzen 5950X (AMD, v3), pve4 Cascade Lake (Intel, v4, TSX on).
@@ -163,16 +164,8 @@ fn live_migration_table() {
                 "{}",
                 qemu_lines[0]
             );
-            assert!(
-                done.stderr.contains(&format!("{source} -> {target}")),
-                "{}",
-                done.stderr
-            );
-            assert!(
-                done.stderr.contains("nodes that would accept it:"),
-                "{}",
-                done.stderr
-            );
+            done.stderr_has(&format!("{source} -> {target}"));
+            done.stderr_has("nodes that would accept it:");
             // A vendor change or a differing width under the running guest
             // is fixed by no CPU type: no `qm set --cpu` that would be
             // refused again.
@@ -180,12 +173,8 @@ fn live_migration_table() {
                 .iter()
                 .any(|n| n.contains("vendor change") || n.contains("phys-bits=host"));
             if unfixable {
-                assert!(
-                    done.stderr.contains("  no CPU type can fix this: "),
-                    "{}",
-                    done.stderr
-                );
-                assert!(!done.stderr.contains("qm set"), "{}", done.stderr);
+                done.stderr_has("  no CPU type can fix this: ");
+                done.stderr_lacks("qm set");
             } else if done.stderr.contains("vendor change") {
                 // The VM's own type keeps its vendor, but the suggestion
                 // would change it: put through the verdict and dropped.
@@ -196,12 +185,7 @@ fn live_migration_table() {
                     done.stderr
                 );
             } else {
-                assert!(
-                    done.stderr
-                        .contains("CPU type that works on every node: x86-64-v3"),
-                    "{}",
-                    done.stderr
-                );
+                done.stderr_has("CPU type that works on every node: x86-64-v3");
             }
         } else {
             assert!(
@@ -217,16 +201,8 @@ fn live_migration_table() {
 fn refusal_names_the_nodes_that_would_accept() {
     let c = cluster();
     let done = hook(&c, 100, "pve1", "pve2").code(1);
-    assert!(
-        done.stderr.contains("nodes that would accept it: pve4\n"),
-        "{}",
-        done.stderr
-    );
-    assert!(
-        done.stderr.contains("qm set 100 --cpu x86-64-v3"),
-        "{}",
-        done.stderr
-    );
+    done.stderr_has("nodes that would accept it: pve4\n");
+    done.stderr_has("qm set 100 --cpu x86-64-v3");
 }
 
 #[test]
@@ -247,20 +223,16 @@ fn migrated_from_empty_or_absent_means_an_ordinary_start() {
         .env("PVE_MIGRATED_FROM", "")
         .run()
         .code(1);
-    assert!(done.stderr.contains("start on pve2"), "{}", done.stderr);
-    assert!(done.stderr.contains("avx512f"), "{}", done.stderr);
+    done.stderr_has("start on pve2");
+    done.stderr_has("avx512f");
 }
 
 #[test]
 fn start_above_the_baseline_warns_but_allows() {
     let c = cluster();
     let done = c.on("pve1", &["hook", "100", "pre-start"]).run().code(0);
-    assert!(
-        done.stderr.contains("this VM cannot start on: pve2"),
-        "{}",
-        done.stderr
-    );
-    assert!(done.stderr.contains("pve3"), "{}", done.stderr);
+    done.stderr_has("this VM cannot start on: pve2");
+    done.stderr_has("pve3");
 }
 
 #[test]
@@ -268,7 +240,7 @@ fn pending_changes_are_ignored() {
     let c = cluster();
     // 106 runs x86-64-v3; its [PENDING] x86-64-v4 is not what migrates.
     let done = hook(&c, 106, "pve1", "pve2").code(0);
-    assert!(!done.stderr.contains("x86-64-v4"), "{}", done.stderr);
+    done.stderr_lacks("x86-64-v4");
 }
 
 #[test]
@@ -292,16 +264,8 @@ fn other_phases_exit_zero_at_once() {
 fn unknown_allows_by_default_and_refuses_in_strict_mode() {
     let c = cluster();
     let done = hook(&c, 108, "pve1", "pve2").code(0);
-    assert!(
-        done.stderr.contains("unknown CPU type 'NoSuchModel'"),
-        "{}",
-        done.stderr
-    );
-    assert!(
-        done.stderr.contains("allowed without proof"),
-        "{}",
-        done.stderr
-    );
+    done.stderr_has("unknown CPU type 'NoSuchModel'");
+    done.stderr_has("allowed without proof");
     let done = hook_env(&c, 108, "PVE_CPUGUARD_POLICY", "strict").code(1);
     assert!(
         done.stdout.starts_with("QEMU: pve-cpuguard: refused"),
@@ -320,11 +284,7 @@ fn unknown_allows_by_default_and_refuses_in_strict_mode() {
     // No cache record of the source: kvm64 needs the source's vendor.
     std::fs::remove_file(c.cache()).unwrap();
     let done = hook(&c, 105, "pve1", "pve2").code(0);
-    assert!(
-        done.stderr.contains("source node's CPU is not known"),
-        "{}",
-        done.stderr
-    );
+    done.stderr_has("source node's CPU is not known");
     hook_env(&c, 105, "PVE_CPUGUARD_POLICY", "strict").code(1);
 }
 
@@ -344,11 +304,7 @@ fn vendor_change_policy_warn_allows_with_a_warning() {
         .env("PVE_CPUGUARD_VENDOR_CHANGE", "warn")
         .run()
         .code(0);
-    assert!(
-        done.stderr.contains("allowed: vendor_change = warn"),
-        "{}",
-        done.stderr
-    );
+    done.stderr_has("allowed: vendor_change = warn");
 }
 
 #[test]
@@ -361,19 +317,11 @@ fn node_without_vmx_or_svm_refuses_kvm_guests_and_starts_kvm_0_ones() {
     c.vm(200, "old", "cpu: kvm64\nname: kvm\n");
     c.vm(201, "old", "kvm: 0\ncpu: x86-64-v3\nname: tcg\n");
     let done = c.on("old", &["hook", "200", "pre-start"]).run().code(1);
-    assert!(
-        done.stderr.contains("lists neither vmx nor svm"),
-        "{}",
-        done.stderr
-    );
-    assert!(
-        done.stderr.contains("no CPU type can fix this"),
-        "{}",
-        done.stderr
-    );
-    assert!(!done.stderr.contains("qm set"), "{}", done.stderr);
+    done.stderr_has("lists neither vmx nor svm");
+    done.stderr_has("no CPU type can fix this");
+    done.stderr_lacks("qm set");
     let done = c.on("old", &["hook", "201", "pre-start"]).run().code(0);
-    assert!(!done.stderr.contains("refused"), "{}", done.stderr);
+    done.stderr_lacks("refused");
     // And the other way: a KVM guest moves to the KVM node, the TCG one anywhere.
     let v = c
         .on("old", &["check", "201", "--mode", "start", "-o", "json"])
@@ -389,15 +337,11 @@ fn unparseable_cpu_value_is_an_input_error_naming_the_file_and_value() {
     c.vm(150, "pve1", "name: typo\ncpu: x86-64-v3,flags=avx2\n");
     let done = c.on("pve1", &["check", "150"]).run().code(2);
     let file = c.pve().join("nodes/pve1/qemu-server/150.conf");
-    assert!(
-        done.stderr.contains(&format!(
-            "{}:2: cannot parse cpu 'x86-64-v3,flags=avx2': flag 'avx2' must start with '+' or '-'",
-            file.display()
-        )),
-        "{}",
-        done.stderr
-    );
-    assert!(done.stderr.contains("note: "), "{}", done.stderr);
+    done.stderr_has(&format!(
+        "{}:2: cannot parse cpu 'x86-64-v3,flags=avx2': flag 'avx2' must start with '+' or '-'",
+        file.display()
+    ));
+    done.stderr_has("note: ");
     c.on("pve1", &["why-not", "x86-64-v3,,"])
         .run()
         .code(2)
@@ -440,12 +384,7 @@ fn invalid_config_file_names_file_and_line() {
         .env("PVE_CPUGUARD_CONFIG", c.path("bad.conf"))
         .run()
         .code(2);
-    assert!(
-        done.stderr
-            .contains("bad.conf:2: invalid vendor_change 'maybe' (valid: refuse or warn)"),
-        "{}",
-        done.stderr
-    );
+    done.stderr_has("bad.conf:2: invalid vendor_change 'maybe' (valid: refuse or warn)");
 }
 
 #[test]
@@ -501,145 +440,93 @@ fn refusals_go_to_the_system_log() {
 }
 
 /// A fake `qm` that records its argv, one argument per line.
-fn fake_qm(c: &Cluster) -> (std::path::PathBuf, std::path::PathBuf) {
-    let out = c.path("qm.argv");
-    let qm = c.path("qm");
-    script(
-        &qm,
-        &format!(
-            "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done > {}\n",
-            out.display()
-        ),
-    );
-    (qm, out)
+fn fake_qm(c: &Cluster) -> Recorder {
+    Recorder::new(c.dir.path(), "qm", "")
+}
+
+/// `migrate` on `node` with the fake qm.
+fn migrate(c: &Cluster, qm: &Recorder, node: &str, args: &[&str]) -> harness::Done {
+    let args: Vec<&str> = ["migrate"].iter().chain(args).copied().collect();
+    c.on(node, &args).env("PVE_CPUGUARD_QM", &qm.program).run()
 }
 
 #[test]
 fn migrate_runs_qm_with_the_exact_argv_when_allowed() {
     let c = cluster();
-    let (qm, out) = fake_qm(&c);
-    c.on(
-        "pve1",
-        &[
-            "migrate",
-            "100",
-            "pve4",
-            "--online",
-            "--with-local-disks",
-            "--targetstorage",
-            "a:b c",
-            "--bwlimit=1000",
-        ],
-    )
-    .env("PVE_CPUGUARD_QM", &qm)
-    .run()
-    .code(0);
-    assert_eq!(
-        std::fs::read_to_string(&out).unwrap(),
-        "migrate\n100\npve4\n--online\n--with-local-disks\n--targetstorage\na:b c\n--bwlimit=1000\n"
-    );
+    let qm = fake_qm(&c);
+    let args = [
+        "100",
+        "pve4",
+        "--online",
+        "--with-local-disks",
+        "--targetstorage",
+        "a:b c",
+        "--bwlimit=1000",
+    ];
+    migrate(&c, &qm, "pve1", &args).code(0);
+    assert_eq!(qm.calls(), [argv(&[&["migrate"][..], &args].concat())]);
 }
 
 #[test]
 fn migrate_refuses_without_running_qm() {
     let c = cluster();
-    let (qm, out) = fake_qm(&c);
+    let qm = fake_qm(&c);
     // Offline move of an x86-64-v4 VM to a v3 node: it could never start there.
-    let done = c
-        .on("pve1", &["migrate", "100", "pve2"])
-        .env("PVE_CPUGUARD_QM", &qm)
-        .run()
-        .code(1);
-    assert!(
-        done.stderr.contains("offline migration pve1 -> pve2"),
-        "{}",
-        done.stderr
-    );
-    assert!(done.stderr.contains("qm was not run"), "{}", done.stderr);
-    assert!(!out.exists(), "qm must not run on refusal");
+    migrate(&c, &qm, "pve1", &["100", "pve2"])
+        .code(1)
+        .stderr_has("offline migration pve1 -> pve2")
+        .stderr_has("qm was not run");
+    assert!(qm.calls().is_empty(), "qm must not run on refusal");
 }
 
 #[test]
 fn migrate_live_rules_apply_only_to_a_running_vm_with_online() {
     let c = cluster();
-    let (qm, out) = fake_qm(&c);
+    let qm = fake_qm(&c);
     // kvm64 VM 105 to the AMD node: offline it may go (it will start there)...
-    c.on("pve1", &["migrate", "105", "pve3", "--online"])
-        .env("PVE_CPUGUARD_QM", &qm)
-        .run()
-        .code(0);
-    assert!(out.exists());
-    std::fs::remove_file(&out).unwrap();
+    migrate(&c, &qm, "pve1", &["105", "pve3", "--online"]).code(0);
+    assert_eq!(qm.calls().len(), 1);
+    qm.clear();
     // ...but running (PID file of a live process) and --online: vendor change.
     std::fs::create_dir_all(c.path("run")).unwrap();
     std::fs::write(c.path("run/105.pid"), format!("{}\n", std::process::id())).unwrap();
-    let done = c
-        .on("pve1", &["migrate", "105", "pve3", "--online"])
-        .env("PVE_CPUGUARD_QM", &qm)
-        .run()
-        .code(1);
-    assert!(done.stderr.contains("vendor change"), "{}", done.stderr);
-    assert!(!out.exists());
+    migrate(&c, &qm, "pve1", &["105", "pve3", "--online"])
+        .code(1)
+        .stderr_has("vendor change");
+    assert!(qm.calls().is_empty());
 }
 
 #[test]
 fn migrate_force_unsafe_needs_a_reason_and_runs_qm() {
     let c = cluster();
-    let (qm, out) = fake_qm(&c);
-    let done = c
-        .on("pve1", &["migrate", "100", "pve2", "--force-unsafe"])
-        .env("PVE_CPUGUARD_QM", &qm)
-        .run()
-        .code(2);
-    assert!(
-        done.stderr.contains("--force-unsafe needs --reason"),
-        "{}",
-        done.stderr
-    );
-    assert!(!out.exists());
-    let done = c
-        .on(
-            "pve1",
-            &[
-                "migrate",
-                "--force-unsafe",
-                "--reason",
-                "vendor maintenance",
-                "100",
-                "pve2",
-                "--online",
-            ],
-        )
-        .env("PVE_CPUGUARD_QM", &qm)
-        .run()
-        .code(0);
-    assert!(done.stderr.contains("override by"), "{}", done.stderr);
-    assert!(
-        done.stderr.contains("vendor maintenance"),
-        "{}",
-        done.stderr
-    );
-    assert_eq!(
-        std::fs::read_to_string(&out).unwrap(),
-        "migrate\n100\npve2\n--online\n"
-    );
+    let qm = fake_qm(&c);
+    migrate(&c, &qm, "pve1", &["100", "pve2", "--force-unsafe"])
+        .code(2)
+        .stderr_has("--force-unsafe needs --reason");
+    assert!(qm.calls().is_empty());
+    let args = [
+        "--force-unsafe",
+        "--reason",
+        "vendor maintenance",
+        "100",
+        "pve2",
+        "--online",
+    ];
+    migrate(&c, &qm, "pve1", &args)
+        .code(0)
+        .stderr_has("override by")
+        .stderr_has("vendor maintenance");
+    assert_eq!(qm.calls(), [argv(&["migrate", "100", "pve2", "--online"])]);
 }
 
 #[test]
 fn migrate_refuses_a_vm_on_another_node() {
     let c = cluster();
-    let (qm, out) = fake_qm(&c);
-    let done = c
-        .on("pve2", &["migrate", "100", "pve4"])
-        .env("PVE_CPUGUARD_QM", &qm)
-        .run()
-        .code(2);
-    assert!(
-        done.stderr.contains("VM 100 is on node 'pve1'"),
-        "{}",
-        done.stderr
-    );
-    assert!(!out.exists());
+    let qm = fake_qm(&c);
+    migrate(&c, &qm, "pve2", &["100", "pve4"])
+        .code(2)
+        .stderr_has("VM 100 is on node 'pve1'");
+    assert!(qm.calls().is_empty());
 }
 
 #[test]
@@ -756,11 +643,7 @@ fn the_hook_never_hangs_a_start_past_its_deadline() {
             "took {:?}",
             t.elapsed()
         );
-        assert!(
-            done.stderr.contains("did not finish within 1s"),
-            "{}",
-            done.stderr
-        );
+        done.stderr_has("did not finish within 1s");
     }
     drop(hung);
 }

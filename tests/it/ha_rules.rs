@@ -7,15 +7,14 @@
 use crate::harness;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
-use crate::harness::cluster::{script, Cluster};
+use crate::harness::cluster::Cluster;
+use crate::harness::exec::Recorder;
 use pve_cpuguard::guard::ha_rules::{rule_id, COMMENT};
 
 struct Fixture {
     c: Cluster,
-    ha: PathBuf,
-    log: PathBuf,
+    ha: Recorder,
 }
 
 /// pve1 Skylake-SP and pve2 Cascade Lake (both x86-64-v4), pve3 Haswell
@@ -40,29 +39,26 @@ fn fixture() -> Fixture {
          vm: 102\n\tstate started\n\nvm: 104\n\tstate started\n\nct: 300\n\tstate started\n",
     )
     .unwrap();
-    members(&c, 1);
-    let log = c.path("ha-manager.log");
-    let ha = c.path("ha-manager");
-    script(
-        &ha,
-        &format!(
-            "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done >> {log}\necho -- >> {log}\n\
-             [ -n \"$HA_FAIL\" ] && {{ echo \"rule 'x' already exists\" >&2; exit 255; }}\nexit 0\n",
-            log = log.display()
-        ),
+    members(&c, true);
+    let ha = Recorder::new(
+        c.dir.path(),
+        "ha-manager",
+        "[ -n \"$HA_FAIL\" ] && { echo \"rule 'x' already exists\" >&2; exit 255; }\nexit 0\n",
     );
-    Fixture { c, ha, log }
+    Fixture { c, ha }
 }
 
-fn members(c: &Cluster, quorate: u8) {
-    std::fs::write(
-        c.pve().join(".members"),
-        format!(
-            "{{\n\"nodename\": \"pve1\",\n\"version\": 7,\n\"cluster\": {{ \"name\": \"c\", \"version\": 3, \"nodes\": 3, \"quorate\": {quorate} }},\n\
-             \"nodelist\": {{\n  \"pve1\": {{ \"id\": 1, \"online\": 1, \"ip\": \"10.0.0.1\"}},\n  \"pve2\": {{ \"id\": 2, \"online\": 1, \"ip\": \"10.0.0.2\"}},\n  \"pve3\": {{ \"id\": 3, \"online\": 1, \"ip\": \"10.0.0.3\"}}\n  }}\n}}\n"
-        ),
-    )
-    .unwrap();
+/// `.members` as pve1 sees it, every node online.
+fn members(c: &Cluster, quorate: bool) {
+    c.write_members(
+        "pve1",
+        quorate,
+        &[
+            ("pve1", "10.0.0.1", true),
+            ("pve2", "10.0.0.2", true),
+            ("pve3", "10.0.0.3", true),
+        ],
+    );
 }
 
 fn id(nodes: &[&str]) -> String {
@@ -110,14 +106,7 @@ impl Fixture {
     fn run(&self, args: &[&str]) -> harness::Run {
         self.c
             .on("pve1", args)
-            .env("PVE_CPUGUARD_HA_MANAGER", &self.ha)
-    }
-
-    fn calls(&self) -> Vec<Vec<String>> {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        text.split_terminator("--\n")
-            .map(|c| c.lines().map(str::to_string).collect())
-            .collect()
+            .env("PVE_CPUGUARD_HA_MANAGER", &self.ha.program)
     }
 }
 
@@ -129,33 +118,29 @@ fn new_rules_then_a_second_run_makes_no_call() {
         add("add", &["pve1", "pve2"], "vm:100,vm:101"),
         add("add", &["pve2"], "vm:104"),
     ];
-    let mut got = f.calls();
+    let mut got = f.ha.calls();
     got.sort();
     let mut want_sorted = want.clone();
     want_sorted.sort();
     assert_eq!(got, want_sorted, "{}", out.stdout);
-    assert!(out.stdout.contains("ran: "), "{}", out.stdout);
+    out.stdout_has("ran: ");
 
     // ha-manager wrote them (its format); nothing changed: no call.
     f.rules(&(ours(&["pve1", "pve2"], "vm:100,vm:101") + &ours(&["pve2"], "vm:104")));
-    std::fs::remove_file(&f.log).unwrap();
+    std::fs::remove_file(&f.ha.log).unwrap();
     let out = f.run(&["ha-rules", "--apply"]).run().code(0);
-    assert_eq!(f.calls(), Vec::<Vec<String>>::new());
-    assert!(
-        out.stdout.contains("rules.cfg is current: no call needed"),
-        "{}",
-        out.stdout
-    );
+    assert_eq!(f.ha.calls(), Vec::<Vec<String>>::new());
+    out.stdout_has("rules.cfg is current: no call needed");
 }
 
 #[test]
 fn dry_run_prints_exactly_the_calls_and_runs_none() {
     let f = fixture();
     let out = f.run(&["ha-rules", "--apply", "--dry-run"]).run().code(1);
-    assert_eq!(f.calls(), Vec::<Vec<String>>::new());
+    assert_eq!(f.ha.calls(), Vec::<Vec<String>>::new());
     let line = format!(
         "  {} rules add node-affinity {} --resources vm:100,vm:101 --nodes pve1,pve2 --strict 1 --comment '{COMMENT}'",
-        f.ha.display(),
+        f.ha.program.display(),
         id(&["pve1", "pve2"])
     );
     assert!(out.stdout.lines().any(|l| l == line), "{}", out.stdout);
@@ -176,7 +161,7 @@ fn an_administrators_rule_is_left_alone_and_its_conflict_named() {
                  resource-affinity: apart\n\taffinity negative\n\tresources vm:101,vm:102\n";
     f.rules(admin);
     let out = f.run(&["ha-rules", "--apply"]).run().code(1);
-    let mut got = f.calls();
+    let mut got = f.ha.calls();
     got.sort();
     // 100 is in keep-db: no rule of ours for it, keep-db itself untouched.
     assert_eq!(
@@ -189,16 +174,10 @@ fn an_administrators_rule_is_left_alone_and_its_conflict_named() {
     assert!(out
         .stdout
         .contains("VM 100: in the administrator's rule 'keep-db': left alone"));
-    assert!(
-        out.stdout.contains(
-            "conflict: administrator's rule 'keep-db' (rules.cfg:1) lets HA pick pve3 for VM 100, whose CPU cannot start or live-migrate there"
-        ),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("conflict: administrator's rule 'keep-db' (rules.cfg:1) lets HA pick pve3 for VM 100, whose CPU cannot start or live-migrate there");
     let fix = format!(
         "note: change it with: {} rules set node-affinity keep-db --nodes pve1:2,pve2:1 --strict 1",
-        f.ha.display()
+        f.ha.program.display()
     );
     assert!(out.stdout.lines().any(|l| l == fix), "{}", out.stdout);
     assert_eq!(
@@ -218,7 +197,7 @@ fn a_vm_leaving_ha_is_dropped_from_its_rule() {
     .unwrap();
     f.run(&["ha-rules", "--apply"]).run().code(0);
     assert_eq!(
-        f.calls(),
+        f.ha.calls(),
         [
             add("set", &["pve1", "pve2"], "vm:100"),
             vec!["rules".into(), "remove".into(), id(&["pve2"])],
@@ -234,12 +213,12 @@ fn a_node_losing_a_flag_leaves_the_rules() {
     // Haswell): 100 may stay on pve1 only. 101 runs on pve2 and keeps it
     // (a strict rule without the current node would make HA move it at
     // once); 104 likewise.
-    f.c.nodes
+    f.c.samples
         .insert("pve2".into(), "archspec-linux-rhel7-haswell".into());
     f.c.write_cache(&["pve1".into(), "pve2".into(), "pve3".into()]);
     let out = f.run(&["ha-rules", "--apply"]).run().code(0);
     assert_eq!(
-        f.calls(),
+        f.ha.calls(),
         [
             add("set", &["pve1", "pve2"], "vm:101"),
             add("add", &["pve1"], "vm:100"),
@@ -252,32 +231,20 @@ fn a_node_losing_a_flag_leaves_the_rules() {
 #[test]
 fn no_quorum_no_call_and_a_failed_call_stops_the_run() {
     let f = fixture();
-    members(&f.c, 0);
+    members(&f.c, false);
     let out = f.run(&["ha-rules", "--apply"]).run().code(1);
-    assert_eq!(f.calls(), Vec::<Vec<String>>::new());
-    assert!(
-        out.stdout.contains("refused: the cluster is not quorate"),
-        "{}",
-        out.stdout
-    );
+    assert_eq!(f.ha.calls(), Vec::<Vec<String>>::new());
+    out.stdout_has("refused: the cluster is not quorate");
 
-    members(&f.c, 1);
+    members(&f.c, true);
     let out = f
         .run(&["ha-rules", "--apply"])
         .env("HA_FAIL", "1")
         .run()
         .code(1);
-    assert_eq!(f.calls().len(), 1, "{}", out.stdout);
-    assert!(
-        out.stdout.contains("rule 'x' already exists"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("1 later call(s) not run"),
-        "{}",
-        out.stdout
-    );
+    assert_eq!(f.ha.calls().len(), 1, "{}", out.stdout);
+    out.stdout_has("rule 'x' already exists");
+    out.stdout_has("1 later call(s) not run");
 }
 
 #[test]
@@ -285,12 +252,7 @@ fn a_malformed_rules_file_names_file_and_line() {
     let f = fixture();
     f.rules("node-affinity: x\n\tresources vm:100\n\tstrict maybe\n");
     let out = f.run(&["ha-rules"]).run().code(2);
-    assert!(
-        out.stderr
-            .contains("ha/rules.cfg:3: invalid strict 'maybe'"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("ha/rules.cfg:3: invalid strict 'maybe'");
 }
 
 /// `ha_rules = apply`: the refresh service's `scan` keeps the rules, on
@@ -298,22 +260,21 @@ fn a_malformed_rules_file_names_file_and_line() {
 #[test]
 fn scan_keeps_the_rules_on_the_first_online_node_only() {
     let f = fixture();
-    std::fs::write(
-        f.c.pve().join("corosync.conf"),
-        "nodelist {\n  node {\n    name: pve1\n    nodeid: 1\n    quorum_votes: 1\n    ring0_addr: 127.0.0.1\n  }\n  node {\n    name: pve2\n    nodeid: 2\n    quorum_votes: 1\n    ring0_addr: 127.0.0.1\n  }\n  node {\n    name: pve3\n    nodeid: 3\n    quorum_votes: 1\n    ring0_addr: 127.0.0.1\n  }\n}\n\n\
-         quorum {\n  provider: corosync_votequorum\n}\n\ntotem {\n  cluster_name: lab\n  config_version: 1\n  version: 2\n}\n",
-    )
-    .unwrap();
+    f.c.write_corosync(&[
+        ("pve1", "127.0.0.1"),
+        ("pve2", "127.0.0.1"),
+        ("pve3", "127.0.0.1"),
+    ]);
     let conf = f.c.path("pve-cpuguard.conf");
     std::fs::write(&conf, "ha_rules = apply\nno_ssh = yes\n").unwrap();
     let scan = |node: &str| {
         f.c.on(node, &["scan", "--probe", "off"])
             .env("PVE_CPUGUARD_CONFIG", &conf)
-            .env("PVE_CPUGUARD_HA_MANAGER", &f.ha)
+            .env("PVE_CPUGUARD_HA_MANAGER", &f.ha.program)
             .run()
     };
     let out = scan("pve2");
-    assert_eq!(f.calls(), Vec::<Vec<String>>::new(), "{}", out.stdout);
+    assert_eq!(f.ha.calls(), Vec::<Vec<String>>::new(), "{}", out.stdout);
     assert!(
         out.stdout
             .contains("ha_rules: kept by node pve1 (the first online node), not here"),
@@ -322,11 +283,11 @@ fn scan_keeps_the_rules_on_the_first_online_node_only() {
         out.stderr
     );
     let out = scan("pve1");
-    assert_eq!(f.calls().len(), 2, "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("ha_rules: ran "), "{}", out.stdout);
+    assert_eq!(f.ha.calls().len(), 2, "{}\n{}", out.stdout, out.stderr);
+    out.stdout_has("ha_rules: ran ");
     // Off (the default): no call.
     std::fs::write(&conf, "no_ssh = yes\n").unwrap();
-    std::fs::remove_file(&f.log).unwrap();
+    std::fs::remove_file(&f.ha.log).unwrap();
     scan("pve1");
-    assert_eq!(f.calls(), Vec::<Vec<String>>::new());
+    assert_eq!(f.ha.calls(), Vec::<Vec<String>>::new());
 }

@@ -8,12 +8,30 @@ use crate::harness;
 
 use std::collections::BTreeSet;
 
+/// Where a command runs: its configuration file, /etc/pve, this node and
+/// its cpuinfo.
+const HERE: &[&str] = &["config", "pve-dir", "node", "cpuinfo"];
+
+/// What a decision reads beyond that: the cache and the policy.
+const DECIDE: &[&str] = &["cache", "policy", "vendor-change"];
+
+/// How a command reaches other nodes.
+const REACH: &[&str] = &[
+    "ssh-port",
+    "ssh-user",
+    "ssh-key",
+    "known-hosts",
+    "timeout",
+    "probe",
+];
+
 /// What each subcommand reads, from its code (src/app/commands/*.rs and
-/// the settings each one resolves, see src/app/cli_settings.rs).
-const OPTIONS: &[(&str, &[&str])] = &[
+/// the settings each one resolves, see src/app/cli_settings.rs), as the
+/// union of groups.
+const OPTIONS: &[(&str, &[&[&str]])] = &[
     (
         "inspect",
-        &[
+        &[&[
             "cpuinfo",
             "probe",
             "qemu",
@@ -21,136 +39,67 @@ const OPTIONS: &[(&str, &[&str])] = &[
             "config",
             "node",
             "probe-timeout",
-        ],
+        ]],
     ),
-    (
-        "why-not",
-        &["config", "pve-dir", "node", "cpuinfo", "cache"],
-    ),
-    (
-        "hook",
-        &[
-            "deadline",
-            "config",
-            "pve-dir",
-            "node",
-            "cpuinfo",
-            "cache",
-            "policy",
-            "vendor-change",
-            "state-dir",
-        ],
-    ),
+    ("why-not", &[HERE, &["cache"]]),
+    ("hook", &[HERE, DECIDE, &["deadline", "state-dir"]]),
     (
         "migrate",
         &[
-            "force-unsafe",
-            "reason",
-            "qm",
-            "run-dir",
-            "config",
-            "pve-dir",
-            "node",
-            "cpuinfo",
-            "cache",
-            "policy",
-            "vendor-change",
-            "cache-max-age",
-            "state-dir",
-            "ssh-port",
-            "ssh-user",
-            "ssh-key",
-            "known-hosts",
-            "timeout",
-            "probe",
+            HERE,
+            DECIDE,
+            REACH,
+            &[
+                "force-unsafe",
+                "reason",
+                "qm",
+                "run-dir",
+                "cache-max-age",
+                "state-dir",
+            ],
         ],
     ),
     (
         "check",
         &[
-            "target",
-            "mode",
-            "run-dir",
-            "config",
-            "pve-dir",
-            "node",
-            "cpuinfo",
-            "cache",
-            "policy",
-            "vendor-change",
-            "cache-max-age",
+            HERE,
+            DECIDE,
+            &["target", "mode", "run-dir", "cache-max-age"],
         ],
     ),
     (
         "scan",
         &[
-            "cache",
-            "config",
-            "cache-max-age",
-            "pve-dir",
-            "corosync",
-            "node",
-            "cpuinfo",
-            "ssh-port",
-            "ssh-user",
-            "ssh-key",
-            "known-hosts",
-            "timeout",
-            "probe",
-            "qemu",
-            "no-ssh",
-            "workers",
-            "qm",
-            "ha-manager",
-            "hook-file",
+            HERE,
+            REACH,
+            &[
+                "cache",
+                "cache-max-age",
+                "corosync",
+                "qemu",
+                "no-ssh",
+                "workers",
+                "qm",
+                "ha-manager",
+                "hook-file",
+            ],
         ],
     ),
     (
         "ha-rules",
         &[
-            "apply",
-            "dry-run",
-            "ha-manager",
-            "config",
-            "pve-dir",
-            "node",
-            "cpuinfo",
-            "cache",
-            "policy",
-            "vendor-change",
-            "cache-max-age",
+            HERE,
+            DECIDE,
+            &["apply", "dry-run", "ha-manager", "cache-max-age"],
         ],
     ),
-    (
-        "publish",
-        &[
-            "config",
-            "pve-dir",
-            "node",
-            "cpuinfo",
-            "probe",
-            "qemu",
-            "probe-timeout",
-        ],
-    ),
-    ("status", &["cache", "config", "cache-max-age"]),
-    ("baseline", &["cache", "config", "cache-max-age"]),
-    (
-        "audit",
-        &[
-            "config",
-            "pve-dir",
-            "node",
-            "cpuinfo",
-            "cache",
-            "policy",
-            "vendor-change",
-            "cache-max-age",
-        ],
-    ),
+    ("publish", &[HERE, &["probe", "qemu", "probe-timeout"]]),
+    ("status", &[&["cache", "config", "cache-max-age"]]),
+    ("baseline", &[&["cache", "config", "cache-max-age"]]),
+    ("audit", &[HERE, DECIDE, &["cache-max-age"]]),
     (
         "attach",
-        &[
+        &[&[
             "all",
             "storage",
             "dry-run",
@@ -160,23 +109,23 @@ const OPTIONS: &[(&str, &[&str])] = &[
             "config",
             "pve-dir",
             "node",
-        ],
+        ]],
     ),
     (
         "detach",
-        &["all", "dry-run", "qm", "config", "pve-dir", "node"],
+        &[&["all", "dry-run", "qm", "config", "pve-dir", "node"]],
     ),
     (
         "metrics",
         &[
-            "output-file",
-            "config",
-            "pve-dir",
-            "cache",
-            "policy",
-            "vendor-change",
-            "cache-max-age",
-            "state-dir",
+            DECIDE,
+            &[
+                "output-file",
+                "config",
+                "pve-dir",
+                "cache-max-age",
+                "state-dir",
+            ],
         ],
     ),
 ];
@@ -236,7 +185,11 @@ fn each_subcommand_lists_only_the_options_it_reads() {
     for (sub, options) in OPTIONS {
         let text = help(sub, "--help");
         let listed: BTreeSet<String> = entries(&text).into_iter().map(|(n, _)| n).collect();
-        let mut expected: BTreeSet<String> = options.iter().map(|o| (*o).to_owned()).collect();
+        let mut expected: BTreeSet<String> = options
+            .iter()
+            .flat_map(|group| group.iter())
+            .map(|o| (*o).to_owned())
+            .collect();
         expected.extend(["help".to_owned(), "output".to_owned()]);
         assert_eq!(listed, expected, "pve-cpuguard {sub} --help:\n{text}");
     }

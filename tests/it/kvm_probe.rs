@@ -57,6 +57,23 @@ fn probe_real() -> QemuReport {
     }
 }
 
+/// The real QEMU (for at most 60 s) with `args` and QMP on stdio, fed
+/// `input`.
+fn qemu_qmp(args: &[&str], input: &[u8]) -> std::process::Output {
+    let mut child = Command::new("timeout")
+        .arg("60")
+        .arg(real_qemu())
+        .args(args)
+        .args(["-display", "none", "-qmp", "stdio"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// QEMU's answers fetched without the library: raw QMP commands written by
 /// hand, the replies taken in order.
 fn raw_qmp(accel: Accel) -> Vec<Value> {
@@ -68,23 +85,10 @@ fn raw_qmp(accel: Accel) -> Vec<Value> {
          {{\"execute\": \"query-cpu-definitions\"}}\n\
          {{\"execute\": \"quit\"}}\n"
     );
-    let mut child = Command::new("timeout")
-        .arg("60")
-        .arg(real_qemu())
-        .args(["-machine", "none", "-accel", accel.as_str()])
-        .args(["-nodefaults", "-display", "none", "-qmp", "stdio"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = qemu_qmp(
+        &["-machine", "none", "-accel", accel.as_str(), "-nodefaults"],
+        input.as_bytes(),
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -192,24 +196,21 @@ fn real_qemu_answers_parse_to_exactly_what_qemu_said() {
 fn unavailable_features_predict_enforce() {
     let view = probe_real();
     let missing = &view.models["kvm64"];
-    let mut child = Command::new("timeout")
-        .arg("60")
-        .arg(real_qemu())
-        .args(["-machine", "pc", "-accel", view.accel.as_str()])
-        .args(["-cpu", "kvm64,enforce", "-m", "64", "-nodefaults"])
-        .args(["-display", "none", "-qmp", "stdio", "-S"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"{\"execute\": \"qmp_capabilities\"}\n{\"execute\": \"quit\"}\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = qemu_qmp(
+        &[
+            "-machine",
+            "pc",
+            "-accel",
+            view.accel.as_str(),
+            "-cpu",
+            "kvm64,enforce",
+            "-m",
+            "64",
+            "-nodefaults",
+            "-S",
+        ],
+        b"{\"execute\": \"qmp_capabilities\"}\n{\"execute\": \"quit\"}\n",
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     if missing.is_empty() {
         assert!(out.status.success(), "kvm64 should start: {stderr}");
@@ -291,8 +292,8 @@ fn inspect_probe_shows_both_views() {
     let label = view.accel.label();
     let done = Run::new(["inspect", "--probe", accel, "--probe-timeout", "60"])
         .run()
-        .code(0)
-        .stdout_has(&format!("{label} view:   QEMU {}", view.qemu_version))
+        .code(0);
+    done.stdout_has(&format!("{label} view:   QEMU {}", view.qemu_version))
         .stdout_has("Disagree:");
     // Long flag lists are wrapped: every line fits 100 columns.
     for l in done.stdout.lines() {
@@ -342,19 +343,35 @@ fn gone(pid: &str) -> bool {
     }
 }
 
-#[test]
-fn hanging_qemu_is_killed_with_its_children_within_the_timeout() {
+/// A fake QEMU that starts `sleep 300` in the background, then runs
+/// `then`: the probe (1 s) must fail with a timeout, and the `sleep` (the
+/// `what`) must be gone within 5 s. Returns the error and how long the
+/// probe took.
+fn probe_leaving(then: &str, what: &str) -> (ProbeError, Duration) {
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("sleep.pid");
     let qemu = fake(
         dir.path(),
         "qemu",
-        &format!("sleep 300 &\necho $! > '{}'\nwait", pidfile.display()),
+        &format!("sleep 300 &\necho $! > '{}'\n{then}", pidfile.display()),
     );
     let t = Instant::now();
     let e = probe_fake(&qemu, Duration::from_secs(1)).unwrap_err();
     let took = t.elapsed();
     assert!(matches!(e, ProbeError::Timeout { .. }), "{e}");
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    let pid = pid.trim();
+    let t = Instant::now();
+    while !gone(pid) && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(gone(pid), "the {what} {pid} survived");
+    (e, took)
+}
+
+#[test]
+fn hanging_qemu_is_killed_with_its_children_within_the_timeout() {
+    let (e, took) = probe_leaving("wait", "grandchild");
     assert!(
         took >= Duration::from_secs(1) && took < Duration::from_secs(5),
         "{took:?}"
@@ -362,35 +379,12 @@ fn hanging_qemu_is_killed_with_its_children_within_the_timeout() {
     assert!(e
         .to_string()
         .contains("did not answer within 1.0 s and was killed"));
-    let pid = std::fs::read_to_string(&pidfile).unwrap();
-    let pid = pid.trim();
-    let t = Instant::now();
-    while !gone(pid) && t.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(gone(pid), "the grandchild {pid} survived");
 }
 
 #[test]
 fn qemu_exiting_but_leaving_a_child_on_its_pipes_is_cleaned_up() {
-    let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("sleep.pid");
-    let qemu = fake(
-        dir.path(),
-        "qemu",
-        &format!("sleep 300 &\necho $! > '{}'\nexit 0", pidfile.display()),
-    );
-    let t = Instant::now();
-    let e = probe_fake(&qemu, Duration::from_secs(1)).unwrap_err();
-    assert!(matches!(e, ProbeError::Timeout { .. }), "{e}");
-    assert!(t.elapsed() < Duration::from_secs(5));
-    let pid = std::fs::read_to_string(&pidfile).unwrap();
-    let pid = pid.trim();
-    let t = Instant::now();
-    while !gone(pid) && t.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(gone(pid), "the orphan {pid} survived");
+    let (_, took) = probe_leaving("exit 0", "orphan");
+    assert!(took < Duration::from_secs(5));
 }
 
 #[test]

@@ -234,6 +234,6 @@ fn aarch64_input_is_unsupported_not_lowest_level() {
         )
         .run()
         .code(2);
-    assert!(done.stderr.contains("ARM (aarch64)"), "{}", done.stderr);
+    done.stderr_has("ARM (aarch64)");
     assert!(done.stdout.is_empty());
 }

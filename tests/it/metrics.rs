@@ -173,12 +173,7 @@ fn stale_records_and_the_output_file() {
         .on("pve1", &["metrics", "--cache-max-age", "1d"])
         .run()
         .code(0);
-    assert!(
-        out.stdout
-            .contains("pve_cpuguard_node_stale{node=\"pve1\"} 0\n"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("pve_cpuguard_node_stale{node=\"pve1\"} 0\n");
     let out = c
         .on(
             "pve1",
@@ -190,5 +185,5 @@ fn stale_records_and_the_output_file() {
         )
         .run()
         .code(2);
-    assert!(out.stderr.contains("cannot write"), "{}", out.stderr);
+    out.stderr_has("cannot write");
 }

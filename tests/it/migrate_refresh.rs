@@ -1,10 +1,9 @@
 //! `migrate` decides from the cache, and reads the target again over SSH
 //! (a real sshd) only when its record is stale.
 
-use crate::harness;
-
+use crate::harness::cluster::Cluster;
+use crate::harness::exec::{argv, Recorder};
 use crate::harness::{Done, SshCluster};
-use pve_cpuguard::cache::{Cache, NodeRecord};
 
 const SKYLAKE: &str = "hwloc-xeon-silver-4108-skylake-sp";
 const HASWELL: &str = "archspec-linux-rhel7-haswell";
@@ -12,62 +11,38 @@ const CASCADE: &str = "hwloc-xeon-gold-6230-cascadelake";
 
 /// pve1 (local, Skylake-SP) and pve2 (a real sshd serving Haswell, v3),
 /// with a cache that claims pve2 is a Cascade Lake (v4) read `age` seconds ago.
-fn setup(age: u64) -> (SshCluster, std::path::PathBuf, std::path::PathBuf) {
+fn setup(age: u64) -> (SshCluster, Recorder) {
     let mut c = SshCluster::new();
     c.local("pve1", SKYLAKE);
     c.sshd("pve2", HASWELL);
     c.write_config();
     let now = pve_cpuguard::cache::now();
-    let mut cache = Cache::default();
-    let local = pve_cpuguard::reach::local::cpuinfo(&harness::cpuinfo(SKYLAKE)).unwrap();
-    let claimed = pve_cpuguard::reach::local::cpuinfo(&harness::cpuinfo(CASCADE)).unwrap();
-    cache.nodes.insert(
-        "pve1".into(),
-        NodeRecord::new("pve1", &c.node("pve1").addr, &local, None, now),
-    );
-    cache.nodes.insert(
-        "pve2".into(),
-        NodeRecord::new("pve2", &c.node("pve2").addr, &claimed, None, now - age),
-    );
-    std::fs::create_dir_all(c.cache.parent().unwrap()).unwrap();
-    std::fs::write(&c.cache, cache.to_json()).unwrap();
-    let vm_dir = c.pve_dir.join("nodes/pve1/qemu-server");
-    std::fs::create_dir_all(&vm_dir).unwrap();
-    std::fs::write(vm_dir.join("100.conf"), "cpu: x86-64-v4\nname: db\n").unwrap();
-    let qm = c.dir.path().join("qm");
-    let argv = c.dir.path().join("qm.argv");
-    std::fs::write(
-        &qm,
-        format!(
-            "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done > {}\n",
-            argv.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&qm, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    (c, qm, argv)
+    c.write_records([
+        Cluster::record("pve1", &c.node("pve1").addr, SKYLAKE, now),
+        Cluster::record("pve2", &c.node("pve2").addr, CASCADE, now - age),
+    ]);
+    c.vm(100, "pve1", "cpu: x86-64-v4\nname: db\n");
+    let qm = Recorder::new(c.dir.path(), "qm", "");
+    (c, qm)
 }
 
-fn migrate(c: &SshCluster, qm: &std::path::Path) -> Done {
-    let mut cmd = c.command(&["migrate", "100", "pve2", "--online"]);
-    cmd.env("PVE_CPUGUARD_QM", qm)
-        .env("PVE_CPUGUARD_CONFIG", c.dir.path().join("none.conf"))
-        .env("PVE_CPUGUARD_SYSLOG_SOCKET", c.dir.path().join("none.sock"));
-    Done::of(cmd)
+fn migrate(c: &SshCluster, qm: &Recorder) -> Done {
+    c.cmd(&["migrate", "100", "pve2", "--online"])
+        .env("PVE_CPUGUARD_QM", &qm.program)
+        .env("PVE_CPUGUARD_CONFIG", c.path("none.conf"))
+        .env("PVE_CPUGUARD_SYSLOG_SOCKET", c.path("none.sock"))
+        .run()
 }
 
 #[test]
 fn a_fresh_record_decides_without_the_network() {
-    let (c, qm, argv) = setup(60);
+    let (c, qm) = setup(60);
     // The cache says v4 (wrong, but fresh): allowed, qm runs, no SSH needed.
     let run = migrate(&c, &qm);
     run.code(0);
-    assert_eq!(
-        std::fs::read_to_string(&argv).unwrap(),
-        "migrate\n100\npve2\n--online\n"
-    );
+    assert_eq!(qm.calls(), [argv(&["migrate", "100", "pve2", "--online"])]);
     let cache: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&c.cache).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(c.cache()).unwrap()).unwrap();
     assert!(cache["nodes"]["pve2"]["model_name"]
         .as_str()
         .unwrap()
@@ -76,23 +51,14 @@ fn a_fresh_record_decides_without_the_network() {
 
 #[test]
 fn a_stale_target_is_read_again_over_ssh_and_that_decides() {
-    let (c, qm, argv) = setup(10 * 3600);
-    let run = migrate(&c, &qm);
-    let run = run.code(1);
-    assert!(
-        run.stderr.contains("read it again just now"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("missing flags: avx512bw"),
-        "{}",
-        run.stderr
-    );
-    assert!(!argv.exists(), "qm must not run");
+    let (c, qm) = setup(10 * 3600);
+    let run = migrate(&c, &qm).code(1);
+    run.stderr_has("read it again just now");
+    run.stderr_has("missing flags: avx512bw");
+    assert_eq!(qm.calls(), Vec::<Vec<String>>::new(), "qm must not run");
     // The fresh record went into the cache; pve1's record is kept.
     let cache: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&c.cache).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(c.cache()).unwrap()).unwrap();
     assert!(
         cache["nodes"]["pve2"]["model_name"]
             .as_str()
@@ -105,19 +71,10 @@ fn a_stale_target_is_read_again_over_ssh_and_that_decides() {
 
 #[test]
 fn a_stale_target_that_cannot_be_reached_falls_back_to_the_cache_with_a_warning() {
-    let (mut c, qm, argv) = setup(10 * 3600);
+    let (mut c, qm) = setup(10 * 3600);
     c.stop("pve2");
-    let run = migrate(&c, &qm);
-    let run = run.code(0);
-    assert!(
-        run.stderr.contains("could not read 'pve2' again"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("old (older than 7200s)"),
-        "{}",
-        run.stderr
-    );
-    assert!(argv.exists());
+    let run = migrate(&c, &qm).code(0);
+    run.stderr_has("could not read 'pve2' again");
+    run.stderr_has("old (older than 7200s)");
+    assert_eq!(qm.calls(), [argv(&["migrate", "100", "pve2", "--online"])]);
 }

@@ -1,8 +1,9 @@
 //! Every error a person can meet says what to do next: a `note:` line, asserted
 //! here for each case on a fixture `/etc/pve` tree and the real binary.
 
-use crate::harness::cluster::{script, Cluster};
-use crate::harness::Run;
+use crate::harness;
+use crate::harness::cluster::Cluster;
+use crate::harness::exec::Recorder;
 
 const GUARD: &str = "hookscript: local:snippets/pve-cpuguard-hook\n";
 
@@ -25,6 +26,16 @@ fn ends_with_note(stderr: &str, want: &str) {
     );
 }
 
+/// Nothing on stdout; stderr holds each of `want` and ends with a note
+/// containing `note`.
+fn error_only(done: &harness::Done, want: &[&str], note: &str) {
+    assert!(done.stdout.is_empty(), "{}: {}", done.command, done.stdout);
+    for w in want {
+        done.stderr_has(w);
+    }
+    ends_with_note(&done.stderr, note);
+}
+
 #[test]
 fn not_a_proxmox_node_audit_attach_detach_say_so() {
     let c = cluster();
@@ -40,13 +51,11 @@ fn not_a_proxmox_node_audit_attach_detach_say_so() {
                 .env("PVE_CPUGUARD_PVE_DIR", &dir)
                 .run()
                 .code(2);
-            assert!(done.stdout.is_empty(), "{args:?}: {}", done.stdout);
-            assert!(
-                done.stderr.contains("error: not a Proxmox VE node: "),
-                "{args:?}: {}",
-                done.stderr
+            error_only(
+                &done,
+                &["error: not a Proxmox VE node: "],
+                "PVE_CPUGUARD_PVE_DIR",
             );
-            ends_with_note(&done.stderr, "PVE_CPUGUARD_PVE_DIR");
         }
     }
 }
@@ -54,20 +63,12 @@ fn not_a_proxmox_node_audit_attach_detach_say_so() {
 #[test]
 fn scan_from_a_host_not_in_corosync_conf_hints_node() {
     let c = cluster();
-    std::fs::write(
-        c.pve().join("corosync.conf"),
-        "nodelist {\n  node {\n    name: pve1\n    nodeid: 1\n    quorum_votes: 1\n    ring0_addr: 127.0.0.1\n  }\n  node {\n    name: pve2\n    nodeid: 2\n    quorum_votes: 1\n    ring0_addr: 127.0.0.2\n  }\n}\n\ntotem {\n  cluster_name: lab\n  config_version: 2\n  version: 2\n}\n",
-    )
-    .unwrap();
-    let env: Vec<_> = c
-        .node_env("pve1")
-        .into_iter()
-        .filter(|(k, _)| *k != "PVE_CPUGUARD_NODE")
-        .collect();
+    c.write_corosync(&[("pve1", "127.0.0.1"), ("pve2", "127.0.0.2")]);
+    // pve1's cpuinfo, on a host that does not name its node.
     let run = |args: &[&str]| {
-        env.iter()
-            .fold(Run::new(args), |r, (k, v)| r.env(k, v))
-            .run()
+        let mut cmd = c.command(None, args);
+        cmd.env("PVE_CPUGUARD_CPUINFO", harness::cpuinfo(&c.samples["pve1"]));
+        harness::Done::of(cmd)
     };
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     assert!(!["pve1", "pve2"].contains(&host.trim()), "hostname {host}");
@@ -82,20 +83,11 @@ fn scan_from_a_host_not_in_corosync_conf_hints_node() {
         "{}",
         done.stderr
     );
-    assert!(
-        done.stderr
-            .contains("\nnote: run the scan on a cluster node; if this is one under another host name, name it with --node NAME (PVE_CPUGUARD_NODE)\n"),
-        "{}",
-        done.stderr
-    );
+    done.stderr_has("\nnote: run the scan on a cluster node; if this is one under another host name, name it with --node NAME (PVE_CPUGUARD_NODE)\n");
     // A --node that is not in the list: a usage error with the names.
     let done = run(&["scan", "--no-ssh", "--node", "pve9"]);
     assert_eq!(done.code, 2, "{}", done.stderr);
-    assert!(
-        done.stderr.contains("(nodes: pve1, pve2)"),
-        "{}",
-        done.stderr
-    );
+    done.stderr_has("(nodes: pve1, pve2)");
     ends_with_note(&done.stderr, "use one of the names listed");
 }
 
@@ -113,12 +105,7 @@ fn no_cache_says_run_scan() {
     }
     // audit reads this node itself; the other node has no data at all.
     let done = c.on("pve2", &["audit"]).run();
-    assert!(
-        done.stdout
-            .contains("unknown: no cached record (run `pve-cpuguard scan`)"),
-        "{}",
-        done.stdout
-    );
+    done.stdout_has("unknown: no cached record (run `pve-cpuguard scan`)");
     // With no node data at all (this host is not pve1 or pve2): a note.
     let done = c
         .on("pve1", &["audit"])
@@ -140,11 +127,7 @@ fn no_snippets_storage_says_how_to_add_one() {
     )
     .unwrap();
     let done = c.on("pve1", &["attach", "100"]).run().code(2);
-    assert!(
-        done.stderr.contains("does not hold snippets"),
-        "{}",
-        done.stderr
-    );
+    done.stderr_has("does not hold snippets");
     ends_with_note(
         &done.stderr,
         "pvesm set local --content iso,backup,snippets",
@@ -153,11 +136,7 @@ fn no_snippets_storage_says_how_to_add_one() {
         .on("pve1", &["attach", "100", "--storage", "nfs1"])
         .run()
         .code(2);
-    assert!(
-        done.stderr.contains("storage 'nfs1' is not defined in"),
-        "{}",
-        done.stderr
-    );
+    done.stderr_has("storage 'nfs1' is not defined in");
     ends_with_note(&done.stderr, "no storage holds snippets yet");
 }
 
@@ -166,33 +145,29 @@ fn vm_not_found_says_where_it_looked() {
     let c = cluster();
     for args in [&["check", "999"][..], &["migrate", "999", "pve2"]] {
         let done = c.on("pve1", args).run().code(2);
-        assert!(
-            done.stderr.contains("VM 999 does not exist"),
-            "{}",
-            done.stderr
-        );
+        done.stderr_has("VM 999 does not exist");
         ends_with_note(&done.stderr, "`qm list` on each node shows its VMs");
     }
 }
 
 /// A `qm` that must never run: it leaves a mark.
-fn qm(c: &Cluster) -> std::path::PathBuf {
-    let qm = c.path("qm");
-    script(
-        &qm,
-        &format!("#!/bin/sh\ntouch {}\n", c.path("qm-ran").display()),
-    );
-    qm
+/// `args` on pve1, exit code `code`, with `qm` replaced by a recorder
+/// that must not be called.
+fn without_qm(c: &Cluster, args: &[&str], code: i32) -> harness::Done {
+    let qm = Recorder::new(c.dir.path(), "qm", "");
+    let done = c
+        .on("pve1", args)
+        .env("PVE_CPUGUARD_QM", &qm.program)
+        .run()
+        .code(code);
+    assert!(qm.calls().is_empty(), "qm ran: {:?}", qm.calls());
+    done
 }
 
 #[test]
 fn migrate_to_a_node_outside_the_cluster_says_so() {
     let c = cluster();
-    let done = c
-        .on("pve1", &["migrate", "100", "pve7", "--online"])
-        .env("PVE_CPUGUARD_QM", qm(&c))
-        .run()
-        .code(2);
+    let done = without_qm(&c, &["migrate", "100", "pve7", "--online"], 2);
     assert!(
         done.stderr
             .contains("error: 'pve7' is not a node of this cluster (nodes in"),
@@ -200,20 +175,15 @@ fn migrate_to_a_node_outside_the_cluster_says_so() {
         done.stderr
     );
     assert!(done.stderr.contains(": pve1, pve2)"), "{}", done.stderr);
-    assert!(!done.stderr.contains("cached record"), "{}", done.stderr);
+    done.stderr_lacks("cached record");
     ends_with_note(&done.stderr, "`pvecm nodes`");
-    assert!(!c.path("qm-ran").exists());
 }
 
 #[test]
 fn migrate_online_of_a_stopped_vm_says_why_it_is_offline() {
     let c = cluster();
-    let done = c
-        .on("pve1", &["migrate", "100", "pve2", "--online"])
-        .env("PVE_CPUGUARD_QM", qm(&c))
-        .run()
-        .code(1);
-    assert!(done.stderr.contains("offline migration"), "{}", done.stderr);
+    let done = without_qm(&c, &["migrate", "100", "pve2", "--online"], 1);
+    done.stderr_has("offline migration");
     assert!(
         done.stderr.contains(&format!(
             "VM 100 is not running on 'pve1' (no live QEMU process in {}), so `--online` moves it offline: it is checked as a cold start on 'pve2'",
@@ -222,7 +192,6 @@ fn migrate_online_of_a_stopped_vm_says_why_it_is_offline() {
         "{}",
         done.stderr
     );
-    assert!(!c.path("qm-ran").exists());
 }
 
 #[test]
@@ -233,12 +202,7 @@ fn usage_errors_do_not_list_options_from_the_environment() {
         .env("PVE_CPUGUARD_STORAGE", "local")
         .run()
         .code(2);
-    assert!(
-        done.stderr
-            .contains("Usage: pve-cpuguard attach --all [VMID]...\n"),
-        "{}",
-        done.stderr
-    );
+    done.stderr_has("Usage: pve-cpuguard attach --all [VMID]...\n");
     for env_only in ["--storage", "--pve-dir", "--config", "--state-dir"] {
         assert!(
             !done.stderr.contains(env_only),
@@ -257,20 +221,9 @@ fn output_formats_a_command_cannot_honour_are_usage_errors() {
         (&["hook", "100", "pre-start", "-o", "json"], "exit status"),
         (&["status", "-o", "html"], "only `audit` has an HTML page"),
     ] {
-        let done = c
-            .on("pve1", args)
-            .env("PVE_CPUGUARD_QM", qm(&c))
-            .run()
-            .code(2);
-        assert!(done.stdout.is_empty(), "{args:?}: {}", done.stdout);
-        assert!(
-            done.stderr.contains("does not apply to") && done.stderr.contains(why),
-            "{args:?}: {}",
-            done.stderr
-        );
-        ends_with_note(&done.stderr, "drop --output");
+        let done = without_qm(&c, args, 2);
+        error_only(&done, &["does not apply to", why], "drop --output");
     }
-    assert!(!c.path("qm-ran").exists());
 }
 
 #[test]
@@ -284,31 +237,17 @@ fn a_node_without_a_record_is_unknown_and_migrate_says_how_to_get_one() {
         "{}",
         done.stdout
     );
-    assert!(
-        done.stdout
-            .contains("CPU type that works on every node with data: x86-64-v4 (pve2 unknown)"),
-        "{}",
-        done.stdout
-    );
-    let done = c
-        .on("pve1", &["migrate", "100", "pve2"])
-        .env("PVE_CPUGUARD_QM", qm(&c))
-        .run()
-        .code(2);
+    done.stdout_has("CPU type that works on every node with data: x86-64-v4 (pve2 unknown)");
+    let done = without_qm(&c, &["migrate", "100", "pve2"], 2);
     assert!(
         done.stderr
             .contains("error: no CPU data for node 'pve2': no cached record, and could not read 'pve2' again ("),
         "{}",
         done.stderr
     );
-    assert!(
-        !done.stderr.contains("using its cached record"),
-        "{}",
-        done.stderr
-    );
+    done.stderr_lacks("using its cached record");
     assert_eq!(done.stderr.matches("note: ").count(), 1, "{}", done.stderr);
     ends_with_note(&done.stderr, "`pve-cpuguard publish` on 'pve2'");
-    assert!(!c.path("qm-ran").exists());
 }
 
 #[test]

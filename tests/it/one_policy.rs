@@ -6,6 +6,7 @@
 use crate::harness;
 
 use crate::harness::cluster::Cluster;
+use std::path::{Path, PathBuf};
 
 fn cluster() -> Cluster {
     let mut c = Cluster::new(&[
@@ -17,21 +18,27 @@ fn cluster() -> Cluster {
     c
 }
 
+/// `check` on pve1 of VM 100 starting on pve2 under the configuration
+/// file `conf`: its JSON, after its exit code is asserted.
+fn check_start_on_pve2(c: &Cluster, conf: &Path, code: i32) -> serde_json::Value {
+    c.on(
+        "pve1",
+        &[
+            "check", "100", "--mode", "start", "--target", "pve2", "-o", "json",
+        ],
+    )
+    .env("PVE_CPUGUARD_CONFIG", conf)
+    .run()
+    .code(code)
+    .json()
+}
+
 #[test]
 fn check_and_hook_apply_the_same_policy_to_unknown_answers() {
     let c = cluster();
     // Default policy: allowed without proof by both.
     c.on("pve2", &["hook", "100", "pre-start"]).run().code(0);
-    let d = c
-        .on(
-            "pve1",
-            &[
-                "check", "100", "--mode", "start", "--target", "pve2", "-o", "json",
-            ],
-        )
-        .run()
-        .code(3)
-        .json();
+    let d = check_start_on_pve2(&c, &c.path("no-such.conf"), 3);
     assert_eq!(d["decisions"]["pve2"]["allow"], true, "{d}");
     assert!(d["unknown_nodes"]["pve2"].is_object(), "{d}");
 
@@ -42,17 +49,7 @@ fn check_and_hook_apply_the_same_policy_to_unknown_answers() {
         .env("PVE_CPUGUARD_CONFIG", &conf)
         .run()
         .code(1);
-    let d = c
-        .on(
-            "pve1",
-            &[
-                "check", "100", "--mode", "start", "--target", "pve2", "-o", "json",
-            ],
-        )
-        .env("PVE_CPUGUARD_CONFIG", &conf)
-        .run()
-        .code(1)
-        .json();
+    let d = check_start_on_pve2(&c, &conf, 1);
     assert_eq!(d["decisions"]["pve2"]["allow"], false, "{d}");
     let reasons = d["not_allowed_nodes"]["pve2"]["reasons"].to_string();
     assert!(reasons.contains("policy strict"), "{d}");
@@ -66,27 +63,25 @@ fn why_not_reads_the_configuration_file() {
     std::fs::write(&conf, format!("pve_dir = {}\n", c.pve().display())).unwrap();
     // Only the configuration file names the cluster file system: the custom
     // model is found there (the Skylake-SP sample has hle and rtm).
-    harness::Run::new(["why-not", "custom-tsx"])
-        .env("PVE_CPUGUARD_CONFIG", &conf)
-        .env(
-            "PVE_CPUGUARD_CPUINFO",
-            harness::cpuinfo("hwloc-xeon-silver-4108-skylake-sp"),
-        )
-        .env("PVE_CPUGUARD_CACHE", c.path("no-cache.json"))
-        .run()
+    let why_not = |env: &[(&str, PathBuf)]| {
+        harness::Run::new(["why-not", "custom-tsx"])
+            .envs(env.iter().cloned())
+            .env(
+                "PVE_CPUGUARD_CPUINFO",
+                harness::cpuinfo("hwloc-xeon-silver-4108-skylake-sp"),
+            )
+            .env("PVE_CPUGUARD_CACHE", c.path("no-cache.json"))
+            .run()
+    };
+    why_not(&[("PVE_CPUGUARD_CONFIG", conf)])
         .code(0)
         .stdout_has("custom-tsx: compatible");
     // Without it, /etc/pve has no such model: unknown.
-    harness::Run::new(["why-not", "custom-tsx"])
-        .env("PVE_CPUGUARD_CONFIG", c.path("none.conf"))
-        .env("PVE_CPUGUARD_PVE_DIR", c.path("empty"))
-        .env(
-            "PVE_CPUGUARD_CPUINFO",
-            harness::cpuinfo("hwloc-xeon-silver-4108-skylake-sp"),
-        )
-        .env("PVE_CPUGUARD_CACHE", c.path("no-cache.json"))
-        .run()
-        .code(3);
+    why_not(&[
+        ("PVE_CPUGUARD_CONFIG", c.path("none.conf")),
+        ("PVE_CPUGUARD_PVE_DIR", c.path("empty")),
+    ])
+    .code(3);
 }
 
 #[test]

@@ -32,6 +32,18 @@ fn text() -> impl Strategy<Value = String> {
     prop::collection::vec(line(), 0..20).prop_map(|l| l.join("\n"))
 }
 
+/// Ok, or an error whose text starts with `prefix` (the file, and the
+/// line where there is one).
+fn names_the_file<T, E: std::fmt::Display>(
+    parsed: Result<T, E>,
+    prefix: &str,
+) -> Result<(), TestCaseError> {
+    if let Err(e) = parsed {
+        prop_assert!(e.to_string().starts_with(prefix), "{}", e);
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
@@ -42,16 +54,12 @@ proptest! {
 
     #[test]
     fn cpuinfo_never_panics_on_lines(t in text()) {
-        if let Err(e) = cpuinfo::parse(&t, Path::new("f")) {
-            prop_assert!(e.to_string().starts_with("f"), "{}", e);
-        }
+        names_the_file(cpuinfo::parse(&t, Path::new("f")), "f")?;
     }
 
     #[test]
     fn vmconf_never_panics(t in text()) {
-        if let Err(e) = vmconf::parse(&t, Path::new("100.conf")) {
-            prop_assert!(e.to_string().starts_with("100.conf:"), "{}", e);
-        }
+        names_the_file(vmconf::parse(&t, Path::new("100.conf")), "100.conf:")?;
     }
 
     #[test]
@@ -70,16 +78,12 @@ proptest! {
 
     #[test]
     fn ha_resources_cfg_never_panics(t in text()) {
-        if let Err(e) = ha::parse(&t, Path::new("resources.cfg")) {
-            prop_assert!(e.to_string().starts_with("resources.cfg:"), "{}", e);
-        }
+        names_the_file(ha::parse(&t, Path::new("resources.cfg")), "resources.cfg:")?;
     }
 
     #[test]
     fn chain_conf_never_panics(t in text()) {
-        if let Err(e) = chain::parse(&t, Path::new("chain.conf")) {
-            prop_assert!(e.to_string().starts_with("chain.conf:"), "{}", e);
-        }
+        names_the_file(chain::parse(&t, Path::new("chain.conf")), "chain.conf:")?;
     }
 
     #[test]
@@ -89,9 +93,7 @@ proptest! {
 
     #[test]
     fn cpu_models_conf_never_panics(t in text()) {
-        if let Err(e) = custom_models::parse(&t, Path::new("cpu-models.conf")) {
-            prop_assert!(e.to_string().starts_with("cpu-models.conf:"), "{}", e);
-        }
+        names_the_file(custom_models::parse(&t, Path::new("cpu-models.conf")), "cpu-models.conf:")?;
     }
 
     #[test]

@@ -17,28 +17,33 @@ const IVY: &str = "archspec-linux-rhel7-ivybridge";
 const CASCADE: &str = "hwloc-xeon-gold-6230-cascadelake";
 
 fn record_path(c: &SshCluster, node: &str) -> PathBuf {
-    published::path(&c.pve_dir, node)
+    published::path(&c.pve(), node)
 }
 
 /// `pve-cpuguard publish` as `node` would run it, reading `cpuinfo`.
 fn publish_file(c: &SshCluster, node: &str, cpuinfo: &std::path::Path) -> Done {
-    let mut cmd = c.command(&["publish"]);
-    cmd.env("PVE_CPUGUARD_NODE", node)
-        .env("PVE_CPUGUARD_CPUINFO", cpuinfo);
-    Done::of(cmd)
+    c.cmd(&["publish"])
+        .env("PVE_CPUGUARD_NODE", node)
+        .env("PVE_CPUGUARD_CPUINFO", cpuinfo)
+        .run()
 }
 
 fn publish(c: &SshCluster, node: &str, sample: &str) -> Done {
     publish_file(c, node, &harness::cpuinfo(sample))
 }
 
-fn node_json<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    v["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == name)
-        .unwrap_or_else(|| panic!("node {name} in {v}"))
+/// Nodes `closed` (nothing answers SSH) of which `published` (node,
+/// sample) published their records.
+fn published(closed: &[&str], published: &[(&str, &str)]) -> SshCluster {
+    let mut c = SshCluster::new();
+    for n in closed {
+        c.closed(n);
+    }
+    c.write_config();
+    for (n, s) in published {
+        publish(&c, n, s).code(0);
+    }
+    c
 }
 
 /// Rewrites a published record's JSON.
@@ -71,8 +76,7 @@ fn every_node_published_so_no_ssh_is_tried() {
     c.write_config();
     let samples = [("pve1", HASWELL), ("pve2", ZEN3), ("pve3", IVY)];
     for (n, s) in samples {
-        let run = publish(&c, n, s);
-        let run = run.code(0);
+        let run = publish(&c, n, s).code(0);
         assert!(
             run.stdout.starts_with(&format!(
                 "Published {n}'s CPU record: {} (",
@@ -81,11 +85,7 @@ fn every_node_published_so_no_ssh_is_tried() {
             "{}",
             run.stdout
         );
-        assert!(
-            run.stdout.contains(&format!("level {}", expected_level(s))),
-            "{}",
-            run.stdout
-        );
+        run.stdout_has(&format!("level {}", expected_level(s)));
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(record_path(&c, n))
             .unwrap()
@@ -98,11 +98,10 @@ fn every_node_published_so_no_ssh_is_tried() {
         .iter()
         .map(|n| Witness::at(&c, n))
         .collect();
-    let run = c.run(&["--output", "json", "scan"]);
-    let run = run.code(0);
+    let run = c.run(&["--output", "json", "scan"]).code(0);
     let v = run.json();
     for (n, s) in samples {
-        let j = node_json(&v, n);
+        let j = harness::scanned_node(&v, n);
         assert_eq!(j["via"], "pmxcfs", "{j}");
         assert_eq!(j["source"], "pmxcfs");
         assert_eq!(j["status"], "ok");
@@ -119,8 +118,7 @@ fn every_node_published_so_no_ssh_is_tried() {
     assert_eq!(v["warnings"].as_array().unwrap().len(), 0, "{v}");
 
     // Text: ProxCLMC's lines, then where each node's data came from.
-    let run = c.run(&["scan"]);
-    let run = run.code(0);
+    let run = c.run(&["scan"]).code(0);
     for (n, s) in samples {
         assert!(
             run.stdout.contains(&format!(
@@ -131,37 +129,29 @@ fn every_node_published_so_no_ssh_is_tried() {
             "{}",
             run.stdout
         );
-        assert!(
-            run.stdout.contains(&format!("  {n}: pmxcfs, data ")),
-            "{}",
-            run.stdout
-        );
+        run.stdout_has(&format!("  {n}: pmxcfs, data "));
     }
     assert!(witnesses.iter().all(|w| !w.contacted()), "SSH was tried");
 
     // status, audit and metrics show the source.
-    let st = c.run(&["status"]);
-    let st = st.code(0);
-    assert!(st.stdout.contains(" ago via pmxcfs"), "{}", st.stdout);
+    let st = c.run(&["status"]).code(0);
+    st.stdout_has(" ago via pmxcfs");
     let st = c.run(&["--output", "json", "status"]);
-    assert_eq!(node_json(&st.json(), "pve2")["source"], "pmxcfs");
+    assert_eq!(
+        harness::scanned_node(&st.json(), "pve2")["source"],
+        "pmxcfs"
+    );
     let audit = c.run(&["--output", "json", "audit"]);
     assert_eq!(
-        node_json(&audit.json(), "pve3")["source"],
+        harness::scanned_node(&audit.json(), "pve3")["source"],
         "pmxcfs",
         "{}",
         audit.stdout
     );
     let audit = c.run(&["audit"]);
     assert!(audit.stdout.contains(" via pmxcfs)"), "{}", audit.stdout);
-    let m = c.run(&["metrics"]);
-    let m = m.code(0);
-    assert!(
-        m.stdout
-            .contains("pve_cpuguard_record_source{node=\"pve1\",source=\"pmxcfs\"} 1"),
-        "{}",
-        m.stdout
-    );
+    let m = c.run(&["metrics"]).code(0);
+    m.stdout_has("pve_cpuguard_record_source{node=\"pve1\",source=\"pmxcfs\"} 1");
 }
 
 #[test]
@@ -179,15 +169,17 @@ fn mixed_cluster_published_records_and_real_sshd() {
         v["published_at"] = old.into();
         v["record"]["scanned_at"] = old.into();
     });
-    let run = c.run(&["--output", "json", "scan"]);
-    let run = run.code(0);
+    let run = c.run(&["--output", "json", "scan"]).code(0);
     let v = run.json();
-    assert_eq!(node_json(&v, "pve1")["via"], "pmxcfs");
-    assert_eq!(node_json(&v, "pve1")["level"], expected_level(HASWELL));
-    let p2 = node_json(&v, "pve2");
+    assert_eq!(harness::scanned_node(&v, "pve1")["via"], "pmxcfs");
+    assert_eq!(
+        harness::scanned_node(&v, "pve1")["level"],
+        expected_level(HASWELL)
+    );
+    let p2 = harness::scanned_node(&v, "pve2");
     assert_eq!(p2["via"], "ssh");
     assert_eq!(p2["published"]["problem"], "missing");
-    let p3 = node_json(&v, "pve3");
+    let p3 = harness::scanned_node(&v, "pve3");
     assert_eq!(p3["via"], "ssh", "{p3}");
     assert_eq!(p3["published"]["problem"], "stale");
     assert_eq!(
@@ -204,10 +196,10 @@ fn mixed_cluster_published_records_and_real_sshd() {
     assert!(w[0].as_str().unwrap().starts_with(&expected), "{w:?}");
     // The staleness limit is the cache_max_age setting.
     let run = c.run(&["--output", "json", "scan", "--cache-max-age", "4h"]);
-    assert_eq!(node_json(&run.json(), "pve3")["via"], "pmxcfs");
+    assert_eq!(harness::scanned_node(&run.json(), "pve3")["via"], "pmxcfs");
 
     // The cache records the source of each node; status shows it.
-    let cache = Cache::load(&c.cache).unwrap();
+    let cache = Cache::load(&c.cache()).unwrap();
     assert_eq!(cache.node("pve2").unwrap().source.as_deref(), Some("ssh"));
     assert_eq!(
         cache.node("pve1").unwrap().source.as_deref(),
@@ -217,7 +209,7 @@ fn mixed_cluster_published_records_and_real_sshd() {
     assert!(st
         .stdout
         .contains(&format!("pve2 | {} | ", c.node("pve2").addr)));
-    assert!(st.stdout.contains(" ago via ssh\n"), "{}", st.stdout);
+    st.stdout_has(" ago via ssh\n");
 }
 
 #[test]
@@ -262,17 +254,16 @@ fn bad_records_are_reported_and_those_nodes_read_over_ssh() {
     std::fs::rename(record_path(&c, "symlink"), &elsewhere).unwrap();
     std::os::unix::fs::symlink(&elsewhere, record_path(&c, "symlink")).unwrap();
 
-    let run = c.run(&["--output", "json", "scan"]);
-    let run = run.code(0);
+    let run = c.run(&["--output", "json", "scan"]).code(0);
     let v = run.json();
     for n in bad {
-        let j = node_json(&v, n);
+        let j = harness::scanned_node(&v, n);
         assert_eq!(j["via"], "ssh", "{n}: {j}");
         assert_eq!(j["level"], expected_level(ZEN3), "{n}");
         assert_eq!(j["published"]["problem"], "invalid", "{n}: {j}");
     }
     let why = |n: &str| {
-        node_json(&v, n)["published"]["message"]
+        harness::scanned_node(&v, n)["published"]["message"]
             .as_str()
             .unwrap()
             .to_string()
@@ -286,50 +277,35 @@ fn bad_records_are_reported_and_those_nodes_read_over_ssh() {
         "{}",
         why("corrupt")
     );
-    assert!(
-        why("oversized").contains("more than the 262144 a record may have"),
-        "{}",
-        why("oversized")
-    );
-    assert!(
-        why("misnamed")
-            .ends_with("it names node 'hostile' but lies in the directory of node 'misnamed'"),
-        "{}",
-        why("misnamed")
-    );
-    assert!(
-        why("hostile").contains("model_name contains control characters"),
-        "{}",
-        why("hostile")
-    );
-    assert!(
-        why("schema").contains("schema 99 (this version reads schema 1)"),
-        "{}",
-        why("schema")
-    );
-    assert!(
-        why("fifo").ends_with("not a regular file"),
-        "{}",
-        why("fifo")
-    );
-    assert!(
-        why("symlink").ends_with("a symbolic link, not a file"),
-        "{}",
-        why("symlink")
-    );
+    // (node, how its message must end or what it must contain)
+    for (n, ends, want) in [
+        ("oversized", false, "more than the 262144 a record may have"),
+        (
+            "misnamed",
+            true,
+            "it names node 'hostile' but lies in the directory of node 'misnamed'",
+        ),
+        ("hostile", false, "model_name contains control characters"),
+        ("schema", false, "schema 99 (this version reads schema 1)"),
+        ("fifo", true, "not a regular file"),
+        ("symlink", true, "a symbolic link, not a file"),
+    ] {
+        let why = why(n);
+        let ok = if ends {
+            why.ends_with(want)
+        } else {
+            why.contains(want)
+        };
+        assert!(ok, "{n}: {why}");
+    }
     assert_eq!(v["warnings"].as_array().unwrap().len(), bad.len());
     // The text form warns on stderr, naming each file; stdout stays clean.
-    let run = c.run(&["scan"]);
-    let run = run.code(0);
+    let run = c.run(&["scan"]).code(0);
     for n in bad {
-        assert!(
-            run.stderr.contains(&format!(
-                "pve-cpuguard: warning: {}: invalid published record: ",
-                path(n)
-            )),
-            "{}",
-            run.stderr
-        );
+        run.stderr_has(&format!(
+            "pve-cpuguard: warning: {}: invalid published record: ",
+            path(n)
+        ));
     }
     assert!(!run.stdout.contains('\u{1b}'));
     // A hostile flag only in the model: each flag is checked too.
@@ -339,7 +315,7 @@ fn bad_records_are_reported_and_those_nodes_read_over_ssh() {
         v["record"]["flags"] = "fpu sse2 $(reboot)".into();
     });
     let run = c.run(&["--output", "json", "scan"]);
-    let j = node_json(&run.json(), "misnamed").clone();
+    let j = harness::scanned_node(&run.json(), "misnamed").clone();
     assert!(
         j["published"]["message"]
             .as_str()
@@ -351,28 +327,26 @@ fn bad_records_are_reported_and_those_nodes_read_over_ssh() {
 
 #[test]
 fn a_bad_record_never_replaces_good_data() {
-    let mut c = SshCluster::new();
-    c.closed("pve1");
-    c.closed("pve2");
-    c.write_config();
-    publish(&c, "pve1", HASWELL).code(0);
-    publish(&c, "pve2", ZEN3).code(0);
+    let c = published(&["pve1", "pve2"], &[("pve1", HASWELL), ("pve2", ZEN3)]);
     c.run(&["scan"]).code(0);
-    let before = Cache::load(&c.cache).unwrap().node("pve1").unwrap().clone();
+    let before = Cache::load(&c.cache())
+        .unwrap()
+        .node("pve1")
+        .unwrap()
+        .clone();
     // pve1's record turns bad and pve1 has no SSH: the node fails, and its
     // last good record is kept (marked stale), not replaced.
     edit(&record_path(&c, "pve1"), |v| {
         v["record"]["family"] = 4096.into()
     });
-    let run = c.run(&["scan"]);
-    let run = run.code(1);
-    assert!(
-        run.stderr.contains("family 4096 (at most 270)"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stdout.contains("last known: "), "{}", run.stdout);
-    let after = Cache::load(&c.cache).unwrap().node("pve1").unwrap().clone();
+    let run = c.run(&["scan"]).code(1);
+    run.stderr_has("family 4096 (at most 270)");
+    run.stdout_has("last known: ");
+    let after = Cache::load(&c.cache())
+        .unwrap()
+        .node("pve1")
+        .unwrap()
+        .clone();
     assert_eq!(after.flags, before.flags);
     assert_eq!(after.family, Some(6));
     assert_eq!(after.scanned_at, before.scanned_at);
@@ -381,14 +355,9 @@ fn a_bad_record_never_replaces_good_data() {
 
 #[test]
 fn no_ssh_reports_nodes_without_a_record_with_the_command_to_run() {
-    let mut c = SshCluster::new();
-    c.closed("pve1");
-    c.closed("pve2");
-    c.write_config();
-    publish(&c, "pve1", HASWELL).code(0);
+    let c = published(&["pve1", "pve2"], &[("pve1", HASWELL)]);
     let witness = Witness::at(&c, "pve2");
-    let run = c.run(&["scan", "--no-ssh"]);
-    let run = run.code(1);
+    let run = c.run(&["scan", "--no-ssh"]).code(1);
     assert!(
         run.stdout.contains(&format!(
             "  pve2 ({}): no-record: {}: no published record (SSH is off: --no-ssh)\n    note: run `pve-cpuguard publish` on pve2",
@@ -402,13 +371,17 @@ fn no_ssh_reports_nodes_without_a_record_with_the_command_to_run() {
     // The same from the configuration file.
     let conf = c.dir.path().join("pve-cpuguard.conf");
     std::fs::write(&conf, "no_ssh = yes\n").unwrap();
-    let mut cmd = c.command(&["--output", "json", "scan"]);
-    cmd.env("PVE_CPUGUARD_CONFIG", &conf);
-    let run = Done::of(cmd);
-    let run = run.code(1);
+    let run = c
+        .cmd(&["--output", "json", "scan"])
+        .env("PVE_CPUGUARD_CONFIG", &conf)
+        .run()
+        .code(1);
     let v = run.json();
-    assert_eq!(node_json(&v, "pve1")["via"], "pmxcfs");
-    assert_eq!(node_json(&v, "pve2")["error"]["stage"], "no-record");
+    assert_eq!(harness::scanned_node(&v, "pve1")["via"], "pmxcfs");
+    assert_eq!(
+        harness::scanned_node(&v, "pve2")["error"]["stage"],
+        "no-record"
+    );
     assert_eq!(v["nodes_without_data"], serde_json::json!(["pve2"]));
     assert!(!witness.contacted(), "SSH was tried");
 }
@@ -417,10 +390,7 @@ fn no_ssh_reports_nodes_without_a_record_with_the_command_to_run() {
 /// is a read-only bind mount: the kernel answers EROFS, even to root.
 #[test]
 fn read_only_pve_dir_warns_exits_1_and_keeps_the_last_record() {
-    let mut c = SshCluster::new();
-    c.closed("pve1");
-    c.write_config();
-    publish(&c, "pve1", HASWELL).code(0);
+    let c = published(&["pve1"], &[("pve1", HASWELL)]);
     let path = record_path(&c, "pve1");
     let before = std::fs::read(&path).unwrap();
 
@@ -429,7 +399,7 @@ fn read_only_pve_dir_warns_exits_1_and_keeps_the_last_record() {
     cmd.args(["--mount", "--propagation", "private", "/bin/sh", "-c"])
         .arg("mount --bind -o ro \"$1\" \"$1\" && shift && exec \"$@\"")
         .arg("sh")
-        .arg(&c.pve_dir)
+        .arg(c.pve())
         .arg(harness::binary())
         .arg("publish");
     for (k, v) in base.get_envs() {
@@ -440,8 +410,7 @@ fn read_only_pve_dir_warns_exits_1_and_keeps_the_last_record() {
     }
     cmd.env("PVE_CPUGUARD_NODE", "pve1")
         .env("PVE_CPUGUARD_CPUINFO", harness::cpuinfo(IVY));
-    let run = Done::of(cmd);
-    let run = run.code(1);
+    let run = Done::of(cmd).code(1);
     assert!(
         run.stderr.starts_with(&format!(
             "pve-cpuguard: warning: cannot publish pve1's CPU record: {}.tmp.",
@@ -450,11 +419,7 @@ fn read_only_pve_dir_warns_exits_1_and_keeps_the_last_record() {
         "{}",
         run.stderr
     );
-    assert!(
-        run.stderr.contains("Read-only file system (os error 30)"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has("Read-only file system (os error 30)");
     assert!(
         run.stderr.contains("\nnote: ") && run.stderr.contains("no quorum"),
         "{}",
@@ -472,19 +437,12 @@ fn read_only_pve_dir_warns_exits_1_and_keeps_the_last_record() {
 
 #[test]
 fn a_changed_record_is_reported_as_drift() {
-    let mut c = SshCluster::new();
-    c.closed("pve1");
-    c.closed("pve2");
-    c.write_config();
-    publish(&c, "pve1", HASWELL).code(0);
-    publish(&c, "pve2", ZEN3).code(0);
-    let run = c.run(&["scan"]);
-    let run = run.code(0);
-    assert!(!run.stdout.contains("Drift"), "{}", run.stdout);
+    let c = published(&["pve1", "pve2"], &[("pve1", HASWELL), ("pve2", ZEN3)]);
+    let run = c.run(&["scan"]).code(0);
+    run.stdout_lacks("Drift");
     // pve1 now has another CPU and published it.
     publish(&c, "pve1", IVY).code(0);
-    let run = c.run(&["--output", "json", "scan"]);
-    let run = run.code(0);
+    let run = c.run(&["--output", "json", "scan"]).code(0);
     let v = run.json();
     let drift = v["drift"].as_array().unwrap();
     assert_eq!(drift.len(), 1, "{v}");
@@ -497,13 +455,12 @@ fn a_changed_record_is_reported_as_drift() {
             .any(|f| f == "avx2"),
         "{v}"
     );
-    assert_eq!(node_json(&v, "pve1")["level"], expected_level(IVY));
-    let st = c.run(&["status"]);
-    assert!(
-        st.stdout.contains("Drift found by the last scan:\n  pve1 "),
-        "{}",
-        st.stdout
+    assert_eq!(
+        harness::scanned_node(&v, "pve1")["level"],
+        expected_level(IVY)
     );
+    let st = c.run(&["status"]);
+    st.stdout_has("Drift found by the last scan:\n  pve1 ");
 }
 
 #[test]
@@ -515,20 +472,20 @@ fn this_nodes_out_of_date_record_is_read_locally_and_published_again() {
     publish(&c, "pve1", HASWELL).code(0);
     publish(&c, "pve2", ZEN3).code(0);
     // Current: this node's record is used as published.
-    let run = c.run(&["--output", "json", "scan"]);
-    let run = run.code(0);
-    assert_eq!(node_json(&run.json(), "pve1")["via"], "pmxcfs");
+    let run = c.run(&["--output", "json", "scan"]).code(0);
+    assert_eq!(harness::scanned_node(&run.json(), "pve1")["via"], "pmxcfs");
     // A microcode update since: read locally, and published again with
     // QEMU's answer (real QEMU, under TCG: there is no /dev/kvm here).
     edit(&record_path(&c, "pve1"), |v| {
         v["record"]["microcode"] = "0x1".into()
     });
-    let mut cmd = c.command(&["--output", "json", "scan"]);
-    cmd.env("PVE_CPUGUARD_PROBE", "tcg");
-    let run = Done::of(cmd);
-    let run = run.code(0);
+    let run = c
+        .cmd(&["--output", "json", "scan"])
+        .env("PVE_CPUGUARD_PROBE", "tcg")
+        .run()
+        .code(0);
     let v = run.json();
-    let j = node_json(&v, "pve1");
+    let j = harness::scanned_node(&v, "pve1");
     assert_eq!(j["via"], "local", "{j}");
     assert_eq!(j["published"]["problem"], "outdated");
     assert!(
@@ -542,7 +499,7 @@ fn this_nodes_out_of_date_record_is_read_locally_and_published_again() {
         v["republished"]["path"],
         record_path(&c, "pve1").display().to_string()
     );
-    let p = published::load(&c.pve_dir, "pve1", pve_cpuguard::cache::now(), 60).unwrap();
+    let p = published::load(&c.pve(), "pve1", pve_cpuguard::cache::now(), 60).unwrap();
     assert_eq!(p.record.microcode.as_deref(), Some("0x3c"));
     assert!(p.record.kvm.is_some(), "QEMU's answer is published");
     // Without QEMU's answer (--probe off) the record is not replaced by a
@@ -551,18 +508,20 @@ fn this_nodes_out_of_date_record_is_read_locally_and_published_again() {
         v["record"]["microcode"] = "0x2".into()
     });
     let before = std::fs::read(record_path(&c, "pve1")).unwrap();
-    let run = c.run(&["--output", "json", "scan"]);
-    let run = run.code(0);
+    let run = c.run(&["--output", "json", "scan"]).code(0);
     let v = run.json();
-    assert_eq!(node_json(&v, "pve1")["via"], "local");
-    assert_eq!(node_json(&v, "pve1")["record"]["source"], "local");
+    assert_eq!(harness::scanned_node(&v, "pve1")["via"], "local");
+    assert_eq!(
+        harness::scanned_node(&v, "pve1")["record"]["source"],
+        "local"
+    );
     assert!(v["republished"].is_null(), "{v}");
     assert_eq!(std::fs::read(record_path(&c, "pve1")).unwrap(), before);
     edit(&record_path(&c, "pve1"), |v| {
         v["record"]["microcode"] = "0x3c".into()
     });
     let run = c.run(&["--output", "json", "scan"]);
-    assert_eq!(node_json(&run.json(), "pve1")["via"], "pmxcfs");
+    assert_eq!(harness::scanned_node(&run.json(), "pve1")["via"], "pmxcfs");
 }
 
 #[test]
@@ -575,9 +534,7 @@ fn a_256_thread_host_with_qemus_answer_publishes_a_small_record() {
         big.push_str(&block.replacen("processor\t: 0", &format!("processor\t: {i}"), 1));
         big.push_str("\n\n");
     }
-    let mut c = SshCluster::new();
-    c.closed("big");
-    c.write_config();
+    let c = published(&["big"], &[]);
     let file = c.dir.path().join("cpuinfo-256");
     std::fs::write(&file, &big).unwrap();
     assert!(
@@ -587,16 +544,17 @@ fn a_256_thread_host_with_qemus_answer_publishes_a_small_record() {
     );
     // QEMU's answer under TCG (no /dev/kvm here) lists every model QEMU
     // defines, as under KVM: the same size of record.
-    let mut cmd = c.command(&["--output", "json", "publish"]);
-    cmd.env("PVE_CPUGUARD_NODE", "big")
+    let run = c
+        .cmd(&["--output", "json", "publish"])
+        .env("PVE_CPUGUARD_NODE", "big")
         .env("PVE_CPUGUARD_CPUINFO", &file)
-        .env("PVE_CPUGUARD_PROBE", "tcg");
-    let run = Done::of(cmd);
+        .env("PVE_CPUGUARD_PROBE", "tcg")
+        .run();
     let run = run.code(0);
     let v = run.json();
     let size = v["bytes"].as_u64().unwrap();
     eprintln!("published record of a 256-thread host with QEMU's answer: {size} bytes");
-    let p = published::load(&c.pve_dir, "big", pve_cpuguard::cache::now(), 60).unwrap();
+    let p = published::load(&c.pve(), "big", pve_cpuguard::cache::now(), 60).unwrap();
     assert_eq!(p.record.processors, 256);
     let kvm = p
         .record
@@ -613,43 +571,28 @@ fn a_256_thread_host_with_qemus_answer_publishes_a_small_record() {
 
 #[test]
 fn publish_errors_name_the_file_and_exit_2() {
-    let mut c = SshCluster::new();
-    c.closed("pve1");
-    c.write_config();
+    let c = published(&["pve1"], &[]);
     let missing = c.dir.path().join("no-cpuinfo");
-    let run = publish_file(&c, "pve1", &missing);
-    let run = run.code(2);
-    assert!(
-        run.stderr.contains(&missing.display().to_string()),
-        "{}",
-        run.stderr
-    );
+    let run = publish_file(&c, "pve1", &missing).code(2);
+    run.stderr_has(&missing.display().to_string());
     assert!(!record_path(&c, "pve1").exists());
     // Not a Proxmox VE node: no nodes/ directory below the pve dir.
-    let mut cmd = c.command(&["publish"]);
-    cmd.env("PVE_CPUGUARD_PVE_DIR", c.dir.path().join("empty"))
+    let run = c
+        .cmd(&["publish"])
+        .env("PVE_CPUGUARD_PVE_DIR", c.dir.path().join("empty"))
         .env("PVE_CPUGUARD_NODE", "pve1")
-        .env("PVE_CPUGUARD_CPUINFO", harness::cpuinfo(HASWELL));
-    let run = Done::of(cmd);
+        .env("PVE_CPUGUARD_CPUINFO", harness::cpuinfo(HASWELL))
+        .run();
     let run = run.code(2);
-    assert!(
-        run.stderr
-            .contains("empty/nodes: no such directory; is this a Proxmox VE node"),
-        "{}",
-        run.stderr
-    );
-    let run = publish(&c, "../etc", HASWELL);
-    let run = run.code(2);
-    assert!(
-        run.stderr.contains("invalid node name '../etc'"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has("empty/nodes: no such directory; is this a Proxmox VE node");
+    let run = publish(&c, "../etc", HASWELL).code(2);
+    run.stderr_has("invalid node name '../etc'");
     // JSON says what was written.
-    let mut cmd = c.command(&["--output", "json", "publish"]);
-    cmd.env("PVE_CPUGUARD_NODE", "pve1")
-        .env("PVE_CPUGUARD_CPUINFO", harness::cpuinfo(HASWELL));
-    let run = Done::of(cmd);
+    let run = c
+        .cmd(&["--output", "json", "publish"])
+        .env("PVE_CPUGUARD_NODE", "pve1")
+        .env("PVE_CPUGUARD_CPUINFO", harness::cpuinfo(HASWELL))
+        .run();
     let run = run.code(0);
     let v = run.json();
     assert_eq!(v["written"], true);

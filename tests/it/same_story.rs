@@ -13,7 +13,8 @@ use crate::harness;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::harness::cluster::{script, Cluster};
+use crate::harness::cluster::Cluster;
+use crate::harness::exec::{argv, Recorder};
 use pve_cpuguard::cache::{Cache, NodeRecord};
 use pve_cpuguard::reach::kvm_probe::{self, Accel};
 use serde_json::Value;
@@ -118,43 +119,26 @@ fn tell(c: &Cluster) -> (Story, Vec<String>) {
     let mut views: Vec<(&str, String)> = Vec::new();
 
     let status = json(c, "pve1", &["status"], 0);
-    levels.push((
-        "status",
-        status["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| (s(&n["name"]), s(&n["level"])))
-            .collect(),
-    ));
-    clusters.push(("status", s(&status["cluster_cpu_type"])));
-    views.push(("status", s(&status["nodes"][0]["view"])));
-
     let baseline = json(c, "pve1", &["baseline"], 0);
-    levels.push((
-        "baseline",
-        baseline["node_levels"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| (s(&n["name"]), s(&n["level"])))
-            .collect(),
-    ));
-    clusters.push(("baseline", s(&baseline["level"])));
-    views.push(("baseline", s(&baseline["node_levels"][0]["view"])));
-
     let audit = on(c, "pve1", &["audit", "-o", "json"]).run().json();
-    levels.push((
-        "audit",
-        audit["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| (s(&n["name"]), s(&n["level"])))
-            .collect(),
-    ));
-    clusters.push(("audit", s(&audit["baseline"])));
-    views.push(("audit", s(&audit["nodes"][0]["view"])));
+    // (command, its JSON, its list of nodes, its cluster level)
+    for (cmd, v, nodes, cluster) in [
+        ("status", &status, "nodes", "cluster_cpu_type"),
+        ("baseline", &baseline, "node_levels", "level"),
+        ("audit", &audit, "nodes", "baseline"),
+    ] {
+        levels.push((
+            cmd,
+            v[nodes]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| (s(&n["name"]), s(&n["level"])))
+                .collect(),
+        ));
+        clusters.push((cmd, s(&v[cluster])));
+        views.push((cmd, s(&v[nodes][0]["view"])));
+    }
     recommended.extend(audit["works_everywhere"].as_str().map(first_word));
     let mut audit_starts = BTreeMap::new();
     for vm in audit["vms"].as_array().unwrap() {
@@ -205,12 +189,7 @@ fn tell(c: &Cluster) -> (Story, Vec<String>) {
     let mut check_starts = BTreeMap::new();
     let mut hook_starts = BTreeMap::new();
     let mut migrate_starts = BTreeMap::new();
-    let argv = c.path("qm-argv");
-    let qm = c.path("qm");
-    script(
-        &qm,
-        &format!("#!/bin/sh\necho \"$@\" >> '{}'\nexit 0\n", argv.display()),
-    );
+    let qm = Recorder::new(c.dir.path(), "qm", "exit 0\n");
     for (vmid, owner, _) in VMS {
         let id = vmid.to_string();
         let mut args = vec!["check", id.as_str(), "--mode", "start", "-o", "json"];
@@ -228,36 +207,21 @@ fn tell(c: &Cluster) -> (Story, Vec<String>) {
             let hook = on(c, n, &["hook", &id, "pre-start"]).run();
             assert!(hook.code == 0 || hook.code == 1, "{}", hook.stderr);
             hook_starts.insert((vmid, n.to_string()), hook.code == 0);
-            for line in hook.stderr.lines() {
-                if let Some(e) = line
-                    .trim()
-                    .strip_prefix("CPU type that works on every node: ")
-                {
-                    recommended.push(first_word(e));
-                }
-            }
+            recommended.extend(recommended_in(&hook.stderr));
 
             if n != owner {
-                let _ = std::fs::remove_file(&argv);
+                qm.clear();
                 let m = on(c, owner, &["migrate", &id, n])
-                    .env("PVE_CPUGUARD_QM", &qm)
+                    .env("PVE_CPUGUARD_QM", &qm.program)
                     .env("PVE_CPUGUARD_PROBE", "off")
                     .run();
-                let ran = std::fs::read_to_string(&argv).unwrap_or_default();
                 match m.code {
-                    0 => assert_eq!(ran, format!("migrate {vmid} {n}\n"), "qm argv"),
-                    1 => assert!(ran.is_empty(), "qm ran although refused"),
+                    0 => assert_eq!(qm.calls(), [argv(&["migrate", &id, n])], "qm argv"),
+                    1 => assert!(qm.calls().is_empty(), "qm ran although refused"),
                     other => panic!("migrate exit {other}: {}", m.stderr),
                 }
                 migrate_starts.insert((vmid, n.to_string()), m.code == 0);
-                for line in m.stderr.lines() {
-                    if let Some(e) = line
-                        .trim()
-                        .strip_prefix("CPU type that works on every node: ")
-                    {
-                        recommended.push(first_word(e));
-                    }
-                }
+                recommended.extend(recommended_in(&m.stderr));
             }
         }
     }
@@ -298,6 +262,15 @@ fn tell(c: &Cluster) -> (Story, Vec<String>) {
 
 fn first_word(s: &str) -> String {
     s.split_whitespace().next().unwrap_or(s).to_string()
+}
+
+/// The CPU types a hook's or migrate's refusal recommends for every node.
+fn recommended_in(stderr: &str) -> impl Iterator<Item = String> + '_ {
+    stderr.lines().filter_map(|line| {
+        line.trim()
+            .strip_prefix("CPU type that works on every node: ")
+            .map(first_word)
+    })
 }
 
 /// Every recommended type is accepted on every node, by `why-not` on that

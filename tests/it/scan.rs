@@ -21,15 +21,6 @@ fn flags(sample: &str) -> BTreeSet<String> {
         .flags
 }
 
-fn node_json<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    v["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == name)
-        .unwrap_or_else(|| panic!("node {name} in {v}"))
-}
-
 /// The cluster CPU type over node levels as printed: a node where not even
 /// kvm64 starts makes it `below-kvm64`, else the lowest level.
 fn cluster_level<'a>(levels: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
@@ -71,17 +62,12 @@ fn proxclmc_text(c: &SshCluster) -> String {
 
 #[test]
 fn three_nodes_report_their_levels_in_proxclmc_format() {
-    let mut c = SshCluster::new();
-    c.sshd("pve1", HASWELL);
-    c.sshd("pve2", ZEN3);
-    c.sshd("pve3", SAPPHIRE);
-    c.write_config();
-    let run = c.run(&["scan"]);
-    let run = run.code(0);
+    let c = SshCluster::with_sshd(&[("pve1", HASWELL), ("pve2", ZEN3), ("pve3", SAPPHIRE)]);
+    let run = c.run(&["scan"]).code(0);
     assert_eq!(run.stdout, proxclmc_text(&c), "stderr: {}", run.stderr);
 
     // The cache holds each node's facts, and rebuilds the same capability.
-    let cache = pve_cpuguard::cache::Cache::load(&c.cache).unwrap();
+    let cache = pve_cpuguard::cache::Cache::load(&c.cache()).unwrap();
     for n in &c.nodes {
         let rec = cache.node(&n.name).unwrap();
         let info =
@@ -95,18 +81,12 @@ fn three_nodes_report_their_levels_in_proxclmc_format() {
     }
 
     // status shows the same view from the cache, with ages.
-    let st = c.run(&["status"]);
-    let st = st.code(0);
+    let st = c.run(&["status"]).code(0);
     for n in &c.nodes {
         let l = expected_level(n.sample.as_deref().unwrap());
-        assert!(
-            st.stdout
-                .contains(&format!("{} | {} | {l} | scanned ", n.name, n.addr)),
-            "{}",
-            st.stdout
-        );
+        st.stdout_has(&format!("{} | {} | {l} | scanned ", n.name, n.addr));
     }
-    assert!(st.stdout.contains("\nCluster CPU type: "), "{}", st.stdout);
+    st.stdout_has("\nCluster CPU type: ");
 }
 
 #[test]
@@ -121,11 +101,10 @@ fn sixteen_nodes_each_with_its_own_cpu() {
         c.sshd(&format!("node{:02}", i + 1), s);
     }
     c.write_config();
-    let run = c.run(&["--output", "json", "scan"]);
-    let run = run.code(0);
+    let run = c.run(&["--output", "json", "scan"]).code(0);
     let v = run.json();
     for n in &c.nodes {
-        let j = node_json(&v, &n.name);
+        let j = harness::scanned_node(&v, &n.name);
         assert_eq!(j["status"], "ok", "{j}");
         assert_eq!(j["via"], "ssh");
         assert_eq!(
@@ -155,8 +134,7 @@ fn unknown_host_key_is_refused_with_fingerprint_and_advice() {
     c.sshd("pve1", HASWELL);
     c.sshd("pve2", ZEN3).trust = Trust::Unknown;
     c.write_config();
-    let run = c.run(&["scan"]);
-    let run = run.code(1);
+    let run = c.run(&["scan"]).code(1);
     let s = c.node("pve2").sshd().unwrap();
     let fp = harness::sshd::fingerprint(&s.dir.join("host_ed25519.pub"));
     assert!(
@@ -167,7 +145,7 @@ fn unknown_host_key_is_refused_with_fingerprint_and_advice() {
         "{}",
         run.stdout
     );
-    assert!(run.stdout.contains("pvecm updatecerts"), "{}", run.stdout);
+    run.stdout_has("pvecm updatecerts");
     assert!(
         run.stdout.contains(&format!(
             "pve2 {}",
@@ -177,13 +155,8 @@ fn unknown_host_key_is_refused_with_fingerprint_and_advice() {
         run.stdout
     );
     // The CPU data was not used: pve2 is not listed and has no record.
-    assert!(
-        !run.stdout
-            .contains(&format!("pve2 | {}", c.node("pve2").addr)),
-        "{}",
-        run.stdout
-    );
-    let cache = pve_cpuguard::cache::Cache::load(&c.cache).unwrap();
+    run.stdout_lacks(&format!("pve2 | {}", c.node("pve2").addr));
+    let cache = pve_cpuguard::cache::Cache::load(&c.cache()).unwrap();
     assert!(cache.node("pve2").is_none());
     assert!(cache.unscanned.contains_key("pve2"));
     assert!(cache.node("pve1").is_some());
@@ -195,10 +168,9 @@ fn changed_host_key_is_refused() {
     c.sshd("pve1", HASWELL).trust = Trust::Changed;
     c.sshd("pve2", ZEN3);
     c.write_config();
-    let run = c.run(&["--output", "json", "scan"]);
-    let run = run.code(1);
+    let run = c.run(&["--output", "json", "scan"]).code(1);
     let v = run.json();
-    let j = node_json(&v, "pve1");
+    let j = harness::scanned_node(&v, "pve1");
     assert_eq!(j["status"], "failed");
     assert_eq!(j["error"]["stage"], "host-key");
     let msg = j["error"]["message"].as_str().unwrap();
@@ -211,7 +183,7 @@ fn changed_host_key_is_refused() {
         j["record"].is_null(),
         "no CPU data from a node with a changed key"
     );
-    assert_eq!(node_json(&v, "pve2")["status"], "ok");
+    assert_eq!(harness::scanned_node(&v, "pve2")["status"], "ok");
 }
 
 #[test]
@@ -246,8 +218,7 @@ fn silent_closed_and_offline_nodes_fail_within_the_timeout() {
     c.sshd("pve4", ZEN3).online = false;
     c.sshd("pve5", SAPPHIRE);
     c.write_config();
-    let run = c.run(&["--output", "json", "scan"]);
-    let run = run.code(1);
+    let run = c.run(&["--output", "json", "scan"]).code(1);
     // Bounded: one timeout plus generous slack for process start-up, never
     // the sum of the failures.
     assert!(
@@ -256,16 +227,25 @@ fn silent_closed_and_offline_nodes_fail_within_the_timeout() {
         run.elapsed
     );
     let v = run.json();
-    assert_eq!(node_json(&v, "pve1")["status"], "ok");
-    assert_eq!(node_json(&v, "pve5")["status"], "ok");
-    assert_eq!(node_json(&v, "pve2")["error"]["stage"], "timeout");
-    assert!(node_json(&v, "pve2")["error"]["message"]
+    assert_eq!(harness::scanned_node(&v, "pve1")["status"], "ok");
+    assert_eq!(harness::scanned_node(&v, "pve5")["status"], "ok");
+    assert_eq!(
+        harness::scanned_node(&v, "pve2")["error"]["stage"],
+        "timeout"
+    );
+    assert!(harness::scanned_node(&v, "pve2")["error"]["message"]
         .as_str()
         .unwrap()
         .contains("handshake"));
-    assert_eq!(node_json(&v, "pve3")["error"]["stage"], "connect");
-    assert_eq!(node_json(&v, "pve4")["error"]["stage"], "offline");
-    assert_eq!(node_json(&v, "pve4")["via"], "skipped");
+    assert_eq!(
+        harness::scanned_node(&v, "pve3")["error"]["stage"],
+        "connect"
+    );
+    assert_eq!(
+        harness::scanned_node(&v, "pve4")["error"]["stage"],
+        "offline"
+    );
+    assert_eq!(harness::scanned_node(&v, "pve4")["via"], "skipped");
     assert_eq!(v["failed"], 3);
     // The offline node's sshd was never contacted.
     let log = std::fs::read_to_string(&c.node("pve4").sshd().unwrap().log).unwrap();
@@ -276,39 +256,21 @@ fn silent_closed_and_offline_nodes_fail_within_the_timeout() {
     // The cluster type covers the nodes with data, and the text says who is missing.
     let expected = cluster_level([HASWELL, SAPPHIRE].map(expected_level)).unwrap();
     assert_eq!(v["cluster_cpu_type"], expected);
-    let text = c.run(&["scan"]);
-    let text = text.code(1);
-    assert!(
-        text.stdout.contains("Failed nodes (3 of 5):"),
-        "{}",
-        text.stdout
-    );
-    assert!(
-        text.stdout
-            .contains("does not include pve2, pve3, pve4 (no data)"),
-        "{}",
-        text.stdout
-    );
+    let text = c.run(&["scan"]).code(1);
+    text.stdout_has("Failed nodes (3 of 5):");
+    text.stdout_has("does not include pve2, pve3, pve4 (no data)");
 }
 
 #[test]
 fn a_failed_node_keeps_its_last_record_marked_stale() {
-    let mut c = SshCluster::new();
-    c.sshd("pve1", HASWELL);
-    c.sshd("pve2", SAPPHIRE);
-    c.write_config();
+    let mut c = SshCluster::with_sshd(&[("pve1", HASWELL), ("pve2", SAPPHIRE)]);
     c.run(&["scan"]).code(0);
-    let before = pve_cpuguard::cache::Cache::load(&c.cache).unwrap();
+    let before = pve_cpuguard::cache::Cache::load(&c.cache()).unwrap();
     c.stop("pve2");
-    let run = c.run(&["scan"]);
-    let run = run.code(1);
-    assert!(run.stdout.contains("last known: "), "{}", run.stdout);
-    assert!(
-        run.stdout.contains("uses last-known data for pve2"),
-        "{}",
-        run.stdout
-    );
-    let after = pve_cpuguard::cache::Cache::load(&c.cache).unwrap();
+    let run = c.run(&["scan"]).code(1);
+    run.stdout_has("last known: ");
+    run.stdout_has("uses last-known data for pve2");
+    let after = pve_cpuguard::cache::Cache::load(&c.cache()).unwrap();
     let (old, new) = (before.node("pve2").unwrap(), after.node("pve2").unwrap());
     assert!(new.is_stale());
     assert!(
@@ -324,38 +286,26 @@ fn a_failed_node_keeps_its_last_record_marked_stale() {
         .stdout
         .contains(&format!("Cluster CPU type: {expected}\n")));
 
-    let st = c.run(&["status"]);
-    let st = st.code(1);
-    assert!(
-        st.stdout.contains("STALE: last refresh failed: connect: "),
-        "{}",
-        st.stdout
-    );
-    let b = c.run(&["baseline"]);
-    let b = b.code(1);
-    assert!(
-        b.stdout.contains("uses last-known data for pve2"),
-        "{}",
-        b.stdout
-    );
+    let st = c.run(&["status"]).code(1);
+    st.stdout_has("STALE: last refresh failed: connect: ");
+    let b = c.run(&["baseline"]).code(1);
+    b.stdout_has("uses last-known data for pve2");
 }
 
 #[test]
 fn drift_is_reported_after_a_cpu_change() {
-    let mut c = SshCluster::new();
-    c.sshd("pve1", HASWELL);
-    c.sshd("pve2", HASWELL);
-    c.write_config();
+    let mut c = SshCluster::with_sshd(&[("pve1", HASWELL), ("pve2", HASWELL)]);
     c.run(&["scan"]).code(0);
     c.replace_sample("pve2", IVY);
     let sock_path = c.dir.path().join("log.sock");
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
         .unwrap();
-    let mut cmd = c.command(&["--output", "json", "scan"]);
-    cmd.env("PVE_CPUGUARD_SYSLOG_SOCKET", &sock_path);
-    let run = Done::of(cmd);
-    let run = run.code(0);
+    let run = c
+        .cmd(&["--output", "json", "scan"])
+        .env("PVE_CPUGUARD_SYSLOG_SOCKET", &sock_path)
+        .run()
+        .code(0);
     // The scan result and the drift go to the system log.
     let mut buf = [0u8; 4096];
     let n = sock.recv(&mut buf).unwrap();
@@ -399,7 +349,7 @@ fn drift_is_reported_after_a_cpu_change() {
     assert!(drifted.contains(&format!("]: drift: {msg}")), "{drifted}");
     // Text output and status show it too.
     let st = c.run(&["status"]);
-    assert!(st.stdout.contains(msg), "{}", st.stdout);
+    st.stdout_has(msg);
 }
 
 #[test]
@@ -410,45 +360,46 @@ fn the_local_node_is_read_locally_and_members_ip_wins() {
     c.members = true;
     c.write_config();
     // ring0_addr that cannot be reached: the .members ip must be used.
-    let conf = c.pve_dir.join("corosync.conf");
+    let conf = c.pve().join("corosync.conf");
     let text = std::fs::read_to_string(&conf).unwrap();
     std::fs::write(
         &conf,
         text.replace(&c.node("pve2").addr, "pve2-ring.invalid"),
     )
     .unwrap();
-    let run = c.run(&["--output", "json", "scan"]);
-    let run = run.code(0);
+    let run = c.run(&["--output", "json", "scan"]).code(0);
     let v = run.json();
-    assert_eq!(node_json(&v, "pve1")["via"], "local");
-    assert_eq!(node_json(&v, "pve1")["level"], expected_level(ZEN3));
-    assert_eq!(node_json(&v, "pve2")["via"], "ssh");
-    assert_eq!(node_json(&v, "pve2")["address_source"], ".members");
+    assert_eq!(harness::scanned_node(&v, "pve1")["via"], "local");
     assert_eq!(
-        node_json(&v, "pve2")["address"],
+        harness::scanned_node(&v, "pve1")["level"],
+        expected_level(ZEN3)
+    );
+    assert_eq!(harness::scanned_node(&v, "pve2")["via"], "ssh");
+    assert_eq!(
+        harness::scanned_node(&v, "pve2")["address_source"],
+        ".members"
+    );
+    assert_eq!(
+        harness::scanned_node(&v, "pve2")["address"],
         c.node("pve2").addr.as_str()
     );
 }
 
 #[test]
 fn corrupt_cache_is_reported_kept_aside_and_rebuilt() {
-    let mut c = SshCluster::new();
-    c.sshd("pve1", HASWELL);
-    c.write_config();
-    std::fs::create_dir_all(c.cache.parent().unwrap()).unwrap();
-    std::fs::write(&c.cache, "{\"schema\": 1, \"nodes\": {\"pve1\": 42").unwrap();
-    let st = c.run(&["status"]);
-    let st = st.code(3);
-    assert!(st.stderr.contains("unusable cache"), "{}", st.stderr);
-    let run = c.run(&["scan"]);
-    let run = run.code(0);
-    assert!(run.stderr.contains("unusable cache"), "{}", run.stderr);
-    let aside = pve_cpuguard::cache::corrupt_path(&c.cache);
+    let c = SshCluster::with_sshd(&[("pve1", HASWELL)]);
+    std::fs::create_dir_all(c.cache().parent().unwrap()).unwrap();
+    std::fs::write(c.cache(), "{\"schema\": 1, \"nodes\": {\"pve1\": 42").unwrap();
+    let st = c.run(&["status"]).code(3);
+    st.stderr_has("unusable cache");
+    let run = c.run(&["scan"]).code(0);
+    run.stderr_has("unusable cache");
+    let aside = pve_cpuguard::cache::corrupt_path(&c.cache());
     assert_eq!(
         std::fs::read_to_string(aside).unwrap(),
         "{\"schema\": 1, \"nodes\": {\"pve1\": 42"
     );
-    assert!(pve_cpuguard::cache::Cache::load(&c.cache)
+    assert!(pve_cpuguard::cache::Cache::load(&c.cache())
         .unwrap()
         .node("pve1")
         .is_some());
@@ -457,14 +408,9 @@ fn corrupt_cache_is_reported_kept_aside_and_rebuilt() {
 
 #[test]
 fn baseline_names_a_model_every_node_supports() {
-    let mut c = SshCluster::new();
-    c.sshd("pve1", HASWELL);
-    c.sshd("pve2", SAPPHIRE);
-    c.sshd("pve3", IVY);
-    c.write_config();
+    let c = SshCluster::with_sshd(&[("pve1", HASWELL), ("pve2", SAPPHIRE), ("pve3", IVY)]);
     c.run(&["scan"]).code(0);
-    let run = c.run(&["--output", "json", "baseline"]);
-    let run = run.code(0);
+    let run = c.run(&["--output", "json", "baseline"]).code(0);
     let v = run.json();
     let samples = [HASWELL, SAPPHIRE, IVY];
     assert_eq!(
@@ -509,8 +455,7 @@ fn baseline_names_a_model_every_node_supports() {
             nm["cpu_type"].as_str().unwrap()
         )));
     }
-    let text = c.run(&["baseline"]);
-    let text = text.code(0);
+    let text = c.run(&["baseline"]).code(0);
     assert!(
         text.stdout.starts_with(&format!(
             "Cluster CPU type: {}\n",
@@ -524,38 +469,26 @@ fn baseline_names_a_model_every_node_supports() {
 #[test]
 fn configuration_errors_exit_2_and_name_the_line() {
     let c = SshCluster::new();
-    let run = c.run(&["scan"]);
-    let run = run.code(2);
+    let run = c.run(&["scan"]).code(2);
     assert!(
         run.stderr.contains("no corosync.conf") || run.stderr.contains("corosync.conf"),
         "{}",
         run.stderr
     );
     std::fs::write(
-        c.pve_dir.join("corosync.conf"),
+        c.pve().join("corosync.conf"),
         "nodelist {\n  node {\n    name: a\n",
     )
     .unwrap();
-    let run = c.run(&["scan"]);
-    let run = run.code(2);
-    assert!(
-        run.stderr
-            .contains("corosync.conf:2: section `node` opened here is never closed"),
-        "{}",
-        run.stderr
-    );
+    let run = c.run(&["scan"]).code(2);
+    run.stderr_has("corosync.conf:2: section `node` opened here is never closed");
     std::fs::write(
-        c.pve_dir.join("corosync.conf"),
+        c.pve().join("corosync.conf"),
         "nodelist{ node{ name: a\nring0_addr: 127.0.0.1 } }",
     )
     .unwrap();
-    let run = c.run(&["scan", "--node", "b"]);
-    let run = run.code(2);
-    assert!(
-        run.stderr.contains("--node b: no node of that name"),
-        "{}",
-        run.stderr
-    );
+    let run = c.run(&["scan", "--node", "b"]).code(2);
+    run.stderr_has("--node b: no node of that name");
     let run = c.run(&["scan", "--timeout", "0"]);
     run.code(2);
 }
@@ -577,10 +510,11 @@ fn the_kvm_view_is_recorded_by_scan_and_decides() {
     let journal_path = c.dir.path().join("journal.sock");
     let journal = std::os::unix::net::UnixDatagram::bind(&journal_path).unwrap();
     journal.set_nonblocking(true).unwrap();
-    let mut cmd = c.command(&["--output", "json", "scan"]);
-    cmd.env("PVE_CPUGUARD_PROBE", "kvm")
-        .env("PVE_CPUGUARD_SYSLOG_SOCKET", &journal_path);
-    let run = Done::of(cmd);
+    let run = c
+        .cmd(&["--output", "json", "scan"])
+        .env("PVE_CPUGUARD_PROBE", "kvm")
+        .env("PVE_CPUGUARD_SYSLOG_SOCKET", &journal_path)
+        .run();
     let run = run.code(0);
     // pve2's probe failed (its sshd serves no QEMU): a visible warning in
     // the JSON and the journal, never silent.
@@ -606,10 +540,11 @@ fn the_kvm_view_is_recorded_by_scan_and_decides() {
         "{logged:?}"
     );
     // ...and in the text, under the node: the one answer and its view.
-    let mut cmd = c.command(&["scan"]);
-    cmd.env("PVE_CPUGUARD_PROBE", "kvm");
-    let run = Done::of(cmd);
-    let run = run.code(0);
+    let run = c
+        .cmd(&["scan"])
+        .env("PVE_CPUGUARD_PROBE", "kvm")
+        .run()
+        .code(0);
     assert!(
         run.stderr.contains("warning: pve2: QEMU probe failed ("),
         "{}",
@@ -620,7 +555,7 @@ fn the_kvm_view_is_recorded_by_scan_and_decides() {
         "{}",
         run.stdout
     );
-    assert!(run.stdout.contains("| below-kvm64\n"), "{}", run.stdout);
+    run.stdout_has("| below-kvm64\n");
     assert!(
         run.stdout.contains("\nView: pve1 kvm, pve2 cpuinfo\n")
             && run.stdout.contains(
@@ -631,7 +566,7 @@ fn the_kvm_view_is_recorded_by_scan_and_decides() {
     );
 
     let cache: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&c.cache).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(c.cache()).unwrap()).unwrap();
     let pve1 = &cache["nodes"]["pve1"];
     assert_eq!(pve1["kvm"]["accel"], "kvm", "{pve1}");
     assert!(
@@ -656,14 +591,15 @@ fn the_kvm_view_is_recorded_by_scan_and_decides() {
 
     // A kvm64 VM (on pve2) could not start on pve1: QEMU says pni is
     // unavailable there, although pve1's /proc/cpuinfo lists it.
-    let vm_dir = c.pve_dir.join("nodes/pve2/qemu-server");
+    let vm_dir = c.pve().join("nodes/pve2/qemu-server");
     std::fs::create_dir_all(&vm_dir).unwrap();
     std::fs::write(vm_dir.join("100.conf"), "cpu: kvm64\nname: probe\n").unwrap();
-    let mut cmd = c.command(&["check", "100", "--mode", "start", "-o", "json"]);
-    cmd.env("PVE_CPUGUARD_NODE", "pve2")
+    let run = c
+        .cmd(&["check", "100", "--mode", "start", "-o", "json"])
+        .env("PVE_CPUGUARD_NODE", "pve2")
         .env("PVE_CPUGUARD_CPUINFO", harness::cpuinfo(HASWELL))
-        .env("PVE_CPUGUARD_CONFIG", c.dir.path().join("none.conf"));
-    let run = Done::of(cmd);
+        .env("PVE_CPUGUARD_CONFIG", c.dir.path().join("none.conf"))
+        .run();
     let run = run.code(1);
     let v = run.json();
     let refused = &v["not_allowed_nodes"]["pve1"];

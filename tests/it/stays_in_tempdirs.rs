@@ -6,7 +6,8 @@
 //! What is asserted, and what is not:
 //! 1. the harness (`tests/it/harness`) gives every run a state directory
 //!    inside a temporary directory — checked on the environment of the
-//!    commands it builds ([`harness::Run`], both clusters);
+//!    commands it builds ([`harness::Run`], the cluster, with and without
+//!    sshd nodes);
 //! 2. the only writers of the state directory (a refusal by the hook and
 //!    by `migrate`) write into that directory and do not create
 //!    /var/lib/pve-cpuguard (checked only when it does not exist when the

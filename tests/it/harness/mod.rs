@@ -8,10 +8,14 @@
 //! - [`Run`] / [`Done`]: `Run::new(["inspect"]).env(..).run().code(0)`,
 //!   with the state directory in a temporary directory, and a failed
 //!   assertion printing the command, stdout and stderr;
-//! - [`cluster::Cluster`]: an `/etc/pve` tree and a cache from samples,
-//!   on disk only;
-//! - [`ssh_cluster::SshCluster`]: nodes served by REAL OpenSSH `sshd`
-//!   processes on 127.x.y.z (needs root, `/usr/sbin/sshd`, `ssh-keygen`);
+//! - [`cluster::Cluster`]: THE cluster: an `/etc/pve` tree
+//!   (corosync.conf, `.members`, VM configs), a cache from samples, and
+//!   the environment of a run on one of its nodes, on disk only;
+//! - [`ssh_cluster::SshCluster`]: a [`cluster::Cluster`] whose nodes are
+//!   served by REAL OpenSSH `sshd` processes on 127.x.y.z (needs root,
+//!   `/usr/sbin/sshd`, `ssh-keygen`);
+//! - [`exec::Recorder`]: `qm` or `ha-manager` replaced at the exec
+//!   boundary by a script recording its exact argv;
 //! - [`fuse::Fuse`]: a hanging FUSE mount (needs root);
 //! - [`threads`]: a cpuinfo of any thread count.
 //!
@@ -21,6 +25,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod exec;
 pub mod fuse;
 pub mod ssh_cluster;
 pub mod sshd;
@@ -30,6 +35,7 @@ pub mod threads;
 #[allow(unused_imports)]
 pub use ssh_cluster::SshCluster;
 
+use std::borrow::BorrowMut;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -67,6 +73,21 @@ pub fn expected_level(sample: &str) -> &'static str {
     ))
 }
 
+/// The hook file the package installs as the hookscript snippet.
+pub fn hook_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("hooks/pve-cpuguard-hook")
+}
+
+/// The node `name` in the JSON output of `scan` (its `nodes` list).
+pub fn scanned_node<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .unwrap_or_else(|| panic!("node {name} in {v}"))
+}
+
 /// The login user of the test sshd processes (the current user).
 pub fn current_user() -> String {
     let out = Command::new("id").arg("-un").output().expect("id -un");
@@ -102,7 +123,7 @@ pub struct Run {
     cmd: Command,
     /// Where the run's state directory points unless the test says
     /// otherwise: tests never write outside their temporary directories.
-    _scratch: tempfile::TempDir,
+    _scratch: Option<tempfile::TempDir>,
 }
 
 impl Run {
@@ -118,7 +139,16 @@ impl Run {
         cmd.env("PVE_CPUGUARD_STATE_DIR", scratch.path().join("state"));
         Run {
             cmd,
-            _scratch: scratch,
+            _scratch: Some(scratch),
+        }
+    }
+
+    /// A prepared command (a cluster's, whose environment already keeps
+    /// every path in its temporary directory).
+    pub fn of(cmd: Command) -> Self {
+        Run {
+            cmd,
+            _scratch: None,
         }
     }
 
@@ -129,6 +159,15 @@ impl Run {
 
     pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Self {
         self.cmd.env(key, value);
+        self
+    }
+
+    pub fn envs<K, V>(mut self, vars: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        self.cmd.envs(vars);
         self
     }
 
@@ -151,14 +190,18 @@ pub struct Done {
 }
 
 impl Done {
-    /// Runs a prepared command (from [`command`]) to completion.
-    pub fn of(mut cmd: Command) -> Done {
+    /// Runs a prepared command (from [`command`], or any program) to
+    /// completion.
+    pub fn of(mut cmd: impl BorrowMut<Command>) -> Done {
+        let cmd = cmd.borrow_mut();
         let start = Instant::now();
         let Output {
             status,
             stdout,
             stderr,
-        } = cmd.output().expect("run pve-cpuguard");
+        } = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
         Done {
             command: format!("{cmd:?}"),
             code: status.code().unwrap_or(-1),
@@ -188,19 +231,33 @@ impl Done {
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.show()))
     }
 
-    pub fn stdout_has(self, needle: &str) -> Self {
-        assert!(
-            self.stdout.contains(needle),
-            "stdout lacks {needle:?}:\n{}",
-            self.show()
-        );
-        self
+    /// Panics with the command and both streams unless stdout contains
+    /// `needle`.
+    pub fn stdout_has(&self, needle: &str) -> &Self {
+        self.expect("stdout", &self.stdout, needle, true)
     }
 
-    pub fn stderr_has(self, needle: &str) -> Self {
+    /// Likewise for stderr.
+    pub fn stderr_has(&self, needle: &str) -> &Self {
+        self.expect("stderr", &self.stderr, needle, true)
+    }
+
+    /// Panics with the command and both streams if stdout contains
+    /// `needle`.
+    pub fn stdout_lacks(&self, needle: &str) -> &Self {
+        self.expect("stdout", &self.stdout, needle, false)
+    }
+
+    /// Likewise for stderr.
+    pub fn stderr_lacks(&self, needle: &str) -> &Self {
+        self.expect("stderr", &self.stderr, needle, false)
+    }
+
+    fn expect(&self, stream: &str, text: &str, needle: &str, present: bool) -> &Self {
+        let verb = if present { "lacks" } else { "has" };
         assert!(
-            self.stderr.contains(needle),
-            "stderr lacks {needle:?}:\n{}",
+            text.contains(needle) == present,
+            "{stream} {verb} {needle:?}:\n{}",
             self.show()
         );
         self

@@ -1,15 +1,18 @@
-//! A fake Proxmox VE cluster: nodes (real sshd, silent, closed, local),
-//! the `/etc/pve` tree describing them, a client key, a cache path, and a
-//! command builder for the pve-cpuguard binary pointed at all of it.
+//! The [`Cluster`] with nodes behind real network addresses: real sshd,
+//! silent, closed or local, a client key, and the SSH settings added to
+//! the cluster's environment. Everything on disk (`/etc/pve`, cache,
+//! paths) is the [`Cluster`]'s.
 
 use std::fmt::Write as _;
 use std::net::TcpListener;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use super::cluster::Cluster;
 use super::sshd::{self, Serve, Silent, Sshd};
-use super::{binary, command, cpuinfo, current_user, Done};
+use super::{cpuinfo, current_user, Done, Run};
 
 /// How the node's host key is recorded in known_hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,14 +63,11 @@ impl FakeNode {
     }
 }
 
-/// The fixture.
+/// The fixture: a [`Cluster`] (reached through `Deref`) whose nodes have
+/// addresses on a fresh 127.A.B.0/24.
 pub struct SshCluster {
-    /// Everything lives below this directory (removed on drop).
-    pub dir: tempfile::TempDir,
-    /// The fake `/etc/pve`.
-    pub pve_dir: PathBuf,
-    /// The cache file.
-    pub cache: PathBuf,
+    /// `/etc/pve`, the cache and the temporary directory.
+    pub cluster: Cluster,
     /// The client's private key.
     pub client_key: PathBuf,
     /// `authorized_keys` shared by every sshd.
@@ -86,12 +86,25 @@ pub struct SshCluster {
     next_host: u8,
 }
 
+impl Deref for SshCluster {
+    type Target = Cluster;
+    fn deref(&self) -> &Cluster {
+        &self.cluster
+    }
+}
+
+impl DerefMut for SshCluster {
+    fn deref_mut(&mut self) -> &mut Cluster {
+        &mut self.cluster
+    }
+}
+
 static SUBNETS: AtomicU32 = AtomicU32::new(0);
 
 impl SshCluster {
     /// An empty cluster on a fresh 127.A.B.0/24 with a free port.
     pub fn new() -> SshCluster {
-        let dir = tempfile::tempdir().expect("temp dir");
+        let cluster = Cluster::empty();
         let n = SUBNETS.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
         let subnet = (
@@ -104,15 +117,13 @@ impl SshCluster {
             .local_addr()
             .unwrap()
             .port();
-        let pve_dir = dir.path().join("etc-pve");
-        std::fs::create_dir_all(pve_dir.join("priv")).unwrap();
-        let client_key = dir.path().join("client_ed25519");
+        std::fs::create_dir_all(cluster.pve().join("priv")).unwrap();
+        let client_key = cluster.path("client_ed25519");
         let client_pub = sshd::keygen(&client_key);
-        let authorized_keys = dir.path().join("authorized_keys");
+        let authorized_keys = cluster.path("authorized_keys");
         std::fs::write(&authorized_keys, format!("{client_pub}\n")).unwrap();
         SshCluster {
-            cache: dir.path().join("cache/cluster.json"),
-            pve_dir,
+            cluster,
             client_key,
             authorized_keys,
             port,
@@ -122,8 +133,18 @@ impl SshCluster {
             kernel: "6.8.12-4-pve".into(),
             subnet,
             next_host: 2,
-            dir,
         }
+    }
+
+    /// Nodes running real sshds, (name, sample) each, with the
+    /// configuration written.
+    pub fn with_sshd(nodes: &[(&str, &str)]) -> SshCluster {
+        let mut c = SshCluster::new();
+        for (name, sample) in nodes {
+            c.sshd(name, sample);
+        }
+        c.write_config();
+        c
     }
 
     fn next_addr(&mut self) -> String {
@@ -139,6 +160,9 @@ impl SshCluster {
         sample: Option<&str>,
         server: Server,
     ) -> &mut FakeNode {
+        if let Some(s) = sample {
+            self.cluster.samples.insert(name.into(), s.into());
+        }
         self.nodes.push(FakeNode {
             name: name.into(),
             addr,
@@ -150,6 +174,29 @@ impl SshCluster {
         self.nodes.last_mut().unwrap()
     }
 
+    /// Starts a real sshd in `nodes/DIR` at `addr` serving `sample`.
+    fn start_sshd(
+        &self,
+        dir: &str,
+        addr: &str,
+        sample: &str,
+        delay: Option<f64>,
+        qmp: Option<&Path>,
+    ) -> Sshd {
+        Sshd::start(
+            &self.path("nodes").join(dir),
+            addr,
+            self.port,
+            &self.authorized_keys,
+            &Serve {
+                cpuinfo: &cpuinfo(sample),
+                delay,
+                kernel: &self.kernel,
+                qmp,
+            },
+        )
+    }
+
     /// A node running a real sshd that serves `sample`.
     pub fn sshd(&mut self, name: &str, sample: &str) -> &mut FakeNode {
         self.sshd_delayed(name, sample, None)
@@ -158,19 +205,7 @@ impl SshCluster {
     /// Like [`SshCluster::sshd`], answering `delay` seconds late.
     pub fn sshd_delayed(&mut self, name: &str, sample: &str, delay: Option<f64>) -> &mut FakeNode {
         let addr = self.next_addr();
-        let dir = self.dir.path().join("nodes").join(name);
-        let s = Sshd::start(
-            &dir,
-            &addr,
-            self.port,
-            &self.authorized_keys,
-            &Serve {
-                cpuinfo: &cpuinfo(sample),
-                delay,
-                kernel: &self.kernel,
-                qmp: None,
-            },
-        );
+        let s = self.start_sshd(name, &addr, sample, delay, None);
         self.push(name, addr, Some(sample), Server::Sshd(s))
     }
 
@@ -178,22 +213,8 @@ impl SshCluster {
     /// recorded QMP transcript `qmp` (under tests/data/qmp/).
     pub fn sshd_with_qemu(&mut self, name: &str, sample: &str, qmp: &str) -> &mut FakeNode {
         let addr = self.next_addr();
-        let dir = self.dir.path().join("nodes").join(name);
-        let qmp = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/data/qmp")
-            .join(qmp);
-        let s = Sshd::start(
-            &dir,
-            &addr,
-            self.port,
-            &self.authorized_keys,
-            &Serve {
-                cpuinfo: &cpuinfo(sample),
-                delay: None,
-                kernel: &self.kernel,
-                qmp: Some(&qmp),
-            },
-        );
+        let qmp = super::data("qmp").join(qmp);
+        let s = self.start_sshd(name, &addr, sample, None, Some(&qmp));
         self.push(name, addr, Some(sample), Server::Sshd(s))
     }
 
@@ -231,25 +252,11 @@ impl SshCluster {
     pub fn replace_sample(&mut self, name: &str, sample: &str) {
         self.stop(name);
         let i = self.nodes.iter().position(|n| n.name == name).unwrap();
-        let dir = self
-            .dir
-            .path()
-            .join("nodes")
-            .join(format!("{name}-{sample}"));
-        let s = Sshd::start(
-            &dir,
-            &self.nodes[i].addr.clone(),
-            self.port,
-            &self.authorized_keys,
-            &Serve {
-                cpuinfo: &cpuinfo(sample),
-                delay: None,
-                kernel: &self.kernel,
-                qmp: None,
-            },
-        );
+        let addr = self.nodes[i].addr.clone();
+        let s = self.start_sshd(&format!("{name}-{sample}"), &addr, sample, None, None);
         self.nodes[i].server = Server::Sshd(s);
         self.nodes[i].sample = Some(sample.into());
+        self.cluster.samples.insert(name.into(), sample.into());
         self.write_config();
     }
 
@@ -258,33 +265,34 @@ impl SshCluster {
         self.nodes.iter().find(|n| n.name == name).expect("node")
     }
 
+    /// The node pve-cpuguard runs on, if any.
+    fn local_node(&self) -> Option<&FakeNode> {
+        self.nodes
+            .iter()
+            .find(|n| matches!(n.server, Server::Local))
+    }
+
     /// Writes corosync.conf, `.members` (when [`SshCluster::members`] is set or
     /// a node is offline) and each node's
     /// `nodes/NAME/ssh_known_hosts` (PVE 8.1+ layout) per its [`Trust`].
     pub fn write_config(&self) {
-        let mut c = String::from("logging {\n  debug: off\n  to_syslog: yes\n}\n\nnodelist {\n");
-        for (i, n) in self.nodes.iter().enumerate() {
-            let _ = write!(
-                c,
-                "  node {{\n    name: {}\n    nodeid: {}\n    quorum_votes: 1\n    ring0_addr: {}\n  }}\n",
-                n.name,
-                i + 1,
-                n.addr
-            );
-        }
-        c.push_str("}\n\nquorum {\n  provider: corosync_votequorum\n}\n\ntotem {\n  cluster_name: testlab\n  config_version: 3\n  interface {\n    linknumber: 0\n  }\n  ip_version: ipv4-6\n  link_mode: passive\n  secauth: on\n  version: 2\n}\n");
-        std::fs::write(self.pve_dir.join("corosync.conf"), c).unwrap();
+        let ring: Vec<(&str, &str)> = self
+            .nodes
+            .iter()
+            .map(|n| (n.name.as_str(), n.addr.as_str()))
+            .collect();
+        self.write_corosync(&ring);
         if self.members || self.nodes.iter().any(|n| !n.online) {
             self.write_members();
         }
         for n in &self.nodes {
-            let dir = self.pve_dir.join("nodes").join(&n.name);
+            let dir = self.pve().join("nodes").join(&n.name);
             std::fs::create_dir_all(&dir).unwrap();
             let Some(s) = n.sshd() else { continue };
             let line = match n.trust {
                 Trust::Known => format!("{} {}\n", n.name, sshd::type_and_key(&s.host_pub)),
                 Trust::Changed => {
-                    let other = sshd::keygen(&self.dir.path().join(format!("other-{}", n.name)));
+                    let other = sshd::keygen(&self.path(&format!("other-{}", n.name)));
                     format!("{} {}\n", n.name, sshd::type_and_key(&other))
                 }
                 Trust::Unknown => continue,
@@ -293,34 +301,18 @@ impl SshCluster {
         }
     }
 
-    /// Writes `.members` in pmxcfs's format.
+    /// Writes `.members` in pmxcfs's format: every node with its address
+    /// and online state, seen from the local node.
     pub fn write_members(&self) {
         let local = self
-            .nodes
-            .iter()
-            .find(|n| matches!(n.server, Server::Local))
+            .local_node()
             .map_or("not-a-member", |n| n.name.as_str());
-        let mut m = format!(
-            "{{\n\"nodename\": \"{local}\",\n\"version\": 7,\n\"cluster\": {{ \"name\": \"testlab\", \"version\": 3, \"nodes\": {}, \"quorate\": 1 }},\n\"nodelist\": {{\n",
-            self.nodes.len()
-        );
-        let entries: Vec<String> = self
+        let members: Vec<(&str, &str, bool)> = self
             .nodes
             .iter()
-            .enumerate()
-            .map(|(i, n)| {
-                format!(
-                    "  \"{}\": {{ \"id\": {}, \"online\": {}, \"ip\": \"{}\"}}",
-                    n.name,
-                    i + 1,
-                    u8::from(n.online),
-                    n.addr
-                )
-            })
+            .map(|n| (n.name.as_str(), n.addr.as_str(), n.online))
             .collect();
-        m.push_str(&entries.join(",\n"));
-        m.push_str("\n  }\n}\n");
-        std::fs::write(self.pve_dir.join(".members"), m).unwrap();
+        self.cluster.write_members(local, true, &members);
     }
 
     /// One known_hosts file recording every sshd node's real key under
@@ -353,48 +345,25 @@ impl SshCluster {
         }
     }
 
-    /// The binary, configured for this cluster through the environment
-    /// (every path option has its `PVE_CPUGUARD_*` variable).
+    /// The binary with the [`Cluster`]'s environment on the local node
+    /// (none named without one), and this cluster's SSH settings.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = command(binary());
-        cmd.args(args)
-            .env("HOME", self.dir.path())
-            // Refusal state stays in the test's directory, never in
-            // /var/lib/pve-cpuguard.
-            .env("PVE_CPUGUARD_STATE_DIR", self.dir.path().join("state"))
+        let local = self.local_node().map(|n| n.name.as_str());
+        let mut cmd = self.cluster.command(local, args);
+        cmd.env("HOME", self.dir.path())
             .env_remove("SSH_AUTH_SOCK")
-            .env("PVE_CPUGUARD_PVE_DIR", &self.pve_dir)
-            .env("PVE_CPUGUARD_CACHE", &self.cache)
             .env("PVE_CPUGUARD_SSH_KEY", &self.client_key)
             .env("PVE_CPUGUARD_SSH_PORT", self.port.to_string())
             .env("PVE_CPUGUARD_SSH_USER", current_user())
             .env("PVE_CPUGUARD_TIMEOUT", self.timeout.to_string())
             // Tests that want the QEMU probe ask for it.
-            .env("PVE_CPUGUARD_PROBE", "off")
-            .env_remove("PVE_CPUGUARD_KNOWN_HOSTS")
-            .env_remove("PVE_CPUGUARD_COROSYNC")
-            .env("PVE_CPUGUARD_CONFIG", self.dir.path().join("no-such.conf"))
-            .env(
-                "PVE_CPUGUARD_SYSLOG_SOCKET",
-                self.dir.path().join("no-syslog"),
-            );
-        match self
-            .nodes
-            .iter()
-            .find(|n| matches!(n.server, Server::Local))
-        {
-            Some(n) => {
-                cmd.env("PVE_CPUGUARD_NODE", &n.name).env(
-                    "PVE_CPUGUARD_CPUINFO",
-                    cpuinfo(n.sample.as_deref().unwrap_or_default()),
-                );
-            }
-            None => {
-                cmd.env_remove("PVE_CPUGUARD_NODE")
-                    .env_remove("PVE_CPUGUARD_CPUINFO");
-            }
-        }
+            .env("PVE_CPUGUARD_PROBE", "off");
         cmd
+    }
+
+    /// [`SshCluster::command`] as a [`Run`], for more environment.
+    pub fn cmd(&self, args: &[&str]) -> Run {
+        Run::of(self.command(args))
     }
 
     /// Runs the binary to completion.
