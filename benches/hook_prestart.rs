@@ -23,6 +23,9 @@
 //! `PATH` each case is also timed by hyperfine beside `/bin/true` (the exec
 //! floor) in the same run.
 //!
+//! `HOOK_BENCH_BINARY=PATH` measures another build of the hook on the same
+//! fixtures (an older release, to compare before and after a change).
+//!
 //! Exits 1 when a target is missed. With `HOOK_BENCH_KEEP=1` the fixtures
 //! are kept.
 
@@ -92,7 +95,9 @@ fn env_of(c: &Cluster, cpuinfo: &Path, migrated_from: &str) -> Vec<(String, Path
 
 fn main() {
     let packaged = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/assets/pve-cpuguard-hook");
-    let (build, bin) = if packaged.exists() {
+    let (build, bin) = if let Some(other) = std::env::var_os("HOOK_BENCH_BINARY") {
+        ("HOOK_BENCH_BINARY", PathBuf::from(other))
+    } else if packaged.exists() {
         ("packaged, static", packaged)
     } else {
         (
