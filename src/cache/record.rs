@@ -1,0 +1,232 @@
+//! [`NodeRecord`]: one node's last good scan as the cache stores it.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cpu::capability::{Capability, HostFlags};
+use crate::cpu::cpuinfo::CpuInfo;
+use crate::cpu::level;
+use crate::cpu::qemu_report::QemuReport;
+use crate::cpu::word_list::WordList;
+
+/// One node's last good scan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// Node name.
+    pub name: String,
+    /// Address it was reached at (or `local`).
+    pub address: String,
+    /// CPUID vendor.
+    pub vendor: String,
+    /// Marketing name.
+    pub model_name: String,
+    /// CPU family.
+    pub family: Option<u32>,
+    /// CPU model.
+    pub model: Option<u32>,
+    /// Stepping.
+    pub stepping: Option<u32>,
+    /// Microcode revision.
+    pub microcode: Option<String>,
+    /// Flags common to all processors, Linux spelling (stored as one
+    /// space-separated string since schema 2).
+    pub flags: WordList,
+    /// Bugs, when the kernel printed them (stored like `flags`).
+    pub bugs: Option<WordList>,
+    /// Processor blocks read.
+    #[serde(default)]
+    pub processors: usize,
+    /// Level on Proxmox VE's ladder when scanned.
+    pub level: String,
+    /// True when even the lowest rung (`kvm64`) is not fully met.
+    #[serde(default)]
+    pub below_floor: bool,
+    /// Physical address bits.
+    pub phys_bits: Option<u32>,
+    /// `uname -r`, if read.
+    pub kernel: Option<String>,
+    /// When this data was read (Unix seconds).
+    pub scanned_at: u64,
+    /// The error of the latest refresh that failed to reach the node; the
+    /// record is then stale.
+    pub last_error: Option<String>,
+    /// When that failed attempt was made.
+    #[serde(default)]
+    pub last_attempt_at: Option<u64>,
+    /// What QEMU on the node said KVM can give a guest (`scan --probe`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kvm: Option<QemuReport>,
+    /// Why the QEMU probe gave no answer, if it was tried and failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kvm_error: Option<String>,
+    /// Every processor block showed the same CPU facts when read
+    /// ([`CpuInfo::uniform`]); absent (false) in older records.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub uniform: bool,
+    /// The QEMU binary that gave `kvm`, as `<size> <mtime ns> <path>`
+    /// ([`crate::cache::current::qemu_identity`]); absent when the probe
+    /// ran elsewhere or in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qemu: Option<String>,
+    /// Where the data came from: `pmxcfs` (the node's published record),
+    /// `ssh` or `local`; absent in records of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The snippets storages whose directory holds the guard's hook file
+    /// on this node (`None`: not said — records of older versions, or read
+    /// over SSH; never taken for "missing").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_storages: Option<Vec<String>>,
+}
+
+impl NodeRecord {
+    /// A fresh record from parsed cpuinfo.
+    #[must_use]
+    pub fn new(
+        name: &str,
+        address: &str,
+        info: &CpuInfo,
+        kernel: Option<String>,
+        now: u64,
+    ) -> Self {
+        let lvl = level::of(&Capability::from_cpuinfo(info));
+        NodeRecord {
+            name: name.to_string(),
+            address: address.to_string(),
+            vendor: info.vendor.clone(),
+            model_name: info.model_name.clone(),
+            family: info.family,
+            model: info.model,
+            stepping: info.stepping,
+            microcode: info.microcode.clone(),
+            flags: info.flags.iter().collect(),
+            bugs: info.bugs.as_ref().map(|b| b.iter().collect()),
+            processors: info.processors,
+            level: lvl.name.to_string(),
+            below_floor: !lvl.floor_met,
+            phys_bits: info.phys_bits,
+            kernel,
+            scanned_at: now,
+            last_error: None,
+            last_attempt_at: None,
+            kvm: None,
+            kvm_error: None,
+            uniform: info.uniform,
+            qemu: None,
+            source: None,
+            hook_storages: None,
+        }
+    }
+
+    /// Records QEMU's answer (or why there is none); the stored level is
+    /// then the one [`crate::cache::truth`] gives (QEMU's answer decides).
+    #[must_use]
+    pub fn with_kvm(mut self, kvm: Option<std::result::Result<QemuReport, String>>) -> Self {
+        match kvm {
+            Some(Ok(view)) => self.kvm = Some(view),
+            Some(Err(e)) => self.kvm_error = Some(e),
+            None => {}
+        }
+        if self.kvm.is_some() {
+            let lvl = level::of(&self.capability());
+            self.level = lvl.name.to_string();
+            self.below_floor = !lvl.floor_met;
+        }
+        self
+    }
+
+    /// The stored facts as [`CpuInfo`], exactly as the scan parsed them.
+    #[must_use]
+    pub fn cpuinfo(&self) -> CpuInfo {
+        CpuInfo {
+            vendor: self.vendor.clone(),
+            model_name: self.model_name.clone(),
+            family: self.family,
+            model: self.model,
+            stepping: self.stepping,
+            microcode: self.microcode.clone(),
+            phys_bits: self.phys_bits,
+            flags: self.flags.iter().map(str::to_string).collect(),
+            bugs: self
+                .bugs
+                .as_ref()
+                .map(|b| b.iter().map(str::to_string).collect::<BTreeSet<_>>()),
+            processors: self.processors,
+            uniform: self.uniform,
+        }
+    }
+
+    /// The node's [`Capability`]: QEMU's answer under KVM when the scan
+    /// got one, else derived from [`NodeRecord::cpuinfo`].
+    #[must_use]
+    pub fn capability(&self) -> Capability {
+        self.clone().into_capability()
+    }
+
+    /// [`NodeRecord::capability`], consuming the record (no copies of the
+    /// flag lists: this runs for every node a hookscript decision looks at).
+    #[must_use]
+    pub fn into_capability(self) -> Capability {
+        if let Some(view) = &self.kvm {
+            return super::truth::capability(&self.cpuinfo(), Some(view));
+        }
+        Capability::from_flags(
+            self.vendor,
+            self.model_name,
+            self.family.zip(self.model),
+            self.phys_bits,
+            HostFlags {
+                flags: self.flags,
+                bugs: self.bugs,
+            },
+        )
+    }
+
+    /// Seconds since the data was read.
+    #[must_use]
+    pub fn age(&self, now: u64) -> u64 {
+        now.saturating_sub(self.scanned_at)
+    }
+
+    /// Whether the latest refresh failed to reach the node.
+    #[must_use]
+    pub fn is_stale(&self) -> bool {
+        self.last_error.is_some()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn info(flags: &str) -> CpuInfo {
+        CpuInfo {
+            vendor: "GenuineIntel".into(),
+            model_name: "Test CPU".into(),
+            family: Some(6),
+            model: Some(85),
+            stepping: Some(7),
+            microcode: Some("0x5003".into()),
+            phys_bits: Some(46),
+            flags: flags.split_whitespace().map(String::from).collect(),
+            bugs: Some(["spectre_v1".to_string()].into()),
+            processors: 4,
+            uniform: true,
+        }
+    }
+
+    pub(crate) fn rec(name: &str, flags: &str, at: u64) -> NodeRecord {
+        NodeRecord::new(name, "10.0.0.1", &info(flags), Some("6.8.12".into()), at)
+    }
+
+    #[test]
+    fn record_rebuilds_its_cpuinfo() {
+        let i = info("fpu sse sse2 hle rtm");
+        let r = NodeRecord::new("pve1", "a", &i, None, 5);
+        assert_eq!(r.cpuinfo(), i);
+        assert_eq!(r.capability(), Capability::from_cpuinfo(&i));
+        assert_eq!(r.flags.as_str(), "fpu hle rtm sse sse2", "sorted");
+        assert_eq!(r.age(65), 60);
+    }
+}
