@@ -229,4 +229,103 @@ pub(crate) mod tests {
         assert_eq!(r.flags.as_str(), "fpu hle rtm sse sse2", "sorted");
         assert_eq!(r.age(65), 60);
     }
+
+    /// A record as pve-cpuguard 0.2 wrote it (schema 2, every field
+    /// present). Nodes of one cluster read each other's published records
+    /// and may run different versions during an upgrade (docs/json.md), so
+    /// this text must read and be written back unchanged, key order
+    /// included.
+    const WRITTEN_BY_0_2: &str = r#"{
+  "name": "pve1",
+  "address": "10.0.0.1",
+  "vendor": "AuthenticAMD",
+  "model_name": "AMD EPYC 7313 16-Core Processor",
+  "family": 25,
+  "model": 1,
+  "stepping": 1,
+  "microcode": "0xa0011d1",
+  "flags": "avx2 fpu pni sse sse2 svm",
+  "bugs": "spectre_v1 sysret_ss_attrs",
+  "processors": 32,
+  "level": "x86-64-v3",
+  "below_floor": false,
+  "phys_bits": 48,
+  "kernel": "6.8.12-4-pve",
+  "scanned_at": 1764460800,
+  "last_error": "ssh: timed out",
+  "last_attempt_at": 1764464400,
+  "kvm": {
+    "qemu_version": "9.0.2",
+    "qemu_package": "pve-qemu-kvm_9.0.2-4",
+    "accel": "kvm",
+    "host": {
+      "vendor": "AuthenticAMD",
+      "family": 25,
+      "model": 1,
+      "stepping": 1,
+      "model_id": "AMD EPYC 7313 16-Core Processor"
+    },
+    "host_features": [
+      "avx2",
+      "sse2"
+    ],
+    "models": {
+      "EPYC-Milan": [
+        "erms"
+      ],
+      "x86-64-v3": []
+    },
+    "binary": "123 456 /usr/bin/qemu-system-x86_64"
+  },
+  "kvm_error": "an earlier probe failed",
+  "uniform": true,
+  "qemu": "123 456 /usr/bin/qemu-system-x86_64",
+  "source": "pmxcfs",
+  "hook_storages": [
+    "local"
+  ]
+}"#;
+
+    #[test]
+    fn a_record_written_by_0_2_reads_and_is_written_back_unchanged() {
+        let rec: NodeRecord = serde_json::from_str(WRITTEN_BY_0_2).unwrap();
+        let info = rec.cpuinfo();
+        assert_eq!(info.vendor, "AuthenticAMD");
+        assert_eq!(info.model_name, "AMD EPYC 7313 16-Core Processor");
+        assert_eq!(
+            (info.family, info.model, info.stepping),
+            (Some(25), Some(1), Some(1))
+        );
+        assert_eq!(info.microcode.as_deref(), Some("0xa0011d1"));
+        assert_eq!(info.phys_bits, Some(48));
+        assert_eq!(info.flags.len(), 6);
+        assert!(info.flags.contains("svm"));
+        assert_eq!(info.bugs.as_ref().map(|b| b.len()), Some(2));
+        assert_eq!((info.processors, info.uniform), (32, true));
+        assert_eq!(rec.kvm.as_ref().unwrap().models.len(), 2);
+        assert_eq!(
+            rec.hook_storages.as_deref(),
+            Some(&["local".to_string()][..])
+        );
+        assert_eq!(serde_json::to_string_pretty(&rec).unwrap(), WRITTEN_BY_0_2);
+    }
+
+    #[test]
+    fn a_record_of_0_1_reads_and_is_written_in_todays_form() {
+        // pve-cpuguard 0.1: flags and bugs as lists, no processor count, no
+        // `uniform`, `below_floor`, `last_attempt_at` or later fields.
+        let old = r#"{"name":"pve2","address":"10.0.0.2","vendor":"GenuineIntel",
+            "model_name":"Intel(R) Xeon(R) Gold 6230","family":6,"model":85,"stepping":7,
+            "microcode":null,"flags":["sse2","fpu","sse"],"bugs":["mds"],"level":"kvm64",
+            "phys_bits":null,"kernel":null,"scanned_at":5,"last_error":null}"#;
+        let rec: NodeRecord = serde_json::from_str(old).unwrap();
+        let info = rec.cpuinfo();
+        assert_eq!(info.flags.len(), 3);
+        assert!(info.flags.contains("fpu") && info.bugs.as_ref().unwrap().contains("mds"));
+        assert_eq!((info.processors, info.uniform), (0, false));
+        assert_eq!(
+            serde_json::to_string(&rec).unwrap(),
+            r#"{"name":"pve2","address":"10.0.0.2","vendor":"GenuineIntel","model_name":"Intel(R) Xeon(R) Gold 6230","family":6,"model":85,"stepping":7,"microcode":null,"flags":"fpu sse sse2","bugs":"mds","processors":0,"level":"kvm64","below_floor":false,"phys_bits":null,"kernel":null,"scanned_at":5,"last_error":null,"last_attempt_at":null}"#
+        );
+    }
 }
