@@ -45,8 +45,8 @@ impl Drift {
     /// model are unchanged.
     #[must_use]
     pub fn between(old: &NodeRecord, new: &NodeRecord) -> Option<Drift> {
-        let before: BTreeSet<&str> = old.flags.iter().collect();
-        let after: BTreeSet<&str> = new.flags.iter().collect();
+        let before: BTreeSet<&str> = old.cpu.flags.iter().collect();
+        let after: BTreeSet<&str> = new.cpu.flags.iter().collect();
         let lost: Vec<String> = before
             .difference(&after)
             .map(|s| (*s).to_string())
@@ -55,7 +55,7 @@ impl Drift {
             .difference(&before)
             .map(|s| (*s).to_string())
             .collect();
-        let model_changed = old.model_name != new.model_name;
+        let model_changed = old.cpu.model_name != new.cpu.model_name;
         if lost.is_empty() && gained.is_empty() && old.level == new.level && !model_changed {
             return None;
         }
@@ -71,8 +71,8 @@ impl Drift {
             message = format!(
                 "{} CPU changed from {} to {}{}{}",
                 new.name,
-                old.model_name,
-                new.model_name,
+                old.cpu.model_name,
+                new.cpu.model_name,
                 if parts.is_empty() { "" } else { ", " },
                 parts.join(", ")
             );
@@ -88,7 +88,7 @@ impl Drift {
             gained,
             level_before: old.level.clone(),
             level_after: new.level.clone(),
-            model_before: model_changed.then(|| old.model_name.clone()),
+            model_before: model_changed.then(|| old.cpu.model_name.clone()),
             message,
         })
     }

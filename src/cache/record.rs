@@ -1,49 +1,37 @@
 //! [`NodeRecord`]: one node's last good scan as the cache stores it.
 
-use std::collections::BTreeSet;
-
-use serde::{Deserialize, Serialize};
+use serde::ser::{Serialize, SerializeStruct, Serializer};
+use serde::Deserialize;
 
 use crate::cpu::capability::{Capability, HostFlags};
 use crate::cpu::cpuinfo::CpuInfo;
 use crate::cpu::level;
 use crate::cpu::qemu_report::QemuReport;
-use crate::cpu::word_list::WordList;
 
 /// One node's last good scan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// On disk the CPU's fields stand among the record's own, in the order the
+/// versions before the record embedded [`CpuInfo`] wrote them (see the
+/// [`Serialize`] impl): records are published to the cluster and read by
+/// nodes that may run another version (docs/json.md).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct NodeRecord {
     /// Node name.
     pub name: String,
     /// Address it was reached at (or `local`).
     pub address: String,
-    /// CPUID vendor.
-    pub vendor: String,
-    /// Marketing name.
-    pub model_name: String,
-    /// CPU family.
-    pub family: Option<u32>,
-    /// CPU model.
-    pub model: Option<u32>,
-    /// Stepping.
-    pub stepping: Option<u32>,
-    /// Microcode revision.
-    pub microcode: Option<String>,
-    /// Flags common to all processors, Linux spelling (stored as one
-    /// space-separated string since schema 2).
-    pub flags: WordList,
-    /// Bugs, when the kernel printed them (stored like `flags`).
-    pub bugs: Option<WordList>,
-    /// Processor blocks read.
-    #[serde(default)]
-    pub processors: usize,
+    /// The CPU as /proc/cpuinfo described it at the scan. Stored as the
+    /// record's fields `vendor`, `model_name`, `family`, `model`,
+    /// `stepping`, `microcode`, `flags` and `bugs` (one space-separated
+    /// string each since schema 2, a list before), `processors` (0 when
+    /// absent), `phys_bits` and `uniform` (false when absent).
+    #[serde(flatten)]
+    pub cpu: CpuInfo,
     /// Level on Proxmox VE's ladder when scanned.
     pub level: String,
     /// True when even the lowest rung (`kvm64`) is not fully met.
     #[serde(default)]
     pub below_floor: bool,
-    /// Physical address bits.
-    pub phys_bits: Option<u32>,
     /// `uname -r`, if read.
     pub kernel: Option<String>,
     /// When this data was read (Unix seconds).
@@ -55,29 +43,73 @@ pub struct NodeRecord {
     #[serde(default)]
     pub last_attempt_at: Option<u64>,
     /// What QEMU on the node said KVM can give a guest (`scan --probe`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub kvm: Option<QemuReport>,
     /// Why the QEMU probe gave no answer, if it was tried and failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub kvm_error: Option<String>,
-    /// Every processor block showed the same CPU facts when read
-    /// ([`CpuInfo::uniform`]); absent (false) in older records.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub uniform: bool,
     /// The QEMU binary that gave `kvm`, as `<size> <mtime ns> <path>`
     /// ([`crate::cache::current::qemu_identity`]); absent when the probe
     /// ran elsewhere or in older records.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub qemu: Option<String>,
     /// Where the data came from: `pmxcfs` (the node's published record),
     /// `ssh` or `local`; absent in records of older versions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub source: Option<String>,
     /// The snippets storages whose directory holds the guard's hook file
     /// on this node (`None`: not said — records of older versions, or read
     /// over SSH; never taken for "missing").
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub hook_storages: Option<Vec<String>>,
+}
+
+/// Field by field, so that the key order stays the one records had when
+/// they mirrored the CPU's fields: a record read and written back is the
+/// same text. Fields after `last_attempt_at` are left out when empty
+/// (`uniform` when false), as readers of older versions expect.
+impl Serialize for NodeRecord {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let cpu = &self.cpu;
+        let mut r = s.serialize_struct("NodeRecord", 24)?;
+        r.serialize_field("name", &self.name)?;
+        r.serialize_field("address", &self.address)?;
+        r.serialize_field("vendor", &cpu.vendor)?;
+        r.serialize_field("model_name", &cpu.model_name)?;
+        r.serialize_field("family", &cpu.family)?;
+        r.serialize_field("model", &cpu.model)?;
+        r.serialize_field("stepping", &cpu.stepping)?;
+        r.serialize_field("microcode", &cpu.microcode)?;
+        r.serialize_field("flags", &cpu.flags)?;
+        r.serialize_field("bugs", &cpu.bugs)?;
+        r.serialize_field("processors", &cpu.processors)?;
+        r.serialize_field("level", &self.level)?;
+        r.serialize_field("below_floor", &self.below_floor)?;
+        r.serialize_field("phys_bits", &cpu.phys_bits)?;
+        r.serialize_field("kernel", &self.kernel)?;
+        r.serialize_field("scanned_at", &self.scanned_at)?;
+        r.serialize_field("last_error", &self.last_error)?;
+        r.serialize_field("last_attempt_at", &self.last_attempt_at)?;
+        unless_none(&mut r, "kvm", self.kvm.as_ref())?;
+        unless_none(&mut r, "kvm_error", self.kvm_error.as_ref())?;
+        unless_none(&mut r, "uniform", cpu.uniform.then_some(&true))?;
+        unless_none(&mut r, "qemu", self.qemu.as_ref())?;
+        unless_none(&mut r, "source", self.source.as_ref())?;
+        unless_none(&mut r, "hook_storages", self.hook_storages.as_ref())?;
+        r.end()
+    }
+}
+
+/// A field written only when it has a value.
+fn unless_none<S: SerializeStruct, T: Serialize + ?Sized>(
+    r: &mut S,
+    key: &'static str,
+    value: Option<&T>,
+) -> Result<(), S::Error> {
+    match value {
+        Some(v) => r.serialize_field(key, v),
+        None => r.skip_field(key),
+    }
 }
 
 impl NodeRecord {
@@ -94,25 +126,15 @@ impl NodeRecord {
         NodeRecord {
             name: name.to_string(),
             address: address.to_string(),
-            vendor: info.vendor.clone(),
-            model_name: info.model_name.clone(),
-            family: info.family,
-            model: info.model,
-            stepping: info.stepping,
-            microcode: info.microcode.clone(),
-            flags: info.flags.iter().collect(),
-            bugs: info.bugs.as_ref().map(|b| b.iter().collect()),
-            processors: info.processors,
+            cpu: info.clone(),
             level: lvl.name.to_string(),
             below_floor: !lvl.floor_met,
-            phys_bits: info.phys_bits,
             kernel,
             scanned_at: now,
             last_error: None,
             last_attempt_at: None,
             kvm: None,
             kvm_error: None,
-            uniform: info.uniform,
             qemu: None,
             source: None,
             hook_storages: None,
@@ -136,29 +158,8 @@ impl NodeRecord {
         self
     }
 
-    /// The stored facts as [`CpuInfo`], exactly as the scan parsed them.
-    #[must_use]
-    pub fn cpuinfo(&self) -> CpuInfo {
-        CpuInfo {
-            vendor: self.vendor.clone(),
-            model_name: self.model_name.clone(),
-            family: self.family,
-            model: self.model,
-            stepping: self.stepping,
-            microcode: self.microcode.clone(),
-            phys_bits: self.phys_bits,
-            flags: self.flags.iter().map(str::to_string).collect(),
-            bugs: self
-                .bugs
-                .as_ref()
-                .map(|b| b.iter().map(str::to_string).collect::<BTreeSet<_>>()),
-            processors: self.processors,
-            uniform: self.uniform,
-        }
-    }
-
     /// The node's [`Capability`]: QEMU's answer under KVM when the scan
-    /// got one, else derived from [`NodeRecord::cpuinfo`].
+    /// got one, else derived from the recorded cpuinfo.
     #[must_use]
     pub fn capability(&self) -> Capability {
         self.clone().into_capability()
@@ -169,16 +170,17 @@ impl NodeRecord {
     #[must_use]
     pub fn into_capability(self) -> Capability {
         if let Some(view) = &self.kvm {
-            return super::truth::capability(&self.cpuinfo(), Some(view));
+            return super::truth::capability(&self.cpu, Some(view));
         }
+        let cpu = self.cpu;
         Capability::from_flags(
-            self.vendor,
-            self.model_name,
-            self.family.zip(self.model),
-            self.phys_bits,
+            cpu.vendor,
+            cpu.model_name,
+            cpu.family.zip(cpu.model),
+            cpu.phys_bits,
             HostFlags {
-                flags: self.flags,
-                bugs: self.bugs,
+                flags: cpu.flags,
+                bugs: cpu.bugs,
             },
         )
     }
@@ -199,6 +201,7 @@ impl NodeRecord {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::cpu::word_list::WordList;
 
     pub(crate) fn info(flags: &str) -> CpuInfo {
         CpuInfo {
@@ -209,8 +212,8 @@ pub(crate) mod tests {
             stepping: Some(7),
             microcode: Some("0x5003".into()),
             phys_bits: Some(46),
-            flags: flags.split_whitespace().map(String::from).collect(),
-            bugs: Some(["spectre_v1".to_string()].into()),
+            flags: WordList::parse(flags),
+            bugs: Some(WordList::parse("spectre_v1")),
             processors: 4,
             uniform: true,
         }
@@ -221,12 +224,12 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn record_rebuilds_its_cpuinfo() {
+    fn record_keeps_its_cpuinfo() {
         let i = info("fpu sse sse2 hle rtm");
         let r = NodeRecord::new("pve1", "a", &i, None, 5);
-        assert_eq!(r.cpuinfo(), i);
+        assert_eq!(r.cpu, i);
         assert_eq!(r.capability(), Capability::from_cpuinfo(&i));
-        assert_eq!(r.flags.as_str(), "fpu hle rtm sse sse2", "sorted");
+        assert_eq!(r.cpu.flags.as_str(), "fpu hle rtm sse sse2", "sorted");
         assert_eq!(r.age(65), 60);
     }
 
@@ -289,7 +292,7 @@ pub(crate) mod tests {
     #[test]
     fn a_record_written_by_0_2_reads_and_is_written_back_unchanged() {
         let rec: NodeRecord = serde_json::from_str(WRITTEN_BY_0_2).unwrap();
-        let info = rec.cpuinfo();
+        let info = &rec.cpu;
         assert_eq!(info.vendor, "AuthenticAMD");
         assert_eq!(info.model_name, "AMD EPYC 7313 16-Core Processor");
         assert_eq!(
@@ -319,7 +322,7 @@ pub(crate) mod tests {
             "microcode":null,"flags":["sse2","fpu","sse"],"bugs":["mds"],"level":"kvm64",
             "phys_bits":null,"kernel":null,"scanned_at":5,"last_error":null}"#;
         let rec: NodeRecord = serde_json::from_str(old).unwrap();
-        let info = rec.cpuinfo();
+        let info = &rec.cpu;
         assert_eq!(info.flags.len(), 3);
         assert!(info.flags.contains("fpu") && info.bugs.as_ref().unwrap().contains("mds"));
         assert_eq!((info.processors, info.uniform), (0, false));

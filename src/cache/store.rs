@@ -300,7 +300,7 @@ mod tests {
         let pve2 = next.node("pve2").unwrap();
         assert!(pve2.is_stale());
         assert_eq!(pve2.scanned_at, 10, "data keeps its own age");
-        assert_eq!(pve2.flags.as_str(), "fpu");
+        assert_eq!(pve2.cpu.flags.as_str(), "fpu");
         assert_eq!(pve2.last_error.as_deref(), Some("connect: refused"));
         assert_eq!(next.unscanned["pve3"].error, "timeout");
         assert!(next.node("gone").is_none());
