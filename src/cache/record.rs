@@ -25,6 +25,11 @@ pub struct NodeRecord {
     /// `stepping`, `microcode`, `flags` and `bugs` (one space-separated
     /// string each since schema 2, a list before), `processors` (0 when
     /// absent), `phys_bits` and `uniform` (false when absent).
+    ///
+    /// `flatten` buffers those fields (serde's `Content`) before reading
+    /// them: 2.5 µs instead of 2.1 µs per record of 136 flags (release
+    /// build, a 2-core VM), and the hookscript reads one or two records,
+    /// so a hand-written reader would not pay for itself.
     #[serde(flatten)]
     pub cpu: CpuInfo,
     /// Level on Proxmox VE's ladder when scanned.
