@@ -238,12 +238,12 @@ pub(crate) mod tests {
         assert_eq!(r.age(65), 60);
     }
 
-    /// A record as pve-cpuguard 0.2 wrote it (schema 2, every field
-    /// present). Nodes of one cluster read each other's published records
-    /// and may run different versions during an upgrade (docs/json.md), so
-    /// this text must read and be written back unchanged, key order
-    /// included.
-    const WRITTEN_BY_0_2: &str = r#"{
+    /// A record as pve-cpuguard wrote it while the record still mirrored
+    /// `CpuInfo`'s fields (schema 2, every field present). Nodes of one
+    /// cluster read each other's published records and may run different
+    /// versions during an upgrade (docs/json.md), so this text must read
+    /// and be written back unchanged, key order included.
+    const WRITTEN_BEFORE: &str = r#"{
   "name": "pve1",
   "address": "10.0.0.1",
   "vendor": "AuthenticAMD",
@@ -295,8 +295,8 @@ pub(crate) mod tests {
 }"#;
 
     #[test]
-    fn a_record_written_by_0_2_reads_and_is_written_back_unchanged() {
-        let rec: NodeRecord = serde_json::from_str(WRITTEN_BY_0_2).unwrap();
+    fn a_record_written_before_reads_and_is_written_back_unchanged() {
+        let rec: NodeRecord = serde_json::from_str(WRITTEN_BEFORE).unwrap();
         let info = &rec.cpu;
         assert_eq!(info.vendor, "AuthenticAMD");
         assert_eq!(info.model_name, "AMD EPYC 7313 16-Core Processor");
@@ -315,13 +315,14 @@ pub(crate) mod tests {
             rec.hook_storages.as_deref(),
             Some(&["local".to_string()][..])
         );
-        assert_eq!(serde_json::to_string_pretty(&rec).unwrap(), WRITTEN_BY_0_2);
+        assert_eq!(serde_json::to_string_pretty(&rec).unwrap(), WRITTEN_BEFORE);
     }
 
     #[test]
-    fn a_record_of_0_1_reads_and_is_written_in_todays_form() {
-        // pve-cpuguard 0.1: flags and bugs as lists, no processor count, no
-        // `uniform`, `below_floor`, `last_attempt_at` or later fields.
+    fn a_schema_1_record_reads_and_is_written_in_todays_form() {
+        // Schema 1 (the first releases): flags and bugs as lists, no
+        // processor count, no `uniform`, `below_floor`, `last_attempt_at`
+        // or later fields.
         let old = r#"{"name":"pve2","address":"10.0.0.2","vendor":"GenuineIntel",
             "model_name":"Intel(R) Xeon(R) Gold 6230","family":6,"model":85,"stepping":7,
             "microcode":null,"flags":["sse2","fpu","sse"],"bugs":["mds"],"level":"kvm64",
