@@ -139,7 +139,7 @@ fn answer(p: Published) -> Answer {
         (None, None) => None,
     };
     Answer {
-        info: r.cpuinfo(),
+        info: r.cpu,
         kernel: r.kernel,
         kvm,
     }
@@ -163,10 +163,10 @@ fn still_current(p: Published, cpuinfo_path: &Path) -> Result<Published, Rejecte
             kernel.as_deref().unwrap_or("?")
         ));
     }
-    if microcode != p.record.microcode {
+    if microcode != p.record.cpu.microcode {
         changed.push(format!(
             "microcode {} -> {}",
-            p.record.microcode.as_deref().unwrap_or("?"),
+            p.record.cpu.microcode.as_deref().unwrap_or("?"),
             microcode.as_deref().unwrap_or("?")
         ));
     }

@@ -75,22 +75,19 @@ pub fn check(
     kernel: Option<&str>,
     qemu_now: impl FnOnce(&Path) -> Option<String>,
 ) -> Result<(), Stale> {
-    if !rec.uniform {
+    let cpu = &rec.cpu;
+    if !cpu.uniform {
         return Err("the record does not say its CPUs were uniform".into());
     }
-    let same = rec.vendor == first.vendor
-        && rec.family == first.family
-        && rec.model == first.model
-        && rec.stepping == first.stepping
-        && rec.microcode == first.microcode
-        && rec.phys_bits == first.phys_bits
-        && rec.flags.len() == first.flags.len()
-        && rec.flags.iter().all(|f| first.flags.contains(f))
-        && match (&rec.bugs, &first.bugs) {
-            (None, None) => true,
-            (Some(r), Some(b)) => r.len() == b.len() && r.iter().all(|x| b.contains(x)),
-            _ => false,
-        };
+    // Word lists are sorted and distinct: equal text, equal sets.
+    let same = cpu.vendor == first.vendor
+        && cpu.family == first.family
+        && cpu.model == first.model
+        && cpu.stepping == first.stepping
+        && cpu.microcode == first.microcode
+        && cpu.phys_bits == first.phys_bits
+        && cpu.flags == first.flags
+        && cpu.bugs == first.bugs;
     if !same {
         return Err("the first CPU differs from the record".into());
     }
@@ -129,7 +126,7 @@ pub fn from_record(rec: &NodeRecord, cpuinfo_path: &Path) -> Option<CpuInfo> {
         crate::fsutil::identity,
     )
     .ok()?;
-    Some(rec.cpuinfo())
+    Some(rec.cpu.clone())
 }
 
 #[cfg(test)]

@@ -4,9 +4,19 @@
 //!
 //! Rule: may use the CPU core only (and files, through `crate::fsutil`).
 
+mod age;
 pub mod current;
+mod drift;
+mod lazy;
 pub mod published;
+mod record;
 mod store;
 pub mod truth;
+mod writer;
 
+pub use age::*;
+pub use drift::*;
+pub use lazy::*;
+pub use record::*;
 pub use store::*;
+pub use writer::*;

@@ -237,12 +237,13 @@ pub fn validate(p: &Published, dir_node: &str, now: u64) -> Result<(), String> {
         return Err("scanned_at lies after published_at".into());
     }
     printable("generator", &p.generator, 128)?;
-    printable("vendor", &r.vendor, 32)?;
-    if r.vendor.is_empty() {
+    let cpu = &r.cpu;
+    printable("vendor", &cpu.vendor, 32)?;
+    if cpu.vendor.is_empty() {
         return Err("vendor is empty".into());
     }
-    printable("model_name", &r.model_name, 128)?;
-    if let Some(m) = &r.microcode {
+    printable("model_name", &cpu.model_name, 128)?;
+    if let Some(m) = &cpu.microcode {
         printable("microcode", m, 32)?;
     }
     if let Some(k) = &r.kernel {
@@ -250,14 +251,14 @@ pub fn validate(p: &Published, dir_node: &str, now: u64) -> Result<(), String> {
     }
     // CPUID: family is base (4 bits) + extended (8 bits), model 8 bits,
     // stepping 4 bits (Intel SDM vol. 2A, CPUID leaf 1 EAX).
-    bound("family", r.family, 0x0f + 0xff)?;
-    bound("model", r.model, 0xff)?;
-    bound("stepping", r.stepping, 0x0f)?;
-    bound("phys_bits", r.phys_bits, 64)?;
-    if r.processors == 0 || r.processors > 65_536 {
-        return Err(format!("processors {} (valid: 1-65536)", r.processors));
+    bound("family", cpu.family, 0x0f + 0xff)?;
+    bound("model", cpu.model, 0xff)?;
+    bound("stepping", cpu.stepping, 0x0f)?;
+    bound("phys_bits", cpu.phys_bits, 64)?;
+    if cpu.processors == 0 || cpu.processors > 65_536 {
+        return Err(format!("processors {} (valid: 1-65536)", cpu.processors));
     }
-    words("flags", r.flags.iter(), 1024)?;
+    words("flags", cpu.flags.iter(), 1024)?;
     if let Some(list) = &r.hook_storages {
         if list.len() > 256 {
             return Err(format!(
@@ -269,7 +270,7 @@ pub fn validate(p: &Published, dir_node: &str, now: u64) -> Result<(), String> {
             printable("hook_storages entry", s, 64)?;
         }
     }
-    if let Some(b) = &r.bugs {
+    if let Some(b) = &cpu.bugs {
         words("bugs", b.iter(), 256)?;
     }
     if r.last_error.is_some() || r.last_attempt_at.is_some() {
@@ -419,7 +420,7 @@ mod tests {
                 .iter()
                 .map(|s| (*s).to_string())
                 .collect(),
-            bugs: Some(["spectre_v1".to_string()].into()),
+            bugs: Some(["spectre_v1"].into_iter().collect()),
             processors: 80,
             uniform: true,
         };
@@ -453,18 +454,21 @@ mod tests {
             ),
             (Box::new(|p| p.published_at = 1000 + 301), "in the future"),
             (
-                Box::new(|p| p.record.vendor = String::new()),
+                Box::new(|p| p.record.cpu.vendor = String::new()),
                 "vendor is empty",
             ),
             (
-                Box::new(|p| p.record.model_name = "x\u{1b}[2J".into()),
+                Box::new(|p| p.record.cpu.model_name = "x\u{1b}[2J".into()),
                 "control characters",
             ),
-            (Box::new(|p| p.record.family = Some(999)), "family 999"),
-            (Box::new(|p| p.record.processors = 0), "processors 0"),
-            (Box::new(|p| p.record.phys_bits = Some(65)), "phys_bits 65"),
+            (Box::new(|p| p.record.cpu.family = Some(999)), "family 999"),
+            (Box::new(|p| p.record.cpu.processors = 0), "processors 0"),
             (
-                Box::new(|p| p.record.flags = "fpu sse;rm".split(' ').collect()),
+                Box::new(|p| p.record.cpu.phys_bits = Some(65)),
+                "phys_bits 65",
+            ),
+            (
+                Box::new(|p| p.record.cpu.flags = "fpu sse;rm".split(' ').collect()),
                 "invalid name 'sse;rm'",
             ),
             (

@@ -75,8 +75,7 @@ pub fn capability(info: &CpuInfo, kvm: Option<&QemuReport>) -> Capability {
 /// The truth of a cached record.
 #[must_use]
 pub fn of_record(rec: &NodeRecord) -> Truth {
-    let info = rec.cpuinfo();
-    let mut t = build(&info, rec.kvm.as_ref());
+    let mut t = build(&rec.cpu, rec.kvm.as_ref());
     if let Some(e) = &rec.kvm_error {
         t.notes.push(probe_failed(e));
     }
@@ -104,7 +103,8 @@ pub fn of_local(info: &CpuInfo, cached: Option<&NodeRecord>) -> Truth {
 /// Whether a record was taken from a host with exactly `info`'s flags.
 #[must_use]
 pub fn same_flags(rec: &NodeRecord, info: &CpuInfo) -> bool {
-    rec.flags.len() == info.flags.len() && rec.flags.iter().all(|f| info.flags.contains(f))
+    // Word lists are sorted and distinct: equal text, equal sets.
+    rec.cpu.flags == info.flags
 }
 
 /// The note for a QEMU probe that gave no answer.
@@ -181,7 +181,7 @@ mod tests {
             Path::new("pvm-epyc-cpuinfo.txt"),
         )
         .unwrap();
-        info.flags.insert("svm".into());
+        info.flags.insert("svm");
         let view = kvm_probe::interpret(
             include_bytes!("../../tests/data/qmp/qemu-7.2-pvm-epyc-kvm.jsonl"),
             b"",

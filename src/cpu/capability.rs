@@ -285,8 +285,8 @@ impl Capability {
             info.family.zip(info.model),
             info.phys_bits,
             HostFlags {
-                flags: info.flags.iter().collect(),
-                bugs: info.bugs.as_ref().map(|b| b.iter().collect()),
+                flags: info.flags.clone(),
+                bugs: info.bugs.clone(),
             },
         )
     }

@@ -8,11 +8,19 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use serde::Deserialize;
+
+use crate::cpu::word_list::WordList;
 use crate::error::{Error, Result};
 
 /// What /proc/cpuinfo says about one host, reduced to what matters for
 /// deciding which guest CPUs the host can provide.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+///
+/// A cache record embeds it (`crate::cache::NodeRecord`) and reads it
+/// from the record's fields of the same names; the flag and bug lists are
+/// [`WordList`]s so that reading a record costs one allocation per list,
+/// not one per flag (the hookscript reads records on every VM start).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 pub struct CpuInfo {
     /// `vendor_id`, e.g. `GenuineIntel`, `AuthenticAMD`.
     pub vendor: String,
@@ -29,16 +37,18 @@ pub struct CpuInfo {
     /// Physical address bits from `address sizes`.
     pub phys_bits: Option<u32>,
     /// Flags present on *every* processor, in Linux spelling.
-    pub flags: BTreeSet<String>,
+    pub flags: WordList,
     /// Bugs present on *any* processor, when the kernel prints a `bugs` line.
-    pub bugs: Option<BTreeSet<String>>,
-    /// Number of processor blocks read.
+    pub bugs: Option<WordList>,
+    /// Number of processor blocks read (0 in records of pve-cpuguard 0.1).
+    #[serde(default)]
     pub processors: usize,
     /// Every processor block had the first one's CPU facts (vendor,
     /// family, model, stepping, microcode, address sizes, flags, bugs):
     /// then the first block alone gives this whole reading. False on
     /// hybrid CPUs whose core types print different flags, and during a
-    /// partial late microcode load.
+    /// partial late microcode load. Absent (false) in older records.
+    #[serde(default)]
     pub uniform: bool,
 }
 
@@ -160,8 +170,8 @@ fn from_blocks(blocks: &[Block], origin: &Path) -> Result<CpuInfo> {
         stepping: first.get("stepping").and_then(|v| v.parse().ok()),
         microcode: first.get("microcode").map(str::to_string),
         phys_bits,
-        flags,
-        bugs,
+        flags: flags.iter().collect(),
+        bugs: bugs.map(|b| b.iter().collect()),
         processors: x86.len(),
         uniform,
     })
@@ -213,14 +223,14 @@ mod tests {
         let info = p("processor : 0\nvendor_id : GenuineIntel\nflags : a b c\n\n\
                       processor : 1\nvendor_id : GenuineIntel\nflags : b c d\n")
         .unwrap();
-        assert_eq!(info.flags, split_words("b c"));
+        assert_eq!(info.flags.as_str(), "b c");
         assert_eq!(info.processors, 2);
     }
 
     #[test]
     fn a_processor_line_starts_a_new_block_without_blank_line() {
         let info = p("processor : 0\nflags : a b\nprocessor : 1\nflags : b\n").unwrap();
-        assert_eq!(info.flags, split_words("b"));
+        assert_eq!(info.flags.as_str(), "b");
     }
 
     #[test]
@@ -236,7 +246,7 @@ mod tests {
         assert_eq!(info.stepping, Some(0));
         assert_eq!(info.microcode.as_deref(), Some("0xa201016"));
         assert_eq!(info.phys_bits, Some(48));
-        assert_eq!(info.bugs, Some(split_words("spectre_v1")));
+        assert_eq!(info.bugs, Some(WordList::parse("spectre_v1")));
     }
 
     #[test]

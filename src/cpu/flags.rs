@@ -572,8 +572,8 @@ mod tests {
     fn info(flags: &str, bugs: Option<&str>) -> CpuInfo {
         CpuInfo {
             vendor: "GenuineIntel".into(),
-            flags: flags.split_whitespace().map(str::to_string).collect(),
-            bugs: bugs.map(|b| b.split_whitespace().map(str::to_string).collect()),
+            flags: crate::cpu::word_list::WordList::parse(flags),
+            bugs: bugs.map(crate::cpu::word_list::WordList::parse),
             ..CpuInfo::default()
         }
     }

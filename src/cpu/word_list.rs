@@ -70,6 +70,26 @@ impl WordList {
         false
     }
 
+    /// Adds `word` (no whitespace); whether it was not there yet.
+    pub fn insert(&mut self, word: &str) -> bool {
+        if self.contains(word) {
+            return false;
+        }
+        let next = self.iter().chain([word]).collect();
+        *self = next;
+        true
+    }
+
+    /// Removes `word`; whether it was there.
+    pub fn remove(&mut self, word: &str) -> bool {
+        if !self.contains(word) {
+            return false;
+        }
+        let next = self.iter().filter(|w| *w != word).collect();
+        *self = next;
+        true
+    }
+
     /// The text form, `"a b c"`.
     #[must_use]
     pub fn as_str(&self) -> &str {
@@ -124,6 +144,13 @@ impl<'a> FromIterator<&'a str> for WordList {
 impl<'a> FromIterator<&'a String> for WordList {
     fn from_iter<I: IntoIterator<Item = &'a String>>(iter: I) -> Self {
         iter.into_iter().map(String::as_str).collect()
+    }
+}
+
+impl FromIterator<String> for WordList {
+    fn from_iter<I: IntoIterator<Item = String>>(iter: I) -> Self {
+        let words: Vec<String> = iter.into_iter().collect();
+        words.iter().collect()
     }
 }
 
@@ -241,6 +268,23 @@ mod tests {
                 prop_assert_eq!(list.contains(w), set.contains(w), "{}", w);
             }
             prop_assert_eq!(WordList::parse(list.as_str()), list);
+        }
+
+        #[test]
+        fn insert_and_remove_agree_with_a_set(
+            set in proptest::collection::btree_set("[a-z0-9_.]{1,12}", 0..60),
+            edits in proptest::collection::vec((any::<bool>(), "[a-z0-9_.]{1,12}"), 0..30),
+        ) {
+            let mut list: WordList = set.iter().collect();
+            let mut set = set;
+            for (add, word) in &edits {
+                if *add {
+                    prop_assert_eq!(list.insert(word), set.insert(word.clone()), "{}", word);
+                } else {
+                    prop_assert_eq!(list.remove(word), set.remove(word), "{}", word);
+                }
+                prop_assert_eq!(words(&list), set.iter().map(String::as_str).collect::<Vec<_>>());
+            }
         }
 
         #[test]

@@ -132,7 +132,7 @@ impl FleetNode {
             ) else {
                 return Vec::new();
             };
-            let mut n = truth::notes(&rec.cpuinfo(), cap, lvl);
+            let mut n = truth::notes(&rec.cpu, cap, lvl);
             if let (None, Some(e)) = (&rec.kvm, &rec.kvm_error) {
                 n.push(truth::probe_failed(e));
             }

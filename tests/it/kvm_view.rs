@@ -42,7 +42,7 @@ fn nested_kvm_without_sse3_refuses_kvm64_that_cpuinfo_accepts() {
     assert_eq!(codes, ["no-kvm"], "{by_cpuinfo:?}");
     assert_eq!(by_cpuinfo.checked_with, "from /proc/cpuinfo");
     let mut with_svm = info.clone();
-    with_svm.flags.insert("svm".into());
+    with_svm.flags.insert("svm");
     let by_cpuinfo = start("kvm64", &Capability::from_cpuinfo(&with_svm));
     assert_eq!(by_cpuinfo.outcome, Outcome::Compatible, "{by_cpuinfo:?}");
 
@@ -98,7 +98,7 @@ fn kvm_offering_what_cpuinfo_hides_is_explained() {
     // Edited copy: cx16 deleted from /proc/cpuinfo; the real KVM offers it.
     let info = info("pvm-epyc-cpuinfo-no-cx16");
     let mut with_svm = info.clone();
-    with_svm.flags.insert("svm".into());
+    with_svm.flags.insert("svm");
     let by_cpuinfo = start("kvm64", &Capability::from_cpuinfo(&with_svm));
     assert_eq!(by_cpuinfo.missing_flags(), ["cx16"]);
 

@@ -272,9 +272,9 @@ proptest! {
             Ok(p) => {
                 prop_assert_eq!(p.node.as_str(), "pve1");
                 prop_assert_eq!(p.record.name.as_str(), "pve1");
-                prop_assert!(p.record.processors >= 1);
-                prop_assert!(!p.record.model_name.chars().any(char::is_control));
-                prop_assert!(p.record.flags.iter().all(|f| !f.contains(['$', ';', '(', ')'])));
+                prop_assert!(p.record.cpu.processors >= 1);
+                prop_assert!(!p.record.cpu.model_name.chars().any(char::is_control));
+                prop_assert!(p.record.cpu.flags.iter().all(|f| !f.contains(['$', ';', '(', ')'])));
             }
             Err(Rejected::Invalid(m)) => prop_assert!(!m.is_empty()),
             Err(other) => prop_assert!(false, "decode only says invalid: {:?}", other),

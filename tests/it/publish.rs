@@ -347,8 +347,8 @@ fn a_bad_record_never_replaces_good_data() {
         .node("pve1")
         .unwrap()
         .clone();
-    assert_eq!(after.flags, before.flags);
-    assert_eq!(after.family, Some(6));
+    assert_eq!(after.cpu.flags, before.cpu.flags);
+    assert_eq!(after.cpu.family, Some(6));
     assert_eq!(after.scanned_at, before.scanned_at);
     assert!(after.is_stale());
 }
@@ -500,7 +500,7 @@ fn this_nodes_out_of_date_record_is_read_locally_and_published_again() {
         record_path(&c, "pve1").display().to_string()
     );
     let p = published::load(&c.pve(), "pve1", pve_cpuguard::cache::now(), 60).unwrap();
-    assert_eq!(p.record.microcode.as_deref(), Some("0x3c"));
+    assert_eq!(p.record.cpu.microcode.as_deref(), Some("0x3c"));
     assert!(p.record.kvm.is_some(), "QEMU's answer is published");
     // Without QEMU's answer (--probe off) the record is not replaced by a
     // poorer one: this node is read locally and the file stays.
@@ -555,7 +555,7 @@ fn a_256_thread_host_with_qemus_answer_publishes_a_small_record() {
     let size = v["bytes"].as_u64().unwrap();
     eprintln!("published record of a 256-thread host with QEMU's answer: {size} bytes");
     let p = published::load(&c.pve(), "big", pve_cpuguard::cache::now(), 60).unwrap();
-    assert_eq!(p.record.processors, 256);
+    assert_eq!(p.record.cpu.processors, 256);
     let kvm = p
         .record
         .kvm

@@ -19,6 +19,9 @@ fn flags(sample: &str) -> BTreeSet<String> {
     pve_cpuguard::reach::local::cpuinfo(&harness::cpuinfo(sample))
         .unwrap()
         .flags
+        .iter()
+        .map(str::to_string)
+        .collect()
 }
 
 /// The cluster CPU type over node levels as printed: a node where not even
@@ -73,7 +76,7 @@ fn three_nodes_report_their_levels_in_proxclmc_format() {
         let info =
             pve_cpuguard::reach::local::cpuinfo(&harness::cpuinfo(n.sample.as_deref().unwrap()))
                 .unwrap();
-        assert_eq!(rec.cpuinfo(), info, "{}", n.name);
+        assert_eq!(rec.cpu, info, "{}", n.name);
         assert_eq!(rec.capability(), Capability::from_cpuinfo(&info));
         assert_eq!(rec.kernel.as_deref(), Some(c.kernel.as_str()));
         assert_eq!(rec.address, n.addr);
@@ -278,7 +281,7 @@ fn a_failed_node_keeps_its_last_record_marked_stale() {
         "{:?}",
         new.last_error
     );
-    assert_eq!(new.flags, old.flags, "no data lost");
+    assert_eq!(new.cpu.flags, old.cpu.flags, "no data lost");
     assert_eq!(new.scanned_at, old.scanned_at, "the data keeps its own age");
     // The cluster type still counts pve2.
     let expected = cluster_level([HASWELL, SAPPHIRE].map(expected_level)).unwrap();

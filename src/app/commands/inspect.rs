@@ -121,7 +121,7 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
             "level_floor": lvl.floor.code(),
             "next_level": lvl.next.as_ref().map(|(n, m)| json!({"name": n, "missing": m})),
             "phys_bits": info.phys_bits,
-            "flags": info.flags,
+            "flags": info.flags.iter().collect::<Vec<_>>(),
             "cpu_types": types.iter().map(|(name, v)| json!({
                 "name": name,
                 "supported": v.outcome == Outcome::Compatible,

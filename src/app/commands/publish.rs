@@ -169,9 +169,9 @@ pub fn run(args: &PublishArgs, format: Format) -> Result<ExitCode> {
             "read_only": matches!(written, Err(PublishError::ReadOnly { .. })),
             "published_at": now,
             "level": level,
-            "model_name": rec.model_name,
+            "model_name": rec.cpu.model_name,
             "kernel": rec.kernel,
-            "microcode": rec.microcode,
+            "microcode": rec.cpu.microcode,
             "qemu": qemu,
             "kvm_error": rec.kvm_error,
         }))?;
@@ -192,10 +192,10 @@ pub fn run(args: &PublishArgs, format: Format) -> Result<ExitCode> {
                 output::print(&format!(
                     "Published {node}'s CPU record: {} ({bytes} bytes)\n  {} ({}), level {level}\n  kernel {}, microcode {}, {}\n",
                     p.display(),
-                    rec.model_name,
-                    rec.vendor,
+                    rec.cpu.model_name,
+                    rec.cpu.vendor,
                     rec.kernel.as_deref().unwrap_or("unknown"),
-                    rec.microcode.as_deref().unwrap_or("unknown"),
+                    rec.cpu.microcode.as_deref().unwrap_or("unknown"),
                     qemu.as_deref().unwrap_or("no QEMU answer"),
                 ))?;
             }

@@ -279,7 +279,7 @@ fn text(results: &[NodeResult], cache: &Cache, now: u64) -> String {
                         s,
                         "    last known: {} ({}), scanned {} ago; kept as a stale record",
                         node_list::level_of(rec),
-                        rec.model_name,
+                        rec.cpu.model_name,
                         cache::human_age(rec.age(now))
                     );
                 }

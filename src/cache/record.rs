@@ -1,0 +1,340 @@
+//! [`NodeRecord`]: one node's last good scan as the cache stores it.
+
+use serde::ser::{Serialize, SerializeStruct, Serializer};
+use serde::Deserialize;
+
+use crate::cpu::capability::{Capability, HostFlags};
+use crate::cpu::cpuinfo::CpuInfo;
+use crate::cpu::level;
+use crate::cpu::qemu_report::QemuReport;
+
+/// One node's last good scan.
+///
+/// On disk the CPU's fields stand among the record's own, in the order the
+/// versions before the record embedded [`CpuInfo`] wrote them (see the
+/// [`Serialize`] impl): records are published to the cluster and read by
+/// nodes that may run another version (docs/json.md).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct NodeRecord {
+    /// Node name.
+    pub name: String,
+    /// Address it was reached at (or `local`).
+    pub address: String,
+    /// The CPU as /proc/cpuinfo described it at the scan. Stored as the
+    /// record's fields `vendor`, `model_name`, `family`, `model`,
+    /// `stepping`, `microcode`, `flags` and `bugs` (one space-separated
+    /// string each since schema 2, a list before), `processors` (0 when
+    /// absent), `phys_bits` and `uniform` (false when absent).
+    ///
+    /// `flatten` buffers those fields (serde's `Content`) before reading
+    /// them: 2.5 µs instead of 2.1 µs per record of 136 flags (release
+    /// build, a 2-core VM), and the hookscript reads one or two records,
+    /// so a hand-written reader would not pay for itself.
+    #[serde(flatten)]
+    pub cpu: CpuInfo,
+    /// Level on Proxmox VE's ladder when scanned.
+    pub level: String,
+    /// True when even the lowest rung (`kvm64`) is not fully met.
+    #[serde(default)]
+    pub below_floor: bool,
+    /// `uname -r`, if read.
+    pub kernel: Option<String>,
+    /// When this data was read (Unix seconds).
+    pub scanned_at: u64,
+    /// The error of the latest refresh that failed to reach the node; the
+    /// record is then stale.
+    pub last_error: Option<String>,
+    /// When that failed attempt was made.
+    #[serde(default)]
+    pub last_attempt_at: Option<u64>,
+    /// What QEMU on the node said KVM can give a guest (`scan --probe`).
+    #[serde(default)]
+    pub kvm: Option<QemuReport>,
+    /// Why the QEMU probe gave no answer, if it was tried and failed.
+    #[serde(default)]
+    pub kvm_error: Option<String>,
+    /// The QEMU binary that gave `kvm`, as `<size> <mtime ns> <path>`
+    /// ([`crate::cache::current::qemu_identity`]); absent when the probe
+    /// ran elsewhere or in older records.
+    #[serde(default)]
+    pub qemu: Option<String>,
+    /// Where the data came from: `pmxcfs` (the node's published record),
+    /// `ssh` or `local`; absent in records of older versions.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The snippets storages whose directory holds the guard's hook file
+    /// on this node (`None`: not said — records of older versions, or read
+    /// over SSH; never taken for "missing").
+    #[serde(default)]
+    pub hook_storages: Option<Vec<String>>,
+}
+
+/// Field by field, so that the key order stays the one records had when
+/// they mirrored the CPU's fields: a record read and written back is the
+/// same text. Fields after `last_attempt_at` are left out when empty
+/// (`uniform` when false), as readers of older versions expect.
+impl Serialize for NodeRecord {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let cpu = &self.cpu;
+        let mut r = s.serialize_struct("NodeRecord", 24)?;
+        r.serialize_field("name", &self.name)?;
+        r.serialize_field("address", &self.address)?;
+        r.serialize_field("vendor", &cpu.vendor)?;
+        r.serialize_field("model_name", &cpu.model_name)?;
+        r.serialize_field("family", &cpu.family)?;
+        r.serialize_field("model", &cpu.model)?;
+        r.serialize_field("stepping", &cpu.stepping)?;
+        r.serialize_field("microcode", &cpu.microcode)?;
+        r.serialize_field("flags", &cpu.flags)?;
+        r.serialize_field("bugs", &cpu.bugs)?;
+        r.serialize_field("processors", &cpu.processors)?;
+        r.serialize_field("level", &self.level)?;
+        r.serialize_field("below_floor", &self.below_floor)?;
+        r.serialize_field("phys_bits", &cpu.phys_bits)?;
+        r.serialize_field("kernel", &self.kernel)?;
+        r.serialize_field("scanned_at", &self.scanned_at)?;
+        r.serialize_field("last_error", &self.last_error)?;
+        r.serialize_field("last_attempt_at", &self.last_attempt_at)?;
+        unless_none(&mut r, "kvm", self.kvm.as_ref())?;
+        unless_none(&mut r, "kvm_error", self.kvm_error.as_ref())?;
+        unless_none(&mut r, "uniform", cpu.uniform.then_some(&true))?;
+        unless_none(&mut r, "qemu", self.qemu.as_ref())?;
+        unless_none(&mut r, "source", self.source.as_ref())?;
+        unless_none(&mut r, "hook_storages", self.hook_storages.as_ref())?;
+        r.end()
+    }
+}
+
+/// A field written only when it has a value.
+fn unless_none<S: SerializeStruct, T: Serialize + ?Sized>(
+    r: &mut S,
+    key: &'static str,
+    value: Option<&T>,
+) -> Result<(), S::Error> {
+    match value {
+        Some(v) => r.serialize_field(key, v),
+        None => r.skip_field(key),
+    }
+}
+
+impl NodeRecord {
+    /// A fresh record from parsed cpuinfo.
+    #[must_use]
+    pub fn new(
+        name: &str,
+        address: &str,
+        info: &CpuInfo,
+        kernel: Option<String>,
+        now: u64,
+    ) -> Self {
+        let lvl = level::of(&Capability::from_cpuinfo(info));
+        NodeRecord {
+            name: name.to_string(),
+            address: address.to_string(),
+            cpu: info.clone(),
+            level: lvl.name.to_string(),
+            below_floor: !lvl.floor_met,
+            kernel,
+            scanned_at: now,
+            last_error: None,
+            last_attempt_at: None,
+            kvm: None,
+            kvm_error: None,
+            qemu: None,
+            source: None,
+            hook_storages: None,
+        }
+    }
+
+    /// Records QEMU's answer (or why there is none); the stored level is
+    /// then the one [`crate::cache::truth`] gives (QEMU's answer decides).
+    #[must_use]
+    pub fn with_kvm(mut self, kvm: Option<std::result::Result<QemuReport, String>>) -> Self {
+        match kvm {
+            Some(Ok(view)) => self.kvm = Some(view),
+            Some(Err(e)) => self.kvm_error = Some(e),
+            None => {}
+        }
+        if self.kvm.is_some() {
+            let lvl = level::of(&self.capability());
+            self.level = lvl.name.to_string();
+            self.below_floor = !lvl.floor_met;
+        }
+        self
+    }
+
+    /// The node's [`Capability`]: QEMU's answer under KVM when the scan
+    /// got one, else derived from the recorded cpuinfo.
+    #[must_use]
+    pub fn capability(&self) -> Capability {
+        self.clone().into_capability()
+    }
+
+    /// [`NodeRecord::capability`], consuming the record (no copies of the
+    /// flag lists: this runs for every node a hookscript decision looks at).
+    #[must_use]
+    pub fn into_capability(self) -> Capability {
+        if let Some(view) = &self.kvm {
+            return super::truth::capability(&self.cpu, Some(view));
+        }
+        let cpu = self.cpu;
+        Capability::from_flags(
+            cpu.vendor,
+            cpu.model_name,
+            cpu.family.zip(cpu.model),
+            cpu.phys_bits,
+            HostFlags {
+                flags: cpu.flags,
+                bugs: cpu.bugs,
+            },
+        )
+    }
+
+    /// Seconds since the data was read.
+    #[must_use]
+    pub fn age(&self, now: u64) -> u64 {
+        now.saturating_sub(self.scanned_at)
+    }
+
+    /// Whether the latest refresh failed to reach the node.
+    #[must_use]
+    pub fn is_stale(&self) -> bool {
+        self.last_error.is_some()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::cpu::word_list::WordList;
+
+    pub(crate) fn info(flags: &str) -> CpuInfo {
+        CpuInfo {
+            vendor: "GenuineIntel".into(),
+            model_name: "Test CPU".into(),
+            family: Some(6),
+            model: Some(85),
+            stepping: Some(7),
+            microcode: Some("0x5003".into()),
+            phys_bits: Some(46),
+            flags: WordList::parse(flags),
+            bugs: Some(WordList::parse("spectre_v1")),
+            processors: 4,
+            uniform: true,
+        }
+    }
+
+    pub(crate) fn rec(name: &str, flags: &str, at: u64) -> NodeRecord {
+        NodeRecord::new(name, "10.0.0.1", &info(flags), Some("6.8.12".into()), at)
+    }
+
+    #[test]
+    fn record_keeps_its_cpuinfo() {
+        let i = info("fpu sse sse2 hle rtm");
+        let r = NodeRecord::new("pve1", "a", &i, None, 5);
+        assert_eq!(r.cpu, i);
+        assert_eq!(r.capability(), Capability::from_cpuinfo(&i));
+        assert_eq!(r.cpu.flags.as_str(), "fpu hle rtm sse sse2", "sorted");
+        assert_eq!(r.age(65), 60);
+    }
+
+    /// A record as pve-cpuguard wrote it while the record still mirrored
+    /// `CpuInfo`'s fields (schema 2, every field present). Nodes of one
+    /// cluster read each other's published records and may run different
+    /// versions during an upgrade (docs/json.md), so this text must read
+    /// and be written back unchanged, key order included.
+    const WRITTEN_BEFORE: &str = r#"{
+  "name": "pve1",
+  "address": "10.0.0.1",
+  "vendor": "AuthenticAMD",
+  "model_name": "AMD EPYC 7313 16-Core Processor",
+  "family": 25,
+  "model": 1,
+  "stepping": 1,
+  "microcode": "0xa0011d1",
+  "flags": "avx2 fpu pni sse sse2 svm",
+  "bugs": "spectre_v1 sysret_ss_attrs",
+  "processors": 32,
+  "level": "x86-64-v3",
+  "below_floor": false,
+  "phys_bits": 48,
+  "kernel": "6.8.12-4-pve",
+  "scanned_at": 1764460800,
+  "last_error": "ssh: timed out",
+  "last_attempt_at": 1764464400,
+  "kvm": {
+    "qemu_version": "9.0.2",
+    "qemu_package": "pve-qemu-kvm_9.0.2-4",
+    "accel": "kvm",
+    "host": {
+      "vendor": "AuthenticAMD",
+      "family": 25,
+      "model": 1,
+      "stepping": 1,
+      "model_id": "AMD EPYC 7313 16-Core Processor"
+    },
+    "host_features": [
+      "avx2",
+      "sse2"
+    ],
+    "models": {
+      "EPYC-Milan": [
+        "erms"
+      ],
+      "x86-64-v3": []
+    },
+    "binary": "123 456 /usr/bin/qemu-system-x86_64"
+  },
+  "kvm_error": "an earlier probe failed",
+  "uniform": true,
+  "qemu": "123 456 /usr/bin/qemu-system-x86_64",
+  "source": "pmxcfs",
+  "hook_storages": [
+    "local"
+  ]
+}"#;
+
+    #[test]
+    fn a_record_written_before_reads_and_is_written_back_unchanged() {
+        let rec: NodeRecord = serde_json::from_str(WRITTEN_BEFORE).unwrap();
+        let info = &rec.cpu;
+        assert_eq!(info.vendor, "AuthenticAMD");
+        assert_eq!(info.model_name, "AMD EPYC 7313 16-Core Processor");
+        assert_eq!(
+            (info.family, info.model, info.stepping),
+            (Some(25), Some(1), Some(1))
+        );
+        assert_eq!(info.microcode.as_deref(), Some("0xa0011d1"));
+        assert_eq!(info.phys_bits, Some(48));
+        assert_eq!(info.flags.len(), 6);
+        assert!(info.flags.contains("svm"));
+        assert_eq!(info.bugs.as_ref().map(|b| b.len()), Some(2));
+        assert_eq!((info.processors, info.uniform), (32, true));
+        assert_eq!(rec.kvm.as_ref().unwrap().models.len(), 2);
+        assert_eq!(
+            rec.hook_storages.as_deref(),
+            Some(&["local".to_string()][..])
+        );
+        assert_eq!(serde_json::to_string_pretty(&rec).unwrap(), WRITTEN_BEFORE);
+    }
+
+    #[test]
+    fn a_schema_1_record_reads_and_is_written_in_todays_form() {
+        // Schema 1 (the first releases): flags and bugs as lists, no
+        // processor count, no `uniform`, `below_floor`, `last_attempt_at`
+        // or later fields.
+        let old = r#"{"name":"pve2","address":"10.0.0.2","vendor":"GenuineIntel",
+            "model_name":"Intel(R) Xeon(R) Gold 6230","family":6,"model":85,"stepping":7,
+            "microcode":null,"flags":["sse2","fpu","sse"],"bugs":["mds"],"level":"kvm64",
+            "phys_bits":null,"kernel":null,"scanned_at":5,"last_error":null}"#;
+        let rec: NodeRecord = serde_json::from_str(old).unwrap();
+        let info = &rec.cpu;
+        assert_eq!(info.flags.len(), 3);
+        assert!(info.flags.contains("fpu") && info.bugs.as_ref().unwrap().contains("mds"));
+        assert_eq!((info.processors, info.uniform), (0, false));
+        assert_eq!(
+            serde_json::to_string(&rec).unwrap(),
+            r#"{"name":"pve2","address":"10.0.0.2","vendor":"GenuineIntel","model_name":"Intel(R) Xeon(R) Gold 6230","family":6,"model":85,"stepping":7,"microcode":null,"flags":"fpu sse sse2","bugs":"mds","processors":0,"level":"kvm64","below_floor":false,"phys_bits":null,"kernel":null,"scanned_at":5,"last_error":null,"last_attempt_at":null}"#
+        );
+    }
+}
