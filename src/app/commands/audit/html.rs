@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use crate::app::commands::audit::{finding_text, WhyCache};
+use super::finding::{finding_text, WhyCache};
 use crate::cache;
 use crate::guard::audit::{self, Audit, Cell, Finding, Suggestion, VmAudit};
 use crate::guard::fleet::FleetNode;
