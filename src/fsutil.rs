@@ -221,6 +221,22 @@ pub fn read_text_optional(path: &Path) -> Result<Option<String>> {
     read_optional(path)?.map(|b| utf8(b, path)).transpose()
 }
 
+/// Parses an optional text file: `parse` gets its text and path; a file
+/// that does not exist is `T::default()` (no HA resources, no custom
+/// models, no chained hookscripts).
+///
+/// # Errors
+/// As [`read_text_optional`], and what `parse` returns.
+pub fn parse_optional<T: Default>(
+    path: &Path,
+    parse: impl FnOnce(&str, &Path) -> Result<T>,
+) -> Result<T> {
+    match read_text_optional(path)? {
+        Some(text) => parse(&text, path),
+        None => Ok(T::default()),
+    }
+}
+
 /// [`read`] for a text file that must exist.
 ///
 /// # Errors
