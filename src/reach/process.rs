@@ -44,6 +44,8 @@ pub struct RawOutput {
     pub stderr: Vec<u8>,
     /// How the run ended.
     pub ended: Ended,
+    /// The child's exit status once reaped (a killed child's says so).
+    pub status: Option<std::process::ExitStatus>,
 }
 
 enum Chunk {
@@ -112,6 +114,7 @@ pub fn run_bounded(
         stdout: Vec::new(),
         stderr: Vec::new(),
         ended: Ended::Exited,
+        status: None,
     };
     let (mut out_open, mut err_open) = (true, true);
     while out_open || err_open {
@@ -157,7 +160,7 @@ pub fn run_bounded(
         }
     }
     let _ = child.kill();
-    let _ = child.wait();
+    out.status = child.wait().ok();
     Ok(out)
 }
 
