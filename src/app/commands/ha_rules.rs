@@ -14,8 +14,7 @@ use crate::app::cli::HaRulesArgs;
 use crate::app::output::{self, Format};
 use crate::conf::settings::Settings;
 use crate::error::{ExitCode, Result};
-use crate::guard::audit;
-use crate::guard::decision::Rules;
+use crate::guard::audit_input;
 use crate::guard::ha_rules::{self, Call, Plan};
 use crate::pve::{ha_rules as rules_cfg, members};
 use crate::reach::process::{run_bounded, Ended, Limits};
@@ -103,12 +102,11 @@ fn run_call(binary: &Path, args: &[String]) -> std::result::Result<(), String> {
 /// # Errors
 /// Unreadable or malformed inputs (VM configs are reported per VM).
 pub fn plan_and_apply(settings: &Settings, binary: &Path, apply: bool) -> Result<Outcome> {
-    let g = crate::app::commands::audit::gather(settings, true)?;
-    let rules = Rules {
-        policy: settings.policy,
-        vendor_change: settings.vendor_change,
-    };
-    let a = audit::run(&g.vms, &g.custom, &g.fleet, &g.ha, rules);
+    let g = audit_input::gather(settings, || {
+        crate::reach::local::cpuinfo(&settings.cpuinfo).ok()
+    })?;
+    let rules = g.rules;
+    let a = g.audit();
     let allowed = ha_rules::allowed(&a, rules);
     let existing = rules_cfg::read(settings.pve.root())?;
     let plan = ha_rules::plan(&allowed, &existing);

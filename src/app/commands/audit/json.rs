@@ -1,15 +1,40 @@
 //! `audit --output json`: the same report as data, one compact document.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::finding::{finding_text, names, WhyCache};
 use crate::cpu::verdict::Verdict;
+use crate::error::{Error, Result};
 use crate::guard::audit::{self, Audit, Cell, Finding, Suggestion, VmAudit};
+use crate::guard::coverage::Coverage;
 
-pub(super) fn coverage_json(c: &crate::guard::coverage::Coverage) -> serde_json::Value {
+/// Writes the report, compact, and a newline.
+///
+/// # Errors
+/// Writing `out`.
+pub(super) fn write(
+    out: &mut impl Write,
+    a: &Audit<'_>,
+    max_age: u64,
+    cov: &Coverage,
+) -> Result<()> {
+    let mut rows = JsonRows::new();
+    for v in &a.vms {
+        rows.entry(a.row_key(v))
+            .or_insert_with(|| (json_reach(a, v, true), json_reach(a, v, false)));
+    }
+    // Compact: a 10 000-VM cluster's report is tens of megabytes
+    // pretty-printed; `jq .` pretty-prints it for people.
+    let report = json_report(a, max_age, &rows, cov);
+    serde_json::to_writer(&mut *out, &report).map_err(|e| Error::Output(e.into()))?;
+    out.write_all(b"\n").map_err(Error::Output)
+}
+
+fn coverage_json(c: &Coverage) -> serde_json::Value {
     serde_json::json!({
         "vms": c.total,
         "guarded": c.guarded,
@@ -75,7 +100,7 @@ struct JsonVm<'a> {
 }
 
 #[derive(Serialize)]
-pub(super) struct JsonReport<'a> {
+struct JsonReport<'a> {
     nodes: Vec<JsonNode<'a>>,
     baseline: Option<&'a str>,
     vendors: Vec<&'a str>,
@@ -83,9 +108,8 @@ pub(super) struct JsonReport<'a> {
     cache_problems: &'a [String],
     vms: Vec<JsonVm<'a>>,
     summary: JsonSummary,
-    /// Set by the caller ([`crate::guard::coverage`]).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) coverage: Option<serde_json::Value>,
+    /// [`crate::guard::coverage`].
+    coverage: serde_json::Value,
 }
 
 #[derive(Serialize)]
@@ -97,11 +121,11 @@ struct JsonSummary {
 }
 
 /// Serialised matrix rows by [`Audit::row_key`]: (live migration, start).
-pub(super) type JsonRows = HashMap<(usize, Option<usize>), (Box<RawValue>, Box<RawValue>)>;
+type JsonRows = HashMap<(usize, Option<usize>), (Box<RawValue>, Box<RawValue>)>;
 
 /// One row of the matrix as JSON, nodes grouped by verdict (nodes with
 /// the same CPU share one), serialised once per distinct row.
-pub(super) fn json_reach(a: &Audit<'_>, v: &VmAudit, live: bool) -> Box<RawValue> {
+fn json_reach(a: &Audit<'_>, v: &VmAudit, live: bool) -> Box<RawValue> {
     let mut r = JsonReach::default();
     let mut refused: Vec<(&Verdict, JsonGroup<'_>)> = Vec::new();
     let mut unknown: Vec<(Option<&Verdict>, String, JsonGroup<'_>)> = Vec::new();
@@ -164,10 +188,11 @@ pub(super) fn json_reach(a: &Audit<'_>, v: &VmAudit, live: bool) -> Box<RawValue
         .unwrap_or_else(|_| RawValue::from_string("null".into()).unwrap_or_default())
 }
 
-pub(super) fn json_report<'a>(
+fn json_report<'a>(
     a: &'a Audit<'_>,
     max_age: u64,
     rows: &'a JsonRows,
+    cov: &Coverage,
 ) -> JsonReport<'a> {
     let (by_flag, at_risk) = a.counts();
     let cache = WhyCache::default();
@@ -244,6 +269,6 @@ pub(super) fn json_report<'a>(
             at_risk,
             by_flag,
         },
-        coverage: None,
+        coverage: coverage_json(cov),
     }
 }

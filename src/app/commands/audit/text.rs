@@ -8,7 +8,20 @@ use super::finding::{finding_text, WhyCache};
 use crate::app::paint;
 use crate::cache;
 use crate::guard::audit::{Audit, Cell, Finding, Suggestion, VmAudit};
+use crate::guard::coverage::{self, Coverage};
 use crate::guard::fleet::FleetNode;
+
+/// The whole report: [`text_report`], then the coverage.
+pub(super) fn render(a: &Audit<'_>, max_age: u64, cov: &Coverage) -> String {
+    let mut text = text_report(a, max_age);
+    // Coverage closes the report: the summary opens it.
+    text.push('\n');
+    text.push_str(&crate::app::output::wrap(
+        &coverage::text(cov),
+        crate::app::output::WIDTH,
+    ));
+    text
+}
 
 /// A node list, as short as it can be said: `all`, `none`, `all but a, b`.
 fn node_set(names: &[&str], total: usize, all_names: &[&str]) -> String {
@@ -114,7 +127,7 @@ fn reach_text(yes: &[&str], unknown: &[&str], total: usize, all_names: &[&str]) 
     }
 }
 
-pub(super) fn text_report(a: &Audit<'_>, max_age: u64) -> String {
+fn text_report(a: &Audit<'_>, max_age: u64) -> String {
     let mut s = String::with_capacity(a.vms.len() * 120 + 1024);
     // Summary first, details after.
     let (by, risk) = a.counts();
