@@ -420,7 +420,7 @@ impl Audit<'_> {
                     &mut ignore,
                 );
                 (v.outcome != Outcome::Compatible)
-                    .then(|| format!("{} ({})", node.name, summary(&v)))
+                    .then(|| format!("{} ({})", node.name, v.summary()))
             })
             .collect();
         Some(Suggestion::None(format!(
@@ -459,19 +459,6 @@ fn cell(v: &Verdict) -> Cell<'_> {
         Outcome::Incompatible => Cell::No(v),
         Outcome::Unknown => Cell::Unknown(Some(v)),
     }
-}
-
-/// The reasons of a verdict in one line.
-#[must_use]
-pub fn summary(v: &Verdict) -> String {
-    if v.reasons.is_empty() {
-        return v.unknown.join("; ");
-    }
-    v.reasons
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// The ladder position of a level name (for metrics), `None` if unknown.

@@ -153,7 +153,7 @@ pub fn decide(
             && other.outcome == Outcome::Incompatible
             && name != target
         {
-            cannot_start.push(format!("{name} ({})", summary(&other)));
+            cannot_start.push(format!("{name} ({})", other.summary()));
         }
     }
     if allow && !cannot_start.is_empty() {
@@ -187,7 +187,7 @@ pub fn decide(
             if !matches!(fix::fix(&v), Fix::NoCpuType(_)) {
                 v.notes.push(format!(
                     "no CPU type makes this possible ({cpu} would be refused too: {}); nodes that would accept the VM as it is: {}",
-                    summary(&w),
+                    w.summary(),
                     if accepting.is_empty() { "none".to_string() } else { accepting.join(", ") }
                 ));
             }
@@ -289,17 +289,6 @@ pub fn everywhere_for(fleet: &Fleet, req: Option<&Requirement>) -> Option<String
     } else {
         base.to_string()
     })
-}
-
-fn summary(v: &Verdict) -> String {
-    if v.reasons.is_empty() {
-        return v.unknown.join("; ");
-    }
-    v.reasons
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 impl Decision {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::cpu::verdict::Verdict;
-use crate::guard::audit::{self, Audit, Cell, Finding, VmAudit};
+use crate::guard::audit::{Audit, Cell, Finding, VmAudit};
 
 pub(super) fn names<'a>(a: &'a Audit<'_>, idx: &[usize]) -> Vec<&'a str> {
     idx.iter()
@@ -39,7 +39,7 @@ fn cannot_start_text(
     }
     let text: std::rc::Rc<str> = groups
         .iter()
-        .map(|(verdict, names)| format!("{} ({})", names.join(", "), audit::summary(verdict)))
+        .map(|(verdict, names)| format!("{} ({})", names.join(", "), verdict.summary()))
         .collect::<Vec<_>>()
         .join("; ")
         .into();

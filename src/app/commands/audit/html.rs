@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 
 use super::finding::{finding_text, WhyCache};
 use crate::cache;
-use crate::guard::audit::{self, Audit, Cell, Finding, Suggestion, VmAudit};
+use crate::guard::audit::{Audit, Cell, Finding, Suggestion, VmAudit};
 use crate::guard::fleet::FleetNode;
 
 const STYLE: &str = "\
@@ -54,8 +54,8 @@ fn is_stale(n: &FleetNode, max_age: u64) -> bool {
 fn cell_parts(c: Cell<'_>) -> (&'static str, &'static str, String) {
     match c {
         Cell::Yes => ("ok", "✓", "compatible".into()),
-        Cell::No(v) => ("no", "✗", audit::summary(v)),
-        Cell::Unknown(Some(v)) => ("unk", "?", audit::summary(v)),
+        Cell::No(v) => ("no", "✗", v.summary()),
+        Cell::Unknown(Some(v)) => ("unk", "?", v.summary()),
         Cell::Unknown(None) => ("unk", "?", "no data for this node".into()),
     }
 }
