@@ -434,6 +434,32 @@ mod tests {
     }
 
     #[test]
+    fn an_optional_file_is_parsed_or_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("list.cfg");
+        let lines = |text: &str, _: &Path| Ok(text.lines().map(str::to_string).collect());
+        assert_eq!(
+            parse_optional::<Vec<String>>(&f, lines).unwrap(),
+            Vec::<String>::new()
+        );
+        std::fs::write(&f, "a\nb\n").unwrap();
+        assert_eq!(
+            parse_optional::<Vec<String>>(&f, lines).unwrap(),
+            ["a", "b"]
+        );
+        // The parser gets the path for its errors.
+        let e = parse_optional::<Vec<String>>(&f, |_, p| Err(Error::parse(p, 2, "bad")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("list.cfg:2: bad"), "{e}");
+        std::fs::write(&f, b"\xff").unwrap();
+        let e = parse_optional::<Vec<String>>(&f, lines)
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("list.cfg:1: not valid UTF-8 text"), "{e}");
+    }
+
+    #[test]
     fn non_regular_files_are_refused_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("fifo");

@@ -182,3 +182,48 @@ fn has_exited(pid: libc::pid_t) -> bool {
         rc != 0 || info.si_pid() != 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(timeout: Duration) -> Limits {
+        Limits {
+            timeout,
+            max_stdout: 1 << 10,
+            max_stderr: 64,
+        }
+    }
+
+    #[test]
+    fn the_exit_status_and_the_output_are_reported() {
+        let out = run_bounded(
+            Path::new("/bin/sh"),
+            &["-c", "cat; echo err >&2; exit 3"],
+            b"in\n",
+            limits(Duration::from_secs(10)),
+        )
+        .unwrap();
+        assert_eq!(out.ended, Ended::Exited);
+        assert_eq!(out.status.and_then(|s| s.code()), Some(3));
+        assert_eq!(out.stdout, b"in\n");
+        assert_eq!(out.stderr, b"err\n");
+    }
+
+    #[test]
+    fn a_run_past_its_deadline_is_killed_with_what_it_started() {
+        let t = Instant::now();
+        // The background sleep holds the pipes open: only killing the
+        // whole group ends the run.
+        let out = run_bounded(
+            Path::new("/bin/sh"),
+            &["-c", "sleep 30 & sleep 30"],
+            b"",
+            limits(Duration::from_millis(300)),
+        )
+        .unwrap();
+        assert_eq!(out.ended, Ended::TimedOut);
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+        assert!(!out.status.is_some_and(|s| s.success()));
+    }
+}
