@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use crate::cpu::verdict::Verdict;
 use crate::guard::audit::{Audit, Cell, Finding, VmAudit};
 
+/// The names of the nodes at these fleet indices.
 pub(super) fn names<'a>(a: &'a Audit<'_>, idx: &[usize]) -> Vec<&'a str> {
     idx.iter()
         .map(|&i| a.fleet.nodes[i].name.as_str())
