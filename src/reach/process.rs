@@ -187,23 +187,23 @@ fn has_exited(pid: libc::pid_t) -> bool {
 mod tests {
     use super::*;
 
-    fn limits(timeout: Duration) -> Limits {
-        Limits {
+    /// `sh -c script` with `input`, bounded by `timeout`.
+    fn sh(script: &str, input: &[u8], timeout: Duration) -> RawOutput {
+        let limits = Limits {
             timeout,
             max_stdout: 1 << 10,
             max_stderr: 64,
-        }
+        };
+        run_bounded(Path::new("/bin/sh"), &["-c", script], input, limits).unwrap()
     }
 
     #[test]
     fn the_exit_status_and_the_output_are_reported() {
-        let out = run_bounded(
-            Path::new("/bin/sh"),
-            &["-c", "cat; echo err >&2; exit 3"],
+        let out = sh(
+            "cat; echo err >&2; exit 3",
             b"in\n",
-            limits(Duration::from_secs(10)),
-        )
-        .unwrap();
+            Duration::from_secs(10),
+        );
         assert_eq!(out.ended, Ended::Exited);
         assert_eq!(out.status.and_then(|s| s.code()), Some(3));
         assert_eq!(out.stdout, b"in\n");
@@ -215,13 +215,7 @@ mod tests {
         let t = Instant::now();
         // The background sleep holds the pipes open: only killing the
         // whole group ends the run.
-        let out = run_bounded(
-            Path::new("/bin/sh"),
-            &["-c", "sleep 30 & sleep 30"],
-            b"",
-            limits(Duration::from_millis(300)),
-        )
-        .unwrap();
+        let out = sh("sleep 30 & sleep 30", b"", Duration::from_millis(300));
         assert_eq!(out.ended, Ended::TimedOut);
         assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
         assert!(!out.status.is_some_and(|s| s.success()));
