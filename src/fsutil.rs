@@ -221,6 +221,22 @@ pub fn read_text_optional(path: &Path) -> Result<Option<String>> {
     read_optional(path)?.map(|b| utf8(b, path)).transpose()
 }
 
+/// Parses an optional text file: `parse` gets its text and path; a file
+/// that does not exist is `T::default()` (no HA resources, no custom
+/// models, no chained hookscripts).
+///
+/// # Errors
+/// As [`read_text_optional`], and what `parse` returns.
+pub fn parse_optional<T: Default>(
+    path: &Path,
+    parse: impl FnOnce(&str, &Path) -> Result<T>,
+) -> Result<T> {
+    match read_text_optional(path)? {
+        Some(text) => parse(&text, path),
+        None => Ok(T::default()),
+    }
+}
+
 /// [`read`] for a text file that must exist.
 ///
 /// # Errors
@@ -415,6 +431,32 @@ mod tests {
         let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    }
+
+    #[test]
+    fn an_optional_file_is_parsed_or_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("list.cfg");
+        let lines = |text: &str, _: &Path| Ok(text.lines().map(str::to_string).collect());
+        assert_eq!(
+            parse_optional::<Vec<String>>(&f, lines).unwrap(),
+            Vec::<String>::new()
+        );
+        std::fs::write(&f, "a\nb\n").unwrap();
+        assert_eq!(
+            parse_optional::<Vec<String>>(&f, lines).unwrap(),
+            ["a", "b"]
+        );
+        // The parser gets the path for its errors.
+        let e = parse_optional::<Vec<String>>(&f, |_, p| Err(Error::parse(p, 2, "bad")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("list.cfg:2: bad"), "{e}");
+        std::fs::write(&f, b"\xff").unwrap();
+        let e = parse_optional::<Vec<String>>(&f, lines)
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("list.cfg:1: not valid UTF-8 text"), "{e}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //!
 //! Which command reads what follows the code: [`Settings`] fields used by
 //! each command's `run` (src/app/commands/*.rs) and by what it calls
-//! (`commands::audit::gather`, `commands::vm_context::load`,
+//! (`guard::audit_input::gather`, `commands::vm_context::load`,
 //! `guard::fleet::load`/`load_cached`, `guard::chain::lookup`).
 //!
 //! [`Settings`]: crate::conf::settings::Settings

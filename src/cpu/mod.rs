@@ -16,6 +16,8 @@ pub mod level;
 pub mod models;
 pub mod qemu_report;
 pub mod requirement;
+#[cfg(test)]
+pub(crate) mod test_hosts;
 pub mod verdict;
 #[cfg(test)]
 mod verdict_tests;

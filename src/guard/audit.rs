@@ -420,7 +420,7 @@ impl Audit<'_> {
                     &mut ignore,
                 );
                 (v.outcome != Outcome::Compatible)
-                    .then(|| format!("{} ({})", node.name, summary(&v)))
+                    .then(|| format!("{} ({})", node.name, v.summary()))
             })
             .collect();
         Some(Suggestion::None(format!(
@@ -461,19 +461,6 @@ fn cell(v: &Verdict) -> Cell<'_> {
     }
 }
 
-/// The reasons of a verdict in one line.
-#[must_use]
-pub fn summary(v: &Verdict) -> String {
-    if v.reasons.is_empty() {
-        return v.unknown.join("; ");
-    }
-    v.reasons
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
 /// The ladder position of a level name (for metrics), `None` if unknown.
 #[must_use]
 pub fn level_rank(name: &str) -> Option<usize> {
@@ -483,37 +470,9 @@ pub fn level_rank(name: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::capability::View;
-    use crate::cpu::flags::HostFeatures;
+    use crate::cpu::test_hosts::kvm_host as cap;
     use crate::guard::fleet::FleetNode;
     use crate::pve::ha::HaVm;
-    use std::collections::BTreeSet;
-
-    fn cap(vendor: &str, level: &str, model: u32) -> Capability {
-        let none = CustomModels::default();
-        let mut present: BTreeSet<String> = requirement::from_cpu_value(level, &none).features;
-        present.extend(requirement::from_cpu_value("kvm64", &none).features);
-        // A KVM host: the module's flag by vendor.
-        present.insert(
-            if vendor == "AuthenticAMD" {
-                "svm"
-            } else {
-                "vmx"
-            }
-            .into(),
-        );
-        Capability::new(
-            vendor,
-            format!("cpu {model}"),
-            Some((6, model)),
-            Some(46),
-            HostFeatures {
-                present,
-                unverifiable: BTreeSet::new(),
-            },
-            View::Cpuinfo,
-        )
-    }
 
     fn vm(vmid: u32, node: &str, conf: &str) -> VmEntry {
         VmEntry {
@@ -529,17 +488,17 @@ mod tests {
         let mut fleet = Fleet::default();
         fleet.upsert(FleetNode::known(
             "a",
-            cap("GenuineIntel", "x86-64-v4", 85),
+            cap("GenuineIntel", "x86-64-v4"),
             Some(1),
         ));
         fleet.upsert(FleetNode::known(
             "b",
-            cap("GenuineIntel", "x86-64-v3", 63),
+            cap("GenuineIntel", "x86-64-v3"),
             Some(1),
         ));
         fleet.upsert(FleetNode::known(
             "c",
-            cap("GenuineIntel", "x86-64-v4", 85),
+            cap("GenuineIntel", "x86-64-v4"),
             Some(1),
         ));
         fleet.upsert(FleetNode::unknown("d", "never scanned".into()));

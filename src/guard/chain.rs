@@ -82,10 +82,7 @@ pub fn parse(text: &str, origin: &Path) -> Result<BTreeMap<VmId, Entry>> {
 /// Unreadable or malformed file.
 pub fn read(pve_root: &Path) -> Result<BTreeMap<VmId, Entry>> {
     let path = file(pve_root);
-    match crate::fsutil::read_text_optional(&path)? {
-        Some(text) => parse(&text, &path),
-        None => Ok(BTreeMap::new()),
-    }
+    crate::fsutil::parse_optional(&path, parse)
 }
 
 /// Renders the chain file.

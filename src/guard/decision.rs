@@ -153,7 +153,7 @@ pub fn decide(
             && other.outcome == Outcome::Incompatible
             && name != target
         {
-            cannot_start.push(format!("{name} ({})", summary(&other)));
+            cannot_start.push(format!("{name} ({})", other.summary()));
         }
     }
     if allow && !cannot_start.is_empty() {
@@ -187,7 +187,7 @@ pub fn decide(
             if !matches!(fix::fix(&v), Fix::NoCpuType(_)) {
                 v.notes.push(format!(
                     "no CPU type makes this possible ({cpu} would be refused too: {}); nodes that would accept the VM as it is: {}",
-                    summary(&w),
+                    w.summary(),
                     if accepting.is_empty() { "none".to_string() } else { accepting.join(", ") }
                 ));
             }
@@ -289,17 +289,6 @@ pub fn everywhere_for(fleet: &Fleet, req: Option<&Requirement>) -> Option<String
     } else {
         base.to_string()
     })
-}
-
-fn summary(v: &Verdict) -> String {
-    if v.reasons.is_empty() {
-        return v.unknown.join("; ");
-    }
-    v.reasons
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 impl Decision {
@@ -409,38 +398,10 @@ impl Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::capability::View;
-    use crate::cpu::flags::HostFeatures;
     use crate::cpu::requirement::from_cpu_value;
+    use crate::cpu::test_hosts::kvm_host as cap;
     use crate::guard::fleet::FleetNode;
     use crate::pve::custom_models::CustomModels;
-    use std::collections::BTreeSet;
-
-    fn cap(vendor: &str, cpu_level: &str) -> Capability {
-        let none = CustomModels::default();
-        let mut present: BTreeSet<String> = from_cpu_value(cpu_level, &none).features;
-        present.extend(from_cpu_value("kvm64", &none).features);
-        // A KVM host: the module's flag by vendor.
-        present.insert(
-            if vendor == "AuthenticAMD" {
-                "svm"
-            } else {
-                "vmx"
-            }
-            .into(),
-        );
-        Capability::new(
-            vendor,
-            "test",
-            None,
-            Some(46),
-            HostFeatures {
-                present,
-                unverifiable: BTreeSet::new(),
-            },
-            View::Cpuinfo,
-        )
-    }
 
     fn fleet() -> Fleet {
         let mut f = Fleet::default();
@@ -464,16 +425,7 @@ mod tests {
     #[test]
     fn refusal_lists_accepting_nodes_and_the_baseline() {
         let f = fleet();
-        let req = from_cpu_value("x86-64-v4", &CustomModels::default());
-        let d = decide(
-            &vm(),
-            &req,
-            "b",
-            f.capability("b").unwrap(),
-            Movement::Live { source: "a" },
-            &f,
-            Rules::default(),
-        );
+        let d = arrive(&f, "b", "x86-64-v4", Movement::Live { source: "a" });
         assert!(!d.allow);
         assert_eq!(d.accepting, vec!["c"]);
         assert_eq!(d.everywhere.as_deref(), Some("x86-64-v3"));
@@ -493,16 +445,7 @@ mod tests {
             cap("AuthenticAMD", "x86-64-v4"),
             Some(5),
         ));
-        let req = from_cpu_value("x86-64-v3", &CustomModels::default());
-        let d = decide(
-            &vm(),
-            &req,
-            "d",
-            f.capability("d").unwrap(),
-            Movement::Live { source: "a" },
-            &f,
-            Rules::default(),
-        );
+        let d = arrive(&f, "d", "x86-64-v3", Movement::Live { source: "a" });
         assert!(!d.allow);
         assert_eq!(d.verdict.reasons[0].code(), "vendor-change");
         let text = d.explain();
@@ -554,17 +497,14 @@ mod tests {
 
     /// The decision for an ordinary start of a `cpu` VM on `node`.
     fn start_on(f: &Fleet, node: &str, cpu: &str) -> Decision {
+        arrive(f, node, cpu, Movement::Start)
+    }
+
+    /// The decision for a `cpu` VM arriving on `node` by `movement`.
+    fn arrive(f: &Fleet, node: &str, cpu: &str, movement: Movement<'_>) -> Decision {
         let req = from_cpu_value(cpu, &CustomModels::default());
         let target = f.capability(node).unwrap();
-        decide(
-            &vm(),
-            &req,
-            node,
-            target,
-            Movement::Start,
-            f,
-            Rules::default(),
-        )
+        decide(&vm(), &req, node, target, movement, f, Rules::default())
     }
 
     #[test]

@@ -33,6 +33,12 @@ fn head(s: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(s, "# TYPE {name} {kind}");
 }
 
+/// A metric with one unlabelled sample.
+fn single(s: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    head(s, name, kind, help);
+    let _ = writeln!(s, "{name} {value}");
+}
+
 /// Renders every metric.
 #[must_use]
 pub fn render(audit: &Audit<'_>, max_age_secs: u64, last: Option<&LastRefusal>) -> String {
@@ -145,25 +151,26 @@ pub fn render(audit: &Audit<'_>, max_age_secs: u64, last: Option<&LastRefusal>) 
     );
 
     let (by_flag, at_risk) = audit.counts();
-    head(&mut s, "pve_cpuguard_vms", "gauge", "VMs in the cluster.");
-    let _ = writeln!(s, "pve_cpuguard_vms {}", audit.vms.len());
-    head(
+    single(
+        &mut s,
+        "pve_cpuguard_vms",
+        "gauge",
+        "VMs in the cluster.",
+        audit.vms.len(),
+    );
+    single(
         &mut s,
         "pve_cpuguard_vms_at_risk",
         "gauge",
         "VMs whose CPU type cannot start or live-migrate everywhere (any audit flag but no-guard-hookscript).",
+        at_risk,
     );
-    let _ = writeln!(s, "pve_cpuguard_vms_at_risk {at_risk}");
-    head(
+    single(
         &mut s,
         "pve_cpuguard_vms_unguarded",
         "gauge",
         "VMs without the guard's hookscript (coverage).",
-    );
-    let _ = writeln!(
-        s,
-        "pve_cpuguard_vms_unguarded {}",
-        by_flag.get("no-guard-hookscript").copied().unwrap_or(0)
+        by_flag.get("no-guard-hookscript").copied().unwrap_or(0),
     );
     head(
         &mut s,
@@ -179,27 +186,19 @@ pub fn render(audit: &Audit<'_>, max_age_secs: u64, last: Option<&LastRefusal>) 
         );
     }
 
-    head(
+    single(
         &mut s,
         "pve_cpuguard_last_refusal_timestamp_seconds",
         "gauge",
         "When the guard on this node last refused a start or migration (0: never).",
+        last.map_or(0, |l| l.at),
     );
-    let _ = writeln!(
-        s,
-        "pve_cpuguard_last_refusal_timestamp_seconds {}",
-        last.map_or(0, |l| l.at)
-    );
-    head(
+    single(
         &mut s,
         "pve_cpuguard_refusals_total",
         "counter",
         "Starts and migrations the guard refused on this node.",
-    );
-    let _ = writeln!(
-        s,
-        "pve_cpuguard_refusals_total {}",
-        last.map_or(0, |l| l.count)
+        last.map_or(0, |l| l.count),
     );
     s
 }

@@ -6,6 +6,7 @@
 //! fast), so never `reach`.
 
 pub mod audit;
+pub mod audit_input;
 pub mod chain;
 pub mod coverage;
 pub mod decision;

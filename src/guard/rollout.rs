@@ -64,18 +64,24 @@ pub fn guard_volid(storage: &str) -> String {
     format!("{storage}:snippets/{HOOK_FILE_NAME}")
 }
 
-/// What `attach` and `detach` do with a VM that is not on this node (`qm`
-/// changes only the local node's VMs), or `None` when it is here.
-fn not_here(vm: &VmState, local: &str) -> Option<Action> {
-    match &vm.node {
-        None => Some(Action::Refused(format!(
-            "VM {} not found in the cluster (no .vmlist entry, no qemu-server config); \
-             `qm list` on each node shows its VMs",
-            vm.vmid
-        ))),
-        Some(node) if node != local => Some(Action::OtherNode(node.clone())),
-        Some(_) => None,
-    }
+/// Plans each VM: `here` decides for the VMs of this node; a VM of another
+/// node is reported (`qm` changes only the local node's VMs), one not found
+/// is refused.
+fn plan(vms: &[VmState], local: &str, here: impl Fn(&VmState) -> Action) -> Vec<(VmId, Action)> {
+    vms.iter()
+        .map(|vm| {
+            let action = match &vm.node {
+                None => Action::Refused(format!(
+                    "VM {} not found in the cluster (no .vmlist entry, no qemu-server config); \
+                     `qm list` on each node shows its VMs",
+                    vm.vmid
+                )),
+                Some(node) if node != local => Action::OtherNode(node.clone()),
+                Some(_) => here(vm),
+            };
+            (vm.vmid, action)
+        })
+        .collect()
 }
 
 /// Plans `attach` for each VM.
@@ -86,50 +92,47 @@ pub fn plan_attach(
     target: &str,
     storages: &Storages,
 ) -> Vec<(VmId, Action)> {
-    vms.iter()
-        .map(|vm| {
-            if let Some(elsewhere) = not_here(vm, local) {
-                return (vm.vmid, elsewhere);
-            }
-            let action = match (&vm.node, &vm.hookscript) {
-                (_, Some(h)) if h == target => Action::Unchanged(format!("already attached ({h})")),
-                (_, Some(h)) if is_guard_hookscript(h) => Action::SetHookscript {
+    plan(vms, local, |vm| attach_here(vm, target, storages))
+}
+
+/// `attach` for a VM of this node.
+fn attach_here(vm: &VmState, target: &str, storages: &Storages) -> Action {
+    match &vm.hookscript {
+        Some(h) if h == target => Action::Unchanged(format!("already attached ({h})")),
+        Some(h) if is_guard_hookscript(h) => Action::SetHookscript {
+            from: Some(h.clone()),
+            to: target.to_string(),
+            chain: None,
+            unchain: false,
+        },
+        Some(h) => match storages.resolve_snippet(h) {
+            Ok(path) if path.to_str().is_some_and(|p| !p.contains(char::is_whitespace)) => {
+                Action::SetHookscript {
                     from: Some(h.clone()),
                     to: target.to_string(),
-                    chain: None,
+                    chain: Some(Entry {
+                        path,
+                        volid: Some(h.clone()),
+                    }),
                     unchain: false,
-                },
-                (_, Some(h)) => match storages.resolve_snippet(h) {
-                    Ok(path) if path.to_str().is_some_and(|p| !p.contains(char::is_whitespace)) => {
-                        Action::SetHookscript {
-                            from: Some(h.clone()),
-                            to: target.to_string(),
-                            chain: Some(Entry {
-                                path,
-                                volid: Some(h.clone()),
-                            }),
-                            unchain: false,
-                        }
-                    }
-                    Ok(path) => Action::Refused(format!(
-                        "its hookscript {} has whitespace in its path and cannot be chained",
-                        path.display()
-                    )),
-                    Err(e) => Action::Refused(format!(
-                        "its own hookscript cannot be kept: {e}\nnote: fix or remove it first (`qm set {} --delete hookscript`)",
-                        vm.vmid
-                    )),
-                },
-                (_, None) => Action::SetHookscript {
-                    from: None,
-                    to: target.to_string(),
-                    chain: None,
-                    unchain: false,
-                },
-            };
-            (vm.vmid, action)
-        })
-        .collect()
+                }
+            }
+            Ok(path) => Action::Refused(format!(
+                "its hookscript {} has whitespace in its path and cannot be chained",
+                path.display()
+            )),
+            Err(e) => Action::Refused(format!(
+                "its own hookscript cannot be kept: {e}\nnote: fix or remove it first (`qm set {} --delete hookscript`)",
+                vm.vmid
+            )),
+        },
+        None => Action::SetHookscript {
+            from: None,
+            to: target.to_string(),
+            chain: None,
+            unchain: false,
+        },
+    }
 }
 
 /// Plans `detach` for each VM: the guard's hookscript gives way to the
@@ -141,40 +144,37 @@ pub fn plan_detach(
     chain: &BTreeMap<VmId, Entry>,
     storages: &Storages,
 ) -> Vec<(VmId, Action)> {
-    vms.iter()
-        .map(|vm| {
-            if let Some(elsewhere) = not_here(vm, local) {
-                return (vm.vmid, elsewhere);
-            }
-            let action = match (&vm.node, &vm.hookscript) {
-                (_, Some(h)) if is_guard_hookscript(h) => match chain.get(&vm.vmid) {
-                    None => Action::DeleteHookscript { from: h.clone() },
-                    Some(entry) => match entry
-                        .volid
-                        .clone()
-                        .or_else(|| storages.volid_of(&entry.path))
-                    {
-                        Some(old) => Action::SetHookscript {
-                            from: Some(h.clone()),
-                            to: old,
-                            chain: None,
-                            unchain: true,
-                        },
-                        None => Action::Refused(format!(
-                            "its chained hookscript {} is in no snippets storage, so it cannot be put back as a volume\nnote: set one by hand with `qm set {} --hookscript STORAGE:snippets/FILE`, then remove the line from chain.conf",
-                            entry.path.display(),
-                            vm.vmid
-                        )),
-                    },
+    plan(vms, local, |vm| detach_here(vm, chain, storages))
+}
+
+/// `detach` for a VM of this node.
+fn detach_here(vm: &VmState, chain: &BTreeMap<VmId, Entry>, storages: &Storages) -> Action {
+    match &vm.hookscript {
+        Some(h) if is_guard_hookscript(h) => match chain.get(&vm.vmid) {
+            None => Action::DeleteHookscript { from: h.clone() },
+            Some(entry) => match entry
+                .volid
+                .clone()
+                .or_else(|| storages.volid_of(&entry.path))
+            {
+                Some(old) => Action::SetHookscript {
+                    from: Some(h.clone()),
+                    to: old,
+                    chain: None,
+                    unchain: true,
                 },
-                (_, other) => Action::Unchanged(format!(
-                    "not attached (hookscript: {})",
-                    other.as_deref().unwrap_or("none")
+                None => Action::Refused(format!(
+                    "its chained hookscript {} is in no snippets storage, so it cannot be put back as a volume\nnote: set one by hand with `qm set {} --hookscript STORAGE:snippets/FILE`, then remove the line from chain.conf",
+                    entry.path.display(),
+                    vm.vmid
                 )),
-            };
-            (vm.vmid, action)
-        })
-        .collect()
+            },
+        },
+        other => Action::Unchanged(format!(
+            "not attached (hookscript: {})",
+            other.as_deref().unwrap_or("none")
+        )),
+    }
 }
 
 /// The `qm` arguments an action runs, if it runs `qm`.

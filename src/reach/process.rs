@@ -44,6 +44,8 @@ pub struct RawOutput {
     pub stderr: Vec<u8>,
     /// How the run ended.
     pub ended: Ended,
+    /// The child's exit status once reaped (a killed child's says so).
+    pub status: Option<std::process::ExitStatus>,
 }
 
 enum Chunk {
@@ -112,6 +114,7 @@ pub fn run_bounded(
         stdout: Vec::new(),
         stderr: Vec::new(),
         ended: Ended::Exited,
+        status: None,
     };
     let (mut out_open, mut err_open) = (true, true);
     while out_open || err_open {
@@ -157,7 +160,7 @@ pub fn run_bounded(
         }
     }
     let _ = child.kill();
-    let _ = child.wait();
+    out.status = child.wait().ok();
     Ok(out)
 }
 
@@ -177,5 +180,44 @@ fn has_exited(pid: libc::pid_t) -> bool {
         // An error (no such child) counts as exited; with WNOHANG a child
         // still running leaves si_pid at 0.
         rc != 0 || info.si_pid() != 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `sh -c script` with `input`, bounded by `timeout`.
+    fn sh(script: &str, input: &[u8], timeout: Duration) -> RawOutput {
+        let limits = Limits {
+            timeout,
+            max_stdout: 1 << 10,
+            max_stderr: 64,
+        };
+        run_bounded(Path::new("/bin/sh"), &["-c", script], input, limits).unwrap()
+    }
+
+    #[test]
+    fn the_exit_status_and_the_output_are_reported() {
+        let out = sh(
+            "cat; echo err >&2; exit 3",
+            b"in\n",
+            Duration::from_secs(10),
+        );
+        assert_eq!(out.ended, Ended::Exited);
+        assert_eq!(out.status.and_then(|s| s.code()), Some(3));
+        assert_eq!(out.stdout, b"in\n");
+        assert_eq!(out.stderr, b"err\n");
+    }
+
+    #[test]
+    fn a_run_past_its_deadline_is_killed_with_what_it_started() {
+        let t = Instant::now();
+        // The background sleep holds the pipes open: only killing the
+        // whole group ends the run.
+        let out = sh("sleep 30 & sleep 30", b"", Duration::from_millis(300));
+        assert_eq!(out.ended, Ended::TimedOut);
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+        assert!(!out.status.is_some_and(|s| s.success()));
     }
 }

@@ -5,10 +5,8 @@
 //! stopping at the first failure (later calls rely on the order).
 
 use std::fmt::Write as _;
-use std::os::unix::process::CommandExt as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -16,10 +14,10 @@ use crate::app::cli::HaRulesArgs;
 use crate::app::output::{self, Format};
 use crate::conf::settings::Settings;
 use crate::error::{ExitCode, Result};
-use crate::guard::audit;
-use crate::guard::decision::Rules;
+use crate::guard::audit_input;
 use crate::guard::ha_rules::{self, Call, Plan};
 use crate::pve::{ha_rules as rules_cfg, members};
+use crate::reach::process::{run_bounded, Ended, Limits};
 use crate::syslog::{self, Severity};
 
 /// How long one `ha-manager` call may take (it writes rules.cfg under the
@@ -63,62 +61,38 @@ pub fn command_line(binary: &Path, args: &[String]) -> String {
         .join(" ")
 }
 
+/// Runs one call through the bounded runner (its own process group,
+/// killed whole at the deadline).
 fn run_call(binary: &Path, args: &[String]) -> std::result::Result<(), String> {
-    use std::io::Read as _;
     let line = command_line(binary, args);
-    let mut child = Command::new(binary)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
-    let stderr = child.stderr.take();
-    let reader = std::thread::spawn(move || {
-        let mut text = Vec::new();
-        if let Some(mut e) = stderr {
-            let _ = e.by_ref().take(16 << 10).read_to_end(&mut text);
-        }
-        text
-    });
-    let deadline = Instant::now() + CALL_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            _ => {
-                // Its own process group: whatever it started goes too, so
-                // nothing keeps stderr open past the deadline.
-                if let Ok(pgid) = libc::pid_t::try_from(child.id()) {
-                    // SAFETY: kill(2) only sends a signal; -pgid is the
-                    // group of our own unreaped child.
-                    unsafe {
-                        libc::kill(-pgid, libc::SIGKILL);
-                    }
-                }
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-        }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let limits = Limits {
+        timeout: CALL_TIMEOUT,
+        // `ha-manager rules add|set` prints nothing when it works; its
+        // output is only kept to be dropped, within a bound.
+        max_stdout: 1 << 20,
+        max_stderr: 16 << 10,
     };
-    let err = String::from_utf8_lossy(&reader.join().unwrap_or_default())
-        .trim()
-        .to_string();
-    match status {
-        None => Err(format!(
-            "`{line}` did not finish within {}s (killed)",
-            CALL_TIMEOUT.as_secs()
-        )),
-        Some(st) if st.success() => Ok(()),
-        Some(st) => Err(format!(
+    let out = run_bounded(binary, &args, b"", limits)
+        .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    match (out.ended, out.status) {
+        (Ended::Exited, Some(st)) if st.success() => Ok(()),
+        (Ended::Exited, Some(st)) => Err(format!(
             "`{line}` failed ({st}){}",
             if err.is_empty() {
                 String::new()
             } else {
                 format!(": {err}")
             }
+        )),
+        (Ended::TooMuchOutput, _) => Err(format!(
+            "`{line}` printed more than {} bytes (killed)",
+            limits.max_stdout
+        )),
+        _ => Err(format!(
+            "`{line}` did not finish within {}s (killed)",
+            CALL_TIMEOUT.as_secs()
         )),
     }
 }
@@ -128,12 +102,11 @@ fn run_call(binary: &Path, args: &[String]) -> std::result::Result<(), String> {
 /// # Errors
 /// Unreadable or malformed inputs (VM configs are reported per VM).
 pub fn plan_and_apply(settings: &Settings, binary: &Path, apply: bool) -> Result<Outcome> {
-    let g = crate::app::commands::audit::gather(settings, true)?;
-    let rules = Rules {
-        policy: settings.policy,
-        vendor_change: settings.vendor_change,
-    };
-    let a = audit::run(&g.vms, &g.custom, &g.fleet, &g.ha, rules);
+    let g = audit_input::gather(settings, || {
+        crate::reach::local::cpuinfo(&settings.cpuinfo).ok()
+    })?;
+    let rules = g.rules;
+    let a = g.audit();
     let allowed = ha_rules::allowed(&a, rules);
     let existing = rules_cfg::read(settings.pve.root())?;
     let plan = ha_rules::plan(&allowed, &existing);

@@ -6,11 +6,10 @@
 use std::path::Path;
 
 use crate::app::cli::MetricsArgs;
-use crate::app::commands::audit::gather;
 use crate::app::output;
 use crate::conf::settings::Settings;
 use crate::error::{Error, ExitCode, Result};
-use crate::guard::{audit, metrics, refusals};
+use crate::guard::{audit_input, metrics, refusals};
 
 /// Runs `metrics`.
 ///
@@ -19,8 +18,8 @@ use crate::guard::{audit, metrics, refusals};
 pub fn run(args: &MetricsArgs) -> Result<ExitCode> {
     let settings = Settings::resolve(&args.common)?;
     // The cached records as they are: their age is what is measured.
-    let g = gather(&settings, false)?;
-    let a = audit::run(&g.vms, &g.custom, &g.fleet, &g.ha, g.rules);
+    let g = audit_input::gather(&settings, || None)?;
+    let a = g.audit();
     // The metrics say "no data"; the reason goes to stderr (the timer's
     // journal), not into the Prometheus text.
     for p in &g.fleet.problems {

@@ -3,7 +3,6 @@
 pub mod after_scan;
 pub mod attach;
 pub mod audit;
-pub mod audit_html;
 pub mod auto_attach;
 pub mod baseline;
 pub mod check;

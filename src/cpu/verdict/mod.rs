@@ -220,6 +220,21 @@ impl Verdict {
         all
     }
 
+    /// The reasons in one line, or why the answer is unknown when there
+    /// are none: what the audit's cells and the decision's lists of other
+    /// nodes say after a node's name.
+    #[must_use]
+    pub fn summary(&self) -> String {
+        if self.reasons.is_empty() {
+            return self.unknown.join("; ");
+        }
+        self.reasons
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     /// JSON fragment shared by every command that reports a verdict.
     #[must_use]
     pub fn to_json(&self) -> Value {

@@ -10,9 +10,9 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use crate::app::commands::audit::{finding_text, WhyCache};
+use super::finding::{finding_text, WhyCache};
 use crate::cache;
-use crate::guard::audit::{self, Audit, Cell, Finding, Suggestion, VmAudit};
+use crate::guard::audit::{Audit, Cell, Finding, Suggestion, VmAudit};
 use crate::guard::fleet::FleetNode;
 
 const STYLE: &str = "\
@@ -54,8 +54,8 @@ fn is_stale(n: &FleetNode, max_age: u64) -> bool {
 fn cell_parts(c: Cell<'_>) -> (&'static str, &'static str, String) {
     match c {
         Cell::Yes => ("ok", "✓", "compatible".into()),
-        Cell::No(v) => ("no", "✗", audit::summary(v)),
-        Cell::Unknown(Some(v)) => ("unk", "?", audit::summary(v)),
+        Cell::No(v) => ("no", "✗", v.summary()),
+        Cell::Unknown(Some(v)) => ("unk", "?", v.summary()),
         Cell::Unknown(None) => ("unk", "?", "no data for this node".into()),
     }
 }
@@ -122,6 +122,29 @@ fn findings(s: &mut String, a: &Audit<'_>, v: &VmAudit, cache: &WhyCache, risk: 
     s.push_str("</td></tr>\n");
 }
 
+/// A section of findings: its heading (`id`, title and the count), then a
+/// table of `vms` under `header`, or "None.".
+fn findings_table(
+    s: &mut String,
+    a: &Audit<'_>,
+    vms: &[&VmAudit],
+    cache: &WhyCache,
+    risk: bool,
+    (id, title): (&str, &str),
+    header: &str,
+) {
+    let _ = writeln!(s, "<h2 id=\"{id}\">{title} ({})</h2>", vms.len());
+    if vms.is_empty() {
+        s.push_str("<p class=\"none\">None.</p>\n");
+    } else {
+        s.push_str(header);
+        for v in vms {
+            findings(s, a, v, cache, risk);
+        }
+        s.push_str("</table>\n");
+    }
+}
+
 /// Renders the page.
 #[must_use]
 pub fn render(a: &Audit<'_>, max_age: u64) -> String {
@@ -161,19 +184,16 @@ pub fn render(a: &Audit<'_>, max_age: u64) -> String {
         .iter()
         .filter(|v| v.findings.iter().any(Finding::is_risk))
         .collect();
-    let _ = writeln!(s, "<h2 id=\"at-risk\">VMs at risk ({})</h2>", risky.len());
-    if risky.is_empty() {
-        s.push_str("<p class=\"none\">None.</p>\n");
-    } else {
-        s.push_str(
-            "<table id=\"at-risk-table\"><tr><th>VM</th><th>Node</th><th>CPU</th>\
-             <th>Why</th><th>Fix (next VM start)</th></tr>\n",
-        );
-        for v in &risky {
-            findings(&mut s, a, v, &cache, true);
-        }
-        s.push_str("</table>\n");
-    }
+    findings_table(
+        &mut s,
+        a,
+        &risky,
+        &cache,
+        true,
+        ("at-risk", "VMs at risk"),
+        "<table id=\"at-risk-table\"><tr><th>VM</th><th>Node</th><th>CPU</th>\
+         <th>Why</th><th>Fix (next VM start)</th></tr>\n",
+    );
 
     // Nodes.
     s.push_str(
@@ -310,18 +330,15 @@ pub fn render(a: &Audit<'_>, max_age: u64) -> String {
         .iter()
         .filter(|v| v.findings.iter().any(|f| !f.is_risk()))
         .collect();
-    let _ = writeln!(s, "<h2 id=\"other\">Other findings ({})</h2>", other.len());
-    if other.is_empty() {
-        s.push_str("<p class=\"none\">None.</p>\n");
-    } else {
-        s.push_str(
-            "<table><tr><th>VM</th><th>Node</th><th>CPU</th><th>What</th><th>Fix</th></tr>\n",
-        );
-        for v in &other {
-            findings(&mut s, a, v, &cache, false);
-        }
-        s.push_str("</table>\n");
-    }
+    findings_table(
+        &mut s,
+        a,
+        &other,
+        &cache,
+        false,
+        ("other", "Other findings"),
+        "<table><tr><th>VM</th><th>Node</th><th>CPU</th><th>What</th><th>Fix</th></tr>\n",
+    );
     for p in &a.fleet.problems {
         let _ = writeln!(s, "<p class=\"stale\">warning: cache: {}</p>", esc(p));
     }

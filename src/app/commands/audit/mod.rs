@@ -1,0 +1,57 @@
+//! `pve-cpuguard audit`: every VM of the cluster against every node, from
+//! the cache — where each VM could start, where it could live-migrate to,
+//! and which VMs are at risk (see [`crate::guard::audit`]). No network.
+//!
+//! Here only the wiring: settings, the gathering
+//! ([`crate::guard::audit_input`]), one rendering (text, JSON, HTML: a file
+//! each; the findings in words, which all three say, in `finding.rs`) and
+//! the exit code.
+
+mod finding;
+mod html;
+mod json;
+mod text;
+
+use std::io::Write as _;
+
+use crate::app::cli::AuditArgs;
+use crate::app::output::Format;
+use crate::conf::settings::Settings;
+use crate::error::{Error, ExitCode, Result};
+use crate::guard::audit_input;
+
+/// Runs `audit`.
+///
+/// # Errors
+/// See [`audit_input::gather`]; writing output.
+pub fn run(args: &AuditArgs, format: Format) -> Result<ExitCode> {
+    let settings = Settings::resolve(&args.common)?;
+    let g = audit_input::gather(&settings, || {
+        crate::reach::local::cpuinfo(&settings.cpuinfo).ok()
+    })?;
+    let a = g.audit();
+    let max_age = settings.cache_max_age.as_secs();
+    let cov = audit_input::coverage(&settings, &a, g.rules);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match format {
+        Format::Json => json::write(&mut out, &a, max_age, &cov)?,
+        Format::Html => out
+            .write_all(html::render(&a, max_age).as_bytes())
+            .map_err(Error::Output)?,
+        // Through anstream: colour only on a terminal, never with NO_COLOR.
+        Format::Text => crate::app::output::print(&text::render(&a, max_age, &cov))?,
+    }
+    out.flush().map_err(Error::Output)?;
+    Ok(if g.fleet.known().next().is_none() {
+        eprintln!(
+            "pve-cpuguard: no node has CPU data in {}, so no VM can be judged\n\
+             note: run `pve-cpuguard scan` (the pve-cpuguard-refresh.timer runs it hourly)",
+            settings.cache.display()
+        );
+        ExitCode::Unknown
+    } else if a.vms.iter().any(|v| !v.findings.is_empty()) {
+        ExitCode::Refused
+    } else {
+        ExitCode::Ok
+    })
+}

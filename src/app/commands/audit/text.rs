@@ -1,0 +1,287 @@
+//! `audit` as text: the summary, the nodes, one row per VM (where it
+//! could live-migrate to and start), then each flagged VM explained.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
+
+use super::finding::{finding_text, WhyCache};
+use crate::app::paint;
+use crate::cache;
+use crate::guard::audit::{Audit, Cell, Finding, Suggestion, VmAudit};
+use crate::guard::coverage::{self, Coverage};
+use crate::guard::fleet::FleetNode;
+
+/// The whole report: [`text_report`], then the coverage.
+pub(super) fn render(a: &Audit<'_>, max_age: u64, cov: &Coverage) -> String {
+    let mut text = text_report(a, max_age);
+    // Coverage closes the report: the summary opens it.
+    text.push('\n');
+    text.push_str(&crate::app::output::wrap(
+        &coverage::text(cov),
+        crate::app::output::WIDTH,
+    ));
+    text
+}
+
+/// A node list, as short as it can be said: `all`, `none`, `all but a, b`.
+fn node_set(names: &[&str], total: usize, all_names: &[&str]) -> String {
+    if names.is_empty() {
+        return "none".into();
+    }
+    if names.len() == total {
+        return "all".into();
+    }
+    let set: BTreeSet<&str> = names.iter().copied().collect();
+    let rest: Vec<&str> = all_names
+        .iter()
+        .copied()
+        .filter(|n| !set.contains(n))
+        .collect();
+    if rest.len() < names.len() {
+        format!("all but {}", rest.join(","))
+    } else {
+        names.join(",")
+    }
+}
+
+fn node_line(n: &FleetNode, max_age: u64) -> String {
+    match (n.level(), n.age_secs) {
+        (Some(level), age) => {
+            let mut s = format!("{level}  {}", n.vendor().unwrap_or("?"),);
+            if let Some(cap) = n.capability() {
+                let _ = write!(s, "  {}", cap.model_name);
+            }
+            let _ = write!(s, "  (view: {})", n.view().unwrap_or("none"));
+            if n.below_floor() {
+                s.push_str("  warning: not even kvm64 starts here");
+            }
+            for note in n.notes() {
+                let _ = write!(s, "\n      note: {note}");
+            }
+            if let Some(age) = age.filter(|a| *a > 0) {
+                let _ = write!(s, "  (data {} old", cache::human_age(age));
+                if let Some(src) = &n.source {
+                    let _ = write!(s, " via {src}");
+                }
+                if age > max_age {
+                    let _ = write!(s, ", {}: run `pve-cpuguard scan`", paint::stale("stale"));
+                }
+                s.push(')');
+            } else if let Some(src) = &n.source {
+                let _ = write!(s, "  (data via {src})");
+            }
+            if let Some(p) = &n.problem {
+                let _ = write!(s, "  {} {p}", paint::warning("warning:"));
+            }
+            s
+        }
+        (None, _) => format!(
+            "{}: {}",
+            paint::stale("unknown"),
+            n.problem.as_deref().unwrap_or("no data")
+        ),
+    }
+}
+
+fn vm_label(v: &VmAudit) -> String {
+    match &v.name {
+        Some(n) => format!("VM {} ({n})", v.vmid),
+        None => format!("VM {}", v.vmid),
+    }
+}
+
+/// Where a VM could start / live-migrate to: the nodes that accept it,
+/// the nodes without an answer, and how many were considered.
+fn reach<'a>(a: &'a Audit<'_>, v: &VmAudit, live: bool) -> (Vec<&'a str>, Vec<&'a str>, usize) {
+    let mut yes = Vec::new();
+    let mut unknown = Vec::new();
+    let mut total = 0;
+    for (i, n) in a.fleet.nodes.iter().enumerate() {
+        if live && Some(i) == v.owner {
+            continue;
+        }
+        total += 1;
+        match if live {
+            a.live_cell(v, i)
+        } else {
+            a.start_cell(v, i)
+        } {
+            Cell::Yes => yes.push(n.name.as_str()),
+            Cell::Unknown(_) => unknown.push(n.name.as_str()),
+            Cell::No(_) => {}
+        }
+    }
+    (yes, unknown, total)
+}
+
+/// [`node_set`] plus the nodes without an answer.
+fn reach_text(yes: &[&str], unknown: &[&str], total: usize, all_names: &[&str]) -> String {
+    if !unknown.is_empty() && unknown.len() == total {
+        return "unknown".into();
+    }
+    let set = node_set(yes, total, all_names);
+    match unknown.len() {
+        0 => set,
+        1 => format!("{set} ({} unknown)", unknown[0]),
+        n => format!("{set} ({n} unknown)"),
+    }
+}
+
+fn text_report(a: &Audit<'_>, max_age: u64) -> String {
+    let mut s = String::with_capacity(a.vms.len() * 120 + 1024);
+    // Summary first, details after.
+    let (by, risk) = a.counts();
+    let parts: Vec<String> = by
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(c, n)| format!("{c} {n}"))
+        .collect();
+    let _ = writeln!(
+        s,
+        "{} VMs, {} flagged, {risk} at risk{}\n",
+        a.vms.len(),
+        a.vms.iter().filter(|v| !v.findings.is_empty()).count(),
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", parts.join(", "))
+        }
+    );
+    let all_names: Vec<&str> = a.fleet.nodes.iter().map(|n| n.name.as_str()).collect();
+    let vendors = a.fleet.vendors();
+    let _ = writeln!(
+        s,
+        "Nodes ({}; baseline {}; CPU vendors: {}):",
+        a.fleet.nodes.len(),
+        a.baseline.unwrap_or("unknown"),
+        if vendors.is_empty() {
+            "unknown".to_string()
+        } else {
+            vendors.into_iter().collect::<Vec<_>>().join(", ")
+        }
+    );
+    let w = all_names.iter().map(|n| n.len()).max().unwrap_or(4);
+    for n in &a.fleet.nodes {
+        let _ = writeln!(s, "  {:w$}  {}", n.name, node_line(n, max_age));
+    }
+    for p in &a.fleet.problems {
+        let _ = writeln!(s, "warning: cache: {p}");
+    }
+    // Node lines carry notes and ages: wrapped to 100 columns too.
+    let mut s = crate::app::output::wrap(&s, crate::app::output::WIDTH);
+
+    // VMs with the same requirement on the same node share their row.
+    let mut cells: HashMap<(usize, Option<usize>), (String, String)> = HashMap::new();
+    let rows: Vec<[String; 6]> = a
+        .vms
+        .iter()
+        .map(|v| {
+            let (live, start) = cells
+                .entry(a.row_key(v))
+                .or_insert_with(|| {
+                    let (live, live_unknown, lt) = reach(a, v, true);
+                    let (start, start_unknown, st) = reach(a, v, false);
+                    let live_names: Vec<&str> = all_names
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| Some(*i) != v.owner)
+                        .map(|(_, n)| *n)
+                        .collect();
+                    (
+                        reach_text(&live, &live_unknown, lt, &live_names),
+                        reach_text(&start, &start_unknown, st, &all_names),
+                    )
+                })
+                .clone();
+            [
+                v.vmid.to_string(),
+                v.node.clone(),
+                v.cpu.clone(),
+                live,
+                start,
+                if v.findings.is_empty() {
+                    "-".into()
+                } else {
+                    v.findings
+                        .iter()
+                        .map(Finding::code)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                },
+            ]
+        })
+        .collect();
+    let head = [
+        "VMID",
+        "NODE",
+        "CPU",
+        "LIVE-MIGRATES TO",
+        "STARTS ON",
+        "FLAGS",
+    ];
+    let mut widths = head.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let _ = writeln!(s, "\nVMs ({}):", a.vms.len());
+    let line = |s: &mut String, cols: [&str; 6]| {
+        s.push(' ');
+        for (i, c) in cols.iter().enumerate() {
+            s.push(' ');
+            if i + 1 == cols.len() {
+                s.push_str(c);
+            } else {
+                let _ = write!(s, "{c:w$} ", w = widths[i]);
+            }
+        }
+        s.push('\n');
+    };
+    line(&mut s, head);
+    for r in &rows {
+        line(&mut s, [&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]);
+    }
+
+    let flagged: Vec<&VmAudit> = a.vms.iter().filter(|v| !v.findings.is_empty()).collect();
+    let cache = WhyCache::default();
+    // The explanations are prose: wrapped to fit 100 columns (the tables
+    // above stay one row per line, for grep and awk).
+    let table_end = s.len();
+    if !flagged.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n{} ({}):",
+            paint::refused("Flagged VMs"),
+            flagged.len()
+        );
+    }
+    for v in &flagged {
+        let _ = writeln!(s, "  {} on {}, CPU '{}':", vm_label(v), v.node, v.cpu);
+        if let Some(e) = &v.error {
+            let _ = writeln!(s, "    error: {e}");
+        }
+        for f in &v.findings {
+            let _ = writeln!(s, "    - {}", finding_text(a, v, f, &cache));
+        }
+        match &v.suggestion {
+            Some(Suggestion::Use { cpu, text }) => {
+                let _ = writeln!(
+                    s,
+                    "    fix: `qm set {} --cpu {cpu}` makes it movable everywhere (takes effect at the next VM start){}",
+                    v.vmid,
+                    text.strip_prefix(cpu).unwrap_or(text)
+                );
+            }
+            Some(Suggestion::None(why)) => {
+                let _ = writeln!(s, "    fix: no CPU type starts on every node: {why}");
+            }
+            None => {}
+        }
+    }
+
+    let prose = crate::app::output::wrap(&s[table_end..], crate::app::output::WIDTH);
+    s.truncate(table_end);
+    s.push_str(&prose);
+    s
+}

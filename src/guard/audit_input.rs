@@ -1,0 +1,152 @@
+//! The audit's inputs, read from the cluster file system and the cache:
+//! every VM config, `cpu-models.conf`, `ha/resources.cfg`, every node's
+//! record and the policy ([`gather`]), and for the coverage `storage.cfg`
+//! and each node's hook storages ([`coverage`]). `audit`, `metrics` and
+//! `ha-rules` read through here; [`crate::guard::audit`] judges, purely.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::conf::settings::Settings;
+use crate::cpu::cpuinfo::CpuInfo;
+use crate::error::Result;
+use crate::guard::audit::{self, Audit, VmEntry};
+use crate::guard::coverage::{self, Coverage};
+use crate::guard::decision::Rules;
+use crate::guard::fleet::{self, Fleet, FleetNode};
+use crate::pve::custom_models::{self, CustomModels};
+use crate::pve::ha::{self, HaVm};
+use crate::pve::paths::VmId;
+use crate::pve::vmconf;
+
+/// What the audit reads from the cluster file system and the cache.
+pub struct Gathered {
+    /// Every VM.
+    pub vms: Vec<VmEntry>,
+    /// `cpu-models.conf`.
+    pub custom: CustomModels,
+    /// `ha/resources.cfg`.
+    pub ha: BTreeMap<VmId, HaVm>,
+    /// Every node.
+    pub fleet: Fleet,
+    /// Policy rules.
+    pub rules: Rules,
+}
+
+impl Gathered {
+    /// The audit of what was read.
+    #[must_use]
+    pub fn audit(&self) -> Audit<'_> {
+        audit::run(&self.vms, &self.custom, &self.fleet, &self.ha, self.rules)
+    }
+}
+
+/// Reads everything the audit needs. When this node is a cluster member,
+/// `local_cpu` is asked for its /proc/cpuinfo, which then replaces its
+/// cached record (as the guard does); `None` keeps the cached record. (The
+/// caller reads it: reading a node is `reach`'s, below this layer.)
+///
+/// # Errors
+/// Unreadable directories, a malformed `.vmlist`, `cpu-models.conf` or
+/// `resources.cfg`. A VM config that cannot be read is reported on that VM.
+pub fn gather(
+    settings: &Settings,
+    local_cpu: impl FnOnce() -> Option<CpuInfo>,
+) -> Result<Gathered> {
+    let root = settings.pve.root();
+    crate::pve::presence::require(root)?;
+    let (node_names, found) = settings.pve.scan_nodes()?;
+    let mut vms = read_configs(settings, found.into_iter().collect());
+    let known: BTreeSet<VmId> = vms.iter().map(|v| v.vmid).collect();
+    for (vmid, entry) in settings.pve.vmlist()? {
+        if entry.kind == "qemu" && !known.contains(&vmid) {
+            let path = settings.pve.vm_config(&entry.node, vmid);
+            vms.push(VmEntry {
+                vmid,
+                node: entry.node.clone(),
+                config: Err(format!(
+                    ".vmlist puts VM {vmid} on '{}', but {} does not exist",
+                    entry.node,
+                    path.display()
+                )),
+            });
+        }
+    }
+
+    // This node read now, through the same definition as every command
+    // (its cached QEMU answer counts while its flags are unchanged).
+    let is_node = node_names.contains(&settings.node);
+    let local = is_node.then(local_cpu).flatten();
+    let mut fleet = match &local {
+        Some(info) => fleet::load(settings, info),
+        None => fleet::load_cached(settings),
+    };
+    for n in &node_names {
+        if fleet.get(n).is_none() {
+            fleet.upsert(FleetNode::unknown(
+                n,
+                "no cached record (run `pve-cpuguard scan`)".into(),
+            ));
+        }
+    }
+    Ok(Gathered {
+        vms,
+        custom: custom_models::read(&settings.pve.cpu_models())?,
+        ha: ha::read(root)?,
+        fleet,
+        rules: Rules {
+            policy: settings.policy,
+            vendor_change: settings.vendor_change,
+        },
+    })
+}
+
+/// Reads the VM configs, on as many threads as there are CPUs (reading
+/// thousands of small files from pmxcfs is system-call bound).
+fn read_configs(settings: &Settings, list: Vec<(VmId, String)>) -> Vec<VmEntry> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, 8);
+    let chunk = list.len().div_ceil(threads).max(256);
+    let read = |part: &[(VmId, String)]| -> Vec<VmEntry> {
+        part.iter()
+            .map(|(vmid, node)| {
+                let path = settings.pve.vm_config(node, *vmid);
+                let config = vmconf::read(&path).map_err(|e| e.to_string());
+                VmEntry {
+                    vmid: *vmid,
+                    node: node.clone(),
+                    config,
+                }
+            })
+            .collect()
+    };
+    if list.len() <= chunk {
+        return read(&list);
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = list
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || read(part)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+/// The cluster's coverage: guarded VMs, and nodes lacking the hook file
+/// a guarded VM on a storage that is not shared needs.
+#[must_use]
+pub fn coverage(settings: &Settings, a: &Audit<'_>, rules: Rules) -> Coverage {
+    let storages = crate::pve::storage::read(settings.pve.root()).ok();
+    // Unknown storages count as shared: no knowledge, no alarm.
+    let shared = |id: &str| {
+        storages
+            .as_ref()
+            .and_then(|s| s.get(id))
+            .is_none_or(|s| s.shared)
+    };
+    let hooks = coverage::hook_storages_of(&settings.cache);
+    coverage::of(a, rules, &hooks, &shared)
+}
