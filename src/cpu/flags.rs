@@ -592,18 +592,46 @@ mod tests {
         assert_eq!(canonical("no-such-flag"), None);
     }
 
+    /// Present, absent, or `None` when /proc/cpuinfo cannot tell.
+    fn answer(f: &HostFeatures, feature: &str) -> Option<bool> {
+        if f.present.contains(feature) {
+            Some(true)
+        } else if f.unverifiable.contains(feature) {
+            None
+        } else {
+            Some(false)
+        }
+    }
+
+    fn assert_present(f: &HostFeatures, names: &[&str]) {
+        for name in names {
+            assert!(
+                f.present.contains(*name),
+                "{name} missing from {:?}",
+                f.present
+            );
+        }
+    }
+
+    fn assert_absent(f: &HostFeatures, names: &[&str]) {
+        for name in names {
+            assert!(!f.present.contains(*name), "{name} in {:?}", f.present);
+        }
+    }
+
     #[test]
     fn kvm_provided_flags_never_missing() {
         let f = host_features(&info("fpu lm", None));
-        for name in [
-            "x2apic",
-            "tsc-deadline",
-            "hypervisor",
-            "arat",
-            "arch-capabilities",
-        ] {
-            assert!(f.present.contains(name), "{name}");
-        }
+        assert_present(
+            &f,
+            &[
+                "x2apic",
+                "tsc-deadline",
+                "hypervisor",
+                "arat",
+                "arch-capabilities",
+            ],
+        );
     }
 
     #[test]
@@ -618,16 +646,17 @@ mod tests {
     #[test]
     fn spectre_bits_follow_the_synthetic_flags() {
         let f = host_features(&info("vmx ibrs ibpb stibp ssbd", None));
-        for name in [
-            "spec-ctrl",
-            "stibp",
-            "ssbd",
-            "amd-ssbd",
-            "amd-stibp",
-            "ibpb",
-        ] {
-            assert!(f.present.contains(name), "{name}");
-        }
+        assert_present(
+            &f,
+            &[
+                "spec-ctrl",
+                "stibp",
+                "ssbd",
+                "amd-ssbd",
+                "amd-stibp",
+                "ibpb",
+            ],
+        );
         let f = host_features(&info("vmx ibrs", None));
         assert!(!f.present.contains("spec-ctrl"));
     }
@@ -787,14 +816,7 @@ mod tests {
                 "{name}"
             );
             let f = host_features(&info(flags, Some("")));
-            let got = if f.present.contains(*feature) {
-                Some(true)
-            } else if f.unverifiable.contains(*feature) {
-                None
-            } else {
-                Some(false)
-            };
-            assert_eq!(got, *expected, "{name}");
+            assert_eq!(answer(&f, feature), *expected, "{name}");
         }
     }
 
@@ -971,14 +993,7 @@ mod tests {
         ];
         for (name, flags, bugs, feature, expected) in rows {
             let f = host_features(&info(flags, *bugs));
-            let got = if f.present.contains(*feature) {
-                Some(true)
-            } else if f.unverifiable.contains(*feature) {
-                None
-            } else {
-                Some(false)
-            };
-            assert_eq!(got, *expected, "{name}");
+            assert_eq!(answer(&f, feature), *expected, "{name}");
         }
     }
 
