@@ -198,8 +198,20 @@ impl NodeRecord {
 
     /// Whether the latest refresh failed to reach the node.
     #[must_use]
-    pub fn is_stale(&self) -> bool {
+    pub fn last_refresh_failed(&self) -> bool {
         self.last_error.is_some()
+    }
+
+    /// Whether the record is stale: its last refresh failed, it is older
+    /// than `max_age`, or it is dated in the future or ages ago
+    /// ([`super::age::time_problem`]). The one definition every command
+    /// uses (a node of the fleet adds "no usable data":
+    /// `crate::guard::fleet::FleetNode::is_stale`).
+    #[must_use]
+    pub fn is_stale(&self, now: u64, max_age: u64) -> bool {
+        self.last_refresh_failed()
+            || self.age(now) > max_age
+            || super::age::time_problem(self.scanned_at, now, max_age).is_some()
     }
 }
 

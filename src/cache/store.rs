@@ -298,7 +298,7 @@ mod tests {
             20,
         );
         let pve2 = next.node("pve2").unwrap();
-        assert!(pve2.is_stale());
+        assert!(pve2.last_refresh_failed());
         assert_eq!(pve2.scanned_at, 10, "data keeps its own age");
         assert_eq!(pve2.cpu.flags.as_str(), "fpu");
         assert_eq!(pve2.last_error.as_deref(), Some("connect: refused"));
@@ -312,7 +312,7 @@ mod tests {
             &[Update::Scanned(Box::new(rec("pve2", "fpu", 30)))],
             30,
         );
-        assert!(!again.node("pve2").unwrap().is_stale());
+        assert!(!again.node("pve2").unwrap().last_refresh_failed());
     }
 
     #[test]

@@ -95,6 +95,18 @@ impl FleetNode {
         Some(self.capability.get_or_init(|| record.into_capability()))
     }
 
+    /// Whether the node's data is stale: none usable, a problem with its
+    /// record (its last refresh failed, or it is dated in the future or
+    /// ages ago), or older than `max_age` seconds
+    /// ([`crate::cache::NodeRecord::is_stale`] plus "no usable data"). The
+    /// one definition `audit` (text, JSON, HTML), `check` and `metrics` use.
+    #[must_use]
+    pub fn is_stale(&self, max_age: u64) -> bool {
+        self.problem.is_some()
+            || self.age_secs.is_some_and(|a| a > max_age)
+            || self.capability().is_none()
+    }
+
     /// The node's level on the ladder, from its capability.
     #[must_use]
     pub fn level_detail(&self) -> Option<&Level> {

@@ -123,9 +123,7 @@ pub fn render(audit: &Audit<'_>, max_age_secs: u64, last: Option<&LastRefusal>) 
         "1 when the node has no data, its record is older than cache_max_age, or its last refresh failed.",
     );
     for n in nodes {
-        let stale = n.capability().is_none()
-            || n.problem.is_some()
-            || n.age_secs.is_none_or(|a| a > max_age_secs);
+        let stale = n.is_stale(max_age_secs);
         let _ = writeln!(
             s,
             "pve_cpuguard_node_stale{{node=\"{}\"}} {}",

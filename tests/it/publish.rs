@@ -350,7 +350,7 @@ fn a_bad_record_never_replaces_good_data() {
     assert_eq!(after.cpu.flags, before.cpu.flags);
     assert_eq!(after.cpu.family, Some(6));
     assert_eq!(after.scanned_at, before.scanned_at);
-    assert!(after.is_stale());
+    assert!(after.last_refresh_failed());
 }
 
 #[test]

@@ -80,7 +80,7 @@ fn three_nodes_report_their_levels_in_proxclmc_format() {
         assert_eq!(rec.capability(), Capability::from_cpuinfo(&info));
         assert_eq!(rec.kernel.as_deref(), Some(c.kernel.as_str()));
         assert_eq!(rec.address, n.addr);
-        assert!(!rec.is_stale());
+        assert!(!rec.last_refresh_failed());
     }
 
     // status shows the same view from the cache, with ages.
@@ -275,7 +275,7 @@ fn a_failed_node_keeps_its_last_record_marked_stale() {
     run.stdout_has("uses last-known data for pve2");
     let after = pve_cpuguard::cache::Cache::load(&c.cache()).unwrap();
     let (old, new) = (before.node("pve2").unwrap(), after.node("pve2").unwrap());
-    assert!(new.is_stale());
+    assert!(new.last_refresh_failed());
     assert!(
         new.last_error.as_deref().unwrap().starts_with("connect: "),
         "{:?}",

@@ -82,3 +82,54 @@ fn check_marks_the_nodes_it_judged_from_stale_records() {
         .code(0)
         .stdout_has("pve2: allowed (view: cpuinfo, STALE: older than cache_max_age");
 }
+
+/// One definition of "stale" (`NodeRecord::is_stale`, and on a fleet node
+/// `FleetNode::is_stale`): a record whose last refresh failed, or one dated
+/// in the future, is stale in every command that reports staleness, not only
+/// in some of them.
+#[test]
+fn every_command_calls_the_same_records_stale() {
+    let mut c = Cluster::new(&[
+        ("pve1", "hwloc-xeon-silver-4108-skylake-sp"),
+        ("pve2", "archspec-linux-rhel7-haswell"),
+        ("pve3", "archspec-linux-rhel7-haswell"),
+    ]);
+    let mut cache = Cache::load(&c.cache()).unwrap();
+    let failed = cache.nodes.get_mut("pve2").unwrap();
+    failed.last_error = Some("ssh: connection refused".into());
+    failed.last_attempt_at = Some(failed.scanned_at);
+    cache.nodes.get_mut("pve3").unwrap().scanned_at += 86_400;
+    std::fs::write(c.cache(), cache.to_json()).unwrap();
+    c.vm(100, "pve1", "cpu: x86-64-v2-AES\n");
+    let stale = serde_json::json!(["pve2", "pve3"]);
+
+    let d = c.on("pve1", &["status", "-o", "json"]).run().code(1).json();
+    assert_eq!(d["stale_nodes"], stale, "status: {d}");
+
+    let d = c.on("pve1", &["audit", "-o", "json"]).run().json();
+    let nodes = d["nodes"].as_array().expect("audit lists nodes");
+    let marked: Vec<&str> = nodes
+        .iter()
+        .filter(|n| n["stale"] == true)
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(marked, ["pve2", "pve3"], "audit: {d}");
+
+    c.on("pve1", &["audit", "-o", "html"])
+        .run()
+        .stdout_has("(2 stale)");
+
+    let d = c
+        .on("pve1", &["check", "100", "--mode", "start", "-o", "json"])
+        .run()
+        .json();
+    // `check` judges the other nodes (the VM runs on pve1).
+    for node in ["pve2", "pve3"] {
+        assert_eq!(d["decisions"][node]["stale"], true, "check, {node}: {d}");
+    }
+
+    let out = c.on("pve1", &["metrics"]).run().code(0);
+    for (node, want) in [("pve1", 0), ("pve2", 1), ("pve3", 1)] {
+        out.stdout_has(&format!("pve_cpuguard_node_stale{{node=\"{node}\"}} {want}\n"));
+    }
+}

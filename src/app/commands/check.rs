@@ -69,7 +69,7 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
             &ctx.label, &ctx.req, t, cap, movement, &ctx.fleet, ctx.rules,
         );
         let view = ctx.fleet.get(t).and_then(|n| n.view());
-        let stale = ctx.fleet.get(t).is_some_and(|n| stale(n, max_age));
+        let stale = ctx.fleet.get(t).is_some_and(|n| n.is_stale(max_age));
         decisions.insert(
             t.clone(),
             json!({
@@ -136,7 +136,7 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
         let view = |t: &str| {
             let n = ctx.fleet.get(t);
             let v = n.and_then(|n| n.view()).unwrap_or("none");
-            if n.is_some_and(|n| stale(n, max_age)) {
+            if n.is_some_and(|n| n.is_stale(max_age)) {
                 format!(
                     "{v}, {}: older than cache_max_age or last refresh failed",
                     paint::stale("STALE")
@@ -191,12 +191,6 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
     } else {
         ExitCode::Ok
     })
-}
-
-/// Whether a node's record is stale: older than `cache_max_age` or its
-/// last refresh failed (the same rule as `status`).
-fn stale(n: &crate::guard::fleet::FleetNode, max_age: u64) -> bool {
-    n.problem.is_some() || n.age_secs.is_some_and(|a| a > max_age)
 }
 
 /// The `reasons` strings of a node's JSON entry, for the text output.

@@ -44,20 +44,13 @@ pub fn cluster_type(cache: &Cache) -> Option<&'static str> {
     truth::cluster_level(&caps.iter().collect::<Vec<_>>())
 }
 
-/// Whether a record is stale: its last refresh failed, or it is older than
-/// `max_age` seconds (`cache_max_age`).
-#[must_use]
-pub fn is_stale(rec: &NodeRecord, now: u64, max_age: u64) -> bool {
-    rec.is_stale() || rec.age(now) > max_age
-}
-
-/// Names of stale records ([`is_stale`]).
+/// Names of stale records ([`NodeRecord::is_stale`]).
 #[must_use]
 pub fn stale_names(cache: &Cache, now: u64, max_age: u64) -> Vec<String> {
     cache
         .nodes
         .values()
-        .filter(|r| is_stale(r, now, max_age))
+        .filter(|r| r.is_stale(now, max_age))
         .map(|r| r.name.clone())
         .collect()
 }
@@ -156,7 +149,7 @@ pub fn record_json(rec: &NodeRecord, now: u64, max_age: u64) -> Value {
         "scanned_at": rec.scanned_at,
         "age_seconds": rec.age(now),
         "source": rec.source,
-        "stale": is_stale(rec, now, max_age),
+        "stale": rec.is_stale(now, max_age),
         "last_error": rec.last_error,
         "last_attempt_at": rec.last_attempt_at,
     })

@@ -109,11 +109,7 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
 fn exit_code(cache: &Cache, now: u64, max_age: u64) -> ExitCode {
     if cache.nodes.is_empty() {
         ExitCode::Unknown
-    } else if !cache.unscanned.is_empty()
-        || cache
-            .nodes
-            .values()
-            .any(|r| node_list::is_stale(r, now, max_age))
+    } else if !cache.unscanned.is_empty() || cache.nodes.values().any(|r| r.is_stale(now, max_age))
     {
         ExitCode::Refused
     } else {

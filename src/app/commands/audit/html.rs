@@ -13,7 +13,6 @@ use std::fmt::Write as _;
 use super::finding::{finding_text, WhyCache};
 use crate::cache;
 use crate::guard::audit::{Audit, Cell, Finding, Suggestion, VmAudit};
-use crate::guard::fleet::FleetNode;
 
 const STYLE: &str = "\
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#1b1b1b;background:#fff}\
@@ -44,12 +43,6 @@ fn esc(s: &str) -> String {
     out
 }
 
-/// Whether a node's record is stale or unusable (same rule as the JSON's
-/// `stale` field in `audit`).
-fn is_stale(n: &FleetNode, max_age: u64) -> bool {
-    n.age_secs.is_some_and(|x| x > max_age) || n.problem.is_some() || n.level().is_none()
-}
-
 /// One matrix cell: class, visible mark, tooltip.
 fn cell_parts(c: Cell<'_>) -> (&'static str, &'static str, String) {
     match c {
@@ -62,7 +55,7 @@ fn cell_parts(c: Cell<'_>) -> (&'static str, &'static str, String) {
 
 fn node_header(s: &mut String, a: &Audit<'_>, max_age: u64) {
     for n in &a.fleet.nodes {
-        if is_stale(n, max_age) {
+        if n.is_stale(max_age) {
             let _ = write!(
                 s,
                 "<th class=\"stale\" title=\"stale or missing data\">{} <span class=\"badge stale\">stale</span></th>",
@@ -151,12 +144,7 @@ pub fn render(a: &Audit<'_>, max_age: u64) -> String {
     let mut s = String::with_capacity(4096 + a.vms.len() * (200 + 60 * a.fleet.nodes.len()));
     let (_, at_risk) = a.counts();
     let flagged = a.vms.iter().filter(|v| !v.findings.is_empty()).count();
-    let stale = a
-        .fleet
-        .nodes
-        .iter()
-        .filter(|n| is_stale(n, max_age))
-        .count();
+    let stale = a.fleet.nodes.iter().filter(|n| n.is_stale(max_age)).count();
     let vendors: Vec<&str> = a.fleet.vendors().into_iter().collect();
     let _ = write!(
         s,
@@ -201,7 +189,7 @@ pub fn render(a: &Audit<'_>, max_age: u64) -> String {
          <th>Model</th><th>View</th><th>Data age</th><th>State</th></tr>\n",
     );
     for n in &a.fleet.nodes {
-        let st = is_stale(n, max_age);
+        let st = n.is_stale(max_age);
         let _ = writeln!(
             s,
             "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -252,7 +240,7 @@ pub fn render(a: &Audit<'_>, max_age: u64) -> String {
     }
     s.push_str("</tr>\n");
     for (i, n) in a.fleet.nodes.iter().enumerate() {
-        let st = is_stale(n, max_age);
+        let st = n.is_stale(max_age);
         let _ = write!(
             s,
             "<tr><th{}>{}{}</th>",

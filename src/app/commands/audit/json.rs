@@ -211,7 +211,7 @@ fn json_report<'a>(
                 model_name: n.capability().map(|c| c.model_name.as_str()),
                 age_secs: n.age_secs,
                 source: n.source.as_deref(),
-                stale: n.age_secs.is_some_and(|x| x > max_age) || n.problem.is_some(),
+                stale: n.is_stale(max_age),
                 problem: n.problem.as_deref(),
             })
             .collect(),

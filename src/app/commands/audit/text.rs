@@ -63,7 +63,7 @@ fn node_line(n: &FleetNode, max_age: u64) -> String {
                 if let Some(src) = &n.source {
                     let _ = write!(s, " via {src}");
                 }
-                if age > max_age {
+                if n.is_stale(max_age) {
                     let _ = write!(s, ", {}: run `pve-cpuguard scan`", paint::stale("stale"));
                 }
                 s.push(')');
