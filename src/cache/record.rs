@@ -1,41 +1,31 @@
 //! [`NodeRecord`]: one node's last good scan as the cache stores it.
 
-use serde::ser::{Serialize, SerializeStruct, Serializer};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cpu::capability::{Capability, HostFlags};
 use crate::cpu::cpuinfo::CpuInfo;
 use crate::cpu::level;
 use crate::cpu::qemu_report::QemuReport;
+use crate::cpu::word_list::WordList;
 
 /// One node's last good scan.
 ///
-/// On disk the CPU's fields stand among the record's own, in the order the
-/// versions before the record embedded [`CpuInfo`] wrote them (see the
-/// [`Serialize`] impl): records are published to the cluster and read by
-/// nodes that may run another version (docs/json.md).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// On disk it is a [`StoredRecord`]: the CPU's fields stand among the
+/// record's own, as they did before the record embedded [`CpuInfo`], since
+/// records are published to the cluster and read by nodes that may run
+/// another version (docs/json.md).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(from = "StoredRecord", into = "StoredRecord")]
 pub struct NodeRecord {
     /// Node name.
     pub name: String,
     /// Address it was reached at (or `local`).
     pub address: String,
-    /// The CPU as /proc/cpuinfo described it at the scan. Stored as the
-    /// record's fields `vendor`, `model_name`, `family`, `model`,
-    /// `stepping`, `microcode`, `flags` and `bugs` (one space-separated
-    /// string each since schema 2, a list before), `processors` (0 when
-    /// absent), `phys_bits` and `uniform` (false when absent).
-    ///
-    /// `flatten` buffers those fields (serde's `Content`) before reading
-    /// them: 2.5 µs instead of 2.1 µs per record of 136 flags (release
-    /// build, a 2-core VM), and the hookscript reads one or two records,
-    /// so a hand-written reader would not pay for itself.
-    #[serde(flatten)]
+    /// The CPU as /proc/cpuinfo described it at the scan.
     pub cpu: CpuInfo,
     /// Level on Proxmox VE's ladder when scanned.
     pub level: String,
     /// True when even the lowest rung (`kvm64`) is not fully met.
-    #[serde(default)]
     pub below_floor: bool,
     /// `uname -r`, if read.
     pub kernel: Option<String>,
@@ -45,75 +35,131 @@ pub struct NodeRecord {
     /// record is then stale.
     pub last_error: Option<String>,
     /// When that failed attempt was made.
-    #[serde(default)]
     pub last_attempt_at: Option<u64>,
     /// What QEMU on the node said KVM can give a guest (`scan --probe`).
-    #[serde(default)]
     pub kvm: Option<QemuReport>,
     /// Why the QEMU probe gave no answer, if it was tried and failed.
-    #[serde(default)]
     pub kvm_error: Option<String>,
     /// The QEMU binary that gave `kvm`, as `<size> <mtime ns> <path>`
     /// ([`crate::cache::current::qemu_identity`]); absent when the probe
     /// ran elsewhere or in older records.
-    #[serde(default)]
     pub qemu: Option<String>,
     /// Where the data came from: `pmxcfs` (the node's published record),
     /// `ssh` or `local`; absent in records of older versions.
-    #[serde(default)]
     pub source: Option<String>,
     /// The snippets storages whose directory holds the guard's hook file
     /// on this node (`None`: not said — records of older versions, or read
     /// over SSH; never taken for "missing").
-    #[serde(default)]
     pub hook_storages: Option<Vec<String>>,
 }
 
-/// Field by field, so that the key order stays the one records had when
-/// they mirrored the CPU's fields: a record read and written back is the
-/// same text. Fields after `last_attempt_at` are left out when empty
-/// (`uniform` when false), as readers of older versions expect.
-impl Serialize for NodeRecord {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let cpu = &self.cpu;
-        let mut r = s.serialize_struct("NodeRecord", 24)?;
-        r.serialize_field("name", &self.name)?;
-        r.serialize_field("address", &self.address)?;
-        r.serialize_field("vendor", &cpu.vendor)?;
-        r.serialize_field("model_name", &cpu.model_name)?;
-        r.serialize_field("family", &cpu.family)?;
-        r.serialize_field("model", &cpu.model)?;
-        r.serialize_field("stepping", &cpu.stepping)?;
-        r.serialize_field("microcode", &cpu.microcode)?;
-        r.serialize_field("flags", &cpu.flags)?;
-        r.serialize_field("bugs", &cpu.bugs)?;
-        r.serialize_field("processors", &cpu.processors)?;
-        r.serialize_field("level", &self.level)?;
-        r.serialize_field("below_floor", &self.below_floor)?;
-        r.serialize_field("phys_bits", &cpu.phys_bits)?;
-        r.serialize_field("kernel", &self.kernel)?;
-        r.serialize_field("scanned_at", &self.scanned_at)?;
-        r.serialize_field("last_error", &self.last_error)?;
-        r.serialize_field("last_attempt_at", &self.last_attempt_at)?;
-        unless_none(&mut r, "kvm", self.kvm.as_ref())?;
-        unless_none(&mut r, "kvm_error", self.kvm_error.as_ref())?;
-        unless_none(&mut r, "uniform", cpu.uniform.then_some(&true))?;
-        unless_none(&mut r, "qemu", self.qemu.as_ref())?;
-        unless_none(&mut r, "source", self.source.as_ref())?;
-        unless_none(&mut r, "hook_storages", self.hook_storages.as_ref())?;
-        r.end()
+/// A [`NodeRecord`] as the cache and the published records store it: one
+/// flat object, its keys in this order. Read with serde's derive, not
+/// `flatten`, which buffers every field before reading it (about 20% more
+/// per record; the hookscript reads every node's record on a start); the
+/// conversions only move the fields.
+#[derive(Deserialize, Serialize)]
+struct StoredRecord {
+    name: String,
+    address: String,
+    vendor: String,
+    model_name: String,
+    family: Option<u32>,
+    model: Option<u32>,
+    stepping: Option<u32>,
+    microcode: Option<String>,
+    /// One space-separated string since schema 2, a list before.
+    flags: WordList,
+    bugs: Option<WordList>,
+    /// Absent (0) in the first records.
+    #[serde(default)]
+    processors: usize,
+    level: String,
+    #[serde(default)]
+    below_floor: bool,
+    phys_bits: Option<u32>,
+    kernel: Option<String>,
+    scanned_at: u64,
+    last_error: Option<String>,
+    #[serde(default)]
+    last_attempt_at: Option<u64>,
+    // Written only when set, as readers of older versions expect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kvm: Option<QemuReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kvm_error: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    uniform: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    qemu: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hook_storages: Option<Vec<String>>,
+}
+
+impl From<StoredRecord> for NodeRecord {
+    fn from(s: StoredRecord) -> Self {
+        NodeRecord {
+            name: s.name,
+            address: s.address,
+            cpu: CpuInfo {
+                vendor: s.vendor,
+                model_name: s.model_name,
+                family: s.family,
+                model: s.model,
+                stepping: s.stepping,
+                microcode: s.microcode,
+                phys_bits: s.phys_bits,
+                flags: s.flags,
+                bugs: s.bugs,
+                processors: s.processors,
+                uniform: s.uniform,
+            },
+            level: s.level,
+            below_floor: s.below_floor,
+            kernel: s.kernel,
+            scanned_at: s.scanned_at,
+            last_error: s.last_error,
+            last_attempt_at: s.last_attempt_at,
+            kvm: s.kvm,
+            kvm_error: s.kvm_error,
+            qemu: s.qemu,
+            source: s.source,
+            hook_storages: s.hook_storages,
+        }
     }
 }
 
-/// A field written only when it has a value.
-fn unless_none<S: SerializeStruct, T: Serialize + ?Sized>(
-    r: &mut S,
-    key: &'static str,
-    value: Option<&T>,
-) -> Result<(), S::Error> {
-    match value {
-        Some(v) => r.serialize_field(key, v),
-        None => r.skip_field(key),
+impl From<NodeRecord> for StoredRecord {
+    fn from(r: NodeRecord) -> Self {
+        let cpu = r.cpu;
+        StoredRecord {
+            name: r.name,
+            address: r.address,
+            vendor: cpu.vendor,
+            model_name: cpu.model_name,
+            family: cpu.family,
+            model: cpu.model,
+            stepping: cpu.stepping,
+            microcode: cpu.microcode,
+            flags: cpu.flags,
+            bugs: cpu.bugs,
+            processors: cpu.processors,
+            level: r.level,
+            below_floor: r.below_floor,
+            phys_bits: cpu.phys_bits,
+            kernel: r.kernel,
+            scanned_at: r.scanned_at,
+            last_error: r.last_error,
+            last_attempt_at: r.last_attempt_at,
+            kvm: r.kvm,
+            kvm_error: r.kvm_error,
+            uniform: cpu.uniform,
+            qemu: r.qemu,
+            source: r.source,
+            hook_storages: r.hook_storages,
+        }
     }
 }
 

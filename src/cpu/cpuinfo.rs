@@ -8,19 +8,17 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use serde::Deserialize;
-
 use crate::cpu::word_list::WordList;
 use crate::error::{Error, Result};
 
 /// What /proc/cpuinfo says about one host, reduced to what matters for
 /// deciding which guest CPUs the host can provide.
 ///
-/// A cache record embeds it (`crate::cache::NodeRecord`) and reads it
-/// from the record's fields of the same names; the flag and bug lists are
-/// [`WordList`]s so that reading a record costs one allocation per list,
-/// not one per flag (the hookscript reads records on every VM start).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+/// A cache record embeds it (`crate::cache::NodeRecord`); the flag and bug
+/// lists are [`WordList`]s so that reading a record costs one allocation
+/// per list, not one per flag (the hookscript reads records on every VM
+/// start).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CpuInfo {
     /// `vendor_id`, e.g. `GenuineIntel`, `AuthenticAMD`.
     pub vendor: String,
@@ -40,15 +38,13 @@ pub struct CpuInfo {
     pub flags: WordList,
     /// Bugs present on *any* processor, when the kernel prints a `bugs` line.
     pub bugs: Option<WordList>,
-    /// Number of processor blocks read (0 in records of pve-cpuguard 0.1).
-    #[serde(default)]
+    /// Number of processor blocks read (0 in the first cache records).
     pub processors: usize,
     /// Every processor block had the first one's CPU facts (vendor,
     /// family, model, stepping, microcode, address sizes, flags, bugs):
     /// then the first block alone gives this whole reading. False on
     /// hybrid CPUs whose core types print different flags, and during a
-    /// partial late microcode load. Absent (false) in older records.
-    #[serde(default)]
+    /// partial late microcode load. False in older cache records.
     pub uniform: bool,
 }
 

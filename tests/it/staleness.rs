@@ -130,6 +130,8 @@ fn every_command_calls_the_same_records_stale() {
 
     let out = c.on("pve1", &["metrics"]).run().code(0);
     for (node, want) in [("pve1", 0), ("pve2", 1), ("pve3", 1)] {
-        out.stdout_has(&format!("pve_cpuguard_node_stale{{node=\"{node}\"}} {want}\n"));
+        out.stdout_has(&format!(
+            "pve_cpuguard_node_stale{{node=\"{node}\"}} {want}\n"
+        ));
     }
 }
