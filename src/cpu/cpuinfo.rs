@@ -1,4 +1,7 @@
 //! Parsing of Linux `/proc/cpuinfo` (x86) into [`CpuInfo`].
+//! Hand-written: `procfs` keeps each processor's lines as strings, while a
+//! node's answer needs the flags every block shares, file-and-line errors,
+//! and no I/O in the core.
 //!
 //! Why every block: hybrid CPUs (P- and E-cores) and hosts with mixed
 //! steppings show different flags per logical CPU. A guest may be scheduled
