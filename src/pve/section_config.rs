@@ -1,9 +1,8 @@
+//! Proxmox's SectionConfig text format, as `/etc/pve/storage.cfg` and
+//! `/etc/pve/ha/resources.cfg` use it (pve-common `SectionConfig.pm`).
 //! Hand-written: Proxmox's own crate (`proxmox-section-config`) parses
 //! against API schemas (`proxmox-schema`) that would restate every
 //! property; only the text format is needed here.
-//!
-//! Proxmox's SectionConfig text format, as `/etc/pve/storage.cfg` and
-//! `/etc/pve/ha/resources.cfg` use it (pve-common `SectionConfig.pm`):
 //!
 //! ```text
 //! dir: local
