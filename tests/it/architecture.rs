@@ -185,3 +185,29 @@ fn documents_point_only_to_files_that_exist() {
         missing.join("\n")
     );
 }
+
+/// The README's layer table says what each layer may use; it must say what
+/// this test enforces (the table had drifted once). `conf/` "the layers
+/// above" and `app/` "everything" are checked as the lists they mean.
+#[test]
+fn the_readme_states_the_enforced_layering() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    for (layer, allowed) in MAY_USE {
+        let prefix = format!("| `{layer}/` |");
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("README's layer table has no row for {layer}/"));
+        let said = row.trim_end_matches('|').rsplit('|').next().unwrap().trim();
+        let listed: Vec<&str> = said.split('`').skip(1).step_by(2).collect();
+        let above: Vec<&str> = LAYERS.iter().take_while(|l| *l != layer).copied().collect();
+        let means: Vec<&str> = match said {
+            "the layers above" => above,
+            "everything" => LAYERS.iter().filter(|l| *l != layer).copied().collect(),
+            _ if said.starts_with("nothing else") => Vec::new(),
+            _ => listed,
+        };
+        assert_eq!(&means, allowed, "README row for {layer}/: {said}");
+    }
+}
