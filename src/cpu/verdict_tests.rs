@@ -156,7 +156,7 @@ fn hv_evmcs_in_a_runningcpu_is_judged_like_the_vm_flag() {
     assert_eq!(codes(&start(&r, &amd())), ["hyperv-needs-intel-vmx"]);
 }
 
-// 2. Flags KVM synthesises (see flags.rs for the rule table).
+// 2. Flags KVM synthesises (see flags/kvm_rules.rs for the rule table).
 
 #[test]
 fn virt_ssbd_on_amd_with_ssbd_is_offered() {
