@@ -16,7 +16,7 @@ use crate::pve::section_config;
 /// # Errors
 /// Unreadable or malformed files, naming the line.
 pub fn read(path: &Path) -> Result<CustomModels> {
-    crate::pve::section_config::read_optional(path, parse)
+    crate::fsutil::parse_optional(path, parse)
 }
 
 /// Parses the file's text; `origin` names it in errors. The syntax is

@@ -78,7 +78,7 @@ pub fn parse(text: &str, origin: &Path) -> Result<BTreeMap<VmId, HaVm>> {
 /// # Errors
 /// Unreadable or malformed file.
 pub fn read(pve_root: &Path) -> Result<BTreeMap<VmId, HaVm>> {
-    crate::pve::section_config::read_optional(&file(pve_root), parse)
+    crate::fsutil::parse_optional(&file(pve_root), parse)
 }
 
 #[cfg(test)]

@@ -169,7 +169,7 @@ pub fn parse(text: &str, origin: &Path) -> Result<Vec<Rule>> {
 /// # Errors
 /// Unreadable or malformed file.
 pub fn read(pve_root: &Path) -> Result<Vec<Rule>> {
-    crate::pve::section_config::read_optional(&file(pve_root), parse)
+    crate::fsutil::parse_optional(&file(pve_root), parse)
 }
 
 #[cfg(test)]

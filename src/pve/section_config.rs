@@ -160,17 +160,6 @@ pub fn read(path: &Path) -> Result<Vec<Section>> {
     parse(&crate::fsutil::read_text(path)?, path)
 }
 
-/// Reads a SectionConfig file Proxmox VE creates only on first use (HA
-/// resources and rules, custom CPU models) with its typed parser: a missing
-/// file is the empty default ([`crate::fsutil::parse_optional`], which every
-/// optional configuration file goes through).
-///
-/// # Errors
-/// Unreadable files and the errors of `parse`.
-pub fn read_optional<T: Default>(path: &Path, parse: fn(&str, &Path) -> Result<T>) -> Result<T> {
-    crate::fsutil::parse_optional(path, parse)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
