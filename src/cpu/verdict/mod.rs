@@ -325,7 +325,11 @@ fn needs_source(req: &Requirement, under: Under) -> bool {
 /// target's KVM module (borrowed unless `nested-virt` adds to them: this
 /// runs for every node).
 fn required_features<'a>(req: &'a Requirement, target: &Capability) -> Cow<'a, BTreeSet<String>> {
-    match target.nested_flag().filter(|_| req.kvm && req.nested_virt) {
+    // Asked only for nested-virt: the node's KVM module is a lookup.
+    let nested = (req.kvm && req.nested_virt)
+        .then(|| target.nested_flag())
+        .flatten();
+    match nested {
         Some(flag) => {
             let mut with = req.features.clone();
             with.insert(flag.to_string());
