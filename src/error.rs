@@ -285,6 +285,22 @@ fn stderr_note(stderr: &str) -> String {
     }
 }
 
+/// A value for an error message: at most 80 characters, the rest said as
+/// a count, so a huge value in a config file does not flood the terminal
+/// or the journal.
+#[must_use]
+pub fn quote_capped(value: &str) -> String {
+    const MAX: usize = 80;
+    match value.char_indices().nth(MAX) {
+        None => value.to_string(),
+        Some((cut, _)) => format!(
+            "{}… ({} characters in all)",
+            &value[..cut],
+            value.chars().count()
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -423,6 +423,7 @@ mod tests {
             bugs: Some(["spectre_v1"].into_iter().collect()),
             processors: 80,
             uniform: true,
+            logical_cpus: None,
         };
         NodeRecord::new(name, "local", &info, Some("6.8.12-4-pve".into()), at)
     }

@@ -91,6 +91,8 @@ struct StoredRecord {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     uniform: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    logical_cpus: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     qemu: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     source: Option<String>,
@@ -115,6 +117,7 @@ impl From<StoredRecord> for NodeRecord {
                 bugs: s.bugs,
                 processors: s.processors,
                 uniform: s.uniform,
+                logical_cpus: s.logical_cpus,
             },
             level: s.level,
             below_floor: s.below_floor,
@@ -156,6 +159,7 @@ impl From<NodeRecord> for StoredRecord {
             kvm: r.kvm,
             kvm_error: r.kvm_error,
             uniform: cpu.uniform,
+            logical_cpus: cpu.logical_cpus,
             qemu: r.qemu,
             source: r.source,
             hook_storages: r.hook_storages,
@@ -224,7 +228,7 @@ impl NodeRecord {
             return super::truth::capability(&self.cpu, Some(view));
         }
         let cpu = self.cpu;
-        Capability::from_flags(
+        let mut cap = Capability::from_flags(
             cpu.vendor,
             cpu.model_name,
             cpu.family.zip(cpu.model),
@@ -233,7 +237,9 @@ impl NodeRecord {
                 flags: cpu.flags,
                 bugs: cpu.bugs,
             },
-        )
+        );
+        cap.processors = cpu.logical_cpus;
+        cap
     }
 
     /// Seconds since the data was read.
@@ -279,6 +285,7 @@ pub(crate) mod tests {
             bugs: Some(WordList::parse("spectre_v1")),
             processors: 4,
             uniform: true,
+            logical_cpus: None,
         }
     }
 

@@ -217,6 +217,7 @@ mod tests {
                 .collect(),
             processors: 1,
             uniform: true,
+            logical_cpus: None,
             ..CpuInfo::default()
         })
     }

@@ -12,6 +12,7 @@ use once_cell::sync::OnceCell;
 use crate::cpu::cpudata;
 use crate::cpu::cpuinfo::CpuInfo;
 use crate::cpu::flags::{self, HostFeatures, HostTest};
+use crate::cpu::launch::QemuVersion;
 use crate::cpu::qemu_report::{Accel, QemuReport};
 use crate::cpu::requirement::GuestCpu;
 use crate::cpu::word_list::WordList;
@@ -201,6 +202,16 @@ pub struct Capability {
     flags: Option<HostFlags>,
     /// Where the features came from.
     pub view: View,
+    /// Logical CPUs (/proc/cpuinfo's processors), if known: qemu-server
+    /// starts no VM with more vCPUs.
+    pub processors: Option<u32>,
+    /// The node's QEMU version, when its QEMU answered.
+    pub qemu_version: Option<QemuVersion>,
+}
+
+/// The node's logical CPUs, when the /proc/cpuinfo read lists them all.
+fn processors(info: &CpuInfo) -> Option<u32> {
+    info.logical_cpus
 }
 
 /// A host's /proc/cpuinfo `flags` and `bugs`.
@@ -243,6 +254,17 @@ impl HostFlags {
 
 impl PartialEq for Capability {
     fn eq(&self, other: &Self) -> bool {
+        self.same_cpu(other)
+            && self.processors == other.processors
+            && self.qemu_version == other.qemu_version
+    }
+}
+
+impl Capability {
+    /// Whether both describe the same CPU (what a guest of `cpu: host`
+    /// sees), whatever the node's size and QEMU version.
+    #[must_use]
+    pub fn same_cpu(&self, other: &Self) -> bool {
         self.vendor == other.vendor
             && self.model_name == other.model_name
             && self.family_model == other.family_model
@@ -273,13 +295,15 @@ impl Capability {
             features: OnceCell::with_value(features),
             flags: None,
             view,
+            processors: None,
+            qemu_version: None,
         }
     }
 
     /// Derives a capability from parsed /proc/cpuinfo.
     #[must_use]
     pub fn from_cpuinfo(info: &CpuInfo) -> Self {
-        Capability::from_flags(
+        let mut cap = Capability::from_flags(
             info.vendor.clone(),
             info.model_name.clone(),
             info.family.zip(info.model),
@@ -288,7 +312,9 @@ impl Capability {
                 flags: info.flags.clone(),
                 bugs: info.bugs.clone(),
             },
-        )
+        );
+        cap.processors = processors(info);
+        cap
     }
 
     /// A /proc/cpuinfo view from its parts (a cache record has them as
@@ -309,6 +335,8 @@ impl Capability {
             features: OnceCell::new(),
             flags: Some(flags),
             view: View::Cpuinfo,
+            processors: None,
+            qemu_version: None,
         }
     }
 
@@ -375,6 +403,8 @@ impl Capability {
                 unverifiable: BTreeSet::new(),
             }),
             flags: None,
+            processors: cpuinfo.and_then(processors),
+            qemu_version: QemuVersion::parse(&view.qemu_version),
             view: View::QemuKvm(Box::new(QemuAnswers {
                 qemu_version: view.qemu_version.clone(),
                 accel: view.accel,

@@ -49,6 +49,12 @@ pub struct CpuInfo {
     /// hybrid CPUs whose core types print different flags, and during a
     /// partial late microcode load. False in older cache records.
     pub uniform: bool,
+    /// The node's logical CPUs, when the reading lists them all: at least
+    /// `siblings` (threads per package) times the packages seen. `None`
+    /// for an excerpt (one processor of many, as published samples often
+    /// are) and in older cache records: qemu-server's vCPU limit is then
+    /// not judged rather than judged against a part.
+    pub logical_cpus: Option<u32>,
 }
 
 /// Parses raw bytes; `origin` names the file in error messages.
@@ -173,6 +179,7 @@ fn from_blocks(blocks: &[Block], origin: &Path) -> Result<CpuInfo> {
         bugs: bugs.map(|b| b.iter().collect()),
         processors: x86.len(),
         uniform,
+        logical_cpus: logical_cpus(&x86),
     })
 }
 
@@ -191,6 +198,21 @@ fn unsupported_reason(blocks: &[Block], origin: &Path) -> String {
         "{}: unsupported: this is {what}, with no x86 CPU flags; pve-cpuguard judges x86-64 hosts only",
         origin.display()
     )
+}
+
+/// The processor count, when the blocks are the whole list (see
+/// [`CpuInfo::logical_cpus`]); without `siblings` lines (some virtual
+/// machines) the count is taken as it is.
+fn logical_cpus(x86: &[&Block]) -> Option<u32> {
+    let count = u32::try_from(x86.len()).ok()?;
+    let siblings = x86
+        .iter()
+        .filter_map(|b| b.get("siblings")?.parse::<u32>().ok())
+        .max()
+        .unwrap_or(0);
+    let packages: BTreeSet<&str> = x86.iter().filter_map(|b| b.get("physical id")).collect();
+    let expected = siblings.saturating_mul(u32::try_from(packages.len().max(1)).ok()?);
+    (count >= expected).then_some(count)
 }
 
 fn split_words(value: &str) -> BTreeSet<String> {

@@ -80,8 +80,14 @@ fn no_type_fixes(reason: &Reason) -> Option<String> {
             "the node has no usable KVM; no CPU type runs a KVM guest there (enable virtualisation in its firmware, or use another node)".into(),
         ),
         Reason::HyperVNeedsIntelVmx { flag } => Some(format!(
-            "{flag} needs an Intel node whatever the CPU type; remove the flag or use an Intel node"
+            "{flag} needs an Intel node whatever the CPU type; remove the flag or use an Intel node (a Windows 11+ guest started on an Intel node gets it from qemu-server by itself: shut it down and start it on the target instead)"
         )),
+        Reason::TooManyVcpus { processors, .. } => Some(format!(
+            "the VM's vCPU count is above the node's {processors} logical CPUs whatever the CPU type; lower sockets × cores or use a larger node"
+        )),
+        Reason::QemuServerRefuses(_) | Reason::MachineNewerThanQemu { .. } => Some(
+            "the node's QEMU cannot run the VM's machine version whatever the CPU type; upgrade the node (pve-qemu-kvm, qemu-server) or pin an older machine version".into(),
+        ),
     }
 }
 

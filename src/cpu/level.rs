@@ -205,14 +205,27 @@ pub fn highest_everywhere(
     caps: &[&Capability],
     adjust: impl Fn(&mut Requirement),
 ) -> Option<&'static str> {
+    highest_everywhere_by(caps, |rung, _| {
+        let mut req = RUNGS[LADDER.iter().position(|r| *r == rung).unwrap_or(0)].clone();
+        adjust(&mut req);
+        req
+    })
+}
+
+/// [`highest_everywhere`] with the requirement of each rung on each node
+/// given by `requirement` (a VM's own configuration with `cpu:` set to the
+/// rung, as [`crate::cpu::launch`] builds it for that node).
+#[must_use]
+pub fn highest_everywhere_by(
+    caps: &[&Capability],
+    requirement: impl Fn(&'static str, &Capability) -> Requirement,
+) -> Option<&'static str> {
     if caps.is_empty() {
         return None;
     }
-    (0..LADDER.len()).rev().find_map(|i| {
-        let mut req = RUNGS[i].clone();
-        adjust(&mut req);
-        caps.iter()
-            .all(|c| verdict::judge(&req, c, Question::Start).outcome == Outcome::Compatible)
-            .then_some(LADDER[i])
+    LADDER.iter().rev().copied().find(|rung| {
+        caps.iter().all(|c| {
+            verdict::judge(&requirement(rung, c), c, Question::Start).outcome == Outcome::Compatible
+        })
     })
 }

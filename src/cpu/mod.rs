@@ -12,6 +12,7 @@ pub mod cpuinfo;
 pub mod custom_models;
 pub mod fix;
 pub mod flags;
+pub mod launch;
 pub mod level;
 pub mod models;
 pub mod qemu_report;

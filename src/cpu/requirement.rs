@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use crate::cpu::cpuconf::{self, FlagChange, PhysBits};
 use crate::cpu::custom_models::CustomModels;
 use crate::cpu::flags::{self, VmFlag};
+use crate::cpu::launch::{Guest, MachineVersion};
 use crate::cpu::models::{self, ResolvedType};
 
 /// The base of a requirement.
@@ -57,6 +58,38 @@ pub struct Requirement {
     pub kvm: bool,
     /// Why the requirement cannot be determined, if it cannot.
     pub unknown: Option<String>,
+    /// vCPUs (sockets × cores): qemu-server refuses more than the node's
+    /// logical CPUs. 0 when not said (a `cpu:` value alone).
+    pub vcpus: u32,
+    /// What kind of guest: templates and emulated architectures need
+    /// nothing of the node's CPU.
+    pub guest: Guest,
+    /// Why qemu-server refuses to start the VM on the node the requirement
+    /// was built for, whatever its CPU (its QEMU is too old for the
+    /// machine version, say).
+    pub start_error: Option<String>,
+    /// Notes on flags qemu-server adds by itself.
+    pub automatic: Vec<String>,
+    /// The machine version the guest gets (or runs with), when known: a
+    /// node's QEMU older than it cannot run the guest.
+    pub machine: Option<MachineVersion>,
+}
+
+/// Flags qemu-server adds by itself (`get_pve_cpu_flags`,
+/// `get_hyperv_enlightenments`) that matter to the verdict, worked out by
+/// [`crate::cpu::launch`] for one start node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AutoFlags {
+    /// CPUID features added (`true`) or taken away, applied before the
+    /// custom model's and the VM's flags (which may undo them).
+    pub features: Vec<(String, bool)>,
+    /// Hyper-V enlightenments, spelled `hv-NAME`.
+    pub hyperv: Vec<String>,
+    /// Why what qemu-server adds cannot be known (the start node's vendor
+    /// decides it and is not known).
+    pub unknown: Option<String>,
+    /// What the verdict should say about the flags added.
+    pub notes: Vec<String>,
 }
 
 impl Requirement {
@@ -74,6 +107,11 @@ impl Requirement {
             hyperv: BTreeSet::new(),
             kvm: true,
             unknown: Some(reason),
+            vcpus: 0,
+            guest: Guest::X86,
+            start_error: None,
+            automatic: Vec::new(),
+            machine: None,
         }
     }
 
@@ -87,61 +125,19 @@ impl Requirement {
     }
 }
 
-/// Resolves a `cpu:` value alone (as `why-not` receives it).
+/// Resolves a `cpu:` value alone (as `why-not` receives it), without the
+/// flags qemu-server adds for a particular VM and node.
 #[must_use]
 pub fn from_cpu_value(value: &str, custom: &CustomModels) -> Requirement {
-    resolve_value(value, custom)
+    resolve_value(value, custom, &AutoFlags::default())
 }
 
-/// The CPU-relevant values of a VM config's main section (what
-/// `crate::pve::vmconf::VmConfig::cpu_inputs` gives).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct VmCpu<'a> {
-    /// `cpu:` as written.
-    pub cpu: Option<&'a str>,
-    /// `kvm:`, default on.
-    pub kvm: bool,
-    /// `arch:`, default x86_64.
-    pub arch: Option<&'a str>,
-    /// A `-cpu` that `args:` passes itself.
-    pub args_cpu: Option<&'a str>,
-    /// `runningcpu:` of a VM that ran or is hibernated.
-    pub runningcpu: Option<&'a str>,
-    /// Whether `vmstate:` is set (the VM is hibernated).
-    pub hibernated: bool,
-    /// `hugepages: 1024`.
-    pub hugepages_1g: bool,
-}
-
-/// Resolves a whole VM config.
+/// Resolves a `cpu:` value with the flags qemu-server adds by itself
+/// layered under the custom model's and the VM's own
+/// ([`crate::cpu::launch::launch`] is the one caller that knows them).
 #[must_use]
-pub fn from_vm(vm: &VmCpu<'_>, custom: &CustomModels) -> Requirement {
-    // qemu-server `get_cpu_options`: `my $cputype = $kvm ? "kvm64" : "qemu64"`.
-    let value = vm.cpu.unwrap_or(if vm.kvm { "kvm64" } else { "qemu64" });
-    let arch = vm.arch.unwrap_or("x86_64");
-    let mut req = if arch != "x86_64" {
-        Requirement::unknown(
-            value,
-            format!("VM architecture is '{arch}'; pve-cpuguard judges x86_64 guests only"),
-        )
-    } else if let Some(cpu) = vm.args_cpu {
-        Requirement::unknown(
-            value,
-            format!("the VM's `args:` passes its own `-cpu {cpu}`, which overrides the `cpu:` option; check it by hand"),
-        )
-    } else if let (Some(running), true) = (vm.runningcpu, vm.hibernated) {
-        // A hibernated VM resumes with exactly the CPU it ran with
-        // (qemu-server forces `runningcpu`), whatever `cpu:` says now.
-        let mut r = from_qemu_cpu_arg(running);
-        r.cpu = format!("{value} (resuming with runningcpu {running})");
-        r
-    } else {
-        resolve_value(value, custom)
-    };
-    req.running_cpu = vm.runningcpu.map(str::to_string);
-    req.hugepages_1g = vm.hugepages_1g;
-    req.kvm = vm.kvm;
-    req
+pub fn from_cpu_value_with(value: &str, custom: &CustomModels, auto: &AutoFlags) -> Requirement {
+    resolve_value(value, custom, auto)
 }
 
 /// Resolves a QEMU `-cpu` argument as qemu-server writes it into
@@ -151,6 +147,13 @@ pub fn from_vm(vm: &VmCpu<'_>, custom: &CustomModels) -> Requirement {
 pub fn from_qemu_cpu_arg(arg: &str) -> Requirement {
     let mut parts = arg.split(',').map(str::trim);
     let model = parts.next().unwrap_or_default();
+    // Proxmox's abstract types are not QEMU models: QEMU refuses them.
+    if models::BUILTINS.iter().any(|b| b.name == model) {
+        return Requirement::unknown(
+            arg,
+            format!("'{model}' is Proxmox VE's name for qemu64 with flags, not a QEMU CPU model; QEMU refuses `-cpu {model}`"),
+        );
+    }
     let (mut base, mut features) = match models::resolve(model) {
         Ok(ResolvedType::Host) => (GuestCpu::Host, BTreeSet::new()),
         Ok(ResolvedType::Max) => (GuestCpu::Max, BTreeSet::new()),
@@ -233,6 +236,11 @@ pub fn from_qemu_cpu_arg(arg: &str) -> Requirement {
         hyperv,
         kvm: true,
         unknown: None,
+        vcpus: 0,
+        guest: Guest::X86,
+        start_error: None,
+        automatic: Vec::new(),
+        machine: None,
     }
 }
 
@@ -249,7 +257,10 @@ fn hyperv_name(name: &str) -> String {
     name.replace('_', "-")
 }
 
-fn resolve_value(value: &str, custom: &CustomModels) -> Requirement {
+fn resolve_value(value: &str, custom: &CustomModels, auto: &AutoFlags) -> Requirement {
+    if let Some(why) = &auto.unknown {
+        return Requirement::unknown(value, why.clone());
+    }
     let conf = match cpuconf::parse(value) {
         Ok(c) => c,
         Err(e) => return Requirement::unknown(value, format!("cannot parse cpu '{value}': {e}")),
@@ -286,8 +297,13 @@ fn resolve_value(value: &str, custom: &CustomModels) -> Requirement {
         }) => (GuestCpu::Model { qemu_model, vendor }, features),
         Err(e) => return Requirement::unknown(value, e.0),
     };
+    for (name, add) in &auto.features {
+        if let Some(VmFlag::Feature(f)) = flags::vm_flag(name) {
+            apply(&mut features, f, *add);
+        }
+    }
     changes.extend(conf.flags.iter().cloned());
-    let mut hyperv = BTreeSet::new();
+    let mut hyperv: BTreeSet<String> = auto.hyperv.iter().cloned().collect();
     for change in &changes {
         match flags::vm_flag(&change.name) {
             Some(VmFlag::NestedVirt) => nested_virt = change.add,
@@ -321,6 +337,11 @@ fn resolve_value(value: &str, custom: &CustomModels) -> Requirement {
         hyperv,
         kvm: true,
         unknown: None,
+        vcpus: 0,
+        guest: Guest::X86,
+        start_error: None,
+        automatic: auto.notes.clone(),
+        machine: None,
     }
 }
 
@@ -361,7 +382,8 @@ mod tests {
             std::path::Path::new("100.conf"),
         )
         .unwrap();
-        let r = from_vm(&vm.cpu_inputs(), &CustomModels::default());
+        let unknown = crate::cpu::launch::StartNode::UNKNOWN;
+        let r = vm.launch(&unknown, &CustomModels::default()).requirement;
         assert!(!r.features.contains("avx512f"), "resumes as kvm64");
         assert!(r.cpu.contains("resuming with runningcpu"));
         // Without vmstate (a snapshot's runningcpu stays in its section) the cpu: counts.
@@ -370,7 +392,9 @@ mod tests {
             std::path::Path::new("x"),
         )
         .unwrap();
-        assert!(from_vm(&vm.cpu_inputs(), &CustomModels::default())
+        assert!(vm
+            .launch(&unknown, &CustomModels::default())
+            .requirement
             .features
             .contains("avx512f"));
     }

@@ -53,7 +53,11 @@ fn req(cpu: &str) -> Requirement {
 /// The requirement of a whole VM config text.
 fn vm(conf: &str) -> Requirement {
     let vm = vmconf::parse(conf, Path::new("100.conf")).unwrap();
-    requirement::from_vm(&vm.cpu_inputs(), &CustomModels::default())
+    vm.launch(
+        &crate::cpu::launch::StartNode::UNKNOWN,
+        &CustomModels::default(),
+    )
+    .requirement
 }
 
 fn start(r: &Requirement, target: &Capability) -> Verdict {

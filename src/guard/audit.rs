@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::cpu::capability::Capability;
+use crate::cpu::launch::{self, StartNode, VmSpec, VmSpecs};
 use crate::cpu::level;
 use crate::cpu::requirement::{self, GuestCpu, Requirement};
 use crate::cpu::verdict::{self, Outcome, Question, Verdict};
@@ -109,6 +110,8 @@ pub struct VmAudit {
     pub hookscript: Option<String>,
     /// HA-managed (and not `ignored`).
     pub ha: bool,
+    /// A template (started only for backups, under TCG).
+    pub template: bool,
     /// Why the config could not be read, if it could not.
     pub error: Option<String>,
     /// Index of its requirement.
@@ -169,15 +172,6 @@ pub struct Audit<'f> {
     rules: Rules,
 }
 
-/// The CPU-relevant part of a VM config: equal keys give equal requirements.
-#[derive(Hash, PartialEq, Eq)]
-struct ReqKey<'a> {
-    cpu: Option<&'a str>,
-    arch: Option<&'a str>,
-    args_cpu: Option<&'a str>,
-    hugepages_1g: bool,
-}
-
 /// Runs the audit.
 #[must_use]
 pub fn run<'f>(
@@ -187,7 +181,8 @@ pub fn run<'f>(
     ha: &BTreeMap<VmId, HaVm>,
     rules: Rules,
 ) -> Audit<'f> {
-    // Nodes: one capability class per distinct CPU.
+    // Nodes: one capability class per distinct CPU (and size and QEMU,
+    // which decide vCPU limits and what qemu-server adds).
     let mut classes: Vec<&Capability> = Vec::new();
     let node_class: Vec<Option<usize>> = fleet
         .nodes
@@ -209,30 +204,41 @@ pub fn run<'f>(
         .enumerate()
         .map(|(i, n)| (n.name.as_str(), i))
         .collect();
+    let start_node =
+        |class: Option<usize>| class.map_or(StartNode::UNKNOWN, |c| StartNode::of(classes[c]));
 
-    // VMs: one requirement per distinct CPU configuration.
+    // VMs: equal launch inputs (next start, running) share their verdicts;
+    // one requirement per (inputs, owner's class) for what is shown.
+    let mut specs: Vec<(VmSpec, VmSpec)> = Vec::new();
+    let mut spec_index: HashMap<(VmSpec, VmSpec), usize> = HashMap::new();
     let mut reqs: Vec<Requirement> = Vec::new();
-    let mut req_index: HashMap<ReqKey<'_>, usize> = HashMap::new();
+    let mut req_spec: Vec<Option<usize>> = Vec::new();
+    let mut req_index: HashMap<(usize, Option<usize>), usize> = HashMap::new();
     let mut audits = Vec::with_capacity(vms.len());
     for vm in vms {
+        let owner = node_index.get(vm.node.as_str()).copied();
+        let owner_class = owner.and_then(|o| node_class[o]);
         let (req, error) = match &vm.config {
             Ok(conf) => {
-                let key = ReqKey {
-                    cpu: conf.cpu.as_deref(),
-                    arch: conf.arch.as_deref(),
-                    args_cpu: conf.args_cpu(),
-                    hugepages_1g: conf.hugepages_1g(),
-                };
-                let i = *req_index.entry(key).or_insert_with(|| {
-                    let mut r = conf.requirement(custom);
+                let key = (conf.with_pending().launch_spec(), conf.launch_spec());
+                let next = specs.len();
+                let si = *spec_index.entry(key.clone()).or_insert(next);
+                if si == next {
+                    specs.push(key);
+                }
+                let i = *req_index.entry((si, owner_class)).or_insert_with(|| {
+                    let mut r =
+                        launch::launch(&specs[si].0, &start_node(owner_class), custom).requirement;
                     r.running_cpu = None;
                     reqs.push(r);
+                    req_spec.push(Some(si));
                     reqs.len() - 1
                 });
                 (i, None)
             }
             Err(e) => {
                 reqs.push(requirement::from_cpu_value("kvm64", custom));
+                req_spec.push(None);
                 let i = reqs.len() - 1;
                 reqs[i].unknown = Some(e.clone());
                 (i, Some(e.clone()))
@@ -243,12 +249,13 @@ pub fn run<'f>(
             vmid: vm.vmid,
             name: conf.and_then(|c| c.name.clone()),
             node: vm.node.clone(),
-            owner: node_index.get(vm.node.as_str()).copied(),
+            owner,
             cpu: conf
-                .and_then(|c| c.cpu.clone())
+                .and_then(|c| c.with_pending().cpu)
                 .unwrap_or_else(|| "kvm64".into()),
             hookscript: conf.and_then(|c| c.hookscript.clone()),
             ha: ha.get(&vm.vmid).is_some_and(HaVm::managed),
+            template: conf.is_some_and(|c| c.template),
             error,
             req,
             findings: Vec::new(),
@@ -260,12 +267,22 @@ pub fn run<'f>(
         let mut ignore = Vec::new();
         guard::apply_rules(verdict::judge(req, cap, mode), rules, &mut ignore)
     };
-    let start: Vec<Vec<Verdict>> = reqs
+    // Per requirement index: a requirement that could not be read is
+    // judged as it is; one read from a config by its launch on each node.
+    let start: Vec<Vec<Verdict>> = req_spec
         .iter()
-        .map(|r| {
+        .zip(&reqs)
+        .map(|(si, r)| {
             classes
                 .iter()
-                .map(|c| judge(r, c, Question::Start))
+                .map(|c| match si {
+                    Some(si) => {
+                        let req =
+                            launch::launch(&specs[*si].0, &StartNode::of(c), custom).requirement;
+                        judge(&req, c, Question::Start)
+                    }
+                    None => judge(r, c, Question::Start),
+                })
                 .collect()
         })
         .collect();
@@ -274,16 +291,25 @@ pub fn run<'f>(
         let src = a.owner.and_then(|o| node_class[o]);
         live.entry((a.req, src)).or_insert_with(|| {
             let source = src.map(|s| classes[s]);
+            let req = match req_spec[a.req] {
+                Some(si) => launch::launch(&specs[si].1, &start_node(src), custom).requirement,
+                None => reqs[a.req].clone(),
+            };
             classes
                 .iter()
-                .map(|c| judge(&reqs[a.req], c, Question::Live { source }))
+                .map(|c| judge(&req, c, Question::Live { source }))
                 .collect()
         });
     }
+    let distinct_cpus = classes
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| !classes[..*i].iter().any(|d| d.same_cpu(c)))
+        .count();
 
     let mut audit = Audit {
         fleet,
-        classes: classes.len(),
+        classes: distinct_cpus,
         node_class,
         reqs,
         start,
@@ -293,7 +319,7 @@ pub fn run<'f>(
         everywhere: guard::everywhere(fleet),
         rules,
     };
-    let suggestions = [false, true].map(|hp| audit.suggest(hp, rules, &classes));
+    let mut suggestions: HashMap<usize, Option<Suggestion>> = HashMap::new();
     for a in &mut audits {
         a.findings = audit.findings_of(a);
         if a.findings.iter().any(|f| {
@@ -304,7 +330,18 @@ pub fn run<'f>(
                     | Finding::HaCannotRecover(_)
             )
         }) {
-            a.suggestion = suggestions[usize::from(audit.reqs[a.req].hugepages_1g)].clone();
+            let spec = req_spec[a.req];
+            a.suggestion = suggestions
+                .entry(spec.unwrap_or(usize::MAX))
+                .or_insert_with(|| {
+                    let specs = spec.map(|si| VmSpecs {
+                        next_start: specs[si].0.clone(),
+                        running: specs[si].1.clone(),
+                        custom,
+                    });
+                    audit.suggest(specs.as_ref(), rules, &classes)
+                })
+                .clone();
         }
     }
     audits.sort_by_key(|a| a.vmid);
@@ -382,7 +419,7 @@ impl Audit<'_> {
                 findings.push(Finding::HaCannotRecover(nodes));
             }
         }
-        if !a.hookscript.as_deref().is_some_and(is_guard_hookscript) {
+        if !a.template && !a.hookscript.as_deref().is_some_and(is_guard_hookscript) {
             findings.push(Finding::NoGuardHookscript(a.hookscript.clone()));
         }
         findings
@@ -393,20 +430,18 @@ impl Audit<'_> {
     /// verdict itself accepted it on every node with data.
     fn suggest(
         &self,
-        hugepages_1g: bool,
+        specs: Option<&VmSpecs<'_>>,
         rules: Rules,
         classes: &[&Capability],
     ) -> Option<Suggestion> {
         if classes.is_empty() {
             return None;
         }
-        let mut like = requirement::from_cpu_value("kvm64", &CustomModels::default());
-        like.hugepages_1g = hugepages_1g;
-        if let Some(cpu) = guard::recommend(self.fleet, Some(&like)) {
-            let text =
-                guard::everywhere_for(self.fleet, Some(&like)).unwrap_or_else(|| cpu.to_string());
+        if let Some(cpu) = guard::recommend(self.fleet, specs) {
+            let text = guard::everywhere_for(self.fleet, specs).unwrap_or_else(|| cpu.to_string());
             return Some(Suggestion::Use { cpu, text });
         }
+        let kvm64 = specs.map(|s| s.with_cpu("kvm64"));
         let failing: Vec<String> = self
             .fleet
             .nodes
@@ -414,8 +449,13 @@ impl Audit<'_> {
             .zip(&self.node_class)
             .filter_map(|(node, class)| {
                 let mut ignore = Vec::new();
+                let cap = classes[(*class)?];
+                let like = kvm64.as_ref().map_or_else(
+                    || requirement::from_cpu_value("kvm64", &CustomModels::default()),
+                    |s| s.requirement(&Question::Start, cap),
+                );
                 let v = guard::apply_rules(
-                    verdict::judge(&like, classes[(*class)?], Question::Start),
+                    verdict::judge(&like, cap, Question::Start),
                     rules,
                     &mut ignore,
                 );

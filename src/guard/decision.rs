@@ -10,8 +10,8 @@ use std::fmt::Write as _;
 use crate::conf::config::{Policy, VendorChange};
 use crate::cpu::capability::Capability;
 use crate::cpu::fix::{self, Fix};
+use crate::cpu::launch::VmSpecs;
 use crate::cpu::level;
-use crate::cpu::requirement::Requirement;
 use crate::cpu::verdict::{self, Outcome, Question, Reason, Verdict};
 use crate::guard::fleet::Fleet;
 
@@ -89,11 +89,13 @@ pub struct Decision {
     pub view: &'static str,
 }
 
-/// Judges `req` on `target` (whose capability is `target_cap`), under `rules`.
+/// Judges the VM (`specs`) on `target` (whose capability is `target_cap`),
+/// under `rules`: on every node, what QEMU would be started with there
+/// ([`crate::cpu::launch`]), through the one verdict.
 #[must_use]
 pub fn decide(
     vm: &VmLabel,
-    req: &Requirement,
+    specs: &VmSpecs<'_>,
     target: &str,
     target_cap: &Capability,
     movement: Movement<'_>,
@@ -112,11 +114,12 @@ pub fn decide(
         .iter()
         .map(|p| format!("cache: {p}"))
         .collect();
-    let mut v = apply_rules(
-        verdict::judge(req, target_cap, mode()),
-        rules,
-        &mut warnings,
-    );
+    let judge = |specs: &VmSpecs<'_>, cap: &Capability| {
+        let q = mode();
+        verdict::judge(&specs.requirement(&q, cap), cap, q)
+    };
+    let req = specs.requirement(&mode(), target_cap);
+    let mut v = apply_rules(judge(specs, target_cap), rules, &mut warnings);
 
     let allow = allows(&v, rules);
     if v.outcome == Outcome::Unknown {
@@ -145,7 +148,7 @@ pub fn decide(
             continue;
         }
         let mut ignore = Vec::new();
-        let other = apply_rules(verdict::judge(req, cap, mode()), rules, &mut ignore);
+        let other = apply_rules(judge(specs, cap), rules, &mut ignore);
         if other.outcome == Outcome::Compatible && name != target {
             accepting.push(name.to_string());
         }
@@ -170,16 +173,15 @@ pub fn decide(
     let mut everywhere = if allow {
         None
     } else {
-        everywhere_for(fleet, Some(req))
+        everywhere_for(fleet, Some(specs))
     };
     if let Some(cpu) = everywhere
         .as_deref()
         .and_then(|e| e.split_whitespace().next())
     {
-        let mut alt = crate::cpu::requirement::from_cpu_value(cpu, &Default::default());
-        alt.hugepages_1g = req.hugepages_1g;
+        let alt = specs.with_cpu(cpu);
         let mut ignore = Vec::new();
-        let w = apply_rules(verdict::judge(&alt, target_cap, mode()), rules, &mut ignore);
+        let w = apply_rules(judge(&alt, target_cap), rules, &mut ignore);
         if w.outcome != Outcome::Compatible {
             // Where the core already knows no CPU type can help (a vendor
             // change, a differing width), `explain` says so with the
@@ -260,14 +262,20 @@ pub fn apply_rules(mut v: Verdict, rules: Rules, warnings: &mut Vec<String>) -> 
     v
 }
 
-/// The highest ladder type the verdict accepts on every known node for a
-/// VM like `req` (its 1 GiB huge pages kept); `None` when not even `kvm64`
-/// starts everywhere. The only source of "works on every node".
+/// The highest ladder type the verdict accepts on every known node for
+/// the VM `specs` with its `cpu:` set to that type (everything else of its
+/// configuration kept: huge pages, vCPUs, `ostype`, …), or for any VM;
+/// `None` when not even `kvm64` starts everywhere. The only source of
+/// "works on every node".
 #[must_use]
-pub fn recommend(fleet: &Fleet, req: Option<&Requirement>) -> Option<&'static str> {
+pub fn recommend(fleet: &Fleet, specs: Option<&VmSpecs<'_>>) -> Option<&'static str> {
     let caps: Vec<&Capability> = fleet.known().map(|(_, c)| c).collect();
-    let hugepages = req.is_some_and(|r| r.hugepages_1g);
-    level::highest_everywhere(&caps, |r| r.hugepages_1g = hugepages)
+    match specs {
+        None => level::highest_everywhere(&caps, |_| {}),
+        Some(specs) => level::highest_everywhere_by(&caps, |rung, cap| {
+            specs.with_cpu(rung).requirement(&Question::Start, cap)
+        }),
+    }
 }
 
 /// The suggestion "a CPU type that works on every node" ([`recommend`]).
@@ -276,10 +284,10 @@ pub fn everywhere(fleet: &Fleet) -> Option<String> {
     everywhere_for(fleet, None)
 }
 
-/// [`everywhere`] for a VM like `req`.
+/// [`everywhere`] for the VM `specs`.
 #[must_use]
-pub fn everywhere_for(fleet: &Fleet, req: Option<&Requirement>) -> Option<String> {
-    let base = recommend(fleet, req)?;
+pub fn everywhere_for(fleet: &Fleet, specs: Option<&VmSpecs<'_>>) -> Option<String> {
+    let base = recommend(fleet, specs)?;
     let vendors = fleet.vendors();
     Some(if vendors.len() > 1 {
         format!(
@@ -398,7 +406,6 @@ impl Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::requirement::from_cpu_value;
     use crate::cpu::test_hosts::kvm_host as cap;
     use crate::guard::fleet::FleetNode;
     use crate::pve::custom_models::CustomModels;
@@ -472,7 +479,8 @@ mod tests {
     #[test]
     fn unknown_follows_the_policy() {
         let f = fleet();
-        let req = from_cpu_value("NoSuchCPU", &CustomModels::default());
+        let none = CustomModels::default();
+        let req = specs("NoSuchCPU", &none);
         let target = f.capability("b").unwrap();
         let d = decide(
             &vm(),
@@ -502,9 +510,23 @@ mod tests {
 
     /// The decision for a `cpu` VM arriving on `node` by `movement`.
     fn arrive(f: &Fleet, node: &str, cpu: &str, movement: Movement<'_>) -> Decision {
-        let req = from_cpu_value(cpu, &CustomModels::default());
+        let none = CustomModels::default();
+        let req = specs(cpu, &none);
         let target = f.capability(node).unwrap();
         decide(&vm(), &req, node, target, movement, f, Rules::default())
+    }
+
+    /// A VM whose configuration is `cpu: VALUE` alone.
+    fn specs<'a>(cpu: &str, custom: &'a CustomModels) -> VmSpecs<'a> {
+        let spec = crate::cpu::launch::VmSpec {
+            cpu: Some(cpu.to_string()),
+            ..Default::default()
+        };
+        VmSpecs {
+            next_start: spec.clone(),
+            running: spec,
+            custom,
+        }
     }
 
     #[test]

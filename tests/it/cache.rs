@@ -21,6 +21,7 @@ fn cache_with(n: usize) -> Cache {
             flags: (0..300).map(|f| format!("flag{f}")).collect(),
             processors: 1,
             uniform: true,
+            logical_cpus: None,
             ..CpuInfo::default()
         };
         let name = format!("pve{i}");

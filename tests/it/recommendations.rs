@@ -13,6 +13,7 @@ use pve_cpuguard::conf::config::{Policy, VendorChange};
 use pve_cpuguard::cpu::baseline;
 use pve_cpuguard::cpu::capability::{Capability, View};
 use pve_cpuguard::cpu::flags::HostFeatures;
+use pve_cpuguard::cpu::launch::{VmSpec, VmSpecs};
 use pve_cpuguard::cpu::level::{self, BELOW_FLOOR, LADDER};
 use pve_cpuguard::cpu::requirement::{from_cpu_value, Requirement};
 use pve_cpuguard::cpu::verdict::{judge, Outcome, Question};
@@ -30,6 +31,20 @@ fn ladder_features() -> Vec<String> {
         all.extend(from_cpu_value(rung, &none).features);
     }
     all.into_iter().collect()
+}
+
+/// The VM `cpu: CPU` (with 1 GiB huge pages or not) as the guard judges it.
+fn vm_specs<'a>(cpu: &str, hugepages: bool, custom: &'a CustomModels) -> VmSpecs<'a> {
+    let spec = VmSpec {
+        cpu: Some(cpu.to_string()),
+        hugepages_1g: hugepages,
+        ..VmSpec::default()
+    };
+    VmSpecs {
+        next_start: spec.clone(),
+        running: spec,
+        custom,
+    }
 }
 
 fn req(cpu: &str, hugepages: bool) -> Requirement {
@@ -103,7 +118,8 @@ proptest! {
             policy: if strict { Policy::Strict } else { Policy::Default },
             vendor_change: if warn_vendor { VendorChange::Warn } else { VendorChange::Refuse },
         };
-        let vm = req(vm_cpu, hugepages);
+        let none = CustomModels::default();
+        let vm = vm_specs(vm_cpu, hugepages, &none);
 
         // The one recommendation.
         if let Some(t) = decision::recommend(&f, Some(&vm)) {

@@ -45,7 +45,8 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
     let mut allowed = Vec::new();
     let mut refused: BTreeMap<String, Value> = BTreeMap::new();
     let mut unknown: BTreeMap<String, Value> = BTreeMap::new();
-    let everywhere = guard::everywhere_for(&ctx.fleet, Some(&ctx.req));
+    let specs = ctx.specs();
+    let everywhere = guard::everywhere_for(&ctx.fleet, Some(&specs));
     let max_age = settings.cache_max_age.as_secs();
     let mut decisions: BTreeMap<String, Value> = BTreeMap::new();
     for t in &targets {
@@ -65,9 +66,7 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
         } else {
             Movement::Start
         };
-        let d = guard::decide(
-            &ctx.label, &ctx.req, t, cap, movement, &ctx.fleet, ctx.rules,
-        );
+        let d = guard::decide(&ctx.label, &specs, t, cap, movement, &ctx.fleet, ctx.rules);
         let view = ctx.fleet.get(t).and_then(|n| n.view());
         let stale = ctx.fleet.get(t).is_some_and(|n| n.is_stale(max_age));
         decisions.insert(
@@ -110,7 +109,8 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
     if format == Format::Json {
         output::print_json(&json!({
             "vmid": vmid.0,
-            "cpu": ctx.req.cpu,
+            "cpu": ctx.cpu,
+            "pending_cpu_change": ctx.pending_changes_cpu,
             "node": ctx.owner,
             "mode": if live { "live" } else { "start" },
             "allowed_nodes": allowed,
@@ -118,7 +118,7 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
             "unknown_nodes": unknown,
             // A CPU type (or null), never a sentence; whether the nodes
             // mix vendors is `vendors`.
-            "works_everywhere": guard::recommend(&ctx.fleet, Some(&ctx.req)),
+            "works_everywhere": guard::recommend(&ctx.fleet, Some(&specs)),
             "vendors": ctx.fleet.vendors(),
             "decisions": decisions,
             "cache_max_age_seconds": max_age,
@@ -129,7 +129,7 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
         let _ = writeln!(
             s,
             "VM {vmid} (CPU '{}') on {} — {} rules",
-            ctx.req.cpu,
+            ctx.cpu,
             ctx.owner,
             if live { "live-migration" } else { "start" }
         );

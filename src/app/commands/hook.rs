@@ -8,6 +8,7 @@
 //! Only `pre-start` can refuse. No network here: local /proc/cpuinfo plus
 //! the cache, under a hard deadline so a start can never hang on us.
 
+use crate::cpu::launch::VmSpecs;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -255,7 +256,13 @@ fn check(settings: &Settings, vmid: VmId) -> bool {
             return unknown(format!("the cached record of '{source}': {p}"));
         }
     }
-    let req = vm.requirement(&custom);
+    // An ordinary start runs after qemu-server applied `[PENDING]`; a live
+    // migration's guest runs with the main section.
+    let specs = VmSpecs {
+        next_start: vm.with_pending().launch_spec(),
+        running: vm.launch_spec(),
+        custom: &custom,
+    };
     let movement = match migrated_from.as_deref() {
         Some(source) => Movement::Live { source },
         None => Movement::Start,
@@ -268,7 +275,15 @@ fn check(settings: &Settings, vmid: VmId) -> bool {
         policy: settings.policy,
         vendor_change: settings.vendor_change,
     };
-    let d = guard::decide(&label, &req, &settings.node, local, movement, &fleet, rules);
+    let d = guard::decide(
+        &label,
+        &specs,
+        &settings.node,
+        local,
+        movement,
+        &fleet,
+        rules,
+    );
 
     if d.allow {
         if !d.warnings.is_empty() {

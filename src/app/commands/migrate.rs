@@ -141,7 +141,7 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
     };
     let mut d = guard::decide(
         &ctx.label,
-        &ctx.req,
+        &ctx.specs(),
         &args.target,
         target_cap,
         movement,

@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use crate::conf::settings::Settings;
-use crate::cpu::requirement::Requirement;
+use crate::cpu::custom_models::CustomModels;
+use crate::cpu::launch::{VmSpec, VmSpecs};
 use crate::error::{Error, Result};
 use crate::guard::decision::{Rules, VmLabel};
 use crate::guard::fleet::{self, Fleet, FleetNode};
@@ -19,8 +20,16 @@ pub struct VmContext {
     pub label: VmLabel,
     /// Node that owns the config (where it runs or would start).
     pub owner: String,
-    /// What it needs.
-    pub req: Requirement,
+    /// The `cpu:` value as configured (`kvm64` when absent), for messages.
+    pub cpu: String,
+    /// What its next cold start uses (`[PENDING]` applied).
+    pub next_start: VmSpec,
+    /// What it runs with (the main section).
+    pub running: VmSpec,
+    /// Whether `[PENDING]` changes what the next start gives the guest.
+    pub pending_changes_cpu: bool,
+    /// The cluster's custom CPU models.
+    pub custom: CustomModels,
     /// Every node.
     pub fleet: Fleet,
     /// Policy rules.
@@ -61,13 +70,29 @@ pub fn load(settings: &Settings, vmid: VmId) -> Result<VmContext> {
             name: vm.name.clone(),
         },
         owner,
-        req: vm.requirement(&custom),
+        cpu: vm.with_pending().cpu.unwrap_or_else(|| "kvm64".into()),
+        next_start: vm.with_pending().launch_spec(),
+        running: vm.launch_spec(),
+        pending_changes_cpu: vm.has_cpu_relevant_pending(),
+        custom,
         fleet,
         rules: Rules {
             policy: settings.policy,
             vendor_change: settings.vendor_change,
         },
     })
+}
+
+impl VmContext {
+    /// The VM as the guard judges it.
+    #[must_use]
+    pub fn specs(&self) -> VmSpecs<'_> {
+        VmSpecs {
+            next_start: self.next_start.clone(),
+            running: self.running.clone(),
+            custom: &self.custom,
+        }
+    }
 }
 
 /// Whether the VM runs on this node (its PID file names a live process).

@@ -66,6 +66,14 @@ pub enum Reason {
     /// `guest-phys-bits=N` above the guest's physical address width on
     /// this node (or below 32).
     GuestPhysBitsOutOfRange { requested: u32, limit: u32 },
+    /// More vCPUs (sockets × cores) than the node has logical CPUs:
+    /// qemu-server refuses ("MAX N vcpus allowed per VM on this node").
+    TooManyVcpus { vcpus: u32, processors: u32 },
+    /// qemu-server refuses to start the VM on the node whatever its CPU
+    /// (its QEMU is too old for the machine version, say): its message.
+    QemuServerRefuses(String),
+    /// The guest's machine version is newer than the node's QEMU.
+    MachineNewerThanQemu { machine: String, qemu: String },
 }
 
 impl Reason {
@@ -86,6 +94,9 @@ impl Reason {
             Reason::PhysBitsOutOfRange { .. } => "phys-bits-out-of-range",
             Reason::PhysBitsOn32BitCpu { .. } => "phys-bits-on-32-bit-cpu",
             Reason::GuestPhysBitsOutOfRange { .. } => "guest-phys-bits-out-of-range",
+            Reason::TooManyVcpus { .. } => "too-many-vcpus",
+            Reason::QemuServerRefuses(_) => "qemu-server-refuses-start",
+            Reason::MachineNewerThanQemu { .. } => "machine-newer-than-qemu",
         }
     }
 
@@ -154,6 +165,15 @@ impl std::fmt::Display for Reason {
             Reason::GuestPhysBitsOutOfRange { requested, limit } => write!(
                 f,
                 "guest-phys-bits={requested}: QEMU accepts 32 up to the guest's physical address width, {limit} bits here, and refuses to start otherwise (\"guest-phys-bits should be between 32 and {limit}\")"
+            ),
+            Reason::TooManyVcpus { vcpus, processors } => write!(
+                f,
+                "{vcpus} vCPUs (sockets × cores) but the node has {processors} logical CPUs: qemu-server refuses to start it (\"MAX {processors} vcpus allowed per VM on this node\")"
+            ),
+            Reason::QemuServerRefuses(why) => write!(f, "qemu-server refuses to start it here: {why}"),
+            Reason::MachineNewerThanQemu { machine, qemu } => write!(
+                f,
+                "the guest runs with machine version {machine}, newer than this node's QEMU {qemu}, which cannot run it"
             ),
             Reason::HyperVNeedsIntelVmx { flag } => write!(
                 f,

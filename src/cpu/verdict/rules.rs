@@ -15,6 +15,7 @@ use std::collections::BTreeSet;
 use crate::cpu::capability::{Capability, KvmModule, View};
 use crate::cpu::cpuconf::PhysBits;
 use crate::cpu::flags::{self, Enlightenment, VmFlag};
+use crate::cpu::launch::Guest;
 use crate::cpu::qemu_report::Accel;
 use crate::cpu::requirement::{GuestCpu, Requirement};
 
@@ -92,7 +93,9 @@ pub struct Findings {
 pub const RULES: &[Rule] = &[
     row("requirement-known", Under::Either, true, requirement_known),
     row("x86-vendor", Under::Either, true, x86_vendor),
+    row("qemu-server-start", Under::Either, true, qemu_server_start),
     row("kvm-available", Under::Kvm, true, kvm_available),
+    row("vcpus", Under::Either, false, vcpus),
     row("tcg-emulates", Under::Tcg, false, tcg_emulates),
     row("host-cpu-needs-kvm", Under::Tcg, false, host_cpu_needs_kvm),
     row("nested-virt-vendor", Under::Kvm, false, nested_virt_vendor),
@@ -116,6 +119,7 @@ pub const RULES: &[Rule] = &[
     source_row("phys-bits-host", phys_bits_host, phys_bits_host_differs),
     row("tcg-same-cpu", Under::Tcg, false, tcg_same_cpu_everywhere),
     row("hugepages-1g", Under::Either, false, hugepages_1g),
+    row("automatic-flags", Under::Kvm, false, automatic_flags),
 ];
 
 const fn row(
@@ -179,6 +183,50 @@ fn x86_vendor(case: &Case<'_>, found: &mut Findings) {
     }
 }
 
+/// What qemu-server's `config_to_command` refuses on the node whatever its
+/// CPU: for a start, the error [`crate::cpu::launch`] found building the
+/// command line there; for a live migration, a running machine version the
+/// target's QEMU is too old for (it must start the same machine).
+fn qemu_server_start(case: &Case<'_>, found: &mut Findings) {
+    match case.question {
+        Question::Start => {
+            if let Some(why) = &case.req.start_error {
+                found.reasons.push(Reason::QemuServerRefuses(why.clone()));
+            }
+        }
+        Question::Live { .. } => {
+            if let (Some(m), Some(q)) = (case.req.machine, case.target.qemu_version) {
+                if !q.at_least(m.major, m.minor) && q.micro < 90 {
+                    found.reasons.push(Reason::MachineNewerThanQemu {
+                        machine: m.to_string(),
+                        qemu: q.to_string(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// qemu-server starts no VM with more vCPUs than the node has logical
+/// CPUs (`config_to_command`: `die "MAX $allowed_vcpus vcpus allowed per
+/// VM on this node"` when sockets × cores exceeds `$cpuinfo->{cpus}`);
+/// the target of a live migration starts the same QEMU.
+fn vcpus(case: &Case<'_>, found: &mut Findings) {
+    if let Some(processors) = case.target.processors {
+        if case.req.vcpus > processors {
+            found.reasons.push(Reason::TooManyVcpus {
+                vcpus: case.req.vcpus,
+                processors,
+            });
+        }
+    }
+}
+
+/// What qemu-server added by itself, said where it matters.
+fn automatic_flags(case: &Case<'_>, found: &mut Findings) {
+    found.notes.extend(case.req.automatic.iter().cloned());
+}
+
 /// A KVM guest needs vmx or svm on the node: Proxmox VE refuses to start it
 /// otherwise ("KVM virtualisation configured, but not available").
 fn kvm_available(case: &Case<'_>, found: &mut Findings) {
@@ -190,10 +238,12 @@ fn kvm_available(case: &Case<'_>, found: &mut Findings) {
 /// A VM with `kvm: 0`: QEMU emulates its CPU with TCG. qemu-server gives it
 /// no `enforce` (`get_cpu_options`: only `$kvm` guests get it), so QEMU
 /// drops with a warning whatever TCG cannot emulate and starts.
-fn tcg_emulates(_: &Case<'_>, found: &mut Findings) {
-    found.notes.push(
-        "`kvm: 0`: the VM runs under TCG, QEMU's emulator, which needs no host CPU flag (features TCG cannot emulate are left out with a warning)".to_string(),
-    );
+fn tcg_emulates(case: &Case<'_>, found: &mut Findings) {
+    found.notes.push(match &case.req.guest {
+        Guest::Template => "a template: Proxmox VE starts it only for backups, minimised to `kvm: 0` (TCG, QEMU's emulator), which needs no host CPU flag".to_string(),
+        Guest::Emulated { arch } => format!("an emulated {arch} guest: QEMU's TCG emulates its CPU, which needs no host CPU flag"),
+        Guest::X86 => "`kvm: 0`: the VM runs under TCG, QEMU's emulator, which needs no host CPU flag (features TCG cannot emulate are left out with a warning)".to_string(),
+    });
 }
 
 /// QEMU refuses the `host` model without KVM (`host_cpu_realizefn`).
