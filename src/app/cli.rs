@@ -598,7 +598,13 @@ pub struct InspectArgs {
     #[command(flatten)]
     pub cache: CacheFileArgs,
 
-    /// This node's name in the cache [default: the short host name].
+    /// The Proxmox VE cluster file system, whose `.members` names this
+    /// node [default: /etc/pve].
+    #[arg(long, env = "PVE_CPUGUARD_PVE_DIR", value_name = "DIR")]
+    pub pve_dir: Option<PathBuf>,
+
+    /// This node's name in the cache [default: `.members` `nodename`, else
+    /// the short host name].
     #[arg(long, env = "PVE_CPUGUARD_NODE", value_name = "NAME")]
     pub node: Option<String>,
 

@@ -38,7 +38,8 @@ pub struct PveDirArg {
 /// `--node`.
 #[derive(Debug, Clone, Args)]
 pub struct NodeArg {
-    /// This node's name [default: the short host name].
+    /// This node's name [default: `.members` `nodename` under the cluster
+    /// file system, else the short host name].
     #[arg(long, env = "PVE_CPUGUARD_NODE", value_name = "NAME")]
     pub node: Option<String>,
 }

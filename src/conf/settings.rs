@@ -201,8 +201,8 @@ impl Settings {
             "/etc/pve".into(),
         ));
         Settings {
+            node: crate::pve::paths::local_node(args.node.as_deref(), pve.root()),
             pve,
-            node: crate::pve::paths::local_node(args.node.as_deref()),
             cpuinfo: args
                 .cpuinfo
                 .clone()

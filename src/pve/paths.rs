@@ -45,12 +45,22 @@ pub fn valid_node_name(name: &str) -> bool {
         && !name.starts_with('-')
 }
 
-/// The local node's name: `PVE_CPUGUARD_NODE`/`--node` if given, else the
-/// short host name (Proxmox node names are the host name up to the first dot).
+/// This node's name, one definition for every command: `PVE_CPUGUARD_NODE`
+/// / `--node` if given, else what pmxcfs calls it (`.members` `nodename`
+/// under `pve_dir`), else the short host name (Proxmox node names are the
+/// host name up to the first dot).
 #[must_use]
-pub fn local_node(given: Option<&str>) -> String {
+pub fn local_node(given: Option<&str>, pve_dir: &Path) -> String {
     if let Some(n) = given.filter(|n| !n.is_empty()) {
         return n.to_string();
+    }
+    if let Some(n) = crate::pve::members::read(&pve_dir.join(".members"))
+        .ok()
+        .flatten()
+        .and_then(|m| m.nodename)
+        .filter(|n| !n.is_empty())
+    {
+        return n;
     }
     crate::fsutil::read_to_string_raw("/proc/sys/kernel/hostname")
         .ok()
@@ -222,6 +232,26 @@ impl PveDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `scan` and `publish` named this node as pmxcfs does, `check` and the
+    /// hook by the host name: on a host whose name differs, `check` listed a
+    /// node that is not in the cluster. Now every command asks this.
+    #[test]
+    fn node_name_is_what_pmxcfs_calls_this_node() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(".members"),
+            r#"{"nodename": "pve-b", "version": 3}"#,
+        )
+        .unwrap();
+        assert_eq!(local_node(None, dir.path()), "pve-b");
+        assert_eq!(local_node(Some("given"), dir.path()), "given");
+        assert_eq!(local_node(Some(""), dir.path()), "pve-b");
+        // Without .members: the host name's first label.
+        let none = tempfile::tempdir().unwrap();
+        let host = local_node(None, none.path());
+        assert!(!host.is_empty() && !host.contains('.'), "{host}");
+    }
 
     #[test]
     fn vmids() {

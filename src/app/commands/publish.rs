@@ -20,7 +20,7 @@ use crate::cache::published::{self, MAX_SIZE};
 use crate::cache::{self, NodeRecord};
 use crate::conf::config::Config;
 use crate::error::{Error, ExitCode, Result};
-use crate::pve::{cluster, members, paths};
+use crate::pve::{cluster, paths};
 use crate::reach::kvm_probe::{self, ProbeOptions};
 use crate::reach::ssh::Answer;
 use crate::syslog::{self, Severity};
@@ -97,14 +97,7 @@ pub fn write_record(
 /// This node's name: `--node`, else `.members` `nodename` (what pmxcfs
 /// calls it), else the host name's first label.
 fn node_name(given: Option<&str>, pve_dir: &Path) -> Result<String> {
-    let name = match given.filter(|n| !n.is_empty()) {
-        Some(n) => n.to_string(),
-        None => members::read(&pve_dir.join(".members"))
-            .ok()
-            .flatten()
-            .and_then(|m| m.nodename)
-            .unwrap_or_else(|| paths::local_node(None)),
-    };
+    let name = paths::local_node(given, pve_dir);
     if !cluster::valid_name(&name) {
         return Err(Error::Usage(format!(
             "invalid node name '{}' (valid: letters, digits, '-', '.', '_')",
