@@ -37,6 +37,7 @@ const OPTIONS: &[(&str, &[&[&str]])] = &[
             "qemu",
             "cache",
             "config",
+            "pve-dir",
             "node",
             "probe-timeout",
         ]],
