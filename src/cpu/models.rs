@@ -174,3 +174,29 @@ pub fn proxmox_cpu_types() -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_added_from_libvirt_resolves_with_its_vendor_and_features() {
+        let Ok(ResolvedType::Model {
+            qemu_model,
+            vendor,
+            features,
+        }) = resolve("GraniteRapids-v4")
+        else {
+            panic!("GraniteRapids-v4 does not resolve");
+        };
+        assert_eq!(qemu_model, "GraniteRapids-v4");
+        assert_eq!(vendor.as_deref(), Some("GenuineIntel"));
+        // v4 is v3 plus CET (shadow stack and indirect branch tracking).
+        let Ok(ResolvedType::Model { features: v3, .. }) = resolve("GraniteRapids-v3") else {
+            panic!("GraniteRapids-v3 does not resolve");
+        };
+        let added: Vec<&str> = features.difference(&v3).map(String::as_str).collect();
+        assert_eq!(added, ["cet-ibt", "cet-ss"]);
+        assert!(v3.is_subset(&features));
+    }
+}

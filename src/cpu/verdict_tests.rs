@@ -401,3 +401,20 @@ fn host_cpu_with_a_vm_flag_the_node_lacks_starts_with_a_note() {
     let v = start(&req("Haswell-noTSX,flags=+pdpe1gb"), &no_pdpe1gb);
     assert_eq!(v.missing_flags(), ["pdpe1gb"]);
 }
+
+// Models newer than the embedded QEMU release, taken from libvirt's cpu_map.
+
+#[test]
+fn granite_rapids_v4_from_libvirt_is_judged_like_any_qemu_model() {
+    let r = req("GraniteRapids-v4");
+    // Cascade Lake has neither AMX nor CET indirect branch tracking.
+    let v = start(&r, &intel());
+    assert_eq!(v.outcome, Outcome::Incompatible, "{v:?}");
+    let missing = v.missing_flags();
+    for f in ["amx-tile", "cet-ibt"] {
+        assert!(missing.iter().any(|m| m == f), "{f} not in {missing:?}");
+    }
+    // Its CET flags are what it adds to v3: on v3 they are not asked for.
+    let v3 = start(&req("GraniteRapids-v3"), &intel());
+    assert!(!v3.missing_flags().iter().any(|m| m == "cet-ibt"), "{v3:?}");
+}
