@@ -11,6 +11,7 @@ mod harness;
 mod architecture;
 mod attach;
 mod audit;
+mod audit_equals_check;
 mod audit_html;
 mod auto_attach;
 mod cache;
