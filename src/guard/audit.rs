@@ -61,6 +61,9 @@ pub enum Finding {
     NoGuardHookscript(Option<String>),
     /// The VM's CPU cannot be judged at all.
     CannotJudge(String),
+    /// A `[PENDING]` change (applied at the next cold start) that its own
+    /// node cannot start: the VM runs now, and fails at its next start.
+    PendingCannotStart,
 }
 
 impl Finding {
@@ -73,16 +76,18 @@ impl Finding {
             Finding::HaCannotRecover(_) => "ha-cannot-recover",
             Finding::NoGuardHookscript(_) => "no-guard-hookscript",
             Finding::CannotJudge(_) => "cannot-judge",
+            Finding::PendingCannotStart => "pending-cannot-start",
         }
     }
 
     /// Every code, in a fixed order (metrics emit each one).
-    pub const CODES: [&'static str; 5] = [
+    pub const CODES: [&'static str; 6] = [
         "above-baseline",
         "host-cpu-in-mixed-cluster",
         "ha-cannot-recover",
         "no-guard-hookscript",
         "cannot-judge",
+        "pending-cannot-start",
     ];
 
     /// Whether the flag is about the VM's CPU (a missing hookscript is not
@@ -112,6 +117,8 @@ pub struct VmAudit {
     pub ha: bool,
     /// A template (started only for backups, under TCG).
     pub template: bool,
+    /// `[PENDING]` changes what its next cold start gives the guest.
+    pub pending_changes_cpu: bool,
     /// Why the config could not be read, if it could not.
     pub error: Option<String>,
     /// Index of its requirement.
@@ -256,6 +263,7 @@ pub fn run<'f>(
             hookscript: conf.and_then(|c| c.hookscript.clone()),
             ha: ha.get(&vm.vmid).is_some_and(HaVm::managed),
             template: conf.is_some_and(|c| c.template),
+            pending_changes_cpu: conf.is_some_and(VmConfig::has_cpu_relevant_pending),
             error,
             req,
             findings: Vec::new(),
@@ -421,6 +429,9 @@ impl Audit<'_> {
         }
         if !a.template && !a.hookscript.as_deref().is_some_and(is_guard_hookscript) {
             findings.push(Finding::NoGuardHookscript(a.hookscript.clone()));
+        }
+        if a.pending_changes_cpu && a.owner.is_some_and(|o| cannot_start.contains(&o)) {
+            findings.push(Finding::PendingCannotStart);
         }
         findings
     }
@@ -610,6 +621,51 @@ mod tests {
         let (by, risk) = audit.counts();
         assert_eq!(by["above-baseline"], 2);
         assert_eq!(risk, 4);
+    }
+
+    #[test]
+    fn pending_change_its_node_cannot_start_is_a_finding() {
+        let mut fleet = Fleet::default();
+        fleet.upsert(FleetNode::known(
+            "a",
+            cap("GenuineIntel", "x86-64-v3"),
+            Some(1),
+        ));
+        let hook = "hookscript: local:snippets/pve-cpuguard-hook\n";
+        let vms = vec![
+            vm(
+                100,
+                "a",
+                &format!("cpu: x86-64-v3\n{hook}[PENDING]\ncpu: x86-64-v4\n"),
+            ),
+            vm(
+                101,
+                "a",
+                &format!("cpu: x86-64-v3\n{hook}[PENDING]\ncpu: x86-64-v2-AES\n"),
+            ),
+            vm(
+                102,
+                "a",
+                &format!("cpu: x86-64-v3\n{hook}[PENDING]\nmemory: 2048\n"),
+            ),
+            vm(103, "a", "cpu: x86-64-v3\ntemplate: 1\n"),
+        ];
+        let audit = run(
+            &vms,
+            &CustomModels::default(),
+            &fleet,
+            &BTreeMap::new(),
+            Rules::default(),
+        );
+        let codes =
+            |i: usize| -> Vec<&str> { audit.vms[i].findings.iter().map(Finding::code).collect() };
+        assert_eq!(codes(0), ["above-baseline", "pending-cannot-start"]);
+        assert!(codes(1).is_empty());
+        assert!(codes(2).is_empty());
+        assert!(
+            codes(3).is_empty(),
+            "a template is not flagged for a hookscript"
+        );
     }
 
     #[test]

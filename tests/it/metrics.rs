@@ -73,6 +73,7 @@ pve_cpuguard_vms_flagged{flag="host-cpu-in-mixed-cluster"} 1
 pve_cpuguard_vms_flagged{flag="ha-cannot-recover"} 0
 pve_cpuguard_vms_flagged{flag="no-guard-hookscript"} 1
 pve_cpuguard_vms_flagged{flag="cannot-judge"} 0
+pve_cpuguard_vms_flagged{flag="pending-cannot-start"} 0
 # HELP pve_cpuguard_last_refusal_timestamp_seconds When the guard on this node last refused a start or migration (0: never).
 # TYPE pve_cpuguard_last_refusal_timestamp_seconds gauge
 "#;

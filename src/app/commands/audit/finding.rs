@@ -75,5 +75,9 @@ pub(super) fn finding_text(a: &Audit<'_>, v: &VmAudit, f: &Finding, cache: &WhyC
             v.vmid, v.node
         ),
         Finding::CannotJudge(why) => format!("cannot judge its CPU: {why}"),
+        Finding::PendingCannotStart => format!(
+            "a pending change (`[PENDING]`, applied at its next cold start) gives it CPU '{}', which its own node {} cannot start; revert it with `qm set {} --revert cpu` or fix the value",
+            v.cpu, v.node, v.vmid
+        ),
     }
 }
