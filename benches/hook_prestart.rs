@@ -76,7 +76,7 @@ fn fixture(threads: usize, usable: bool) -> (Cluster, PathBuf) {
     c.vm(
         100,
         "pve01",
-        "boot: order=scsi0\ncores: 4\ncpu: x86-64-v2-AES\nmemory: 8192\nname: bench\nostype: l26\n",
+        "boot: order=scsi0\ncores: 2\ncpu: x86-64-v2-AES\nmemory: 8192\nname: bench\nostype: l26\n",
     );
     (c, local_cpuinfo)
 }

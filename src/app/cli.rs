@@ -280,6 +280,15 @@ pub struct HookArgs {
     /// Hard deadline for the check; past it the policy decides.
     #[arg(long, env = "PVE_CPUGUARD_HOOK_DEADLINE", default_value = "10s", value_parser = config::duration_arg)]
     pub deadline: Duration,
+    /// Where Proxmox keeps the PID files of running VMs (`post-start`
+    /// records the running QEMU's -cpu from there).
+    #[arg(
+        long,
+        env = "PVE_CPUGUARD_RUN_DIR",
+        default_value = "/var/run/qemu-server",
+        value_name = "DIR"
+    )]
+    pub run_dir: PathBuf,
     #[command(flatten)]
     pub common: HookSettings,
 }

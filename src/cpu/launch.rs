@@ -54,6 +54,9 @@ pub struct VmSpec {
     pub args_cpu: Option<String>,
     /// `runningcpu:` of a hibernated VM, which it resumes with.
     pub runningcpu: Option<String>,
+    /// The `-cpu` its QEMU runs with now (read from the running process,
+    /// or recorded at its cold start): what a live migration moves.
+    pub qemu_cpu: Option<String>,
     /// `hugepages: 1024`.
     pub hugepages_1g: bool,
 }
@@ -105,6 +108,10 @@ pub struct VmSpecs<'a> {
     pub running: VmSpec,
     /// The cluster's custom CPU models.
     pub custom: &'a CustomModels,
+    /// Where the running guest was cold-started, when recorded: its CPU is
+    /// that node's (`host`, `max`, the vendor), whichever node it runs on
+    /// now.
+    pub cold_start: Option<String>,
 }
 
 impl VmSpecs<'_> {
@@ -139,7 +146,9 @@ impl VmSpecs<'_> {
             spec.cpu = Some(value.to_string());
             spec.args_cpu = None;
             spec.runningcpu = None;
+            spec.qemu_cpu = None;
         }
+        next.cold_start = None;
         next
     }
 }
@@ -225,7 +234,14 @@ pub fn launch(spec: &VmSpec, node: &StartNode<'_>, custom: &CustomModels) -> Lau
         ));
     }
 
-    let cpu_arg = match (&error, &spec.runningcpu, &spec.args_cpu) {
+    let cpu_arg = match (
+        &error,
+        spec.qemu_cpu.as_ref().or(spec.runningcpu.as_ref()),
+        &spec.args_cpu,
+    ) {
+        (Some(e), _, _) if spec.qemu_cpu.is_none() => Err(e.clone()),
+        // What a running QEMU was started with stands, whatever the node.
+        (_, Some(running), _) if spec.qemu_cpu.is_some() => Ok(running.clone()),
         (Some(e), _, _) => Err(e.clone()),
         // Resuming a hibernated VM forces its `runningcpu` (`vm_start`).
         (None, Some(running), _) => Ok(running.clone()),
@@ -263,7 +279,9 @@ pub fn launch(spec: &VmSpec, node: &StartNode<'_>, custom: &CustomModels) -> Lau
         // What QEMU finally takes: an `args:` `-cpu` comes later on the
         // command line and wins.
         cpu_arg: match (&spec.args_cpu, cpu_arg) {
-            (Some(args), Ok(_)) if spec.runningcpu.is_none() => Ok(args.clone()),
+            (Some(args), Ok(_)) if spec.runningcpu.is_none() && spec.qemu_cpu.is_none() => {
+                Ok(args.clone())
+            }
             (_, arg) => arg,
         },
         machine: machine.ok().map(|m| m.to_string()),
@@ -293,6 +311,14 @@ fn requirement_of(
             _ => "qemu64".into(),
         });
         r.cputype.clone_from(&r.cpu);
+        r
+    } else if let Some(running) = &spec.qemu_cpu {
+        // Messages say "CPU 'kvm64' (running: …)".
+        let mut r = requirement::from_qemu_cpu_arg(running);
+        r.cpu = spec
+            .cpu
+            .clone()
+            .unwrap_or_else(|| default_cpu_type("x86_64", kvm).into());
         r
     } else if let (Some(running), Ok(_)) = (&spec.runningcpu, cpu_arg) {
         let mut r = requirement::from_qemu_cpu_arg(running);

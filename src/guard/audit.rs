@@ -346,6 +346,7 @@ pub fn run<'f>(
                         next_start: specs[si].0.clone(),
                         running: specs[si].1.clone(),
                         custom,
+                        cold_start: None,
                     });
                     audit.suggest(specs.as_ref(), rules, &classes)
                 })

@@ -103,9 +103,12 @@ pub fn decide(
     rules: Rules,
 ) -> Decision {
     let source = movement.source();
+    // A running guest's CPU is that of the node it was cold-started on
+    // (recorded at its post-start), not of whichever node it runs on now.
+    let origin = specs.cold_start.as_deref().or(source);
     let mode = || match movement {
-        Movement::Live { source } => Question::Live {
-            source: fleet.capability(source),
+        Movement::Live { .. } => Question::Live {
+            source: origin.and_then(|o| fleet.capability(o)),
         },
         _ => Question::Start,
     };
@@ -120,6 +123,17 @@ pub fn decide(
     };
     let req = specs.requirement(&mode(), target_cap);
     let mut v = apply_rules(judge(specs, target_cap), rules, &mut warnings);
+    if let Movement::Live { source } = movement {
+        v.notes.push(match specs.cold_start.as_deref() {
+            Some(o) if o != source => format!(
+                "the guest was cold-started on {o}: its CPU is judged as that node gave it (it runs on {source} now)"
+            ),
+            Some(_) => format!("the guest was cold-started on {source}, where it runs now"),
+            None => format!(
+                "where the guest was cold-started is not recorded: its CPU is judged as {source}, where it runs now, gives it"
+            ),
+        });
+    }
 
     let allow = allows(&v, rules);
     if v.outcome == Outcome::Unknown {
@@ -526,6 +540,7 @@ mod tests {
             next_start: spec.clone(),
             running: spec,
             custom,
+            cold_start: None,
         }
     }
 

@@ -14,6 +14,7 @@ pub mod hook_files;
 pub mod members;
 pub mod paths;
 pub mod presence;
+pub mod running;
 pub mod section_config;
 pub mod storage;
 pub mod vmconf;

@@ -139,6 +139,7 @@ impl VmConfig {
                 None
             },
             hugepages_1g: self.hugepages_1g(),
+            qemu_cpu: None,
         }
     }
 

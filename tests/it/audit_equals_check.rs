@@ -152,6 +152,7 @@ proptest! {
                 next_start: conf.with_pending().launch_spec(),
                 running: conf.launch_spec(),
                 custom: &custom,
+                cold_start: None,
             };
             let label = VmLabel { vmid: vm.vmid.to_string(), name: None };
             for (n, target) in names.iter().enumerate() {

@@ -43,7 +43,10 @@ const OPTIONS: &[(&str, &[&[&str]])] = &[
         ]],
     ),
     ("why-not", &[HERE, &["cache"]]),
-    ("hook", &[HERE, DECIDE, &["deadline", "state-dir"]]),
+    (
+        "hook",
+        &[HERE, DECIDE, &["deadline", "run-dir", "state-dir"]],
+    ),
     (
         "migrate",
         &[

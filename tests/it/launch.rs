@@ -67,6 +67,7 @@ fn specs(text: &str) -> VmSpecs<'static> {
         next_start: c.with_pending().launch_spec(),
         running: c.launch_spec(),
         custom: &NONE,
+        cold_start: None,
     }
 }
 

@@ -40,6 +40,7 @@ mod package;
 mod parsers_never_panic;
 mod publish;
 mod recommendations;
+mod running_guest;
 mod same_story;
 mod scan;
 mod staleness;

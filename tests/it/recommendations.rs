@@ -44,6 +44,7 @@ fn vm_specs<'a>(cpu: &str, hugepages: bool, custom: &'a CustomModels) -> VmSpecs
         next_start: spec.clone(),
         running: spec,
         custom,
+        cold_start: None,
     }
 }
 

@@ -25,12 +25,15 @@ use crate::pve::paths::VmId;
 pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
     let vmid: VmId = args.vmid.parse().map_err(Error::Usage)?;
     let settings = Settings::resolve(&args.common)?;
-    let ctx = vm_context::load(&settings, vmid)?;
+    let mut ctx = vm_context::load(&settings, vmid)?;
     let live = match args.mode {
         CheckMode::Live => true,
         CheckMode::Start => false,
         CheckMode::Auto => ctx.owner == settings.node && vm_context::running(&args.run_dir, vmid),
     };
+    if live {
+        ctx.read_running(&settings, &args.run_dir);
+    }
     let targets: Vec<String> = if args.targets.is_empty() {
         ctx.fleet
             .nodes
@@ -111,6 +114,8 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
             "vmid": vmid.0,
             "cpu": ctx.cpu,
             "pending_cpu_change": ctx.pending_changes_cpu,
+            "running_cpu": ctx.running.qemu_cpu,
+            "cold_start_node": ctx.cold_start,
             "node": ctx.owner,
             "mode": if live { "live" } else { "start" },
             "allowed_nodes": allowed,
@@ -133,6 +138,9 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
             ctx.owner,
             if live { "live-migration" } else { "start" }
         );
+        if let Some(note) = &ctx.running_note {
+            let _ = writeln!(s, "  {note}");
+        }
         let view = |t: &str| {
             let n = ctx.fleet.get(t);
             let v = n.and_then(|n| n.view()).unwrap_or("none");

@@ -8,13 +8,14 @@
 //! Only `pre-start` can refuse. No network here: local /proc/cpuinfo plus
 //! the cache, under a hard deadline so a start can never hang on us.
 
-use crate::cpu::launch::VmSpecs;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::app::cli::HookArgs;
+use crate::app::commands::hook_running;
 use crate::conf::config::Policy;
 use crate::conf::settings::Settings;
+use crate::cpu::launch::VmSpecs;
 use crate::error::{Error, ExitCode, Result};
 use crate::guard::decision::{self as guard, Movement, Rules, VmLabel};
 use crate::guard::fleet;
@@ -63,6 +64,14 @@ pub fn run(args: &HookArgs) -> Result<ExitCode> {
     if phase != "pre-start" {
         if let Some(e) = problem {
             warn(vmid, phase, &format!("{e}; using the defaults"));
+        }
+        let recorded = match phase {
+            "post-start" => hook_running::post_start(&settings, &args.run_dir, vmid),
+            "post-stop" => hook_running::post_stop(&settings, vmid),
+            _ => None,
+        };
+        if let Some(w) = recorded {
+            warn(vmid, phase, &w);
         }
         return Ok(chain(&settings, vmid, phase));
     }
@@ -258,11 +267,18 @@ fn check(settings: &Settings, vmid: VmId) -> bool {
     }
     // An ordinary start runs after qemu-server applied `[PENDING]`; a live
     // migration's guest runs with the main section.
-    let specs = VmSpecs {
+    let mut specs = VmSpecs {
         next_start: vm.with_pending().launch_spec(),
         running: vm.launch_spec(),
         custom: &custom,
+        cold_start: None,
     };
+    // The running guest's exact CPU, as its source recorded it.
+    let mut record_warning = None;
+    if let Some(source) = migrated_from.as_deref() {
+        record_warning =
+            hook_running::apply_source_record(settings, vmid, source, &mut specs).err();
+    }
     let movement = match migrated_from.as_deref() {
         Some(source) => Movement::Live { source },
         None => Movement::Start,
@@ -275,7 +291,7 @@ fn check(settings: &Settings, vmid: VmId) -> bool {
         policy: settings.policy,
         vendor_change: settings.vendor_change,
     };
-    let d = guard::decide(
+    let mut d = guard::decide(
         &label,
         &specs,
         &settings.node,
@@ -284,6 +300,7 @@ fn check(settings: &Settings, vmid: VmId) -> bool {
         &fleet,
         rules,
     );
+    d.warnings.extend(record_warning);
 
     if d.allow {
         if !d.warnings.is_empty() {

@@ -34,7 +34,7 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
     }
     let (force, reason, qm_args) = own_options(args)?;
     let settings = Settings::resolve(&args.common)?;
-    let ctx = vm_context::load(&settings, vmid)?;
+    let mut ctx = vm_context::load(&settings, vmid)?;
     if ctx.owner != settings.node {
         return Err(Error::Usage(format!(
             "VM {vmid} is on node '{}', not on this node '{}'\nnote: `qm migrate` only works on the VM's own node: run this there",
@@ -61,6 +61,9 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
     }
     let wants_online = online(&qm_args);
     let live = wants_online && vm_context::running(&args.run_dir, vmid);
+    if live {
+        ctx.read_running(&settings, &args.run_dir);
+    }
     let movement = if live {
         Movement::Live {
             source: &settings.node,

@@ -9,6 +9,7 @@ pub mod check;
 pub mod generate;
 pub mod ha_rules;
 pub mod hook;
+pub mod hook_running;
 pub mod inspect;
 pub mod manual;
 pub mod metrics;

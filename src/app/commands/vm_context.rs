@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::guard::decision::{Rules, VmLabel};
 use crate::guard::fleet::{self, Fleet, FleetNode};
 use crate::pve::paths::VmId;
-use crate::pve::{custom_models, vmconf};
+use crate::pve::{custom_models, running, vmconf};
 
 /// One VM and its surroundings.
 pub struct VmContext {
@@ -30,6 +30,10 @@ pub struct VmContext {
     pub pending_changes_cpu: bool,
     /// The cluster's custom CPU models.
     pub custom: CustomModels,
+    /// Where the running guest was cold-started, when recorded.
+    pub cold_start: Option<String>,
+    /// What is known of the running guest's CPU, for messages.
+    pub running_note: Option<String>,
     /// Every node.
     pub fleet: Fleet,
     /// Policy rules.
@@ -75,6 +79,8 @@ pub fn load(settings: &Settings, vmid: VmId) -> Result<VmContext> {
         running: vm.launch_spec(),
         pending_changes_cpu: vm.has_cpu_relevant_pending(),
         custom,
+        cold_start: None,
+        running_note: None,
         fleet,
         rules: Rules {
             policy: settings.policy,
@@ -91,6 +97,47 @@ impl VmContext {
             next_start: self.next_start.clone(),
             running: self.running.clone(),
             custom: &self.custom,
+            cold_start: self.cold_start.clone(),
+        }
+    }
+
+    /// Takes in the CPU the running guest really has (issue 22): on the
+    /// node it runs on, its QEMU's command line (`/proc/PID/cmdline`, as
+    /// qemu-server reads it) and this node's record of its cold start;
+    /// elsewhere, the record its node keeps in /etc/pve.
+    pub fn read_running(&mut self, settings: &Settings, run_dir: &Path) {
+        let record = running::read(&settings.pve, &self.owner, self.vmid);
+        if self.owner == settings.node {
+            let Some((cpu, machine)) = running::running_cpu(run_dir, self.vmid) else {
+                return;
+            };
+            // This node's record tells where the same QEMU was cold-started.
+            self.cold_start = record
+                .ok()
+                .flatten()
+                .filter(|r| r.cpu == cpu)
+                .map(|r| r.cold_start_node);
+            self.running_note = Some(format!("runs with -cpu {cpu} (read from its QEMU process)"));
+            self.running.qemu_cpu = Some(cpu);
+            if machine.is_some() {
+                self.running.machine = machine;
+            }
+            return;
+        }
+        match record {
+            Ok(Some(rec)) => {
+                self.running_note = Some(format!(
+                    "runs with -cpu {} (recorded by {}; cold-started on {})",
+                    rec.cpu, self.owner, rec.cold_start_node
+                ));
+                self.running.qemu_cpu = Some(rec.cpu);
+                if rec.machine.is_some() {
+                    self.running.machine = rec.machine;
+                }
+                self.cold_start = Some(rec.cold_start_node);
+            }
+            Ok(None) => {}
+            Err(e) => self.running_note = Some(format!("its running CPU is not known: {e}")),
         }
     }
 }
