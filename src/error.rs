@@ -201,6 +201,32 @@ impl Error {
     }
 }
 
+/// How many characters of an outside value an error message quotes: a
+/// value of any length must not make the message (or a terminal line)
+/// as long as itself.
+pub const QUOTE_MAX: usize = 80;
+
+/// `value` as an error message quotes it: control characters escaped (a
+/// value must never move the cursor or change colours on the reader's
+/// terminal), at most [`QUOTE_MAX`] characters, then `…`. Linear in the
+/// quoted part only, whatever the value's length.
+#[must_use]
+pub fn quoted(value: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in value.chars().enumerate() {
+        if i == QUOTE_MAX {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -296,6 +322,17 @@ mod tests {
 
     /// The messages as the hand-written `Display` impls printed them
     /// before the derive (tests and docs quote them), and the sources.
+    #[test]
+    fn quoted_values_are_capped_and_escaped() {
+        assert_eq!(quoted("x86-64-v3"), "x86-64-v3");
+        assert_eq!(quoted("a\x1b[31mb\n"), "a\\u{1b}[31mb\\n");
+        let long = "y".repeat(70_000);
+        let q = quoted(&long);
+        assert_eq!(q.chars().count(), QUOTE_MAX + 1);
+        assert!(q.ends_with('…'));
+        assert_eq!(quoted(&"z".repeat(QUOTE_MAX)), "z".repeat(QUOTE_MAX));
+    }
+
     #[test]
     fn messages_and_sources() {
         let node = NodeFailure {

@@ -1,8 +1,11 @@
 //! The `pve-cpuguard` binary: parse arguments, run, map errors to exit codes.
 
 fn main() {
-    let cli: pve_cpuguard::app::cli::Cli = pve_cpuguard::app::usage::parse();
-    let code = match pve_cpuguard::run(&cli) {
+    let (mut cli, env_problems) =
+        pve_cpuguard::app::usage::parse_lenient::<pve_cpuguard::app::cli::Cli>();
+    let code = match pve_cpuguard::app::take_env_problems(&mut cli, env_problems)
+        .and_then(|()| pve_cpuguard::run(&cli))
+    {
         Ok(code) => code,
         Err(e) => {
             anstream::eprintln!(

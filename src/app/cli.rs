@@ -278,10 +278,16 @@ pub struct HookArgs {
     /// Phase: pre-start, post-start, pre-stop, post-stop (only pre-start checks).
     pub phase: String,
     /// Hard deadline for the check; past it the policy decides.
-    #[arg(long, env = "PVE_CPUGUARD_HOOK_DEADLINE", default_value = "10s", value_parser = config::duration_arg)]
+    #[arg(long, env = "PVE_CPUGUARD_HOOK_DEADLINE", default_value = "10s", value_parser = config::deadline_arg)]
     pub deadline: Duration,
     #[command(flatten)]
     pub common: HookSettings,
+    /// `PVE_CPUGUARD_*` variables whose values were invalid and so left
+    /// out (filled in by the binaries after parsing, see
+    /// [`crate::app::usage::parse_lenient`]): for the hook, input problems
+    /// like any other, judged by the policy.
+    #[arg(skip)]
+    pub env_problems: Vec<crate::app::usage::EnvProblem>,
 }
 
 /// Arguments of `migrate`.

@@ -284,7 +284,10 @@ pub fn timeout_arg(value: &str) -> std::result::Result<Duration, String> {
         (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs.min(3601.0)))
     });
     d.filter(|d| !d.is_zero() && d.as_secs_f64() <= 3600.0)
-        .ok_or_else(|| format!("invalid timeout '{value}' (valid: seconds such as 10 or 2.5, or 10s, 1m; at most 1h)"))
+        // clap quotes the value itself, so the message does not repeat it.
+        .ok_or_else(|| {
+            "invalid timeout (valid: seconds such as 10 or 2.5, or 10s, 1m; at most 1h)".to_string()
+        })
 }
 
 /// Parses a duration for clap (`--timeout 10s`).
@@ -292,8 +295,23 @@ pub fn timeout_arg(value: &str) -> std::result::Result<Duration, String> {
 /// # Errors
 /// A message naming the valid forms.
 pub fn duration_arg(value: &str) -> std::result::Result<Duration, String> {
+    // clap quotes the value itself, so the message does not repeat it.
+    parse_duration(value).ok_or_else(|| "invalid duration (valid: 10, 10s, 2m, 1h, 1d)".to_string())
+}
+
+/// Parses the hook's deadline for clap: a [`duration_arg`] that is not
+/// zero (a zero deadline would expire before the first file is read, so
+/// no start would ever be checked).
+///
+/// # Errors
+/// A message naming the valid forms.
+pub fn deadline_arg(value: &str) -> std::result::Result<Duration, String> {
+    duration_arg(value)?;
     parse_duration(value)
-        .ok_or_else(|| format!("invalid duration '{value}' (valid: 10, 10s, 2m, 1h, 1d)"))
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            "invalid deadline (valid: 1 second or more, such as 10, 10s, 1m)".to_string()
+        })
 }
 
 #[cfg(test)]

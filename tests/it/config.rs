@@ -181,11 +181,12 @@ fn invalid_values_name_file_line_and_valid_values() {
         .env("PVE_CPUGUARD_POLICY", "lax")
         .run()
         .code(2)
-        .stderr_has("[possible values: default, strict]");
+        .stderr_has("environment variable PVE_CPUGUARD_POLICY: invalid value 'lax' (valid: default, strict)");
     c.on("pve1", &["audit", "--cache-max-age", "soon"])
         .run()
         .code(2)
-        .stderr_has("invalid duration 'soon' (valid: 10, 10s, 2m, 1h, 1d)");
+        .stderr_has("invalid value 'soon' for '--cache-max-age")
+        .stderr_has("invalid duration (valid: 10, 10s, 2m, 1h, 1d)");
 }
 
 /// The shipped file documents every key and parses, as shipped and with

@@ -17,6 +17,7 @@ mod cache;
 mod completions;
 mod config;
 mod coverage;
+mod env_vars;
 mod faults;
 mod faults_cli;
 mod guard;

@@ -59,15 +59,27 @@ pub fn run(args: &HookArgs) -> Result<ExitCode> {
     if settings.policy != early {
         arm_deadline(args.deadline, settings.policy, vmid, phase, false);
     }
+    // A variable with an invalid value (left out by the parse: its option
+    // took the flag, file or default) is an input problem like an
+    // unreadable configuration file: the policy judges it, it never fails
+    // a start on its own.
+    let mut problems: Vec<String> = args
+        .env_problems
+        .iter()
+        .map(|p| format!("{p}; the variable is ignored"))
+        .collect();
     if phase != "pre-start" {
-        if let Some(e) = problem {
-            warn(vmid, phase, &format!("{e}; using the defaults"));
+        problems.extend(problem.map(|e| format!("{e}; using the defaults")));
+        for p in &problems {
+            warn(vmid, phase, p);
         }
         return Ok(chain(&settings, vmid, phase));
     }
-    let allowed = match problem {
-        Some(e) => unknown(&settings, vmid, &e.to_string()),
-        None => check(&settings, vmid),
+    problems.extend(problem.map(|e| e.to_string()));
+    let allowed = if problems.is_empty() {
+        check(&settings, vmid)
+    } else {
+        unknown(&settings, vmid, &problems.join("; "))
     };
     if !allowed {
         return Ok(ExitCode::Refused);
