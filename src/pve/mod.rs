@@ -1,5 +1,6 @@
 //! Proxmox VE's own files, parsed: corosync.conf, `.members`, VM configs,
-//! storage.cfg, HA resources, custom CPU models, and where they live.
+//! storage.cfg, HA resources, custom CPU models, and where they live; and
+//! `qm migrate`'s options, read with qm's own grammar.
 //!
 //! Rule: may use the CPU core and read files; never the network, processes,
 //! the cache or the guard. Parsers take text and name the file and line of
@@ -14,6 +15,7 @@ pub mod hook_files;
 pub mod members;
 pub mod paths;
 pub mod presence;
+pub mod qm_options;
 pub mod section_config;
 pub mod storage;
 pub mod vmconf;

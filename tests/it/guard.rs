@@ -496,6 +496,60 @@ fn migrate_live_rules_apply_only_to_a_running_vm_with_online() {
     assert!(qm.calls().is_empty());
 }
 
+/// `qm` reads its options with Getopt::Long and PVE's `parse_boolean`
+/// (issue 21, item 2): every spelling it takes for a live migration is
+/// judged as one, and what it cannot read is refused before it runs.
+#[test]
+fn migrate_reads_online_as_qm_does() {
+    let c = cluster();
+    let qm = fake_qm(&c);
+    // VM 105 (kvm64) runs on Intel pve1; live to AMD pve3 is a vendor
+    // change, offline it may go.
+    std::fs::create_dir_all(c.path("run")).unwrap();
+    std::fs::write(c.path("run/105.pid"), format!("{}\n", std::process::id())).unwrap();
+    for live in [
+        &["--online", "TRUE"][..],
+        &["--ONLINE"],
+        &["--onl"],
+        &["--online=Yes"],
+        &["-online", "on", "--with-local-disks"],
+        &["--with-local-disks", "--Online="],
+    ] {
+        let args: Vec<&str> = ["105", "pve3"].iter().chain(live).copied().collect();
+        migrate(&c, &qm, "pve1", &args)
+            .code(1)
+            .stderr_has("live migration pve1 -> pve3")
+            .stderr_has("vendor change");
+        assert!(qm.calls().is_empty(), "{live:?}: qm must not run");
+    }
+    for offline in [
+        &["--online", "0"][..],
+        &["--online=No"],
+        &["--ONLINE", "off"],
+        &["--migration_network", "--online"],
+    ] {
+        let args: Vec<&str> = ["105", "pve3"].iter().chain(offline).copied().collect();
+        migrate(&c, &qm, "pve1", &args).code(0);
+        let want: Vec<&str> = ["migrate"].iter().chain(&args).copied().collect();
+        assert_eq!(qm.calls(), [argv(&want)], "{offline:?}");
+        qm.clear();
+    }
+    for (bad, why) in [
+        (&["--online", "maybe"][..], "option --online: 'maybe' is not a boolean"),
+        (&["--with"], "option 'with' is ambiguous for `qm migrate`: it abbreviates --with-conntrack-state, --with-local-disks"),
+        (&["--migration", "x"], "is ambiguous"),
+        (&["--live"], "unknown option 'live'"),
+        (&["--bwlimit"], "option --bwlimit needs a value"),
+    ] {
+        let args: Vec<&str> = ["105", "pve3"].iter().chain(bad).copied().collect();
+        migrate(&c, &qm, "pve1", &args)
+            .code(2)
+            .stderr_has(why)
+            .stderr_has("\nnote: ");
+        assert!(qm.calls().is_empty(), "{bad:?}: qm must not run");
+    }
+}
+
 #[test]
 fn migrate_force_unsafe_needs_a_reason_and_runs_qm() {
     let c = cluster();
