@@ -416,6 +416,78 @@ fn chained_hookscript_runs_after_an_allow_and_its_exit_code_counts() {
     );
 }
 
+/// Issue 21, item 3: `PVE_CPUGUARD_CHAINED` ends only the guard's own
+/// re-entry (same VM, same phase, a descendant of the guard that set it);
+/// inherited by whatever the chained script starts, or set by anyone
+/// else, it switches nothing off.
+#[test]
+fn the_chaining_guard_matches_only_its_own_reentry() {
+    let c = cluster();
+    let hook_bin = harness::hook_binary();
+    let log = c.path("chain.log");
+    let chain = |line: &str| {
+        std::fs::create_dir_all(c.pve().join("pve-cpuguard")).unwrap();
+        std::fs::write(c.pve().join("pve-cpuguard/chain.conf"), line).unwrap();
+    };
+    // A wrapper chained behind the guard that runs the guard again (as a
+    // child, not exec): the loop ends at the first re-entry. The script
+    // stops itself after 3 rounds so that a broken guard fails the test
+    // instead of hanging it.
+    script(
+        &c.path("loop.sh"),
+        &format!(
+            "#!/bin/sh\necho \"$1 $2\" >> {log}\n[ $(wc -l < {log}) -gt 3 ] && exit 99\n{bin} \"$1\" \"$2\"\n",
+            log = log.display(),
+            bin = hook_bin.display()
+        ),
+    );
+    chain(&format!("100 {}\n", c.path("loop.sh").display()));
+    hook(&c, 100, "pve1", "pve4").code(0);
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "100 pre-start\n");
+    std::fs::remove_file(&log).unwrap();
+
+    // VM 100's chained script starts the guard for VM 101 as if on pve2
+    // (Haswell), where 101's `cpu: host` from Skylake-SP is refused, and
+    // then the guard for another phase of VM 100: the inherited variable
+    // must switch neither off.
+    script(
+        &c.path("other.sh"),
+        &format!(
+            "#!/bin/sh\nPVE_CPUGUARD_NODE=pve2 PVE_CPUGUARD_CPUINFO={cpuinfo} {bin} 101 pre-start\necho \"101 on pve2: $?\" >> {log}\n{bin} \"$1\" post-start\necho \"post-start: $?\" >> {log}\n",
+            cpuinfo = harness::cpuinfo("archspec-linux-rhel7-haswell").display(),
+            bin = hook_bin.display(),
+            log = log.display()
+        ),
+    );
+    chain(&format!("100 {}\n", c.path("other.sh").display()));
+    hook(&c, 100, "pve1", "pve4").code(0);
+    let text = std::fs::read_to_string(&log).unwrap();
+    // The guard on "pve2" refused (exit 1) although it inherited the
+    // variable.
+    assert!(text.starts_with("101 on pve2: 1\n"), "{text}");
+    // Another phase of the same VM is no re-entry either: it ran the chain
+    // (other.sh again, which logged) instead of ending at once.
+    assert!(text.contains("post-start: "), "{text}");
+    assert_eq!(text.matches("101 on pve2: 1").count(), 2, "{text}");
+
+    // Set from outside, by anyone: no value switches the check off.
+    chain("");
+    for value in [
+        "",
+        "1",
+        "100 pre-start",
+        "100 pre-start 999999999 0",
+        "100 pre-start 1 0",
+    ] {
+        c.on("pve2", &["hook", "100", "pre-start"])
+            .env("PVE_MIGRATED_FROM", "pve1")
+            .env("PVE_CPUGUARD_CHAINED", value)
+            .run()
+            .code(1)
+            .stderr_has("refused");
+    }
+}
+
 #[test]
 fn refusals_go_to_the_system_log() {
     let c = cluster();

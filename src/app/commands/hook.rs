@@ -24,10 +24,6 @@ use crate::syslog::{self, Severity};
 /// The phases Proxmox calls hookscripts with.
 const PHASES: [&str; 4] = ["pre-start", "post-start", "pre-stop", "post-stop"];
 
-/// Set for a chained hookscript, so a chain that points back at the guard
-/// cannot loop.
-const CHAINED: &str = "PVE_CPUGUARD_CHAINED";
-
 /// How long recording a refusal (journal, state file under its lock) may
 /// take once the answer is fixed; past it the process exits with the
 /// refusal anyway.
@@ -46,7 +42,13 @@ const RECORD_BUDGET: Duration = Duration::from_secs(2);
 /// Only for invalid arguments; every other failure becomes
 /// allow-with-warning or refusal according to the policy.
 pub fn run(args: &HookArgs) -> Result<ExitCode> {
-    if std::env::var_os(CHAINED).is_some() || !PHASES.contains(&args.phase.as_str()) {
+    // Only the guard's own re-entry through its chained hookscript ends
+    // here; the variable, inherited by whatever that script starts, never
+    // switches the guard off for another VM or phase (see
+    // `guard::chain::is_reentry`).
+    let reentry = std::env::var(crate::guard::chain::REENTRY_VAR)
+        .is_ok_and(|v| crate::guard::chain::is_reentry(&v, &args.vmid, &args.phase));
+    if reentry || !PHASES.contains(&args.phase.as_str()) {
         return Ok(ExitCode::Ok);
     }
     let vmid: VmId = args.vmid.parse().map_err(Error::Usage)?;
@@ -332,7 +334,10 @@ fn chain(settings: &Settings, vmid: VmId, phase: &str) -> ExitCode {
     let status = match std::process::Command::new(&script)
         .arg(vmid.to_string())
         .arg(phase)
-        .env(CHAINED, "1")
+        .env(
+            crate::guard::chain::REENTRY_VAR,
+            crate::guard::chain::reentry_value(vmid, phase),
+        )
         .status()
     {
         Ok(status) => status,
