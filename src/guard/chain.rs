@@ -37,6 +37,9 @@ pub fn file(pve_root: &Path) -> PathBuf {
 /// Malformed lines, naming the file and line.
 pub fn parse(text: &str, origin: &Path) -> Result<BTreeMap<VmId, Entry>> {
     let mut out = BTreeMap::new();
+    // The line each VM was listed on: a second line for one VM is an
+    // error naming both, never a silent choice of one.
+    let mut seen: BTreeMap<VmId, usize> = BTreeMap::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -53,6 +56,17 @@ pub fn parse(text: &str, origin: &Path) -> Result<BTreeMap<VmId, Entry>> {
             ));
         };
         let vmid: VmId = id.parse().map_err(|e| Error::parse(origin, i + 1, e))?;
+        if let Some(first) = seen.insert(vmid, i + 1) {
+            return Err(Error::parse(
+                origin,
+                i + 1,
+                format!(
+                    "VM {vmid} is listed twice, on lines {first} and {}: which hookscript \
+                     runs would be a guess\nnote: keep one of the two lines",
+                    i + 1
+                ),
+            ));
+        }
         let path = PathBuf::from(path);
         if !path.is_absolute() {
             return Err(Error::parse(
@@ -302,6 +316,16 @@ mod tests {
         assert!(e.to_string().starts_with("c:2: expected"));
         let e = parse("abc /x\n", Path::new("c")).unwrap_err();
         assert!(e.to_string().contains("invalid VMID"));
+    }
+
+    #[test]
+    fn two_chain_lines_for_one_vm_are_an_error_naming_both() {
+        let e = parse("100 /a\n101 /b\n# c\n100 /c\n", Path::new("chain.conf")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "chain.conf:4: VM 100 is listed twice, on lines 1 and 4: which hookscript runs \
+             would be a guess\nnote: keep one of the two lines"
+        );
     }
 
     #[test]

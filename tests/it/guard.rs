@@ -488,6 +488,79 @@ fn the_chaining_guard_matches_only_its_own_reentry() {
     }
 }
 
+/// Issue 21, item 4: Proxmox VE fails a start whose hookscript is missing
+/// (and only warns in other phases); the administrator's own hookscript,
+/// chained behind the guard, gets the same, and the message says that the
+/// CPU was checked.
+#[test]
+fn a_missing_chained_hookscript_fails_the_start_as_proxmox_does() {
+    let c = cluster();
+    std::fs::create_dir_all(c.pve().join("pve-cpuguard")).unwrap();
+    let gone = c.path("gone.pl");
+    let not_exec = c.path("not-exec.pl");
+    std::fs::write(&not_exec, "#!/bin/sh\nexit 0\n").unwrap();
+    for (script, why) in [(&gone, "does not exist"), (&not_exec, "is not executable")] {
+        std::fs::write(
+            c.pve().join("pve-cpuguard/chain.conf"),
+            format!("100 {}\n", script.display()),
+        )
+        .unwrap();
+        // Allowed by the CPU check (pve1 -> pve4), under either policy.
+        for policy in ["default", "strict"] {
+            let done = c
+                .on("pve4", &["hook", "100", "pre-start"])
+                .env("PVE_MIGRATED_FROM", "pve1")
+                .env("PVE_CPUGUARD_POLICY", policy)
+                .run()
+                .code(1);
+            done.stderr_has(&format!(
+                "VM 100 pre-start: the CPU check allowed the start, but the chained hookscript {} {why}: refused",
+                script.display()
+            ))
+            .stderr_has("note: restore the script")
+            .stderr_lacks("cannot check the CPU")
+            .stderr_lacks("unchecked");
+            assert!(
+                done.stdout.starts_with("QEMU: pve-cpuguard: "),
+                "{}",
+                done.stdout
+            );
+        }
+        for phase in ["post-start", "pre-stop", "post-stop"] {
+            c.on("pve4", &["hook", "100", phase])
+                .run()
+                .code(0)
+                .stderr_has(&format!("warning: VM 100 {phase}: the chained hookscript"))
+                .stderr_has(why);
+        }
+    }
+}
+
+/// Issue 21, item 4: two lines for one VM in chain.conf name both lines.
+#[test]
+fn two_chain_lines_for_one_vm_are_an_error_naming_both() {
+    let c = cluster();
+    std::fs::create_dir_all(c.pve().join("pve-cpuguard")).unwrap();
+    let chain = c.pve().join("pve-cpuguard/chain.conf");
+    std::fs::write(&chain, "100 /a.pl\n100 /b.pl\n").unwrap();
+    let done = c
+        .on("pve4", &["hook", "100", "pre-start"])
+        .env("PVE_MIGRATED_FROM", "pve1")
+        .run()
+        .code(0);
+    done.stderr_has(&format!(
+        "the CPU check allowed the start, but its chained hookscript cannot be looked up: {}:2: VM 100 is listed twice, on lines 1 and 2",
+        chain.display()
+    ))
+    .stderr_has("allowed without it (policy default)");
+    c.on("pve4", &["hook", "100", "pre-start"])
+        .env("PVE_MIGRATED_FROM", "pve1")
+        .env("PVE_CPUGUARD_POLICY", "strict")
+        .run()
+        .code(1)
+        .stderr_has("listed twice");
+}
+
 #[test]
 fn refusals_go_to_the_system_log() {
     let c = cluster();

@@ -166,13 +166,24 @@ fn warn(vmid: VmId, phase: &str, why: &str) {
 /// The check cannot be made (an input cannot be read or trusted): the
 /// policy decides. `true` when the start may go ahead.
 fn unknown(settings: &Settings, vmid: VmId, why: &str) -> bool {
+    judged(
+        settings,
+        vmid,
+        &format!("cannot check the CPU: {why}"),
+        "allowed unchecked",
+    )
+}
+
+/// An input problem the policy judges, `what` saying which and `allowed`
+/// how the start goes ahead under the default policy: `true` when it may.
+fn judged(settings: &Settings, vmid: VmId, what: &str, allowed: &str) -> bool {
     let strict = settings.policy == Policy::Strict;
     let msg = format!(
-        "VM {vmid}: cannot check the CPU: {why}; {}",
+        "VM {vmid}: {what}; {}",
         if strict {
-            "refused (policy strict)"
+            "refused (policy strict)".to_string()
         } else {
-            "allowed unchecked (policy default)"
+            format!("{allowed} (policy default)")
         }
     );
     if strict {
@@ -307,7 +318,9 @@ fn check(settings: &Settings, vmid: VmId) -> bool {
 fn chain(settings: &Settings, vmid: VmId, phase: &str) -> ExitCode {
     let input_failed = |why: String| -> ExitCode {
         if phase == "pre-start" {
-            if unknown(settings, vmid, &why) {
+            // The CPU check is done; what is unknown is the chain.
+            let what = format!("the CPU check allowed the start, but {why}");
+            if judged(settings, vmid, &what, "allowed without it") {
                 ExitCode::Ok
             } else {
                 ExitCode::Refused
@@ -327,10 +340,61 @@ fn chain(settings: &Settings, vmid: VmId, phase: &str) -> ExitCode {
             crate::app::deadline::disarm();
             return ExitCode::Ok;
         }
-        Err(e) => return input_failed(format!("cannot look up the chained hookscript: {e}")),
+        Err(e) => return input_failed(format!("its chained hookscript cannot be looked up: {e}")),
     };
     // The chained hookscript's time is its own.
     crate::app::deadline::disarm();
+    // Proxmox VE checks a hookscript before running it and fails the start
+    // (`pre-start` only; other phases warn) when it is missing or not
+    // executable, or cannot be run (qemu-server
+    // `PVE::GuestHelpers::check_hookscript` and `exec_hookscript` with
+    // `stop_on_error` in pre-start). The administrator's own hookscript,
+    // chained behind the guard, gets the same: our check is done and says
+    // nothing about it.
+    let missing = |why: String| -> ExitCode {
+        let msg = format!(
+            "VM {vmid} {phase}: the CPU check {}, but the chained hookscript {} {why}",
+            if phase == "pre-start" {
+                "allowed the start"
+            } else {
+                "was not needed"
+            },
+            script.display()
+        );
+        if phase == "pre-start" {
+            let msg = format!(
+                "{msg}: refused, as Proxmox VE refuses a start whose hookscript it cannot run"
+            );
+            eprintln!(
+                "pve-cpuguard: {msg}\n  note: restore the script, or change the VM's line in {} \
+                 (`pve-cpuguard detach {vmid}` puts its own hookscript back)",
+                crate::guard::chain::file(settings.pve.root()).display()
+            );
+            println!("QEMU: pve-cpuguard: {msg}");
+            syslog::log(Severity::Err, &msg);
+            ExitCode::Refused
+        } else {
+            warn(
+                vmid,
+                phase,
+                &format!("the chained hookscript {} {why}; not run", script.display()),
+            );
+            ExitCode::Ok
+        }
+    };
+    match std::fs::metadata(&script) {
+        Ok(m) if m.is_file() => {
+            use std::os::unix::fs::PermissionsExt;
+            if m.permissions().mode() & 0o111 == 0 {
+                return missing("is not executable".into());
+            }
+        }
+        Ok(_) => return missing("is not a regular file".into()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return missing("does not exist".into())
+        }
+        Err(e) => return missing(format!("cannot be read: {e}")),
+    }
     let status = match std::process::Command::new(&script)
         .arg(vmid.to_string())
         .arg(phase)
@@ -341,12 +405,7 @@ fn chain(settings: &Settings, vmid: VmId, phase: &str) -> ExitCode {
         .status()
     {
         Ok(status) => status,
-        Err(e) => {
-            return input_failed(format!(
-                "cannot run the chained hookscript {}: {e}",
-                script.display()
-            ))
-        }
+        Err(e) => return missing(format!("cannot be run: {e}")),
     };
     // Its exit code counts: pass it through (a signal counts as failure).
     match status.code() {
