@@ -78,8 +78,10 @@ pub fn write_record(
         return Err(PublishError::TooBig(bytes.len()));
     }
     let path = published::path(pve_dir, node);
-    let classify = |(p, e): (PathBuf, std::io::Error)| match e.raw_os_error() {
-        Some(libc::EACCES | libc::EROFS | libc::EPERM) => {
+    // By kind, not errno: the temporary file's creation error comes
+    // wrapped (with its path) by the tempfile crate, without an errno.
+    let classify = |(p, e): (PathBuf, std::io::Error)| match e.kind() {
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
             PublishError::ReadOnly { path: p, source: e }
         }
         _ => PublishError::Io { path: p, source: e },
