@@ -385,11 +385,7 @@ impl CacheFileArgs {
     /// # Errors
     /// An invalid configuration file.
     pub fn resolve(&self) -> crate::error::Result<(config::Config, PathBuf)> {
-        let path = self
-            .config
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
-        let conf = config::Config::load(&path)?;
+        let conf = config::Config::load_given(self.config.as_deref())?;
         let cache = config::Config::pick(
             self.cache.clone(),
             conf.cache.as_ref(),

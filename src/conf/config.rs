@@ -141,18 +141,55 @@ pub const KEYS: &[(&str, &str)] = &[
 ];
 
 impl Config {
-    /// Reads the file; a missing file gives an empty configuration.
+    /// Reads the file; a missing file gives an empty configuration (only
+    /// right for the default path: see [`Config::load_given`]), and so
+    /// does `/dev/null` (the usual way to say "no configuration file").
     ///
     /// # Errors
     /// Unreadable files and invalid lines (naming file, line and valid values).
     pub fn load(path: &Path) -> Result<Config> {
+        Config::read(path, false)
+    }
+
+    /// Reads the configuration file `given` by `--config` or
+    /// `PVE_CPUGUARD_CONFIG`, else the default one. Only the default may be
+    /// absent (a fresh install without the package's file): a file the
+    /// user named and that is not there is a mistake (a typo, a wrong
+    /// directory), and silently running with defaults would hide it.
+    ///
+    /// # Errors
+    /// As [`Config::load`], and a given file that does not exist.
+    pub fn load_given(given: Option<&Path>) -> Result<Config> {
+        match given {
+            Some(path) => Config::read(path, true),
+            None => Config::read(Path::new(DEFAULT_PATH), false),
+        }
+    }
+
+    fn read(path: &Path, must_exist: bool) -> Result<Config> {
+        let empty = || Config {
+            path: path.to_path_buf(),
+            ..Config::default()
+        };
+        if is_dev_null(path) {
+            return Ok(empty());
+        }
         match crate::fsutil::read_text_optional(path)? {
             Some(text) => Config::parse(&text, path),
-            None => Ok(Config {
-                path: path.to_path_buf(),
-                ..Config::default()
-            }),
+            None if must_exist => Err(Error::Config(format!(
+                "configuration file {}: no such file\nnote: correct --config or \
+                 PVE_CPUGUARD_CONFIG (only the default {DEFAULT_PATH} may be absent; /dev/null \
+                 means none)",
+                path.display()
+            ))),
+            None => Ok(empty()),
         }
+    }
+
+    /// The path [`Config::load_given`] reads.
+    #[must_use]
+    pub fn path_given(given: Option<&Path>) -> PathBuf {
+        given.map_or_else(|| PathBuf::from(DEFAULT_PATH), Path::to_path_buf)
     }
 
     /// Parses the file's text.
@@ -253,6 +290,17 @@ impl Config {
 
 fn enum_value<T: clap::ValueEnum>(value: &str) -> Option<T> {
     T::from_str(value, false).ok()
+}
+
+/// Whether `path` is the null device (whatever its name): reading it
+/// gives nothing, so as a configuration it is an empty one. The device is
+/// recognised by its numbers (1, 3: Linux `Documentation/admin-guide/
+/// devices.txt`), never opened.
+fn is_dev_null(path: &Path) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    std::fs::metadata(path).is_ok_and(|m| {
+        m.file_type().is_char_device() && libc::major(m.rdev()) == 1 && libc::minor(m.rdev()) == 3
+    })
 }
 
 /// `90`, `90s`, `15m`, `2h`, `1d` → a duration (plain numbers are seconds).

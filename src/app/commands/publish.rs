@@ -122,12 +122,7 @@ fn node_name(given: Option<&str>, pve_dir: &Path) -> Result<String> {
 /// Configuration errors, an unreadable cpuinfo, and write errors other
 /// than a read-only cluster file system (which is exit 1, not an error).
 pub fn run(args: &PublishArgs, format: Format) -> Result<ExitCode> {
-    let conf = Config::load(
-        &args
-            .config
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(crate::conf::config::DEFAULT_PATH)),
-    )?;
+    let conf = Config::load_given(args.config.as_deref())?;
     let pve_dir = Config::pick(
         args.pve_dir.clone(),
         conf.pve_dir.as_ref(),
