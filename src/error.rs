@@ -132,6 +132,9 @@ impl Error {
     #[must_use]
     pub fn exit_code(&self) -> ExitCode {
         match self {
+            // The reader went away (`… | head -1`): it has all it wanted,
+            // so, as ripgrep does, that is no failure.
+            _ if self.is_closed_output() => ExitCode::Ok,
             Error::Output(_) | Error::Node(_) => ExitCode::Refused,
             // A missing package or device is the machine's setup; a QEMU
             // that hangs or babbles leaves the answer unknown.
@@ -142,6 +145,13 @@ impl Error {
 }
 
 impl Error {
+    /// Whether this is a write to an output whose reader is gone (a closed
+    /// pipe): the command then ends quietly, with exit 0.
+    #[must_use]
+    pub fn is_closed_output(&self) -> bool {
+        matches!(self, Error::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
     /// The message as the binaries print it: this error and, when its own
     /// text has no `note:` line, a general one for its kind, so that every
     /// error a person meets ends with what to do next. `command` is the

@@ -7,6 +7,8 @@ fn main() {
         .and_then(|()| pve_cpuguard::run(&cli))
     {
         Ok(code) => code,
+        // A closed stdout ends the command quietly (see `is_closed_output`).
+        Err(e) if e.is_closed_output() => e.exit_code(),
         Err(e) => {
             anstream::eprintln!(
                 "pve-cpuguard: {} {}",

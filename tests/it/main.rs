@@ -36,6 +36,7 @@ mod next_steps;
 mod one_policy;
 mod package;
 mod parsers_never_panic;
+mod pipes;
 mod publish;
 mod recommendations;
 mod same_story;

@@ -21,6 +21,28 @@ use crate::pve::paths::VmId;
 use crate::pve::{custom_models, vmconf};
 use crate::syslog::{self, Severity};
 
+// The hook's messages never fail it: `println!` and `eprintln!` panic when
+// their stream is closed, which would turn an allowed start into a failed
+// one (exit 101). What cannot be written is dropped.
+macro_rules! say_out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+macro_rules! say_err {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+macro_rules! say_err_raw {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($t)*);
+    }};
+}
+
 /// The phases Proxmox calls hookscripts with.
 const PHASES: [&str; 4] = ["pre-start", "post-start", "pre-stop", "post-stop"];
 
@@ -159,7 +181,7 @@ fn refusal_fixed(vmid: VmId) {
 /// A warning on stderr and in the journal.
 fn warn(vmid: VmId, phase: &str, why: &str) {
     let msg = format!("VM {vmid} {phase}: {why}");
-    eprintln!("pve-cpuguard: warning: {msg}");
+    say_err!("pve-cpuguard: warning: {msg}");
     syslog::log(Severity::Warning, &msg);
 }
 
@@ -189,7 +211,7 @@ fn judged(settings: &Settings, vmid: VmId, what: &str, allowed: &str) -> bool {
     if strict {
         refusal_fixed(vmid);
     }
-    eprintln!("pve-cpuguard: {msg}");
+    say_err!("pve-cpuguard: {msg}");
     syslog::log(
         if strict {
             Severity::Err
@@ -199,7 +221,7 @@ fn judged(settings: &Settings, vmid: VmId, what: &str, allowed: &str) -> bool {
         &msg,
     );
     if strict {
-        println!("QEMU: pve-cpuguard: {msg}");
+        say_out!("QEMU: pve-cpuguard: {msg}");
         let migrated_from = std::env::var("PVE_MIGRATED_FROM")
             .ok()
             .filter(|s| !s.is_empty());
@@ -297,13 +319,13 @@ fn check(settings: &Settings, vmid: VmId) -> bool {
 
     if d.allow {
         if !d.warnings.is_empty() {
-            eprint!("{}", d.explain());
+            say_err_raw!("{}", d.explain());
             syslog::log(Severity::Warning, &d.one_line());
         }
     } else {
         refusal_fixed(vmid);
-        eprint!("{}", d.explain());
-        println!("QEMU: pve-cpuguard: {}", d.one_line());
+        say_err_raw!("{}", d.explain());
+        say_out!("QEMU: pve-cpuguard: {}", d.one_line());
         crate::guard::refusals::log(&settings.state_dir, &d);
     }
     // The process ends right after this answer: freeing every node record
@@ -365,12 +387,12 @@ fn chain(settings: &Settings, vmid: VmId, phase: &str) -> ExitCode {
             let msg = format!(
                 "{msg}: refused, as Proxmox VE refuses a start whose hookscript it cannot run"
             );
-            eprintln!(
+            say_err!(
                 "pve-cpuguard: {msg}\n  note: restore the script, or change the VM's line in {} \
                  (`pve-cpuguard detach {vmid}` puts its own hookscript back)",
                 crate::guard::chain::file(settings.pve.root()).display()
             );
-            println!("QEMU: pve-cpuguard: {msg}");
+            say_out!("QEMU: pve-cpuguard: {msg}");
             syslog::log(Severity::Err, &msg);
             ExitCode::Refused
         } else {
