@@ -222,9 +222,16 @@ pub const QUOTE_MAX: usize = 80;
 /// quoted part only, whatever the value's length.
 #[must_use]
 pub fn quoted(value: &str) -> String {
+    capped(value, QUOTE_MAX)
+}
+
+/// [`quoted`] with another bound: for a whole message made from outside
+/// text (a JSON parser's error that repeats the value it rejects).
+#[must_use]
+pub fn capped(value: &str, max: usize) -> String {
     let mut out = String::new();
     for (i, c) in value.chars().enumerate() {
-        if i == QUOTE_MAX {
+        if i == max {
             out.push('…');
             break;
         }
@@ -234,6 +241,46 @@ pub fn quoted(value: &str) -> String {
             out.push(c);
         }
     }
+    out
+}
+
+/// `message` with every quoted part (`'…'`) longer than [`QUOTE_MAX`]
+/// or holding control characters rewritten as [`quoted`] does: for messages built elsewhere from a whole
+/// outside value (`cannot parse cpu '<70 000 characters>'`). A quote opens
+/// after a space, `(`, `[` or the start and closes before a space,
+/// punctuation or the end, so apostrophes in prose (`VE's`) are left
+/// alone. One pass, linear in the message.
+#[must_use]
+pub fn shorten_quotes(message: &str) -> String {
+    let b = message.as_bytes();
+    let mut out = String::with_capacity(message.len().min(4096));
+    let mut i = 0;
+    let mut copied = 0;
+    while i < b.len() {
+        let opens =
+            b[i] == b'\'' && (i == 0 || matches!(b[i - 1], b' ' | b'(' | b'[' | b'\n' | b'\t'));
+        if !opens {
+            i += 1;
+            continue;
+        }
+        // The closing quote: the next `'` followed by the end, a space or
+        // punctuation.
+        let close = b[i + 1..].iter().enumerate().position(|(k, &c)| {
+            c == b'\''
+                && b.get(i + 2 + k).is_none_or(|n| {
+                    matches!(n, b' ' | b',' | b';' | b':' | b'.' | b')' | b']' | b'\n')
+                })
+        });
+        let Some(k) = close else { break };
+        let inner = &message[i + 1..i + 1 + k];
+        if inner.chars().nth(QUOTE_MAX).is_some() || inner.chars().any(char::is_control) {
+            out.push_str(&message[copied..=i]);
+            out.push_str(&quoted(inner));
+            copied = i + 1 + k;
+        }
+        i += k + 2;
+    }
+    out.push_str(&message[copied..]);
     out
 }
 
@@ -341,6 +388,33 @@ mod tests {
         assert_eq!(q.chars().count(), QUOTE_MAX + 1);
         assert!(q.ends_with('…'));
         assert_eq!(quoted(&"z".repeat(QUOTE_MAX)), "z".repeat(QUOTE_MAX));
+    }
+
+    #[test]
+    fn long_quoted_parts_are_shortened_and_prose_is_not() {
+        let long = "A".repeat(70_000);
+        let m = shorten_quotes(&format!(
+            "/x.conf:2: cannot parse cpu '{long},x': flag '{long}' must start with '+' or '-'\nnote: Proxmox VE's fix"
+        ));
+        assert!(m.len() < 400, "{}", m.len());
+        assert!(
+            m.starts_with(&format!(
+                "/x.conf:2: cannot parse cpu '{}…': flag '",
+                "A".repeat(80)
+            )),
+            "{m}"
+        );
+        assert!(
+            m.ends_with("' must start with '+' or '-'\nnote: Proxmox VE's fix"),
+            "{m}"
+        );
+        let plain = "VM 100 is on node 'pve1', not on this node 'pve2' (Proxmox VE's rule)";
+        assert_eq!(shorten_quotes(plain), plain);
+        assert_eq!(shorten_quotes("it's 'open"), "it's 'open");
+        assert_eq!(
+            shorten_quotes("cpu 'x\u{1b}[2J' is bad"),
+            "cpu 'x\\u{1b}[2J' is bad"
+        );
     }
 
     #[test]

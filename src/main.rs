@@ -13,7 +13,9 @@ fn main() {
             anstream::eprintln!(
                 "pve-cpuguard: {} {}",
                 pve_cpuguard::app::paint::refused("error:"),
-                e.report(pve_cpuguard::app::command_name(&cli.command))
+                pve_cpuguard::error::shorten_quotes(
+                    &e.report(pve_cpuguard::app::command_name(&cli.command))
+                )
             );
             e.exit_code()
         }

@@ -154,15 +154,18 @@ pub fn decode(bytes: &[u8], dir_node: &str, now: u64) -> Result<Published, Rejec
     struct Head {
         schema: u32,
     }
+    // serde_json's messages repeat the value they reject (`invalid type:
+    // string "…"`): capped, control characters escaped.
+    let said = |e: serde_json::Error| crate::error::capped(&e.to_string(), 200);
     let head: Head = serde_json::from_slice(bytes)
-        .map_err(|e| bad(format!("not a pve-cpuguard record ({e})")))?;
+        .map_err(|e| bad(format!("not a pve-cpuguard record ({})", said(e))))?;
     if head.schema != SCHEMA {
         return Err(bad(format!(
             "schema {} (this version reads schema {SCHEMA}); update pve-cpuguard on every node",
             head.schema
         )));
     }
-    let p: Published = serde_json::from_slice(bytes).map_err(|e| bad(format!("{e}")))?;
+    let p: Published = serde_json::from_slice(bytes).map_err(|e| bad(said(e)))?;
     validate(&p, dir_node, now).map_err(bad)?;
     Ok(p)
 }

@@ -200,6 +200,9 @@ fn unknown(settings: &Settings, vmid: VmId, why: &str) -> bool {
 /// how the start goes ahead under the default policy: `true` when it may.
 fn judged(settings: &Settings, vmid: VmId, what: &str, allowed: &str) -> bool {
     let strict = settings.policy == Policy::Strict;
+    // A message quoting a whole outside value (a `cpu:` line of any
+    // length) is shortened before it reaches the task log and journal.
+    let what = crate::error::shorten_quotes(what);
     let msg = format!(
         "VM {vmid}: {what}; {}",
         if strict {
@@ -319,13 +322,19 @@ fn check(settings: &Settings, vmid: VmId) -> bool {
 
     if d.allow {
         if !d.warnings.is_empty() {
-            say_err_raw!("{}", d.explain());
-            syslog::log(Severity::Warning, &d.one_line());
+            say_err_raw!("{}", crate::error::shorten_quotes(&d.explain()));
+            syslog::log(
+                Severity::Warning,
+                &crate::error::shorten_quotes(&d.one_line()),
+            );
         }
     } else {
         refusal_fixed(vmid);
-        say_err_raw!("{}", d.explain());
-        say_out!("QEMU: pve-cpuguard: {}", d.one_line());
+        say_err_raw!("{}", crate::error::shorten_quotes(&d.explain()));
+        say_out!(
+            "QEMU: pve-cpuguard: {}",
+            crate::error::shorten_quotes(&d.one_line())
+        );
         crate::guard::refusals::log(&settings.state_dir, &d);
     }
     // The process ends right after this answer: freeing every node record

@@ -171,7 +171,7 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
 
     if d.allow {
         if !d.warnings.is_empty() {
-            eprint!("{}", d.explain());
+            eprint!("{}", crate::error::shorten_quotes(&d.explain()));
             syslog::log(Severity::Warning, &d.one_line());
         }
     } else if force {
@@ -188,7 +188,7 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
         eprintln!("pve-cpuguard: WARNING: {msg}");
         syslog::log(Severity::Warning, &msg);
     } else {
-        eprint!("{}", d.explain());
+        eprint!("{}", crate::error::shorten_quotes(&d.explain()));
         eprintln!("  note: qm was not run; to override: pve-cpuguard migrate --force-unsafe --reason TEXT {vmid} {} …", args.target);
         crate::guard::refusals::log(&settings.state_dir, &d);
         return Ok(ExitCode::Refused);

@@ -74,6 +74,9 @@ pub(super) fn finding_text(a: &Audit<'_>, v: &VmAudit, f: &Finding, cache: &WhyC
             "hookscript '{h}' is not the guard's (run `pve-cpuguard attach {}` on {}; '{h}' keeps running, chained behind the guard)",
             v.vmid, v.node
         ),
-        Finding::CannotJudge(why) => format!("cannot judge its CPU: {why}"),
+        Finding::CannotJudge(why) => format!(
+            "cannot judge its CPU: {}",
+            crate::error::shorten_quotes(why)
+        ),
     }
 }
