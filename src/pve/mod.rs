@@ -19,3 +19,16 @@ pub mod qm_options;
 pub mod section_config;
 pub mod storage;
 pub mod vmconf;
+
+/// A boolean as Proxmox VE reads one in its configuration files and on its
+/// command lines (pve-common `PVE::JSONSchema::parse_boolean`):
+/// case-insensitive `1`, `on`, `yes`, `true` and `0`, `off`, `no`,
+/// `false`; anything else is no boolean.
+#[must_use]
+pub fn parse_boolean(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "on" | "yes" | "true" => Some(true),
+        "0" | "off" | "no" | "false" => Some(false),
+        _ => None,
+    }
+}

@@ -166,12 +166,7 @@ pub fn boolean(value: &str) -> Option<bool> {
     if value.is_empty() {
         return Some(true);
     }
-    let v = value.to_ascii_lowercase();
-    match v.as_str() {
-        "1" | "on" | "yes" | "true" => Some(true),
-        "0" | "off" | "no" | "false" => Some(false),
-        _ => None,
-    }
+    crate::pve::parse_boolean(value)
 }
 
 #[cfg(test)]
