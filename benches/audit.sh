@@ -25,7 +25,7 @@ target/release/examples/gen_audit_fixture "$dir" "$vms" "$nodes"
 
 export PVE_CPUGUARD_PVE_DIR="$dir/pve"
 export PVE_CPUGUARD_CACHE="$dir/cache/cluster.json"
-export PVE_CPUGUARD_CONFIG="$dir/none.conf"
+export PVE_CPUGUARD_CONFIG=/dev/null  # no configuration file (a named one must exist)
 export PVE_CPUGUARD_NODE="not-a-node"
 bin=target/release/pve-cpuguard
 # Exit 1 means "VMs flagged", which this fixture has on purpose.

@@ -132,6 +132,9 @@ impl Error {
     #[must_use]
     pub fn exit_code(&self) -> ExitCode {
         match self {
+            // The reader went away (`… | head -1`): it has all it wanted,
+            // so, as ripgrep does, that is no failure.
+            _ if self.is_closed_output() => ExitCode::Ok,
             Error::Output(_) | Error::Node(_) => ExitCode::Refused,
             // A missing package or device is the machine's setup; a QEMU
             // that hangs or babbles leaves the answer unknown.
@@ -142,6 +145,13 @@ impl Error {
 }
 
 impl Error {
+    /// Whether this is a write to an output whose reader is gone (a closed
+    /// pipe): the command then ends quietly, with exit 0.
+    #[must_use]
+    pub fn is_closed_output(&self) -> bool {
+        matches!(self, Error::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
     /// The message as the binaries print it: this error and, when its own
     /// text has no `note:` line, a general one for its kind, so that every
     /// error a person meets ends with what to do next. `command` is the
@@ -199,6 +209,79 @@ impl Error {
                 .into(),
         }
     }
+}
+
+/// How many characters of an outside value an error message quotes: a
+/// value of any length must not make the message (or a terminal line)
+/// as long as itself.
+pub const QUOTE_MAX: usize = 80;
+
+/// `value` as an error message quotes it: control characters escaped (a
+/// value must never move the cursor or change colours on the reader's
+/// terminal), at most [`QUOTE_MAX`] characters, then `…`. Linear in the
+/// quoted part only, whatever the value's length.
+#[must_use]
+pub fn quoted(value: &str) -> String {
+    capped(value, QUOTE_MAX)
+}
+
+/// [`quoted`] with another bound: for a whole message made from outside
+/// text (a JSON parser's error that repeats the value it rejects).
+#[must_use]
+pub fn capped(value: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (i, c) in value.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `message` with every quoted part (`'…'`) longer than [`QUOTE_MAX`]
+/// or holding control characters rewritten as [`quoted`] does: for messages built elsewhere from a whole
+/// outside value (`cannot parse cpu '<70 000 characters>'`). A quote opens
+/// after a space, `(`, `[` or the start and closes before a space,
+/// punctuation or the end, so apostrophes in prose (`VE's`) are left
+/// alone. One pass, linear in the message.
+#[must_use]
+pub fn shorten_quotes(message: &str) -> String {
+    let b = message.as_bytes();
+    let mut out = String::with_capacity(message.len().min(4096));
+    let mut i = 0;
+    let mut copied = 0;
+    while i < b.len() {
+        let opens =
+            b[i] == b'\'' && (i == 0 || matches!(b[i - 1], b' ' | b'(' | b'[' | b'\n' | b'\t'));
+        if !opens {
+            i += 1;
+            continue;
+        }
+        // The closing quote: the next `'` followed by the end, a space or
+        // punctuation.
+        let close = b[i + 1..].iter().enumerate().position(|(k, &c)| {
+            c == b'\''
+                && b.get(i + 2 + k).is_none_or(|n| {
+                    matches!(n, b' ' | b',' | b';' | b':' | b'.' | b')' | b']' | b'\n')
+                })
+        });
+        let Some(k) = close else { break };
+        let inner = &message[i + 1..i + 1 + k];
+        if inner.chars().nth(QUOTE_MAX).is_some() || inner.chars().any(char::is_control) {
+            out.push_str(&message[copied..=i]);
+            out.push_str(&quoted(inner));
+            copied = i + 1 + k;
+        }
+        i += k + 2;
+    }
+    out.push_str(&message[copied..]);
+    out
 }
 
 /// Result alias used throughout the crate.
@@ -285,22 +368,6 @@ fn stderr_note(stderr: &str) -> String {
     }
 }
 
-/// A value for an error message: at most 80 characters, the rest said as
-/// a count, so a huge value in a config file does not flood the terminal
-/// or the journal.
-#[must_use]
-pub fn quote_capped(value: &str) -> String {
-    const MAX: usize = 80;
-    match value.char_indices().nth(MAX) {
-        None => value.to_string(),
-        Some((cut, _)) => format!(
-            "{}… ({} characters in all)",
-            &value[..cut],
-            value.chars().count()
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,6 +379,44 @@ mod tests {
 
     /// The messages as the hand-written `Display` impls printed them
     /// before the derive (tests and docs quote them), and the sources.
+    #[test]
+    fn quoted_values_are_capped_and_escaped() {
+        assert_eq!(quoted("x86-64-v3"), "x86-64-v3");
+        assert_eq!(quoted("a\x1b[31mb\n"), "a\\u{1b}[31mb\\n");
+        let long = "y".repeat(70_000);
+        let q = quoted(&long);
+        assert_eq!(q.chars().count(), QUOTE_MAX + 1);
+        assert!(q.ends_with('…'));
+        assert_eq!(quoted(&"z".repeat(QUOTE_MAX)), "z".repeat(QUOTE_MAX));
+    }
+
+    #[test]
+    fn long_quoted_parts_are_shortened_and_prose_is_not() {
+        let long = "A".repeat(70_000);
+        let m = shorten_quotes(&format!(
+            "/x.conf:2: cannot parse cpu '{long},x': flag '{long}' must start with '+' or '-'\nnote: Proxmox VE's fix"
+        ));
+        assert!(m.len() < 400, "{}", m.len());
+        assert!(
+            m.starts_with(&format!(
+                "/x.conf:2: cannot parse cpu '{}…': flag '",
+                "A".repeat(80)
+            )),
+            "{m}"
+        );
+        assert!(
+            m.ends_with("' must start with '+' or '-'\nnote: Proxmox VE's fix"),
+            "{m}"
+        );
+        let plain = "VM 100 is on node 'pve1', not on this node 'pve2' (Proxmox VE's rule)";
+        assert_eq!(shorten_quotes(plain), plain);
+        assert_eq!(shorten_quotes("it's 'open"), "it's 'open");
+        assert_eq!(
+            shorten_quotes("cpu 'x\u{1b}[2J' is bad"),
+            "cpu 'x\\u{1b}[2J' is bad"
+        );
+    }
+
     #[test]
     fn messages_and_sources() {
         let node = NodeFailure {

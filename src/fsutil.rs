@@ -114,7 +114,7 @@ pub fn read_raw(path: &Path) -> std::io::Result<Vec<u8>> {
 }
 
 /// Reads the beginning of a regular file into `buf` (cleared first), a
-/// block at a time, until `enough(buf)` is true, the end of the file, or
+/// block, then as much again as it holds each time, until `enough(buf)` is true, the end of the file, or
 /// [`MAX_INPUT`] bytes; for files of which only a first part counts (a VM
 /// config's main section, the first CPU block of /proc/cpuinfo).
 ///
@@ -136,10 +136,16 @@ pub fn read_head(
     let (mut file, meta) = open_regular_with_meta(path)?;
     let size = usize::try_from(meta.len()).unwrap_or(usize::MAX);
     loop {
+        // Each read asks for at least as much as is already there, so the
+        // reads grow geometrically: `enough` rescans what it has (a VM
+        // config's long last line), and with fixed blocks a line of n bytes
+        // cost n / block rescans of it, quadratic time (issue 21). The
+        // first read is still one `block`, what nearly every file needs.
+        let step = block.max(1).max(buf.len());
         let want = if size > buf.len() {
-            (size - buf.len()).min(block.max(1))
+            (size - buf.len()).min(step)
         } else {
-            block.max(1)
+            step
         };
         let start = buf.len();
         buf.resize(start + want, 0);

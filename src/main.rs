@@ -1,14 +1,21 @@
 //! The `pve-cpuguard` binary: parse arguments, run, map errors to exit codes.
 
 fn main() {
-    let cli: pve_cpuguard::app::cli::Cli = pve_cpuguard::app::usage::parse();
-    let code = match pve_cpuguard::run(&cli) {
+    let (mut cli, env_problems) =
+        pve_cpuguard::app::usage::parse_lenient::<pve_cpuguard::app::cli::Cli>();
+    let code = match pve_cpuguard::app::take_env_problems(&mut cli, env_problems)
+        .and_then(|()| pve_cpuguard::run(&cli))
+    {
         Ok(code) => code,
+        // A closed stdout ends the command quietly (see `is_closed_output`).
+        Err(e) if e.is_closed_output() => e.exit_code(),
         Err(e) => {
             anstream::eprintln!(
                 "pve-cpuguard: {} {}",
                 pve_cpuguard::app::paint::refused("error:"),
-                e.report(pve_cpuguard::app::command_name(&cli.command))
+                pve_cpuguard::error::shorten_quotes(
+                    &e.report(pve_cpuguard::app::command_name(&cli.command))
+                )
             );
             e.exit_code()
         }

@@ -278,7 +278,7 @@ pub struct HookArgs {
     /// Phase: pre-start, post-start, pre-stop, post-stop (only pre-start checks).
     pub phase: String,
     /// Hard deadline for the check; past it the policy decides.
-    #[arg(long, env = "PVE_CPUGUARD_HOOK_DEADLINE", default_value = "10s", value_parser = config::duration_arg)]
+    #[arg(long, env = "PVE_CPUGUARD_HOOK_DEADLINE", default_value = "10s", value_parser = config::deadline_arg)]
     pub deadline: Duration,
     /// Where Proxmox keeps the PID files of running VMs (`post-start`
     /// records the running QEMU's -cpu from there).
@@ -291,6 +291,12 @@ pub struct HookArgs {
     pub run_dir: PathBuf,
     #[command(flatten)]
     pub common: HookSettings,
+    /// `PVE_CPUGUARD_*` variables whose values were invalid and so left
+    /// out (filled in by the binaries after parsing, see
+    /// [`crate::app::usage::parse_lenient`]): for the hook, input problems
+    /// like any other, judged by the policy.
+    #[arg(skip)]
+    pub env_problems: Vec<crate::app::usage::EnvProblem>,
 }
 
 /// Arguments of `migrate`.
@@ -388,11 +394,7 @@ impl CacheFileArgs {
     /// # Errors
     /// An invalid configuration file.
     pub fn resolve(&self) -> crate::error::Result<(config::Config, PathBuf)> {
-        let path = self
-            .config
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
-        let conf = config::Config::load(&path)?;
+        let conf = config::Config::load_given(self.config.as_deref())?;
         let cache = config::Config::pick(
             self.cache.clone(),
             conf.cache.as_ref(),

@@ -9,7 +9,13 @@
 //! (`request_wait_answer` and `fuse_get_req` in the kernel's fs/fuse/dev.c
 //! wait "killable"), so a handler on the main thread would never run. A
 //! second thread calling `_exit` ends the whole process, the blocked thread
-//! included (`exit_group` sends it SIGKILL). The thread is made with
+//! included (`exit_group` sends it SIGKILL).
+//!
+//! Where the kernel does not let even that happen, nothing here can: once
+//! the FUSE server has read the request, `request_wait_answer` waits for
+//! its answer uninterruptibly, and the process ends only when the answer
+//! comes or the connection is aborted (README, *What is bounded, and what
+//! is not*). The thread is made with
 //! `pthread_create` directly, with a small stack, and never allocates (no
 //! malloc arena, no Rust thread state): that keeps its cost per VM start
 //! small (see `benches/hook_prestart.rs`).

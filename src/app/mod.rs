@@ -41,6 +41,27 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
     }
 }
 
+/// Takes the invalid `PVE_CPUGUARD_*` variables of the parse
+/// ([`usage::parse_lenient`]): the hook judges them by its policy like any
+/// other input problem; for every other command they are an error naming
+/// the variable.
+///
+/// # Errors
+/// The first invalid variable, for a command other than `hook`.
+pub fn take_env_problems(cli: &mut Cli, problems: Vec<usage::EnvProblem>) -> Result<()> {
+    let name = command_name(&cli.command);
+    match &mut cli.command {
+        Command::Hook(a) => {
+            a.env_problems = problems;
+            Ok(())
+        }
+        _ => match problems.first() {
+            Some(p) => Err(p.error("pve-cpuguard", name)),
+            None => Ok(()),
+        },
+    }
+}
+
 /// The subcommand's name, as typed.
 #[must_use]
 pub fn command_name(c: &Command) -> &'static str {

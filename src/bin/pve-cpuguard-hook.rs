@@ -17,7 +17,10 @@ struct HookCli {
 }
 
 fn main() {
-    let cli: HookCli = pve_cpuguard::app::usage::parse();
+    // Invalid PVE_CPUGUARD_* values are the hook's input problems, judged
+    // by its policy like any other (see `usage`).
+    let (mut cli, env_problems) = pve_cpuguard::app::usage::parse_lenient::<HookCli>();
+    cli.args.env_problems = env_problems;
     let code = match pve_cpuguard::app::commands::hook::run(&cli.args) {
         Ok(code) => code,
         Err(e) => {

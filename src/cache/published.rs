@@ -14,7 +14,7 @@
 //! value is sane ([`validate`]); the level is never taken from the file,
 //! the reader recomputes it from the facts.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -154,15 +154,18 @@ pub fn decode(bytes: &[u8], dir_node: &str, now: u64) -> Result<Published, Rejec
     struct Head {
         schema: u32,
     }
+    // serde_json's messages repeat the value they reject (`invalid type:
+    // string "…"`): capped, control characters escaped.
+    let said = |e: serde_json::Error| crate::error::capped(&e.to_string(), 200);
     let head: Head = serde_json::from_slice(bytes)
-        .map_err(|e| bad(format!("not a pve-cpuguard record ({e})")))?;
+        .map_err(|e| bad(format!("not a pve-cpuguard record ({})", said(e))))?;
     if head.schema != SCHEMA {
         return Err(bad(format!(
             "schema {} (this version reads schema {SCHEMA}); update pve-cpuguard on every node",
             head.schema
         )));
     }
-    let p: Published = serde_json::from_slice(bytes).map_err(|e| bad(format!("{e}")))?;
+    let p: Published = serde_json::from_slice(bytes).map_err(|e| bad(said(e)))?;
     validate(&p, dir_node, now).map_err(bad)?;
     Ok(p)
 }
@@ -242,6 +245,14 @@ pub fn validate(p: &Published, dir_node: &str, now: u64) -> Result<(), String> {
     if cpu.vendor.is_empty() {
         return Err("vendor is empty".into());
     }
+    // As a /proc/cpuinfo without an x86 vendor: unsupported, never a CPU
+    // with no flags (which would make the node `below-kvm64`).
+    if !crate::cpu::capability::is_x86_vendor(&cpu.vendor) {
+        return Err(format!(
+            "unsupported: vendor '{}' is not an x86 CPU vendor; pve-cpuguard judges x86-64 hosts only",
+            text(&cpu.vendor, 32)
+        ));
+    }
     printable("model_name", &cpu.model_name, 128)?;
     if let Some(m) = &cpu.microcode {
         printable("microcode", m, 32)?;
@@ -276,16 +287,30 @@ pub fn validate(p: &Published, dir_node: &str, now: u64) -> Result<(), String> {
     if r.last_error.is_some() || r.last_attempt_at.is_some() {
         return Err("a published record carries no refresh error".into());
     }
+    // Every string is checked alike: whatever reaches a terminal or the
+    // journal from another node's file must not carry control characters.
+    printable("address", &r.address, 256)?;
+    printable("level", &r.level, 32)?;
     if let Some(e) = &r.kvm_error {
-        if e.len() > 4096 {
-            return Err("kvm_error is longer than 4096 bytes".into());
-        }
+        // The probe's error is a message with its `note:` lines, as
+        // `publish` writes it: line breaks are its only control
+        // characters.
+        printable("kvm_error", &e.replace('\n', " "), 4096)?;
+    }
+    if let Some(q) = &r.qemu {
+        printable("qemu", q, 4096)?;
+    }
+    if let Some(s) = &r.source {
+        printable("source", s, 16)?;
     }
     if let Some(k) = &r.kvm {
         printable("kvm.qemu_version", &k.qemu_version, 32)?;
         printable("kvm.qemu_package", &k.qemu_package, 128)?;
         printable("kvm.host.vendor", &k.host.vendor, 32)?;
         printable("kvm.host.model_id", &k.host.model_id, 128)?;
+        if let Some(b) = &k.binary {
+            printable("kvm.binary", b, 4096)?;
+        }
         words(
             "kvm.host_features",
             k.host_features.iter().map(String::as_str),
@@ -358,48 +383,26 @@ fn text(s: &str, max: usize) -> String {
 }
 
 /// Writes `bytes` as `path` atomically for readers: a new temporary file in
-/// the same directory (`O_CREAT|O_EXCL|O_NOFOLLOW`, mode 0640, the mode
-/// pmxcfs gives its files), fsync, then rename over `path`. Temporary files
-/// a killed writer left are removed first. The one writer of published
-/// records, so that it can be swapped for a shared one.
+/// the same directory with an unpredictable name (created
+/// `O_CREAT|O_EXCL`, so never through a planted link), mode 0640 (the mode
+/// pmxcfs gives its files), fsync, then rename over `path`
+/// ([`crate::fsutil::stage`], [`crate::fsutil::commit`]). The one writer
+/// of published records, so that it can be swapped for a shared one.
+///
+/// Two writers of one node (the boot unit and a refresh, or an
+/// administrator) each write their own temporary file and neither
+/// touches the other's: the last rename wins, both succeed. No temporary
+/// file this call did not create is ever removed (a killed writer's
+/// `.pve-cpuguard.json.*.tmp` stays; readers never look at it).
 ///
 /// # Errors
-/// The I/O error and the file it concerns; the temporary file is removed
-/// and `path` is left as it was.
+/// The I/O error and the file it concerns (the directory when the
+/// temporary file cannot be created); the temporary file is removed and
+/// `path` is left as it was.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), (PathBuf, std::io::Error)> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // PVE::Tools::file_set_contents names its temporary files
-    // `<file>.tmp.<pid>`; the same form here.
-    let prefix = format!("{name}.tmp.");
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&prefix) {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
-    let temp = dir.join(format!("{prefix}{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o640)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&temp)
-        .map_err(|e| (temp.clone(), e))?;
-    let written = f.write_all(bytes).and_then(|()| f.sync_all());
-    drop(f);
-    if let Err(e) = written.and_then(|()| std::fs::rename(&temp, path)) {
-        let _ = std::fs::remove_file(&temp);
-        return Err((path.to_path_buf(), e));
-    }
-    Ok(())
+    let staged = crate::fsutil::stage(path, bytes, Some(0o640))
+        .map_err(|e| (crate::fsutil::parent(path).to_path_buf(), e))?;
+    crate::fsutil::commit(staged, path).map_err(|e| (path.to_path_buf(), e))
 }
 
 #[cfg(test)]
@@ -554,17 +557,148 @@ mod tests {
     fn write_atomic_leaves_no_temporary_files_and_replaces() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join(FILE_NAME);
-        std::fs::write(dir.path().join(format!("{FILE_NAME}.tmp.1")), "left over").unwrap();
+        // Another writer's temporary file (an older version's name form):
+        // not ours, so never removed.
+        let other = dir.path().join(format!("{FILE_NAME}.tmp.1"));
+        std::fs::write(&other, "someone else's").unwrap();
         write_atomic(&p, b"one").unwrap();
         write_atomic(&p, b"two").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
-        let names: Vec<String> = std::fs::read_dir(dir.path())
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names, [FILE_NAME]);
-        // A directory that does not exist: the error names the temp file.
+        names.sort();
+        assert_eq!(names, [FILE_NAME.to_string(), format!("{FILE_NAME}.tmp.1")]);
+        assert_eq!(std::fs::read(&other).unwrap(), b"someone else's");
+        // A directory that does not exist: the error names it.
         let (at, _) = write_atomic(&dir.path().join("no/such/file"), b"x").unwrap_err();
-        assert!(at.ends_with("no/such/file.tmp.".to_string() + &std::process::id().to_string()));
+        assert!(at.ends_with("no/such"), "{}", at.display());
+    }
+
+    #[test]
+    fn concurrent_publishes_of_one_node_do_not_fail_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(FILE_NAME);
+        // Threads of one process share its PID: the old `<file>.tmp.<pid>`
+        // name made them collide (and remove each other's file).
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let p = p.clone();
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        write_atomic(&p, format!("{t} {i}").as_bytes()).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let last = std::fs::read_to_string(&p).unwrap();
+        assert!(last.ends_with(" 49"), "{last}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn planted_temp_links_do_not_make_publish_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(FILE_NAME);
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let pid = std::process::id();
+        for name in [
+            format!("{FILE_NAME}.tmp.{pid}"),
+            format!("{FILE_NAME}.tmp.1"),
+            format!("{FILE_NAME}.tmp"),
+        ] {
+            std::os::unix::fs::symlink(&victim, dir.path().join(name)).unwrap();
+        }
+        write_atomic(&p, b"record").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"record");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        // The links are not ours: still there.
+        assert!(
+            std::fs::symlink_metadata(dir.path().join(format!("{FILE_NAME}.tmp.{pid}")))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+    }
+
+    #[test]
+    fn a_record_without_an_x86_vendor_is_unsupported() {
+        let now = 1000;
+        for vendor in ["ARM", "unknown", "IBM/S390", "genuineintel"] {
+            let mut p = envelope("pve1", record("pve1", now), now);
+            p.record.cpu.vendor = vendor.into();
+            match decode(&bytes(&p), "pve1", now) {
+                Err(Rejected::Invalid(m)) => {
+                    assert!(m.starts_with("unsupported: vendor '"), "{m}");
+                }
+                other => panic!("{vendor}: {other:?}"),
+            }
+        }
+        for vendor in [
+            "GenuineIntel",
+            "AuthenticAMD",
+            "HygonGenuine",
+            "CentaurHauls",
+        ] {
+            let mut p = envelope("pve1", record("pve1", now), now);
+            p.record.cpu.vendor = vendor.into();
+            assert!(decode(&bytes(&p), "pve1", now).is_ok(), "{vendor}");
+        }
+    }
+
+    #[test]
+    fn control_characters_in_any_string_field_are_rejected() {
+        let now = 1000;
+        let evil = "x\u{1b}]0;owned\u{7}";
+        type Change = Box<dyn Fn(&mut Published, &str)>;
+        let fields: Vec<(&str, Change)> = vec![
+            ("generator", Box::new(|p, v| p.generator = v.into())),
+            (
+                "model_name",
+                Box::new(|p, v| p.record.cpu.model_name = v.into()),
+            ),
+            (
+                "microcode",
+                Box::new(|p, v| p.record.cpu.microcode = Some(v.into())),
+            ),
+            ("kernel", Box::new(|p, v| p.record.kernel = Some(v.into()))),
+            ("address", Box::new(|p, v| p.record.address = v.into())),
+            ("level", Box::new(|p, v| p.record.level = v.into())),
+            (
+                "kvm_error",
+                Box::new(|p, v| p.record.kvm_error = Some(v.into())),
+            ),
+            ("qemu", Box::new(|p, v| p.record.qemu = Some(v.into()))),
+            ("source", Box::new(|p, v| p.record.source = Some(v.into()))),
+            (
+                "hook_storages entry",
+                Box::new(|p, v| p.record.hook_storages = Some(vec![v.into()])),
+            ),
+            (
+                "kvm.binary",
+                Box::new(|p, v| {
+                    p.record.kvm = Some(crate::cpu::qemu_report::QemuReport {
+                        qemu_version: "9.0.2".into(),
+                        binary: Some(v.into()),
+                        ..Default::default()
+                    });
+                }),
+            ),
+        ];
+        for (field, change) in fields {
+            let mut p = envelope("pve1", record("pve1", now), now);
+            change(&mut p, evil);
+            match decode(&bytes(&p), "pve1", now) {
+                Err(Rejected::Invalid(m)) => {
+                    assert_eq!(m, format!("{field} contains control characters"))
+                }
+                other => panic!("{field}: {other:?}"),
+            }
+        }
     }
 }

@@ -141,18 +141,55 @@ pub const KEYS: &[(&str, &str)] = &[
 ];
 
 impl Config {
-    /// Reads the file; a missing file gives an empty configuration.
+    /// Reads the file; a missing file gives an empty configuration (only
+    /// right for the default path: see [`Config::load_given`]), and so
+    /// does `/dev/null` (the usual way to say "no configuration file").
     ///
     /// # Errors
     /// Unreadable files and invalid lines (naming file, line and valid values).
     pub fn load(path: &Path) -> Result<Config> {
+        Config::read(path, false)
+    }
+
+    /// Reads the configuration file `given` by `--config` or
+    /// `PVE_CPUGUARD_CONFIG`, else the default one. Only the default may be
+    /// absent (a fresh install without the package's file): a file the
+    /// user named and that is not there is a mistake (a typo, a wrong
+    /// directory), and silently running with defaults would hide it.
+    ///
+    /// # Errors
+    /// As [`Config::load`], and a given file that does not exist.
+    pub fn load_given(given: Option<&Path>) -> Result<Config> {
+        match given {
+            Some(path) => Config::read(path, true),
+            None => Config::read(Path::new(DEFAULT_PATH), false),
+        }
+    }
+
+    fn read(path: &Path, must_exist: bool) -> Result<Config> {
+        let empty = || Config {
+            path: path.to_path_buf(),
+            ..Config::default()
+        };
+        if is_dev_null(path) {
+            return Ok(empty());
+        }
         match crate::fsutil::read_text_optional(path)? {
             Some(text) => Config::parse(&text, path),
-            None => Ok(Config {
-                path: path.to_path_buf(),
-                ..Config::default()
-            }),
+            None if must_exist => Err(Error::Config(format!(
+                "configuration file {}: no such file\nnote: correct --config or \
+                 PVE_CPUGUARD_CONFIG (only the default {DEFAULT_PATH} may be absent; /dev/null \
+                 means none)",
+                path.display()
+            ))),
+            None => Ok(empty()),
         }
+    }
+
+    /// The path [`Config::load_given`] reads.
+    #[must_use]
+    pub fn path_given(given: Option<&Path>) -> PathBuf {
+        given.map_or_else(|| PathBuf::from(DEFAULT_PATH), Path::to_path_buf)
     }
 
     /// Parses the file's text.
@@ -255,6 +292,17 @@ fn enum_value<T: clap::ValueEnum>(value: &str) -> Option<T> {
     T::from_str(value, false).ok()
 }
 
+/// Whether `path` is the null device (whatever its name): reading it
+/// gives nothing, so as a configuration it is an empty one. The device is
+/// recognised by its numbers (1, 3: Linux `Documentation/admin-guide/
+/// devices.txt`), never opened.
+fn is_dev_null(path: &Path) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    std::fs::metadata(path).is_ok_and(|m| {
+        m.file_type().is_char_device() && libc::major(m.rdev()) == 1 && libc::minor(m.rdev()) == 3
+    })
+}
+
 /// `90`, `90s`, `15m`, `2h`, `1d` → a duration (plain numbers are seconds).
 #[must_use]
 pub fn parse_duration(value: &str) -> Option<Duration> {
@@ -284,7 +332,10 @@ pub fn timeout_arg(value: &str) -> std::result::Result<Duration, String> {
         (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs.min(3601.0)))
     });
     d.filter(|d| !d.is_zero() && d.as_secs_f64() <= 3600.0)
-        .ok_or_else(|| format!("invalid timeout '{value}' (valid: seconds such as 10 or 2.5, or 10s, 1m; at most 1h)"))
+        // clap quotes the value itself, so the message does not repeat it.
+        .ok_or_else(|| {
+            "invalid timeout (valid: seconds such as 10 or 2.5, or 10s, 1m; at most 1h)".to_string()
+        })
 }
 
 /// Parses a duration for clap (`--timeout 10s`).
@@ -292,8 +343,23 @@ pub fn timeout_arg(value: &str) -> std::result::Result<Duration, String> {
 /// # Errors
 /// A message naming the valid forms.
 pub fn duration_arg(value: &str) -> std::result::Result<Duration, String> {
+    // clap quotes the value itself, so the message does not repeat it.
+    parse_duration(value).ok_or_else(|| "invalid duration (valid: 10, 10s, 2m, 1h, 1d)".to_string())
+}
+
+/// Parses the hook's deadline for clap: a [`duration_arg`] that is not
+/// zero (a zero deadline would expire before the first file is read, so
+/// no start would ever be checked).
+///
+/// # Errors
+/// A message naming the valid forms.
+pub fn deadline_arg(value: &str) -> std::result::Result<Duration, String> {
+    duration_arg(value)?;
     parse_duration(value)
-        .ok_or_else(|| format!("invalid duration '{value}' (valid: 10, 10s, 2m, 1h, 1d)"))
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            "invalid deadline (valid: 1 second or more, such as 10, 10s, 1m)".to_string()
+        })
 }
 
 #[cfg(test)]

@@ -164,11 +164,10 @@ impl Settings {
     /// An invalid configuration file (naming file and line).
     pub fn resolve(args: &impl SettingsArgs) -> Result<Settings> {
         let args = &args.common();
-        let path = args
-            .config
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
-        Ok(Settings::with_config(args, Config::load(&path)?))
+        Ok(Settings::with_config(
+            args,
+            Config::load_given(args.config.as_deref())?,
+        ))
     }
 
     /// [`Settings::resolve`] for the hook, which must answer whatever the
@@ -178,15 +177,11 @@ impl Settings {
     #[must_use]
     pub fn resolve_lenient(args: &impl SettingsArgs) -> (Settings, Option<Error>) {
         let args = &args.common();
-        let path = args
-            .config
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
-        match Config::load(&path) {
+        match Config::load_given(args.config.as_deref()) {
             Ok(config) => (Settings::with_config(args, config), None),
             Err(e) => {
                 let config = Config {
-                    path,
+                    path: Config::path_given(args.config.as_deref()),
                     ..Config::default()
                 };
                 (Settings::with_config(args, config), Some(e))

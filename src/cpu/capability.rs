@@ -180,6 +180,13 @@ const X86_VENDORS: &[&str] = &[
     "Shanghai",
 ];
 
+/// Whether `vendor` is the CPUID vendor string of an x86 CPU that KVM
+/// runs on (see [`Capability::x86_vendor`]).
+#[must_use]
+pub fn is_x86_vendor(vendor: &str) -> bool {
+    X86_VENDORS.contains(&vendor)
+}
+
 /// A node's CPU as far as guests are concerned.
 ///
 /// The feature set of a /proc/cpuinfo view is derived on first use: a
@@ -581,7 +588,7 @@ impl Capability {
     /// a CPU pve-cpuguard can judge.
     #[must_use]
     pub fn x86_vendor(&self) -> bool {
-        X86_VENDORS.contains(&self.vendor.as_str())
+        is_x86_vendor(&self.vendor)
     }
 }
 

@@ -4,6 +4,8 @@
 //! `cputype=x86-64-v3,flags=+pdpe1gb;-pcid,phys-bits=host`. The same format,
 //! spelled `key value` per line, is used by custom models.
 
+use crate::error::quoted;
+
 /// A `phys-bits` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PhysBits {
@@ -82,7 +84,8 @@ impl CpuConf {
             "reported-model" => self.reported_model = Some(nonempty(key, value)?.to_string()),
             _ => {
                 return Err(format!(
-                    "unknown cpu option '{key}' (valid: cputype, flags, phys-bits, guest-phys-bits, hidden, hv-vendor-id, reported-model, level)"
+                    "unknown cpu option '{}' (valid: cputype, flags, phys-bits, guest-phys-bits, hidden, hv-vendor-id, reported-model, level)",
+                    quoted(key)
                 ))
             }
         }
@@ -100,15 +103,28 @@ pub fn parse(value: &str) -> Result<CpuConf, String> {
     for (i, part) in value.split(',').enumerate() {
         let part = part.trim();
         if part.is_empty() {
-            return Err(format!("empty element in cpu property string '{value}'"));
+            return Err(format!(
+                "empty element in cpu property string '{}'",
+                quoted(value)
+            ));
         }
         let (key, val) = match part.split_once('=') {
             Some((k, v)) => (k.trim(), v.trim()),
             None if i == 0 => ("cputype", part),
-            None => return Err(format!("'{part}' is not key=value in '{value}'")),
+            None => {
+                return Err(format!(
+                    "'{}' is not key=value in '{}'",
+                    quoted(part),
+                    quoted(value)
+                ))
+            }
         };
         if seen.contains(&key) {
-            return Err(format!("duplicate key '{key}' in '{value}'"));
+            return Err(format!(
+                "duplicate key '{}' in '{}'",
+                quoted(key),
+                quoted(value)
+            ));
         }
         seen.push(key);
         conf.set(key, val)?;
@@ -128,14 +144,17 @@ pub fn parse_flags(value: &str) -> Result<Vec<FlagChange>, String> {
         } else if let Some(n) = item.strip_prefix('-') {
             (false, n)
         } else {
-            return Err(format!("flag '{item}' must start with '+' or '-'"));
+            return Err(format!(
+                "flag '{}' must start with '+' or '-'",
+                quoted(item)
+            ));
         };
         let valid = !name.is_empty()
             && name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if !valid {
-            return Err(format!("invalid flag name in '{item}'"));
+            return Err(format!("invalid flag name in '{}'", quoted(item)));
         }
         out.push(FlagChange {
             add,
@@ -160,9 +179,12 @@ fn int_in(key: &str, value: &str, min: u32, max: u32) -> Result<u32, String> {
         .filter(|n| (min..=max).contains(n))
         .ok_or_else(|| {
             if key == "phys-bits" {
-                format!("invalid phys-bits '{value}' (valid: {min}-{max} or host)")
+                format!(
+                    "invalid phys-bits '{}' (valid: {min}-{max} or host)",
+                    quoted(value)
+                )
             } else {
-                format!("invalid {key} '{value}' (valid: {min}-{max})")
+                format!("invalid {key} '{}' (valid: {min}-{max})", quoted(value))
             }
         })
 }
@@ -171,7 +193,7 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
     match value {
         "1" | "on" | "yes" | "true" => Ok(true),
         "0" | "off" | "no" | "false" => Ok(false),
-        _ => Err(format!("invalid {key} '{value}' (valid: 0 or 1)")),
+        _ => Err(format!("invalid {key} '{}' (valid: 0 or 1)", quoted(value))),
     }
 }
 

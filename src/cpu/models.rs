@@ -109,7 +109,7 @@ pub fn resolve(cputype: &str) -> Result<ResolvedType, UnknownType> {
                 idx.data.qemu.version
             )
         } else {
-            format!("unknown CPU type '{cputype}' (not a Proxmox VE built-in nor a QEMU {} model; custom models are written 'custom-NAME')", idx.data.qemu.version)
+            format!("unknown CPU type '{}' (not a Proxmox VE built-in nor a QEMU {} model; custom models are written 'custom-NAME')", crate::error::quoted(cputype), idx.data.qemu.version)
         };
         return Err(UnknownType(reason));
     };

@@ -37,6 +37,9 @@ pub fn file(pve_root: &Path) -> PathBuf {
 /// Malformed lines, naming the file and line.
 pub fn parse(text: &str, origin: &Path) -> Result<BTreeMap<VmId, Entry>> {
     let mut out = BTreeMap::new();
+    // The line each VM was listed on: a second line for one VM is an
+    // error naming both, never a silent choice of one.
+    let mut seen: BTreeMap<VmId, usize> = BTreeMap::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -53,6 +56,17 @@ pub fn parse(text: &str, origin: &Path) -> Result<BTreeMap<VmId, Entry>> {
             ));
         };
         let vmid: VmId = id.parse().map_err(|e| Error::parse(origin, i + 1, e))?;
+        if let Some(first) = seen.insert(vmid, i + 1) {
+            return Err(Error::parse(
+                origin,
+                i + 1,
+                format!(
+                    "VM {vmid} is listed twice, on lines {first} and {}: which hookscript \
+                     runs would be a guess\nnote: keep one of the two lines",
+                    i + 1
+                ),
+            ));
+        }
         let path = PathBuf::from(path);
         if !path.is_absolute() {
             return Err(Error::parse(
@@ -190,6 +204,84 @@ pub fn lookup(settings: &Settings, vmid: VmId) -> Result<Option<PathBuf>> {
     Ok(settings.config.chain_hookscript.clone())
 }
 
+/// The variable a chained hookscript gets, so that a chain leading back to
+/// the guard (the hook file chained behind itself, directly or through a
+/// wrapper) ends instead of looping.
+pub const REENTRY_VAR: &str = "PVE_CPUGUARD_CHAINED";
+
+/// The value of [`REENTRY_VAR`] for the chained hookscript of `vmid` in
+/// `phase`: `VMID PHASE PID STARTTIME` of this process. A process that
+/// inherits it (the chained script's children, whatever they start) can
+/// only pass for this re-entry when it is the guard for the same VM and
+/// phase *and* descends from this very process (its PID and start time, so
+/// a recycled PID does not count).
+#[must_use]
+pub fn reentry_value(vmid: VmId, phase: &str) -> String {
+    let pid = std::process::id();
+    let start = proc_stat(pid).map_or(0, |s| s.start);
+    format!("{vmid} {phase} {pid} {start}")
+}
+
+/// Whether `value` (of [`REENTRY_VAR`]) marks this process, the guard for
+/// `vmid` in `phase`, as its own re-entry through a chained hookscript.
+/// Any other value (empty, from another VM or phase, from a process that
+/// is not an ancestor) is not: the guard then checks as always.
+#[must_use]
+pub fn is_reentry(value: &str, vmid: &str, phase: &str) -> bool {
+    let mut words = value.split(' ');
+    let (Some(v), Some(p), Some(pid), Some(start), None) = (
+        words.next(),
+        words.next(),
+        words.next(),
+        words.next(),
+        words.next(),
+    ) else {
+        return false;
+    };
+    let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
+        return false;
+    };
+    if v != vmid || p != phase || pid <= 1 {
+        return false;
+    }
+    // Up the chain of parents (bounded: a chain of wrappers is short).
+    let mut at = std::os::unix::process::parent_id();
+    for _ in 0..32 {
+        if at <= 1 {
+            return false;
+        }
+        let Some(stat) = proc_stat(at) else {
+            return false;
+        };
+        if at == pid {
+            return stat.start == start;
+        }
+        at = stat.parent;
+    }
+    false
+}
+
+/// What [`is_reentry`] needs of `/proc/PID/stat`.
+struct ProcStat {
+    parent: u32,
+    /// Start time after boot, in clock ticks.
+    start: u64,
+}
+
+/// Fields 4 (ppid) and 22 (starttime) of `/proc/PID/stat` (proc(5)); the
+/// command name (field 2) may hold spaces and parentheses, so the fields
+/// are counted after its last `)`.
+fn proc_stat(pid: u32) -> Option<ProcStat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    // rest: " STATE PPID …": field 3 is the first word.
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(ProcStat {
+        parent: fields.get(1)?.parse().ok()?,
+        start: fields.get(19)?.parse().ok()?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +316,63 @@ mod tests {
         assert!(e.to_string().starts_with("c:2: expected"));
         let e = parse("abc /x\n", Path::new("c")).unwrap_err();
         assert!(e.to_string().contains("invalid VMID"));
+    }
+
+    #[test]
+    fn two_chain_lines_for_one_vm_are_an_error_naming_both() {
+        let e = parse("100 /a\n101 /b\n# c\n100 /c\n", Path::new("chain.conf")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "chain.conf:4: VM 100 is listed twice, on lines 1 and 4: which hookscript runs \
+             would be a guess\nnote: keep one of the two lines"
+        );
+    }
+
+    #[test]
+    fn reentry_matches_only_the_same_vm_phase_and_an_ancestor() {
+        // This test process stands for the guard; a child of it checks.
+        let value = reentry_value(VmId(100), "pre-start");
+        let me = std::process::id();
+        assert_eq!(
+            value,
+            format!("100 pre-start {me} {}", proc_stat(me).unwrap().start)
+        );
+        // In this process itself the value names itself, not an ancestor.
+        assert!(!is_reentry(&value, "100", "pre-start"));
+        // The parent of this process is an ancestor: its value counts, for
+        // the same VM and phase only.
+        let parent = std::os::unix::process::parent_id();
+        let start = proc_stat(parent).unwrap().start;
+        assert!(is_reentry(
+            &format!("100 pre-start {parent} {start}"),
+            "100",
+            "pre-start"
+        ));
+        assert!(!is_reentry(
+            &format!("100 pre-start {parent} {start}"),
+            "101",
+            "pre-start"
+        ));
+        assert!(!is_reentry(
+            &format!("100 pre-start {parent} {start}"),
+            "100",
+            "post-start"
+        ));
+        assert!(!is_reentry(
+            &format!("100 pre-start {parent} {}", start + 1),
+            "100",
+            "pre-start"
+        ));
+        for v in [
+            "",
+            "1",
+            "100 pre-start",
+            "100 pre-start 1 0",
+            "100 pre-start x y",
+            "100 pre-start 999999999 0",
+        ] {
+            assert!(!is_reentry(v, "100", "pre-start"), "{v:?}");
+        }
     }
 }
 

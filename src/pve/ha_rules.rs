@@ -76,16 +76,22 @@ pub fn nodes_value(nodes: &[(String, Option<u32>)]) -> String {
         .join(",")
 }
 
+/// A boolean property as SectionConfig reads it: bare (`disable`) is 1,
+/// else `parse_boolean` (`strict true`, `strict Yes`, `strict 0`).
 fn flag(value: &str, key: &str, origin: &Path, line: usize) -> Result<bool> {
-    match value {
-        "" | "1" => Ok(true),
-        "0" => Ok(false),
-        _ => Err(Error::parse(
+    if value.is_empty() {
+        return Ok(true);
+    }
+    crate::pve::parse_boolean(value).ok_or_else(|| {
+        Error::parse(
             origin,
             line,
-            format!("invalid {key} '{value}' (valid: 0 or 1)"),
-        )),
-    }
+            format!(
+                "invalid {key} '{}' (valid: 1, 0, on, off, yes, no, true, false)",
+                crate::error::quoted(value)
+            ),
+        )
+    })
 }
 
 fn list(value: &str) -> impl Iterator<Item = &str> {
@@ -115,17 +121,23 @@ pub fn parse(text: &str, origin: &Path) -> Result<Vec<Rule>> {
         };
         if let Some((v, n)) = s.get_with_line("resources") {
             for r in list(v) {
-                let ok = r
-                    .split_once(':')
-                    .is_some_and(|(t, id)| matches!(t, "vm" | "ct") && id.parse::<u32>().is_ok());
-                if !ok {
+                // The VMID as a number, as Proxmox VE takes it: `vm:0100`
+                // is VM 100, written back as `vm:100`.
+                let canonical = r.split_once(':').and_then(|(t, id)| {
+                    let id: u32 = id.parse().ok()?;
+                    matches!(t, "vm" | "ct").then(|| format!("{t}:{id}"))
+                });
+                let Some(canonical) = canonical else {
                     return Err(Error::parse(
                         origin,
                         n,
-                        format!("invalid resource '{r}' (expected vm:VMID or ct:VMID)"),
+                        format!(
+                            "invalid resource '{}' (expected vm:VMID or ct:VMID)",
+                            crate::error::quoted(r)
+                        ),
                     ));
-                }
-                rule.resources.push(r.to_string());
+                };
+                rule.resources.push(canonical);
             }
         }
         if let Some((v, n)) = s.get_with_line("nodes") {
@@ -204,13 +216,62 @@ mod tests {
             "{e}"
         );
         let e = parse(
-            "node-affinity: a\n\tnodes n1\n\tstrict yes\n",
+            "node-affinity: a\n\tnodes n1\n\tstrict maybe\n",
             Path::new("r.cfg"),
         )
         .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "r.cfg:3: invalid strict 'yes' (valid: 0 or 1)"
+            "r.cfg:3: invalid strict 'maybe' (valid: 1, 0, on, off, yes, no, true, false)"
+        );
+    }
+
+    /// Issue 21, item 9: the header grammar, VMIDs and booleans as
+    /// Proxmox VE reads them.
+    #[test]
+    fn rules_are_read_as_proxmox_reads_them() {
+        // `strict true` is PVE's boolean, not a reason to abort.
+        for (v, want) in [
+            ("true", true),
+            ("Yes", true),
+            ("ON", true),
+            ("off", false),
+            ("FALSE", false),
+        ] {
+            let r = parse(
+                &format!("node-affinity: a\n\tnodes n1\n\tstrict {v}\n"),
+                Path::new("r.cfg"),
+            )
+            .unwrap();
+            assert_eq!(r[0].strict, want, "{v}");
+        }
+        // `vm:0100` is VM 100.
+        let r = parse(
+            "node-affinity: a\n\tresources vm:0100,ct:007\n",
+            Path::new("r.cfg"),
+        )
+        .unwrap();
+        assert_eq!(r[0].resources, ["vm:100", "ct:7"]);
+        // `node-affinity : keep` is no rule header.
+        let e = parse(
+            "node-affinity : keep\n\tresources vm:100\n",
+            Path::new("r.cfg"),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("r.cfg:1: expected a section header `TYPE: ID`"),
+            "{e}"
+        );
+        // But `node-affinity:keep` is one.
+        let r = parse(
+            "node-affinity:keep\n\tresources vm:100\n",
+            Path::new("r.cfg"),
+        )
+        .unwrap();
+        assert_eq!(
+            (r[0].kind.as_str(), r[0].id.as_str()),
+            ("node-affinity", "keep")
         );
     }
 

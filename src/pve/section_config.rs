@@ -62,6 +62,36 @@ fn is_word(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
+/// A header line as Proxmox reads it: `^(\S+):\s*(\S+)\s*$`
+/// (pve-common `SectionConfig.pm`, `parse_section_header`), so
+/// `node-affinity : keep` (a space before the colon) or `vm: 1 2` is no
+/// header. The type is greedy, as in the regex: it runs to the last colon
+/// that leaves one word after it.
+fn header(line: &str) -> Option<(&str, &str)> {
+    // Perl's `\s` on the file's bytes: ASCII whitespace only.
+    let space = |c: char| c.is_ascii_whitespace();
+    let line = line.trim_end_matches(space);
+    if line.starts_with(space) {
+        return None;
+    }
+    // The id: the last word; the type: everything before the colon that
+    // precedes it (with only whitespace between).
+    let id_start = line.rfind(space).map_or(0, |i| i + 1);
+    let (before, id) = line.split_at(id_start);
+    let (kind, id) = if before.is_empty() {
+        // `type:id` without a space: the last colon splits them.
+        let colon = id.rfind(':')?;
+        (&id[..colon], &id[colon + 1..])
+    } else {
+        let kind = before.trim_end_matches(space).strip_suffix(':')?;
+        (kind, id)
+    };
+    if kind.is_empty() || id.is_empty() || kind.contains(space) {
+        return None;
+    }
+    Some((kind, id))
+}
+
 /// Parses a SectionConfig file; `origin` names it in errors.
 ///
 /// # Errors
@@ -113,22 +143,25 @@ pub fn parse(text: &str, origin: &Path) -> Result<Vec<Section>> {
             section.props.push((key.to_string(), value.to_string(), n));
             continue;
         }
-        let Some((kind, id)) = line.split_once(':') else {
+        let Some((kind, id)) = header(line) else {
             return Err(Error::parse(
                 origin,
                 n,
                 format!(
-                    "expected a section header `TYPE: ID`, found {:?}",
-                    line.chars().take(60).collect::<String>()
+                    "expected a section header `TYPE: ID` (no space before the colon; \
+                     Proxmox VE ignores any other line here), found '{}'",
+                    crate::error::quoted(line)
                 ),
             ));
         };
-        let (kind, id) = (kind.trim(), id.trim());
         if !is_word(kind) || !is_word(id) {
             return Err(Error::parse(
                 origin,
                 n,
-                format!("invalid section header {:?} (expected `TYPE: ID`)", line),
+                format!(
+                    "invalid section header '{}' (expected `TYPE: ID`)",
+                    crate::error::quoted(line)
+                ),
             ));
         }
         if let Some(prev) = sections.iter().find(|s| s.kind == kind && s.id == id) {
@@ -177,6 +210,27 @@ mod tests {
         assert_eq!(s[1].get_with_line("path"), Some(("/mnt/pve/nfs-a", 9)));
     }
 
+    /// pve-common `SectionConfig.pm`: `^(\S+):\s*(\S+)\s*$`.
+    #[test]
+    fn headers_follow_proxmox_grammar() {
+        for (line, want) in [
+            ("dir: local", Some(("dir", "local"))),
+            ("dir:local", Some(("dir", "local"))),
+            ("dir:\t local  ", Some(("dir", "local"))),
+            ("vm:0100", Some(("vm", "0100"))),
+            ("a: b:c", Some(("a", "b:c"))),
+            ("a:b: c", Some(("a:b", "c"))),
+            ("node-affinity : keep", None),
+            ("vm: 1 2", None),
+            ("vm:", None),
+            (":x", None),
+            (" dir: local", None),
+            ("dir local", None),
+        ] {
+            assert_eq!(header(line), want, "{line:?}");
+        }
+    }
+
     #[test]
     fn errors_name_file_and_line() {
         let e = parse("\tpath /x\n", Path::new("f.cfg")).unwrap_err();
@@ -204,6 +258,12 @@ mod tests {
             "f.cfg:3: duplicate section 'vm: 100' (first defined at line 1)"
         );
         let e = parse("vm: 1 00\n", Path::new("f.cfg")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("f.cfg:1: expected a section header"),
+            "{e}"
+        );
+        let e = parse("vm: 1;00\n", Path::new("f.cfg")).unwrap_err();
         assert!(e.to_string().contains("invalid section header"), "{e}");
     }
 }

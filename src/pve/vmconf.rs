@@ -192,7 +192,7 @@ impl VmConfig {
                 self.cpu_line.unwrap_or(1),
                 format!(
                     "cannot parse cpu '{}': {e}\nnote: Proxmox VE cannot start the VM with it either; fix it with `qm set VMID --cpu TYPE[,flags=...]`",
-                    crate::error::quote_capped(value)
+                    crate::error::quoted(value)
                 ),
             )
         })

@@ -48,6 +48,13 @@ pub struct RawOutput {
     pub status: Option<std::process::ExitStatus>,
 }
 
+/// How long the pipes are still read once the child itself has exited.
+const EXIT_GRACE: Duration = Duration::from_millis(200);
+
+/// How often a run looks whether the child has exited while its pipes are
+/// open.
+const POLL: Duration = Duration::from_millis(20);
+
 enum Chunk {
     Out(Vec<u8>),
     Err(Vec<u8>),
@@ -116,10 +123,27 @@ pub fn run_bounded(
         ended: Ended::Exited,
         status: None,
     };
+    let pid = libc::pid_t::try_from(child.id()).ok();
     let (mut out_open, mut err_open) = (true, true);
+    // When the child itself has exited, what it left running in the
+    // background may keep the pipes open (a helper that daemonises a
+    // worker): its output is then awaited only a short grace, not the
+    // whole timeout; the group is killed below as always.
+    let mut child_gone: Option<Instant> = None;
     while out_open || err_open {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
+        let now = Instant::now();
+        if now >= deadline {
+            out.ended = Ended::TimedOut;
+            break;
+        }
+        if child_gone.is_none() && pid.is_some_and(has_exited) {
+            child_gone = Some(now);
+        }
+        if child_gone.is_some_and(|t| now >= t + EXIT_GRACE) {
+            break;
+        }
+        let wait = deadline.saturating_duration_since(now).min(POLL);
+        match rx.recv_timeout(wait) {
             Ok(Chunk::Out(c)) => {
                 out.stdout.extend_from_slice(&c);
                 if out.stdout.len() > limits.max_stdout {
@@ -133,16 +157,13 @@ pub fn run_bounded(
             }
             Ok(Chunk::OutEnd) => out_open = false,
             Ok(Chunk::ErrEnd) => err_open = false,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                out.ended = Ended::TimedOut;
-                break;
-            }
+            // Look at the deadline and the child again.
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
     // Both pipes closed means QEMU is exiting; wait for that within the
     // deadline, then make sure nothing of the group survives.
-    let pid = libc::pid_t::try_from(child.id()).ok();
     if out.ended == Ended::Exited {
         while Instant::now() < deadline && !pid.is_some_and(has_exited) {
             std::thread::sleep(Duration::from_millis(5));
@@ -208,6 +229,23 @@ mod tests {
         assert_eq!(out.status.and_then(|s| s.code()), Some(3));
         assert_eq!(out.stdout, b"in\n");
         assert_eq!(out.stderr, b"err\n");
+    }
+
+    #[test]
+    fn a_helper_whose_background_child_keeps_stdout_open_does_not_cost_the_timeout() {
+        let t = Instant::now();
+        // The helper answers and exits; what it started keeps both pipes
+        // open for 30 s.
+        let out = sh(
+            "sleep 30 & echo done; echo warn >&2; exit 4",
+            b"",
+            Duration::from_secs(20),
+        );
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert_eq!(out.ended, Ended::Exited);
+        assert_eq!(out.stdout, b"done\n");
+        assert_eq!(out.stderr, b"warn\n");
+        assert_eq!(out.status.and_then(|s| s.code()), Some(4));
     }
 
     #[test]

@@ -312,3 +312,65 @@ fn vmlist_entry_without_config_is_reported_not_fatal() {
         .contains("does not exist"));
     assert_eq!(j["vms"][1]["flags"][0]["code"], "cannot-judge");
 }
+
+/// Issue 21, item 8: a `cpu:` value of 70 000 characters (a table width
+/// past 65 535 panicked `audit`) or a megabyte: every command answers,
+/// without a panic, and no output repeats the whole value.
+#[test]
+fn an_absurd_cpu_value_neither_panics_nor_floods_the_output() {
+    let mut c = Cluster::new(&[
+        ("pve1", "hwloc-xeon-silver-4108-skylake-sp"),
+        ("pve2", "archspec-linux-rhel7-haswell"),
+    ]);
+    let a = "A".repeat(70_000);
+    c.vm(100, "pve1", &format!("cpu: {a}\nname: long\n"))
+        .vm(
+            101,
+            "pve1",
+            &format!(
+                "cpu: x86-64-v3,flags={}\nname: flags\n",
+                "+a;".repeat(350_000)
+            ),
+        )
+        .vm(102, "pve1", &format!("cpu: {a},{a}\nname: two\n"))
+        .vm(
+            103,
+            "pve1",
+            &format!("cpu: {}\x1b[2J\nname: esc\n", "B".repeat(90)),
+        )
+        .vm(104, "pve1", "cpu: x\x1b[2J\nname: short-esc\n");
+    for args in [
+        &["audit"][..],
+        &["audit", "-o", "json"],
+        &["audit", "-o", "html"],
+        &["check", "100"],
+        &["check", "101"],
+        &["check", "102"],
+        &["check", "103"],
+        &["check", "104"],
+        &["hook", "104", "pre-start"],
+        &["hook", "100", "pre-start"],
+        &["hook", "102", "pre-start"],
+    ] {
+        let done = c.on("pve1", args).run();
+        assert!(
+            matches!(done.code, 0..=3),
+            "{args:?}: exit {}\n{}",
+            done.code,
+            &done.stderr[..done.stderr.len().min(2000)]
+        );
+        assert!(!done.stderr.contains("panicked"), "{args:?}");
+        // JSON and HTML carry the value itself (they are data); text and
+        // messages quote at most a part of it.
+        if !args.contains(&"json") && !args.contains(&"html") {
+            assert!(
+                !done.stdout.contains(&a[..1000]) && !done.stderr.contains(&a[..1000]),
+                "{args:?} repeats the whole value"
+            );
+            assert!(
+                !done.stdout.contains('\u{1b}') && !done.stderr.contains('\u{1b}'),
+                "{args:?} prints a raw escape"
+            );
+        }
+    }
+}

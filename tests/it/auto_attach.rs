@@ -134,3 +134,33 @@ fn a_filter_selects_vmids_and_off_does_nothing() {
     f.scan("auto_attach = 101-102,250\n").code(0);
     assert_eq!(f.qm.calls(), [set("101")]);
 }
+
+/// Issue 21, item 10: `qm set` runs through the bounded runner, as the
+/// `ha-manager` calls do: a `qm` that floods its output is killed at the
+/// bound, one that exits while a child it left keeps its pipes open ends
+/// when it exits; the refresh goes on either way.
+#[test]
+fn auto_attach_runs_qm_bounded_in_time_and_output() {
+    for (then, says) in [
+        ("exec yes flood", "printed more than 1048576 bytes (killed)"),
+        ("sleep 300 &\nexit 3", "failed (exit status: 3)"),
+    ] {
+        let mut f = fixture(true);
+        f.qm = Recorder::new(f.c.dir.path(), "qm", then);
+        let t = std::time::Instant::now();
+        let out = f.scan("auto_attach = all\n").code(0);
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(30),
+            "{then}: {:?}",
+            t.elapsed()
+        );
+        // The exact argv still reached qm.
+        assert_eq!(f.qm.calls()[0], set("100"), "{then}");
+        assert!(
+            out.stdout.contains(says) || out.stderr.contains(says),
+            "{then}: {}\n{}",
+            out.stdout,
+            out.stderr
+        );
+    }
+}

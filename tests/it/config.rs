@@ -98,7 +98,7 @@ fn cache_path_precedence_through_status() {
     );
     // Default when neither the file nor anything else says.
     let done = harness::Run::new(["status", "-o", "json"])
-        .env("PVE_CPUGUARD_CONFIG", c.path("missing.conf"))
+        .env("PVE_CPUGUARD_CONFIG", std::path::PathBuf::from("/dev/null"))
         .run();
     assert_eq!(done.json()["cache"], "/var/cache/pve-cpuguard/cluster.json");
 }
@@ -181,11 +181,12 @@ fn invalid_values_name_file_line_and_valid_values() {
         .env("PVE_CPUGUARD_POLICY", "lax")
         .run()
         .code(2)
-        .stderr_has("[possible values: default, strict]");
+        .stderr_has("environment variable PVE_CPUGUARD_POLICY: invalid value 'lax' (valid: default, strict)");
     c.on("pve1", &["audit", "--cache-max-age", "soon"])
         .run()
         .code(2)
-        .stderr_has("invalid duration 'soon' (valid: 10, 10s, 2m, 1h, 1d)");
+        .stderr_has("invalid value 'soon' for '--cache-max-age")
+        .stderr_has("invalid duration (valid: 10, 10s, 2m, 1h, 1d)");
 }
 
 /// The shipped file documents every key and parses, as shipped and with
@@ -214,4 +215,65 @@ fn shipped_configuration_documents_every_setting() {
         all.cache.as_deref(),
         Some(Path::new(pve_cpuguard::cache::DEFAULT_PATH))
     );
+}
+
+/// Issue 21, item 6: a configuration file named by `--config` or
+/// `PVE_CPUGUARD_CONFIG` must exist (only the default may be absent), and
+/// `/dev/null` reads as an empty one.
+#[test]
+fn a_named_configuration_file_that_does_not_exist_is_an_error() {
+    let c = cluster();
+    let missing = c.path("typo.conf");
+    let want = format!("configuration file {}: no such file", missing.display());
+    for args in [
+        &["audit"][..],
+        &["status"],
+        &["baseline"],
+        &["check", "100"],
+        &["why-not", "kvm64"],
+        &["publish", "--probe", "off"],
+    ] {
+        // By flag and by variable alike.
+        let mut with_flag = args.to_vec();
+        let flag = format!("--config={}", missing.display());
+        with_flag.push(&flag);
+        c.on("pve1", &with_flag)
+            .run()
+            .code(2)
+            .stderr_has(&want)
+            .stderr_has("\nnote: correct --config or PVE_CPUGUARD_CONFIG");
+        c.on("pve1", args)
+            .env("PVE_CPUGUARD_CONFIG", &missing)
+            .run()
+            .code(2)
+            .stderr_has(&want);
+    }
+    // The hook: an input problem like an unreadable file (the policy
+    // decides; default allows with the warning).
+    c.on("pve1", &["hook", "100", "pre-start"])
+        .env("PVE_CPUGUARD_CONFIG", &missing)
+        .run()
+        .code(0)
+        .stderr_has(&want);
+}
+
+#[test]
+fn dev_null_as_the_configuration_is_read_as_empty() {
+    let c = cluster();
+    for args in [&["status"][..], &["audit"], &["why-not", "kvm64"]] {
+        c.on("pve1", args)
+            .env("PVE_CPUGUARD_CONFIG", "/dev/null")
+            .run()
+            .stderr_lacks("/dev/null")
+            .stderr_lacks("error:");
+    }
+    // The hook reads it as empty too: policy default, no warning about it.
+    c.on("pve1", &["hook", "100", "pre-start"])
+        .env("PVE_CPUGUARD_CONFIG", "/dev/null")
+        .run()
+        .code(0)
+        .stderr_lacks("/dev/null");
+    let conf = Config::load_given(Some(Path::new("/dev/null"))).unwrap();
+    assert_eq!(conf.policy, None);
+    assert_eq!(conf.path, Path::new("/dev/null"));
 }

@@ -416,6 +416,151 @@ fn chained_hookscript_runs_after_an_allow_and_its_exit_code_counts() {
     );
 }
 
+/// Issue 21, item 3: `PVE_CPUGUARD_CHAINED` ends only the guard's own
+/// re-entry (same VM, same phase, a descendant of the guard that set it);
+/// inherited by whatever the chained script starts, or set by anyone
+/// else, it switches nothing off.
+#[test]
+fn the_chaining_guard_matches_only_its_own_reentry() {
+    let c = cluster();
+    let hook_bin = harness::hook_binary();
+    let log = c.path("chain.log");
+    let chain = |line: &str| {
+        std::fs::create_dir_all(c.pve().join("pve-cpuguard")).unwrap();
+        std::fs::write(c.pve().join("pve-cpuguard/chain.conf"), line).unwrap();
+    };
+    // A wrapper chained behind the guard that runs the guard again (as a
+    // child, not exec): the loop ends at the first re-entry. The script
+    // stops itself after 3 rounds so that a broken guard fails the test
+    // instead of hanging it.
+    script(
+        &c.path("loop.sh"),
+        &format!(
+            "#!/bin/sh\necho \"$1 $2\" >> {log}\n[ $(wc -l < {log}) -gt 3 ] && exit 99\n{bin} \"$1\" \"$2\"\n",
+            log = log.display(),
+            bin = hook_bin.display()
+        ),
+    );
+    chain(&format!("100 {}\n", c.path("loop.sh").display()));
+    hook(&c, 100, "pve1", "pve4").code(0);
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "100 pre-start\n");
+    std::fs::remove_file(&log).unwrap();
+
+    // VM 100's chained script starts the guard for VM 101 as if on pve2
+    // (Haswell), where 101's `cpu: host` from Skylake-SP is refused, and
+    // then the guard for another phase of VM 100: the inherited variable
+    // must switch neither off.
+    script(
+        &c.path("other.sh"),
+        &format!(
+            "#!/bin/sh\nPVE_CPUGUARD_NODE=pve2 PVE_CPUGUARD_CPUINFO={cpuinfo} {bin} 101 pre-start\necho \"101 on pve2: $?\" >> {log}\n{bin} \"$1\" post-start\necho \"post-start: $?\" >> {log}\n",
+            cpuinfo = harness::cpuinfo("archspec-linux-rhel7-haswell").display(),
+            bin = hook_bin.display(),
+            log = log.display()
+        ),
+    );
+    chain(&format!("100 {}\n", c.path("other.sh").display()));
+    hook(&c, 100, "pve1", "pve4").code(0);
+    let text = std::fs::read_to_string(&log).unwrap();
+    // The guard on "pve2" refused (exit 1) although it inherited the
+    // variable.
+    assert!(text.starts_with("101 on pve2: 1\n"), "{text}");
+    // Another phase of the same VM is no re-entry either: it ran the chain
+    // (other.sh again, which logged) instead of ending at once.
+    assert!(text.contains("post-start: "), "{text}");
+    assert_eq!(text.matches("101 on pve2: 1").count(), 2, "{text}");
+
+    // Set from outside, by anyone: no value switches the check off.
+    chain("");
+    for value in [
+        "",
+        "1",
+        "100 pre-start",
+        "100 pre-start 999999999 0",
+        "100 pre-start 1 0",
+    ] {
+        c.on("pve2", &["hook", "100", "pre-start"])
+            .env("PVE_MIGRATED_FROM", "pve1")
+            .env("PVE_CPUGUARD_CHAINED", value)
+            .run()
+            .code(1)
+            .stderr_has("refused");
+    }
+}
+
+/// Issue 21, item 4: Proxmox VE fails a start whose hookscript is missing
+/// (and only warns in other phases); the administrator's own hookscript,
+/// chained behind the guard, gets the same, and the message says that the
+/// CPU was checked.
+#[test]
+fn a_missing_chained_hookscript_fails_the_start_as_proxmox_does() {
+    let c = cluster();
+    std::fs::create_dir_all(c.pve().join("pve-cpuguard")).unwrap();
+    let gone = c.path("gone.pl");
+    let not_exec = c.path("not-exec.pl");
+    std::fs::write(&not_exec, "#!/bin/sh\nexit 0\n").unwrap();
+    for (script, why) in [(&gone, "does not exist"), (&not_exec, "is not executable")] {
+        std::fs::write(
+            c.pve().join("pve-cpuguard/chain.conf"),
+            format!("100 {}\n", script.display()),
+        )
+        .unwrap();
+        // Allowed by the CPU check (pve1 -> pve4), under either policy.
+        for policy in ["default", "strict"] {
+            let done = c
+                .on("pve4", &["hook", "100", "pre-start"])
+                .env("PVE_MIGRATED_FROM", "pve1")
+                .env("PVE_CPUGUARD_POLICY", policy)
+                .run()
+                .code(1);
+            done.stderr_has(&format!(
+                "VM 100 pre-start: the CPU check allowed the start, but the chained hookscript {} {why}: refused",
+                script.display()
+            ))
+            .stderr_has("note: restore the script")
+            .stderr_lacks("cannot check the CPU")
+            .stderr_lacks("unchecked");
+            assert!(
+                done.stdout.starts_with("QEMU: pve-cpuguard: "),
+                "{}",
+                done.stdout
+            );
+        }
+        for phase in ["post-start", "pre-stop", "post-stop"] {
+            c.on("pve4", &["hook", "100", phase])
+                .run()
+                .code(0)
+                .stderr_has(&format!("warning: VM 100 {phase}: the chained hookscript"))
+                .stderr_has(why);
+        }
+    }
+}
+
+/// Issue 21, item 4: two lines for one VM in chain.conf name both lines.
+#[test]
+fn two_chain_lines_for_one_vm_are_an_error_naming_both() {
+    let c = cluster();
+    std::fs::create_dir_all(c.pve().join("pve-cpuguard")).unwrap();
+    let chain = c.pve().join("pve-cpuguard/chain.conf");
+    std::fs::write(&chain, "100 /a.pl\n100 /b.pl\n").unwrap();
+    let done = c
+        .on("pve4", &["hook", "100", "pre-start"])
+        .env("PVE_MIGRATED_FROM", "pve1")
+        .run()
+        .code(0);
+    done.stderr_has(&format!(
+        "the CPU check allowed the start, but its chained hookscript cannot be looked up: {}:2: VM 100 is listed twice, on lines 1 and 2",
+        chain.display()
+    ))
+    .stderr_has("allowed without it (policy default)");
+    c.on("pve4", &["hook", "100", "pre-start"])
+        .env("PVE_MIGRATED_FROM", "pve1")
+        .env("PVE_CPUGUARD_POLICY", "strict")
+        .run()
+        .code(1)
+        .stderr_has("listed twice");
+}
+
 #[test]
 fn refusals_go_to_the_system_log() {
     let c = cluster();
@@ -494,6 +639,60 @@ fn migrate_live_rules_apply_only_to_a_running_vm_with_online() {
         .code(1)
         .stderr_has("vendor change");
     assert!(qm.calls().is_empty());
+}
+
+/// `qm` reads its options with Getopt::Long and PVE's `parse_boolean`
+/// (issue 21, item 2): every spelling it takes for a live migration is
+/// judged as one, and what it cannot read is refused before it runs.
+#[test]
+fn migrate_reads_online_as_qm_does() {
+    let c = cluster();
+    let qm = fake_qm(&c);
+    // VM 105 (kvm64) runs on Intel pve1; live to AMD pve3 is a vendor
+    // change, offline it may go.
+    std::fs::create_dir_all(c.path("run")).unwrap();
+    std::fs::write(c.path("run/105.pid"), format!("{}\n", std::process::id())).unwrap();
+    for live in [
+        &["--online", "TRUE"][..],
+        &["--ONLINE"],
+        &["--onl"],
+        &["--online=Yes"],
+        &["-online", "on", "--with-local-disks"],
+        &["--with-local-disks", "--Online="],
+    ] {
+        let args: Vec<&str> = ["105", "pve3"].iter().chain(live).copied().collect();
+        migrate(&c, &qm, "pve1", &args)
+            .code(1)
+            .stderr_has("live migration pve1 -> pve3")
+            .stderr_has("vendor change");
+        assert!(qm.calls().is_empty(), "{live:?}: qm must not run");
+    }
+    for offline in [
+        &["--online", "0"][..],
+        &["--online=No"],
+        &["--ONLINE", "off"],
+        &["--migration_network", "--online"],
+    ] {
+        let args: Vec<&str> = ["105", "pve3"].iter().chain(offline).copied().collect();
+        migrate(&c, &qm, "pve1", &args).code(0);
+        let want: Vec<&str> = ["migrate"].iter().chain(&args).copied().collect();
+        assert_eq!(qm.calls(), [argv(&want)], "{offline:?}");
+        qm.clear();
+    }
+    for (bad, why) in [
+        (&["--online", "maybe"][..], "option --online: 'maybe' is not a boolean"),
+        (&["--with"], "option 'with' is ambiguous for `qm migrate`: it abbreviates --with-conntrack-state, --with-local-disks"),
+        (&["--migration", "x"], "is ambiguous"),
+        (&["--live"], "unknown option 'live'"),
+        (&["--bwlimit"], "option --bwlimit needs a value"),
+    ] {
+        let args: Vec<&str> = ["105", "pve3"].iter().chain(bad).copied().collect();
+        migrate(&c, &qm, "pve1", &args)
+            .code(2)
+            .stderr_has(why)
+            .stderr_has("\nnote: ");
+        assert!(qm.calls().is_empty(), "{bad:?}: qm must not run");
+    }
 }
 
 #[test]

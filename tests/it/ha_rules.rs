@@ -255,6 +255,34 @@ fn a_malformed_rules_file_names_file_and_line() {
     out.stderr_has("ha/rules.cfg:3: invalid strict 'maybe'");
 }
 
+/// Issue 21, item 9: rules.cfg read as Proxmox VE reads it: `vm:0100` is
+/// VM 100 and `strict true` a boolean (the administrator's rule still
+/// keeps VM 100 out of ours); `node-affinity : keep` is no header.
+#[test]
+fn rules_cfg_is_read_with_proxmox_grammar() {
+    let f = fixture();
+    f.rules("node-affinity: keep-db\n\tnodes pve1,pve2\n\tresources vm:0100\n\tstrict true\n");
+    f.run(&["ha-rules", "--apply"]).run().code(0);
+    let mut got = f.ha.calls();
+    got.sort();
+    // 100 is in keep-db (strict, allowed nodes only): no rule of ours for
+    // it, which ha-manager would refuse (a resource in two rules).
+    assert_eq!(
+        got,
+        [
+            add("add", &["pve1", "pve2"], "vm:101"),
+            add("add", &["pve2"], "vm:104")
+        ]
+    );
+    f.ha.clear();
+    f.rules("node-affinity : keep\n\tresources vm:100\n");
+    f.run(&["ha-rules"])
+        .run()
+        .code(2)
+        .stderr_has("ha/rules.cfg:1: expected a section header `TYPE: ID`");
+    assert!(f.ha.calls().is_empty());
+}
+
 /// `ha_rules = apply`: the refresh service's `scan` keeps the rules, on
 /// the first online node of `.members` only.
 #[test]

@@ -344,8 +344,8 @@ fn gone(pid: &str) -> bool {
 }
 
 /// A fake QEMU that starts `sleep 300` in the background, then runs
-/// `then`: the probe (1 s) must fail with a timeout, and the `sleep` (the
-/// `what`) must be gone within 5 s. Returns the error and how long the
+/// `then`: the probe (1 s) must fail, and the `sleep` (the `what`) must be
+/// gone within 5 s. Returns the error and how long the
 /// probe took.
 fn probe_leaving(then: &str, what: &str) -> (ProbeError, Duration) {
     let dir = tempfile::tempdir().unwrap();
@@ -358,7 +358,6 @@ fn probe_leaving(then: &str, what: &str) -> (ProbeError, Duration) {
     let t = Instant::now();
     let e = probe_fake(&qemu, Duration::from_secs(1)).unwrap_err();
     let took = t.elapsed();
-    assert!(matches!(e, ProbeError::Timeout { .. }), "{e}");
     let pid = std::fs::read_to_string(&pidfile).unwrap();
     let pid = pid.trim();
     let t = Instant::now();
@@ -383,8 +382,11 @@ fn hanging_qemu_is_killed_with_its_children_within_the_timeout() {
 
 #[test]
 fn qemu_exiting_but_leaving_a_child_on_its_pipes_is_cleaned_up() {
-    let (_, took) = probe_leaving("exit 0", "orphan");
-    assert!(took < Duration::from_secs(5));
+    // The orphan holds the pipes open, but QEMU itself has exited: its
+    // (missing) answer is judged at once, not after the timeout (issue 21).
+    let (e, took) = probe_leaving("exit 0", "orphan");
+    assert!(matches!(e, ProbeError::Protocol { .. }), "{e}");
+    assert!(took < Duration::from_millis(900), "{took:?}");
 }
 
 #[test]

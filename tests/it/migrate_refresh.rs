@@ -29,7 +29,7 @@ fn setup(age: u64) -> (SshCluster, Recorder) {
 fn migrate(c: &SshCluster, qm: &Recorder) -> Done {
     c.cmd(&["migrate", "100", "pve2", "--online"])
         .env("PVE_CPUGUARD_QM", &qm.program)
-        .env("PVE_CPUGUARD_CONFIG", c.path("none.conf"))
+        .env("PVE_CPUGUARD_CONFIG", std::path::PathBuf::from("/dev/null"))
         .env("PVE_CPUGUARD_SYSLOG_SOCKET", c.path("none.sock"))
         .run()
 }

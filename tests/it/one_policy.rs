@@ -38,7 +38,7 @@ fn check_and_hook_apply_the_same_policy_to_unknown_answers() {
     let c = cluster();
     // Default policy: allowed without proof by both.
     c.on("pve2", &["hook", "100", "pre-start"]).run().code(0);
-    let d = check_start_on_pve2(&c, &c.path("no-such.conf"), 3);
+    let d = check_start_on_pve2(&c, &std::path::PathBuf::from("/dev/null"), 3);
     assert_eq!(d["decisions"]["pve2"]["allow"], true, "{d}");
     assert!(d["unknown_nodes"]["pve2"].is_object(), "{d}");
 
@@ -78,7 +78,7 @@ fn why_not_reads_the_configuration_file() {
         .stdout_has("custom-tsx: compatible");
     // Without it, /etc/pve has no such model: unknown.
     why_not(&[
-        ("PVE_CPUGUARD_CONFIG", c.path("none.conf")),
+        ("PVE_CPUGUARD_CONFIG", std::path::PathBuf::from("/dev/null")),
         ("PVE_CPUGUARD_PVE_DIR", c.path("empty")),
     ])
     .code(3);

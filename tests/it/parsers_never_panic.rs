@@ -281,3 +281,131 @@ proptest! {
         }
     }
 }
+
+/// Long and hostile strings (issue 21, item 8): separators, keys, control
+/// and escape sequences, non-ASCII, brackets, in any order and up to tens
+/// of thousands of characters.
+fn hostile() -> impl Strategy<Value = String> {
+    let atom = prop_oneof![
+        Just(",".to_string()),
+        Just("=".to_string()),
+        Just(";".to_string()),
+        Just("+".to_string()),
+        Just("-".to_string()),
+        Just("cputype=".to_string()),
+        Just("flags=".to_string()),
+        Just("phys-bits=".to_string()),
+        Just("\u{1b}[2J".to_string()),
+        Just("\u{0}".to_string()),
+        Just("\n".to_string()),
+        Just("é€😀".to_string()),
+        Just("{".to_string()),
+        Just("}".to_string()),
+        Just("[".to_string()),
+        Just("]".to_string()),
+        Just(": ".to_string()),
+        Just("'\"".to_string()),
+        "[A-Za-z0-9]{1,8}",
+        (1usize..5000).prop_map(|n| "A".repeat(n)),
+    ];
+    prop::collection::vec(atom, 0..200).prop_map(|v| v.concat())
+}
+
+/// An error message made from hostile input stays short and clean: at
+/// most `max` characters, no raw control character but line breaks.
+fn bounded(message: &str, max: usize) -> Result<(), TestCaseError> {
+    prop_assert!(
+        message.chars().count() <= max,
+        "{} characters: {}…",
+        message.chars().count(),
+        message.chars().take(200).collect::<String>()
+    );
+    prop_assert!(
+        !message.chars().any(|c| c.is_control() && c != '\n'),
+        "raw control character in {:?}",
+        message.chars().take(200).collect::<String>()
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn cpu_option_parser_bounds_its_errors_on_hostile_strings(s in hostile()) {
+        if let Err(e) = cpuconf::parse(&s) {
+            bounded(&e, 400)?;
+        }
+        let _ = cpuconf::parse_flags(&s);
+    }
+
+    #[test]
+    fn published_record_bounds_its_errors_on_hostile_strings(
+        field in prop::sample::select(vec![
+            "node", "generator", "record.name", "record.address", "record.vendor",
+            "record.model_name", "record.microcode", "record.kernel", "record.level",
+            "record.kvm_error", "record.source", "record.qemu", "record.processors",
+            "record.flags", "record.hook_storages",
+        ]),
+        s in hostile(),
+    ) {
+        use pve_cpuguard::cache::published::{decode, Rejected};
+        let mut v = published_record();
+        let value = if field == "record.hook_storages" {
+            serde_json::json!([s])
+        } else {
+            serde_json::Value::from(s)
+        };
+        match field.split_once('.') {
+            Some((outer, inner)) => v[outer][inner] = value,
+            None => v[field] = value,
+        }
+        match decode(&serde_json::to_vec(&v).unwrap(), "pve1", 2000) {
+            Ok(_) => {}
+            Err(Rejected::Invalid(m)) => bounded(&m, 400)?,
+            Err(other) => prop_assert!(false, "{:?}", other),
+        }
+    }
+
+    #[test]
+    fn corosync_parser_never_panics_on_hostile_strings(s in hostile()) {
+        use pve_cpuguard::pve::corosync;
+        names_the_file(corosync::parse(&s, Path::new("corosync.conf")), "corosync.conf")?;
+    }
+
+    #[test]
+    fn section_config_parser_never_panics_on_hostile_strings(s in hostile()) {
+        use pve_cpuguard::pve::section_config;
+        names_the_file(section_config::parse(&s, Path::new("rules.cfg")), "rules.cfg")?;
+    }
+}
+
+/// One value of every parser at the size that broke them: 70 000
+/// characters (a `{:w$}` width past 65 535 panicked `audit`), and a
+/// megabyte, parsed in linear time (a quadratic parser takes minutes).
+#[test]
+fn absurdly_long_values_neither_panic_nor_take_quadratic_time() {
+    use pve_cpuguard::pve::{corosync, section_config};
+    let t = std::time::Instant::now();
+    for n in [70_000, 1 << 20] {
+        let a = "A".repeat(n);
+        let e = cpuconf::parse(&format!("{a},x")).unwrap_err();
+        assert!(e.chars().count() < 300, "{}", e.len());
+        let flags = format!("x86-64-v3,flags={}", "+a;".repeat(n / 3));
+        assert_eq!(cpuconf::parse(&flags).unwrap().flags.len(), n / 3);
+        let e = cpuconf::parse(&format!("cputype=x,{}", "cputype=x,".repeat(n / 10))).unwrap_err();
+        assert!(e.chars().count() < 300, "{}", e.len());
+        let _ = corosync::parse(
+            &format!("totem {{\n{a}: {a}\n}}\n{}", "{".repeat(n)),
+            Path::new("c"),
+        );
+        let _ = section_config::parse(&format!("vm: {a}\n\tnodes {a}\n{a}:{a}\n"), Path::new("s"));
+        let _ = vmconf::parse(&format!("cpu: {a}\n"), Path::new("v"));
+    }
+    // A quadratic pass over a megabyte takes minutes even optimised.
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        t.elapsed()
+    );
+}

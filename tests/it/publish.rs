@@ -413,8 +413,8 @@ fn read_only_pve_dir_warns_exits_1_and_keeps_the_last_record() {
     let run = Done::of(cmd).code(1);
     assert!(
         run.stderr.starts_with(&format!(
-            "pve-cpuguard: warning: cannot publish pve1's CPU record: {}.tmp.",
-            path.display()
+            "pve-cpuguard: warning: cannot publish pve1's CPU record: {}: ",
+            path.parent().unwrap().display()
         )),
         "{}",
         run.stderr

@@ -601,7 +601,7 @@ fn the_kvm_view_is_recorded_by_scan_and_decides() {
         .cmd(&["check", "100", "--mode", "start", "-o", "json"])
         .env("PVE_CPUGUARD_NODE", "pve2")
         .env("PVE_CPUGUARD_CPUINFO", harness::cpuinfo(HASWELL))
-        .env("PVE_CPUGUARD_CONFIG", c.dir.path().join("none.conf"))
+        .env("PVE_CPUGUARD_CONFIG", std::path::PathBuf::from("/dev/null"))
         .run();
     let run = run.code(1);
     let v = run.json();

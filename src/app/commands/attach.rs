@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 
@@ -66,29 +65,12 @@ fn select(
     Ok((vms, elsewhere))
 }
 
-/// Runs `qm` with exactly these arguments; its stderr in the error.
+/// Runs `qm` with exactly these arguments, bounded in time (60 s) and
+/// output like the `ha-manager` calls: `scan` runs it unattended
+/// (`auto_attach`), where a `qm set` stuck on a hung pmxcfs lock must not
+/// hold the refresh service forever. Its stderr is in the error.
 fn run_qm(qm: &Path, args: &[String]) -> std::result::Result<(), String> {
-    let out = Command::new(qm)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", qm.display()))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        Err(format!(
-            "`{} {}` failed ({}){}",
-            qm.display(),
-            args.join(" "),
-            out.status,
-            if err.is_empty() {
-                String::new()
-            } else {
-                format!(": {err}")
-            }
-        ))
-    }
+    crate::app::commands::ha_rules::run_call(qm, args)
 }
 
 /// Makes sure the hook file is in the storage's snippets directory.

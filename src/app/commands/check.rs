@@ -190,7 +190,11 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
                 }
             }
         }
-        output::print(&output::wrap(&s, output::WIDTH))?;
+        // A `cpu:` value of any length is quoted in part only.
+        output::print(&output::wrap(
+            &crate::error::shorten_quotes(&s),
+            output::WIDTH,
+        ))?;
     }
     Ok(if !refused.is_empty() {
         ExitCode::Refused

@@ -20,9 +20,10 @@ use crate::pve::{ha_rules as rules_cfg, members};
 use crate::reach::process::{run_bounded, Ended, Limits};
 use crate::syslog::{self, Severity};
 
-/// How long one `ha-manager` call may take (it writes rules.cfg under the
-/// cluster lock; a hung pmxcfs must not hang the refresh service).
-const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one `ha-manager` or `qm set` call may take (each writes a
+/// file of the cluster file system under its lock; a hung pmxcfs must not
+/// hang the refresh service).
+pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What a run found and did.
 pub struct Outcome {
@@ -62,8 +63,14 @@ pub fn command_line(binary: &Path, args: &[String]) -> String {
 }
 
 /// Runs one call through the bounded runner (its own process group,
-/// killed whole at the deadline).
-fn run_call(binary: &Path, args: &[String]) -> std::result::Result<(), String> {
+/// killed whole at [`CALL_TIMEOUT`], its output bounded): every Proxmox VE
+/// tool the commands run unattended goes through here (`ha-manager`, and
+/// `qm set` for `attach`, `detach` and `scan`'s `auto_attach`).
+///
+/// # Errors
+/// The call could not start, failed, printed too much or timed out: the
+/// command line and its stderr.
+pub(crate) fn run_call(binary: &Path, args: &[String]) -> std::result::Result<(), String> {
     let line = command_line(binary, args);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let limits = Limits {

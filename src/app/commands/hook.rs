@@ -23,12 +23,30 @@ use crate::pve::paths::VmId;
 use crate::pve::{custom_models, vmconf};
 use crate::syslog::{self, Severity};
 
+// The hook's messages never fail it: `println!` and `eprintln!` panic when
+// their stream is closed, which would turn an allowed start into a failed
+// one (exit 101). What cannot be written is dropped.
+macro_rules! say_out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+macro_rules! say_err {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+macro_rules! say_err_raw {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($t)*);
+    }};
+}
+
 /// The phases Proxmox calls hookscripts with.
 const PHASES: [&str; 4] = ["pre-start", "post-start", "pre-stop", "post-stop"];
-
-/// Set for a chained hookscript, so a chain that points back at the guard
-/// cannot loop.
-const CHAINED: &str = "PVE_CPUGUARD_CHAINED";
 
 /// How long recording a refusal (journal, state file under its lock) may
 /// take once the answer is fixed; past it the process exits with the
@@ -48,7 +66,13 @@ const RECORD_BUDGET: Duration = Duration::from_secs(2);
 /// Only for invalid arguments; every other failure becomes
 /// allow-with-warning or refusal according to the policy.
 pub fn run(args: &HookArgs) -> Result<ExitCode> {
-    if std::env::var_os(CHAINED).is_some() || !PHASES.contains(&args.phase.as_str()) {
+    // Only the guard's own re-entry through its chained hookscript ends
+    // here; the variable, inherited by whatever that script starts, never
+    // switches the guard off for another VM or phase (see
+    // `guard::chain::is_reentry`).
+    let reentry = std::env::var(crate::guard::chain::REENTRY_VAR)
+        .is_ok_and(|v| crate::guard::chain::is_reentry(&v, &args.vmid, &args.phase));
+    if reentry || !PHASES.contains(&args.phase.as_str()) {
         return Ok(ExitCode::Ok);
     }
     let vmid: VmId = args.vmid.parse().map_err(Error::Usage)?;
@@ -61,9 +85,19 @@ pub fn run(args: &HookArgs) -> Result<ExitCode> {
     if settings.policy != early {
         arm_deadline(args.deadline, settings.policy, vmid, phase, false);
     }
+    // A variable with an invalid value (left out by the parse: its option
+    // took the flag, file or default) is an input problem like an
+    // unreadable configuration file: the policy judges it, it never fails
+    // a start on its own.
+    let mut problems: Vec<String> = args
+        .env_problems
+        .iter()
+        .map(|p| format!("{p}; the variable is ignored"))
+        .collect();
     if phase != "pre-start" {
-        if let Some(e) = problem {
-            warn(vmid, phase, &format!("{e}; using the defaults"));
+        problems.extend(problem.map(|e| format!("{e}; using the defaults")));
+        for p in &problems {
+            warn(vmid, phase, p);
         }
         let recorded = match phase {
             "post-start" => hook_running::post_start(&settings, &args.run_dir, vmid),
@@ -75,9 +109,11 @@ pub fn run(args: &HookArgs) -> Result<ExitCode> {
         }
         return Ok(chain(&settings, vmid, phase));
     }
-    let allowed = match problem {
-        Some(e) => unknown(&settings, vmid, &e.to_string()),
-        None => check(&settings, vmid),
+    problems.extend(problem.map(|e| e.to_string()));
+    let allowed = if problems.is_empty() {
+        check(&settings, vmid)
+    } else {
+        unknown(&settings, vmid, &problems.join("; "))
     };
     if !allowed {
         return Ok(ExitCode::Refused);
@@ -155,26 +191,40 @@ fn refusal_fixed(vmid: VmId) {
 /// A warning on stderr and in the journal.
 fn warn(vmid: VmId, phase: &str, why: &str) {
     let msg = format!("VM {vmid} {phase}: {why}");
-    eprintln!("pve-cpuguard: warning: {msg}");
+    say_err!("pve-cpuguard: warning: {msg}");
     syslog::log(Severity::Warning, &msg);
 }
 
 /// The check cannot be made (an input cannot be read or trusted): the
 /// policy decides. `true` when the start may go ahead.
 fn unknown(settings: &Settings, vmid: VmId, why: &str) -> bool {
+    judged(
+        settings,
+        vmid,
+        &format!("cannot check the CPU: {why}"),
+        "allowed unchecked",
+    )
+}
+
+/// An input problem the policy judges, `what` saying which and `allowed`
+/// how the start goes ahead under the default policy: `true` when it may.
+fn judged(settings: &Settings, vmid: VmId, what: &str, allowed: &str) -> bool {
     let strict = settings.policy == Policy::Strict;
+    // A message quoting a whole outside value (a `cpu:` line of any
+    // length) is shortened before it reaches the task log and journal.
+    let what = crate::error::shorten_quotes(what);
     let msg = format!(
-        "VM {vmid}: cannot check the CPU: {why}; {}",
+        "VM {vmid}: {what}; {}",
         if strict {
-            "refused (policy strict)"
+            "refused (policy strict)".to_string()
         } else {
-            "allowed unchecked (policy default)"
+            format!("{allowed} (policy default)")
         }
     );
     if strict {
         refusal_fixed(vmid);
     }
-    eprintln!("pve-cpuguard: {msg}");
+    say_err!("pve-cpuguard: {msg}");
     syslog::log(
         if strict {
             Severity::Err
@@ -184,7 +234,7 @@ fn unknown(settings: &Settings, vmid: VmId, why: &str) -> bool {
         &msg,
     );
     if strict {
-        println!("QEMU: pve-cpuguard: {msg}");
+        say_out!("QEMU: pve-cpuguard: {msg}");
         let migrated_from = std::env::var("PVE_MIGRATED_FROM")
             .ok()
             .filter(|s| !s.is_empty());
@@ -304,13 +354,19 @@ fn check(settings: &Settings, vmid: VmId) -> bool {
 
     if d.allow {
         if !d.warnings.is_empty() {
-            eprint!("{}", d.explain());
-            syslog::log(Severity::Warning, &d.one_line());
+            say_err_raw!("{}", crate::error::shorten_quotes(&d.explain()));
+            syslog::log(
+                Severity::Warning,
+                &crate::error::shorten_quotes(&d.one_line()),
+            );
         }
     } else {
         refusal_fixed(vmid);
-        eprint!("{}", d.explain());
-        println!("QEMU: pve-cpuguard: {}", d.one_line());
+        say_err_raw!("{}", crate::error::shorten_quotes(&d.explain()));
+        say_out!(
+            "QEMU: pve-cpuguard: {}",
+            crate::error::shorten_quotes(&d.one_line())
+        );
         crate::guard::refusals::log(&settings.state_dir, &d);
     }
     // The process ends right after this answer: freeing every node record
@@ -325,7 +381,9 @@ fn check(settings: &Settings, vmid: VmId) -> bool {
 fn chain(settings: &Settings, vmid: VmId, phase: &str) -> ExitCode {
     let input_failed = |why: String| -> ExitCode {
         if phase == "pre-start" {
-            if unknown(settings, vmid, &why) {
+            // The CPU check is done; what is unknown is the chain.
+            let what = format!("the CPU check allowed the start, but {why}");
+            if judged(settings, vmid, &what, "allowed without it") {
                 ExitCode::Ok
             } else {
                 ExitCode::Refused
@@ -345,23 +403,72 @@ fn chain(settings: &Settings, vmid: VmId, phase: &str) -> ExitCode {
             crate::app::deadline::disarm();
             return ExitCode::Ok;
         }
-        Err(e) => return input_failed(format!("cannot look up the chained hookscript: {e}")),
+        Err(e) => return input_failed(format!("its chained hookscript cannot be looked up: {e}")),
     };
     // The chained hookscript's time is its own.
     crate::app::deadline::disarm();
+    // Proxmox VE checks a hookscript before running it and fails the start
+    // (`pre-start` only; other phases warn) when it is missing or not
+    // executable, or cannot be run (qemu-server
+    // `PVE::GuestHelpers::check_hookscript` and `exec_hookscript` with
+    // `stop_on_error` in pre-start). The administrator's own hookscript,
+    // chained behind the guard, gets the same: our check is done and says
+    // nothing about it.
+    let missing = |why: String| -> ExitCode {
+        let msg = format!(
+            "VM {vmid} {phase}: the CPU check {}, but the chained hookscript {} {why}",
+            if phase == "pre-start" {
+                "allowed the start"
+            } else {
+                "was not needed"
+            },
+            script.display()
+        );
+        if phase == "pre-start" {
+            let msg = format!(
+                "{msg}: refused, as Proxmox VE refuses a start whose hookscript it cannot run"
+            );
+            say_err!(
+                "pve-cpuguard: {msg}\n  note: restore the script, or change the VM's line in {} \
+                 (`pve-cpuguard detach {vmid}` puts its own hookscript back)",
+                crate::guard::chain::file(settings.pve.root()).display()
+            );
+            say_out!("QEMU: pve-cpuguard: {msg}");
+            syslog::log(Severity::Err, &msg);
+            ExitCode::Refused
+        } else {
+            warn(
+                vmid,
+                phase,
+                &format!("the chained hookscript {} {why}; not run", script.display()),
+            );
+            ExitCode::Ok
+        }
+    };
+    match std::fs::metadata(&script) {
+        Ok(m) if m.is_file() => {
+            use std::os::unix::fs::PermissionsExt;
+            if m.permissions().mode() & 0o111 == 0 {
+                return missing("is not executable".into());
+            }
+        }
+        Ok(_) => return missing("is not a regular file".into()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return missing("does not exist".into())
+        }
+        Err(e) => return missing(format!("cannot be read: {e}")),
+    }
     let status = match std::process::Command::new(&script)
         .arg(vmid.to_string())
         .arg(phase)
-        .env(CHAINED, "1")
+        .env(
+            crate::guard::chain::REENTRY_VAR,
+            crate::guard::chain::reentry_value(vmid, phase),
+        )
         .status()
     {
         Ok(status) => status,
-        Err(e) => {
-            return input_failed(format!(
-                "cannot run the chained hookscript {}: {e}",
-                script.display()
-            ))
-        }
+        Err(e) => return missing(format!("cannot be run: {e}")),
     };
     // Its exit code counts: pass it through (a signal counts as failure).
     match status.code() {

@@ -131,7 +131,7 @@ pub const PAGES: &[Page] = &[
         command: "hook",
         environment: &[
             ("PVE_MIGRATED_FROM", "Set by Proxmox VE on the target of a migration: the source node."),
-            ("PVE_CPUGUARD_CHAINED", "Set for a chained hookscript; the guard then does nothing, so a chain cannot loop."),
+            ("PVE_CPUGUARD_CHAINED", "Set for a chained hookscript (VMID, phase and the guard's own process); the guard run again by it for the same VM and phase does nothing, so a chain cannot loop. Any other process that inherits it is checked as always."),
         ],
         files: &[VM_CONF, CACHE, CPUINFO, CPU_MODELS, CHAIN, STATE, CONF],
         exit: &[

@@ -33,6 +33,15 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
         )));
     }
     let (force, reason, qm_args) = own_options(args)?;
+    // Read as qm reads them: what qm would take for a live migration must
+    // be judged as one, and what it cannot read is refused before anything
+    // else happens.
+    let qm_options = crate::pve::qm_options::migrate(&qm_args).map_err(|e| {
+        Error::Usage(format!(
+            "{e}\nnote: qm reads these options as written (`qm help migrate` lists them); \
+             correct them, then run the command again"
+        ))
+    })?;
     let settings = Settings::resolve(&args.common)?;
     let mut ctx = vm_context::load(&settings, vmid)?;
     if ctx.owner != settings.node {
@@ -59,7 +68,7 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
             members.join(", ")
         )));
     }
-    let wants_online = online(&qm_args);
+    let wants_online = qm_options.online;
     let live = wants_online && vm_context::running(&args.run_dir, vmid);
     if live {
         ctx.read_running(&settings, &args.run_dir);
@@ -165,7 +174,7 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
 
     if d.allow {
         if !d.warnings.is_empty() {
-            eprint!("{}", d.explain());
+            eprint!("{}", crate::error::shorten_quotes(&d.explain()));
             syslog::log(Severity::Warning, &d.one_line());
         }
     } else if force {
@@ -182,7 +191,7 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
         eprintln!("pve-cpuguard: WARNING: {msg}");
         syslog::log(Severity::Warning, &msg);
     } else {
-        eprint!("{}", d.explain());
+        eprint!("{}", crate::error::shorten_quotes(&d.explain()));
         eprintln!("  note: qm was not run; to override: pve-cpuguard migrate --force-unsafe --reason TEXT {vmid} {} …", args.target);
         crate::guard::refusals::log(&settings.state_dir, &d);
         return Ok(ExitCode::Refused);
@@ -275,52 +284,11 @@ fn own_options(args: &MigrateArgs) -> Result<(bool, Option<String>, Vec<String>)
     Ok((force, reason, rest))
 }
 
-/// Whether the qm options ask for an online migration.
-fn online(qm_args: &[String]) -> bool {
-    let mut on = false;
-    let mut it = qm_args.iter().peekable();
-    while let Some(a) = it.next() {
-        if let Some(v) = a.strip_prefix("--online=") {
-            on = truthy(v);
-        } else if a == "--online" || a == "-online" {
-            on = match it.peek() {
-                Some(v) if !v.starts_with('-') => truthy(it.next().map_or("1", String::as_str)),
-                _ => true,
-            };
-        }
-    }
-    on
-}
-
-fn truthy(v: &str) -> bool {
-    matches!(v, "1" | "true" | "yes" | "on")
-}
-
 fn human_age(secs: u64) -> String {
     match secs {
         s if s < 120 => format!("{s}s"),
         s if s < 7200 => format!("{}m", s / 60),
         s if s < 172_800 => format!("{}h", s / 3600),
         s => format!("{}d", s / 86_400),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn v(a: &[&str]) -> Vec<String> {
-        a.iter().map(|s| (*s).to_string()).collect()
-    }
-
-    #[test]
-    fn online_forms() {
-        assert!(online(&v(&["--online"])));
-        assert!(online(&v(&["--online", "1"])));
-        assert!(online(&v(&["--online=1", "--with-local-disks"])));
-        assert!(online(&v(&["--online", "--with-local-disks"])));
-        assert!(!online(&v(&["--online", "0"])));
-        assert!(!online(&v(&["--online=0"])));
-        assert!(!online(&v(&["--with-local-disks"])));
     }
 }

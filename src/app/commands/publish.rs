@@ -78,8 +78,10 @@ pub fn write_record(
         return Err(PublishError::TooBig(bytes.len()));
     }
     let path = published::path(pve_dir, node);
-    let classify = |(p, e): (PathBuf, std::io::Error)| match e.raw_os_error() {
-        Some(libc::EACCES | libc::EROFS | libc::EPERM) => {
+    // By kind, not errno: the temporary file's creation error comes
+    // wrapped (with its path) by the tempfile crate, without an errno.
+    let classify = |(p, e): (PathBuf, std::io::Error)| match e.kind() {
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
             PublishError::ReadOnly { path: p, source: e }
         }
         _ => PublishError::Io { path: p, source: e },
@@ -113,12 +115,7 @@ fn node_name(given: Option<&str>, pve_dir: &Path) -> Result<String> {
 /// Configuration errors, an unreadable cpuinfo, and write errors other
 /// than a read-only cluster file system (which is exit 1, not an error).
 pub fn run(args: &PublishArgs, format: Format) -> Result<ExitCode> {
-    let conf = Config::load(
-        &args
-            .config
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(crate::conf::config::DEFAULT_PATH)),
-    )?;
+    let conf = Config::load_given(args.config.as_deref())?;
     let pve_dir = Config::pick(
         args.pve_dir.clone(),
         conf.pve_dir.as_ref(),

@@ -209,7 +209,9 @@ impl Cluster {
             env.push(("PVE_CPUGUARD_CPUINFO", sample(&self.samples[node])));
         }
         env.extend([
-            ("PVE_CPUGUARD_CONFIG", self.path("no-such.conf")),
+            // No configuration file: /dev/null reads as an empty one (a
+            // named file that does not exist is an error).
+            ("PVE_CPUGUARD_CONFIG", PathBuf::from("/dev/null")),
             ("PVE_CPUGUARD_SYSLOG_SOCKET", self.path("no-syslog")),
             ("PVE_CPUGUARD_RUN_DIR", self.path("run")),
             ("PVE_CPUGUARD_STATE_DIR", self.path("state")),

@@ -74,10 +74,15 @@ pub(super) fn finding_text(a: &Audit<'_>, v: &VmAudit, f: &Finding, cache: &WhyC
             "hookscript '{h}' is not the guard's (run `pve-cpuguard attach {}` on {}; '{h}' keeps running, chained behind the guard)",
             v.vmid, v.node
         ),
-        Finding::CannotJudge(why) => format!("cannot judge its CPU: {why}"),
+        Finding::CannotJudge(why) => format!(
+            "cannot judge its CPU: {}",
+            crate::error::shorten_quotes(why)
+        ),
         Finding::PendingCannotStart => format!(
             "a pending change (`[PENDING]`, applied at its next cold start) gives it CPU '{}', which its own node {} cannot start; revert it with `qm set {} --revert cpu` or fix the value",
-            v.cpu, v.node, v.vmid
+            crate::error::shorten_quotes(&v.cpu),
+            v.node,
+            v.vmid
         ),
     }
 }

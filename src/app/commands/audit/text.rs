@@ -196,7 +196,9 @@ fn text_report(a: &Audit<'_>, max_age: u64) -> String {
             [
                 v.vmid.to_string(),
                 v.node.clone(),
-                v.cpu.clone(),
+                // A `cpu:` value of any length must not widen the table
+                // without bound (a width past 65 535 even panicked).
+                crate::error::quoted(&v.cpu),
                 live,
                 start,
                 if v.findings.is_empty() {
@@ -222,7 +224,7 @@ fn text_report(a: &Audit<'_>, max_age: u64) -> String {
     let mut widths = head.map(str::len);
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.len());
+            *w = (*w).max(c.chars().count());
         }
     }
     let _ = writeln!(s, "\nVMs ({}):", a.vms.len());
@@ -233,7 +235,10 @@ fn text_report(a: &Audit<'_>, max_age: u64) -> String {
             if i + 1 == cols.len() {
                 s.push_str(c);
             } else {
-                let _ = write!(s, "{c:w$} ", w = widths[i]);
+                // Padded by hand: a `{:w$}` width must fit in 16 bits.
+                s.push_str(c);
+                let pad = widths[i].saturating_sub(c.chars().count()) + 1;
+                s.extend(std::iter::repeat_n(' ', pad));
             }
         }
         s.push('\n');
@@ -257,7 +262,13 @@ fn text_report(a: &Audit<'_>, max_age: u64) -> String {
         );
     }
     for v in &flagged {
-        let _ = writeln!(s, "  {} on {}, CPU '{}':", vm_label(v), v.node, v.cpu);
+        let _ = writeln!(
+            s,
+            "  {} on {}, CPU '{}':",
+            vm_label(v),
+            v.node,
+            crate::error::quoted(&v.cpu)
+        );
         if let Some(e) = &v.error {
             let _ = writeln!(s, "    error: {e}");
         }
