@@ -76,6 +76,9 @@ VENDORS = {
     'Intel': 'GenuineIntel',
     'AMD': 'AuthenticAMD',
     'Hygon': 'HygonGenuine',
+    # libvirt's x86_YongFeng-v2.xml and later spell QEMU's CPUID_VENDOR_ZHAOXIN1
+    # ('CentaurHauls') this way
+    'Zhaoxin CentaurHauls': 'CentaurHauls',
 }
 
 REGS = ('eax', 'ebx', 'ecx', 'edx')
