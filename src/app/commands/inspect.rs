@@ -81,10 +81,7 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
             truth::of_local(&info, Some(&rec))
         }
         None => {
-            let pve_dir = args
-                .pve_dir
-                .clone()
-                .unwrap_or_else(|| "/etc/pve".into());
+            let pve_dir = args.pve_dir.clone().unwrap_or_else(|| "/etc/pve".into());
             let node = crate::pve::paths::local_node(args.node.as_deref(), &pve_dir);
             // flag > variable > configuration file > default, as everywhere.
             let (_, path) = args.cache.resolve()?;
