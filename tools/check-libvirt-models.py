@@ -76,6 +76,9 @@ VENDORS = {
     'Intel': 'GenuineIntel',
     'AMD': 'AuthenticAMD',
     'Hygon': 'HygonGenuine',
+    # libvirt's x86_YongFeng-v2.xml and later spell QEMU's CPUID_VENDOR_ZHAOXIN1
+    # ('CentaurHauls') this way
+    'Zhaoxin CentaurHauls': 'CentaurHauls',
 }
 
 REGS = ('eax', 'ebx', 'ecx', 'edx')
@@ -85,6 +88,21 @@ MARKER = 'libvirt'
 # QEMU features libvirt's model sync (src/cpu_map/sync_qemu_models_i386.py)
 # leaves out of every model on purpose.
 LIBVIRT_SKIPS = ('monitor', 'topoext')
+
+# A versioned libvirt file that only names an unversioned model
+# (`<model name='Skylake-Server-IBRS'/>`) is not a QEMU expansion: the sync
+# writes such an alias for every QEMU version that has an alias (and for
+# every -v1), and the named model is libvirt's own hand-written definition,
+# which libvirt never changes once released.  Differences there are that
+# definition's history, not evidence about QEMU's table.
+ALIAS_WHY = ('the libvirt file only names libvirt\'s own model %s, which libvirt never '
+             'rewrites once released (for models older than the sync, a hand-written '
+             'definition), not QEMU\'s expansion')
+
+# Disagreements of generated (non-alias) files explained one by one; see
+# docs/cpu-models.md for the sources.  (libvirt model, feature) -> reason.
+KNOWN = {
+}
 
 
 class InputError(Exception):
@@ -174,6 +192,14 @@ class Libvirt:
                     'features': [f.get('name') for f in model.findall('feature')
                                  if f.get('policy') in (None, 'require')],
                 }
+
+    def alias_of(self, name):
+        """The libvirt model a versioned file only names (`<model name='X'/>`
+        and no features of its own), or None."""
+        m = self.models[name]
+        if m['parent'] and not m['features'] and not VERSIONED.match(m['parent']):
+            return m['parent']
+        return None
 
     def expand(self, name, seen=()):
         """(vendor, feature names) of a model with its parents included."""
@@ -266,9 +292,14 @@ def compare(lv, table):
     mp = Mapper(lv, table)
     results = []            # per compared model
     new = []                # libvirt models the table lacks
+    unread = []             # versioned models whose alias target was not read
     for name in sorted(lv.models):
         vm = VERSIONED.match(name)
         if not vm:
+            continue
+        alias = lv.alias_of(name)
+        if alias is not None and alias not in lv.models:
+            unread.append({'name': name, 'alias': alias, 'file': lv.models[name]['file']})
             continue
         vendor, feats = lv.expand(name)
         mapped, unmapped, excluded = set(), [], []
@@ -292,7 +323,11 @@ def compare(lv, table):
         only_l = sorted(mapped - tm['features'])
         reasons = []
         for f in only_q:
-            if f in LIBVIRT_SKIPS:
+            if alias is not None and f not in LIBVIRT_SKIPS:
+                reasons.append((f, 'QEMU only', ALIAS_WHY % alias, True))
+            elif (name, f) in KNOWN:
+                reasons.append((f, 'QEMU only', KNOWN[(name, f)], True))
+            elif f in LIBVIRT_SKIPS:
                 reasons.append((f, 'QEMU only', 'libvirt\'s model sync skips this feature '
                                 'in every model (sync_qemu_models_i386.py)', True))
             elif not mp.libvirt_knows(f):
@@ -303,9 +338,17 @@ def compare(lv, table):
                 reasons.append((f, 'QEMU only', 'libvirt knows the bit but its model lacks it',
                                 False))
         for f in only_l:
-            reasons.append((f, 'libvirt only', 'libvirt\'s model has it, QEMU %s\'s does not'
-                            % table.raw['qemu']['version'], False))
+            if alias is not None:
+                reasons.append((f, 'libvirt only', ALIAS_WHY % alias, True))
+            elif (name, f) in KNOWN:
+                reasons.append((f, 'libvirt only', KNOWN[(name, f)], True))
+            else:
+                reasons.append((f, 'libvirt only', 'libvirt\'s model has it, QEMU %s\'s does not'
+                                % table.raw['qemu']['version'], False))
         for f, kind in unmapped:
+            if alias is not None:
+                reasons.append((f, 'libvirt only', ALIAS_WHY % alias, True))
+                continue
             reasons.append((f, 'libvirt only',
                             'QEMU %s names no feature at this position' % table.raw['qemu']['version']
                             if kind == 'not-in-table' else
@@ -314,28 +357,38 @@ def compare(lv, table):
         if not vendor_ok:
             reasons.append(('vendor', 'both', 'libvirt %s, QEMU %s' % (vendor, tm['vendor']), False))
         results.append({'name': name, 'target': target, 'file': lv.models[name]['file'],
+                        'alias': alias,
                         'reasons': reasons, 'excluded': len(excluded),
                         'agree': not reasons,
                         'agree_modulo_skips': all(f in LIBVIRT_SKIPS for f, *_ in reasons)})
-    return mp, results, new
+    return mp, results, new, unread
 
 
 # --------------------------------------------------------------------------
 # report
 
-def report(lv, table, mp, results, new, addable):
+def report(lv, table, mp, results, new, addable, unread=()):
     out = []
     w = out.append
     qv = table.raw['qemu']['version']
     agree = [r for r in results if r['agree']]
     w('# libvirt cpu_map vs. the QEMU %s model table\n' % qv)
-    w('- libvirt versioned models read: %d' % (len(results) + len(new)))
+    w('- libvirt versioned models read: %d' % (len(results) + len(new) + len(unread)))
+    w('- not compared, alias of a libvirt model whose file was not read: %d' % len(unread))
     w('- compared (same versioned name in both): %d' % len(results))
+    gen = [r for r in results if r['alias'] is None]
+    w('  - generated from QEMU by the model sync: %d; aliases of libvirt\'s own models: %d'
+      % (len(gen), len(results) - len(gen)))
     skips = [r for r in results if not r['agree'] and r['agree_modulo_skips']]
     w('- agreeing feature sets (and vendor): %d' % len(agree))
     w('- agreeing once the features libvirt skips on purpose (%s) are set aside: %d'
       % (', '.join(LIBVIRT_SKIPS), len(skips)))
-    w('- disagreeing otherwise: %d' % (len(results) - len(agree) - len(skips)))
+    rest = [r for r in results if not r['agree'] and not r['agree_modulo_skips']]
+    unexpl = [r for r in rest if any(not ex for *_x, ex in r['reasons'])]
+    w('- disagreeing otherwise: %d (aliases of libvirt\'s own models: %d; generated, '
+      'explained: %d; unexplained: %d)'
+      % (len(rest), sum(1 for r in rest if r['alias']),
+         sum(1 for r in rest if not r['alias'] and r not in unexpl), len(unexpl)))
     w('- libvirt models the table lacks: %d (addable: %d)\n' % (len(new), len(addable)))
     w('## Spelling map (libvirt name -> QEMU name, where they differ)\n')
     for n, (kind, q) in sorted(mp.how.items()):
@@ -357,11 +410,19 @@ def report(lv, table, mp, results, new, addable):
         if r['agree']:
             continue
         tgt = '' if r['target'] == r['name'] else ' (table: %s)' % r['target']
-        w('- **%s**%s, `%s`:' % (r['name'], tgt, r['file']))
+        ali = '' if r['alias'] is None else ' (alias of libvirt\'s %s)' % r['alias']
+        w('- **%s**%s, `%s`%s:' % (r['name'], tgt, r['file'], ali))
+        groups = {}         # same side and reason: one line
         for f, side, why, explained in r['reasons']:
-            w('  - `%s` %s: %s%s' % (f, side, why, '' if explained else ' [unexplained]'))
+            groups.setdefault((side, why, explained), []).append(f)
+        for (side, why, explained), fs in groups.items():
+            w('  - %s %s: %s%s' % (', '.join('`%s`' % f for f in fs), side, why,
+                                   '' if explained else ' [unexplained]'))
     w('\n## Agreeing\n')
     w(', '.join(r['name'] for r in agree) or 'none')
+    if unread:
+        w('\n## Not compared (alias of a libvirt model not read)\n')
+        w(', '.join('%s (%s)' % (u['name'], u['alias']) for u in unread))
     w('\n## Models only libvirt has\n')
     for n in new:
         if n in addable:
@@ -453,9 +514,9 @@ def main(argv=None):
                 table.pos_of[qemu] = (cpuid, int(bit))
                 for s in [qemu] + aliases.split():
                     table.spelling[s] = qemu
-        mp, results, new = compare(lv, table)
+        mp, results, new, unread = compare(lv, table)
         addable = [n for n in new if not n['unmapped'] and n['vendor']]
-        text = report(lv, table, mp, results, new, addable)
+        text = report(lv, table, mp, results, new, addable, unread)
         if args.write:
             added = write(table, new, addable, args)
             print('added %d models: %s' % (len(added), ' '.join(added)), file=sys.stderr)
