@@ -23,6 +23,7 @@ use crate::guard::fleet::Fleet;
 use crate::pve::custom_models::CustomModels;
 use crate::pve::ha::HaVm;
 use crate::pve::paths::VmId;
+use crate::pve::running::RunningRecord;
 use crate::pve::vmconf::VmConfig;
 
 /// The file name the guard's hookscript has in every snippets directory.
@@ -46,6 +47,8 @@ pub struct VmEntry {
     pub node: String,
     /// The parsed main section, or why it could not be read.
     pub config: Result<VmConfig, String>,
+    /// What its node recorded of it running (`crate::pve::running`).
+    pub running: Option<RunningRecord>,
 }
 
 /// Why a VM is flagged.
@@ -119,6 +122,11 @@ pub struct VmAudit {
     pub template: bool,
     /// `[PENDING]` changes what its next cold start gives the guest.
     pub pending_changes_cpu: bool,
+    /// The node its running guest's CPU came from (where it was
+    /// cold-started, as recorded; else its own node), as a fleet index.
+    pub origin: Option<usize>,
+    /// What its node recorded of it running, when recorded.
+    pub running: Option<RunningState>,
     /// Why the config could not be read, if it could not.
     pub error: Option<String>,
     /// Index of its requirement.
@@ -127,6 +135,18 @@ pub struct VmAudit {
     pub findings: Vec<Finding>,
     /// A CPU type that would start on every node, when a CPU flag is set.
     pub suggestion: Option<Suggestion>,
+}
+
+/// A running guest's CPU, as its node recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningState {
+    /// The `-cpu` its QEMU runs with.
+    pub cpu: String,
+    /// Where it was cold-started.
+    pub cold_start_node: String,
+    /// Whether its configuration would give it another `-cpu` at the next
+    /// cold start on its node (a change takes effect only then).
+    pub differs: bool,
 }
 
 /// What to change a flagged VM's CPU type to.
@@ -220,27 +240,53 @@ pub fn run<'f>(
     let mut spec_index: HashMap<(VmSpec, VmSpec), usize> = HashMap::new();
     let mut reqs: Vec<Requirement> = Vec::new();
     let mut req_spec: Vec<Option<usize>> = Vec::new();
-    let mut req_index: HashMap<(usize, Option<usize>), usize> = HashMap::new();
+    let mut req_index: HashMap<(usize, Option<usize>, Option<usize>), usize> = HashMap::new();
     let mut audits = Vec::with_capacity(vms.len());
     for vm in vms {
         let owner = node_index.get(vm.node.as_str()).copied();
         let owner_class = owner.and_then(|o| node_class[o]);
+        let origin = vm
+            .running
+            .as_ref()
+            .and_then(|r| node_index.get(r.cold_start_node.as_str()).copied())
+            .or(owner);
+        let origin_class = origin.and_then(|o| node_class[o]);
+        let mut running_state = None;
         let (req, error) = match &vm.config {
             Ok(conf) => {
-                let key = (conf.with_pending().launch_spec(), conf.launch_spec());
+                let mut running = conf.launch_spec();
+                if let Some(r) = &vm.running {
+                    running.qemu_cpu = Some(r.cpu.clone());
+                    if r.machine.is_some() {
+                        running.machine.clone_from(&r.machine);
+                    }
+                    let next = launch::launch(
+                        &conf.with_pending().launch_spec(),
+                        &start_node(owner_class),
+                        custom,
+                    );
+                    running_state = Some(RunningState {
+                        cpu: r.cpu.clone(),
+                        cold_start_node: r.cold_start_node.clone(),
+                        differs: next.cpu_arg.as_deref() != Ok(r.cpu.as_str()),
+                    });
+                }
+                let key = (conf.with_pending().launch_spec(), running);
                 let next = specs.len();
                 let si = *spec_index.entry(key.clone()).or_insert(next);
                 if si == next {
                     specs.push(key);
                 }
-                let i = *req_index.entry((si, owner_class)).or_insert_with(|| {
-                    let mut r =
-                        launch::launch(&specs[si].0, &start_node(owner_class), custom).requirement;
-                    r.running_cpu = None;
-                    reqs.push(r);
-                    req_spec.push(Some(si));
-                    reqs.len() - 1
-                });
+                let i = *req_index
+                    .entry((si, owner_class, origin_class))
+                    .or_insert_with(|| {
+                        let mut r = launch::launch(&specs[si].0, &start_node(owner_class), custom)
+                            .requirement;
+                        r.running_cpu = None;
+                        reqs.push(r);
+                        req_spec.push(Some(si));
+                        reqs.len() - 1
+                    });
                 (i, None)
             }
             Err(e) => {
@@ -264,6 +310,8 @@ pub fn run<'f>(
             ha: ha.get(&vm.vmid).is_some_and(HaVm::managed),
             template: conf.is_some_and(|c| c.template),
             pending_changes_cpu: conf.is_some_and(VmConfig::has_cpu_relevant_pending),
+            origin,
+            running: running_state,
             error,
             req,
             findings: Vec::new(),
@@ -296,7 +344,7 @@ pub fn run<'f>(
         .collect();
     let mut live: HashMap<(usize, Option<usize>), Vec<Verdict>> = HashMap::new();
     for a in &audits {
-        let src = a.owner.and_then(|o| node_class[o]);
+        let src = a.origin.and_then(|o| node_class[o]);
         live.entry((a.req, src)).or_insert_with(|| {
             let source = src.map(|s| classes[s]);
             let req = match req_spec[a.req] {
@@ -371,7 +419,7 @@ impl Audit<'_> {
     /// Whether VM `a` could live-migrate from its node to node `n`.
     #[must_use]
     pub fn live_cell(&self, a: &VmAudit, n: usize) -> Cell<'_> {
-        let src = a.owner.and_then(|o| self.node_class[o]);
+        let src = a.origin.and_then(|o| self.node_class[o]);
         match (self.node_class[n], self.live.get(&(a.req, src))) {
             (Some(c), Some(v)) => cell(&v[c]),
             _ => Cell::Unknown(None),
@@ -498,6 +546,16 @@ impl Audit<'_> {
         (by, risk)
     }
 
+    /// Running guests whose CPU is not what their configuration gives at
+    /// the next cold start.
+    #[must_use]
+    pub fn running_cpu_differs(&self) -> usize {
+        self.vms
+            .iter()
+            .filter(|v| v.running.as_ref().is_some_and(|r| r.differs))
+            .count()
+    }
+
     /// The level of node `n`, for display.
     #[must_use]
     pub fn node_level(&self, n: usize) -> Option<&str> {
@@ -532,6 +590,7 @@ mod tests {
             node: node.into(),
             config: crate::pve::vmconf::parse(conf, std::path::Path::new("x"))
                 .map_err(|e| e.to_string()),
+            running: None,
         }
     }
 

@@ -16,7 +16,7 @@ use crate::guard::fleet::{self, Fleet, FleetNode};
 use crate::pve::custom_models::{self, CustomModels};
 use crate::pve::ha::{self, HaVm};
 use crate::pve::paths::VmId;
-use crate::pve::vmconf;
+use crate::pve::{running, vmconf};
 
 /// What the audit reads from the cluster file system and the cache.
 pub struct Gathered {
@@ -56,6 +56,7 @@ pub fn gather(
     crate::pve::presence::require(root)?;
     let (node_names, found) = settings.pve.scan_nodes()?;
     let mut vms = read_configs(settings, found.into_iter().collect());
+    attach_running_records(settings, &node_names, &mut vms);
     let known: BTreeSet<VmId> = vms.iter().map(|v| v.vmid).collect();
     for (vmid, entry) in settings.pve.vmlist()? {
         if entry.kind == "qemu" && !known.contains(&vmid) {
@@ -68,6 +69,7 @@ pub fn gather(
                     entry.node,
                     path.display()
                 )),
+                running: None,
             });
         }
     }
@@ -100,6 +102,48 @@ pub fn gather(
     })
 }
 
+/// Puts each VM's running record (`crate::pve::running`) of the node its
+/// config is on into its entry: one directory listing per node, so VMs
+/// without a record cost nothing. A record that cannot be read is left
+/// out (the VM is then judged by its configuration, as before records).
+fn attach_running_records(settings: &Settings, nodes: &[String], vms: &mut [VmEntry]) {
+    let mut by_node: std::collections::HashMap<&str, BTreeSet<VmId>> =
+        std::collections::HashMap::new();
+    for n in nodes {
+        let dir = settings
+            .pve
+            .root()
+            .join("nodes")
+            .join(n)
+            .join(running::DIR_NAME);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let ids = entries
+            .filter_map(|e| {
+                e.ok()?
+                    .file_name()
+                    .to_str()?
+                    .strip_suffix(".json")?
+                    .parse()
+                    .ok()
+            })
+            .map(VmId)
+            .collect();
+        by_node.insert(n.as_str(), ids);
+    }
+    for vm in vms.iter_mut() {
+        if by_node
+            .get(vm.node.as_str())
+            .is_some_and(|ids| ids.contains(&vm.vmid))
+        {
+            vm.running = running::read(&settings.pve, &vm.node, vm.vmid)
+                .ok()
+                .flatten();
+        }
+    }
+}
+
 /// Reads the VM configs, on as many threads as there are CPUs (reading
 /// thousands of small files from pmxcfs is system-call bound).
 fn read_configs(settings: &Settings, list: Vec<(VmId, String)>) -> Vec<VmEntry> {
@@ -116,6 +160,7 @@ fn read_configs(settings: &Settings, list: Vec<(VmId, String)>) -> Vec<VmEntry> 
                     vmid: *vmid,
                     node: node.clone(),
                     config,
+                    running: None,
                 }
             })
             .collect()

@@ -165,6 +165,13 @@ pub fn render(audit: &Audit<'_>, max_age_secs: u64, last: Option<&LastRefusal>) 
     );
     single(
         &mut s,
+        "pve_cpuguard_vms_running_cpu_differs",
+        "gauge",
+        "Running VMs whose CPU is not what their configuration gives at the next cold start (recorded at their start).",
+        audit.running_cpu_differs(),
+    );
+    single(
+        &mut s,
         "pve_cpuguard_vms_unguarded",
         "gauge",
         "VMs without the guard's hookscript (coverage).",

@@ -143,6 +143,7 @@ proptest! {
                 node: names[owner.index(names.len())].clone(),
                 config: vmconf::parse(text, std::path::Path::new("x.conf"))
                     .map_err(|e| e.to_string()),
+                running: None,
             })
             .collect();
         let a = audit::run(&entries, &custom, &fleet, &BTreeMap::new(), rules);

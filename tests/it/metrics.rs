@@ -63,6 +63,9 @@ pve_cpuguard_vms 3
 # HELP pve_cpuguard_vms_at_risk VMs whose CPU type cannot start or live-migrate everywhere (any audit flag but no-guard-hookscript).
 # TYPE pve_cpuguard_vms_at_risk gauge
 pve_cpuguard_vms_at_risk 2
+# HELP pve_cpuguard_vms_running_cpu_differs Running VMs whose CPU is not what their configuration gives at the next cold start (recorded at their start).
+# TYPE pve_cpuguard_vms_running_cpu_differs gauge
+pve_cpuguard_vms_running_cpu_differs 0
 # HELP pve_cpuguard_vms_unguarded VMs without the guard's hookscript (coverage).
 # TYPE pve_cpuguard_vms_unguarded gauge
 pve_cpuguard_vms_unguarded 1

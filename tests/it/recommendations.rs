@@ -178,6 +178,7 @@ proptest! {
                     std::path::Path::new("x.conf"),
                 )
                 .map_err(|e| e.to_string()),
+                running: None,
             })
             .collect();
         let a = audit::run(&vms, &CustomModels::default(), &f, &BTreeMap::new(), rules);

@@ -195,3 +195,33 @@ fn recording_under_faults_never_changes_the_starts_outcome() {
         .code(0)
         .stderr_has("cannot be used");
 }
+
+#[test]
+fn audit_and_metrics_show_the_cpu_a_guest_runs_with() {
+    let c = cluster("cpu: kvm64");
+    let _qemu = FakeQemu::start(&c, 100, "Cascadelake-Server-v2,enforce");
+    hook(&c, "pve2", "post-start", None).code(0);
+    // The VM's config is on pve1 in this fixture; move the record there, as
+    // the node it runs on keeps it.
+    let from = c.pve().join("nodes/pve2/pve-cpuguard-running");
+    let to = c.pve().join("nodes/pve1/pve-cpuguard-running");
+    std::fs::rename(&from, &to).unwrap();
+    let v = c.on("pve1", &["audit", "-o", "json"]).run().json();
+    let vm = &v["vms"][0];
+    assert_eq!(vm["running_cpu"], "Cascadelake-Server-v2,enforce");
+    assert_eq!(vm["cold_start_node"], "pve2");
+    assert_eq!(vm["running_cpu_differs"], true);
+    assert_eq!(v["summary"]["running_cpu_differs"], 1);
+    // Live answers judge the running CPU: Skylake-SP lacks what it has...
+    let refused = vm["live_migration"]["refused"].to_string();
+    assert!(refused.contains("pve3"), "{refused}");
+    // ...while a start anywhere Intel is fine (the config is kvm64).
+    assert!(vm["start"]["allowed"].to_string().contains("pve3"), "{vm}");
+    c.on("pve1", &["audit"])
+        .run()
+        .stdout_has("Running with another CPU than their configuration gives (1):")
+        .stdout_has("cold-started on pve2");
+    c.on("pve1", &["metrics"])
+        .run()
+        .stdout_has("pve_cpuguard_vms_running_cpu_differs 1");
+}

@@ -97,6 +97,15 @@ struct JsonVm<'a> {
     flags: Vec<JsonFinding>,
     works_everywhere: Option<&'a str>,
     suggestion: Option<String>,
+    /// The `-cpu` its running QEMU has, as its node recorded it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    running_cpu: Option<&'a str>,
+    /// Where that guest was cold-started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cold_start_node: Option<&'a str>,
+    /// Whether its configuration gives another `-cpu` at the next cold start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    running_cpu_differs: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -118,6 +127,9 @@ struct JsonSummary {
     flagged: usize,
     at_risk: usize,
     by_flag: BTreeMap<&'static str, usize>,
+    /// Running guests whose CPU is not what their configuration gives at
+    /// the next cold start.
+    running_cpu_differs: usize,
 }
 
 /// Serialised matrix rows by [`Audit::row_key`]: (live migration, start).
@@ -261,6 +273,9 @@ fn json_report<'a>(
                     }
                     Suggestion::None(why) => why.clone(),
                 }),
+                running_cpu: v.running.as_ref().map(|r| r.cpu.as_str()),
+                cold_start_node: v.running.as_ref().map(|r| r.cold_start_node.as_str()),
+                running_cpu_differs: v.running.as_ref().map(|r| r.differs),
             })
             .collect(),
         summary: JsonSummary {
@@ -268,6 +283,7 @@ fn json_report<'a>(
             flagged: a.vms.iter().filter(|v| !v.findings.is_empty()).count(),
             at_risk,
             by_flag,
+            running_cpu_differs: a.running_cpu_differs(),
         },
         coverage: coverage_json(cov),
     }

@@ -291,6 +291,32 @@ fn text_report(a: &Audit<'_>, max_age: u64) -> String {
         }
     }
 
+    let differing: Vec<&VmAudit> = a
+        .vms
+        .iter()
+        .filter(|v| v.running.as_ref().is_some_and(|r| r.differs))
+        .collect();
+    if !differing.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nRunning with another CPU than their configuration gives ({}):",
+            differing.len()
+        );
+    }
+    for v in differing {
+        if let Some(r) = &v.running {
+            let _ = writeln!(
+                s,
+                "  {} on {}: runs with -cpu {} (cold-started on {}); CPU '{}' takes effect at the next cold start",
+                vm_label(v),
+                v.node,
+                crate::error::quoted(&r.cpu),
+                r.cold_start_node,
+                crate::error::quoted(&v.cpu)
+            );
+        }
+    }
+
     let prose = crate::app::output::wrap(&s[table_end..], crate::app::output::WIDTH);
     s.truncate(table_end);
     s.push_str(&prose);
