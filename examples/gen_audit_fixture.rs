@@ -12,7 +12,15 @@
 //! `[PENDING]` sections; up to five snapshots, each repeating the whole
 //! config (some with `runningcpu`/`vmstate`); `[special:cloudinit]`.
 //!
-//! `cargo run --release --example gen_audit_fixture -- DIR [VMS] [NODES]`
+//! With `diverse` as a fourth argument the cluster is as diverse as a grown
+//! one gets (issue 23): every node a different CPU — each x86 sample with
+//! KVM in tests/data/cpuinfo (Nehalem to Sapphire Rapids, Naples to
+//! Zen 4), the further nodes the same CPUs with features a BIOS or a
+//! microcode update takes away (TSX, AVX-512, 1 GiB pages, AES) — of
+//! different sizes; 15 % of the VMs `cpu: host`, about a fifth with
+//! snapshots or pending changes.
+//!
+//! `cargo run --release --example gen_audit_fixture -- DIR [VMS] [NODES] [diverse]`
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -103,6 +111,43 @@ impl Rng {
     }
 }
 
+/// Every x86 sample with KVM (vmx or svm), by name.
+fn kvm_samples(dir: &Path) -> Vec<pve_cpuguard::cpu::cpuinfo::CpuInfo> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .filter_map(|p| pve_cpuguard::reach::local::cpuinfo(p).ok())
+        .filter(|i| i.flags.contains("vmx") || i.flags.contains("svm"))
+        .collect()
+}
+
+/// Node `i`'s CPU: sample `i`, and past the samples the same CPUs with
+/// what a BIOS setting or a microcode update takes away, and another size.
+fn diverse_cpu(
+    samples: &[pve_cpuguard::cpu::cpuinfo::CpuInfo],
+    i: usize,
+) -> pve_cpuguard::cpu::cpuinfo::CpuInfo {
+    const TAKEN: [&[&str]; 6] = [
+        &[],
+        &["hle", "rtm"],
+        &["avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"],
+        &["pdpe1gb"],
+        &["aes", "pclmulqdq"],
+        &["hle", "rtm", "pdpe1gb"],
+    ];
+    let mut info = samples[i % samples.len()].clone();
+    for f in TAKEN[(i / samples.len()) % TAKEN.len()] {
+        info.flags.remove(f);
+    }
+    info.logical_cpus = Some([16, 32, 48, 64, 96, 128, 256][i % 7]);
+    info
+}
+
 /// One VM's main section as `key: value` lines (keys in Proxmox's sorted
 /// order; the caller may shuffle them, as hand-edited files are).
 fn main_lines(vmid: u32, cpu: &str, rng: &mut Rng) -> Vec<String> {
@@ -153,18 +198,28 @@ fn main() {
     );
     let vms: u32 = args.next().map_or(10_000, |s| s.parse().expect("VMS"));
     let nodes: usize = args.next().map_or(64, |s| s.parse().expect("NODES"));
+    let diverse = args.next().as_deref() == Some("diverse");
     let pve = dir.join("pve");
     let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cpuinfo");
 
     let names: Vec<String> = (1..=nodes).map(|i| format!("pve{i:02}")).collect();
     let mut cache = Cache::default();
     let now = cache::now();
+    let kvm_samples = if diverse {
+        kvm_samples(&samples)
+    } else {
+        Vec::new()
+    };
     for (i, n) in names.iter().enumerate() {
         std::fs::create_dir_all(pve.join("nodes").join(n).join("qemu-server")).unwrap();
-        let info = pve_cpuguard::reach::local::cpuinfo(
-            &samples.join(format!("{}.txt", SAMPLES[i % SAMPLES.len()])),
-        )
-        .unwrap();
+        let info = if diverse {
+            diverse_cpu(&kvm_samples, i)
+        } else {
+            pve_cpuguard::reach::local::cpuinfo(
+                &samples.join(format!("{}.txt", SAMPLES[i % SAMPLES.len()])),
+            )
+            .unwrap()
+        };
         cache.nodes.insert(
             n.clone(),
             NodeRecord::new(
@@ -196,7 +251,11 @@ fn main() {
     for k in 0..vms {
         let vmid = 100 + k;
         let node = &names[k as usize % names.len()];
-        let cpu = CPUS[rng.below(CPUS.len())];
+        let cpu = if diverse && rng.below(100) < 15 {
+            "host"
+        } else {
+            CPUS[rng.below(CPUS.len())]
+        };
         let mut lines = main_lines(vmid, cpu, &mut rng);
         match k % 10 {
             0..=6 => lines.push("hookscript: local:snippets/pve-cpuguard-hook".into()),

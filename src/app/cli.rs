@@ -225,6 +225,24 @@ pub struct DetachArgs {
 /// Arguments of `audit`.
 #[derive(Debug, Args)]
 pub struct AuditArgs {
+    /// Every VM in full (the default text is a summary that groups them)
+    #[arg(long)]
+    pub all: bool,
+    /// Only these VMs, in full
+    #[arg(long = "vm", value_name = "VMID", num_args = 1.., action = clap::ArgAction::Append)]
+    pub vms: Vec<u32>,
+    /// Only the VMs on these nodes, in full (`--node` names this node)
+    #[arg(long = "on", value_name = "NODE", num_args = 1.., action = clap::ArgAction::Append)]
+    pub on: Vec<String>,
+    /// Only the VMs with these findings, in full
+    #[arg(
+        long = "finding",
+        value_name = "CODE",
+        num_args = 1..,
+        action = clap::ArgAction::Append,
+        value_parser = clap::builder::PossibleValuesParser::new(crate::guard::audit::Finding::CODES)
+    )]
+    pub findings: Vec<String>,
     #[command(flatten)]
     pub common: CheckSettings,
 }

@@ -7,7 +7,7 @@
 use crate::error::quoted;
 
 /// A `phys-bits` value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PhysBits {
     /// A fixed width, 8–64.
     Bits(u32),

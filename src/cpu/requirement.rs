@@ -13,7 +13,7 @@ use crate::cpu::launch::{Guest, MachineVersion};
 use crate::cpu::models::{self, ResolvedType};
 
 /// The base of a requirement.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum GuestCpu {
     /// `host`: the guest sees the node's CPU (no `enforce`).
     Host,
@@ -29,7 +29,7 @@ pub enum GuestCpu {
 }
 
 /// Everything a VM's CPU configuration demands of a node.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Requirement {
     /// The `cpu:` value as configured (or `kvm64` when absent).
     pub cpu: String,

@@ -14,10 +14,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::cpu::capability::Capability;
-use crate::cpu::launch::{self, StartNode, VmSpec, VmSpecs};
+use crate::cpu::launch::{self, StartNode, VmSpec};
 use crate::cpu::level;
 use crate::cpu::requirement::{self, GuestCpu, Requirement};
-use crate::cpu::verdict::{self, Outcome, Question, Verdict};
+use crate::cpu::verdict::{Outcome, Verdict};
+use crate::guard::audit_memo::Memo;
 use crate::guard::decision::{self as guard, Rules};
 use crate::guard::fleet::Fleet;
 use crate::pve::custom_models::CustomModels;
@@ -129,8 +130,12 @@ pub struct VmAudit {
     pub running: Option<RunningState>,
     /// Why the config could not be read, if it could not.
     pub error: Option<String>,
-    /// Index of its requirement.
+    /// Index of its requirement (on its own node).
     req: usize,
+    /// Its start row (a verdict per class).
+    start_row: usize,
+    /// Its live-migration row.
+    live_row: usize,
     /// Flags, in [`Finding::CODES`] order.
     pub findings: Vec<Finding>,
     /// A CPU type that would start on every node, when a CPU flag is set.
@@ -181,12 +186,12 @@ pub struct Audit<'f> {
     pub fleet: &'f Fleet,
     /// Node index → capability class (`None`: no data).
     node_class: Vec<Option<usize>>,
-    /// Distinct requirements.
+    /// Distinct requirements (each VM's, on its own node).
     reqs: Vec<Requirement>,
-    /// `start[req][class]`.
-    start: Vec<Vec<Verdict>>,
-    /// `(req, source class)` → verdict per target class.
-    live: HashMap<(usize, Option<usize>), Vec<Verdict>>,
+    /// Every verdict, judged once ([`crate::guard::audit_memo`]).
+    verdicts: Vec<Verdict>,
+    /// Distinct rows: a verdict index per class.
+    rows: Vec<Vec<usize>>,
     /// Every VM, by VMID.
     pub vms: Vec<VmAudit>,
     /// The cluster baseline level.
@@ -207,6 +212,31 @@ pub fn run<'f>(
     fleet: &'f Fleet,
     ha: &BTreeMap<VmId, HaVm>,
     rules: Rules,
+) -> Audit<'f> {
+    run_with(vms, custom, fleet, ha, rules, true)
+}
+
+/// [`run`] without the live-migration answers (every [`Audit::live_cell`]
+/// is then unknown): what the findings and the summary need, which is
+/// most of a large cluster's time saved.
+#[must_use]
+pub fn run_without_live<'f>(
+    vms: &[VmEntry],
+    custom: &CustomModels,
+    fleet: &'f Fleet,
+    ha: &BTreeMap<VmId, HaVm>,
+    rules: Rules,
+) -> Audit<'f> {
+    run_with(vms, custom, fleet, ha, rules, false)
+}
+
+fn run_with<'f>(
+    vms: &[VmEntry],
+    custom: &CustomModels,
+    fleet: &'f Fleet,
+    ha: &BTreeMap<VmId, HaVm>,
+    rules: Rules,
+    live: bool,
 ) -> Audit<'f> {
     // Nodes: one capability class per distinct CPU (and size and QEMU,
     // which decide vCPU limits and what qemu-server adds).
@@ -231,16 +261,17 @@ pub fn run<'f>(
         .enumerate()
         .map(|(i, n)| (n.name.as_str(), i))
         .collect();
-    let start_node =
-        |class: Option<usize>| class.map_or(StartNode::UNKNOWN, |c| StartNode::of(classes[c]));
+    let distinct_cpus = classes
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| !classes[..*i].iter().any(|d| d.same_cpu(c)))
+        .count();
+    let mut memo = Memo::new(classes, custom, rules);
 
-    // VMs: equal launch inputs (next start, running) share their verdicts;
-    // one requirement per (inputs, owner's class) for what is shown.
-    let mut specs: Vec<(VmSpec, VmSpec)> = Vec::new();
-    let mut spec_index: HashMap<(VmSpec, VmSpec), usize> = HashMap::new();
-    let mut reqs: Vec<Requirement> = Vec::new();
-    let mut req_spec: Vec<Option<usize>> = Vec::new();
-    let mut req_index: HashMap<(usize, Option<usize>, Option<usize>), usize> = HashMap::new();
+    // VMs: equal launch inputs share their rows; rows of equal verdicts
+    // are one (the matrix and the HTML columns group by them).
+    let mut rows_of: HashMap<(usize, usize, Option<usize>), (usize, usize)> = HashMap::new();
+    let mut suggest_key: Vec<Option<VmSpec>> = Vec::with_capacity(vms.len());
     let mut audits = Vec::with_capacity(vms.len());
     for vm in vms {
         let owner = node_index.get(vm.node.as_str()).copied();
@@ -252,49 +283,61 @@ pub fn run<'f>(
             .or(owner);
         let origin_class = origin.and_then(|o| node_class[o]);
         let mut running_state = None;
-        let (req, error) = match &vm.config {
+        let (req, start_row, live_row, error) = match &vm.config {
             Ok(conf) => {
+                let next = conf.with_pending().launch_spec();
                 let mut running = conf.launch_spec();
                 if let Some(r) = &vm.running {
                     running.qemu_cpu = Some(r.cpu.clone());
                     if r.machine.is_some() {
                         running.machine.clone_from(&r.machine);
                     }
-                    let next = launch::launch(
-                        &conf.with_pending().launch_spec(),
-                        &start_node(owner_class),
+                    let gives = launch::launch(
+                        &next,
+                        &owner_class
+                            .map_or(StartNode::UNKNOWN, |c| StartNode::of(memo.classes()[c])),
                         custom,
                     );
                     running_state = Some(RunningState {
                         cpu: r.cpu.clone(),
                         cold_start_node: r.cold_start_node.clone(),
-                        differs: next.cpu_arg.as_deref() != Ok(r.cpu.as_str()),
+                        differs: gives.cpu_arg.as_deref() != Ok(r.cpu.as_str()),
                     });
                 }
-                let key = (conf.with_pending().launch_spec(), running);
-                let next = specs.len();
-                let si = *spec_index.entry(key.clone()).or_insert(next);
-                if si == next {
-                    specs.push(key);
-                }
-                let i = *req_index
-                    .entry((si, owner_class, origin_class))
-                    .or_insert_with(|| {
-                        let mut r = launch::launch(&specs[si].0, &start_node(owner_class), custom)
-                            .requirement;
-                        r.running_cpu = None;
-                        reqs.push(r);
-                        req_spec.push(Some(si));
-                        reqs.len() - 1
-                    });
-                (i, None)
+                let next_id = memo.spec(&next);
+                let running_id = memo.spec(&running);
+                let req = memo.launch(next_id, owner_class);
+                let key = (next_id, running_id, origin_class);
+                let (start_row, live_row) = match rows_of.get(&key) {
+                    Some(r) => *r,
+                    None => {
+                        let start_row = memo.start_row(next_id);
+                        let live_row = if live {
+                            memo.live_row(running_id, origin_class)
+                        } else {
+                            usize::MAX
+                        };
+                        rows_of.insert(key, (start_row, live_row));
+                        (start_row, live_row)
+                    }
+                };
+                suggest_key.push(Some(suggestion_key(&next)));
+                (req, start_row, live_row, None)
             }
             Err(e) => {
-                reqs.push(requirement::from_cpu_value("kvm64", custom));
-                req_spec.push(None);
-                let i = reqs.len() - 1;
-                reqs[i].unknown = Some(e.clone());
-                (i, Some(e.clone()))
+                let mut r = requirement::from_cpu_value("kvm64", custom);
+                r.unknown = Some(e.clone());
+                let req = memo.intern(r);
+                let n = memo.classes().len();
+                let start_row = (0..n).map(|c| memo.start(req, c)).collect();
+                let live_row = if live {
+                    let row = (0..n).map(|c| memo.live(req, origin_class, c)).collect();
+                    memo.row(row)
+                } else {
+                    usize::MAX
+                };
+                suggest_key.push(None);
+                (req, memo.row(start_row), live_row, Some(e.clone()))
             }
         };
         let conf = vm.config.as_ref().ok();
@@ -314,69 +357,31 @@ pub fn run<'f>(
             running: running_state,
             error,
             req,
+            start_row,
+            live_row,
             findings: Vec::new(),
             suggestion: None,
         });
     }
 
-    let judge = |req: &Requirement, cap: &Capability, mode: Question<'_>| {
-        let mut ignore = Vec::new();
-        guard::apply_rules(verdict::judge(req, cap, mode), rules, &mut ignore)
-    };
-    // Per requirement index: a requirement that could not be read is
-    // judged as it is; one read from a config by its launch on each node.
-    let start: Vec<Vec<Verdict>> = req_spec
-        .iter()
-        .zip(&reqs)
-        .map(|(si, r)| {
-            classes
-                .iter()
-                .map(|c| match si {
-                    Some(si) => {
-                        let req =
-                            launch::launch(&specs[*si].0, &StartNode::of(c), custom).requirement;
-                        judge(&req, c, Question::Start)
-                    }
-                    None => judge(r, c, Question::Start),
-                })
-                .collect()
-        })
-        .collect();
-    let mut live: HashMap<(usize, Option<usize>), Vec<Verdict>> = HashMap::new();
-    for a in &audits {
-        let src = a.origin.and_then(|o| node_class[o]);
-        live.entry((a.req, src)).or_insert_with(|| {
-            let source = src.map(|s| classes[s]);
-            let req = match req_spec[a.req] {
-                Some(si) => launch::launch(&specs[si].1, &start_node(src), custom).requirement,
-                None => reqs[a.req].clone(),
-            };
-            classes
-                .iter()
-                .map(|c| judge(&req, c, Question::Live { source }))
-                .collect()
-        });
-    }
-    let distinct_cpus = classes
-        .iter()
-        .enumerate()
-        .filter(|(i, c)| !classes[..*i].iter().any(|d| d.same_cpu(c)))
-        .count();
-
+    let classes: Vec<&Capability> = memo.classes().to_vec();
     let mut audit = Audit {
         fleet,
         classes: distinct_cpus,
         node_class,
-        reqs,
-        start,
-        live,
+        reqs: std::mem::take(&mut memo.reqs),
+        verdicts: std::mem::take(&mut memo.verdicts),
+        rows: std::mem::take(&mut memo.rows),
         vms: Vec::new(),
         baseline: fleet.baseline(),
         everywhere: guard::everywhere(fleet),
         rules,
     };
-    let mut suggestions: HashMap<usize, Option<Suggestion>> = HashMap::new();
-    for a in &mut audits {
+    // A suggestion depends on the VM only through what `qm set --cpu`
+    // keeps: one per such configuration, judged through a memo of its own.
+    let mut suggestions: HashMap<Option<VmSpec>, Option<Suggestion>> = HashMap::new();
+    let mut smemo = Memo::new(classes, custom, rules);
+    for (a, key) in audits.iter_mut().zip(suggest_key) {
         a.findings = audit.findings_of(a);
         if a.findings.iter().any(|f| {
             matches!(
@@ -386,18 +391,9 @@ pub fn run<'f>(
                     | Finding::HaCannotRecover(_)
             )
         }) {
-            let spec = req_spec[a.req];
             a.suggestion = suggestions
-                .entry(spec.unwrap_or(usize::MAX))
-                .or_insert_with(|| {
-                    let specs = spec.map(|si| VmSpecs {
-                        next_start: specs[si].0.clone(),
-                        running: specs[si].1.clone(),
-                        custom,
-                        cold_start: None,
-                    });
-                    audit.suggest(specs.as_ref(), rules, &classes)
-                })
+                .entry(key.clone())
+                .or_insert_with(|| audit.suggest(key.as_ref(), &mut smemo))
                 .clone();
         }
     }
@@ -406,30 +402,41 @@ pub fn run<'f>(
     audit
 }
 
+/// What a suggestion depends on: the configuration with its CPU cleared,
+/// as [`VmSpecs::with_cpu`] replaces it.
+fn suggestion_key(spec: &VmSpec) -> VmSpec {
+    VmSpec {
+        cpu: None,
+        args_cpu: None,
+        runningcpu: None,
+        qemu_cpu: None,
+        ..spec.clone()
+    }
+}
+
 impl Audit<'_> {
     /// Whether VM `a` could start on node `n`.
     #[must_use]
     pub fn start_cell(&self, a: &VmAudit, n: usize) -> Cell<'_> {
         match self.node_class[n] {
             None => Cell::Unknown(None),
-            Some(c) => cell(&self.start[a.req][c]),
+            Some(c) => cell(&self.verdicts[self.rows[a.start_row][c]]),
         }
     }
 
     /// Whether VM `a` could live-migrate from its node to node `n`.
     #[must_use]
     pub fn live_cell(&self, a: &VmAudit, n: usize) -> Cell<'_> {
-        let src = a.origin.and_then(|o| self.node_class[o]);
-        match (self.node_class[n], self.live.get(&(a.req, src))) {
-            (Some(c), Some(v)) => cell(&v[c]),
+        match (self.node_class[n], self.rows.get(a.live_row)) {
+            (Some(c), Some(row)) => cell(&self.verdicts[row[c]]),
             _ => Cell::Unknown(None),
         }
     }
 
-    /// VMs with equal keys have equal matrix rows: (requirement, owner).
+    /// VMs with equal keys have equal matrix rows: (start row, live row).
     #[must_use]
     pub fn row_key(&self, a: &VmAudit) -> (usize, Option<usize>) {
-        (a.req, a.owner)
+        (a.start_row, Some(a.live_row))
     }
 
     /// The requirement of VM `a`.
@@ -488,37 +495,52 @@ impl Audit<'_> {
     /// The type that starts on every node (with or without 1 GiB huge
     /// pages, which need pdpe1gb everywhere): [`guard::recommend`], so the
     /// verdict itself accepted it on every node with data.
-    fn suggest(
-        &self,
-        specs: Option<&VmSpecs<'_>>,
-        rules: Rules,
-        classes: &[&Capability],
-    ) -> Option<Suggestion> {
-        if classes.is_empty() {
+    /// The highest ladder type that starts on every node with data for a
+    /// VM configured like `key` (its `cpu:` replaced, as `qm set --cpu`
+    /// does), judged by the verdict through `memo` ([`guard::recommend`]
+    /// asks the same); else which nodes refuse even kvm64.
+    fn suggest(&self, key: Option<&VmSpec>, memo: &mut Memo<'_>) -> Option<Suggestion> {
+        let classes = memo.classes().len();
+        if classes == 0 {
             return None;
         }
-        if let Some(cpu) = guard::recommend(self.fleet, specs) {
-            let text = guard::everywhere_for(self.fleet, specs).unwrap_or_else(|| cpu.to_string());
-            return Some(Suggestion::Use { cpu, text });
+        let row_for = |memo: &mut Memo<'_>, rung: &str| -> Vec<usize> {
+            match key {
+                Some(k) => {
+                    let sid = memo.spec(&VmSpec {
+                        cpu: Some(rung.to_string()),
+                        ..k.clone()
+                    });
+                    let r = memo.start_row(sid);
+                    memo.rows[r].clone()
+                }
+                None => {
+                    let req =
+                        memo.intern(requirement::from_cpu_value(rung, &CustomModels::default()));
+                    (0..classes).map(|c| memo.start(req, c)).collect()
+                }
+            }
+        };
+        for rung in level::LADDER.iter().rev() {
+            let row = row_for(memo, rung);
+            if row
+                .iter()
+                .all(|&v| memo.verdicts[v].outcome == Outcome::Compatible)
+            {
+                return Some(Suggestion::Use {
+                    cpu: rung,
+                    text: guard::everywhere_text(self.fleet, rung),
+                });
+            }
         }
-        let kvm64 = specs.map(|s| s.with_cpu("kvm64"));
+        let row = row_for(memo, "kvm64");
         let failing: Vec<String> = self
             .fleet
             .nodes
             .iter()
             .zip(&self.node_class)
             .filter_map(|(node, class)| {
-                let mut ignore = Vec::new();
-                let cap = classes[(*class)?];
-                let like = kvm64.as_ref().map_or_else(
-                    || requirement::from_cpu_value("kvm64", &CustomModels::default()),
-                    |s| s.requirement(&Question::Start, cap),
-                );
-                let v = guard::apply_rules(
-                    verdict::judge(&like, cap, Question::Start),
-                    rules,
-                    &mut ignore,
-                );
+                let v = &memo.verdicts[row[(*class)?]];
                 (v.outcome != Outcome::Compatible)
                     .then(|| format!("{} ({})", node.name, v.summary()))
             })

@@ -38,6 +38,12 @@ impl Gathered {
     pub fn audit(&self) -> Audit<'_> {
         audit::run(&self.vms, &self.custom, &self.fleet, &self.ha, self.rules)
     }
+
+    /// [`audit::run_without_live`] on everything gathered.
+    #[must_use]
+    pub fn audit_without_live(&self) -> Audit<'_> {
+        audit::run_without_live(&self.vms, &self.custom, &self.fleet, &self.ha, self.rules)
+    }
 }
 
 /// Reads everything the audit needs. When this node is a cluster member,

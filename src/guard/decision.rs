@@ -301,16 +301,22 @@ pub fn everywhere(fleet: &Fleet) -> Option<String> {
 /// [`everywhere`] for the VM `specs`.
 #[must_use]
 pub fn everywhere_for(fleet: &Fleet, specs: Option<&VmSpecs<'_>>) -> Option<String> {
-    let base = recommend(fleet, specs)?;
+    Some(everywhere_text(fleet, recommend(fleet, specs)?))
+}
+
+/// How a type that starts on every node is said: with the vendors, when
+/// the nodes mix them.
+#[must_use]
+pub fn everywhere_text(fleet: &Fleet, base: &str) -> String {
     let vendors = fleet.vendors();
-    Some(if vendors.len() > 1 {
+    if vendors.len() > 1 {
         format!(
             "{base} (starts on every node; the nodes mix {} CPUs, so live migration between vendors stays refused)",
             vendors.into_iter().collect::<Vec<_>>().join(" and ")
         )
     } else {
         base.to_string()
-    })
+    }
 }
 
 impl Decision {

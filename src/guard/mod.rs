@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod audit_input;
+pub(crate) mod audit_memo;
 pub mod chain;
 pub mod coverage;
 pub mod decision;

@@ -50,7 +50,7 @@ fn intel() -> Cluster {
 #[test]
 fn every_flagged_case_in_text() {
     let c = intel();
-    let out = c.on("pve1", &["audit"]).run().code(1);
+    let out = c.on("pve1", &["audit", "--all"]).run().code(1);
     // Every line fits 100 columns; the explanations are wrapped, their
     // continuation lines indented by 8: joined again for the checks below.
     for l in out.stdout.lines() {
@@ -245,7 +245,7 @@ fn mixed_vendors_and_unscanned_nodes() {
         "{v201}"
     );
     // The text names the unscanned node, and the unknown cells.
-    let out = c.on("pve1", &["audit"]).run().code(1);
+    let out = c.on("pve1", &["audit", "--all"]).run().code(1);
     assert!(
         out.stdout
             .lines()
@@ -373,4 +373,53 @@ fn an_absurd_cpu_value_neither_panics_nor_floods_the_output() {
             );
         }
     }
+}
+
+/// The default text is a summary of groups, whatever the size; the filters
+/// and `--all` give VMs in full (issue 23).
+#[test]
+fn the_summary_groups_findings_and_the_filters_narrow_the_vms() {
+    let mut c = intel();
+    // Two more `host` VMs: one group of three, not three lines.
+    c.vm(108, "pve2", &format!("cpu: host\n{GUARD}")).vm(
+        109,
+        "pve4",
+        &format!("cpu: host\n{GUARD}"),
+    );
+    let s = c.on("pve1", &["audit"]).run().code(1).stdout;
+    assert!(s.starts_with("10 VMs, "), "{s}");
+    assert!(
+        s.contains("3 VMs: host-cpu-in-mixed-cluster — CPU 'host' passes each node's CPU through"),
+        "{s}"
+    );
+    assert!(s.contains("    e.g. 101, 108, 109\n"), "{s}");
+    assert!(s.contains("fix: `qm set VMID --cpu "), "{s}");
+    assert!(s.contains("Every VM: `pve-cpuguard audit --all`"), "{s}");
+    // No per-VM table in the summary.
+    assert!(!s.contains("LIVE-MIGRATES TO"), "{s}");
+    let rows = |args: &[&str]| -> Vec<String> {
+        let out = c.on("pve1", args).run().stdout;
+        out.lines()
+            .skip_while(|l| !l.contains("LIVE-MIGRATES TO"))
+            .skip(1)
+            .take_while(|l| !l.trim().is_empty())
+            .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(rows(&["audit", "--all"]).len(), 10);
+    assert_eq!(rows(&["audit", "--vm", "101", "104"]), ["101", "104"]);
+    assert_eq!(rows(&["audit", "--on", "pve2"]), ["102", "106", "108"]);
+    assert_eq!(
+        rows(&["audit", "--finding", "host-cpu-in-mixed-cluster"]),
+        ["101", "108", "109"]
+    );
+    c.on("pve1", &["audit", "--finding", "no-such-code"])
+        .run()
+        .code(2);
+    // The JSON narrows alike.
+    let v = c
+        .on("pve1", &["audit", "--vm", "102", "-o", "json"])
+        .run()
+        .json();
+    assert_eq!(v["vms"].as_array().unwrap().len(), 1);
 }

@@ -100,7 +100,15 @@ const OPTIONS: &[(&str, &[&[&str]])] = &[
     ("publish", &[HERE, &["probe", "qemu", "probe-timeout"]]),
     ("status", &[&["cache", "config", "cache-max-age"]]),
     ("baseline", &[&["cache", "config", "cache-max-age"]]),
-    ("audit", &[HERE, DECIDE, &["cache-max-age"]]),
+    (
+        "audit",
+        &[
+            &["all", "vm", "on", "finding"],
+            HERE,
+            DECIDE,
+            &["cache-max-age"],
+        ],
+    ),
     (
         "attach",
         &[&[
@@ -137,6 +145,9 @@ const OPTIONS: &[(&str, &[&[&str]])] = &[
 /// Options given per invocation, never a setting: no environment variable.
 const PER_RUN: &[&str] = &[
     "all",
+    "vm",
+    "on",
+    "finding",
     "apply",
     "dry-run",
     "force-unsafe",

@@ -96,10 +96,10 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     // An SGR sequence (`ESC [ … m`) right before the word, a reset after.
     assert!(tty.contains("mrefused\x1b[0m"), "{tty:?}");
     assert!(tty.contains(": \x1b["), "{tty:?}");
-    let tty = on_a_terminal(&c, &["audit"], &[]);
+    let tty = on_a_terminal(&c, &["audit", "--all"], &[]);
     assert!(tty.contains("mFlagged VMs\x1b[0m"), "{tty:?}");
     // NO_COLOR set (any value): none, on the same terminal.
-    for cmd in [&["check", "100"][..], &["audit"]] {
+    for cmd in [&["check", "100"][..], &["audit", "--all"]] {
         let plain = on_a_terminal(&c, cmd, &[("NO_COLOR", "1")]);
         assert!(!plain.contains('\x1b'), "{cmd:?}: {plain:?}");
         assert!(

@@ -104,7 +104,7 @@ fn no_cache_says_run_scan() {
         );
     }
     // audit reads this node itself; the other node has no data at all.
-    let done = c.on("pve2", &["audit"]).run();
+    let done = c.on("pve2", &["audit", "--all"]).run();
     done.stdout_has("unknown: no cached record (run `pve-cpuguard scan`)");
     // With no node data at all (this host is not pve1 or pve2): a note.
     let done = c

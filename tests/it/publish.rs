@@ -148,7 +148,7 @@ fn every_node_published_so_no_ssh_is_tried() {
         "{}",
         audit.stdout
     );
-    let audit = c.run(&["audit"]);
+    let audit = c.run(&["audit", "--all"]);
     assert!(audit.stdout.contains(" via pmxcfs)"), "{}", audit.stdout);
     let m = c.run(&["metrics"]).code(0);
     m.stdout_has("pve_cpuguard_record_source{node=\"pve1\",source=\"pmxcfs\"} 1");

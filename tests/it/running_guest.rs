@@ -217,7 +217,7 @@ fn audit_and_metrics_show_the_cpu_a_guest_runs_with() {
     assert!(refused.contains("pve3"), "{refused}");
     // ...while a start anywhere Intel is fine (the config is kvm64).
     assert!(vm["start"]["allowed"].to_string().contains("pve3"), "{vm}");
-    c.on("pve1", &["audit"])
+    c.on("pve1", &["audit", "--all"])
         .run()
         .stdout_has("Running with another CPU than their configuration gives (1):")
         .stdout_has("cold-started on pve2");

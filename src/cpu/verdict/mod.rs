@@ -166,9 +166,9 @@ impl std::fmt::Display for Reason {
                 f,
                 "guest-phys-bits={requested}: QEMU accepts 32 up to the guest's physical address width, {limit} bits here, and refuses to start otherwise (\"guest-phys-bits should be between 32 and {limit}\")"
             ),
-            Reason::TooManyVcpus { vcpus, processors } => write!(
+            Reason::TooManyVcpus { processors, .. } => write!(
                 f,
-                "{vcpus} vCPUs (sockets × cores) but the node has {processors} logical CPUs: qemu-server refuses to start it (\"MAX {processors} vcpus allowed per VM on this node\")"
+                "more vCPUs (sockets × cores) than the node's {processors} logical CPUs: qemu-server refuses to start it (\"MAX {processors} vcpus allowed per VM on this node\")"
             ),
             Reason::QemuServerRefuses(why) => write!(f, "qemu-server refuses to start it here: {why}"),
             Reason::MachineNewerThanQemu { machine, qemu } => write!(

@@ -10,6 +10,7 @@
 mod finding;
 mod html;
 mod json;
+mod summary;
 mod text;
 
 use std::io::Write as _;
@@ -29,7 +30,26 @@ pub fn run(args: &AuditArgs, format: Format) -> Result<ExitCode> {
     let g = audit_input::gather(&settings, || {
         crate::reach::local::cpuinfo(&settings.cpuinfo).ok()
     })?;
-    let a = g.audit();
+    let filtered = !args.vms.is_empty() || !args.on.is_empty() || !args.findings.is_empty();
+    // The summary says nothing of live migrations: it does not pay for them.
+    let summary = format == Format::Text && !args.all && !filtered;
+    let mut a = if summary {
+        g.audit_without_live()
+    } else {
+        g.audit()
+    };
+    if filtered {
+        // The filters narrow the VMs; every node stays (they are the
+        // columns of each VM's answer).
+        a.vms.retain(|v| {
+            (args.vms.is_empty() || args.vms.contains(&v.vmid.0))
+                && (args.on.is_empty() || args.on.contains(&v.node))
+                && (args.findings.is_empty()
+                    || v.findings
+                        .iter()
+                        .any(|f| args.findings.iter().any(|c| c == f.code())))
+        });
+    }
     let max_age = settings.cache_max_age.as_secs();
     let cov = audit_input::coverage(&settings, &a, g.rules);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -39,7 +59,10 @@ pub fn run(args: &AuditArgs, format: Format) -> Result<ExitCode> {
             .write_all(html::render(&a, max_age).as_bytes())
             .map_err(Error::Output)?,
         // Through anstream: colour only on a terminal, never with NO_COLOR.
-        Format::Text => crate::app::output::print(&text::render(&a, max_age, &cov))?,
+        Format::Text if args.all || filtered => {
+            crate::app::output::print(&text::render(&a, max_age, &cov))?;
+        }
+        Format::Text => crate::app::output::print(&summary::render(&a, max_age, &cov))?,
     }
     out.flush().map_err(Error::Output)?;
     Ok(if g.fleet.known().next().is_none() {

@@ -1,0 +1,258 @@
+//! `audit`'s default text: a summary a person reads in one screen whatever
+//! the cluster's size (issue 23) — the counts, the nodes grouped by level,
+//! then the findings grouped by finding, CPU and node set, each group with
+//! a few VMIDs and its fix. The full per-VM report is `--all` (or the
+//! filters `--vm`, `--node`, `--finding`), in `text.rs`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::app::paint;
+use crate::cache;
+use crate::guard::audit::{Audit, Finding, Suggestion, VmAudit};
+use crate::guard::coverage::{self, Coverage};
+
+/// Groups shown before the rest is only counted.
+const MAX_GROUPS: usize = 12;
+/// VMIDs named per group.
+const EXAMPLES: usize = 6;
+/// Node names named per list.
+const NAMES: usize = 5;
+
+/// The summary, coverage last.
+pub(super) fn render(a: &Audit<'_>, max_age: u64, cov: &Coverage) -> String {
+    let mut s = String::new();
+    let (by, risk) = a.counts();
+    let flagged = a.vms.iter().filter(|v| !v.findings.is_empty()).count();
+    let _ = writeln!(s, "{} VMs, {flagged} flagged, {risk} at risk", a.vms.len());
+    nodes(&mut s, a, max_age);
+    findings(&mut s, a, &by);
+    let differing = a.running_cpu_differs();
+    if differing > 0 {
+        let _ = writeln!(
+            s,
+            "\n{differing} running VMs have another CPU than their configuration gives at the \
+             next cold start (`audit --all` lists them)."
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nEvery VM: `pve-cpuguard audit --all`; some: --vm ID, --node NAME, --finding CODE."
+    );
+    s.push('\n');
+    s.push_str(&coverage::text(cov));
+    crate::app::output::wrap(&s, crate::app::output::WIDTH)
+}
+
+/// `a, b, c, d, e (+7)`.
+fn some<S: AsRef<str>>(names: &[S], max: usize) -> String {
+    let shown: Vec<&str> = names.iter().take(max).map(AsRef::as_ref).collect();
+    let mut out = shown.join(", ");
+    if names.len() > max {
+        let _ = write!(out, " (+{})", names.len() - max);
+    }
+    out
+}
+
+/// The nodes, one line per level (and one for nodes without usable data).
+fn nodes(s: &mut String, a: &Audit<'_>, max_age: u64) {
+    let vendors = a.fleet.vendors();
+    let missing: Vec<&str> = a
+        .fleet
+        .nodes
+        .iter()
+        .filter(|n| n.level().is_none())
+        .map(|n| n.name.as_str())
+        .collect();
+    let baseline = match (a.baseline, missing.is_empty()) {
+        (Some(b), true) => b.to_string(),
+        (Some(b), false) => format!(
+            "{b} on the {} nodes with data",
+            a.fleet.nodes.len() - missing.len()
+        ),
+        (None, _) => "unknown".into(),
+    };
+    let _ = writeln!(
+        s,
+        "\nNodes: {} (baseline {baseline}; CPU vendors: {})",
+        a.fleet.nodes.len(),
+        if vendors.is_empty() {
+            "unknown".to_string()
+        } else {
+            vendors.into_iter().collect::<Vec<_>>().join(", ")
+        }
+    );
+    let mut by_level: BTreeMap<usize, (&str, Vec<&str>)> = BTreeMap::new();
+    let mut stale = Vec::new();
+    for n in &a.fleet.nodes {
+        let Some(level) = n.level() else { continue };
+        let rank = crate::guard::audit::level_rank(level).map_or(usize::MAX, |r| 100 - r);
+        by_level
+            .entry(rank)
+            .or_insert((level, Vec::new()))
+            .1
+            .push(n.name.as_str());
+        if n.is_stale(max_age) {
+            stale.push(match n.age_secs {
+                Some(age) => format!("{} ({} old)", n.name, cache::human_age(age)),
+                None => n.name.clone(),
+            });
+        }
+    }
+    for (level, names) in by_level.values() {
+        let _ = writeln!(s, "  {level:14} {:3}  {}", names.len(), some(names, NAMES));
+    }
+    if !missing.is_empty() {
+        let _ = writeln!(
+            s,
+            "  {:14} {:3}  {} (run `pve-cpuguard scan`)",
+            paint::stale("never scanned"),
+            missing.len(),
+            some(&missing, NAMES)
+        );
+    }
+    if !stale.is_empty() {
+        let _ = writeln!(
+            s,
+            "  {} {}: {}",
+            stale.len(),
+            paint::stale("stale"),
+            some(&stale, NAMES)
+        );
+    }
+    for p in &a.fleet.problems {
+        let _ = writeln!(s, "  {} cache: {p}", paint::warning("warning:"));
+    }
+}
+
+/// One group of VMs that share a finding, a CPU, the nodes concerned and
+/// the fix.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct GroupKey {
+    order: usize,
+    text: String,
+    fix: Option<String>,
+}
+
+fn findings(s: &mut String, a: &Audit<'_>, by: &BTreeMap<&'static str, usize>) {
+    let mut groups: BTreeMap<GroupKey, Vec<u32>> = BTreeMap::new();
+    for v in &a.vms {
+        for f in &v.findings {
+            let order = Finding::CODES
+                .iter()
+                .position(|c| *c == f.code())
+                .unwrap_or(99);
+            groups
+                .entry(GroupKey {
+                    order,
+                    text: group_text(a, v, f),
+                    fix: fix_text(v, f),
+                })
+                .or_default()
+                .push(v.vmid.0);
+        }
+    }
+    if groups.is_empty() {
+        let _ = writeln!(s, "\nNo findings.");
+        return;
+    }
+    let counts: Vec<String> = by
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(c, n)| format!("{c} {n}"))
+        .collect();
+    let _ = writeln!(
+        s,
+        "\n{} ({}):",
+        paint::refused("Findings"),
+        counts.join(", ")
+    );
+    // Largest groups of each finding first.
+    let mut ordered: Vec<(GroupKey, Vec<u32>)> = groups.into_iter().collect();
+    ordered.sort_by(|x, y| x.0.order.cmp(&y.0.order).then(y.1.len().cmp(&x.1.len())));
+    let total = ordered.len();
+    for (key, vmids) in ordered.iter().take(MAX_GROUPS) {
+        let ids: Vec<String> = vmids.iter().map(u32::to_string).collect();
+        let _ = writeln!(
+            s,
+            "  {} {}: {}",
+            vmids.len(),
+            if vmids.len() == 1 { "VM" } else { "VMs" },
+            key.text
+        );
+        let _ = writeln!(s, "    e.g. {}", some(&ids, EXAMPLES));
+        if let Some(fix) = &key.fix {
+            let _ = writeln!(s, "    fix: {fix}");
+        }
+    }
+    if total > MAX_GROUPS {
+        let _ = writeln!(
+            s,
+            "  … {} more groups (`pve-cpuguard audit --finding CODE` lists their VMs)",
+            total - MAX_GROUPS
+        );
+    }
+}
+
+/// What the VMs of a group share, in words.
+fn group_text(a: &Audit<'_>, v: &VmAudit, f: &Finding) -> String {
+    let cpu = crate::error::quoted(&v.cpu);
+    let nodes = |idx: &[usize]| {
+        let names: Vec<&str> = idx
+            .iter()
+            .map(|&i| a.fleet.nodes[i].name.as_str())
+            .collect();
+        format!(
+            "{} node{}: {}",
+            names.len(),
+            if names.len() == 1 { "" } else { "s" },
+            some(&names, NAMES)
+        )
+    };
+    match f {
+        Finding::AboveBaseline(idx) => {
+            format!("{} — CPU '{cpu}' cannot start on {}", f.code(), nodes(idx))
+        }
+        Finding::HostInMixedCluster(k) => format!(
+            "{} — CPU '{cpu}' passes each node's CPU through, and the nodes have {k} different CPUs",
+            f.code()
+        ),
+        Finding::HaCannotRecover(idx) => format!(
+            "{} — HA-managed with CPU '{cpu}', not recoverable onto {}",
+            f.code(),
+            nodes(idx)
+        ),
+        Finding::NoGuardHookscript(None) => format!("{} — no hookscript", f.code()),
+        Finding::NoGuardHookscript(Some(_)) => format!(
+            "{} — a hookscript of their own (attach chains it behind the guard)",
+            f.code()
+        ),
+        Finding::CannotJudge(why) => format!(
+            "{} — {}",
+            f.code(),
+            crate::error::capped(&crate::error::shorten_quotes(why), 160)
+        ),
+        Finding::PendingCannotStart => format!(
+            "{} — a pending change to CPU '{cpu}' that their own node cannot start",
+            f.code()
+        ),
+    }
+}
+
+/// The fix of a group, when one command says it.
+fn fix_text(v: &VmAudit, f: &Finding) -> Option<String> {
+    match f {
+        Finding::NoGuardHookscript(_) => {
+            Some("`pve-cpuguard attach --all` on each node (or `attach VMID…`)".into())
+        }
+        Finding::PendingCannotStart => Some("`qm set VMID --revert cpu`, or another value".into()),
+        Finding::CannotJudge(_) => None,
+        _ => match &v.suggestion {
+            Some(Suggestion::Use { cpu, .. }) => Some(format!(
+                "`qm set VMID --cpu {cpu}` (takes effect at the next cold start)"
+            )),
+            Some(Suggestion::None(why)) => Some(format!("no CPU type starts on every node: {why}")),
+            None => None,
+        },
+    }
+}

@@ -1,0 +1,283 @@
+//! The audit's memo: every verdict it needs, each judged once.
+//!
+//! A 10 000-VM cluster has thousands of distinct VM configurations (CPU,
+//! sockets × cores, `ostype`, machine, pending changes…) but far fewer
+//! distinct requirements on a node, and what a requirement needs of a node
+//! depends on few of its facts. So: a VM's configuration is launched
+//! ([`crate::cpu::launch`]) once per kind of start node (vendor, QEMU
+//! version, nested flag: all a launch reads of a node); equal requirements
+//! are one; and each verdict is judged once per (requirement, target), or
+//! for a live migration per (requirement, what of the source the verdict
+//! reads, target). What the memo keys on is exactly what the verdict and
+//! the launch read, so memoised answers are the answers
+//! (`tests/it/audit_equals_check.rs` compares them with `check`'s).
+
+use std::collections::HashMap;
+
+use crate::cpu::capability::Capability;
+use crate::cpu::custom_models::CustomModels;
+use crate::cpu::flags::{self, Enlightenment, VmFlag};
+use crate::cpu::launch::{self, StartNode, VmSpec};
+use crate::cpu::requirement::{GuestCpu, Requirement};
+use crate::cpu::verdict::{self, Question, Verdict};
+use crate::guard::decision::{self as guard, Rules};
+
+/// What of a live migration's source a verdict reads: the whole CPU for
+/// `host`/`max` (every feature it gave the guest), else its vendor, KVM
+/// module and physical address width.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum SourceKey {
+    Class(usize),
+    Facts(String, Option<&'static str>, Option<u32>),
+}
+
+/// Every verdict of an audit, judged once each.
+pub(crate) struct Memo<'c> {
+    classes: Vec<&'c Capability>,
+    custom: &'c CustomModels,
+    rules: Rules,
+    /// Class → its kind of start node.
+    class_start: Vec<usize>,
+    starts: Vec<StartNode<'c>>,
+    /// The classes' logical CPUs, sorted: vCPU counts between two of them
+    /// are refused by the same nodes (see [`Memo::judged_as`]).
+    sizes: Vec<u32>,
+    /// Whether some class's QEMU version is known (else no rule reads a
+    /// requirement's machine version).
+    qemu_known: bool,
+    pub(crate) reqs: Vec<Requirement>,
+    req_index: HashMap<Requirement, usize>,
+    /// Requirement → what the verdict reads of it ([`Memo::judged_as`]).
+    req_judged: Vec<usize>,
+    judged: Vec<Requirement>,
+    judged_index: HashMap<Requirement, usize>,
+    specs: Vec<VmSpec>,
+    spec_index: HashMap<VmSpec, usize>,
+    launched: HashMap<(usize, Option<usize>), usize>,
+    pub(crate) verdicts: Vec<Verdict>,
+    start: HashMap<(usize, usize), usize>,
+    live: HashMap<(usize, Option<SourceKey>, usize), usize>,
+    /// Interned rows (one verdict per class), so equal rows compare equal.
+    pub(crate) rows: Vec<Vec<usize>>,
+    row_index: HashMap<Vec<usize>, usize>,
+    /// Start rows by what decides them: the judged requirement on each
+    /// kind of start node.
+    start_rows: HashMap<Vec<usize>, usize>,
+}
+
+impl<'c> Memo<'c> {
+    pub(crate) fn new(
+        classes: Vec<&'c Capability>,
+        custom: &'c CustomModels,
+        rules: Rules,
+    ) -> Self {
+        let mut starts: Vec<StartNode<'c>> = Vec::new();
+        let class_start = classes
+            .iter()
+            .map(|c| {
+                let s = StartNode::of(c);
+                starts.iter().position(|x| *x == s).unwrap_or_else(|| {
+                    starts.push(s);
+                    starts.len() - 1
+                })
+            })
+            .collect();
+        // Every class's feature set worked out once, not per question.
+        for c in &classes {
+            let _ = c.features();
+        }
+        let mut sizes: Vec<u32> = classes.iter().filter_map(|c| c.processors).collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        let qemu_known = classes.iter().any(|c| c.qemu_version.is_some());
+        Memo {
+            qemu_known,
+            classes,
+            custom,
+            rules,
+            class_start,
+            starts,
+            sizes,
+            reqs: Vec::new(),
+            req_index: HashMap::new(),
+            req_judged: Vec::new(),
+            judged: Vec::new(),
+            judged_index: HashMap::new(),
+            specs: Vec::new(),
+            spec_index: HashMap::new(),
+            launched: HashMap::new(),
+            verdicts: Vec::new(),
+            start: HashMap::new(),
+            live: HashMap::new(),
+            rows: Vec::new(),
+            row_index: HashMap::new(),
+            start_rows: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn classes(&self) -> &[&'c Capability] {
+        &self.classes
+    }
+
+    /// One requirement, interned.
+    pub(crate) fn intern(&mut self, req: Requirement) -> usize {
+        if let Some(&i) = self.req_index.get(&req) {
+            return i;
+        }
+        let judged = self.judged_as(&req);
+        let j = match self.judged_index.get(&judged) {
+            Some(&j) => j,
+            None => {
+                self.judged.push(judged.clone());
+                self.judged_index.insert(judged, self.judged.len() - 1);
+                self.judged.len() - 1
+            }
+        };
+        self.reqs.push(req.clone());
+        self.req_judged.push(j);
+        self.req_index.insert(req, self.reqs.len() - 1);
+        self.reqs.len() - 1
+    }
+
+    /// What the verdict reads of `req`: not the names it is shown by (the
+    /// verdict never reads `cpu`, `cputype`, `running_cpu`); of its
+    /// Hyper-V enlightenments only those a node may lack (`hv-evmcs`, the
+    /// one rule reading them); its machine version only where some node's
+    /// QEMU version is known (the one rule reading it compares the two);
+    /// and of its vCPUs only which nodes refuse them — the smallest class
+    /// size at least as large stands for every count up to it (0 when
+    /// none is smaller, `u32::MAX` above all), which the vCPU rule answers
+    /// alike on every class.
+    fn judged_as(&self, req: &Requirement) -> Requirement {
+        let vcpus = match self.sizes.iter().find(|&&p| p >= req.vcpus) {
+            _ if req.vcpus == 0 => 0,
+            Some(&p) if Some(&p) == self.sizes.first() => 0,
+            Some(&p) => p,
+            None => u32::MAX,
+        };
+        Requirement {
+            cpu: String::new(),
+            cputype: String::new(),
+            running_cpu: None,
+            vcpus,
+            hyperv: req
+                .hyperv
+                .iter()
+                .filter(|h| flags::vm_flag(h) == Some(VmFlag::HyperV(Enlightenment::IntelVmx)))
+                .cloned()
+                .collect(),
+            machine: req.machine.filter(|_| self.qemu_known),
+            ..req.clone()
+        }
+    }
+
+    /// One VM configuration, interned (hashed once, then an index).
+    pub(crate) fn spec(&mut self, spec: &VmSpec) -> usize {
+        if let Some(&i) = self.spec_index.get(spec) {
+            return i;
+        }
+        self.specs.push(spec.clone());
+        self.spec_index.insert(spec.clone(), self.specs.len() - 1);
+        self.specs.len() - 1
+    }
+
+    /// The requirement of configuration `spec` started on a node of
+    /// `class` (`None`: a node nothing is known of).
+    pub(crate) fn launch(&mut self, spec: usize, class: Option<usize>) -> usize {
+        let start = class.map(|c| self.class_start[c]);
+        if let Some(&i) = self.launched.get(&(spec, start)) {
+            return i;
+        }
+        let node = start.map_or(StartNode::UNKNOWN, |s| self.starts[s]);
+        let req = launch::launch(&self.specs[spec], &node, self.custom).requirement;
+        let i = self.intern(req);
+        self.launched.insert((spec, start), i);
+        i
+    }
+
+    fn judge(&mut self, req: usize, target: usize, q: Question<'_>) -> usize {
+        let mut ignore = Vec::new();
+        let v = guard::apply_rules(
+            verdict::judge(&self.judged[self.req_judged[req]], self.classes[target], q),
+            self.rules,
+            &mut ignore,
+        );
+        self.verdicts.push(v);
+        self.verdicts.len() - 1
+    }
+
+    /// Whether requirement `req` can start on class `target`.
+    pub(crate) fn start(&mut self, req: usize, target: usize) -> usize {
+        let j = self.req_judged[req];
+        if let Some(&v) = self.start.get(&(j, target)) {
+            return v;
+        }
+        let v = self.judge(req, target, Question::Start);
+        self.start.insert((j, target), v);
+        v
+    }
+
+    /// Whether requirement `req`, running with its CPU from class `source`,
+    /// can move live to class `target`.
+    pub(crate) fn live(&mut self, req: usize, source: Option<usize>, target: usize) -> usize {
+        let key = source.map(|s| {
+            let r = &self.reqs[req];
+            if matches!(r.base, GuestCpu::Host | GuestCpu::Max) {
+                SourceKey::Class(s)
+            } else {
+                let c = self.classes[s];
+                SourceKey::Facts(c.vendor.clone(), c.nested_flag(), c.phys_bits)
+            }
+        });
+        let j = self.req_judged[req];
+        if let Some(&v) = self.live.get(&(j, key.clone(), target)) {
+            return v;
+        }
+        let q = Question::Live {
+            source: source.map(|s| self.classes[s]),
+        };
+        let v = self.judge(req, target, q);
+        self.live.insert((j, key, target), v);
+        v
+    }
+
+    /// One row (a verdict per class), interned.
+    pub(crate) fn row(&mut self, row: Vec<usize>) -> usize {
+        if let Some(&i) = self.row_index.get(&row) {
+            return i;
+        }
+        self.rows.push(row.clone());
+        self.row_index.insert(row, self.rows.len() - 1);
+        self.rows.len() - 1
+    }
+
+    /// The start row of `spec`: its launch on each class, judged there.
+    pub(crate) fn start_row(&mut self, spec: usize) -> usize {
+        // One launch per kind of start node; the verdicts of a pattern of
+        // judged requirements are the same row for every configuration
+        // that has it.
+        let first: Vec<Option<usize>> = (0..self.starts.len())
+            .map(|k| self.class_start.iter().position(|&s| s == k))
+            .collect();
+        let per_kind: Vec<usize> = first.iter().map(|c| self.launch(spec, *c)).collect();
+        let key: Vec<usize> = per_kind.iter().map(|&r| self.req_judged[r]).collect();
+        if let Some(&row) = self.start_rows.get(&key) {
+            return row;
+        }
+        let row = (0..self.classes.len())
+            .map(|c| self.start(per_kind[self.class_start[c]], c))
+            .collect();
+        let row = self.row(row);
+        self.start_rows.insert(key, row);
+        row
+    }
+
+    /// The live row of `spec` running with its CPU from class `origin`.
+    pub(crate) fn live_row(&mut self, spec: usize, origin: Option<usize>) -> usize {
+        let r = self.launch(spec, origin);
+        let row = (0..self.classes.len())
+            .map(|c| self.live(r, origin, c))
+            .collect();
+        self.row(row)
+    }
+}
