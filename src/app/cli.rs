@@ -112,10 +112,11 @@ pub enum Command {
     /// file stays in the snippets directory.
     Detach(DetachArgs),
     /// Keep Proxmox VE's HA stack on nodes each VM's CPU can run on: for
-    /// every HA-managed VM, the nodes where it can start and to which it
-    /// can live-migrate from its current node (from the cache), grouped
-    /// into strict node-affinity rules in /etc/pve/ha/rules.cfg, managed
-    /// with `ha-manager rules add|set|remove`.
+    /// every HA-managed VM, every node where it can start (HA recovery is
+    /// a cold start), those it can also live-migrate to from its current
+    /// node at the higher priority (from the cache), grouped into strict
+    /// node-affinity rules in /etc/pve/ha/rules.cfg, managed with
+    /// `ha-manager rules add|set|remove`.
     ///
     /// Only rules of pve-cpuguard (id `cpuguard-…` and its comment) are
     /// changed; a VM in an administrator's rule gets none, and a rule that
