@@ -349,6 +349,10 @@ pub enum CheckMode {
     Live,
     /// Whether the VM could start on each node.
     Start,
+    /// As a migration from another cluster (`qm remote-migrate`): start
+    /// rules, and a CPU that depends on the source node is unknown unless
+    /// --source-record gives that node's record.
+    Remote,
 }
 
 /// Arguments of `check`.
@@ -362,6 +366,10 @@ pub struct CheckArgs {
     /// Live-migration or start rules.
     #[arg(long, value_enum, default_value_t)]
     pub mode: CheckMode,
+    /// The published record (nodes/NODE/pve-cpuguard.json) of the source
+    /// node of a migration from another cluster; implies --mode remote.
+    #[arg(long, value_name = "FILE")]
+    pub source_record: Option<PathBuf>,
     /// Where Proxmox keeps the PID files of running VMs.
     #[arg(
         long,

@@ -68,7 +68,13 @@ const OPTIONS: &[(&str, &[&[&str]])] = &[
         &[
             HERE,
             DECIDE,
-            &["target", "mode", "run-dir", "cache-max-age"],
+            &[
+                "target",
+                "mode",
+                "source-record",
+                "run-dir",
+                "cache-max-age",
+            ],
         ],
     ),
     (
@@ -143,6 +149,7 @@ const PER_RUN: &[&str] = &[
     "reason",
     "target",
     "mode",
+    "source-record",
     "output",
     "output-file",
     "help",

@@ -42,6 +42,7 @@ mod parsers_never_panic;
 mod pipes;
 mod publish;
 mod recommendations;
+mod remote_migration;
 mod running_guest;
 mod same_story;
 mod scan;
