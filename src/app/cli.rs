@@ -127,6 +127,19 @@ pub enum Command {
     /// 3 when the cache holds no node data.
     #[command(name = "ha-rules")]
     HaRules(HaRulesArgs),
+    /// Keep ProxLB on nodes each VM's CPU can be live-migrated to: for
+    /// every VM of this node, `plb_pin_<node>` tags for those nodes, or
+    /// `plb_ignore_cpuguard` when there is none but its own, set with
+    /// `qm set VMID --tags …` keeping every other tag.
+    ///
+    /// Only tags pve-cpuguard wrote (recorded in
+    /// /etc/pve/pve-cpuguard/proxlb-tags.json) are ever removed; a VM with
+    /// ProxLB tags of the administrator's gets none. Without --apply
+    /// nothing changes. Exit 0 when this node's tags are current, 1 when calls are
+    /// pending or failed, 2 on input errors, 3 when the cache holds no
+    /// node data.
+    #[command(name = "proxlb-tags")]
+    ProxlbTags(ProxlbTagsArgs),
     /// Prometheus metrics for node_exporter's textfile collector: each
     /// node's level and cache age, stale records, the cluster baseline,
     /// the VMs at risk, and this node's last refusal.
@@ -241,6 +254,21 @@ pub struct HaRulesArgs {
     pub dry_run: bool,
     #[command(flatten)]
     pub ha_manager: HaManagerArg,
+    #[command(flatten)]
+    pub common: CheckSettings,
+}
+
+/// Arguments of `proxlb-tags`.
+#[derive(Debug, Args)]
+pub struct ProxlbTagsArgs {
+    /// Run the `qm set` calls.
+    #[arg(long)]
+    pub apply: bool,
+    /// Print exactly the `qm set` calls --apply would run, and run none.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub qm: QmArg,
     #[command(flatten)]
     pub common: CheckSettings,
 }

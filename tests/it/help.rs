@@ -103,6 +103,10 @@ const OPTIONS: &[(&str, &[&[&str]])] = &[
             &["apply", "dry-run", "ha-manager", "cache-max-age"],
         ],
     ),
+    (
+        "proxlb-tags",
+        &[HERE, DECIDE, &["apply", "dry-run", "qm", "cache-max-age"]],
+    ),
     ("publish", &[HERE, &["probe", "qemu", "probe-timeout"]]),
     ("status", &[&["cache", "config", "cache-max-age"]]),
     ("baseline", &[&["cache", "config", "cache-max-age"]]),
