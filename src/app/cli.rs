@@ -112,10 +112,11 @@ pub enum Command {
     /// file stays in the snippets directory.
     Detach(DetachArgs),
     /// Keep Proxmox VE's HA stack on nodes each VM's CPU can run on: for
-    /// every HA-managed VM, the nodes where it can start and to which it
-    /// can live-migrate from its current node (from the cache), grouped
-    /// into strict node-affinity rules in /etc/pve/ha/rules.cfg, managed
-    /// with `ha-manager rules add|set|remove`.
+    /// every HA-managed VM, every node where it can start (HA recovery is
+    /// a cold start), those it can also live-migrate to from its current
+    /// node at the higher priority (from the cache), grouped into strict
+    /// node-affinity rules in /etc/pve/ha/rules.cfg, managed with
+    /// `ha-manager rules add|set|remove`.
     ///
     /// Only rules of pve-cpuguard (id `cpuguard-…` and its comment) are
     /// changed; a VM in an administrator's rule gets none, and a rule that
@@ -126,6 +127,19 @@ pub enum Command {
     /// 3 when the cache holds no node data.
     #[command(name = "ha-rules")]
     HaRules(HaRulesArgs),
+    /// Keep ProxLB on nodes each VM's CPU can be live-migrated to: for
+    /// every VM of this node, `plb_pin_<node>` tags for those nodes, or
+    /// `plb_ignore_cpuguard` when there is none but its own, set with
+    /// `qm set VMID --tags …` keeping every other tag.
+    ///
+    /// Only tags pve-cpuguard wrote (recorded in
+    /// /etc/pve/pve-cpuguard/proxlb-tags.json) are ever removed; a VM with
+    /// ProxLB tags of the administrator's gets none. Without --apply
+    /// nothing changes. Exit 0 when this node's tags are current, 1 when calls are
+    /// pending or failed, 2 on input errors, 3 when the cache holds no
+    /// node data.
+    #[command(name = "proxlb-tags")]
+    ProxlbTags(ProxlbTagsArgs),
     /// Prometheus metrics for node_exporter's textfile collector: each
     /// node's level and cache age, stale records, the cluster baseline,
     /// the VMs at risk, and this node's last refusal.
@@ -262,6 +276,21 @@ pub struct HaRulesArgs {
     pub common: CheckSettings,
 }
 
+/// Arguments of `proxlb-tags`.
+#[derive(Debug, Args)]
+pub struct ProxlbTagsArgs {
+    /// Run the `qm set` calls.
+    #[arg(long)]
+    pub apply: bool,
+    /// Print exactly the `qm set` calls --apply would run, and run none.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub qm: QmArg,
+    #[command(flatten)]
+    pub common: CheckSettings,
+}
+
 /// Where `ha-manager` is: replaced only at this exec boundary.
 #[derive(Debug, Args)]
 pub struct HaManagerArg {
@@ -366,6 +395,10 @@ pub enum CheckMode {
     Live,
     /// Whether the VM could start on each node.
     Start,
+    /// As a migration from another cluster (`qm remote-migrate`): start
+    /// rules, and a CPU that depends on the source node is unknown unless
+    /// --source-record gives that node's record.
+    Remote,
 }
 
 /// Arguments of `check`.
@@ -379,6 +412,10 @@ pub struct CheckArgs {
     /// Live-migration or start rules.
     #[arg(long, value_enum, default_value_t)]
     pub mode: CheckMode,
+    /// The published record (nodes/NODE/pve-cpuguard.json) of the source
+    /// node of a migration from another cluster; implies --mode remote.
+    #[arg(long, value_name = "FILE")]
+    pub source_record: Option<PathBuf>,
     /// Where Proxmox keeps the PID files of running VMs.
     #[arg(
         long,

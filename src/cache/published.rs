@@ -142,6 +142,33 @@ pub fn load(pve_dir: &Path, node: &str, now: u64, max_age: u64) -> Result<Publis
     Ok(published)
 }
 
+/// Reads and validates a record copied out of its cluster (another
+/// cluster's node, for a remote migration): the node it names is taken
+/// as it is. A record older than `max_age` seconds is
+/// [`Rejected::Stale`].
+///
+/// # Errors
+/// [`Rejected`], never a panic, whatever the file holds.
+pub fn load_file(path: &Path, now: u64, max_age: u64) -> Result<Published, Rejected> {
+    #[derive(Deserialize)]
+    struct Named {
+        node: String,
+    }
+    let bytes = read_bounded(path)?;
+    let named: Named = serde_json::from_slice(&bytes).map_err(|e| {
+        Rejected::Invalid(format!(
+            "no node name: {}",
+            crate::error::capped(&e.to_string(), 200)
+        ))
+    })?;
+    let published = decode(&bytes, &named.node, now)?;
+    let age = now.saturating_sub(published.published_at);
+    if age > max_age {
+        return Err(Rejected::Stale { age });
+    }
+    Ok(published)
+}
+
 /// Parses and validates a record found in `nodes/<dir_node>/`.
 ///
 /// # Errors

@@ -73,6 +73,9 @@ pub struct Config {
     pub attach_storage: Option<String>,
     /// `ha_rules`: `scan` keeps the HA node-affinity rules current.
     pub ha_rules: Option<bool>,
+    /// `remote_source_record`: the published record of the source node of
+    /// migrations from another cluster (`qm remote-migrate`).
+    pub remote_source_record: Option<PathBuf>,
 }
 
 /// `auto_attach = off | all | FILTER`; FILTER is a comma-separated list
@@ -138,6 +141,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("auto_attach", "off, all, or VMIDs and ranges: 100-199,250"),
     ("attach_storage", "a storage with snippets content"),
     ("ha_rules", "off or apply"),
+    ("remote_source_record", "an absolute path"),
 ];
 
 impl Config {
@@ -274,6 +278,7 @@ impl Config {
                         "cache" => c.cache = Some(p),
                         "chain_hookscript" => c.chain_hookscript = Some(p),
                         "state_dir" => c.state_dir = Some(p),
+                        "remote_source_record" => c.remote_source_record = Some(p),
                         _ => c.pve_dir = Some(p),
                     }
                 }

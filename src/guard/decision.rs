@@ -30,16 +30,31 @@ pub enum Movement<'a> {
         /// Source node.
         source: &'a str,
     },
+    /// A live migration from another cluster (`qm remote-migrate`, the
+    /// Proxmox Datacenter Manager): the target's `pre-start` runs with the
+    /// config's `lock: migrate` and without `PVE_MIGRATED_FROM`. With the
+    /// source node's published record (its name and CPU) the live rules
+    /// apply; without it the start rules do, and a CPU whose safety
+    /// depends on the source node ([`verdict::depends_on_source`]) is
+    /// unknown: the policy decides.
+    Remote {
+        /// The source node's name and CPU, from its published record.
+        record: Option<(&'a str, &'a Capability)>,
+    },
 }
 
 impl Movement<'_> {
     fn source(&self) -> Option<&str> {
         match self {
-            Movement::Start => None,
+            Movement::Start | Movement::Remote { .. } => None,
             Movement::Offline { source } | Movement::Live { source } => Some(source),
         }
     }
 }
+
+/// The unknown a remote migration without the source's record gives a
+/// CPU that depends on the source node.
+pub const REMOTE_SOURCE_UNKNOWN: &str = "it arrives by a migration from another cluster (`lock: migrate`, no PVE_MIGRATED_FROM): its running CPU was made on the source cluster's node, which is unknown";
 
 /// The VM, for messages.
 #[derive(Debug, Clone)]
@@ -110,6 +125,9 @@ pub fn decide(
         Movement::Live { .. } => Question::Live {
             source: origin.and_then(|o| fleet.capability(o)),
         },
+        Movement::Remote {
+            record: Some((_, cap)),
+        } => Question::Live { source: Some(cap) },
         _ => Question::Start,
     };
     let mut warnings: Vec<String> = fleet
@@ -123,6 +141,31 @@ pub fn decide(
     };
     let req = specs.requirement(&mode(), target_cap);
     let mut v = apply_rules(judge(specs, target_cap), rules, &mut warnings);
+    match movement {
+        Movement::Remote { record: None } => {
+            let running = specs.requirement(&Question::Live { source: None }, target_cap);
+            if verdict::depends_on_source(&running) {
+                v.unknown.push(format!(
+                    "CPU '{}': {REMOTE_SOURCE_UNKNOWN}; its published record decides \
+                     (`remote_source_record` in the configuration file, `check --source-record`)",
+                    running.cpu
+                ));
+                if v.outcome == Outcome::Compatible {
+                    v.outcome = Outcome::Unknown;
+                }
+            } else {
+                v.notes.push(
+                    "a migration from another cluster: judged by the start rules (its CPU does not depend on the source node)".into(),
+                );
+            }
+        }
+        Movement::Remote {
+            record: Some((name, _)),
+        } => v.notes.push(format!(
+            "a migration from another cluster: the running CPU is judged as {name}'s published record gives it"
+        )),
+        _ => {}
+    }
     if let Movement::Live { source } = movement {
         v.notes.push(match specs.cold_start.as_deref() {
             Some(o) if o != source => format!(
@@ -232,9 +275,37 @@ pub fn decide(
         cpu: req.cpu.clone(),
         running_cpu: req.running_cpu.clone(),
         vm: vm.clone(),
-        live: matches!(movement, Movement::Live { .. }),
+        live: matches!(
+            movement,
+            Movement::Live { .. } | Movement::Remote { record: Some(_) }
+        ),
         view: crate::cache::truth::view_name(target_cap),
     }
+}
+
+/// The published record of a remote migration's source node, when the
+/// configuration file names one (`remote_source_record`): its node name
+/// and CPU, or why it cannot be used (a warning; the source is then
+/// unknown).
+#[must_use]
+pub fn remote_source(
+    settings: &crate::conf::settings::Settings,
+) -> Option<std::result::Result<(String, Capability), String>> {
+    let path = settings.config.remote_source_record.as_deref()?;
+    Some(
+        crate::cache::published::load_file(
+            path,
+            crate::cache::now(),
+            settings.cache_max_age.as_secs(),
+        )
+        .map(|p| (p.node.clone(), p.record.into_capability()))
+        .map_err(|e| {
+            format!(
+                "remote_source_record: {}; the source node is taken as unknown",
+                e.describe(path)
+            )
+        }),
+    )
 }
 
 /// The policy's answer to a verdict (after [`apply_rules`]): compatible

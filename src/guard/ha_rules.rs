@@ -8,13 +8,20 @@
 //! say so — and nothing else.
 //!
 //! The allowed set of a VM is every node where it can **start** (HA
-//! recovery after fencing starts it fresh) **and** to which it can
-//! **live-migrate from its current node** (HA `migrate` and the CRS
-//! rebalancing move it live), each decided by the same policy as the
+//! recovery after fencing starts it fresh, so a `cpu: host` VM can be
+//! recovered on every node), and among them the nodes to which it can
+//! also **live-migrate from its current node** (HA `migrate` and the CRS
+//! rebalancing move it live) are *preferred*. The rule writes the
+//! preferred nodes at priority 2 and the other start-capable nodes at
+//! priority 1: HA places and rebalances on the highest-priority available
+//! nodes and falls back to lower ones only when none of those is up
+//! (pve-ha-manager 5.2 `Manager.pm` `get_node_affinity`,
+//! `select_service_node`). When every start-capable node is preferred the
+//! rule has no priorities. Each node is decided by the same policy as the
 //! hookscript ([`crate::guard::decision::allows`]: an unknown answer
 //! counts as allowed under `policy default`, as refused under `strict`).
-//! Its current node is always in the set. A VM allowed everywhere gets
-//! no rule.
+//! Its current node is always preferred. A VM that can start and
+//! live-migrate everywhere gets no rule.
 //!
 //! Our rules are recognised by both an id prefix ([`ID_PREFIX`]) and a
 //! comment prefix ([`COMMENT_PREFIX`]); every other rule is an
@@ -38,7 +45,51 @@ pub const ID_PREFIX: &str = "cpuguard-";
 pub const COMMENT_PREFIX: &str = "pve-cpuguard:";
 
 /// The comment every rule of ours carries: it states what the nodes are.
-pub const COMMENT: &str = "pve-cpuguard: the nodes where the CPU of these VMs can start and to which it can live-migrate from its current node (kept by pve-cpuguard ha-rules, do not edit)";
+pub const COMMENT: &str = "pve-cpuguard: the nodes where the CPU of these VMs can start; priority 2: it can also live-migrate there from its current node (kept by pve-cpuguard ha-rules, do not edit)";
+
+/// Priority of the nodes a VM can start on and live-migrate to, when
+/// some start-capable node takes no live migration.
+pub const PREFERRED: u32 = 2;
+
+/// Priority of the nodes a VM can only start on (HA recovery, a cold
+/// start).
+pub const START_ONLY: u32 = 1;
+
+/// A rule's `nodes`: name → priority (`None`: none written).
+pub type Nodes = BTreeMap<String, Option<u32>>;
+
+/// Where one VM may go.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// Nodes where it can start (its current node included).
+    pub start: BTreeSet<String>,
+    /// Those to which it can also live-migrate from its current node (its
+    /// current node included); a subset of `start`.
+    pub live: BTreeSet<String>,
+}
+
+impl Placement {
+    /// The `nodes` of its rule: without priorities when every
+    /// start-capable node takes a live migration, else [`PREFERRED`] for
+    /// those that do and [`START_ONLY`] for the others.
+    #[must_use]
+    pub fn nodes(&self) -> Nodes {
+        let flat = self.live == self.start;
+        self.start
+            .iter()
+            .map(|n| {
+                let p = if flat {
+                    None
+                } else if self.live.contains(n) {
+                    Some(PREFERRED)
+                } else {
+                    Some(START_ONLY)
+                };
+                (n.clone(), p)
+            })
+            .collect()
+    }
+}
 
 /// Whether `rule` is one of ours.
 #[must_use]
@@ -55,8 +106,8 @@ pub fn is_ours(rule: &Rule) -> bool {
 pub struct Allowed {
     /// Every node of the cluster, sorted.
     pub nodes: BTreeSet<String>,
-    /// VM → nodes it may be started on or live-migrated to.
-    pub vms: BTreeMap<VmId, BTreeSet<String>>,
+    /// VM → nodes it may be started on, and live-migrated to.
+    pub vms: BTreeMap<VmId, Placement>,
     /// HA-managed VMs that cannot be judged (config unreadable), with why:
     /// they keep whatever rule they are in.
     pub unjudged: BTreeMap<VmId, String>,
@@ -82,13 +133,20 @@ pub fn allowed(audit: &Audit<'_>, rules: Rules) -> Allowed {
             out.unjudged.insert(a.vmid, e.clone());
             continue;
         }
-        let set: BTreeSet<String> = (0..fleet.nodes.len())
-            .filter(|&n| {
-                Some(n) == a.owner || (ok(audit.start_cell(a, n)) && ok(audit.live_cell(a, n)))
-            })
-            .map(|n| fleet.nodes[n].name.clone())
-            .collect();
-        out.vms.insert(a.vmid, set);
+        let mut p = Placement::default();
+        for n in 0..fleet.nodes.len() {
+            let name = &fleet.nodes[n].name;
+            if Some(n) == a.owner {
+                p.start.insert(name.clone());
+                p.live.insert(name.clone());
+            } else if ok(audit.start_cell(a, n)) {
+                p.start.insert(name.clone());
+                if ok(audit.live_cell(a, n)) {
+                    p.live.insert(name.clone());
+                }
+            }
+        }
+        out.vms.insert(a.vmid, p);
     }
     out
 }
@@ -116,7 +174,6 @@ impl Call {
             Call::Set(d) => ("set", d),
         };
         let resources: Vec<String> = d.resources.iter().map(|v| format!("vm:{v}")).collect();
-        let nodes: Vec<String> = d.nodes.iter().cloned().collect();
         vec![
             "rules".into(),
             verb.into(),
@@ -125,7 +182,7 @@ impl Call {
             "--resources".into(),
             resources.join(","),
             "--nodes".into(),
-            nodes.join(","),
+            d.nodes_value(),
             "--strict".into(),
             "1".into(),
             "--comment".into(),
@@ -141,8 +198,17 @@ pub struct Desired {
     pub id: String,
     /// The VMs.
     pub resources: BTreeSet<VmId>,
-    /// The nodes they may run on.
-    pub nodes: BTreeSet<String>,
+    /// The nodes they may run on, with their priorities.
+    pub nodes: Nodes,
+}
+
+impl Desired {
+    /// `n1:2,n2:1` as `--nodes` takes it.
+    #[must_use]
+    pub fn nodes_value(&self) -> String {
+        let v: Vec<(String, Option<u32>)> = self.nodes.clone().into_iter().collect();
+        nodes_value(&v)
+    }
 }
 
 /// An administrator's rule that lets HA pick a node some of its VMs
@@ -175,12 +241,18 @@ pub struct Plan {
     pub in_admin_rule: BTreeMap<VmId, String>,
 }
 
-/// A stable id for a node set: FNV-1a of the sorted names (the same set
-/// gives the same id on every node and every run).
+/// A stable id for a rule's `nodes`: FNV-1a of the sorted entries as
+/// `--nodes` writes them (`n1:2`, or `n1` without priority), so the same
+/// nodes give the same id on every node and every run, and a set without
+/// priorities keeps the id it had before priorities were written.
 #[must_use]
-pub fn rule_id(nodes: &BTreeSet<String>) -> String {
+pub fn rule_id(nodes: &Nodes) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in nodes.iter().flat_map(|n| n.bytes().chain([b','])) {
+    let entries = nodes.iter().map(|(n, p)| match p {
+        Some(p) => format!("{n}:{p}"),
+        None => n.clone(),
+    });
+    for b in entries.flat_map(|e| e.into_bytes().into_iter().chain([b','])) {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
@@ -206,7 +278,7 @@ pub fn plan(allowed: &Allowed, existing: &[Rule]) -> Plan {
         let mut loose = false;
         for vmid in rule.resources.iter().filter_map(|r| vm_of(r)) {
             out.in_admin_rule.insert(vmid, rule.id.clone());
-            let Some(set) = allowed.vms.get(&vmid) else {
+            let Some(set) = allowed.vms.get(&vmid).map(|p| &p.start) else {
                 continue;
             };
             let cannot: BTreeSet<String> = rule
@@ -252,18 +324,21 @@ pub fn plan(allowed: &Allowed, existing: &[Rule]) -> Plan {
         });
     }
 
-    // Our rules as they should be: one per distinct allowed set short of
-    // the whole cluster.
-    let mut groups: BTreeMap<&BTreeSet<String>, BTreeSet<VmId>> = BTreeMap::new();
-    for (vmid, set) in &allowed.vms {
-        if out.in_admin_rule.contains_key(vmid) || *set == allowed.nodes || set.is_empty() {
+    // Our rules as they should be: one per distinct set of nodes and
+    // priorities, short of starting and live-migrating everywhere.
+    let mut groups: BTreeMap<Nodes, BTreeSet<VmId>> = BTreeMap::new();
+    for (vmid, p) in &allowed.vms {
+        if out.in_admin_rule.contains_key(vmid)
+            || p.start.is_empty()
+            || (p.start == allowed.nodes && p.live == p.start)
+        {
             continue;
         }
-        groups.entry(set).or_default().insert(*vmid);
+        groups.entry(p.nodes()).or_default().insert(*vmid);
     }
     let mut desired: BTreeMap<String, Desired> = BTreeMap::new();
     for (set, vms) in groups {
-        let base = rule_id(set);
+        let base = rule_id(&set);
         let mut id = base.clone();
         let mut k = 1;
         while desired.contains_key(&id) {
@@ -277,7 +352,7 @@ pub fn plan(allowed: &Allowed, existing: &[Rule]) -> Plan {
             Desired {
                 id,
                 resources: vms,
-                nodes: set.clone(),
+                nodes: set,
             },
         );
     }
@@ -295,7 +370,7 @@ pub fn plan(allowed: &Allowed, existing: &[Rule]) -> Plan {
                         Desired {
                             id: r.id.clone(),
                             resources: BTreeSet::from([vmid]),
-                            nodes: r.nodes.iter().map(|(n, _)| n.clone()).collect(),
+                            nodes: r.nodes.iter().cloned().collect(),
                         },
                     );
                 }
@@ -320,12 +395,10 @@ pub fn plan(allowed: &Allowed, existing: &[Rule]) -> Plan {
         let now = Desired {
             id: r.id.clone(),
             resources: current,
-            nodes: r.nodes.iter().map(|(n, _)| n.clone()).collect(),
+            nodes: r.nodes.iter().cloned().collect(),
         };
-        let exact = r.strict
-            && r.comment.as_deref() == Some(COMMENT)
-            && r.nodes.iter().all(|(_, p)| p.is_none())
-            && !foreign;
+        // Priorities are compared in `now != d` below (phase 2).
+        let exact = r.strict && r.comment.as_deref() == Some(COMMENT) && !foreign;
         if keep != now.resources || foreign {
             let step = Desired {
                 id: r.id.clone(),
@@ -338,11 +411,11 @@ pub fn plan(allowed: &Allowed, existing: &[Rule]) -> Plan {
             after.insert(r.id.clone(), now);
         } else {
             // Same VMs, but something else differs (an edited comment,
-            // priorities, strict 0): phase 2 sets it whole.
+            // strict 0): phase 2 sets it whole.
             after.insert(
                 r.id.clone(),
                 Desired {
-                    nodes: BTreeSet::new(),
+                    nodes: Nodes::new(),
                     ..now
                 },
             );
@@ -370,10 +443,23 @@ mod tests {
         nodes.iter().map(|s| (*s).to_string()).collect()
     }
 
+    /// Nodes without priorities.
+    fn flat(nodes: &[&str]) -> Nodes {
+        nodes.iter().map(|s| ((*s).to_string(), None)).collect()
+    }
+
+    fn same(nodes: BTreeSet<String>) -> Placement {
+        Placement {
+            live: nodes.clone(),
+            start: nodes,
+        }
+    }
+
+    /// VMs that start and live-migrate on the same nodes.
     fn allowed(vms: &[(u32, &[&str])]) -> Allowed {
         Allowed {
             nodes: set(&["a", "b", "c"]),
-            vms: vms.iter().map(|(v, n)| (VmId(*v), set(n))).collect(),
+            vms: vms.iter().map(|(v, n)| (VmId(*v), same(set(n)))).collect(),
             unjudged: BTreeMap::new(),
         }
     }
@@ -426,8 +512,8 @@ mod tests {
     #[test]
     fn moving_a_vm_shrinks_before_it_grows() {
         let a = allowed(&[(100, &["a", "b"]), (101, &["a"]), (102, &["a"])]);
-        let ab = rule_id(&set(&["a", "b"]));
-        let only_a = rule_id(&set(&["a"]));
+        let ab = rule_id(&flat(&["a", "b"]));
+        let only_a = rule_id(&flat(&["a"]));
         let file = ours(&ab, "vm:100,vm:101", "a,b") + &ours(&only_a, "vm:102", "a");
         let p = plan(&a, &rules(&file));
         let args: Vec<String> = p.calls.iter().map(|c| c.argv()[..6].join(" ")).collect();
@@ -462,7 +548,7 @@ mod tests {
 
     #[test]
     fn vm_leaving_ha_is_dropped_and_empty_rules_removed() {
-        let ab = rule_id(&set(&["a", "b"]));
+        let ab = rule_id(&flat(&["a", "b"]));
         let file = ours(&ab, "vm:100,vm:101", "a,b");
         let p = plan(&allowed(&[(100, &["a", "b"])]), &rules(&file));
         assert_eq!(p.calls.len(), 1);
@@ -474,7 +560,7 @@ mod tests {
     #[test]
     fn an_edited_rule_of_ours_is_set_back() {
         let a = allowed(&[(100, &["a", "b"])]);
-        let ab = rule_id(&set(&["a", "b"]));
+        let ab = rule_id(&flat(&["a", "b"]));
         let file = format!("node-affinity: {ab}\n\tresources vm:100\n\tnodes a,b\n\tcomment {COMMENT_PREFIX} edited\n");
         let p = plan(&a, &rules(&file));
         assert_eq!(p.calls.len(), 1);
@@ -485,10 +571,66 @@ mod tests {
     }
 
     #[test]
+    fn start_only_nodes_are_in_the_rule_at_the_lower_priority() {
+        // A `cpu: host` VM on a: it starts everywhere, live-migrates nowhere.
+        let mut a = allowed(&[]);
+        a.vms.insert(
+            VmId(100),
+            Placement {
+                start: set(&["a", "b", "c"]),
+                live: set(&["a"]),
+            },
+        );
+        let p = plan(&a, &[]);
+        assert_eq!(p.calls.len(), 1);
+        let argv = p.calls[0].argv();
+        assert_eq!(argv[5..9], ["vm:100", "--nodes", "a:2,b:1,c:1", "--strict"]);
+        let id = &argv[3];
+        assert_eq!(
+            *id,
+            rule_id(&Nodes::from([
+                ("a".into(), Some(2)),
+                ("b".into(), Some(1)),
+                ("c".into(), Some(1))
+            ]))
+        );
+        assert_ne!(*id, rule_id(&flat(&["a", "b", "c"])));
+        // As ha-manager writes it back (its own order): no further call.
+        let file = ours(id, "vm:100", "b:1,a:2,c:1");
+        assert_eq!(plan(&a, &rules(&file)).calls, []);
+        // The same nodes without priorities: set again.
+        let file = ours(id, "vm:100", "a,b,c");
+        let p = plan(&a, &rules(&file));
+        assert_eq!(p.calls.len(), 1);
+        assert_eq!(p.calls[0].argv()[1], "set");
+        assert_eq!(p.calls[0].argv()[7], "a:2,b:1,c:1");
+    }
+
+    #[test]
+    fn admin_rules_conflict_only_on_nodes_a_vm_cannot_start_on() {
+        let mut a = allowed(&[]);
+        a.vms.insert(
+            VmId(100),
+            Placement {
+                start: set(&["a", "b"]),
+                live: set(&["a"]),
+            },
+        );
+        let file = "node-affinity: mine\n\tresources vm:100\n\tnodes a,b\n\tstrict 1\n";
+        assert_eq!(plan(&a, &rules(file)).conflicts, []);
+        let file = "node-affinity: mine\n\tresources vm:100\n\tnodes a,b,c\n\tstrict 1\n";
+        let p = plan(&a, &rules(file));
+        assert_eq!(p.conflicts[0].bad[&VmId(100)], set(&["c"]));
+        assert_eq!(p.calls, []);
+    }
+
+    #[test]
     fn ids_are_stable_and_distinct() {
-        assert_eq!(rule_id(&set(&["a", "b"])), rule_id(&set(&["b", "a"])));
-        assert_ne!(rule_id(&set(&["a", "b"])), rule_id(&set(&["ab"])));
-        assert!(rule_id(&set(&["a"])).len() == ID_PREFIX.len() + 12);
+        assert_eq!(rule_id(&flat(&["a", "b"])), rule_id(&flat(&["b", "a"])));
+        // Without priorities, the id of the plain set (as before them).
+        assert_eq!(rule_id(&flat(&["a", "b"])), "cpuguard-587e57826f60");
+        assert_ne!(rule_id(&flat(&["a", "b"])), rule_id(&flat(&["ab"])));
+        assert!(rule_id(&flat(&["a"])).len() == ID_PREFIX.len() + 12);
     }
 
     /// Applies calls to a model of rules.cfg as ha-manager would.
@@ -498,7 +640,7 @@ mod tests {
             id: d.id.clone(),
             line: 1,
             resources: d.resources.iter().map(|v| format!("vm:{v}")).collect(),
-            nodes: d.nodes.iter().map(|n| (n.clone(), None)).collect(),
+            nodes: d.nodes.clone().into_iter().collect(),
             strict: true,
             disabled: false,
             comment: Some(COMMENT.into()),
@@ -531,6 +673,18 @@ mod tests {
         .prop_map(|s| s.into_iter().map(str::to_string).collect())
     }
 
+    /// A start set and, within it, a live set (never empty: the current
+    /// node is in both).
+    fn placements() -> impl Strategy<Value = Placement> {
+        (node_sets(), node_sets()).prop_map(|(start, other)| {
+            let mut live: BTreeSet<String> = start.intersection(&other).cloned().collect();
+            if live.is_empty() {
+                live.extend(start.iter().next().cloned());
+            }
+            Placement { start, live }
+        })
+    }
+
     use proptest::prelude::*;
 
     proptest! {
@@ -539,8 +693,8 @@ mod tests {
         /// second plan makes no call.
         #[test]
         fn converges_without_overlap(
-            before in proptest::collection::btree_map(100u32..112, node_sets(), 0..10),
-            after in proptest::collection::btree_map(100u32..112, node_sets(), 0..10),
+            before in proptest::collection::btree_map(100u32..112, placements(), 0..10),
+            after in proptest::collection::btree_map(100u32..112, placements(), 0..10),
             admin_vms in proptest::collection::btree_set(100u32..112, 0..3),
         ) {
             let all = set(&["a", "b", "c", "d"]);
@@ -577,11 +731,20 @@ mod tests {
                 // Every constrained VM outside the admin rule is in exactly
                 // the rule of its set.
                 for (vmid, s) in &allowed.vms {
-                    if admin_vms.contains(&vmid.0) || *s == all {
+                    if admin_vms.contains(&vmid.0) || (s.start == all && s.live == all) {
                         continue;
                     }
                     let r = file.iter().find(|r| r.resources.contains(&format!("vm:{vmid}")));
-                    prop_assert_eq!(r.map(|r| r.id.clone()), Some(rule_id(s)));
+                    prop_assert_eq!(r.map(|r| r.id.clone()), Some(rule_id(&s.nodes())));
+                    // Every start-capable node is in its rule: HA can recover
+                    // it on each; the live ones at the highest priority.
+                    let r = r.unwrap();
+                    let top = r.nodes.iter().filter_map(|(_, p)| *p).max();
+                    for (n, p) in &r.nodes {
+                        prop_assert!(s.start.contains(n));
+                        prop_assert_eq!(s.live.contains(n), top.is_none() || *p == top);
+                    }
+                    prop_assert_eq!(r.nodes.len(), s.start.len());
                 }
             }
         }

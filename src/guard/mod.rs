@@ -14,5 +14,6 @@ pub mod decision;
 pub mod fleet;
 pub mod ha_rules;
 pub mod metrics;
+pub mod proxlb;
 pub mod refusals;
 pub mod rollout;

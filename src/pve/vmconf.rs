@@ -37,6 +37,8 @@ pub struct VmConfig {
     pub hugepages: Option<String>,
     /// `lock:` (e.g. `migrate`).
     pub lock: Option<String>,
+    /// `tags:` as written (`a;b`).
+    pub tags: Option<String>,
     /// `runningcpu:`: the `-cpu` of a suspended/snapshotted VM.
     pub runningcpu: Option<String>,
     /// `runningmachine:`: the machine it ran with.
@@ -216,6 +218,7 @@ impl VmConfig {
             "arch" => self.arch = text(),
             "hugepages" => self.hugepages = text(),
             "lock" => self.lock = text(),
+            "tags" => self.tags = text(),
             "runningcpu" => self.runningcpu = text(),
             "runningmachine" => self.runningmachine = Some(value.to_string()),
             "vmstate" => self.vmstate = Some(value.to_string()),
@@ -270,6 +273,7 @@ impl VmConfig {
             "arch" => self.arch = None,
             "hugepages" => self.hugepages = None,
             "lock" => self.lock = None,
+            "tags" => self.tags = None,
             "runningcpu" => self.runningcpu = None,
             "runningmachine" => self.runningmachine = None,
             "vmstate" => self.vmstate = None,
@@ -301,6 +305,7 @@ impl VmConfig {
         take(&mut self.arch, &over.arch);
         take(&mut self.hugepages, &over.hugepages);
         take(&mut self.lock, &over.lock);
+        take(&mut self.tags, &over.tags);
         take(&mut self.runningcpu, &over.runningcpu);
         take(&mut self.runningmachine, &over.runningmachine);
         take(&mut self.vmstate, &over.vmstate);

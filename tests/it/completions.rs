@@ -14,8 +14,22 @@ use std::process::{Command, Output};
 
 /// The subcommands a person can run (`generate` is hidden: packaging only).
 const SUBCOMMANDS: &[&str] = &[
-    "attach", "audit", "baseline", "check", "detach", "help", "hook", "inspect", "metrics",
-    "migrate", "scan", "publish", "ha-rules", "status", "why-not",
+    "attach",
+    "audit",
+    "baseline",
+    "check",
+    "detach",
+    "help",
+    "hook",
+    "inspect",
+    "metrics",
+    "migrate",
+    "scan",
+    "publish",
+    "ha-rules",
+    "proxlb-tags",
+    "status",
+    "why-not",
 ];
 
 fn generate(dir: &Path) {

@@ -207,7 +207,12 @@ fn refusal_names_the_nodes_that_would_accept() {
 
 #[test]
 fn migrated_from_empty_or_absent_means_an_ordinary_start() {
-    let c = cluster();
+    let mut c = cluster();
+    // An ordinary start has no `lock: migrate` (with it and no
+    // PVE_MIGRATED_FROM it is a migration from another cluster:
+    // tests/it/remote_migration.rs).
+    c.vm(105, "pve1", "memory: 2048\n")
+        .vm(100, "pve1", "cpu: x86-64-v4\n");
     // VM 105 (kvm64) lives on pve1; as a start on pve3 it is fine (vendor
     // changes only matter to a running guest).
     for env in [Some(""), None] {
@@ -229,7 +234,8 @@ fn migrated_from_empty_or_absent_means_an_ordinary_start() {
 
 #[test]
 fn start_above_the_baseline_warns_but_allows() {
-    let c = cluster();
+    let mut c = cluster();
+    c.vm(100, "pve1", "cpu: x86-64-v4\n");
     let done = c.on("pve1", &["hook", "100", "pre-start"]).run().code(0);
     done.stderr_has("this VM cannot start on: pve2");
     done.stderr_has("pve3");

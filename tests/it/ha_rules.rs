@@ -6,8 +6,6 @@
 
 use crate::harness;
 
-use std::collections::BTreeSet;
-
 use crate::harness::cluster::Cluster;
 use crate::harness::exec::Recorder;
 use pve_cpuguard::guard::ha_rules::{rule_id, COMMENT};
@@ -62,12 +60,7 @@ fn members(c: &Cluster, quorate: bool) {
 }
 
 fn id(nodes: &[&str]) -> String {
-    rule_id(
-        &nodes
-            .iter()
-            .map(|s| (*s).to_string())
-            .collect::<BTreeSet<_>>(),
-    )
+    rule_id(&nodes.iter().map(|s| ((*s).to_string(), None)).collect())
 }
 
 /// A rule of ours as `ha-manager rules add` leaves it in rules.cfg.
@@ -174,7 +167,7 @@ fn an_administrators_rule_is_left_alone_and_its_conflict_named() {
     assert!(out
         .stdout
         .contains("VM 100: in the administrator's rule 'keep-db': left alone"));
-    out.stdout_has("conflict: administrator's rule 'keep-db' (rules.cfg:1) lets HA pick pve3 for VM 100, whose CPU cannot start or live-migrate there");
+    out.stdout_has("conflict: administrator's rule 'keep-db' (rules.cfg:1) lets HA pick pve3 for VM 100, whose CPU cannot start there");
     let fix = format!(
         "note: change it with: {} rules set node-affinity keep-db --nodes pve1:2,pve2:1 --strict 1",
         f.ha.program.display()
@@ -317,5 +310,62 @@ fn scan_keeps_the_rules_on_the_first_online_node_only() {
     std::fs::write(&conf, "no_ssh = yes\n").unwrap();
     std::fs::remove_file(&f.ha.log).unwrap();
     scan("pve1");
+    assert_eq!(f.ha.calls(), Vec::<Vec<String>>::new());
+}
+
+/// Issue 25: a `cpu: host` HA VM is not pinned to its node. HA recovery
+/// after a node failure is a cold start, which works on every node: every
+/// node is in its rule, its own (Cascade Lake: the only one it can
+/// live-migrate to) at the higher priority, so HA places and rebalances it there and falls
+/// back to the others only when its node is down.
+#[test]
+fn a_host_vm_keeps_recovery_on_every_node() {
+    let mut f = fixture();
+    f.c.vm(105, "pve2", "cpu: host\n");
+    std::fs::write(
+        f.c.pve().join("ha/resources.cfg"),
+        "vm: 105\n\tstate started\n",
+    )
+    .unwrap();
+    let out = f.run(&["ha-rules", "--apply"]).run().code(0);
+    let nodes = "pve1:1,pve2:2,pve3:1";
+    let rid = rule_id(
+        &[("pve1", 1), ("pve2", 2), ("pve3", 1)]
+            .map(|(n, p)| (n.to_string(), Some(p)))
+            .into(),
+    );
+    let want = [
+        "rules",
+        "add",
+        "node-affinity",
+        &rid,
+        "--resources",
+        "vm:105",
+        "--nodes",
+        nodes,
+        "--strict",
+        "1",
+        "--comment",
+        COMMENT,
+    ]
+    .map(str::to_string)
+    .to_vec();
+    assert_eq!(f.ha.calls(), [want], "{}", out.stdout);
+    out.stdout_has(&format!("{rid}: vm:105 -> {nodes}"));
+    let json = f.run(&["-o", "json", "ha-rules"]).run().json();
+    assert_eq!(
+        json["rules"][0]["nodes"],
+        serde_json::json!(["pve1", "pve2", "pve3"])
+    );
+    assert_eq!(json["rules"][0]["priorities"]["pve2"], 2);
+    assert_eq!(json["rules"][0]["priorities"]["pve1"], 1);
+
+    // As ha-manager writes it back: a second --apply calls nothing.
+    f.ha.clear();
+    f.rules(&format!(
+        "node-affinity: {rid}\n\tcomment {COMMENT}\n\tnodes pve2:2,pve1:1,pve3:1\n\t\
+         resources vm:105\n\tstrict 1\n\n"
+    ));
+    f.run(&["ha-rules", "--apply"]).run().code(0);
     assert_eq!(f.ha.calls(), Vec::<Vec<String>>::new());
 }

@@ -68,7 +68,13 @@ const OPTIONS: &[(&str, &[&[&str]])] = &[
         &[
             HERE,
             DECIDE,
-            &["target", "mode", "run-dir", "cache-max-age"],
+            &[
+                "target",
+                "mode",
+                "source-record",
+                "run-dir",
+                "cache-max-age",
+            ],
         ],
     ),
     (
@@ -96,6 +102,10 @@ const OPTIONS: &[(&str, &[&[&str]])] = &[
             DECIDE,
             &["apply", "dry-run", "ha-manager", "cache-max-age"],
         ],
+    ),
+    (
+        "proxlb-tags",
+        &[HERE, DECIDE, &["apply", "dry-run", "qm", "cache-max-age"]],
     ),
     ("publish", &[HERE, &["probe", "qemu", "probe-timeout"]]),
     ("status", &[&["cache", "config", "cache-max-age"]]),
@@ -154,6 +164,7 @@ const PER_RUN: &[&str] = &[
     "reason",
     "target",
     "mode",
+    "source-record",
     "output",
     "output-file",
     "help",

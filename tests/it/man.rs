@@ -13,8 +13,21 @@ use std::process::Command;
 use pve_cpuguard::conf::config::KEYS;
 
 const SUBCOMMANDS: &[&str] = &[
-    "inspect", "why-not", "hook", "migrate", "check", "scan", "publish", "ha-rules", "status",
-    "baseline", "audit", "attach", "detach", "metrics",
+    "inspect",
+    "why-not",
+    "hook",
+    "migrate",
+    "check",
+    "scan",
+    "publish",
+    "ha-rules",
+    "proxlb-tags",
+    "status",
+    "baseline",
+    "audit",
+    "attach",
+    "detach",
+    "metrics",
 ];
 
 fn generate(dir: &Path) {

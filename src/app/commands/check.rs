@@ -26,20 +26,38 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
     let vmid: VmId = args.vmid.parse().map_err(Error::Usage)?;
     let settings = Settings::resolve(&args.common)?;
     let mut ctx = vm_context::load(&settings, vmid)?;
+    let remote = args.mode == CheckMode::Remote || args.source_record.is_some();
     let live = match args.mode {
+        _ if remote => false,
         CheckMode::Live => true,
-        CheckMode::Start => false,
+        CheckMode::Start | CheckMode::Remote => false,
         CheckMode::Auto => ctx.owner == settings.node && vm_context::running(&args.run_dir, vmid),
+    };
+    let record = match &args.source_record {
+        Some(path) => {
+            let max_age = settings.cache_max_age.as_secs();
+            let p = crate::cache::published::load_file(path, crate::cache::now(), max_age)
+                .map_err(|e| {
+                    Error::Usage(format!(
+                        "--source-record: {}\nnote: give the file nodes/NODE/pve-cpuguard.json \
+                         of the source cluster's node, as `pve-cpuguard publish` wrote it",
+                        e.describe(path)
+                    ))
+                })?;
+            Some((p.node.clone(), p.record.into_capability()))
+        }
+        None => None,
     };
     if live {
         ctx.read_running(&settings, &args.run_dir);
     }
     let targets: Vec<String> = if args.targets.is_empty() {
+        // A VM arriving from another cluster may land on any node.
         ctx.fleet
             .nodes
             .iter()
             .map(|n| n.name.clone())
-            .filter(|n| *n != ctx.owner)
+            .filter(|n| remote || *n != ctx.owner)
             .collect()
     } else {
         args.targets.clone()
@@ -64,7 +82,11 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
             unknown.insert(t.clone(), json!({"reasons": [why]}));
             continue;
         };
-        let movement = if live {
+        let movement = if remote {
+            Movement::Remote {
+                record: record.as_ref().map(|(n, c)| (n.as_str(), c)),
+            }
+        } else if live {
             Movement::Live { source: &ctx.owner }
         } else {
             Movement::Start
@@ -117,7 +139,8 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
             "running_cpu": ctx.running.qemu_cpu,
             "cold_start_node": ctx.cold_start,
             "node": ctx.owner,
-            "mode": if live { "live" } else { "start" },
+            "mode": if remote { "remote" } else if live { "live" } else { "start" },
+            "source_record_node": record.as_ref().map(|(n, _)| n),
             "allowed_nodes": allowed,
             "not_allowed_nodes": refused,
             "unknown_nodes": unknown,
@@ -136,7 +159,12 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
             "VM {vmid} (CPU '{}') on {} — {} rules",
             ctx.cpu,
             ctx.owner,
-            if live { "live-migration" } else { "start" }
+            match (&record, remote, live) {
+                (Some((n, _)), _, _) => format!("remote-migration (source {n}, from its record)"),
+                (None, true, _) => "remote-migration (source node unknown)".into(),
+                (None, false, true) => "live-migration".into(),
+                _ => "start".into(),
+            }
         );
         if let Some(note) = &ctx.running_note {
             let _ = writeln!(s, "  {note}");

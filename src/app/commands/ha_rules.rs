@@ -123,10 +123,11 @@ pub fn plan_and_apply(settings: &Settings, binary: &Path, apply: bool) -> Result
             "VM {vmid}: cannot be judged ({why}); its rule is left as it is"
         ));
     }
-    for (vmid, set) in &allowed.vms {
+    for (vmid, p) in &allowed.vms {
+        let set = &p.start;
         if !plan.in_admin_rule.contains_key(vmid) && set.len() == 1 && allowed.nodes.len() > 1 {
             notes.push(format!(
-                "VM {vmid}: its CPU runs on no other node than {}: HA cannot recover it elsewhere; give it a CPU type every node supports (`pve-cpuguard audit`)",
+                "VM {vmid}: its CPU starts on no other node than {}: HA cannot recover it elsewhere; give it a CPU type every node supports (`pve-cpuguard audit`)",
                 set.iter().next().map_or("?", String::as_str)
             ));
         }
@@ -212,7 +213,7 @@ fn conflict_text(c: &ha_rules::Conflict, binary: &Path) -> String {
     let mut parts = Vec::new();
     for (vmid, nodes) in &c.bad {
         parts.push(format!(
-            "lets HA pick {} for VM {vmid}, whose CPU cannot start or live-migrate there",
+            "lets HA pick {} for VM {vmid}, whose CPU cannot start there",
             nodes.iter().cloned().collect::<Vec<_>>().join(",")
         ));
     }
@@ -246,7 +247,10 @@ pub fn run(args: &HaRulesArgs, format: Format) -> Result<ExitCode> {
             "rules": p.rules.iter().map(|d| json!({
                 "id": d.id,
                 "resources": d.resources.iter().map(|v| format!("vm:{v}")).collect::<Vec<_>>(),
-                "nodes": d.nodes,
+                "nodes": d.nodes.keys().collect::<Vec<_>>(),
+                "priorities": d.nodes.iter()
+                    .filter_map(|(n, p)| p.map(|p| (n.clone(), json!(p))))
+                    .collect::<serde_json::Map<String, Value>>(),
             })).collect::<Vec<_>>(),
             "calls": p.calls.iter().map(|c| {
                 let mut argv = vec![binary.display().to_string()];
@@ -288,7 +292,7 @@ pub fn run(args: &HaRulesArgs, format: Format) -> Result<ExitCode> {
                     .map(|v| format!("vm:{v}"))
                     .collect::<Vec<_>>()
                     .join(","),
-                d.nodes.iter().cloned().collect::<Vec<_>>().join(",")
+                d.nodes_value()
             );
         }
         for (vmid, rule) in &p.in_admin_rule {

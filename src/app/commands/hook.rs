@@ -329,9 +329,19 @@ fn check(settings: &Settings, vmid: VmId) -> bool {
         record_warning =
             hook_running::apply_source_record(settings, vmid, source, &mut specs).err();
     }
-    let movement = match migrated_from.as_deref() {
-        Some(source) => Movement::Live { source },
-        None => Movement::Start,
+    // A migration from another cluster: `lock: migrate` without
+    // PVE_MIGRATED_FROM (qemu-server `vm_start_nolock`).
+    let remote = migrated_from.is_none() && vm.lock.as_deref() == Some("migrate");
+    let source = remote
+        .then(|| guard::remote_source(settings))
+        .flatten()
+        .and_then(|r| r.map_err(|e| record_warning = Some(e)).ok());
+    let movement = match (migrated_from.as_deref(), &source) {
+        (Some(source), _) => Movement::Live { source },
+        (None, _) if remote => Movement::Remote {
+            record: source.as_ref().map(|(n, c)| (n.as_str(), c)),
+        },
+        _ => Movement::Start,
     };
     let label = VmLabel {
         vmid: vmid.to_string(),

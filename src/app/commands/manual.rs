@@ -236,6 +236,25 @@ pub const PAGES: &[Page] = &[
         ],
     },
     Page {
+        command: "proxlb-tags",
+        environment: &[],
+        files: &[
+            ("/etc/pve/nodes/*/qemu-server/*.conf", "The VMs' tags: lines."),
+            ("/etc/pve/pve-cpuguard/proxlb-tags.json", "Which tags pve-cpuguard wrote: only those are ever removed."),
+            CACHE,
+            CONF,
+        ],
+        exit: &[
+            (0, "This node's VMs carry the tags the cache calls for."),
+            (1, "A qm set call is pending or failed."),
+            EXIT_USAGE,
+        ],
+        examples: &[
+            ("What would change:", "pve-cpuguard proxlb-tags --dry-run"),
+            ("Tag this node's VMs for ProxLB:", "pve-cpuguard proxlb-tags --apply"),
+        ],
+    },
+    Page {
         command: "status",
         environment: &[],
         files: &[CACHE, CONF],

@@ -334,6 +334,15 @@ fn applies(rule: &Rule, under: Under) -> bool {
 
 /// Whether a live decision on this VM depends on knowing the source: some
 /// rule that applies to it says so in its row.
+/// Whether what the VM's running guest was given depends on the node it
+/// was cold-started on (`host`, `max`, `nested-virt`, `phys-bits=host`, a
+/// vendor taken from the host): then a live migration's safety cannot be
+/// judged without the source's CPU.
+#[must_use]
+pub fn depends_on_source(req: &Requirement) -> bool {
+    needs_source(req, if req.kvm { Under::Kvm } else { Under::Tcg })
+}
+
 fn needs_source(req: &Requirement, under: Under) -> bool {
     RULES
         .iter()
