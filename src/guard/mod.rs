@@ -13,5 +13,6 @@ pub mod decision;
 pub mod fleet;
 pub mod ha_rules;
 pub mod metrics;
+pub mod plan;
 pub mod refusals;
 pub mod rollout;
