@@ -15,7 +15,7 @@ use std::process::{Command, Output};
 /// The subcommands a person can run (`generate` is hidden: packaging only).
 const SUBCOMMANDS: &[&str] = &[
     "attach", "audit", "baseline", "check", "detach", "help", "hook", "inspect", "metrics",
-    "migrate", "scan", "publish", "ha-rules", "status", "why-not",
+    "migrate", "plan", "scan", "publish", "ha-rules", "status", "why-not",
 ];
 
 fn generate(dir: &Path) {

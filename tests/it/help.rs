@@ -97,7 +97,25 @@ const OPTIONS: &[(&str, &[&[&str]])] = &[
             &["apply", "dry-run", "ha-manager", "cache-max-age"],
         ],
     ),
-    ("publish", &[HERE, &["probe", "qemu", "probe-timeout"]]),
+    (
+        "plan",
+        &[
+            HERE,
+            DECIDE,
+            &[
+                "add-node",
+                "remove-node",
+                "set-cpu",
+                "set-cpu-all",
+                "need",
+                "cache-max-age",
+            ],
+        ],
+    ),
+    (
+        "publish",
+        &[HERE, &["probe", "qemu", "probe-timeout", "output-file"]],
+    ),
     ("status", &[&["cache", "config", "cache-max-age"]]),
     ("baseline", &[&["cache", "config", "cache-max-age"]]),
     ("audit", &[HERE, DECIDE, &["cache-max-age"]]),
@@ -147,6 +165,11 @@ const PER_RUN: &[&str] = &[
     "output-file",
     "help",
     "probe",
+    "add-node",
+    "remove-node",
+    "set-cpu",
+    "set-cpu-all",
+    "need",
 ];
 
 fn help(sub: &str, flag: &str) -> String {

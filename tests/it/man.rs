@@ -14,7 +14,7 @@ use pve_cpuguard::conf::config::KEYS;
 
 const SUBCOMMANDS: &[&str] = &[
     "inspect", "why-not", "hook", "migrate", "check", "scan", "publish", "ha-rules", "status",
-    "baseline", "audit", "attach", "detach", "metrics",
+    "baseline", "audit", "attach", "detach", "metrics", "plan",
 ];
 
 fn generate(dir: &Path) {
