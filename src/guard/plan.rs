@@ -488,3 +488,91 @@ pub fn need(a: &Audit<'_>) -> Need {
     out.models = models.into_iter().map(|(_, n)| n).collect();
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::test_hosts::kvm_host as cap;
+    use crate::guard::audit::VmEntry;
+
+    fn gathered(vms: &[(u32, &str, &str)]) -> Gathered {
+        let mut fleet = Fleet::default();
+        fleet.upsert(FleetNode::known(
+            "a",
+            cap("GenuineIntel", "x86-64-v4"),
+            Some(1),
+        ));
+        fleet.upsert(FleetNode::known(
+            "b",
+            cap("GenuineIntel", "x86-64-v3"),
+            Some(1),
+        ));
+        Gathered {
+            vms: vms
+                .iter()
+                .map(|(id, node, conf)| VmEntry {
+                    vmid: VmId(*id),
+                    node: (*node).into(),
+                    config: crate::pve::vmconf::parse(conf, std::path::Path::new("x"))
+                        .map_err(|e| e.to_string()),
+                    running: None,
+                })
+                .collect(),
+            custom: CustomModels::default(),
+            ha: BTreeMap::new(),
+            fleet,
+            rules: Rules::default(),
+        }
+    }
+
+    #[test]
+    fn a_cpu_change_is_judged_as_after_the_next_cold_start() {
+        let conf = crate::pve::vmconf::parse(
+            "cpu: x86-64-v4\nmemory: 1024\n[PENDING]\ncpu: host\nmemory: 2048\n",
+            std::path::Path::new("x"),
+        )
+        .unwrap();
+        let c = with_cpu(&conf, "x86-64-v3");
+        assert_eq!(c.cpu.as_deref(), Some("x86-64-v3"));
+        assert!(c.pending.is_none(), "the pending section is applied");
+    }
+
+    #[test]
+    fn no_change_no_difference_and_a_lower_type_gains_a_node() {
+        let g = gathered(&[
+            (100, "a", "cpu: x86-64-v4\n"),
+            (101, "b", "cpu: x86-64-v3\n"),
+        ]);
+        let p = plan(&g, &Changes::default(), &[]);
+        assert!(p.vms.iter().all(|v| !v.changes()));
+        assert!(p.worse().is_empty());
+        assert_eq!(p.before, p.after);
+
+        let mut c = Changes::default();
+        c.set_cpu.insert(VmId(100), "x86-64-v3".into());
+        let p = plan(&g, &c, &[]);
+        assert_eq!(p.vms[0].start_gained(), ["b"]);
+        assert_eq!(p.made_movable(), [VmId(100)]);
+        assert_eq!(p.qm_set[0].argv, ["set", "100", "--cpu", "x86-64-v3"]);
+        assert!(p.worse().is_empty());
+    }
+
+    #[test]
+    fn removing_the_strong_node_strands_its_vm_and_need_names_v4() {
+        let g = gathered(&[
+            (100, "a", "cpu: x86-64-v4\n"),
+            (101, "b", "cpu: x86-64-v3\n"),
+        ]);
+        let c = Changes {
+            remove: vec!["a".into()],
+            ..Changes::default()
+        };
+        let p = plan(&g, &c, &[]);
+        assert_eq!(p.no_start().1, [VmId(100)]);
+        assert_eq!(p.worse()[0], (VmId(100), "no node left to start on".into()));
+        assert_eq!(p.after.level, Some("x86-64-v3"));
+        let n = need(&g.audit());
+        assert_eq!(n.level, Some("x86-64-v4"));
+        assert_eq!(n.vendor.as_deref(), Some("GenuineIntel"));
+    }
+}
