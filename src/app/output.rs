@@ -33,7 +33,7 @@ impl Format {
 
 /// Refuses an `--output` a command cannot honour, instead of ignoring it:
 /// `metrics` writes Prometheus' text format, `migrate` becomes `qm migrate`,
-/// `hook` answers Proxmox VE through its exit status, and only `audit` has
+/// `hook` answers Proxmox VE through its exit status, and only `audit` and `plan` have
 /// an HTML page.
 ///
 /// # Errors
