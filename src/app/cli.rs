@@ -140,6 +140,17 @@ pub enum Command {
     /// node data.
     #[command(name = "proxlb-tags")]
     ProxlbTags(ProxlbTagsArgs),
+    /// What a change would do, before it is made: a node added or retired,
+    /// VMs given another CPU type. From the cache and /etc/pve; nothing is
+    /// changed.
+    ///
+    /// For the cluster before → after: its CPU type and best named model;
+    /// for every VM, the nodes it gains or loses for a start and a live
+    /// migration; the VMs left with no node; the HA rules `ha-rules` would
+    /// then write; for --set-cpu, the `qm set` commands. Exit 0 when
+    /// nothing gets worse, 1 when some VM loses a node (or cannot use an
+    /// added one), 2 on usage errors.
+    Plan(PlanArgs),
     /// Prometheus metrics for node_exporter's textfile collector: each
     /// node's level and cache age, stale records, the cluster baseline,
     /// the VMs at risk, and this node's last refusal.
@@ -257,6 +268,31 @@ pub struct AuditArgs {
         value_parser = clap::builder::PossibleValuesParser::new(crate::guard::audit::Finding::CODES)
     )]
     pub findings: Vec<String>,
+    #[command(flatten)]
+    pub common: CheckSettings,
+}
+
+/// Arguments of `plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Add a node (repeatable): FILE is its /proc/cpuinfo, or the record
+    /// `pve-cpuguard publish --output-file FILE` wrote on it.
+    #[arg(long = "add-node", value_name = "NAME=FILE")]
+    pub add_node: Vec<String>,
+    /// Remove a node (repeatable).
+    #[arg(long = "remove-node", value_name = "NAME")]
+    pub remove_node: Vec<String>,
+    /// Give a VM another `cpu:` value (repeatable), as after its next cold
+    /// start.
+    #[arg(long = "set-cpu", value_name = "VMID=VALUE")]
+    pub set_cpu: Vec<String>,
+    /// Give every VM this `cpu:` value (--set-cpu wins for its VM).
+    #[arg(long = "set-cpu-all", value_name = "VALUE")]
+    pub set_cpu_all: Option<String>,
+    /// Also print the least a new node must offer so that every VM can
+    /// start and live-migrate there.
+    #[arg(long)]
+    pub need: bool,
     #[command(flatten)]
     pub common: CheckSettings,
 }
@@ -604,6 +640,12 @@ pub struct PublishArgs {
         value_name = "SECONDS"
     )]
     pub probe_timeout: u64,
+
+    /// Write the record to this file instead, on a machine not in the
+    /// cluster yet (no /etc/pve needed): `plan --add-node NAME=FILE` reads
+    /// it.
+    #[arg(long, value_name = "FILE")]
+    pub output_file: Option<PathBuf>,
 }
 
 /// Whether `scan` asks QEMU too.

@@ -33,7 +33,7 @@ impl Format {
 
 /// Refuses an `--output` a command cannot honour, instead of ignoring it:
 /// `metrics` writes Prometheus' text format, `migrate` becomes `qm migrate`,
-/// `hook` answers Proxmox VE through its exit status, and only `audit` has
+/// `hook` answers Proxmox VE through its exit status, and only `audit` and `plan` have
 /// an HTML page.
 ///
 /// # Errors
@@ -46,8 +46,8 @@ pub fn check_applies(command: &str, format: Format) -> Result<()> {
         ("hook", _) => "Proxmox VE reads only its exit status",
         ("generate", _) => "it writes man pages and completions",
         (_, Format::Json) => return Ok(()),
-        ("audit", Format::Html) => return Ok(()),
-        (_, Format::Html) => "only `audit` has an HTML page",
+        ("audit" | "plan", Format::Html) => return Ok(()),
+        (_, Format::Html) => "only `audit` and `plan` have an HTML page",
     };
     let instead = match command {
         "migrate" => "`pve-cpuguard check VMID --output json` answers the same question as JSON",

@@ -433,10 +433,11 @@ impl Audit<'_> {
         }
     }
 
-    /// VMs with equal keys have equal matrix rows: (start row, live row).
+    /// VMs with equal keys have equal matrix rows as shown: (start row,
+    /// live row, owner — a VM's own node is no live-migration target).
     #[must_use]
-    pub fn row_key(&self, a: &VmAudit) -> (usize, Option<usize>) {
-        (a.start_row, Some(a.live_row))
+    pub fn row_key(&self, a: &VmAudit) -> (usize, usize, Option<usize>) {
+        (a.start_row, a.live_row, a.owner)
     }
 
     /// The requirement of VM `a`.

@@ -19,6 +19,7 @@ use crate::pve::paths::VmId;
 use crate::pve::{running, vmconf};
 
 /// What the audit reads from the cluster file system and the cache.
+#[derive(Clone)]
 pub struct Gathered {
     /// Every VM.
     pub vms: Vec<VmEntry>,

@@ -113,17 +113,25 @@ pub struct Allowed {
     pub unjudged: BTreeMap<VmId, String>,
 }
 
-/// The allowed set of every HA-managed VM of the audit.
+/// Whether one cell of the audit lets the VM go there, as the hook would
+/// decide it ([`guard::allows`]; a node without data by the policy). The
+/// one reading of a cell that `ha-rules` and `plan` share.
 #[must_use]
-pub fn allowed(audit: &Audit<'_>, rules: Rules) -> Allowed {
-    let fleet = audit.fleet;
-    let ok = |c: Cell<'_>| match c {
+pub fn cell_allows(c: Cell<'_>, rules: Rules) -> bool {
+    match c {
         Cell::Yes => true,
         Cell::No(_) => false,
         Cell::Unknown(Some(v)) => guard::allows(v, rules),
         // No data for the node: the hook decides such a start by policy.
         Cell::Unknown(None) => rules.policy != crate::conf::config::Policy::Strict,
-    };
+    }
+}
+
+/// The allowed set of every HA-managed VM of the audit.
+#[must_use]
+pub fn allowed(audit: &Audit<'_>, rules: Rules) -> Allowed {
+    let fleet = audit.fleet;
+    let ok = |c: Cell<'_>| cell_allows(c, rules);
     let mut out = Allowed {
         nodes: fleet.nodes.iter().map(|n| n.name.clone()).collect(),
         ..Allowed::default()

@@ -14,6 +14,7 @@ pub mod decision;
 pub mod fleet;
 pub mod ha_rules;
 pub mod metrics;
+pub mod plan;
 pub mod proxlb;
 pub mod refusals;
 pub mod rollout;

@@ -24,6 +24,7 @@ const SUBCOMMANDS: &[&str] = &[
     "inspect",
     "metrics",
     "migrate",
+    "plan",
     "scan",
     "publish",
     "ha-rules",

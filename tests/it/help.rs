@@ -107,7 +107,25 @@ const OPTIONS: &[(&str, &[&[&str]])] = &[
         "proxlb-tags",
         &[HERE, DECIDE, &["apply", "dry-run", "qm", "cache-max-age"]],
     ),
-    ("publish", &[HERE, &["probe", "qemu", "probe-timeout"]]),
+    (
+        "plan",
+        &[
+            HERE,
+            DECIDE,
+            &[
+                "add-node",
+                "remove-node",
+                "set-cpu",
+                "set-cpu-all",
+                "need",
+                "cache-max-age",
+            ],
+        ],
+    ),
+    (
+        "publish",
+        &[HERE, &["probe", "qemu", "probe-timeout", "output-file"]],
+    ),
     ("status", &[&["cache", "config", "cache-max-age"]]),
     ("baseline", &[&["cache", "config", "cache-max-age"]]),
     (
@@ -169,6 +187,11 @@ const PER_RUN: &[&str] = &[
     "output-file",
     "help",
     "probe",
+    "add-node",
+    "remove-node",
+    "set-cpu",
+    "set-cpu-all",
+    "need",
 ];
 
 fn help(sub: &str, flag: &str) -> String {

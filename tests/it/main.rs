@@ -40,6 +40,7 @@ mod one_policy;
 mod package;
 mod parsers_never_panic;
 mod pipes;
+mod plan;
 mod proxlb_tags;
 mod publish;
 mod recommendations;

@@ -28,6 +28,7 @@ const SUBCOMMANDS: &[&str] = &[
     "attach",
     "detach",
     "metrics",
+    "plan",
 ];
 
 fn generate(dir: &Path) {

@@ -219,7 +219,10 @@ fn output_formats_a_command_cannot_honour_are_usage_errors() {
         (&["metrics", "--output", "json"][..], "Prometheus"),
         (&["migrate", "100", "pve2", "-o", "json"], "qm migrate"),
         (&["hook", "100", "pre-start", "-o", "json"], "exit status"),
-        (&["status", "-o", "html"], "only `audit` has an HTML page"),
+        (
+            &["status", "-o", "html"],
+            "only `audit` and `plan` have an HTML page",
+        ),
     ] {
         let done = without_qm(&c, args, 2);
         error_only(&done, &["does not apply to", why], "drop --output");

@@ -255,6 +255,36 @@ pub const PAGES: &[Page] = &[
         ],
     },
     Page {
+        command: "plan",
+        environment: &[],
+        files: &[
+            VM_CONF,
+            CACHE,
+            CPUINFO,
+            CPU_MODELS,
+            ("/etc/pve/ha/resources.cfg", "The HA-managed VMs."),
+            ("/etc/pve/ha/rules.cfg", "The HA rules ha-rules would change (nothing is changed)."),
+            CONF,
+        ],
+        exit: &[
+            (0, "Nothing gets worse."),
+            (1, "Some VM loses a node it has, cannot use an added node, or is left with none."),
+            EXIT_USAGE,
+        ],
+        examples: &[
+            (
+                "Adding a server: on it, before it joins, then on a cluster node:",
+                "pve-cpuguard publish --output-file pve4.json; pve-cpuguard plan --add-node pve4=pve4.json",
+            ),
+            ("Retiring a server:", "pve-cpuguard plan --remove-node pve1"),
+            (
+                "Raising the baseline after the last old server is gone:",
+                "pve-cpuguard plan --remove-node old1 --set-cpu-all x86-64-v3",
+            ),
+            ("What a server to buy must offer:", "pve-cpuguard plan --need"),
+        ],
+    },
+    Page {
         command: "status",
         environment: &[],
         files: &[CACHE, CONF],

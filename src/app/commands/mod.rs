@@ -15,6 +15,7 @@ pub mod manual;
 pub mod metrics;
 pub mod migrate;
 pub mod node_list;
+pub mod plan;
 pub mod proxlb_tags;
 pub mod publish;
 pub mod scan;

@@ -69,6 +69,22 @@ pub fn write_record(
     a: &Answer,
     now: u64,
 ) -> std::result::Result<(PathBuf, usize), PublishError> {
+    write_record_to(pve_dir, node, a, now, None)
+}
+
+/// [`write_record`], to `output_file` instead when given: the same record
+/// for a machine not in the cluster yet (`plan --add-node NAME=FILE` reads
+/// it), its directory not created.
+///
+/// # Errors
+/// [`PublishError`].
+pub fn write_record_to(
+    pve_dir: &Path,
+    node: &str,
+    a: &Answer,
+    now: u64,
+    output_file: Option<&Path>,
+) -> std::result::Result<(PathBuf, usize), PublishError> {
     let mut rec =
         NodeRecord::new(node, "local", &a.info, a.kernel.clone(), now).with_kvm(a.kvm.clone());
     rec.source = Some("local".into());
@@ -77,7 +93,7 @@ pub fn write_record(
     if bytes.len() as u64 > MAX_SIZE {
         return Err(PublishError::TooBig(bytes.len()));
     }
-    let path = published::path(pve_dir, node);
+    let path = output_file.map_or_else(|| published::path(pve_dir, node), Path::to_path_buf);
     // By kind, not errno: the temporary file's creation error comes
     // wrapped (with its path) by the tempfile crate, without an errno.
     let classify = |(p, e): (PathBuf, std::io::Error)| match e.kind() {
@@ -89,7 +105,7 @@ pub fn write_record(
     // pmxcfs creates nodes/<node> when the node joins; create it on a
     // standalone tree, but never the cluster file system's root.
     let dir = pve_dir.join("nodes").join(node);
-    if !dir.is_dir() && pve_dir.join("nodes").is_dir() {
+    if output_file.is_none() && !dir.is_dir() && pve_dir.join("nodes").is_dir() {
         std::fs::create_dir(&dir).map_err(|e| classify((dir.clone(), e)))?;
     }
     published::write_atomic(&path, &bytes).map_err(classify)?;
@@ -122,7 +138,7 @@ pub fn run(args: &PublishArgs, format: Format) -> Result<ExitCode> {
         "/etc/pve".into(),
     );
     let node = node_name(args.node.as_deref(), &pve_dir)?;
-    if !pve_dir.join("nodes").is_dir() {
+    if args.output_file.is_none() && !pve_dir.join("nodes").is_dir() {
         return Err(Error::Config(format!(
             "{}: no such directory; is this a Proxmox VE node (is pve-cluster running)?",
             pve_dir.join("nodes").display()
@@ -142,12 +158,15 @@ pub fn run(args: &PublishArgs, format: Format) -> Result<ExitCode> {
     });
     let answer = Answer { info, kernel, kvm };
     let now = cache::now();
-    let written = write_record(&pve_dir, &node, &answer, now);
+    let written = write_record_to(&pve_dir, &node, &answer, now, args.output_file.as_deref());
     let rec = NodeRecord::new(&node, "local", &answer.info, answer.kernel.clone(), now)
         .with_kvm(answer.kvm.clone());
     let level = node_list::level_of(&rec);
     let qemu = rec.kvm.as_ref().map(kvm_probe::QemuReport::describe);
-    let path = published::path(&pve_dir, &node);
+    let path = args
+        .output_file
+        .clone()
+        .unwrap_or_else(|| published::path(&pve_dir, &node));
 
     if format == Format::Json {
         output::print_json(&json!({

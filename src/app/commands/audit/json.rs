@@ -133,7 +133,7 @@ struct JsonSummary {
 }
 
 /// Serialised matrix rows by [`Audit::row_key`]: (live migration, start).
-type JsonRows = HashMap<(usize, Option<usize>), (Box<RawValue>, Box<RawValue>)>;
+type JsonRows = HashMap<(usize, usize, Option<usize>), (Box<RawValue>, Box<RawValue>)>;
 
 /// One row of the matrix as JSON, nodes grouped by verdict (nodes with
 /// the same CPU share one), serialised once per distinct row.

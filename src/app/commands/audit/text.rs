@@ -171,7 +171,7 @@ fn text_report(a: &Audit<'_>, max_age: u64) -> String {
     let mut s = crate::app::output::wrap(&s, crate::app::output::WIDTH);
 
     // VMs with the same requirement on the same node share their row.
-    let mut cells: HashMap<(usize, Option<usize>), (String, String)> = HashMap::new();
+    let mut cells: HashMap<(usize, usize, Option<usize>), (String, String)> = HashMap::new();
     let rows: Vec<[String; 6]> = a
         .vms
         .iter()
