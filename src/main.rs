@@ -10,13 +10,14 @@ fn main() {
         // A closed stdout ends the command quietly (see `is_closed_output`).
         Err(e) if e.is_closed_output() => e.exit_code(),
         Err(e) => {
-            anstream::eprintln!(
+            let text = format!(
                 "pve-cpuguard: {} {}",
                 pve_cpuguard::app::paint::refused("error:"),
                 pve_cpuguard::error::shorten_quotes(
                     &e.report(pve_cpuguard::app::command_name(&cli.command))
                 )
             );
+            anstream::eprintln!("{}", pve_cpuguard::app::output::for_stderr(&text));
             e.exit_code()
         }
     };

@@ -61,16 +61,69 @@ pub fn check_applies(command: &str, format: Format) -> Result<()> {
     )))
 }
 
-/// Writes text to stdout, mapping a closed pipe to an error instead of a panic.
+/// Writes human text to stdout, mapping a closed pipe to an error instead
+/// of a panic. Prose is wrapped by the command ([`print_wrapped`]); lines
+/// that are commands to copy (`qm set …`, `ha-manager …`) and ProxCLMC's
+/// lines are printed whole.
 ///
 /// # Errors
 /// Write failures.
 pub fn print(text: &str) -> Result<()> {
+    print_raw(text)
+}
+
+/// [`print`] with every line of prose wrapped to [`WIDTH`] columns; a line
+/// that is a command to copy (it starts with `qm`, `ha-manager`, `pvesh`
+/// or `pve-cpuguard` after its indentation) stays whole.
+///
+/// # Errors
+/// Write failures.
+pub fn print_wrapped(text: &str) -> Result<()> {
+    print_raw(&wrap_prose(text, |_| true))
+}
+
+/// [`print`] with only notes and warnings wrapped (`note:`, `warning:`,
+/// `no …` lines): for outputs whose other lines are one record each, read
+/// by line (`attach`, `ha-rules`).
+///
+/// # Errors
+/// Write failures.
+pub fn print_notes_wrapped(text: &str) -> Result<()> {
+    print_raw(&wrap_prose(text, |first| {
+        matches!(first, "note:" | "warning:" | "no")
+    }))
+}
+
+fn wrap_prose(text: &str, wrap_this: impl Fn(&str) -> bool) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 16);
+    for line in text.split_inclusive('\n') {
+        let first = line.split_whitespace().next().unwrap_or("");
+        let command = matches!(first, "qm" | "ha-manager" | "pvesh" | "pve-cpuguard");
+        if command || !wrap_this(first) {
+            out.push_str(line);
+        } else {
+            out.push_str(&wrap(line, WIDTH));
+        }
+    }
+    out
+}
+
+/// Writes text to stdout as it is (JSON, Prometheus text).
+///
+/// # Errors
+/// Write failures.
+pub fn print_raw(text: &str) -> Result<()> {
     // Strips the colour of [`crate::app::paint`] unless stdout is a
     // terminal and NO_COLOR is unset.
     let mut out = anstream::stdout().lock();
     out.write_all(text.as_bytes()).map_err(Error::Output)?;
     out.flush().map_err(Error::Output)
+}
+
+/// A message for stderr, wrapped to [`WIDTH`] columns.
+#[must_use]
+pub fn for_stderr(text: &str) -> String {
+    wrap(text, WIDTH)
 }
 
 /// Writes pretty JSON and a newline to stdout.
@@ -80,7 +133,7 @@ pub fn print(text: &str) -> Result<()> {
 pub fn print_json(value: &Value) -> Result<()> {
     let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
     text.push('\n');
-    print(&text)
+    print_raw(&text)
 }
 
 /// The width human output fits in.
@@ -110,27 +163,56 @@ pub fn wrap(text: &str, width: usize) -> String {
         let pad = " ".repeat(indent);
         let mut col = 0;
         let mut first = true;
-        for word in body[lead..].split(' ') {
+        // Pieces of one long word (`joined`) follow each other without a
+        // space when they share a line.
+        let pieces = body[lead..].split(' ').flat_map(|w| {
+            split_long(w, width.saturating_sub(indent).max(1))
+                .into_iter()
+                .enumerate()
+                .map(|(i, p)| (p, i > 0))
+        });
+        for (word, joined) in pieces {
             let w = word.chars().count();
+            let gap = usize::from(!joined);
             if first {
                 out.push_str(&body[..lead]);
                 out.push_str(word);
                 col = lead + w;
                 first = false;
-            } else if col + 1 + w > width && col > indent {
+            } else if col + gap + w > width && col > indent {
                 out.push('\n');
                 out.push_str(&pad);
                 out.push_str(word);
                 col = indent + w;
             } else {
-                out.push(' ');
+                if !joined {
+                    out.push(' ');
+                }
                 out.push_str(word);
-                col += 1 + w;
+                col += gap + w;
             }
         }
         out.push_str(nl);
     }
     out
+}
+
+/// A word longer than a line split after its `;` or `,` (a tag or flag
+/// list), so that it can wrap; other words stay whole.
+fn split_long(word: &str, room: usize) -> Vec<&str> {
+    if word.chars().count() <= room {
+        return vec![word];
+    }
+    let mut parts = Vec::new();
+    let mut start = 0;
+    for (i, c) in word.char_indices() {
+        if (c == ';' || c == ',') && i + 1 - start >= room / 2 {
+            parts.push(&word[start..=i]);
+            start = i + 1;
+        }
+    }
+    parts.push(&word[start..]);
+    parts
 }
 
 /// Where the value of `label  value` starts: the end of the first run of

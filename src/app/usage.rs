@@ -79,7 +79,7 @@ pub fn parse_lenient<P: Parser>() -> (P, Vec<EnvProblem>) {
     let problems = selected(&matches, &bad);
     match P::from_arg_matches(&matches) {
         Ok(p) => (p, problems),
-        Err(e) => e.format(&mut P::command()).exit(),
+        Err(e) => exit_wrapped(&e.format(&mut P::command())),
     }
 }
 
@@ -97,11 +97,23 @@ fn exit_with<P: Parser>(e: &clap::Error) -> ! {
         // way, its message is the one to show.
         if let Err(plain) = without_env(P::command()).try_get_matches() {
             if plain.kind() == e.kind() {
-                plain.exit();
+                exit_wrapped(&plain);
             }
         }
     }
-    e.exit()
+    exit_wrapped(e)
+}
+
+/// Exits with clap's error or help, an error's lines wrapped to 100
+/// columns like every other message (clap's own list of possible values
+/// is one line however long).
+fn exit_wrapped(e: &clap::Error) -> ! {
+    if !e.use_stderr() {
+        e.exit();
+    }
+    let text = crate::app::output::for_stderr(&e.render().to_string());
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
+    std::process::exit(e.exit_code());
 }
 
 /// An option whose variable is set to a value the option rejects.

@@ -24,7 +24,8 @@ fn main() {
     let code = match pve_cpuguard::app::commands::hook::run(&cli.args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("pve-cpuguard: error: {}", e.report("hook"));
+            let text = format!("pve-cpuguard: error: {}", e.report("hook"));
+            eprintln!("{}", pve_cpuguard::app::output::for_stderr(&text));
             e.exit_code()
         }
     };

@@ -248,8 +248,10 @@ fn storage_without_snippets_says_how_to_enable_them() {
     let before = tree(f.c.dir.path());
     let out = f.run(&["attach", "--all"]).code(2);
     assert!(
-        out.stderr
-            .contains("storage 'local' does not hold snippets (content: iso,vztmpl,backup;"),
+        crate::harness::has(
+            &out.stderr,
+            "storage 'local' does not hold snippets (content: iso,vztmpl,backup;"
+        ),
         "{}",
         out.stderr
     );
@@ -293,7 +295,7 @@ fn a_failing_qm_leaves_the_vm_as_it_was() {
             .code(1);
     assert_eq!(f.qm.calls().len(), 1);
     assert!(
-        out.stdout.contains("error: `")
+        crate::harness::has(&out.stdout, "error: `")
             && out
                 .stdout
                 .contains("hookscript error: volume does not exist"),

@@ -71,21 +71,12 @@ fn every_flagged_case_in_text() {
     // Matrix rows: live-migration targets exclude the VM's own node.
     assert!(
         s.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
-            == [
-                "100",
-                "pve1",
-                "x86-64-v4",
-                "pve4",
-                "all",
-                "but",
-                "pve2",
-                "above-baseline"
-            ]),
+            == ["100", "pve1", "x86-64-v4", "pve4", "all", "but", "pve2"]),
         "{s}"
     );
     assert!(
         s.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
-            == ["102", "pve2", "x86-64-v3", "all", "all", "-"]),
+            == ["102", "pve2", "x86-64-v3", "all", "all"]),
         "{s}"
     );
     // 101 cpu: host on a mixed cluster: the Haswell lacks avx512 & co.
@@ -122,14 +113,7 @@ fn every_flagged_case_in_text() {
     );
     assert!(
         s.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
-            == [
-                "106",
-                "pve2",
-                "NoSuchModel",
-                "unknown",
-                "unknown",
-                "cannot-judge"
-            ]),
+            == ["106", "pve2", "NoSuchModel", "unknown", "unknown"]),
         "{s}"
     );
     // 102 is HA-managed but fits everywhere: not flagged.
@@ -261,8 +245,7 @@ fn mixed_vendors_and_unscanned_nodes() {
                     "but",
                     "pve9",
                     "(pve9",
-                    "unknown)",
-                    "-"
+                    "unknown)"
                 ]),
         "{}",
         out.stdout
@@ -359,12 +342,13 @@ fn an_absurd_cpu_value_neither_panics_nor_floods_the_output() {
             done.code,
             &done.stderr[..done.stderr.len().min(2000)]
         );
-        assert!(!done.stderr.contains("panicked"), "{args:?}");
+        assert!(!crate::harness::has(&done.stderr, "panicked"), "{args:?}");
         // JSON and HTML carry the value itself (they are data); text and
         // messages quote at most a part of it.
         if !args.contains(&"json") && !args.contains(&"html") {
             assert!(
-                !done.stdout.contains(&a[..1000]) && !done.stderr.contains(&a[..1000]),
+                !crate::harness::has(&done.stdout, &a[..1000])
+                    && !crate::harness::has(&done.stderr, &a[..1000]),
                 "{args:?} repeats the whole value"
             );
             assert!(

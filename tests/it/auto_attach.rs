@@ -82,7 +82,8 @@ fn all_attaches_this_nodes_vms_chains_their_own_and_skips_locked_ones() {
         "auto_attach: VM 100 (fresh): set hookscript none -> local:snippets/pve-cpuguard-hook",
     );
     out.stdout_has("auto_attach: VM 101: set hookscript local:snippets/backup.pl -> local:snippets/pve-cpuguard-hook; its own hookscript local:snippets/backup.pl");
-    assert!(out.stdout.contains(
+    assert!(crate::harness::has(
+        &out.stdout,
         "auto_attach: VM 103: locked (backup): not attached now; the next scan tries again"
     ));
     let chain = std::fs::read_to_string(f.c.pve().join("pve-cpuguard/chain.conf")).unwrap();
@@ -157,7 +158,7 @@ fn auto_attach_runs_qm_bounded_in_time_and_output() {
         // The exact argv still reached qm.
         assert_eq!(f.qm.calls()[0], set("100"), "{then}");
         assert!(
-            out.stdout.contains(says) || out.stderr.contains(says),
+            crate::harness::has(&out.stdout, says) || crate::harness::has(&out.stderr, says),
             "{then}: {}\n{}",
             out.stdout,
             out.stderr

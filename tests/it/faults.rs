@@ -372,7 +372,7 @@ fn every_input_fault_under_both_policies_in_every_phase() {
                     problems.push(format!("took {:?} (limit {limit:?})", r.took));
                 }
                 if pre || f.every_phase {
-                    if !r.stderr.contains(&f.says) {
+                    if !crate::harness::has(&r.stderr, &f.says) {
                         problems.push(format!("stderr lacks {:?}", f.says));
                     }
                     // stderr and the journal, with the policy's severity.
@@ -450,7 +450,11 @@ fn a_chained_hookscript_that_cannot_run_fails_pre_start_only() {
         }
         let r = hook(&c, "pve4", phase, &env);
         assert_eq!(r.code, want, "{phase} strict={strict}: {}", r.stderr);
-        assert!(r.stderr.contains("missing-hook"), "{}", r.stderr);
+        assert!(
+            crate::harness::has(&r.stderr, "missing-hook"),
+            "{}",
+            r.stderr
+        );
     }
     // Its own exit code still counts in every phase.
     script(&c.path("missing-hook"), "#!/bin/sh\nexit 5\n");
@@ -530,8 +534,12 @@ fn future_and_ancient_source_records_are_flagged() {
         } else {
             "more than 10 times the staleness limit"
         };
-        assert!(r.stderr.contains(flag), "{name}: {}", r.stderr);
-        assert!(r.stderr.contains("pve1"), "{name}: {}", r.stderr);
+        assert!(crate::harness::has(&r.stderr, flag), "{name}: {}", r.stderr);
+        assert!(
+            crate::harness::has(&r.stderr, "pve1"),
+            "{name}: {}",
+            r.stderr
+        );
         let r = hook(
             &c,
             "pve4",
@@ -539,7 +547,7 @@ fn future_and_ancient_source_records_are_flagged() {
             &[("PVE_CPUGUARD_POLICY", "strict".into())],
         );
         assert_eq!(r.code, 1, "{name}: {}", r.stderr);
-        assert!(r.stdout.contains(flag), "{name}: {}", r.stdout);
+        assert!(crate::harness::has(&r.stdout, flag), "{name}: {}", r.stdout);
     }
 }
 
@@ -584,7 +592,10 @@ fn hook_runs_during_cache_rewrites_are_never_wrong_or_torn() {
             ("pve2", 1)
         };
         let r = hook(&c, node, "pre-start", &[]);
-        if r.code != want || r.stderr.contains("unusable cache") || r.stderr.contains("not known") {
+        if r.code != want
+            || crate::harness::has(&r.stderr, "unusable cache")
+            || crate::harness::has(&r.stderr, "not known")
+        {
             wrong.push(format!("{node}: exit {}: {}", r.code, r.stderr));
         }
         runs += 1;

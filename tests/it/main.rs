@@ -51,3 +51,4 @@ mod scan;
 mod staleness;
 mod stays_in_tempdirs;
 mod systemd;
+mod width;

@@ -19,9 +19,14 @@ fn cluster() -> Cluster {
 
 /// The last line of stderr starts with `note:` and contains `want`.
 fn ends_with_note(stderr: &str, want: &str) {
-    let last = stderr.trim_end().lines().last().unwrap_or("");
+    // The note is the last paragraph: its first line starts with `note: `,
+    // the lines it wraps onto are indented.
+    let text = stderr.trim_end();
+    let start = text.rfind("\nnote: ").map_or(0, |i| i + 1);
+    let note = &text[start..];
+    let continued = note.lines().skip(1).all(|l| l.starts_with(' '));
     assert!(
-        last.starts_with("note: ") && last.contains(want),
+        note.starts_with("note: ") && continued && harness::unwrapped(note).contains(want),
         "last line is not a note with {want:?}:\n{stderr}"
     );
 }
@@ -75,11 +80,14 @@ fn scan_from_a_host_not_in_corosync_conf_hints_node() {
     let done = run(&["scan", "--no-ssh"]);
     assert_eq!(done.code, 1, "{}", done.stderr);
     assert!(
-        done.stderr.contains(&format!(
-            "warning: this host ('{}') is not a node in {} (nodes: pve1, pve2)",
-            host.trim(),
-            c.pve().join("corosync.conf").display()
-        )),
+        crate::harness::has(
+            &done.stderr,
+            &format!(
+                "warning: this host ('{}') is not a node in {} (nodes: pve1, pve2)",
+                host.trim(),
+                c.pve().join("corosync.conf").display()
+            )
+        ),
         "{}",
         done.stderr
     );
@@ -98,7 +106,7 @@ fn no_cache_says_run_scan() {
     for cmd in ["status", "baseline"] {
         let done = c.on("pve1", &[cmd]).run().code(3);
         assert!(
-            done.stdout.contains("note: run `pve-cpuguard scan`"),
+            crate::harness::has(&done.stdout, "note: run `pve-cpuguard scan`"),
             "{cmd}: {}",
             done.stdout
         );
@@ -174,7 +182,11 @@ fn migrate_to_a_node_outside_the_cluster_says_so() {
         "{}",
         done.stderr
     );
-    assert!(done.stderr.contains(": pve1, pve2)"), "{}", done.stderr);
+    assert!(
+        crate::harness::has(&done.stderr, ": pve1, pve2)"),
+        "{}",
+        done.stderr
+    );
     done.stderr_lacks("cached record");
     ends_with_note(&done.stderr, "`pvecm nodes`");
 }
@@ -185,7 +197,7 @@ fn migrate_online_of_a_stopped_vm_says_why_it_is_offline() {
     let done = without_qm(&c, &["migrate", "100", "pve2", "--online"], 1);
     done.stderr_has("offline migration");
     assert!(
-        done.stderr.contains(&format!(
+        crate::harness::has(&done.stderr, &format!(
             "VM 100 is not running on 'pve1' (no live QEMU process in {}), so `--online` moves it offline: it is checked as a cold start on 'pve2'",
             c.path("run/100.pid").display()
         )),
@@ -205,7 +217,7 @@ fn usage_errors_do_not_list_options_from_the_environment() {
     done.stderr_has("Usage: pve-cpuguard attach --all [VMID]...\n");
     for env_only in ["--storage", "--pve-dir", "--config", "--state-dir"] {
         assert!(
-            !done.stderr.contains(env_only),
+            !crate::harness::has(&done.stderr, env_only),
             "{env_only}: {}",
             done.stderr
         );
@@ -243,8 +255,10 @@ fn a_node_without_a_record_is_unknown_and_migrate_says_how_to_get_one() {
     done.stdout_has("CPU type that works on every node with data: x86-64-v4 (pve2 unknown)");
     let done = without_qm(&c, &["migrate", "100", "pve2"], 2);
     assert!(
-        done.stderr
-            .contains("error: no CPU data for node 'pve2': no cached record, and could not read 'pve2' again ("),
+        crate::harness::has(
+            &done.stderr,
+            "error: no CPU data for node 'pve2': no cached record, and could not read 'pve2' again ("
+        ),
         "{}",
         done.stderr
     );

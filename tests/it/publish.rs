@@ -121,11 +121,10 @@ fn every_node_published_so_no_ssh_is_tried() {
     let run = c.run(&["scan"]).code(0);
     for (n, s) in samples {
         assert!(
-            run.stdout.contains(&format!(
-                "{n} | {} | {}\n",
-                c.node(n).addr,
-                expected_level(s)
-            )),
+            crate::harness::has(
+                &run.stdout,
+                &format!("{n} | {} | {}\n", c.node(n).addr, expected_level(s))
+            ),
             "{}",
             run.stdout
         );
@@ -149,7 +148,11 @@ fn every_node_published_so_no_ssh_is_tried() {
         audit.stdout
     );
     let audit = c.run(&["audit", "--all"]);
-    assert!(audit.stdout.contains(" via pmxcfs)"), "{}", audit.stdout);
+    assert!(
+        crate::harness::has(&audit.stdout, " via pmxcfs)"),
+        "{}",
+        audit.stdout
+    );
     let m = c.run(&["metrics"]).code(0);
     m.stdout_has("pve_cpuguard_record_source{node=\"pve1\",source=\"pmxcfs\"} 1");
 }
@@ -359,7 +362,7 @@ fn no_ssh_reports_nodes_without_a_record_with_the_command_to_run() {
     let witness = Witness::at(&c, "pve2");
     let run = c.run(&["scan", "--no-ssh"]).code(1);
     assert!(
-        run.stdout.contains(&format!(
+        crate::harness::has(&run.stdout, &format!(
             "  pve2 ({}): no-record: {}: no published record (SSH is off: --no-ssh)\n    note: run `pve-cpuguard publish` on pve2",
             c.node("pve2").addr,
             record_path(&c, "pve2").display()
@@ -421,7 +424,8 @@ fn read_only_pve_dir_warns_exits_1_and_keeps_the_last_record() {
     );
     run.stderr_has("Read-only file system (os error 30)");
     assert!(
-        run.stderr.contains("\nnote: ") && run.stderr.contains("no quorum"),
+        crate::harness::has(&run.stderr, "\nnote: ")
+            && crate::harness::has(&run.stderr, "no quorum"),
         "{}",
         run.stderr
     );

@@ -141,19 +141,22 @@ fn unknown_host_key_is_refused_with_fingerprint_and_advice() {
     let s = c.node("pve2").sshd().unwrap();
     let fp = harness::sshd::fingerprint(&s.dir.join("host_ed25519.pub"));
     assert!(
-        run.stdout.contains(&format!(
-            "pve2 ({}): host-key: host key not known: ssh-ed25519 {fp}",
-            c.node("pve2").addr
-        )),
+        crate::harness::has(
+            &run.stdout,
+            &format!(
+                "pve2 ({}): host-key: host key not known: ssh-ed25519 {fp}",
+                c.node("pve2").addr
+            )
+        ),
         "{}",
         run.stdout
     );
     run.stdout_has("pvecm updatecerts");
     assert!(
-        run.stdout.contains(&format!(
-            "pve2 {}",
-            harness::sshd::type_and_key(&s.host_pub)
-        )),
+        crate::harness::has(
+            &run.stdout,
+            &format!("pve2 {}", harness::sshd::type_and_key(&s.host_pub))
+        ),
         "the line to add: {}",
         run.stdout
     );
@@ -474,7 +477,8 @@ fn configuration_errors_exit_2_and_name_the_line() {
     let c = SshCluster::new();
     let run = c.run(&["scan"]).code(2);
     assert!(
-        run.stderr.contains("no corosync.conf") || run.stderr.contains("corosync.conf"),
+        crate::harness::has(&run.stderr, "no corosync.conf")
+            || crate::harness::has(&run.stderr, "corosync.conf"),
         "{}",
         run.stderr
     );
@@ -549,19 +553,20 @@ fn the_kvm_view_is_recorded_by_scan_and_decides() {
         .run()
         .code(0);
     assert!(
-        run.stderr.contains("warning: pve2: QEMU probe failed ("),
+        crate::harness::has(&run.stderr, "warning: pve2: QEMU probe failed ("),
         "{}",
         run.stderr
     );
     assert!(
-        run.stdout.contains("\nnote: pve2: QEMU probe failed ("),
+        crate::harness::has(&run.stdout, "\nnote: pve2: QEMU probe failed ("),
         "{}",
         run.stdout
     );
     run.stdout_has("| below-kvm64\n");
     assert!(
-        run.stdout.contains("\nView: pve1 kvm, pve2 cpuinfo\n")
-            && run.stdout.contains(
+        crate::harness::has(&run.stdout, "\nView: pve1 kvm, pve2 cpuinfo\n")
+            && crate::harness::has(
+                &run.stdout,
                 "\nwarning: pve1: not even kvm64 (the lowest Proxmox VE type) starts here\n"
             ),
         "{}",

@@ -305,7 +305,7 @@ fn finish(done: &[Done], r: Report, format: Format) -> Result<ExitCode> {
         for n in &r.notes {
             let _ = writeln!(s, "note: {n}");
         }
-        output::print(&s)?;
+        output::print_notes_wrapped(&s)?;
     }
     Ok(if failed {
         ExitCode::Refused

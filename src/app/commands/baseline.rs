@@ -58,7 +58,10 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
         return Ok(code);
     }
     if let Some(p) = &problem {
-        eprintln!("pve-cpuguard: warning: {p}");
+        eprintln!(
+            "{}",
+            crate::app::output::for_stderr(&format!("pve-cpuguard: warning: {p}"))
+        );
     }
     let mut s = String::new();
     if nodes.is_empty() {
@@ -67,7 +70,7 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
             "No cluster data in {}.\nnote: run `pve-cpuguard scan` first",
             cache_path.display()
         );
-        output::print(&s)?;
+        output::print_wrapped(&s)?;
         return Ok(code);
     }
     let _ = writeln!(s, "{}", node_list::cluster_line(b.level));
@@ -132,6 +135,6 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
             names.join(", ")
         );
     }
-    output::print(&s)?;
+    output::print_wrapped(&s)?;
     Ok(code)
 }

@@ -280,7 +280,7 @@ pub fn run(args: &HaRulesArgs, format: Format) -> Result<ExitCode> {
             s.push_str("dry run: nothing is changed\n");
         }
         if p.rules.is_empty() {
-            s.push_str("no rule needed: every HA-managed VM outside administrators' rules can start and live-migrate on every node\n");
+            s.push_str("no rule needed: every HA-managed VM outside administrators' rules can start\n    and live-migrate on every node\n");
         }
         for d in &p.rules {
             let _ = writeln!(
@@ -340,7 +340,13 @@ pub fn run(args: &HaRulesArgs, format: Format) -> Result<ExitCode> {
             let _ = writeln!(s, "{}", conflict_text(c, binary));
         }
         for n in &o.notes {
-            let _ = writeln!(s, "note: {n}");
+            // A note that ends in a command to copy stays one line.
+            let note = format!("note: {n}");
+            if n.contains("change it with:") {
+                let _ = writeln!(s, "{note}");
+            } else {
+                let _ = writeln!(s, "{}", output::wrap(&note, output::WIDTH));
+            }
         }
         output::print(&s)?;
     }

@@ -35,13 +35,15 @@ macro_rules! say_out {
 macro_rules! say_err {
     ($($t:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($t)*);
+        let text = crate::app::output::for_stderr(&format!($($t)*));
+        let _ = writeln!(std::io::stderr(), "{text}");
     }};
 }
 macro_rules! say_err_raw {
     ($($t:tt)*) => {{
         use std::io::Write as _;
-        let _ = write!(std::io::stderr(), $($t)*);
+        let text = crate::app::output::for_stderr(&format!($($t)*));
+        let _ = write!(std::io::stderr(), "{text}");
     }};
 }
 

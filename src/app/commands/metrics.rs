@@ -28,7 +28,7 @@ pub fn run(args: &MetricsArgs) -> Result<ExitCode> {
     let last = refusals::read(&settings.state_dir);
     let text = metrics::render(&a, settings.cache_max_age.as_secs(), last.as_ref());
     match &args.output_file {
-        None => output::print(&text)?,
+        None => output::print_raw(&text)?,
         Some(path) => write_atomically(path, text.as_bytes())?,
     }
     Ok(ExitCode::Ok)

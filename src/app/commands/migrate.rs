@@ -174,7 +174,10 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
 
     if d.allow {
         if !d.warnings.is_empty() {
-            eprint!("{}", crate::error::shorten_quotes(&d.explain()));
+            eprint!(
+                "{}",
+                crate::app::output::for_stderr(&crate::error::shorten_quotes(&d.explain()))
+            );
             syslog::log(Severity::Warning, &d.one_line());
         }
     } else if force {
@@ -191,8 +194,17 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
         eprintln!("pve-cpuguard: WARNING: {msg}");
         syslog::log(Severity::Warning, &msg);
     } else {
-        eprint!("{}", crate::error::shorten_quotes(&d.explain()));
-        eprintln!("  note: qm was not run; to override: pve-cpuguard migrate --force-unsafe --reason TEXT {vmid} {} …", args.target);
+        eprint!(
+            "{}",
+            crate::app::output::for_stderr(&crate::error::shorten_quotes(&d.explain()))
+        );
+        eprintln!(
+            "{}",
+            crate::app::output::for_stderr(&format!(
+                "  note: qm was not run; to override: pve-cpuguard migrate --force-unsafe --reason TEXT {vmid} {} …",
+                args.target
+            ))
+        );
         crate::guard::refusals::log(&settings.state_dir, &d);
         return Ok(ExitCode::Refused);
     }

@@ -147,8 +147,8 @@ pub fn run(args: &PlanArgs, format: Format) -> Result<ExitCode> {
     });
     match format {
         Format::Json => output::print_json(&to_json(&p, &changes, need.as_ref()))?,
-        Format::Html => output::print(&html(&render(&p, need.as_ref())))?,
-        Format::Text => output::print(&render(&p, need.as_ref()))?,
+        Format::Html => output::print_raw(&html(&render(&p, need.as_ref())))?,
+        Format::Text => output::print_wrapped(&render(&p, need.as_ref()))?,
     }
     Ok(if p.worse().is_empty() {
         ExitCode::Ok

@@ -163,7 +163,10 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
         output::print_json(&v)?;
     } else {
         for w in &warnings {
-            eprintln!("pve-cpuguard: warning: {w}");
+            eprintln!(
+                "{}",
+                crate::app::output::for_stderr(&format!("pve-cpuguard: warning: {w}"))
+            );
         }
         let mut t = text(results, &next, now);
         for d in &duties {

@@ -40,7 +40,10 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
         return Ok(code);
     }
     if let Some(p) = &problem {
-        eprintln!("pve-cpuguard: warning: {p}");
+        eprintln!(
+            "{}",
+            crate::app::output::for_stderr(&format!("pve-cpuguard: warning: {p}"))
+        );
     }
     let mut s = String::new();
     if cache.nodes.is_empty() && cache.unscanned.is_empty() {
@@ -49,7 +52,7 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
             "No cluster data in {}.\nnote: run `pve-cpuguard scan` (the pve-cpuguard-refresh.timer runs it hourly)",
             cache_path.display()
         );
-        output::print(&s)?;
+        output::print_wrapped(&s)?;
         return Ok(code);
     }
     let _ = writeln!(s, "{}", node_list::HEADER);
@@ -100,7 +103,7 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
         cache::human_age(now.saturating_sub(cache.updated_at)),
         cache_path.display()
     );
-    output::print(&s)?;
+    output::print_wrapped(&s)?;
     Ok(code)
 }
 

@@ -67,7 +67,7 @@ pub fn run(args: &WhyNotArgs, format: Format) -> Result<ExitCode> {
         for n in &v.notes {
             let _ = writeln!(s, "  note: {n}");
         }
-        output::print(&s)?;
+        output::print_wrapped(&s)?;
     }
     Ok(match v.outcome {
         Outcome::Compatible => ExitCode::Ok,

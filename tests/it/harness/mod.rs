@@ -232,7 +232,7 @@ impl Done {
     }
 
     /// Panics with the command and both streams unless stdout contains
-    /// `needle`.
+    /// `needle` (as [`unwrapped`] text).
     pub fn stdout_has(&self, needle: &str) -> &Self {
         self.expect("stdout", &self.stdout, needle, true)
     }
@@ -255,11 +255,29 @@ impl Done {
 
     fn expect(&self, stream: &str, text: &str, needle: &str, present: bool) -> &Self {
         let verb = if present { "lacks" } else { "has" };
+        // Messages are wrapped to 100 columns: a phrase may continue on the
+        // next, indented line. Runs of blanks and line breaks compare as one
+        // space (a needle that spans lines on purpose still matches as is).
+        let found = text.contains(needle) || unwrapped(text).contains(&unwrapped(needle));
         assert!(
-            text.contains(needle) == present,
+            found == present,
             "{stream} {verb} {needle:?}:\n{}",
             self.show()
         );
         self
     }
+}
+
+/// `text` with every run of blanks and line breaks as one space: what a
+/// wrapped message says, whatever its line breaks.
+#[must_use]
+pub fn unwrapped(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Whether `text` says `needle`, whatever line breaks wrapping put in
+/// either ([`unwrapped`]).
+#[must_use]
+pub fn has(text: &str, needle: &str) -> bool {
+    text.contains(needle) || unwrapped(text).contains(&unwrapped(needle))
 }

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::finding::{finding_text, WhyCache};
 use crate::app::paint;
 use crate::cache;
-use crate::guard::audit::{Audit, Cell, Finding, Suggestion, VmAudit};
+use crate::guard::audit::{Audit, Cell, Suggestion, VmAudit};
 use crate::guard::coverage::{self, Coverage};
 use crate::guard::fleet::FleetNode;
 
@@ -114,16 +114,28 @@ fn reach<'a>(a: &'a Audit<'_>, v: &VmAudit, live: bool) -> (Vec<&'a str>, Vec<&'
     (yes, unknown, total)
 }
 
-/// [`node_set`] plus the nodes without an answer.
+/// The widest a node-set cell of the table gets: the five columns fit
+/// 100 with node names of up to seven characters.
+const CELL: usize = 28;
+
+/// [`node_set`] plus the nodes without an answer; counted when naming
+/// them would not fit the table's cell.
 fn reach_text(yes: &[&str], unknown: &[&str], total: usize, all_names: &[&str]) -> String {
     if !unknown.is_empty() && unknown.len() == total {
         return "unknown".into();
     }
     let set = node_set(yes, total, all_names);
-    match unknown.len() {
+    let text = match unknown.len() {
         0 => set,
         1 => format!("{set} ({} unknown)", unknown[0]),
         n => format!("{set} ({n} unknown)"),
+    };
+    if text.chars().count() <= CELL {
+        return text;
+    }
+    match unknown.len() {
+        0 => format!("{} of {total}", yes.len()),
+        n => format!("{} of {total} ({n} unknown)", yes.len()),
     }
 }
 
@@ -172,7 +184,7 @@ fn text_report(a: &Audit<'_>, max_age: u64) -> String {
 
     // VMs with the same requirement on the same node share their row.
     let mut cells: HashMap<(usize, usize, Option<usize>), (String, String)> = HashMap::new();
-    let rows: Vec<[String; 6]> = a
+    let rows: Vec<[String; 5]> = a
         .vms
         .iter()
         .map(|v| {
@@ -198,29 +210,14 @@ fn text_report(a: &Audit<'_>, max_age: u64) -> String {
                 v.node.clone(),
                 // A `cpu:` value of any length must not widen the table
                 // without bound (a width past 65 535 even panicked).
-                crate::error::quoted(&v.cpu),
+                crate::error::capped(&v.cpu, 24),
                 live,
                 start,
-                if v.findings.is_empty() {
-                    "-".into()
-                } else {
-                    v.findings
-                        .iter()
-                        .map(Finding::code)
-                        .collect::<Vec<_>>()
-                        .join(",")
-                },
             ]
         })
         .collect();
-    let head = [
-        "VMID",
-        "NODE",
-        "CPU",
-        "LIVE-MIGRATES TO",
-        "STARTS ON",
-        "FLAGS",
-    ];
+    // Five columns fit 100; each VM's findings follow the table.
+    let head = ["VMID", "NODE", "CPU", "LIVE-MIGRATES TO", "STARTS ON"];
     let mut widths = head.map(str::len);
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
@@ -228,7 +225,7 @@ fn text_report(a: &Audit<'_>, max_age: u64) -> String {
         }
     }
     let _ = writeln!(s, "\nVMs ({}):", a.vms.len());
-    let line = |s: &mut String, cols: [&str; 6]| {
+    let line = |s: &mut String, cols: [&str; 5]| {
         s.push(' ');
         for (i, c) in cols.iter().enumerate() {
             s.push(' ');
@@ -245,7 +242,7 @@ fn text_report(a: &Audit<'_>, max_age: u64) -> String {
     };
     line(&mut s, head);
     for r in &rows {
-        line(&mut s, [&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]);
+        line(&mut s, [&r[0], &r[1], &r[2], &r[3], &r[4]]);
     }
 
     let flagged: Vec<&VmAudit> = a.vms.iter().filter(|v| !v.findings.is_empty()).collect();
