@@ -555,9 +555,8 @@ pub struct ScanArgs {
     #[command(flatten)]
     pub ssh: SshArgs,
 
-    /// Also ask each node's QEMU what KVM can give a guest (one fixed,
-    /// bounded command per node); the verdict then follows QEMU's answer.
-    /// `off` reads /proc/cpuinfo only.
+    /// Ask each node's QEMU what KVM gives a guest, and judge by it (`off`:
+    /// /proc/cpuinfo only).
     #[arg(long, env = "PVE_CPUGUARD_PROBE", value_enum, default_value_t = ScanProbe::Kvm)]
     pub probe: ScanProbe,
 
@@ -580,6 +579,15 @@ pub struct ScanArgs {
         value_parser = clap::value_parser!(u16).range(1..=1024)
     )]
     pub workers: u16,
+
+    /// `pvesh`, for pvestatd's per-node CPU flags (absent: not used).
+    #[arg(
+        long,
+        env = "PVE_CPUGUARD_PVESH",
+        default_value = "/usr/bin/pvesh",
+        value_name = "PATH"
+    )]
+    pub pvesh: PathBuf,
     #[command(flatten)]
     pub duties: ScanDuties,
 }

@@ -9,6 +9,7 @@ pub mod current;
 mod drift;
 mod lazy;
 pub mod published;
+pub mod pvestatd;
 mod record;
 mod store;
 pub mod truth;

@@ -135,6 +135,10 @@ pub fn notes(info: &CpuInfo, decided: &Capability, decided_level: &Level) -> Vec
     let View::QemuKvm(q) = &decided.view else {
         return Vec::new();
     };
+    // No /proc/cpuinfo to compare (a record built from pvestatd's list).
+    if info.flags.is_empty() {
+        return Vec::new();
+    }
     let mut notes = Vec::new();
     let other = level::of(&Capability::from_cpuinfo(info));
     if level_name(&other) != level_name(decided_level) {

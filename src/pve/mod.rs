@@ -8,6 +8,7 @@
 
 pub mod cluster;
 pub mod corosync;
+pub mod cpu_flags;
 pub mod custom_models;
 pub mod ha;
 pub mod ha_rules;

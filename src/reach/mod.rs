@@ -8,6 +8,7 @@ pub mod known_hosts;
 pub mod kvm_probe;
 pub mod local;
 pub mod process;
+pub mod pvesh;
 pub mod qmp;
 pub mod scan;
 pub mod ssh;

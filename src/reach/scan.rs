@@ -35,6 +35,9 @@ pub enum Via {
     Skipped,
     /// The node's own record, published through /etc/pve (no network).
     Pmxcfs,
+    /// Proxmox VE's own flag list (pvestatd, through `pvesh`), for a node
+    /// with neither a usable record nor SSH.
+    Pvestatd,
 }
 
 impl Via {
@@ -46,6 +49,7 @@ impl Via {
             Via::Ssh => "ssh",
             Via::Skipped => "skipped",
             Via::Pmxcfs => "pmxcfs",
+            Via::Pvestatd => "pvestatd",
         }
     }
 }

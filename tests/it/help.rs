@@ -89,6 +89,7 @@ const OPTIONS: &[(&str, &[&[&str]])] = &[
                 "qemu",
                 "no-ssh",
                 "workers",
+                "pvesh",
                 "qm",
                 "ha-manager",
                 "hook-file",

@@ -61,6 +61,7 @@ fn the_schema_document_names_every_top_level_field() {
         let rest = &doc[start + 4..];
         rest[..rest.find("\n## ").unwrap_or(rest.len())].to_string()
     };
+    c.write_corosync(&[("pve1", "10.0.0.1"), ("pve2", "10.0.0.2")]);
     for (cmd, args) in [
         ("inspect", &["inspect"][..]),
         ("check", &["check", "100"]),
@@ -68,6 +69,8 @@ fn the_schema_document_names_every_top_level_field() {
         ("baseline", &["baseline"]),
         ("audit", &["audit"]),
         ("why-not", &["why-not", "x86-64-v3"]),
+        // Last: it rewrites the cache.
+        ("scan", &["scan", "--no-ssh", "--probe", "off"]),
     ] {
         let mut full = vec!["-o", "json"];
         full.extend(args);

@@ -43,6 +43,7 @@ mod pipes;
 mod plan;
 mod proxlb_tags;
 mod publish;
+mod pvestatd;
 mod recommendations;
 mod remote_migration;
 mod running_guest;

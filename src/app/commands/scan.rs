@@ -14,8 +14,9 @@ use crate::conf::config::Config;
 use crate::error::{ExitCode, Result};
 use crate::pve::cluster::{self, Sources};
 use crate::reach::kvm_probe::ProbeOptions;
+use crate::reach::pvesh::{self, Opinion};
 use crate::reach::scan::{self, NodeResult, Via};
-use crate::reach::ssh;
+use crate::reach::ssh::{self, Answer};
 use crate::syslog::{self, Severity};
 
 /// Runs `scan`.
@@ -53,7 +54,13 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
         workers: usize::from(args.workers),
     };
     let now = cache::now();
-    let gathered = gather::gather(
+    // Proxmox VE's own answer, asked beside the gather under the same
+    // per-node bound.
+    let pvesh_bin = args.pvesh.clone();
+    let asked = std::thread::Builder::new()
+        .name("pvesh".into())
+        .spawn(move || pvesh::ask(&pvesh_bin, timeout));
+    let mut gathered = gather::gather(
         &cluster,
         &opts,
         &gather::Options {
@@ -63,6 +70,11 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
             now,
         },
     );
+    let opinion = asked
+        .ok()
+        .and_then(|h| h.join().ok())
+        .unwrap_or_else(|| Opinion::Problem("cannot start a thread to run pvesh".into()));
+    let filled = fill_from_pvestatd(&mut gathered.results, &opinion, now);
     let results = &gathered.results;
     let updates: Vec<Update> = results
         .iter()
@@ -101,6 +113,12 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
         .into_iter()
         .collect();
     warnings.extend(published_warnings(&gathered));
+    if let Opinion::Problem(p) = &opinion {
+        warnings.push(format!(
+            "{p}\nnote: Proxmox VE's own CPU flags (pvestatd) were not compared; \
+             the scan went on without them"
+        ));
+    }
     let path = &cache_path;
     let written = (|| -> Result<Cache> {
         let writer = cache::Writer::lock(path)?;
@@ -133,6 +151,8 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
             }
         }
     }
+    let disagreements = second_opinion(results, &next, &opinion);
+    warnings.extend(disagreements.iter().map(|d| d.message.clone()));
     let failed = results.iter().filter(|r| r.result.is_err()).count();
     log_results(results, &next, failed);
     // auto_attach and ha_rules (off by default) work from the fresh cache.
@@ -157,6 +177,12 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
     }
     if format == Format::Json {
         let mut v = to_json(&gathered, &next, path, (now, max_age), &warnings);
+        if let Some(o) = v.as_object_mut() {
+            o.insert(
+                "pvestatd".into(),
+                pvestatd_json(&args.pvesh, &opinion, &filled, &disagreements),
+            );
+        }
         if let Some(o) = v.as_object_mut().filter(|_| !duties.is_empty()) {
             o.insert("after_scan".into(), json!(duties));
         }
@@ -183,6 +209,89 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
     } else {
         ExitCode::Refused
     })
+}
+
+/// Nodes that could not be read (but are not offline) and that pvestatd's
+/// list names: their answer is built from that list. Returns their names.
+fn fill_from_pvestatd(results: &mut [NodeResult], opinion: &Opinion, now: u64) -> Vec<String> {
+    let Opinion::Flags(f) = opinion else {
+        return Vec::new();
+    };
+    let mut filled = Vec::new();
+    for r in results.iter_mut() {
+        let Err(failure) = &r.result else { continue };
+        if failure.stage == "offline" {
+            continue;
+        }
+        let Some(set) = f.nodes.get(&r.node.name) else {
+            continue;
+        };
+        let rec = cache::pvestatd::record(&r.node.name, &r.node.address, set, now);
+        r.result = Ok(Answer {
+            info: rec.cpu,
+            kernel: None,
+            kvm: rec.kvm.map(Ok),
+        });
+        r.via = Via::Pvestatd;
+        filled.push(r.node.name.clone());
+    }
+    filled
+}
+
+/// Where pvestatd's list disagrees with the records of the nodes read
+/// otherwise.
+fn second_opinion(
+    results: &[NodeResult],
+    cache: &Cache,
+    opinion: &Opinion,
+) -> Vec<cache::pvestatd::Disagreement> {
+    let Opinion::Flags(f) = opinion else {
+        return Vec::new();
+    };
+    results
+        .iter()
+        .filter(|r| r.result.is_ok() && r.via != Via::Pvestatd)
+        .filter_map(|r| {
+            let set = f.nodes.get(&r.node.name)?;
+            cache::pvestatd::compare(cache.node(&r.node.name)?, set)
+        })
+        .collect()
+}
+
+/// The `pvestatd` object of the JSON: whether Proxmox VE's own list was
+/// read, the nodes filled in from it and where it disagrees.
+fn pvestatd_json(
+    binary: &std::path::Path,
+    opinion: &Opinion,
+    filled: &[String],
+    disagreements: &[cache::pvestatd::Disagreement],
+) -> Value {
+    let command: Vec<String> = std::iter::once(binary.display().to_string())
+        .chain(pvesh::ARGS.iter().map(|a| (*a).to_string()))
+        .collect();
+    match opinion {
+        Opinion::Absent(_) => json!({
+            "status": "absent",
+            "command": command,
+            "message": format!(
+                "{} not found: Proxmox VE's own CPU flags (PVE 9.2 and later) not compared",
+                binary.display()
+            ),
+        }),
+        Opinion::Problem(m) => json!({
+            "status": "problem",
+            "command": command,
+            "message": m,
+        }),
+        Opinion::Flags(f) => json!({
+            "status": "used",
+            "command": command,
+            "nodes": f.nodes.keys().collect::<Vec<_>>(),
+            "unknown_flags": f.unknown,
+            "filled": filled,
+            "disagreements": disagreements,
+        }),
+    }
 }
 
 /// When this host is not one of corosync.conf's nodes (and no --node names
@@ -349,7 +458,10 @@ fn published_warnings(g: &gather::Gathered) -> Vec<String> {
 /// published records (an all-SSH scan prints exactly ProxCLMC's text).
 fn sources_text(results: &[NodeResult], cache: &Cache, now: u64) -> String {
     let mut s = String::new();
-    if !results.iter().any(|r| r.via == Via::Pmxcfs) {
+    if !results
+        .iter()
+        .any(|r| matches!(r.via, Via::Pmxcfs | Via::Pvestatd))
+    {
         return s;
     }
     let _ = writeln!(s, "\nSources:");

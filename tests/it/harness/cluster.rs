@@ -215,6 +215,8 @@ impl Cluster {
             ("PVE_CPUGUARD_SYSLOG_SOCKET", self.path("no-syslog")),
             ("PVE_CPUGUARD_RUN_DIR", self.path("run")),
             ("PVE_CPUGUARD_STATE_DIR", self.path("state")),
+            // No Proxmox VE here: tests that want pvesh's answer give one.
+            ("PVE_CPUGUARD_PVESH", self.path("no-pvesh")),
         ]);
         env
     }
