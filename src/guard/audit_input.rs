@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::cache::admission::Admission;
 use crate::conf::settings::Settings;
 use crate::cpu::cpuinfo::CpuInfo;
 use crate::error::Result;
@@ -31,19 +32,27 @@ pub struct Gathered {
     pub fleet: Fleet,
     /// Policy rules.
     pub rules: Rules,
+    /// Nodes new or with a dropped capability, from the cache
+    /// ([`crate::cache::admission`]).
+    pub admissions: BTreeMap<String, Admission>,
 }
 
 impl Gathered {
     /// The audit of what was read.
     #[must_use]
     pub fn audit(&self) -> Audit<'_> {
-        audit::run(&self.vms, &self.custom, &self.fleet, &self.ha, self.rules)
+        let mut a = audit::run(&self.vms, &self.custom, &self.fleet, &self.ha, self.rules);
+        a.admit(&self.admissions);
+        a
     }
 
     /// [`audit::run_without_live`] on everything gathered.
     #[must_use]
     pub fn audit_without_live(&self) -> Audit<'_> {
-        audit::run_without_live(&self.vms, &self.custom, &self.fleet, &self.ha, self.rules)
+        let mut a =
+            audit::run_without_live(&self.vms, &self.custom, &self.fleet, &self.ha, self.rules);
+        a.admit(&self.admissions);
+        a
     }
 }
 
@@ -106,6 +115,11 @@ pub fn gather(
             policy: settings.policy,
             vendor_change: settings.vendor_change,
         },
+        // The full cache, for its admissions only (a missing or corrupt
+        // cache has none; the fleet above reports its problem).
+        admissions: crate::cache::Cache::load(&settings.cache)
+            .map(|c| c.admissions)
+            .unwrap_or_default(),
     })
 }
 
