@@ -4,6 +4,7 @@
 //!
 //! Rule: may use the CPU core only (and files, through `crate::fsutil`).
 
+pub mod admission;
 mod age;
 pub mod current;
 mod drift;

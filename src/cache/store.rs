@@ -17,6 +17,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::admission::{self, Admission};
 use super::drift::{Drift, Unscanned};
 use super::record::NodeRecord;
 use crate::error::{Error, Result};
@@ -61,6 +62,10 @@ pub struct Cache {
     /// (absent in caches of older versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coverage: Option<CoverageCount>,
+    /// Nodes whose record appeared or whose capability dropped
+    /// ([`super::admission`]), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub admissions: BTreeMap<String, Admission>,
 }
 
 /// The coverage a refresh found: VMs with and without the guard.
@@ -85,6 +90,7 @@ impl Default for Cache {
             unscanned: BTreeMap::new(),
             drift: Vec::new(),
             coverage: None,
+            admissions: BTreeMap::new(),
         }
     }
 }
@@ -191,6 +197,15 @@ impl Cache {
                     {
                         next.drift.push(d);
                     }
+                    if let Some(a) = admission::next(
+                        self.nodes.get(&rec.name),
+                        rec,
+                        self.admissions.get(&rec.name),
+                        !self.nodes.is_empty(),
+                        now,
+                    ) {
+                        next.admissions.insert(rec.name.clone(), a);
+                    }
                     next.nodes.insert(rec.name.clone(), (**rec).clone());
                 }
                 Update::Failed {
@@ -203,6 +218,9 @@ impl Cache {
                         rec.last_error = Some(error.clone());
                         rec.last_attempt_at = Some(now);
                         next.nodes.insert(name.clone(), rec);
+                        if let Some(a) = self.admissions.get(name) {
+                            next.admissions.insert(name.clone(), a.clone());
+                        }
                     } else {
                         next.unscanned.insert(
                             name.clone(),
@@ -235,6 +253,9 @@ impl Cache {
                 next.nodes
                     .entry(name.clone())
                     .or_insert_with(|| rec.clone());
+                if let Some(a) = self.admissions.get(name) {
+                    next.admissions.insert(name.clone(), a.clone());
+                }
             }
         }
         for (name, u) in &self.unscanned {

@@ -13,11 +13,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::cache::admission::Admission;
 use crate::cpu::capability::Capability;
 use crate::cpu::launch::{self, StartNode, VmSpec};
 use crate::cpu::level;
 use crate::cpu::requirement::{self, GuestCpu, Requirement};
-use crate::cpu::verdict::{Outcome, Verdict};
+use crate::cpu::verdict::{self, Outcome, Question, Verdict};
 use crate::guard::audit_memo::Memo;
 use crate::guard::decision::{self as guard, Rules};
 use crate::guard::fleet::Fleet;
@@ -68,6 +69,10 @@ pub enum Finding {
     /// A `[PENDING]` change (applied at the next cold start) that its own
     /// node cannot start: the VM runs now, and fails at its next start.
     PendingCannotStart,
+    /// Nodes newly admitted, or whose capability dropped
+    /// ([`crate::cache::admission`]), that this VM can no longer start on
+    /// or live-migrate to (indices into the fleet).
+    NodeAdmission(Vec<usize>),
 }
 
 impl Finding {
@@ -81,17 +86,19 @@ impl Finding {
             Finding::NoGuardHookscript(_) => "no-guard-hookscript",
             Finding::CannotJudge(_) => "cannot-judge",
             Finding::PendingCannotStart => "pending-cannot-start",
+            Finding::NodeAdmission(_) => "node-admission",
         }
     }
 
     /// Every code, in a fixed order (metrics emit each one).
-    pub const CODES: [&'static str; 6] = [
+    pub const CODES: [&'static str; 7] = [
         "above-baseline",
         "host-cpu-in-mixed-cluster",
         "ha-cannot-recover",
         "no-guard-hookscript",
         "cannot-judge",
         "pending-cannot-start",
+        "node-admission",
     ];
 
     /// Whether the flag is about the VM's CPU (a missing hookscript is not
@@ -552,6 +559,55 @@ impl Audit<'_> {
         )))
     }
 
+    /// Adds [`Finding::NodeAdmission`] to every VM that can no longer
+    /// start on, or live-migrate to, a node in `admissions`: on a new node,
+    /// any such VM; on a node whose capability dropped, only those its
+    /// earlier record let start there. Returns, per admitted node (in
+    /// fleet order), the VMIDs so affected.
+    pub fn admit(&mut self, admissions: &BTreeMap<String, Admission>) -> Vec<(usize, Vec<VmId>)> {
+        let mut lost: Vec<(usize, Vec<VmId>)> = Vec::new();
+        for (n, node) in self.fleet.nodes.iter().enumerate() {
+            let Some(adm) = admissions.get(&node.name) else {
+                continue;
+            };
+            let before = adm
+                .previous
+                .as_ref()
+                .map(|p| crate::cache::truth::of_record(p).capability);
+            let mut vms = Vec::new();
+            for i in 0..self.vms.len() {
+                let a = &self.vms[i];
+                let refused = |c: Cell<'_>| match c {
+                    Cell::No(_) => true,
+                    Cell::Unknown(Some(v)) => !guard::allows(v, self.rules),
+                    _ => false,
+                };
+                let start = refused(self.start_cell(a, n));
+                let live = a.owner != Some(n) && refused(self.live_cell(a, n));
+                if !start && !live {
+                    continue;
+                }
+                if let Some(cap) = &before {
+                    let v = verdict::judge(&self.reqs[a.req], cap, Question::Start);
+                    if !guard::allows(&v, self.rules) {
+                        continue;
+                    }
+                }
+                vms.push(a.vmid);
+                let a = &mut self.vms[i];
+                match a.findings.iter_mut().find_map(|f| match f {
+                    Finding::NodeAdmission(nodes) => Some(nodes),
+                    _ => None,
+                }) {
+                    Some(nodes) => nodes.push(n),
+                    None => a.findings.push(Finding::NodeAdmission(vec![n])),
+                }
+            }
+            lost.push((n, vms));
+        }
+        lost
+    }
+
     /// Counts of flagged VMs by flag code, and the VMs at risk.
     #[must_use]
     pub fn counts(&self) -> (BTreeMap<&'static str, usize>, usize) {
@@ -749,6 +805,64 @@ mod tests {
             codes(3).is_empty(),
             "a template is not flagged for a hookscript"
         );
+    }
+
+    fn record(name: &str, fixture: &str) -> crate::cache::NodeRecord {
+        let path = format!(
+            "{}/tests/data/cpuinfo/{fixture}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let info = crate::cpu::cpuinfo::parse(&text, std::path::Path::new(&path)).unwrap();
+        crate::cache::NodeRecord::new(name, "10.0.0.2", &info, None, 1)
+    }
+
+    #[test]
+    fn node_admission_names_the_vms_a_new_or_weaker_node_no_longer_takes() {
+        let mut fleet = Fleet::default();
+        for (name, level) in [("a", "x86-64-v4"), ("b", "x86-64-v3")] {
+            fleet.upsert(FleetNode::known(name, cap("GenuineIntel", level), Some(1)));
+        }
+        let hook = "hookscript: local:snippets/pve-cpuguard-hook\n";
+        let vms = vec![
+            vm(100, "a", &format!("cpu: x86-64-v4\n{hook}")),
+            vm(101, "a", &format!("cpu: x86-64-v3\n{hook}")),
+        ];
+        let admitted = |previous: Option<crate::cache::NodeRecord>| {
+            let mut audit = run(
+                &vms,
+                &CustomModels::default(),
+                &fleet,
+                &BTreeMap::new(),
+                Rules::default(),
+            );
+            let adm = Admission {
+                node: "b".into(),
+                since: 5,
+                previous,
+                message: "b".into(),
+            };
+            let lost = audit.admit(&BTreeMap::from([("b".to_string(), adm)]));
+            let codes: Vec<Vec<&str>> = audit
+                .vms
+                .iter()
+                .map(|v| v.findings.iter().map(Finding::code).collect())
+                .collect();
+            (lost, codes, audit.vms[0].findings.clone())
+        };
+        // A new node: the v4 VM can neither start nor live-migrate there.
+        let (lost, codes, f) = admitted(None);
+        assert_eq!(lost, [(1, vec![VmId(100)])]);
+        assert_eq!(codes[0], ["above-baseline", "node-admission"]);
+        assert!(codes[1].is_empty());
+        assert_eq!(f[1], Finding::NodeAdmission(vec![1]));
+        // Its capability dropped from a Cascade Lake: the v4 VM lost it.
+        let (lost, ..) = admitted(Some(record("b", "hwloc-xeon-gold-6230-cascadelake.txt")));
+        assert_eq!(lost, [(1, vec![VmId(100)])]);
+        // From a Clovertown, which could not start it either: nothing lost.
+        let (lost, codes, _) = admitted(Some(record("b", "hwloc-xeon-e5345-clovertown.txt")));
+        assert_eq!(lost, [(1, vec![])]);
+        assert_eq!(codes[0], ["above-baseline"]);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::cache::admission::Admission;
 use crate::conf::settings::Settings;
 use crate::cpu::cpuinfo::CpuInfo;
 use crate::error::Result;
@@ -31,19 +32,27 @@ pub struct Gathered {
     pub fleet: Fleet,
     /// Policy rules.
     pub rules: Rules,
+    /// Nodes new or with a dropped capability, from the cache
+    /// ([`crate::cache::admission`]).
+    pub admissions: BTreeMap<String, Admission>,
 }
 
 impl Gathered {
     /// The audit of what was read.
     #[must_use]
     pub fn audit(&self) -> Audit<'_> {
-        audit::run(&self.vms, &self.custom, &self.fleet, &self.ha, self.rules)
+        let mut a = audit::run(&self.vms, &self.custom, &self.fleet, &self.ha, self.rules);
+        a.admit(&self.admissions);
+        a
     }
 
     /// [`audit::run_without_live`] on everything gathered.
     #[must_use]
     pub fn audit_without_live(&self) -> Audit<'_> {
-        audit::run_without_live(&self.vms, &self.custom, &self.fleet, &self.ha, self.rules)
+        let mut a =
+            audit::run_without_live(&self.vms, &self.custom, &self.fleet, &self.ha, self.rules);
+        a.admit(&self.admissions);
+        a
     }
 }
 
@@ -62,7 +71,7 @@ pub fn gather(
     let root = settings.pve.root();
     crate::pve::presence::require(root)?;
     let (node_names, found) = settings.pve.scan_nodes()?;
-    let mut vms = read_configs(settings, found.into_iter().collect());
+    let mut vms = read_configs(&settings.pve, found.into_iter().collect());
     attach_running_records(settings, &node_names, &mut vms);
     let known: BTreeSet<VmId> = vms.iter().map(|v| v.vmid).collect();
     for (vmid, entry) in settings.pve.vmlist()? {
@@ -106,7 +115,71 @@ pub fn gather(
             policy: settings.policy,
             vendor_change: settings.vendor_change,
         },
+        // The full cache, for its admissions only (a missing or corrupt
+        // cache has none; the fleet above reports its problem).
+        admissions: crate::cache::Cache::load(&settings.cache)
+            .map(|c| c.admissions)
+            .unwrap_or_default(),
     })
+}
+
+/// What a refresh's admissions cost: for each node of `admissions` (those
+/// the refresh found), its sentence and the VMs that can no
+/// longer start on it or live-migrate to it, judged over the `records`
+/// given (`scan`: the new cache; `publish`: every published record with
+/// this node's new one).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Admitted {
+    /// Node name.
+    pub node: String,
+    /// Whether it had no record before.
+    pub new: bool,
+    /// What changed.
+    pub message: String,
+    /// The VMs it no longer takes.
+    pub vms: Vec<u32>,
+}
+
+/// [`Admitted`] for `admissions`, with records aged at `now`, reading the VM configs
+/// and `cpu-models.conf` under `pve`.
+///
+/// # Errors
+/// Unreadable directories, a malformed `.vmlist` or `cpu-models.conf`.
+pub fn admitted(
+    pve: &crate::pve::paths::PveDir,
+    records: &BTreeMap<String, crate::cache::NodeRecord>,
+    admissions: &BTreeMap<String, Admission>,
+    now: u64,
+) -> Result<Vec<Admitted>> {
+    let fresh = admissions;
+    if fresh.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (_, found) = pve.scan_nodes()?;
+    let vms = read_configs(pve, found.into_iter().collect());
+    let custom = custom_models::read(&pve.cpu_models())?;
+    let mut fleet = Fleet::default();
+    for (name, rec) in records {
+        fleet.upsert(FleetNode::from_truth(
+            name,
+            crate::cache::truth::of_record(rec),
+            Some(rec.age(now)),
+        ));
+    }
+    let mut a = audit::run(&vms, &custom, &fleet, &BTreeMap::new(), Rules::default());
+    let lost = a.admit(fresh);
+    Ok(lost
+        .into_iter()
+        .map(|(n, ids)| {
+            let adm = &fresh[&fleet.nodes[n].name];
+            Admitted {
+                node: adm.node.clone(),
+                new: adm.is_new(),
+                message: adm.message.clone(),
+                vms: ids.into_iter().map(|v| v.0).collect(),
+            }
+        })
+        .collect())
 }
 
 /// Puts each VM's running record (`crate::pve::running`) of the node its
@@ -153,7 +226,7 @@ fn attach_running_records(settings: &Settings, nodes: &[String], vms: &mut [VmEn
 
 /// Reads the VM configs, on as many threads as there are CPUs (reading
 /// thousands of small files from pmxcfs is system-call bound).
-fn read_configs(settings: &Settings, list: Vec<(VmId, String)>) -> Vec<VmEntry> {
+fn read_configs(pve: &crate::pve::paths::PveDir, list: Vec<(VmId, String)>) -> Vec<VmEntry> {
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
         .clamp(1, 8);
@@ -161,7 +234,7 @@ fn read_configs(settings: &Settings, list: Vec<(VmId, String)>) -> Vec<VmEntry> 
     let read = |part: &[(VmId, String)]| -> Vec<VmEntry> {
         part.iter()
             .map(|(vmid, node)| {
-                let path = settings.pve.vm_config(node, *vmid);
+                let path = pve.vm_config(node, *vmid);
                 let config = vmconf::read(&path).map_err(|e| e.to_string());
                 VmEntry {
                     vmid: *vmid,

@@ -134,6 +134,30 @@ pub fn render(audit: &Audit<'_>, max_age_secs: u64, last: Option<&LastRefusal>) 
 
     head(
         &mut s,
+        "pve_cpuguard_node_vms_lost",
+        "gauge",
+        "VMs that can no longer start on, or live-migrate to, the node since it appeared or its CPU capability dropped (audit flag node-admission; 0 otherwise).",
+    );
+    let mut lost = vec![0usize; nodes.len()];
+    for v in &audit.vms {
+        for f in &v.findings {
+            if let Finding::NodeAdmission(idx) = f {
+                for &n in idx {
+                    lost[n] += 1;
+                }
+            }
+        }
+    }
+    for (n, count) in nodes.iter().zip(&lost) {
+        let _ = writeln!(
+            s,
+            "pve_cpuguard_node_vms_lost{{node=\"{}\"}} {count}",
+            escape(&n.name)
+        );
+    }
+
+    head(
+        &mut s,
         "pve_cpuguard_cluster_level",
         "gauge",
         "Cluster baseline: the highest level the verdict accepts on every node (-1 no data or below-kvm64).",

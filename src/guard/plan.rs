@@ -522,6 +522,7 @@ mod tests {
             ha: BTreeMap::new(),
             fleet,
             rules: Rules::default(),
+            admissions: BTreeMap::new(),
         }
     }
 

@@ -54,6 +54,11 @@ pve_cpuguard_cache_age_seconds{node="pve2"} N
 pve_cpuguard_node_stale{node="pve1"} 0
 pve_cpuguard_node_stale{node="pve2"} 0
 pve_cpuguard_node_stale{node="pve9"} 1
+# HELP pve_cpuguard_node_vms_lost VMs that can no longer start on, or live-migrate to, the node since it appeared or its CPU capability dropped (audit flag node-admission; 0 otherwise).
+# TYPE pve_cpuguard_node_vms_lost gauge
+pve_cpuguard_node_vms_lost{node="pve1"} 0
+pve_cpuguard_node_vms_lost{node="pve2"} 0
+pve_cpuguard_node_vms_lost{node="pve9"} 0
 # HELP pve_cpuguard_cluster_level Cluster baseline: the highest level the verdict accepts on every node (-1 no data or below-kvm64).
 # TYPE pve_cpuguard_cluster_level gauge
 pve_cpuguard_cluster_level{level="x86-64-v3"} 3
@@ -77,6 +82,7 @@ pve_cpuguard_vms_flagged{flag="ha-cannot-recover"} 0
 pve_cpuguard_vms_flagged{flag="no-guard-hookscript"} 1
 pve_cpuguard_vms_flagged{flag="cannot-judge"} 0
 pve_cpuguard_vms_flagged{flag="pending-cannot-start"} 0
+pve_cpuguard_vms_flagged{flag="node-admission"} 0
 # HELP pve_cpuguard_last_refusal_timestamp_seconds When the guard on this node last refused a start or migration (0: never).
 # TYPE pve_cpuguard_last_refusal_timestamp_seconds gauge
 "#;
@@ -190,4 +196,49 @@ fn stale_records_and_the_output_file() {
         .run()
         .code(2);
     out.stderr_has("cannot write");
+}
+
+/// pve2 was a Skylake-SP at the previous scan and is a Haswell now (a CPU
+/// swap, or a BIOS setting that hides AVX-512): the refresh records the
+/// drop, the audit flags the VMs pve2 no longer takes, and the metrics
+/// count them for pve2 only.
+#[test]
+fn a_node_whose_capability_dropped_counts_the_vms_it_lost() {
+    use pve_cpuguard::cache::{Cache, Update};
+    let c = cluster();
+    let now = pve_cpuguard::cache::now();
+    let mut earlier = Cache::load(&c.cache()).unwrap();
+    earlier.nodes.insert(
+        "pve2".into(),
+        Cluster::record("pve2", "10.0.0.2", "hwloc-xeon-silver-4108-skylake-sp", now),
+    );
+    let updates = [
+        Update::Scanned(Box::new(Cluster::record(
+            "pve1",
+            "10.0.0.1",
+            "hwloc-xeon-silver-4108-skylake-sp",
+            now,
+        ))),
+        Update::Scanned(Box::new(Cluster::record(
+            "pve2",
+            "10.0.0.2",
+            "archspec-linux-rhel7-haswell",
+            now,
+        ))),
+    ];
+    let next = earlier.merge(None, &updates, now);
+    let message = &next.admissions["pve2"].message;
+    assert!(message.starts_with("pve2 CPU changed from ") && message.contains(" lost "));
+    assert!(!next.admissions.contains_key("pve1"));
+    std::fs::write(c.cache(), next.to_json()).unwrap();
+    let out = c.on("pve1", &["metrics"]).run().code(0);
+    out.stdout_has("pve_cpuguard_node_vms_lost{node=\"pve1\"} 0\n");
+    // 100 (x86-64-v4) cannot start there; 101 (host) cannot move there live.
+    out.stdout_has("pve_cpuguard_node_vms_lost{node=\"pve2\"} 2\n");
+    out.stdout_has("pve_cpuguard_vms_flagged{flag=\"node-admission\"} 2\n");
+    // The audit says which and why.
+    let out = c
+        .on("pve1", &["audit", "--finding", "node-admission"])
+        .run();
+    out.stdout_has("can no longer start on, or live-migrate to, pve2");
 }

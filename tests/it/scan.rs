@@ -301,7 +301,15 @@ fn a_failed_node_keeps_its_last_record_marked_stale() {
 #[test]
 fn drift_is_reported_after_a_cpu_change() {
     let mut c = SshCluster::with_sshd(&[("pve1", HASWELL), ("pve2", HASWELL)]);
-    c.run(&["scan"]).code(0);
+    c.cluster
+        .vm(100, "pve1", "cpu: x86-64-v3\n")
+        .vm(101, "pve1", "cpu: kvm64\n");
+    let first = c.cmd(&["--output", "json", "scan"]).run().code(0).json();
+    assert_eq!(
+        first["admissions"],
+        serde_json::json!([]),
+        "a first scan admits nobody"
+    );
     c.replace_sample("pve2", IVY);
     let sock_path = c.dir.path().join("log.sock");
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
@@ -353,9 +361,28 @@ fn drift_is_reported_after_a_cpu_change() {
         assert!(msg.ends_with(&format!("; level {lh} -> {li}")), "{msg}");
     }
     assert!(drifted.contains(&format!("]: drift: {msg}")), "{drifted}");
+    // Admission: the x86-64-v3 VM no longer starts on the Ivy Bridge.
+    assert_eq!(
+        v["admissions"],
+        serde_json::json!([{"node": "pve2", "new": false, "message": msg, "vms": [100]}])
+    );
+    let n = sock.recv(&mut buf).unwrap();
+    let admitted = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(
+        admitted.contains(&format!(
+            "]: scan: {msg}: VM 100 can no longer start or live-migrate there"
+        )),
+        "{admitted}"
+    );
     // Text output and status show it too.
     let st = c.run(&["status"]);
     st.stdout_has(msg);
+    st.stdout_has("Admission (new or weaker nodes, kept 7 days;");
+    // The next scan keeps it in the cache for audit, and says it no more.
+    let again = c.run(&["scan"]);
+    assert!(!again.stdout.contains("Admission"), "{}", again.stdout);
+    let audit = c.run(&["audit", "--finding", "node-admission"]);
+    audit.stdout_has("100");
 }
 
 #[test]

@@ -120,6 +120,7 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
         ));
     }
     let path = &cache_path;
+    let mut before = std::collections::BTreeMap::new();
     let written = (|| -> Result<Cache> {
         let writer = cache::Writer::lock(path)?;
         let (prev, problem) = writer.load()?;
@@ -127,6 +128,7 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
             warnings.push(p.to_string());
         }
         let mut next = prev.merge(cluster.name.clone(), &updates, now);
+        before.clone_from(&prev.admissions);
         // For `status`: which VMs the guard covers, as of this refresh.
         next.coverage = crate::guard::coverage::count(&crate::pve::paths::PveDir::new(&pve_dir));
         writer.store(&next)?;
@@ -153,8 +155,29 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
     }
     let disagreements = second_opinion(results, &next, &opinion);
     warnings.extend(disagreements.iter().map(|d| d.message.clone()));
+    // Admission: which VMs a node that appeared or weakened no longer takes.
+    let admitted = crate::guard::audit_input::admitted(
+        &crate::pve::paths::PveDir::new(&pve_dir),
+        &next.nodes,
+        &next
+            .admissions
+            .iter()
+            .filter(|(n, a)| before.get(*n) != Some(*a))
+            .map(|(n, a)| (n.clone(), a.clone()))
+            .collect(),
+        now,
+    )
+    .unwrap_or_else(|e| {
+        warnings.push(format!(
+            "cannot tell which VMs the changed nodes no longer take: {e}"
+        ));
+        Vec::new()
+    });
     let failed = results.iter().filter(|r| r.result.is_err()).count();
     log_results(results, &next, failed);
+    for a in &admitted {
+        syslog::log(Severity::Warning, &format!("scan: {}", admission_line(a)));
+    }
     // auto_attach and ha_rules (off by default) work from the fresh cache.
     let duties = if write_error.is_none() {
         let local = cluster.local().map(|n| n.name.clone()).unwrap_or_default();
@@ -182,9 +205,10 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
                 "pvestatd".into(),
                 pvestatd_json(&args.pvesh, &opinion, &filled, &disagreements),
             );
-        }
-        if let Some(o) = v.as_object_mut().filter(|_| !duties.is_empty()) {
-            o.insert("after_scan".into(), json!(duties));
+            o.insert("admissions".into(), json!(admitted));
+            if !duties.is_empty() {
+                o.insert("after_scan".into(), json!(duties));
+            }
         }
         output::print_json(&v)?;
     } else {
@@ -195,6 +219,12 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
             );
         }
         let mut t = text(results, &next, now);
+        if !admitted.is_empty() {
+            t.push_str("\nAdmission (new nodes, or a CPU capability that dropped):\n");
+            for a in &admitted {
+                let _ = writeln!(t, "  {}", admission_line(a));
+            }
+        }
         for d in &duties {
             t.push_str(d);
             t.push('\n');
@@ -292,6 +322,21 @@ fn pvestatd_json(
             "disagreements": disagreements,
         }),
     }
+}
+
+/// One admission in words: `pve2 lost avx512f; …: VMs 100, 101 can no
+/// longer start or live-migrate there`.
+pub(crate) fn admission_line(a: &crate::guard::audit_input::Admitted) -> String {
+    if a.vms.is_empty() {
+        return format!("{}: every VM that could start there still can", a.message);
+    }
+    let ids: Vec<String> = a.vms.iter().map(u32::to_string).collect();
+    format!(
+        "{}: VM{} {} can no longer start or live-migrate there",
+        a.message,
+        if ids.len() == 1 { "" } else { "s" },
+        ids.join(", ")
+    )
 }
 
 /// When this host is not one of corosync.conf's nodes (and no --node names

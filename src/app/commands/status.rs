@@ -35,6 +35,12 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
             "stale_nodes": node_list::stale_names(&cache, now, max_age),
             "cache_max_age_seconds": max_age,
             "drift": cache.drift,
+            "admissions": cache.admissions.values().map(|a| serde_json::json!({
+                "node": a.node,
+                "since": a.since,
+                "new": a.is_new(),
+                "message": a.message,
+            })).collect::<Vec<_>>(),
             "coverage": cache.coverage,
         }))?;
         return Ok(code);
@@ -92,6 +98,21 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
         let _ = writeln!(s, "\nDrift found by the last scan:");
         for d in &cache.drift {
             let _ = writeln!(s, "  {}", d.message);
+        }
+    }
+    if !cache.admissions.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nAdmission (new or weaker nodes, kept 7 days; `pve-cpuguard audit --finding \
+             node-admission` lists the VMs they no longer take):"
+        );
+        for a in cache.admissions.values() {
+            let _ = writeln!(
+                s,
+                "  {} ({} ago)",
+                a.message,
+                cache::human_age(now.saturating_sub(a.since))
+            );
         }
     }
     if let Some(c) = &cache.coverage {

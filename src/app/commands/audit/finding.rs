@@ -84,5 +84,11 @@ pub(super) fn finding_text(a: &Audit<'_>, v: &VmAudit, f: &Finding, cache: &WhyC
             v.node,
             v.vmid
         ),
+        Finding::NodeAdmission(idx) => format!(
+            "CPU '{}' can no longer start on, or live-migrate to, {}: new there, or its CPU \
+             capability dropped (see `pve-cpuguard status`)",
+            crate::error::shorten_quotes(&v.cpu),
+            names(a, idx).join(", ")
+        ),
     }
 }

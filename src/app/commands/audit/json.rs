@@ -256,7 +256,9 @@ fn json_report<'a>(
                         code: f.code(),
                         message: finding_text(a, v, f, &cache),
                         nodes: match f {
-                            Finding::AboveBaseline(i) | Finding::HaCannotRecover(i) => {
+                            Finding::AboveBaseline(i)
+                            | Finding::HaCannotRecover(i)
+                            | Finding::NodeAdmission(i) => {
                                 names(a, i).into_iter().map(str::to_string).collect()
                             }
                             _ => Vec::new(),

@@ -236,6 +236,12 @@ fn group_text(a: &Audit<'_>, v: &VmAudit, f: &Finding) -> String {
             "{} — a pending change to CPU '{cpu}' that their own node cannot start",
             f.code()
         ),
+        Finding::NodeAdmission(idx) => format!(
+            "{} — CPU '{cpu}' can no longer start on or live-migrate to {} (new, or \
+             capability dropped)",
+            f.code(),
+            nodes(idx)
+        ),
     }
 }
 
