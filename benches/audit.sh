@@ -6,11 +6,16 @@
 # real-sized configs with snapshots, [PENDING], host/named/custom/flagged CPU
 # types, node records from real /proc/cpuinfo samples.
 #
-#   benches/audit.sh [VMS] [NODES]
+#   benches/audit.sh [VMS] [NODES] [diverse]
+#
+# `diverse`: every node a different CPU and 15 % `cpu: host` (issue 23),
+# where few verdicts are shared; `audit` prints its grouped summary, and
+# `--all` / `--output json` every VM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 vms="${1:-10000}"
 nodes="${2:-64}"
+mode="${3:-}"
 
 if ! command -v hyperfine >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
@@ -21,7 +26,7 @@ fi
 cargo build --release --locked --bin pve-cpuguard --example gen_audit_fixture
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
-target/release/examples/gen_audit_fixture "$dir" "$vms" "$nodes"
+target/release/examples/gen_audit_fixture "$dir" "$vms" "$nodes" $mode
 
 export PVE_CPUGUARD_PVE_DIR="$dir/pve"
 export PVE_CPUGUARD_CACHE="$dir/cache/cluster.json"
