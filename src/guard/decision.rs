@@ -12,6 +12,7 @@ use crate::cpu::capability::Capability;
 use crate::cpu::fix::{self, Fix};
 use crate::cpu::launch::VmSpecs;
 use crate::cpu::level;
+use crate::cpu::requirement::Requirement;
 use crate::cpu::verdict::{self, Outcome, Question, Reason, Verdict};
 use crate::guard::fleet::Fleet;
 
@@ -139,8 +140,39 @@ pub fn decide(
         let q = mode();
         verdict::judge(&specs.requirement(&q, cap), cap, q)
     };
+    // The VM's launch on each kind of start node (vendor, QEMU, nested
+    // flag: all a launch reads of a node) is worked out once: a start
+    // judges every node, and most share a kind (the hook's time budget).
+    type Kind = (
+        Option<String>,
+        Option<crate::cpu::launch::QemuVersion>,
+        Option<&'static str>,
+    );
+    let launched: std::cell::RefCell<Vec<(Kind, Requirement)>> =
+        std::cell::RefCell::new(Vec::new());
+    let judge_vm = |cap: &Capability| {
+        let q = mode();
+        let node = match q {
+            Question::Start => Some(cap),
+            Question::Live { source } => source,
+        };
+        let kind: Kind = (
+            node.map(|c| c.vendor.clone()),
+            node.and_then(|c| c.qemu_version),
+            node.and_then(Capability::nested_flag),
+        );
+        let mut memo = launched.borrow_mut();
+        let i = match memo.iter().position(|(k, _)| *k == kind) {
+            Some(i) => i,
+            None => {
+                memo.push((kind, specs.requirement(&q, cap)));
+                memo.len() - 1
+            }
+        };
+        verdict::judge(&memo[i].1, cap, q)
+    };
     let req = specs.requirement(&mode(), target_cap);
-    let mut v = apply_rules(judge(specs, target_cap), rules, &mut warnings);
+    let mut v = apply_rules(judge_vm(target_cap), rules, &mut warnings);
     match movement {
         Movement::Remote { record: None } => {
             let running = specs.requirement(&Question::Live { source: None }, target_cap);
@@ -205,7 +237,7 @@ pub fn decide(
             continue;
         }
         let mut ignore = Vec::new();
-        let other = apply_rules(judge(specs, cap), rules, &mut ignore);
+        let other = apply_rules(judge_vm(cap), rules, &mut ignore);
         if other.outcome == Outcome::Compatible && name != target {
             accepting.push(name.to_string());
         }
