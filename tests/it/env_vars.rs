@@ -72,7 +72,16 @@ fn a_mistaken_variable_never_fails_a_vm_start() {
 fn a_mistaken_variable_is_refused_under_strict() {
     let c = cluster();
     let strict_conf = c.path("strict.conf");
-    std::fs::write(&strict_conf, "policy = strict\n").unwrap();
+    // Its state_dir too: a mistaken PVE_CPUGUARD_STATE_DIR leaves the
+    // refusal's record to the file, never to the default outside the test.
+    std::fs::write(
+        &strict_conf,
+        format!(
+            "policy = strict\nstate_dir = {}\n",
+            c.path("state").display()
+        ),
+    )
+    .unwrap();
     let strict_conf = strict_conf.to_str().unwrap();
     for &(var, value) in MISTAKES {
         // Strict from the variable (unless it is the mistaken one) or from
