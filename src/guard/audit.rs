@@ -290,10 +290,18 @@ fn run_with<'f>(
             .or(owner);
         let origin_class = origin.and_then(|o| node_class[o]);
         let mut running_state = None;
+        let mut pending_changes_cpu = false;
+        let mut next_cpu = None;
         let (req, start_row, live_row, error) = match &vm.config {
             Ok(conf) => {
-                let next = conf.with_pending().launch_spec();
+                // The configuration of the next cold start, worked out once.
+                let next_conf = conf.with_pending();
+                next_cpu.clone_from(&next_conf.cpu);
+                let next = next_conf.launch_spec();
                 let mut running = conf.launch_spec();
+                // What `VmConfig::has_cpu_relevant_pending` says, without
+                // applying `[PENDING]` again.
+                pending_changes_cpu = next != running;
                 if let Some(r) = &vm.running {
                     running.qemu_cpu = Some(r.cpu.clone());
                     if r.machine.is_some() {
@@ -353,13 +361,11 @@ fn run_with<'f>(
             name: conf.and_then(|c| c.name.clone()),
             node: vm.node.clone(),
             owner,
-            cpu: conf
-                .and_then(|c| c.with_pending().cpu)
-                .unwrap_or_else(|| "kvm64".into()),
+            cpu: next_cpu.unwrap_or_else(|| "kvm64".into()),
             hookscript: conf.and_then(|c| c.hookscript.clone()),
             ha: ha.get(&vm.vmid).is_some_and(HaVm::managed),
             template: conf.is_some_and(|c| c.template),
-            pending_changes_cpu: conf.is_some_and(VmConfig::has_cpu_relevant_pending),
+            pending_changes_cpu,
             origin,
             running: running_state,
             error,
