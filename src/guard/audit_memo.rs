@@ -39,6 +39,8 @@ pub(crate) struct Memo<'c> {
     /// Class → its kind of start node.
     class_start: Vec<usize>,
     starts: Vec<StartNode<'c>>,
+    /// A class of each kind of start node, to launch on.
+    kind_class: Vec<usize>,
     /// The classes' logical CPUs, sorted: vCPU counts between two of them
     /// are refused by the same nodes (see [`Memo::judged_as`]).
     sizes: Vec<u32>,
@@ -72,7 +74,7 @@ impl<'c> Memo<'c> {
         rules: Rules,
     ) -> Self {
         let mut starts: Vec<StartNode<'c>> = Vec::new();
-        let class_start = classes
+        let class_start: Vec<usize> = classes
             .iter()
             .map(|c| {
                 let s = StartNode::of(c);
@@ -90,6 +92,9 @@ impl<'c> Memo<'c> {
         sizes.sort_unstable();
         sizes.dedup();
         let qemu_known = classes.iter().any(|c| c.qemu_version.is_some());
+        let kind_class = (0..starts.len())
+            .map(|k| class_start.iter().position(|&s| s == k).unwrap_or(0))
+            .collect();
         Memo {
             qemu_known,
             classes,
@@ -97,6 +102,7 @@ impl<'c> Memo<'c> {
             rules,
             class_start,
             starts,
+            kind_class,
             sizes,
             reqs: Vec::new(),
             req_index: HashMap::new(),
@@ -256,10 +262,9 @@ impl<'c> Memo<'c> {
         // One launch per kind of start node; the verdicts of a pattern of
         // judged requirements are the same row for every configuration
         // that has it.
-        let first: Vec<Option<usize>> = (0..self.starts.len())
-            .map(|k| self.class_start.iter().position(|&s| s == k))
+        let per_kind: Vec<usize> = (0..self.kind_class.len())
+            .map(|k| self.launch(spec, Some(self.kind_class[k])))
             .collect();
-        let per_kind: Vec<usize> = first.iter().map(|c| self.launch(spec, *c)).collect();
         let key: Vec<usize> = per_kind.iter().map(|&r| self.req_judged[r]).collect();
         if let Some(&row) = self.start_rows.get(&key) {
             return row;
