@@ -13,7 +13,8 @@ pub enum Format {
     /// Human-readable text.
     #[default]
     Text,
-    /// JSON with stable field names, for tools (fields: docs/json.md).
+    /// JSON with stable field names, for tools (fields:
+    /// /usr/share/doc/pve-cpuguard/docs/json.md).
     Json,
     /// One self-contained HTML page (`audit` only).
     Html,

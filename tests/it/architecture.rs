@@ -1,5 +1,5 @@
 //! The layering of `src/`, checked: each layer folder may use only the
-//! layers below it (README, "Architecture"), and the CPU core is pure.
+//! layers below it (docs/architecture.md), and the CPU core is pure.
 //! A `use` that crosses a layer boundary the wrong way fails here, naming
 //! the file and line, before it becomes a habit.
 
@@ -186,19 +186,22 @@ fn documents_point_only_to_files_that_exist() {
     );
 }
 
-/// The README's layer table says what each layer may use; it must say what
-/// this test enforces (the table had drifted once). `conf/` "the layers
+/// The layer table (docs/architecture.md) says what each layer may use; it
+/// must say what this test enforces (the table had drifted once). `conf/` "the layers
 /// above" and `app/` "everything" are checked as the lists they mean.
 #[test]
-fn the_readme_states_the_enforced_layering() {
+fn the_architecture_document_states_the_enforced_layering() {
     let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/architecture.md"))
+            .unwrap();
     for (layer, allowed) in MAY_USE {
         let prefix = format!("| `{layer}/` |");
         let row = readme
             .lines()
             .find(|l| l.starts_with(&prefix))
-            .unwrap_or_else(|| panic!("README's layer table has no row for {layer}/"));
+            .unwrap_or_else(|| {
+                panic!("docs/architecture.md's layer table has no row for {layer}/")
+            });
         let said = row.trim_end_matches('|').rsplit('|').next().unwrap().trim();
         let listed: Vec<&str> = said.split('`').skip(1).step_by(2).collect();
         let above: Vec<&str> = LAYERS.iter().take_while(|l| *l != layer).copied().collect();
@@ -208,6 +211,9 @@ fn the_readme_states_the_enforced_layering() {
             _ if said.starts_with("nothing else") => Vec::new(),
             _ => listed,
         };
-        assert_eq!(&means, allowed, "README row for {layer}/: {said}");
+        assert_eq!(
+            &means, allowed,
+            "docs/architecture.md row for {layer}/: {said}"
+        );
     }
 }

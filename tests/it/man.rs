@@ -170,6 +170,24 @@ fn every_page_has_the_sections_a_person_looks_for() {
             );
         }
     }
+    // The pages of the commands that refuse list every refusal code.
+    for page in [
+        "pve-cpuguard",
+        "pve-cpuguard-hook",
+        "pve-cpuguard-migrate",
+        "pve-cpuguard-check",
+        "pve-cpuguard-why-not",
+        "pve-cpuguard-audit",
+    ] {
+        let text = man(&dir.path().join(format!("{page}.1")), dir.path());
+        let codes = text
+            .split("REFUSAL CODES")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{page}(1) has no REFUSAL CODES"));
+        for (code, _, _) in pve_cpuguard::cpu::verdict::codes::REFUSAL_CODES {
+            assert!(codes.contains(code), "{page}(1) lacks {code}");
+        }
+    }
     // The main page lists every subcommand's page.
     let main = man(&dir.path().join("pve-cpuguard.1"), dir.path());
     for sub in SUBCOMMANDS {

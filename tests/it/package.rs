@@ -90,9 +90,23 @@ fn the_debian_package() {
         "/usr/share/zsh/vendor-completions/_pve-cpuguard",
         "/usr/share/fish/vendor_completions.d/pve-cpuguard.fish",
         "/usr/share/doc/pve-cpuguard/copyright",
+        "/usr/share/doc/pve-cpuguard/README.md",
     ] {
         assert_eq!(mode_of(f), "-rw-r--r--", "{f}");
     }
+    // Every document the README links to (docs/*.md), where its relative
+    // links find it (json.md among them: `--help` names it there).
+    let docs = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/docs")).unwrap();
+    let mut shipped = 0;
+    for doc in docs.flatten() {
+        let name = doc.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".md") {
+            let f = format!("/usr/share/doc/pve-cpuguard/docs/{name}");
+            assert_eq!(mode_of(&f), "-rw-r--r--", "{f}");
+            shipped += 1;
+        }
+    }
+    assert!(shipped >= 5, "{shipped} documents in docs/");
     // A page for every command a person can run (tests/man.rs checks
     // their sections), none for the hidden one.
     for sub in [

@@ -431,6 +431,10 @@ pub fn extra_sections(roff: &mut Roff, cmd: &Command, page: &Page, others: &[&st
         roff.text([roman(*what)]);
     }
 
+    if PAGES_WITH_REFUSAL_CODES.contains(&page.command) {
+        refusal_codes(roff);
+    }
+
     roff.control("SH", ["EXAMPLES"]);
     for (what, line) in page.examples {
         roff.control("PP", []);
@@ -450,6 +454,27 @@ pub fn extra_sections(roff: &mut Roff, cmd: &Command, page: &Page, others: &[&st
     roff.control("nh", []);
     roff.text([roman(refs.join(", "))]);
     roff.control("hy", []);
+}
+
+/// The pages of the commands that judge a VM and can refuse it (`""`: the
+/// main page).
+const PAGES_WITH_REFUSAL_CODES: &[&str] = &["", "hook", "migrate", "check", "why-not", "audit"];
+
+/// REFUSAL CODES: each reason a refusal can give (the `reasons` of
+/// `--output json`), what it means and what fixes it.
+fn refusal_codes(roff: &mut Roff) {
+    roff.control("SH", ["REFUSAL CODES"]);
+    roff.text([roman(
+        "A refusal names each reason; --output json gives its code. \
+         When the answer cannot be known (no data for a node, an unknown model) \
+         it is unknown instead: the policy decides (default: allow with a warning, \
+         strict: refuse).",
+    )]);
+    for (code, means, fix) in crate::cpu::verdict::codes::REFUSAL_CODES {
+        roff.control("TP", []);
+        roff.text([bold(*code)]);
+        roff.text([roman(format!("{means} Fix: {fix}"))]);
+    }
 }
 
 /// The shipped configuration file, the source of `pve-cpuguard.conf(5)`.

@@ -5,6 +5,7 @@
 //! a false refusal is as much a bug as a false accept, so anything the data
 //! cannot decide is `Unknown` or a note, never a guess.
 
+pub mod codes;
 mod rules;
 
 use std::borrow::Cow;
