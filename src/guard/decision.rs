@@ -224,7 +224,7 @@ pub fn decide(
     }
 
     let mut accepting = Vec::new();
-    let mut cannot_start = Vec::new();
+    let mut cannot_start: Vec<(String, Vec<String>)> = Vec::new();
     // Other nodes matter for a refusal's explanation and for a start's
     // warning; an allowed live migration does not pay for them.
     let survey = !allow || matches!(movement, Movement::Start);
@@ -245,14 +245,18 @@ pub fn decide(
             && other.outcome == Outcome::Incompatible
             && name != target
         {
-            cannot_start.push(format!("{name} ({})", other.summary()));
+            note_node_by_reason(&mut cannot_start, name, other.summary());
         }
     }
     if allow && !cannot_start.is_empty() {
+        let groups: Vec<String> = cannot_start
+            .iter()
+            .map(|(why, nodes)| format!("{} ({why})", nodes.join(", ")))
+            .collect();
         warnings.push(format!(
             "CPU '{}' is above what some nodes offer; this VM cannot start on: {}",
             req.cpu,
-            cannot_start.join(", ")
+            groups.join("; ")
         ));
     }
 
@@ -526,6 +530,16 @@ impl Decision {
     }
 }
 
+/// Adds `node` to the group of nodes that gave the same reason (a reason
+/// that holds for half the cluster, such as "no usable KVM", is said once
+/// with its nodes, not once per node), keeping the order they came in.
+fn note_node_by_reason(groups: &mut Vec<(String, Vec<String>)>, node: &str, why: String) {
+    match groups.iter_mut().find(|(w, _)| *w == why) {
+        Some((_, nodes)) => nodes.push(node.to_string()),
+        None => groups.push((why, vec![node.to_string()])),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -665,6 +679,29 @@ mod tests {
             "{:?}",
             d.warnings
         );
+    }
+
+    /// Nodes that cannot start the VM for the same reason are named
+    /// together, the reason once: a start survey of a large cluster said
+    /// "no usable KVM …" (five lines) once per node without KVM.
+    #[test]
+    fn nodes_with_the_same_reason_share_one_mention() {
+        let mut f = fleet();
+        for name in ["d", "e"] {
+            f.upsert(FleetNode::known(
+                name,
+                cap("GenuineIntel", "x86-64-v3"),
+                Some(5),
+            ));
+        }
+        let d = start_on(&f, "a", "x86-64-v4");
+        let w = d
+            .warnings
+            .iter()
+            .find(|w| w.contains("cannot start on"))
+            .unwrap();
+        assert!(w.contains("cannot start on: b, d, e (missing flags"), "{w}");
+        assert_eq!(w.matches("missing flags").count(), 1, "{w}");
     }
 
     #[test]
