@@ -5,6 +5,7 @@ pub mod attach;
 pub mod audit;
 pub mod auto_attach;
 pub mod baseline;
+pub mod baseline_custom;
 pub mod check;
 pub mod generate;
 pub mod ha_rules;
