@@ -71,6 +71,10 @@ pub enum Command {
     /// write the record to DIR/nodes/NODE/pve-cpuguard.json, where every
     /// node's `scan` reads it from the cluster file system without SSH.
     ///
+    /// When this node is new, or its CPU capability dropped since its last
+    /// record (a BIOS setting, a microcode update), it says which VMs can
+    /// no longer start or live-migrate here.
+    ///
     /// Run at boot, hourly before the scan, and after a QEMU upgrade by the
     /// package. Exit 0 when written; 1 when the cluster file system is
     /// read-only (no quorum: the last published record stays); 2 on
