@@ -104,22 +104,22 @@ impl LeftOut {
         }
     }
 
-    /// Why, for people.
+    /// Why, for people (after one flag or a list of them).
     #[must_use]
     pub fn why(self) -> &'static str {
         match self {
-            LeftOut::Provided => "QEMU/KVM give them to every guest whatever the host CPU",
+            LeftOut::Provided => "given to every guest by QEMU/KVM, whatever the host CPU",
             LeftOut::Nested => {
-                "nested virtualization is a per-VM choice (`flags=+nested-virt` in a VM's cpu)"
+                "nested virtualization, a per-VM choice (`flags=+nested-virt` in a VM's cpu)"
             }
             LeftOut::MigrationBlocker => {
-                "QEMU refuses to live-migrate a guest with it (no TSC frequency is set)"
+                "QEMU refuses to live-migrate a guest that has it (no TSC frequency is set)"
             }
-            LeftOut::Pmu => "they need a guest PMU, which Proxmox VE does not give VMs",
+            LeftOut::Pmu => "a guest PMU is needed, which Proxmox VE does not give VMs",
             LeftOut::WindowsCet => {
-                "qemu-server turns them off for Windows 11 guests; the model would turn them on"
+                "qemu-server turns CET off for Windows 11 guests; the model would turn it on"
             }
-            LeftOut::Grammar => "Proxmox VE's flags grammar does not accept the name",
+            LeftOut::Grammar => "not accepted by Proxmox VE's flags grammar",
         }
     }
 }
