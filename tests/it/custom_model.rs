@@ -265,7 +265,9 @@ fn a_failing_pvesh_stale_data_and_bad_names() {
     ]);
     p.clear();
     let out = baseline(&c, &p, &["--apply"]).run().code(1);
-    out.stdout_has("Not added: not every node has fresh data (pve1: stale, pve2: stale)");
+    out.stdout_has(
+        "Not added: not every node has fresh data of what KVM gives (pve1: stale, pve2: stale)",
+    );
     assert!(p.calls().is_empty());
     for (name, says) in [("9x", "invalid custom model name '9x'"), ("a.b", "invalid")] {
         c.on("pve1", &["baseline", "--custom-model", name])
@@ -297,4 +299,29 @@ fn the_fake_pvesh_appends_what_it_is_given() {
     assert_eq!(done.code, 0, "{done:?}");
     let (_, m) = models(&c);
     assert_eq!(m.get("t").unwrap().flags.len(), 2);
+}
+
+/// A node judged from QEMU's emulator (`scan --probe tcg`) gives TCG's
+/// flags, not what KVM gives its guests: the model is shown, not added.
+#[test]
+fn a_node_known_only_from_qemus_tcg_answer_is_not_a_base_to_add() {
+    use pve_cpuguard::reach::kvm_probe::{self, Accel};
+    let c = Cluster::new(&[("pve1", ZEN3)]);
+    let mut info =
+        pve_cpuguard::reach::local::cpuinfo(&harness::data("qmp/pvm-epyc-cpuinfo.txt")).unwrap();
+    // A Proxmox VE node with KVM shows it (the recording machine did not).
+    info.flags.insert("svm");
+    let bytes = std::fs::read(harness::data("qmp/qemu-7.2-pvm-epyc-tcg.jsonl")).unwrap();
+    let view = kvm_probe::interpret(&bytes, b"", Accel::Tcg, "recorded").unwrap();
+    let now = pve_cpuguard::cache::now();
+    let rec = pve_cpuguard::cache::NodeRecord::new("pve1", "10.0.0.1", &info, None, now)
+        .with_kvm(Some(Ok(view)));
+    c.write_records([rec]);
+    let p = pvesh(&c);
+    let out = baseline(&c, &p, &["--apply"]).run().code(1);
+    out.stdout_has("Custom model custom-evc: ")
+        .stdout_lacks("under KVM")
+        .stdout_has("warning: pve1 judged from QEMU's emulator (TCG)")
+        .stdout_has("(pve1: QEMU's TCG answer, not KVM's)");
+    assert!(p.calls().is_empty());
 }

@@ -121,7 +121,15 @@ pub fn run(args: &BaselineArgs, cluster: &Cluster<'_>) -> Result<Part> {
         &model.reported_model,
         &model.flags_value(),
     );
-    let mut s = describe(&model, &judged, cluster, rules);
+    // A node judged from QEMU's emulator (`scan --probe tcg`) says what
+    // TCG gives, not KVM: its flags may be more than its guests get.
+    let tcg: Vec<&str> = cluster
+        .nodes
+        .iter()
+        .filter(|(_, c)| crate::cache::truth::view_name(c) == "tcg")
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let mut s = describe(&model, &judged, cluster, rules, &tcg);
     let mut code = ExitCode::Ok;
     let mut applied = false;
     let mut error = None;
@@ -129,7 +137,7 @@ pub fn run(args: &BaselineArgs, cluster: &Cluster<'_>) -> Result<Part> {
     let binary = &args.pvesh;
     let apply = args.apply && !args.dry_run;
     let command = shell_lines(binary, &argv);
-    let incomplete = !cluster.stale.is_empty() || !cluster.missing.is_empty();
+    let incomplete = !cluster.stale.is_empty() || !cluster.missing.is_empty() || !tcg.is_empty();
     if !judged.accepted {
         let why = "the verdict refuses it on some node (above)".to_string();
         say(&mut s, &format!("Not added: {why}."));
@@ -166,12 +174,17 @@ pub fn run(args: &BaselineArgs, cluster: &Cluster<'_>) -> Result<Part> {
             }
             Existing::Absent if apply && incomplete => {
                 let why = format!(
-                    "not every node has fresh data ({}); run `pve-cpuguard scan` first",
+                    "not every node has fresh data of what KVM gives ({}); run \
+                     `pve-cpuguard scan` first",
                     cluster
                         .stale
                         .iter()
                         .map(|n| format!("{n}: stale"))
                         .chain(cluster.missing.iter().map(|n| format!("{n}: no data")))
+                        .chain(
+                            tcg.iter()
+                                .map(|n| format!("{n}: QEMU's TCG answer, not KVM's"))
+                        )
                         .collect::<Vec<_>>()
                         .join(", ")
                 );
@@ -315,6 +328,7 @@ fn describe(
     judged: &Judged,
     cluster: &Cluster<'_>,
     rules: Rules,
+    tcg: &[&str],
 ) -> String {
     let mut s = String::new();
     let base = if model.named {
@@ -333,8 +347,9 @@ fn describe(
                 String::new()
             } else {
                 format!(
-                    " and {more} more flag{} every node gives under KVM",
-                    if more == 1 { "" } else { "s" }
+                    " and {more} more flag{} every node gives{}",
+                    if more == 1 { "" } else { "s" },
+                    if tcg.is_empty() { " under KVM" } else { "" }
                 )
             },
             if model.remove.is_empty() {
@@ -380,6 +395,16 @@ fn describe(
                 );
             }
         }
+    }
+    if !tcg.is_empty() {
+        say(
+            &mut s,
+            &format!(
+                "warning: {} judged from QEMU's emulator (TCG), which is not what KVM gives \
+                 guests: scan with --probe kvm",
+                tcg.join(", ")
+            ),
+        );
     }
     for w in &judged.warnings {
         s.push_str(&output::wrap(&format!("warning: {w}\n"), output::WIDTH));
