@@ -20,6 +20,7 @@ pub mod plan;
 pub mod proxlb_tags;
 pub mod publish;
 pub mod scan;
+pub mod shell_text;
 pub mod status;
 pub mod vm_context;
 pub mod why_not;
