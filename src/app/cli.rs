@@ -71,6 +71,10 @@ pub enum Command {
     /// write the record to DIR/nodes/NODE/pve-cpuguard.json, where every
     /// node's `scan` reads it from the cluster file system without SSH.
     ///
+    /// When this node is new, or its CPU capability dropped since its last
+    /// record (a BIOS setting, a microcode update), it says which VMs can
+    /// no longer start or live-migrate here.
+    ///
     /// Run at boot, hourly before the scan, and after a QEMU upgrade by the
     /// package. Exit 0 when written; 1 when the cluster file system is
     /// read-only (no quorum: the last published record stays); 2 on
@@ -85,9 +89,20 @@ pub enum Command {
     /// From the cache: the strict cluster level, the best named QEMU model
     /// every node supports (same vendor only), and the near misses.
     ///
-    /// Exit 0 from fresh data, 1 when stale or missing records were
-    /// involved, 3 when the cache holds no data.
-    Baseline(CacheArgs),
+    /// With --custom-model NAME, also a flag-level baseline (what EVC's
+    /// masks do): a cpu-models.conf section with that model as
+    /// `reported-model` and every further flag all nodes give under KVM,
+    /// judged by the verdict on every node (start, and live migration
+    /// between every two) before it is printed; --apply adds it through
+    /// `pvesh create /cluster/qemu/custom-cpu-models` (Proxmox VE 9.2 and
+    /// later), never changing another model.
+    ///
+    /// Exit 0 from fresh data (and a custom model accepted on every node,
+    /// added or already there), 1 when stale or missing records were
+    /// involved, or the custom model is refused somewhere, differs from
+    /// the one of that name in cpu-models.conf, or pvesh failed, 2 on
+    /// usage errors, 3 when the cache holds no data.
+    Baseline(BaselineArgs),
     /// Every VM of the cluster against every node, from the cache: where
     /// each could start and live-migrate to, and the VMs at risk.
     ///
@@ -295,6 +310,38 @@ pub struct PlanArgs {
     pub need: bool,
     #[command(flatten)]
     pub common: CheckSettings,
+}
+
+/// Arguments of `baseline`.
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    #[command(flatten)]
+    pub cache: CacheArgs,
+    /// Also print a custom CPU model NAME (used as `cpu: custom-NAME`):
+    /// the best named model every node runs plus every further flag all
+    /// nodes give under KVM, checked on every node.
+    #[arg(long, value_name = "NAME")]
+    pub custom_model: Option<String>,
+    /// Add the custom model with `pvesh create` (needs quorum); a model of
+    /// that name already in cpu-models.conf is never changed.
+    #[arg(long, requires = "custom_model")]
+    pub apply: bool,
+    /// Print exactly the `pvesh` call --apply would run, and run none.
+    #[arg(long, requires = "custom_model")]
+    pub dry_run: bool,
+    /// The Proxmox cluster file system, for
+    /// virtual-guest/cpu-models.conf [default: `pve_dir` in the
+    /// configuration file, else /etc/pve].
+    #[arg(long, env = "PVE_CPUGUARD_PVE_DIR", value_name = "DIR")]
+    pub pve_dir: Option<PathBuf>,
+    /// `pvesh`, which --apply runs.
+    #[arg(
+        long,
+        env = "PVE_CPUGUARD_PVESH",
+        default_value = "/usr/bin/pvesh",
+        value_name = "PATH"
+    )]
+    pub pvesh: PathBuf,
 }
 
 /// Arguments of `ha-rules`.

@@ -9,6 +9,7 @@ pub mod capability;
 pub mod cpuconf;
 pub mod cpudata;
 pub mod cpuinfo;
+pub mod custom_baseline;
 pub mod custom_models;
 pub mod fix;
 pub mod flags;

@@ -182,6 +182,58 @@ pub fn admitted(
         .collect())
 }
 
+/// What `publish` says of this node: the admission its new record makes
+/// (as a refresh of the cache would, [`crate::cache::admission::next`])
+/// against its own previous published record, judged over every node's
+/// published record with this node's new one.
+///
+/// A node without a previous record counts as new only when other nodes
+/// published theirs and it holds no VM: Proxmox VE lets only a node
+/// without guests join a cluster (`pvecm add`), so one with guests has
+/// merely not published before (pve-cpuguard was just installed). A
+/// previous record that cannot be read tells nothing: no admission.
+///
+/// # Errors
+/// Unreadable directories, a malformed `.vmlist` or `cpu-models.conf`.
+pub fn admitted_on_publish(
+    pve: &crate::pve::paths::PveDir,
+    new: &crate::cache::NodeRecord,
+    now: u64,
+) -> Result<Vec<Admitted>> {
+    use crate::cache::published::{self, Rejected};
+    let node = new.name.as_str();
+    let old = match published::load(pve.root(), node, now, u64::MAX) {
+        Ok(p) => Some(p.record),
+        Err(Rejected::Missing) => None,
+        Err(_) => return Ok(Vec::new()),
+    };
+    let (nodes, vms) = pve.scan_nodes()?;
+    let mut records = BTreeMap::new();
+    for n in nodes.iter().filter(|n| n.as_str() != node) {
+        if let Ok(p) = published::load(pve.root(), n, now, u64::MAX) {
+            records.insert(n.clone(), p.record);
+        }
+    }
+    let has_guests = vms.values().any(|n| n == node);
+    let others = !records.is_empty();
+    records.insert(node.to_string(), new.clone());
+    let Some(adm) = crate::cache::admission::next(
+        old.as_ref(),
+        new,
+        None,
+        others && (old.is_some() || !has_guests),
+        now,
+    ) else {
+        return Ok(Vec::new());
+    };
+    admitted(
+        pve,
+        &records,
+        &BTreeMap::from([(node.to_string(), adm)]),
+        now,
+    )
+}
+
 /// Puts each VM's running record (`crate::pve::running`) of the node its
 /// config is on into its entry: one directory listing per node, so VMs
 /// without a record cost nothing. A record that cannot be read is left

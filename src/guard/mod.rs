@@ -10,6 +10,7 @@ pub mod audit_input;
 pub(crate) mod audit_memo;
 pub mod chain;
 pub mod coverage;
+pub mod custom_model;
 pub mod decision;
 pub mod fleet;
 pub mod ha_rules;

@@ -4,6 +4,9 @@
 //! (not a Proxmox VE node, or older than 9.2 where the path is unknown)
 //! turns the second opinion off; any other problem is a warning for the
 //! caller, never a failure.
+//!
+//! Also the arguments that add a custom CPU model ([`create_model_args`]),
+//! which `baseline --custom-model NAME --apply` runs.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,6 +23,35 @@ pub const ARGS: [&str; 6] = [
     "--output-format",
     "json",
 ];
+
+/// Where Proxmox VE keeps custom CPU models in its API (pve-manager
+/// `PVE/API2/Cluster/Qemu.pm` mounts `CustomCPUModels.pm` there; 9.2 and
+/// later). Its `create` takes `cputype` (the `custom-` prefix optional),
+/// `reported-model` (required) and the other keys of a model, and refuses
+/// a name that exists ("custom CPU model '…' already exists"), under the
+/// file's lock.
+pub const CUSTOM_MODELS: &str = "/cluster/qemu/custom-cpu-models";
+
+/// The arguments after `pvesh` that add model `cputype` (`custom-NAME`)
+/// reporting `reported` with `flags` (`+a;-b`; left out when empty).
+/// Each value is one argument: nothing is ever split or run by a shell.
+#[must_use]
+pub fn create_model_args(cputype: &str, reported: &str, flags: &str) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "create",
+        CUSTOM_MODELS,
+        "--cputype",
+        cputype,
+        "--reported-model",
+        reported,
+    ]
+    .map(String::from)
+    .into();
+    if !flags.is_empty() {
+        args.extend(["--flags".to_string(), flags.to_string()]);
+    }
+    args
+}
 
 /// What `pvesh` said.
 #[derive(Debug, Clone)]

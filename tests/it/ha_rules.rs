@@ -369,3 +369,96 @@ fn a_host_vm_keeps_recovery_on_every_node() {
     f.run(&["ha-rules", "--apply"]).run().code(0);
     assert_eq!(f.ha.calls(), Vec::<Vec<String>>::new());
 }
+
+/// A node that joins (its record appears: an admission) and cannot start
+/// some HA-managed VMs stays out of their rules: the rules already
+/// applied keep it out (no call adds it), a VM that ran everywhere before
+/// gets a rule without it, and a VM that can start there gets none. The
+/// VMs `audit` flags `node-admission` for it are those kept off it.
+#[test]
+fn a_node_that_joins_stays_out_of_the_rules_of_the_vms_it_cannot_take() {
+    use pve_cpuguard::cache::{Cache, Update};
+    let mut f = fixture();
+    f.c.vm(105, "pve3", "cpu: kvm64\n");
+    std::fs::write(
+        f.c.pve().join("ha/resources.cfg"),
+        "vm: 100\n\tstate started\n\nvm: 101\n\tstate started\n\nvm: 102\n\tstate started\n\n\
+         vm: 104\n\tstate started\n\nvm: 105\n\tstate started\n",
+    )
+    .unwrap();
+    // The rules as `ha-rules --apply` left them before pve4.
+    f.rules(&(ours(&["pve1", "pve2"], "vm:100,vm:101") + &ours(&["pve2"], "vm:104")));
+    f.run(&["ha-rules", "--apply"]).run().code(0);
+    assert!(f.ha.calls().is_empty());
+    // pve4, a Sandy Bridge (x86-64-v2-AES), joins; the refresh admits it.
+    std::fs::create_dir_all(f.c.pve().join("nodes/pve4/qemu-server")).unwrap();
+    f.c.samples
+        .insert("pve4".into(), "hwloc-xeon-e5-2680-sandybridge-ep".into());
+    let now = pve_cpuguard::cache::now();
+    let updates: Vec<Update> =
+        f.c.samples
+            .iter()
+            .enumerate()
+            .map(|(i, (n, s))| {
+                Update::Scanned(Box::new(Cluster::record(
+                    n,
+                    &format!("10.0.0.{}", i + 1),
+                    s,
+                    now,
+                )))
+            })
+            .collect();
+    let next = Cache::load(&f.c.cache())
+        .unwrap()
+        .merge(None, &updates, now);
+    assert!(next.admissions["pve4"].is_new());
+    std::fs::write(f.c.cache(), next.to_json()).unwrap();
+
+    let audit = f.run(&["-o", "json", "audit"]).run().json();
+    let mut admitted: Vec<u64> = audit["vms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| {
+            v["flags"].as_array().unwrap().iter().any(|fl| {
+                fl["code"] == "node-admission"
+                    && fl["nodes"].as_array().unwrap().iter().any(|n| n == "pve4")
+            })
+        })
+        .map(|v| v["vmid"].as_u64().unwrap())
+        .collect();
+    admitted.sort_unstable();
+    assert_eq!(admitted, [100, 101, 102, 104, 106], "{audit}");
+
+    let out = f.run(&["ha-rules", "--apply"]).run().code(0);
+    assert_eq!(
+        f.ha.calls(),
+        [add("add", &["pve1", "pve2", "pve3"], "vm:102")],
+        "{}",
+        out.stdout
+    );
+    let j = f.run(&["-o", "json", "ha-rules", "--dry-run"]).run().json();
+    let rules = j["rules"].as_array().unwrap();
+    for vm in ["vm:100", "vm:101", "vm:102", "vm:104"] {
+        let rule = rules
+            .iter()
+            .find(|r| r["resources"].as_array().unwrap().iter().any(|x| x == vm))
+            .unwrap_or_else(|| panic!("no rule for {vm}: {j}"));
+        assert!(
+            !rule["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n == "pve4"),
+            "{vm}: {rule}"
+        );
+    }
+    assert!(
+        !rules.iter().any(|r| r["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x == "vm:105")),
+        "VM 105 starts on pve4 too: no rule: {j}"
+    );
+}

@@ -128,7 +128,19 @@ const OPTIONS: &[(&str, &[&[&str]])] = &[
         &[HERE, &["probe", "qemu", "probe-timeout", "output-file"]],
     ),
     ("status", &[&["cache", "config", "cache-max-age"]]),
-    ("baseline", &[&["cache", "config", "cache-max-age"]]),
+    (
+        "baseline",
+        &[&[
+            "cache",
+            "config",
+            "cache-max-age",
+            "custom-model",
+            "apply",
+            "dry-run",
+            "pve-dir",
+            "pvesh",
+        ]],
+    ),
     (
         "audit",
         &[
@@ -193,6 +205,7 @@ const PER_RUN: &[&str] = &[
     "set-cpu",
     "set-cpu-all",
     "need",
+    "custom-model",
 ];
 
 fn help(sub: &str, flag: &str) -> String {

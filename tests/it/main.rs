@@ -19,6 +19,7 @@ mod cfg2cmd;
 mod completions;
 mod config;
 mod coverage;
+mod custom_model;
 mod env_vars;
 mod faults;
 mod faults_cli;

@@ -604,3 +604,43 @@ fn publish_errors_name_the_file_and_exit_2() {
     assert_eq!(v["path"], record_path(&c, "pve1").display().to_string());
     assert_eq!(v["microcode"], "0x3c");
 }
+
+/// Admission at publish: a node whose capability dropped since its last
+/// record, or a new one, says which VMs can no longer start or
+/// live-migrate there; a node that merely publishes for the first time
+/// while it holds VMs (pve-cpuguard just installed) is not new.
+#[test]
+fn publish_says_which_vms_a_new_or_weaker_node_no_longer_takes() {
+    use crate::harness::cluster::Cluster;
+    let mut c = Cluster::new(&[("pve1", CASCADE), ("pve2", CASCADE), ("pve3", CASCADE)]);
+    c.vm(100, "pve1", "cpu: x86-64-v4\n")
+        .vm(101, "pve1", "cpu: x86-64-v3\n")
+        .vm(102, "pve2", "cpu: kvm64\n");
+    let publish = |node: &str, sample: &str, json: bool| {
+        let mut args = vec!["publish", "--probe", "off"];
+        if json {
+            args.extend(["-o", "json"]);
+        }
+        c.on(node, &args)
+            .env("PVE_CPUGUARD_CPUINFO", harness::cpuinfo(sample))
+            .run()
+            .code(0)
+    };
+    publish("pve1", CASCADE, false).stdout_lacks("Admission");
+    publish("pve2", CASCADE, false).stdout_lacks("Admission");
+    // pve2's firmware now hides AVX-512: it looks like a Haswell.
+    let out = publish("pve2", HASWELL, false);
+    out.stdout_has("Admission (this node is new, or its CPU capability dropped):")
+        .stdout_has("VM 100 can no longer start or live-migrate there");
+    let j = publish("pve2", HASWELL, true).json();
+    assert_eq!(j["admissions"], serde_json::json!([]), "no new drop: {j}");
+    // pve3 joins, without guests, a Sandy Bridge.
+    let j = publish("pve3", "hwloc-xeon-e5-2680-sandybridge-ep", true).json();
+    let a = &j["admissions"][0];
+    assert_eq!(
+        (&a["node"], &a["new"]),
+        (&"pve3".into(), &true.into()),
+        "{j}"
+    );
+    assert_eq!(a["vms"], serde_json::json!([100, 101]));
+}

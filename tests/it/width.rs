@@ -83,6 +83,8 @@ fn every_line_of_every_command_fits_100_columns() {
         vec!["hook", "101", "pre-start"],
         vec!["check", "999"],
         vec!["audit", "--finding", "nonsense"],
+        vec!["baseline", "--custom-model", "evc"],
+        vec!["baseline", "--custom-model", "evc", "--dry-run"],
     ];
     for args in &runs {
         let done = c
@@ -108,6 +110,57 @@ fn every_line_of_every_command_fits_100_columns() {
             .env("PVE_MIGRATED_FROM", from)
             .run();
         check_width(&format!("hook from {from}"), &done.stderr, &mut bad);
+    }
+    // The custom model on clusters of one vendor (the diverse one mixes
+    // them, so no model is built there), the newest CPUs together for the
+    // longest flag list. A cpu-models.conf section's `flags` line is one
+    // line by the file's format, copied into the file as it is, like
+    // metrics' lines: it alone may be wider (its command form fits).
+    for nodes in [
+        &[
+            ("pve1", "archspec-linux-unknown-sapphirerapids"),
+            ("pve2", "hwloc-core-i7-1370p-raptorlake"),
+        ][..],
+        &[
+            ("pve1", "archspec-linux-rocky8.5-zen4"),
+            ("pve2", "util-linux-epyc-7451-naples"),
+        ],
+        &[
+            ("pve1", "hwloc-xeon-silver-4108-skylake-sp"),
+            ("pve2", "hwloc-qemu-guest-qemu64"),
+        ],
+    ] {
+        let c = Cluster::new(nodes);
+        let pvesh = Recorder::new(c.dir.path(), "pvesh", "");
+        for extra in [&[][..], &["--dry-run"], &["--apply"]] {
+            // The longest name Proxmox VE takes.
+            let mut args = vec![
+                "baseline",
+                "--custom-model",
+                "a-long-model-name-of-33-character",
+            ];
+            args.extend(extra);
+            let done = c
+                .on("pve1", &args)
+                .env("PVE_CPUGUARD_PVESH", &pvesh.program)
+                .run();
+            let what = format!("{} on {nodes:?}", args.join(" "));
+            assert!(
+                done.stdout
+                    .contains("\nCustom model custom-a-long-model-name-of-33-character: "),
+                "{what}: {}{}",
+                done.stdout,
+                done.stderr
+            );
+            let text: String = done
+                .stdout
+                .lines()
+                .filter(|l| !l.starts_with("\tflags "))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            check_width(&format!("{what} (stdout)"), &text, &mut bad);
+            check_width(&format!("{what} (stderr)"), &done.stderr, &mut bad);
+        }
     }
     assert!(
         bad.is_empty(),

@@ -1,11 +1,13 @@
-//! `pve-cpuguard baseline`: what every node can give a VM, from the cache.
+//! `pve-cpuguard baseline`: what every node can give a VM, from the cache;
+//! with `--custom-model NAME`, also the custom CPU model of the cluster
+//! ([`super::baseline_custom`]).
 
 use std::fmt::Write as _;
 
 use serde_json::json;
 
-use crate::app::cli::CacheArgs;
-use crate::app::commands::node_list;
+use crate::app::cli::BaselineArgs;
+use crate::app::commands::{baseline_custom, node_list};
 use crate::app::output::{self, Format};
 use crate::cache::{self, truth, Cache};
 use crate::cpu::baseline;
@@ -14,10 +16,11 @@ use crate::error::{ExitCode, Result};
 /// Runs `baseline`.
 ///
 /// # Errors
-/// A cache file that exists but cannot be read.
-pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
-    let (conf, cache_path) = args.resolve()?;
-    let max_age = args.max_age(&conf);
+/// A cache file that exists but cannot be read; for a custom model, see
+/// [`baseline_custom::run`].
+pub fn run(args: &BaselineArgs, format: Format) -> Result<ExitCode> {
+    let (conf, cache_path) = args.cache.resolve()?;
+    let max_age = args.cache.max_age(&conf);
     let (cache, problem) = Cache::load_lenient(&cache_path)?;
     let now = cache::now();
     let nodes: Vec<(String, crate::cpu::capability::Capability)> = cache
@@ -34,6 +37,26 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
         ExitCode::Ok
     } else {
         ExitCode::Refused
+    };
+    let custom = match &args.custom_model {
+        Some(_) => {
+            let missing: Vec<String> = missing.iter().map(|s| (*s).clone()).collect();
+            Some(baseline_custom::run(
+                args,
+                &baseline_custom::Cluster {
+                    nodes: &nodes,
+                    baseline: &b,
+                    stale: &stale,
+                    missing: &missing,
+                },
+            )?)
+        }
+        None => None,
+    };
+    // The cache's own verdict first (no data, stale data), then the model's.
+    let code = match (&custom, code) {
+        (Some(part), ExitCode::Ok) => part.code,
+        _ => code,
     };
     if format == Format::Json {
         output::print_json(&json!({
@@ -54,6 +77,7 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
             "stale_nodes": stale,
             "nodes_without_data": missing,
             "oldest_data_age_seconds": cache.nodes.values().map(|r| r.age(now)).max(),
+            "custom_model": custom.as_ref().map(|p| &p.json),
         }))?;
         return Ok(code);
     }
@@ -71,6 +95,9 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
             cache_path.display()
         );
         output::print_wrapped(&s)?;
+        if let Some(part) = &custom {
+            output::print(&part.text)?;
+        }
         return Ok(code);
     }
     let _ = writeln!(s, "{}", node_list::cluster_line(b.level));
@@ -136,5 +163,10 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
         );
     }
     output::print_wrapped(&s)?;
+    // Wrapped already where it is prose; the section and the command keep
+    // their lines.
+    if let Some(part) = &custom {
+        output::print(&part.text)?;
+    }
     Ok(code)
 }

@@ -281,6 +281,10 @@ pub const PAGES: &[Page] = &[
                 "Raising the baseline after the last old server is gone:",
                 "pve-cpuguard plan --remove-node old1 --set-cpu-all x86-64-v3",
             ),
+            (
+                "Or to the flags every node has, as a custom model (see pve-cpuguard-baseline(1)):",
+                "pve-cpuguard plan --set-cpu-all custom-evc",
+            ),
             ("What a server to buy must offer:", "pve-cpuguard plan --need"),
         ],
     },
@@ -302,16 +306,30 @@ pub const PAGES: &[Page] = &[
     Page {
         command: "baseline",
         environment: &[],
-        files: &[CACHE, CONF],
+        files: &[
+            CACHE,
+            CPU_MODELS,
+            (
+                "/usr/bin/pvesh",
+                "Proxmox VE's API tool, which --apply runs to add the custom model.",
+            ),
+            CONF,
+        ],
         exit: &[
-            (0, "From fresh data."),
-            (1, "Stale or missing records were involved."),
+            (0, "From fresh data; with --custom-model, accepted on every node (and added, or there already)."),
+            (
+                1,
+                "Stale or missing records were involved; or the custom model is refused on some node, differs from the one of that name in cpu-models.conf, or pvesh failed.",
+            ),
             EXIT_USAGE,
             (3, "The cache holds no data (run scan)."),
         ],
         examples: &[
             ("The CPU type every node supports:", "pve-cpuguard baseline"),
             ("For a script:", "pve-cpuguard baseline -o json"),
+            ("The cluster's own custom model, checked:", "pve-cpuguard baseline --custom-model evc"),
+            ("The pvesh call that would add it:", "pve-cpuguard baseline --custom-model evc --dry-run"),
+            ("Add it, then see what moving every VM to it gives:", "pve-cpuguard baseline --custom-model evc --apply; pve-cpuguard plan --set-cpu-all custom-evc"),
         ],
     },
     Page {

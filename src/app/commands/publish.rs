@@ -6,6 +6,10 @@
 //! Without quorum pmxcfs refuses writes (EACCES); a read-only mount gives
 //! EROFS. Either is a warning and exit 1: the last published record stays
 //! where it is, and the other nodes fall back to SSH once it is stale.
+//!
+//! When this node is new, or its capability dropped since its last record
+//! (a BIOS setting, a microcode update), it says which VMs can no longer
+//! start or live-migrate here (admission, as `scan` says it).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -15,11 +19,13 @@ use serde_json::json;
 
 use crate::app::cli::PublishArgs;
 use crate::app::commands::node_list;
+use crate::app::commands::scan::admission_line;
 use crate::app::output::{self, Format};
 use crate::cache::published::{self, MAX_SIZE};
 use crate::cache::{self, NodeRecord};
 use crate::conf::config::Config;
 use crate::error::{Error, ExitCode, Result};
+use crate::guard::audit_input::{admitted_on_publish, Admitted};
 use crate::pve::{cluster, paths};
 use crate::reach::kvm_probe::{self, ProbeOptions};
 use crate::reach::ssh::Answer;
@@ -112,6 +118,21 @@ pub fn write_record_to(
     Ok((path, bytes.len()))
 }
 
+/// The admission section of the text (JSON has it as `admissions`).
+fn print_admitted(admitted: &[Admitted], format: Format) -> Result<()> {
+    if admitted.is_empty() || format == Format::Json {
+        return Ok(());
+    }
+    let mut t = String::from("Admission (this node is new, or its CPU capability dropped):\n");
+    for a in admitted {
+        t.push_str(&output::wrap(
+            &format!("  {}\n", admission_line(a)),
+            output::WIDTH,
+        ));
+    }
+    output::print(&t)
+}
+
 /// This node's name: `--node`, else `.members` `nodename` (what pmxcfs
 /// calls it), else the host name's first label.
 fn node_name(given: Option<&str>, pve_dir: &Path) -> Result<String> {
@@ -158,9 +179,35 @@ pub fn run(args: &PublishArgs, format: Format) -> Result<ExitCode> {
     });
     let answer = Answer { info, kernel, kvm };
     let now = cache::now();
-    let written = write_record_to(&pve_dir, &node, &answer, now, args.output_file.as_deref());
     let rec = NodeRecord::new(&node, "local", &answer.info, answer.kernel.clone(), now)
         .with_kvm(answer.kvm.clone());
+    // Judged against the record in place, so before it is replaced; a
+    // record written elsewhere (--output-file) joins no cluster yet.
+    let mut warnings = Vec::new();
+    let admitted = if args.output_file.is_none() {
+        admitted_on_publish(&paths::PveDir::new(&pve_dir), &rec, now).unwrap_or_else(|e| {
+            warnings.push(format!(
+                "cannot tell which VMs this node no longer takes: {e}"
+            ));
+            Vec::new()
+        })
+    } else {
+        Vec::new()
+    };
+    let written = write_record_to(&pve_dir, &node, &answer, now, args.output_file.as_deref());
+    // Said once the cluster has the new record (a failed write changes
+    // nothing there; the next publish says it).
+    let admitted = if written.is_ok() {
+        admitted
+    } else {
+        Vec::new()
+    };
+    for a in &admitted {
+        syslog::log(
+            Severity::Warning,
+            &format!("publish: {}", admission_line(a)),
+        );
+    }
     let level = node_list::level_of(&rec);
     let qemu = rec.kvm.as_ref().map(kvm_probe::QemuReport::describe);
     let path = args
@@ -183,7 +230,14 @@ pub fn run(args: &PublishArgs, format: Format) -> Result<ExitCode> {
             "microcode": rec.cpu.microcode,
             "qemu": qemu,
             "kvm_error": rec.kvm_error,
+            "admissions": admitted,
         }))?;
+    }
+    for w in &warnings {
+        eprintln!(
+            "{}",
+            output::for_stderr(&format!("pve-cpuguard: warning: {w}"))
+        );
     }
     if let Some(e) = &rec.kvm_error {
         eprintln!(
@@ -208,6 +262,7 @@ pub fn run(args: &PublishArgs, format: Format) -> Result<ExitCode> {
                     qemu.as_deref().unwrap_or("no QEMU answer"),
                 ))?;
             }
+            print_admitted(&admitted, format)?;
             Ok(ExitCode::Ok)
         }
         Err(e @ PublishError::ReadOnly { .. }) => {
