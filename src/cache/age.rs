@@ -72,7 +72,10 @@ mod tests {
         assert_eq!(time_problem(now - 72_000, now, 7200), None);
         let e = time_problem(0, now, 7200).unwrap();
         assert!(
-            e.starts_with("record: more than 10 times the staleness limit (cache_max_age 2h 0m)"),
+            e.starts_with(
+                "record: older than cache_max_age (2h 0m), and more than 10 times the staleness \
+                 limit"
+            ),
             "{e}"
         );
         assert!(time_problem(5, u64::MAX, 0).is_some(), "no overflow");

@@ -153,8 +153,8 @@ impl Freshness {
                     format!("older than cache_max_age ({})", human_age(*max))
                 }
                 StaleWhy::Ancient(max) => format!(
-                    "more than {ANCIENT_FACTOR} times the staleness limit (cache_max_age {}): \
-                     refreshes seem to have stopped",
+                    "older than cache_max_age ({}), and more than {ANCIENT_FACTOR} times the \
+                     staleness limit: refreshes seem to have stopped",
                     human_age(*max)
                 ),
                 StaleWhy::Future(ahead) => format!(
@@ -173,6 +173,22 @@ impl Freshness {
                 format!("never scanned (last attempt: {e})")
             }
         })
+    }
+
+    /// [`Freshness::why`] without what is the node's own (its error, its
+    /// date), for grouping nodes: `older than cache_max_age (2h 0m)`,
+    /// `last refresh failed`; `None` when fresh.
+    #[must_use]
+    pub fn kind(&self) -> Option<String> {
+        match self {
+            Freshness::Stale {
+                why: StaleWhy::Future(_),
+                ..
+            } => Some("dated in the future (clock skew between nodes?)".into()),
+            Freshness::RefreshFailed { .. } => Some("last refresh failed".into()),
+            Freshness::NeverScanned { .. } => Some("never scanned".into()),
+            _ => self.why(),
+        }
     }
 
     /// What to do about it, when something can be done.

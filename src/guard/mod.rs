@@ -18,3 +18,4 @@ pub mod plan;
 pub mod proxlb;
 pub mod refusals;
 pub mod rollout;
+pub mod scope;

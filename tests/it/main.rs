@@ -36,6 +36,7 @@ mod man;
 mod metrics;
 mod migrate_refresh;
 mod next_steps;
+mod one_age;
 mod one_policy;
 mod package;
 mod parsers_never_panic;
