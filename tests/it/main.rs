@@ -36,6 +36,7 @@ mod man;
 mod metrics;
 mod migrate_refresh;
 mod next_steps;
+mod no_kvm;
 mod one_age;
 mod one_policy;
 mod package;

@@ -1,8 +1,9 @@
 //! Every line of every command's text output, errors and notes included,
 //! fits 100 columns (issue 23), on a cluster as diverse as the samples
 //! allow: each x86 sample a node, VMs of every kind of CPU, a never-scanned
-//! node. `metrics` is left out: its lines are Prometheus's format (a
-//! `# HELP` line is one line by definition), read by a machine.
+//! node; `inspect` also on every sample with virtualisation off. `metrics`
+//! is left out: its lines are Prometheus's format (a `# HELP` line is one
+//! line by definition), read by a machine.
 
 use crate::harness;
 use crate::harness::cluster::Cluster;
@@ -101,6 +102,20 @@ fn every_line_of_every_command_fits_100_columns() {
             .run();
         check_width(&format!("inspect {s}"), &done.stdout, &mut bad);
         check_width(&format!("inspect {s} (stderr)"), &done.stderr, &mut bad);
+    }
+    // inspect on every sample with virtualisation off.
+    let off = tempfile::tempdir().unwrap();
+    for s in harness::all_samples() {
+        let path = harness::without_kvm(&s, off.path());
+        let done = Run::new(["inspect"])
+            .env("PVE_CPUGUARD_CPUINFO", &path)
+            .run();
+        check_width(&format!("inspect {s} without KVM"), &done.stdout, &mut bad);
+        check_width(
+            &format!("inspect {s} without KVM (stderr)"),
+            &done.stderr,
+            &mut bad,
+        );
     }
     for from in ["pve2", "pve3", "pve5"] {
         let done = c

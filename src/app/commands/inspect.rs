@@ -19,6 +19,8 @@ use crate::error::{ExitCode, Result};
 use crate::pve::custom_models::CustomModels;
 use crate::reach::kvm_probe::{self, ProbeOptions, QemuReport};
 
+use super::inspect_no_kvm::WithKvm;
+
 /// The KVM side of `inspect --probe`.
 struct KvmSide {
     view: QemuReport,
@@ -27,7 +29,7 @@ struct KvmSide {
     disagreement: Disagreement,
 }
 
-fn judge_all(cap: &Capability) -> Vec<(String, Verdict)> {
+pub(super) fn judge_all(cap: &Capability) -> Vec<(String, Verdict)> {
     let none = CustomModels::default();
     models::proxmox_cpu_types()
         .into_iter()
@@ -99,6 +101,10 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
         ExitCode::Ok
     };
     let types = judge_all(&t.capability);
+    // No KVM: one reason for the node, and what it would offer with KVM.
+    let with_kvm = matches!(lvl.floor, level::Floor::NoKvm)
+        .then(|| WithKvm::of(&info))
+        .flatten();
     let cpuinfo_types = if kvm.is_some() {
         judge_all(&cap)
     } else {
@@ -132,6 +138,7 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
                 "unknown": v.unknown,
             })).collect::<Vec<_>>(),
             "data": cpudata::provenance(),
+            "with_kvm": with_kvm.as_ref().map(WithKvm::to_json),
         });
         if let Some(k) = &kvm {
             let mut view = kvm_probe::to_json(&k.view);
@@ -177,12 +184,19 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
         .filter(|(_, v)| v.outcome == Outcome::Compatible)
         .count();
     let _ = writeln!(s, "Summary:    {} {}", info.vendor, info.model_name);
-    let _ = writeln!(
-        s,
-        "            level {} (view: {answer_view}); {runs} of {} Proxmox CPU types start here",
-        t.level_name(),
-        answer.len()
-    );
+    match &with_kvm {
+        Some(w) => {
+            let _ = writeln!(s, "            {}", w.summary_line());
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "            level {} (view: {answer_view}); {runs} of {} Proxmox CPU types start here",
+                t.level_name(),
+                answer.len()
+            );
+        }
+    }
     let _ = writeln!(s);
     let _ = writeln!(s, "CPU:        {} ({})", info.model_name, info.vendor);
     if let (Some(f), Some(m)) = (info.family, info.model) {
@@ -213,7 +227,7 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
     if let Some((next, missing)) = lvl.next.as_ref().filter(|(_, m)| !m.is_empty()) {
         let _ = writeln!(s, "Next level: {next} needs {}", missing.join(", "));
     }
-    if !lvl.floor_met {
+    if !lvl.floor_met && with_kvm.is_none() {
         if let Some((_, v)) = types.iter().find(|(n, _)| n == "kvm64") {
             let _ = writeln!(
                 s,
@@ -222,12 +236,17 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
             );
         }
     }
+    if let Some(w) = &with_kvm {
+        w.write(&mut s, &info.vendor);
+    }
     if let Some(k) = &kvm {
         write_kvm(&mut s, k);
     }
     let width = types.iter().map(|(n, _)| n.len()).max().unwrap_or(10);
     let mut foreign = BTreeSet::new();
     match &kvm {
+        // Said above: what it would run with KVM, not why each type fails.
+        _ if with_kvm.is_some() => {}
         None => {
             let _ = writeln!(s, "\nProxmox CPU types ({}):", cpudata::provenance());
             for (name, v) in &types {
@@ -320,7 +339,7 @@ fn write_kvm(s: &mut String, k: &KvmSide) {
 }
 
 /// `yes`, `no: missing a, b`, or `unknown: why`.
-fn summary(v: &Verdict) -> String {
+pub(super) fn summary(v: &Verdict) -> String {
     match v.outcome {
         Outcome::Compatible if v.notes.is_empty() => "yes".into(),
         Outcome::Compatible => format!("yes ({})", v.notes.join("; ")),

@@ -11,6 +11,7 @@ pub mod ha_rules;
 pub mod hook;
 pub mod hook_running;
 pub mod inspect;
+mod inspect_no_kvm;
 pub mod manual;
 pub mod metrics;
 pub mod migrate;
