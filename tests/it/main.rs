@@ -43,6 +43,7 @@ mod package;
 mod parsers_never_panic;
 mod pipes;
 mod plan;
+mod probe_once;
 mod proxlb_tags;
 mod publish;
 mod pvestatd;

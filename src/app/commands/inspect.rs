@@ -5,7 +5,6 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use serde_json::json;
 
@@ -14,20 +13,13 @@ use crate::app::output::{self, Format};
 use crate::cache::{self, truth, NodeRecord};
 use crate::cpu::capability::{Capability, Disagreement};
 use crate::cpu::verdict::{self, Outcome, Question, Verdict};
-use crate::cpu::{cpudata, cpuinfo, level, models, requirement};
+use crate::cpu::{cpudata, level, models, requirement};
 use crate::error::{ExitCode, Result};
 use crate::pve::custom_models::CustomModels;
-use crate::reach::kvm_probe::{self, ProbeOptions, QemuReport};
+use crate::reach::kvm_probe;
 
 use super::inspect_no_kvm::WithKvm;
-
-/// The KVM side of `inspect --probe`.
-struct KvmSide {
-    view: QemuReport,
-    level: level::Level,
-    types: Vec<(String, Verdict)>,
-    disagreement: Disagreement,
-}
+use super::inspect_probe::{self, KvmSide};
 
 pub(super) fn judge_all(cap: &Capability) -> Vec<(String, Verdict)> {
     let none = CustomModels::default();
@@ -41,31 +33,6 @@ pub(super) fn judge_all(cap: &Capability) -> Vec<(String, Verdict)> {
         .collect()
 }
 
-fn kvm_side(
-    args: &InspectArgs,
-    info: &cpuinfo::CpuInfo,
-    cap: &Capability,
-) -> Result<Option<KvmSide>> {
-    let Some(accel) = args.probe else {
-        return Ok(None);
-    };
-    let opts = ProbeOptions {
-        qemu: args.qemu.clone(),
-        timeout: Duration::from_secs(args.probe_timeout),
-        ..ProbeOptions::new(accel)
-    };
-    let view = kvm_probe::probe_local(&opts)?;
-    let kcap = Capability::from_qemu_report(&view, Some(info));
-    let all = cpudata::index().feature_names();
-    let disagreement = Disagreement::between(cap.features(), |f| kcap.has(f), &all);
-    Ok(Some(KvmSide {
-        level: level::of(&kcap),
-        types: judge_all(&kcap),
-        view,
-        disagreement,
-    }))
-}
-
 /// Runs `inspect`.
 ///
 /// # Errors
@@ -73,7 +40,7 @@ fn kvm_side(
 pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
     let info = crate::reach::local::cpuinfo(&args.cpuinfo.cpuinfo)?;
     let cap = Capability::from_cpuinfo(&info);
-    let kvm = kvm_side(args, &info, &cap)?;
+    let kvm = KvmSide::probe(args, &info, &cap)?;
     // The one answer ([`truth`]): QEMU's, asked now or recorded by the last
     // scan of this node (while its flags are unchanged), else /proc/cpuinfo.
     let t = match &kvm {
@@ -221,7 +188,8 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
             let _ = writeln!(s, "Level:      {floor} (view: {})", t.view());
         }
     }
-    for n in &t.notes {
+    // With a probe, where the views disagree is said once, below.
+    for n in t.notes.iter().filter(|_| kvm.is_none()) {
         let _ = writeln!(s, "  note: {n}");
     }
     if let Some((next, missing)) = lvl.next.as_ref().filter(|(_, m)| !m.is_empty()) {
@@ -240,7 +208,7 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
         w.write(&mut s, &info.vendor);
     }
     if let Some(k) = &kvm {
-        write_kvm(&mut s, k);
+        inspect_probe::write_kvm(&mut s, k, &lvl, &cap);
     }
     let width = types.iter().map(|(n, _)| n.len()).max().unwrap_or(10);
     let mut foreign = BTreeSet::new();
@@ -256,16 +224,26 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
         Some(k) => {
             let _ = writeln!(
                 s,
-                "\nProxmox CPU types ({}), {}; [cpuinfo: …] where /proc/cpuinfo says otherwise:",
+                "\nProxmox CPU types ({}), {}; [cpuinfo: yes|no] where /proc/cpuinfo alone \
+                 answers otherwise (why: Disagree above):",
                 cpudata::provenance(),
                 k.view.describe()
             );
             for ((name, kv), (_, cv)) in k.types.iter().zip(&cpuinfo_types) {
-                let (ks, cs) = (listed(kv, &mut foreign), listed(cv, &mut foreign));
-                if kv.outcome == cv.outcome && kv.missing_flags() == cv.missing_flags() {
-                    let _ = writeln!(s, "  {name:<width$}  {ks}");
-                } else {
-                    let _ = writeln!(s, "  {name:<width$}  {ks}  [cpuinfo: {cs}]");
+                // The views' disagreement is said once above, not again
+                // for the features of each type.
+                let mut kv = kv.clone();
+                kv.notes.retain(|n| !Disagreement::is_note(n));
+                let ks = listed(&kv, &mut foreign);
+                // Only the other answer: its reasons are the differences
+                // said once above, not again for every type (issue 23).
+                match inspect_probe::other_answer(&kv, cv) {
+                    None => {
+                        let _ = writeln!(s, "  {name:<width$}  {ks}");
+                    }
+                    Some(cs) => {
+                        let _ = writeln!(s, "  {name:<width$}  {ks}  [cpuinfo: {cs}]");
+                    }
                 }
             }
         }
@@ -301,41 +279,6 @@ fn listed(v: &Verdict, foreign: &mut BTreeSet<String>) -> String {
     v.notes.retain(|n| !n.ends_with(&own));
     foreign.insert(vendor.to_string());
     format!("{} *", summary(&v))
-}
-
-/// The KVM view block of the text output.
-fn write_kvm(s: &mut String, k: &KvmSide) {
-    let v = &k.view;
-    let package = if v.qemu_package.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", v.qemu_package)
-    };
-    let label = v.accel.label();
-    let _ = writeln!(
-        s,
-        "\n{label} view:   QEMU {}{package} under {label}: {} CPU features, {} models",
-        v.qemu_version,
-        v.host_features.len(),
-        v.models.len()
-    );
-    if k.level.floor_met {
-        let _ = writeln!(s, "Level ({label}): {}", k.level.name);
-    } else if let Some((_, v)) = k.types.iter().find(|(n, _)| n == "kvm64") {
-        let _ = writeln!(
-            s,
-            "Level ({label}): none: kvm64 (Proxmox's default CPU type) cannot start here: {}",
-            summary(v)
-        );
-    }
-    let notes = k.disagreement.notes(label);
-    if notes.is_empty() {
-        let _ = writeln!(s, "Disagree:   nothing (both views give the same features)");
-    }
-    for (i, n) in notes.iter().enumerate() {
-        let head = if i == 0 { "Disagree:" } else { "" };
-        let _ = writeln!(s, "{head:<11} {n}");
-    }
 }
 
 /// `yes`, `no: missing a, b`, or `unknown: why`.
