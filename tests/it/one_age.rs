@@ -242,3 +242,41 @@ fn with_every_node_scanned_the_baseline_is_said() {
         .run()
         .stdout_has("\nCluster CPU type: x86-64-v3\n\n");
 }
+
+/// `inspect`, when this node's recorded QEMU answer decides, says how old
+/// that record is in the words of `status`.
+#[test]
+fn inspect_says_the_age_of_the_record_whose_qemu_answer_decides() {
+    use pve_cpuguard::reach::kvm_probe::{self, Accel};
+    let c = Cluster::new(&[("pve1", "hwloc-xeon-silver-4108-skylake-sp")]);
+    let cpuinfo = crate::harness::data("qmp/pvm-epyc-cpuinfo.txt");
+    let info = pve_cpuguard::reach::local::cpuinfo(&cpuinfo).unwrap();
+    let transcript =
+        std::fs::read(crate::harness::data("qmp/qemu-7.2-pvm-epyc-kvm.jsonl")).unwrap();
+    let answer = kvm_probe::interpret(&transcript, b"", Accel::Kvm, "recorded").unwrap();
+    let then = pve_cpuguard::cache::now() - DAYS_3;
+    let rec = pve_cpuguard::cache::NodeRecord::new("pve1", "10.0.0.1", &info, None, then)
+        .with_kvm(Some(Ok(answer)));
+    c.write_records([rec]);
+    let status = c.on("pve1", &["status", "-o", "json"]).run().json();
+    let why = node(&status["nodes"], "pve1")["freshness"]["why"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let text = c
+        .on("pve1", &["inspect"])
+        .env("PVE_CPUGUARD_CPUINFO", &cpuinfo)
+        .run();
+    text.stdout_has("(view: kvm)").stdout_has(&format!(
+        "from this node's record: scanned 3d 0h ago, STALE: {why}"
+    ));
+    let j = c
+        .on("pve1", &["inspect", "-o", "json"])
+        .env("PVE_CPUGUARD_CPUINFO", &cpuinfo)
+        .run()
+        .json();
+    assert_eq!(j["freshness"]["why"], why.as_str(), "{j}");
+    // Judged from /proc/cpuinfo alone, no record is involved.
+    let plain = c.on("pve1", &["inspect", "-o", "json"]).run().json();
+    assert_eq!(plain["freshness"], Value::Null);
+}

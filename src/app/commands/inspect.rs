@@ -43,6 +43,9 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
     let kvm = KvmSide::probe(args, &info, &cap)?;
     // The one answer ([`truth`]): QEMU's, asked now or recorded by the last
     // scan of this node (while its flags are unchanged), else /proc/cpuinfo.
+    // The record's age and staleness when its QEMU answer decided: how
+    // current that answer is, in the words of `status`.
+    let mut recorded = None;
     let t = match &kvm {
         Some(k) => {
             let rec = NodeRecord::new("local", "local", &info, None, 0)
@@ -53,11 +56,20 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
             let pve_dir = args.pve_dir.clone().unwrap_or_else(|| "/etc/pve".into());
             let node = crate::pve::paths::local_node(args.node.as_deref(), &pve_dir);
             // flag > variable > configuration file > default, as everywhere.
-            let (_, path) = args.cache.resolve()?;
+            let (conf, path) = args.cache.resolve()?;
             let rec = cache::Cache::load_lenient(&path)
                 .ok()
                 .and_then(|(c, _)| c.nodes.get(&node).cloned());
-            truth::of_local(&info, rec.as_ref())
+            let t = truth::of_local(&info, rec.as_ref());
+            if let Some(r) = rec.filter(|_| t.view() != "cpuinfo") {
+                // inspect takes no --cache-max-age: variable > file > default.
+                let given = std::env::var("PVE_CPUGUARD_CACHE_MAX_AGE")
+                    .ok()
+                    .and_then(|v| crate::conf::config::duration_arg(&v).ok());
+                let max_age = crate::conf::settings::cache_max_age(given, &conf).as_secs();
+                recorded = Some((r.freshness(cache::now(), max_age), r.source));
+            }
+            t
         }
     };
     let lvl = t.level.clone();
@@ -92,6 +104,7 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
             "level_floor_met": lvl.floor_met,
             "view": t.view(),
             "notes": t.notes,
+            "freshness": recorded.as_ref().map(|(f, _)| f),
             "level_floor": lvl.floor.code(),
             "next_level": lvl.next.as_ref().map(|(n, m)| json!({"name": n, "missing": m})),
             "phys_bits": info.phys_bits,
@@ -189,6 +202,13 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
         }
     }
     // With a probe, where the views disagree is said once, below.
+    if let Some((f, via)) = &recorded {
+        let _ = writeln!(
+            s,
+            "  from this node's record: {}",
+            super::node_list::freshness_text(f, via.as_deref())
+        );
+    }
     for n in t.notes.iter().filter(|_| kvm.is_none()) {
         let _ = writeln!(s, "  note: {n}");
     }
