@@ -207,6 +207,9 @@ fn no_baseline_or_type_for_every_node_is_claimed_while_nodes_were_never_scanned(
             .code(1)
             .stdout_has("Cluster CPU type: unknown\nnote: no baseline while pve3 was never scanned; x86-64-v3 on the 2 nodes scanned");
     }
+    c.on("pve1", &["status"])
+        .run()
+        .stdout_has("  pve3 (10.0.0.3): never scanned (last attempt: ssh: connection refused)");
     let j = c.on("pve1", &["status", "-o", "json"]).run().json();
     assert_eq!(j["cluster_cpu_type"], Value::Null, "{j}");
     assert_eq!(

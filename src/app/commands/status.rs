@@ -86,12 +86,13 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
     if !cache.unscanned.is_empty() {
         let _ = writeln!(s, "\nNodes without data (not included above):");
         for u in cache.unscanned.values() {
+            let f = cache::Freshness::never_scanned(Some(&u.error));
             let _ = writeln!(
                 s,
                 "  {} ({}): {}",
                 u.name,
                 u.address,
-                node_list::first_line(&u.error)
+                node_list::freshness_text(&f, None)
             );
         }
     }
