@@ -22,23 +22,18 @@ pub const ANCIENT_FACTOR: u64 = 10;
 
 /// Why a record's date cannot be trusted, if it cannot: dated in the
 /// future (clock skew) or older than [`ANCIENT_FACTOR`] times the staleness
-/// limit `max_age` (seconds).
+/// limit `max_age` (seconds); the reason and a `note:` line on what to do
+/// (for refusals). The same judgement as [`super::Freshness`].
 #[must_use]
 pub fn time_problem(scanned_at: u64, now: u64, max_age: u64) -> Option<String> {
-    if scanned_at > now.saturating_add(CLOCK_SKEW) {
-        return Some(format!(
-            "record dated {} in the future (clock skew between nodes?); its age is unknown\nnote: check the clocks (`timedatectl`) on the node that scanned and on this one, then run `pve-cpuguard scan`",
-            human_age(scanned_at - now)
-        ));
+    let f = super::Freshness::of(scanned_at, None, None, now, max_age);
+    if !f.date_is_suspect() {
+        return None;
     }
-    let limit = max_age.saturating_mul(ANCIENT_FACTOR).max(1);
-    let age = now.saturating_sub(scanned_at);
-    (age > limit).then(|| {
-        format!(
-            "record scanned {} ago, more than {ANCIENT_FACTOR} times the staleness limit ({}); refreshes seem to have stopped\nnote: run `pve-cpuguard scan` and check `systemctl status pve-cpuguard-refresh.timer`",
-            human_age(age),
-            human_age(max_age)
-        )
+    let why = f.why()?;
+    Some(match f.hint() {
+        Some(h) => format!("record: {why}\nnote: {h}"),
+        None => format!("record: {why}"),
     })
 }
 
@@ -72,12 +67,14 @@ mod tests {
         assert_eq!(time_problem(now, now, 7200), None);
         assert_eq!(time_problem(now + CLOCK_SKEW, now, 7200), None);
         let e = time_problem(now + 3600, now, 7200).unwrap();
-        assert!(e.starts_with("record dated 1h 0m in the future"), "{e}");
+        assert!(e.starts_with("record: dated 1h 0m in the future"), "{e}");
+        assert!(e.contains("\nnote: check the clocks"), "{e}");
         assert_eq!(time_problem(now - 72_000, now, 7200), None);
         let e = time_problem(0, now, 7200).unwrap();
         assert!(
             e.starts_with(
-                "record scanned 11d 13h ago, more than 10 times the staleness limit (2h 0m)"
+                "record: older than cache_max_age (2h 0m), and more than 10 times the staleness \
+                 limit"
             ),
             "{e}"
         );

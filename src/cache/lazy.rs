@@ -27,9 +27,26 @@ pub struct NodeHead {
     /// The latest refresh's failure, if it failed.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// When that failed refresh was attempted.
+    #[serde(default)]
+    pub last_attempt_at: Option<u64>,
     /// Where the data came from (`pmxcfs`, `ssh`, `local`), if recorded.
     #[serde(default)]
     pub source: Option<String>,
+}
+
+impl NodeHead {
+    /// How fresh the record is ([`super::Freshness`]), from its head alone.
+    #[must_use]
+    pub fn freshness(&self, now: u64, max_age: u64) -> super::Freshness {
+        super::Freshness::of(
+            self.scanned_at,
+            self.last_error.as_deref(),
+            self.last_attempt_at,
+            now,
+            max_age,
+        )
+    }
 }
 
 /// One record of a [`LazyCache`]: its head, and the rest as raw JSON.

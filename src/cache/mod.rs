@@ -8,6 +8,7 @@ pub mod admission;
 mod age;
 pub mod current;
 mod drift;
+mod freshness;
 mod lazy;
 pub mod published;
 pub mod pvestatd;
@@ -18,6 +19,7 @@ mod writer;
 
 pub use age::*;
 pub use drift::*;
+pub use freshness::*;
 pub use lazy::*;
 pub use record::*;
 pub use store::*;

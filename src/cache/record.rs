@@ -254,16 +254,26 @@ impl NodeRecord {
         self.last_error.is_some()
     }
 
+    /// How fresh the record is ([`super::Freshness`]): the one answer
+    /// every command prints.
+    #[must_use]
+    pub fn freshness(&self, now: u64, max_age: u64) -> super::Freshness {
+        super::Freshness::of(
+            self.scanned_at,
+            self.last_error.as_deref(),
+            self.last_attempt_at,
+            now,
+            max_age,
+        )
+    }
+
     /// Whether the record is stale: its last refresh failed, it is older
     /// than `max_age`, or it is dated in the future or ages ago
-    /// ([`super::age::time_problem`]). The one definition every command
-    /// uses (a node of the fleet adds "no usable data":
-    /// `crate::guard::fleet::FleetNode::is_stale`).
+    /// ([`NodeRecord::freshness`]; a node of the fleet adds "no usable
+    /// data": `crate::guard::fleet::FleetNode::is_stale`).
     #[must_use]
     pub fn is_stale(&self, now: u64, max_age: u64) -> bool {
-        self.last_refresh_failed()
-            || self.age(now) > max_age
-            || super::age::time_problem(self.scanned_at, now, max_age).is_some()
+        self.freshness(now, max_age).is_stale()
     }
 }
 

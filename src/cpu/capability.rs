@@ -116,25 +116,43 @@ impl Disagreement {
     /// One note per kind of disagreement, for `label` ("KVM" or "TCG").
     #[must_use]
     pub fn notes(&self, label: &str) -> Vec<String> {
+        self.notes_within(label, usize::MAX)
+    }
+
+    /// Whether `note` is one of [`Disagreement::notes`] (whatever the
+    /// features and label): a verdict carries them for the features its
+    /// type needs, which a report that states the disagreement once (`inspect
+    /// --probe`) leaves out.
+    #[must_use]
+    pub fn is_note(note: &str) -> bool {
+        (note.starts_with("/proc/cpuinfo shows ") && note.ends_with(" to a guest"))
+            || note.contains(" although /proc/cpuinfo does not show ")
+            || note.starts_with("/proc/cpuinfo cannot show ")
+    }
+
+    /// [`Disagreement::notes`], a list of more than `max` features said by
+    /// its count and the first `max` (`50 flags, e.g. abm, adx, …`).
+    #[must_use]
+    pub fn notes_within(&self, label: &str, max: usize) -> Vec<String> {
         let mut notes = Vec::new();
         if !self.cpuinfo_only.is_empty() {
             notes.push(format!(
                 "/proc/cpuinfo shows {} but {label} cannot give {} to a guest",
-                spell(&self.cpuinfo_only),
+                spell(&self.cpuinfo_only, max),
                 them(&self.cpuinfo_only)
             ));
         }
         if !self.kvm_only.is_empty() {
             notes.push(format!(
                 "{label} offers {} although /proc/cpuinfo does not show {}",
-                spell(&self.kvm_only),
+                spell(&self.kvm_only, max),
                 them(&self.kvm_only)
             ));
         }
         if !self.settled_present.is_empty() {
             notes.push(format!(
                 "/proc/cpuinfo cannot show {}; {label} offers {}",
-                spell(&self.settled_present),
+                spell(&self.settled_present, max),
                 them(&self.settled_present)
             ));
         }
@@ -150,15 +168,23 @@ fn them(set: &BTreeSet<String>) -> &'static str {
     }
 }
 
-/// Canonical names, with the /proc/cpuinfo spelling where it differs.
-fn spell(set: &BTreeSet<String>) -> String {
-    set.iter()
+/// Canonical names, with the /proc/cpuinfo spelling where it differs; more
+/// than `max` of them as their count and the first `max`.
+fn spell(set: &BTreeSet<String>, max: usize) -> String {
+    let names = set
+        .iter()
+        .take(max)
         .map(|f| match flags::linux_name(f) {
             Some(l) if l != f => format!("{f} ({l})"),
             _ => f.clone(),
         })
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    if set.len() > max {
+        format!("{} flags, e.g. {names}, …", set.len())
+    } else {
+        names
+    }
 }
 
 /// The KVM module a node runs guests with.
@@ -645,6 +671,30 @@ mod tests {
         let _ = a.features();
         assert_eq!(a, b);
         assert!(b.features.get().is_some());
+    }
+
+    #[test]
+    fn every_disagreement_note_is_known_as_one() {
+        let set = |l: &[&str]| l.iter().map(ToString::to_string).collect::<BTreeSet<_>>();
+        let d = Disagreement {
+            cpuinfo_only: set(&["pni", "sse4.1"]),
+            kvm_only: set(&["cx16"]),
+            settled_present: set(&["umip"]),
+        };
+        for label in ["KVM", "TCG"] {
+            let notes = d.notes(label);
+            assert_eq!(notes.len(), 3);
+            assert!(notes.iter().all(|n| Disagreement::is_note(n)), "{notes:?}");
+            let short = d.notes_within(label, 1);
+            assert!(short.iter().all(|n| Disagreement::is_note(n)), "{short:?}");
+            assert!(
+                short[0].starts_with("/proc/cpuinfo shows 2 flags, e.g. pni, …"),
+                "{short:?}"
+            );
+        }
+        assert!(!Disagreement::is_note(
+            "QEMU 7.2 on this node does not define EPYC"
+        ));
     }
 
     #[test]

@@ -682,22 +682,10 @@ mod tests {
     #[test]
     fn flags_and_matrix() {
         let mut fleet = Fleet::default();
-        fleet.upsert(FleetNode::known(
-            "a",
-            cap("GenuineIntel", "x86-64-v4"),
-            Some(1),
-        ));
-        fleet.upsert(FleetNode::known(
-            "b",
-            cap("GenuineIntel", "x86-64-v3"),
-            Some(1),
-        ));
-        fleet.upsert(FleetNode::known(
-            "c",
-            cap("GenuineIntel", "x86-64-v4"),
-            Some(1),
-        ));
-        fleet.upsert(FleetNode::unknown("d", "never scanned".into()));
+        fleet.upsert(FleetNode::known("a", cap("GenuineIntel", "x86-64-v4"), 1));
+        fleet.upsert(FleetNode::known("b", cap("GenuineIntel", "x86-64-v3"), 1));
+        fleet.upsert(FleetNode::known("c", cap("GenuineIntel", "x86-64-v4"), 1));
+        fleet.upsert(FleetNode::never_scanned("d", None));
         let vms = vec![
             vm(
                 100,
@@ -771,11 +759,7 @@ mod tests {
     #[test]
     fn pending_change_its_node_cannot_start_is_a_finding() {
         let mut fleet = Fleet::default();
-        fleet.upsert(FleetNode::known(
-            "a",
-            cap("GenuineIntel", "x86-64-v3"),
-            Some(1),
-        ));
+        fleet.upsert(FleetNode::known("a", cap("GenuineIntel", "x86-64-v3"), 1));
         let hook = "hookscript: local:snippets/pve-cpuguard-hook\n";
         let vms = vec![
             vm(
@@ -827,7 +811,7 @@ mod tests {
     fn node_admission_names_the_vms_a_new_or_weaker_node_no_longer_takes() {
         let mut fleet = Fleet::default();
         for (name, level) in [("a", "x86-64-v4"), ("b", "x86-64-v3")] {
-            fleet.upsert(FleetNode::known(name, cap("GenuineIntel", level), Some(1)));
+            fleet.upsert(FleetNode::known(name, cap("GenuineIntel", level), 1));
         }
         let hook = "hookscript: local:snippets/pve-cpuguard-hook\n";
         let vms = vec![

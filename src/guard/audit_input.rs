@@ -100,10 +100,7 @@ pub fn gather(
     };
     for n in &node_names {
         if fleet.get(n).is_none() {
-            fleet.upsert(FleetNode::unknown(
-                n,
-                "no cached record (run `pve-cpuguard scan`)".into(),
-            ));
+            fleet.upsert(FleetNode::never_scanned(n, None));
         }
     }
     Ok(Gathered {
@@ -163,7 +160,9 @@ pub fn admitted(
         fleet.upsert(FleetNode::from_truth(
             name,
             crate::cache::truth::of_record(rec),
-            Some(rec.age(now)),
+            // Which VMs a node no longer takes does not depend on how
+            // fresh the records are: none counts as stale here.
+            rec.freshness(now, u64::MAX),
         ));
     }
     let mut a = audit::run(&vms, &custom, &fleet, &BTreeMap::new(), Rules::default());

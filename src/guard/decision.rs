@@ -88,6 +88,11 @@ pub struct Decision {
     pub accepting: Vec<String>,
     /// A CPU type that every known node can run.
     pub everywhere: Option<String>,
+    /// Nodes without data, where `everywhere` is not known to hold; the
+    /// text then says so instead of claiming every node.
+    pub unscanned: Vec<String>,
+    /// How many nodes `everywhere` was judged on.
+    pub scanned: usize,
     /// Target node name.
     pub target: String,
     /// Source node name, if moving.
@@ -132,7 +137,7 @@ pub fn decide(
         _ => Question::Start,
     };
     let mut warnings: Vec<String> = fleet
-        .problems
+        .warnings()
         .iter()
         .map(|p| format!("cache: {p}"))
         .collect();
@@ -306,6 +311,12 @@ pub fn decide(
         warnings,
         accepting,
         everywhere,
+        unscanned: fleet
+            .without_data()
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+        scanned: fleet.known().count(),
         target: target.to_string(),
         source: source.map(str::to_string),
         cpu: req.cpu.clone(),
@@ -427,6 +438,16 @@ pub fn everywhere_text(fleet: &Fleet, base: &str) -> String {
 }
 
 impl Decision {
+    /// `everywhere` as said: the type, or while some node has no data,
+    /// which nodes and that it holds on the others only.
+    fn scope(&self, everywhere: &str) -> String {
+        if self.unscanned.is_empty() {
+            return everywhere.to_string();
+        }
+        let missing: Vec<&str> = self.unscanned.iter().map(String::as_str).collect();
+        super::scope::withheld("unknown", &missing, Some(everywhere), self.scanned)
+    }
+
     fn movement_text(&self) -> String {
         match (&self.source, self.live) {
             (Some(s), true) => format!("live migration {s} -> {}", self.target),
@@ -486,7 +507,7 @@ impl Decision {
             if let Fix::NoCpuType(why) = fix::fix(&self.verdict) {
                 let _ = writeln!(s, "  no CPU type can fix this: {why}");
             } else if let Some(e) = &self.everywhere {
-                let _ = writeln!(s, "  CPU type that works on every node: {e}");
+                let _ = writeln!(s, "  CPU type that works on every node: {}", self.scope(e));
                 let _ = writeln!(
                     s,
                     "  note: change it with `qm set {} --cpu {}` (takes effect at the next VM start)",
@@ -523,7 +544,7 @@ impl Decision {
             if let Fix::NoCpuType(why) = fix::fix(&self.verdict) {
                 parts.push(format!("no CPU type can fix this: {why}"));
             } else if let Some(e) = &self.everywhere {
-                parts.push(format!("works everywhere: {e}"));
+                parts.push(format!("works everywhere: {}", self.scope(e)));
             }
         }
         parts.join("; ")
@@ -554,7 +575,7 @@ mod tests {
             ("b", "GenuineIntel", "x86-64-v3"),
             ("c", "GenuineIntel", "x86-64-v4"),
         ] {
-            f.upsert(FleetNode::known(name, cap(vendor, level), Some(5)));
+            f.upsert(FleetNode::known(name, cap(vendor, level), 5));
         }
         f
     }
@@ -584,11 +605,7 @@ mod tests {
     #[test]
     fn vendor_change_refusal_suggests_no_cpu_type_but_names_accepting_nodes() {
         let mut f = fleet();
-        f.upsert(FleetNode::known(
-            "d",
-            cap("AuthenticAMD", "x86-64-v4"),
-            Some(5),
-        ));
+        f.upsert(FleetNode::known("d", cap("AuthenticAMD", "x86-64-v4"), 5));
         let d = arrive(&f, "d", "x86-64-v3", Movement::Live { source: "a" });
         assert!(!d.allow);
         assert_eq!(d.verdict.reasons[0].code(), "vendor-change");
@@ -688,11 +705,7 @@ mod tests {
     fn nodes_with_the_same_reason_share_one_mention() {
         let mut f = fleet();
         for name in ["d", "e"] {
-            f.upsert(FleetNode::known(
-                name,
-                cap("GenuineIntel", "x86-64-v3"),
-                Some(5),
-            ));
+            f.upsert(FleetNode::known(name, cap("GenuineIntel", "x86-64-v3"), 5));
         }
         let d = start_on(&f, "a", "x86-64-v4");
         let w = d

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::cache::{self, LazyCache, LazyNode};
+use crate::cache::{self, Freshness, LazyCache, LazyNode};
 use once_cell::sync::OnceCell;
 
 use crate::cache::truth::{self, Truth};
@@ -31,56 +31,61 @@ pub struct FleetNode {
     level: OnceCell<Level>,
     /// Where the other view disagrees (derived on first use).
     notes: OnceCell<Vec<String>>,
-    /// Age of the record in seconds (`Some(0)` for the local node read now).
-    pub age_secs: Option<u64>,
-    /// Why the record is missing or old, if it is.
-    pub problem: Option<String>,
+    /// How fresh the node's cached record is ([`Freshness`]): the same
+    /// answer `status` gives, also for the node read now (`read_now`),
+    /// whose record is what the other nodes decide by.
+    pub freshness: Freshness,
+    /// Whether the capability was read from this node's /proc/cpuinfo just
+    /// now rather than taken from its record.
+    pub read_now: bool,
     /// Where the record's data came from (`pmxcfs`, `ssh`, `local`).
     pub source: Option<String>,
 }
 
 impl FleetNode {
-    /// A node whose capability is already known.
+    /// A node whose capability is already known, from a fresh record
+    /// `age` seconds old.
     #[must_use]
-    pub fn known(name: &str, capability: Capability, age_secs: Option<u64>) -> Self {
+    pub fn known(name: &str, capability: Capability, age: u64) -> Self {
         FleetNode {
             name: name.to_string(),
             record: None,
             capability: OnceCell::with_value(capability),
             level: OnceCell::new(),
             notes: OnceCell::with_value(Vec::new()),
-            age_secs,
-            problem: None,
+            freshness: Freshness::Fresh { age },
+            read_now: false,
             source: None,
         }
     }
 
-    /// A node from its [`Truth`].
+    /// A node from its [`Truth`] and its record's [`Freshness`].
     #[must_use]
-    pub fn from_truth(name: &str, t: Truth, age_secs: Option<u64>) -> Self {
+    pub fn from_truth(name: &str, t: Truth, freshness: Freshness) -> Self {
         FleetNode {
             name: name.to_string(),
             record: None,
             capability: OnceCell::with_value(t.capability),
             level: OnceCell::with_value(t.level),
             notes: OnceCell::with_value(t.notes),
-            age_secs,
-            problem: None,
+            freshness,
+            read_now: false,
             source: None,
         }
     }
 
-    /// A node without any data.
+    /// A node of the cluster that no scan ever read (`error`: why the last
+    /// attempt failed, if one was made): no data.
     #[must_use]
-    pub fn unknown(name: &str, problem: String) -> Self {
+    pub fn never_scanned(name: &str, error: Option<&str>) -> Self {
         FleetNode {
             name: name.to_string(),
             record: None,
             capability: OnceCell::new(),
             level: OnceCell::new(),
             notes: OnceCell::with_value(Vec::new()),
-            age_secs: None,
-            problem: Some(problem),
+            freshness: Freshness::never_scanned(error),
+            read_now: false,
             source: None,
         }
     }
@@ -95,16 +100,14 @@ impl FleetNode {
         Some(self.capability.get_or_init(|| record.into_capability()))
     }
 
-    /// Whether the node's data is stale: none usable, a problem with its
-    /// record (its last refresh failed, or it is dated in the future or
-    /// ages ago), or older than `max_age` seconds
-    /// ([`crate::cache::NodeRecord::is_stale`] plus "no usable data"). The
-    /// one definition `audit` (text, JSON, HTML), `check` and `metrics` use.
+    /// Whether the node's data is stale: its record is not fresh
+    /// ([`Freshness`]: never scanned, its last refresh failed, older than
+    /// `cache_max_age`, dated in the future or ages ago), or it holds no
+    /// usable data. The one definition `audit` (text, JSON, HTML), `check`,
+    /// `migrate` and `metrics` use.
     #[must_use]
-    pub fn is_stale(&self, max_age: u64) -> bool {
-        self.problem.is_some()
-            || self.age_secs.is_some_and(|a| a > max_age)
-            || self.capability().is_none()
+    pub fn is_stale(&self) -> bool {
+        self.freshness.is_stale() || self.capability().is_none()
     }
 
     /// The node's level on the ladder, from its capability.
@@ -227,6 +230,32 @@ impl Fleet {
             .collect()
     }
 
+    /// Nodes without usable data (never scanned, or a record that cannot
+    /// be read): no cluster-wide answer (a baseline, a CPU type that works
+    /// everywhere) can be claimed while there are any.
+    #[must_use]
+    pub fn without_data(&self) -> Vec<&str> {
+        self.nodes
+            .iter()
+            .filter(|n| n.capability().is_none())
+            .map(|n| n.name.as_str())
+            .collect()
+    }
+
+    /// The cache's problems, then each record whose date cannot be trusted
+    /// (dated in the future, or ages ago), one line each: the warnings of
+    /// every decision.
+    #[must_use]
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = self.problems.clone();
+        for n in self.nodes.iter().filter(|n| n.freshness.date_is_suspect()) {
+            if let Some(why) = n.freshness.why() {
+                w.push(format!("record of {}: {why}", n.name));
+            }
+        }
+        w
+    }
+
     /// Distinct CPU vendors among the known nodes.
     #[must_use]
     pub fn vendors(&self) -> BTreeSet<&str> {
@@ -248,7 +277,8 @@ pub fn load(settings: &crate::conf::settings::Settings, local: &CpuInfo) -> Flee
             truth::same_flags(&r, local).then(|| (n.clone(), r))
         });
     });
-    fleet.upsert(local_view(settings, local, matching));
+    let view = local_view(&fleet, settings, local, matching);
+    fleet.upsert(view);
     fleet
 }
 
@@ -278,17 +308,24 @@ pub fn load_checked(
         None => read_all()?,
     };
     let matching = own.filter(|(_, r)| truth::same_flags(r, &info));
-    fleet.upsert(local_view(settings, &info, matching));
+    let view = local_view(&fleet, settings, &info, matching);
+    fleet.upsert(view);
     Ok(fleet)
 }
 
 /// The local node's view from `local` read now, with its record's QEMU
-/// answer when the record matches (`matching`).
+/// answer when the record matches (`matching`). Its freshness stays its
+/// record's (as `fleet` has it from the cache): what every other node
+/// decides by, and what `status` says of it.
 fn local_view(
+    fleet: &Fleet,
     settings: &crate::conf::settings::Settings,
     local: &CpuInfo,
     matching: Option<(LazyNode, crate::cache::NodeRecord)>,
 ) -> FleetNode {
+    let freshness = fleet
+        .get(&settings.node)
+        .map_or_else(|| Freshness::never_scanned(None), |n| n.freshness.clone());
     // The same definition as every other node's ([`truth::of_local`]);
     // level and notes are derived only if something asks for them.
     match matching {
@@ -299,10 +336,14 @@ fn local_view(
             record: Some(Box::new(lazy)),
             level: OnceCell::new(),
             notes: OnceCell::new(),
-            age_secs: Some(0),
-            problem: None,
+            freshness,
+            read_now: true,
         },
-        None => FleetNode::known(&settings.node, truth::capability(local, None), Some(0)),
+        None => FleetNode {
+            freshness,
+            read_now: true,
+            ..FleetNode::known(&settings.node, truth::capability(local, None), 0)
+        },
     }
 }
 
@@ -337,29 +378,16 @@ fn load_with(
 
 fn from_cache(fleet: &mut Fleet, cache: LazyCache, now: u64, max_age: u64) {
     for u in cache.unscanned.values() {
-        fleet.upsert(FleetNode::unknown(
-            &u.name,
-            format!("never scanned successfully: {}", u.error),
-        ));
+        fleet.upsert(FleetNode::never_scanned(&u.name, Some(&u.error)));
     }
     for (name, node) in cache.nodes {
         // A record dated in the future or ages ago is flagged wherever the
-        // fleet is used (decisions show `problems` as warnings).
-        let dated = cache::time_problem(node.head.scanned_at, now, max_age);
-        if let Some(p) = &dated {
-            fleet.problems.push(format!("{name}: {p}"));
-        }
+        // fleet is used ([`Fleet::warnings`]).
         fleet.upsert(FleetNode {
             level: OnceCell::new(),
             notes: OnceCell::new(),
-            age_secs: (dated.is_none() || node.head.scanned_at <= now)
-                .then(|| now.saturating_sub(node.head.scanned_at)),
-            problem: dated.or_else(|| {
-                node.head
-                    .last_error
-                    .as_ref()
-                    .map(|e| format!("last refresh failed: {e}"))
-            }),
+            freshness: node.head.freshness(now, max_age),
+            read_now: false,
             source: node.head.source.clone(),
             name,
             record: Some(Box::new(node)),

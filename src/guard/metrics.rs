@@ -41,7 +41,7 @@ fn single(s: &mut String, name: &str, kind: &str, help: &str, value: impl std::f
 
 /// Renders every metric.
 #[must_use]
-pub fn render(audit: &Audit<'_>, max_age_secs: u64, last: Option<&LastRefusal>) -> String {
+pub fn render(audit: &Audit<'_>, last: Option<&LastRefusal>) -> String {
     let mut s = String::new();
     let nodes = &audit.fleet.nodes;
 
@@ -87,7 +87,7 @@ pub fn render(audit: &Audit<'_>, max_age_secs: u64, last: Option<&LastRefusal>) 
         "Age of the node's cached CPU record.",
     );
     for n in nodes {
-        if let Some(age) = n.age_secs {
+        if let Some(age) = n.freshness.age() {
             let _ = writeln!(
                 s,
                 "pve_cpuguard_cache_age_seconds{{node=\"{}\"}} {age}",
@@ -123,7 +123,7 @@ pub fn render(audit: &Audit<'_>, max_age_secs: u64, last: Option<&LastRefusal>) 
         "1 when the node has no data, its record is older than cache_max_age, or its last refresh failed.",
     );
     for n in nodes {
-        let stale = n.is_stale(max_age_secs);
+        let stale = n.is_stale();
         let _ = writeln!(
             s,
             "pve_cpuguard_node_stale{{node=\"{}\"}} {}",
@@ -160,14 +160,17 @@ pub fn render(audit: &Audit<'_>, max_age_secs: u64, last: Option<&LastRefusal>) 
         &mut s,
         "pve_cpuguard_cluster_level",
         "gauge",
-        "Cluster baseline: the highest level the verdict accepts on every node (-1 no data or below-kvm64).",
+        "Cluster baseline: the highest level the verdict accepts on every node (-1 while some node has no data, or below-kvm64).",
     );
+    // No baseline is claimed while some node has no data (issue 23).
+    let baseline = audit
+        .baseline
+        .filter(|_| audit.fleet.without_data().is_empty());
     let _ = writeln!(
         s,
         "pve_cpuguard_cluster_level{{level=\"{}\"}} {}",
-        audit.baseline.unwrap_or("unknown"),
-        audit
-            .baseline
+        baseline.unwrap_or("unknown"),
+        baseline
             .and_then(level_rank)
             .map_or_else(|| "-1".to_string(), |r| r.to_string())
     );

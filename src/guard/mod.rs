@@ -19,3 +19,4 @@ pub mod plan;
 pub mod proxlb;
 pub mod refusals;
 pub mod rollout;
+pub mod scope;

@@ -135,6 +135,9 @@ pub struct ClusterView {
     pub level: Option<&'static str>,
     /// [`crate::cpu::baseline::compute`]'s model.
     pub model: Option<String>,
+    /// Nodes without data: `level` and `model` hold on the others only,
+    /// and are no claim for the cluster ([`super::scope`]).
+    pub unscanned: Vec<String>,
 }
 
 /// The view of `fleet`.
@@ -148,6 +151,11 @@ pub fn cluster_view(fleet: &Fleet) -> ClusterView {
         nodes: fleet.nodes.iter().map(|n| n.name.clone()).collect(),
         level: fleet.baseline(),
         model: crate::cpu::baseline::compute(&known).model,
+        unscanned: fleet
+            .without_data()
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
     }
 }
 
@@ -497,16 +505,8 @@ mod tests {
 
     fn gathered(vms: &[(u32, &str, &str)]) -> Gathered {
         let mut fleet = Fleet::default();
-        fleet.upsert(FleetNode::known(
-            "a",
-            cap("GenuineIntel", "x86-64-v4"),
-            Some(1),
-        ));
-        fleet.upsert(FleetNode::known(
-            "b",
-            cap("GenuineIntel", "x86-64-v3"),
-            Some(1),
-        ));
+        fleet.upsert(FleetNode::known("a", cap("GenuineIntel", "x86-64-v4"), 1));
+        fleet.upsert(FleetNode::known("b", cap("GenuineIntel", "x86-64-v3"), 1));
         Gathered {
             vms: vms
                 .iter()

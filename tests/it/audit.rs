@@ -195,10 +195,17 @@ fn mixed_vendors_and_unscanned_nodes() {
     let nodes = j["nodes"].as_array().unwrap();
     let pve9 = nodes.iter().find(|n| n["name"] == "pve9").unwrap();
     assert_eq!(pve9["level"], serde_json::Value::Null);
-    assert!(pve9["problem"]
-        .as_str()
-        .unwrap()
-        .contains("no cached record"));
+    assert_eq!(pve9["problem"], "never scanned");
+    // One shape for a record's age and staleness in every command.
+    assert_eq!(
+        pve9["freshness"],
+        serde_json::json!({"state": "never-scanned", "stale": true, "age_seconds": null,
+            "why": "never scanned"})
+    );
+    // No baseline and no CPU type for every node is claimed while pve9
+    // has no data.
+    assert_eq!(j["baseline"], serde_json::Value::Null);
+    assert_eq!(j["works_everywhere"], serde_json::Value::Null);
     let v200 = &j["vms"][0];
     // Starts everywhere it is known, but a live move to the AMD node changes
     // the vendor under the guest; pve9 is unknown.
@@ -216,7 +223,7 @@ fn mixed_vendors_and_unscanned_nodes() {
     );
     assert_eq!(
         v200["live_migration"]["unknown"],
-        serde_json::json!([{"nodes": ["pve9"], "reasons": ["no cached record (run `pve-cpuguard scan`)"]}])
+        serde_json::json!([{"nodes": ["pve9"], "reasons": ["never scanned"]}])
     );
     assert_eq!(v200["flags"], serde_json::json!([]));
     let v201 = &j["vms"][1];
@@ -250,7 +257,7 @@ fn mixed_vendors_and_unscanned_nodes() {
         "{}",
         out.stdout
     );
-    out.stdout_has("  pve9  unknown: no cached record (run `pve-cpuguard scan`)");
+    out.stdout_has("  pve9  unknown: never scanned\n");
 }
 
 #[test]

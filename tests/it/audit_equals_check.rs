@@ -127,7 +127,7 @@ proptest! {
         let mut fleet = Fleet::default();
         for (i, (amd, level, processors, qemu11)) in nodes.iter().enumerate() {
             let cap = capability(*amd, *level, *processors, *qemu11);
-            fleet.upsert(FleetNode::known(&format!("n{i}"), cap, Some(1)));
+            fleet.upsert(FleetNode::known(&format!("n{i}"), cap, 1));
         }
         let names: Vec<String> = fleet.nodes.iter().map(|n| n.name.clone()).collect();
         let rules = Rules {

@@ -105,7 +105,7 @@ fn readers_never_block_on_a_fifo_at_the_cache_path() {
         );
         assert!(took < Duration::from_secs(5), "{args:?} took {took:?}");
         if args[0] == "check" {
-            // It answers "no cached record" per target without blocking.
+            // It answers "never scanned" per target without blocking.
             continue;
         }
         // On stderr, or among the report's warnings (audit).

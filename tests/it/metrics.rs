@@ -59,9 +59,9 @@ pve_cpuguard_node_stale{node="pve9"} 1
 pve_cpuguard_node_vms_lost{node="pve1"} 0
 pve_cpuguard_node_vms_lost{node="pve2"} 0
 pve_cpuguard_node_vms_lost{node="pve9"} 0
-# HELP pve_cpuguard_cluster_level Cluster baseline: the highest level the verdict accepts on every node (-1 no data or below-kvm64).
+# HELP pve_cpuguard_cluster_level Cluster baseline: the highest level the verdict accepts on every node (-1 while some node has no data, or below-kvm64).
 # TYPE pve_cpuguard_cluster_level gauge
-pve_cpuguard_cluster_level{level="x86-64-v3"} 3
+pve_cpuguard_cluster_level{level="unknown"} -1
 # HELP pve_cpuguard_vms VMs in the cluster.
 # TYPE pve_cpuguard_vms gauge
 pve_cpuguard_vms 3

@@ -75,6 +75,8 @@ fn a_stale_target_that_cannot_be_reached_falls_back_to_the_cache_with_a_warning(
     c.stop("pve2");
     let run = migrate(&c, &qm).code(0);
     run.stderr_has("could not read 'pve2' again");
-    run.stderr_has("old (older than 7200s)");
+    run.stderr_has(
+        "the record of 'pve2': scanned 10h 0m ago, STALE: older than cache_max_age (2h 0m)",
+    );
     assert_eq!(qm.calls(), [argv(&["migrate", "100", "pve2", "--online"])]);
 }

@@ -128,7 +128,8 @@ fn every_node_published_so_no_ssh_is_tried() {
             "{}",
             run.stdout
         );
-        run.stdout_has(&format!("  {n}: pmxcfs, data "));
+        run.stdout_has(&format!("  {n}: scanned "))
+            .stdout_has(" ago via pmxcfs\n");
     }
     assert!(witnesses.iter().all(|w| !w.contacted()), "SSH was tried");
 

@@ -154,7 +154,7 @@ fn a_node_with_neither_record_nor_ssh_is_read_from_pvestatd_and_marked_so() {
     c.cmd(&["scan", "--no-ssh"])
         .env("PVE_CPUGUARD_PVESH", &pvesh.program)
         .run()
-        .stdout_has("  pve2: pvestatd, data ");
+        .stdout_has("  pve2: scanned 0s ago via pvestatd\n");
     c.run(&["status"]).stdout_has(" via pvestatd");
 }
 

@@ -87,7 +87,7 @@ fn fleet_of(nodes: &[(bool, BTreeSet<usize>, u32)]) -> Fleet {
             },
             View::Cpuinfo,
         );
-        f.upsert(FleetNode::known(&format!("n{i}"), cap, Some(1)));
+        f.upsert(FleetNode::known(&format!("n{i}"), cap, 1));
     }
     f
 }

@@ -80,7 +80,9 @@ fn check_marks_the_nodes_it_judged_from_stale_records() {
     c.on("pve1", &["check", "100", "--mode", "start"])
         .run()
         .code(0)
-        .stdout_has("pve2: allowed (view: cpuinfo, STALE: older than cache_max_age");
+        .stdout_has(
+            "pve2: allowed (view: cpuinfo; scanned 3d 0h ago, STALE: older than cache_max_age",
+        );
 }
 
 /// One definition of "stale" (`NodeRecord::is_stale`, and on a fleet node

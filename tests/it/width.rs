@@ -1,8 +1,9 @@
 //! Every line of every command's text output, errors and notes included,
 //! fits 100 columns (issue 23), on a cluster as diverse as the samples
 //! allow: each x86 sample a node, VMs of every kind of CPU, a never-scanned
-//! node. `metrics` is left out: its lines are Prometheus's format (a
-//! `# HELP` line is one line by definition), read by a machine.
+//! node; `inspect` also on every sample with virtualisation off, and with
+//! QEMU's answer beside. `metrics` is left out: its lines are Prometheus's
+//! format (a `# HELP` line is one line by definition), read by a machine.
 
 use crate::harness;
 use crate::harness::cluster::Cluster;
@@ -103,6 +104,54 @@ fn every_line_of_every_command_fits_100_columns() {
             .run();
         check_width(&format!("inspect {s}"), &done.stdout, &mut bad);
         check_width(&format!("inspect {s} (stderr)"), &done.stderr, &mut bad);
+    }
+    // inspect on every sample with virtualisation off, and with QEMU's
+    // answer (a recorded transcript replayed) beside /proc/cpuinfo's.
+    let off = tempfile::tempdir().unwrap();
+    for s in harness::all_samples() {
+        let path = harness::without_kvm(&s, off.path());
+        let done = Run::new(["inspect"])
+            .env("PVE_CPUGUARD_CPUINFO", &path)
+            .run();
+        check_width(&format!("inspect {s} without KVM"), &done.stdout, &mut bad);
+        check_width(
+            &format!("inspect {s} without KVM (stderr)"),
+            &done.stderr,
+            &mut bad,
+        );
+    }
+    let qemu = off.path().join("qemu");
+    crate::harness::cluster::script(
+        &qemu,
+        &format!(
+            "#!/bin/sh\nexec cat '{}'\n",
+            harness::data("qmp/qemu-7.2-pvm-epyc-tcg.jsonl").display()
+        ),
+    );
+    for cpuinfo in [
+        "qmp/pvm-epyc-cpuinfo.txt",
+        "cpuinfo/hwloc-xeon-gold-6230-cascadelake.txt",
+    ] {
+        let mut done = None;
+        // Again while a test thread's fork still holds the fresh script.
+        for _ in 0..20 {
+            let d = Run::new(["inspect", "--probe", "tcg"])
+                .env("PVE_CPUGUARD_QEMU", &qemu)
+                .env("PVE_CPUGUARD_CPUINFO", harness::data(cpuinfo))
+                .run();
+            if !d.stderr.contains("Text file busy") {
+                done = Some(d);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let done = done.expect("the script ran");
+        assert_eq!(done.code, 0, "{}", done.stderr);
+        check_width(
+            &format!("inspect --probe tcg {cpuinfo}"),
+            &done.stdout,
+            &mut bad,
+        );
     }
     for from in ["pve2", "pve3", "pve5"] {
         let done = c

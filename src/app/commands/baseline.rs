@@ -12,6 +12,7 @@ use crate::app::output::{self, Format};
 use crate::cache::{self, truth, Cache};
 use crate::cpu::baseline;
 use crate::error::{ExitCode, Result};
+use crate::guard::scope;
 
 /// Runs `baseline`.
 ///
@@ -65,18 +66,22 @@ pub fn run(args: &BaselineArgs, format: Format) -> Result<ExitCode> {
             "nodes": cache.nodes.keys().collect::<Vec<_>>(),
             "node_levels": cache.nodes.values().map(|r| {
                 let t = truth::of_record(r);
-                json!({"name": r.name, "level": t.level_name(), "view": t.view(), "notes": t.notes})
+                json!({"name": r.name, "level": t.level_name(), "view": t.view(), "notes": t.notes,
+                    "freshness": r.freshness(now, max_age)})
             }).collect::<Vec<_>>(),
             "cache_max_age_seconds": max_age,
-            "level": b.level,
+            // No baseline is claimed while some node was never scanned
+            // (`nodes_without_data`).
+            "level": b.level.filter(|_| missing.is_empty()),
             "below_floor": b.below_floor,
             "vendors": b.vendors,
-            "model": b.model,
+            "model": b.model.as_ref().filter(|_| missing.is_empty()),
             "level_near_miss": b.level_near_miss.as_ref().map(baseline::NearMiss::to_json),
             "model_near_miss": b.model_near_miss.as_ref().map(baseline::NearMiss::to_json),
             "stale_nodes": stale,
             "nodes_without_data": missing,
-            "oldest_data_age_seconds": cache.nodes.values().map(|r| r.age(now)).max(),
+            "oldest_data_age_seconds": cache.nodes.values()
+                .filter_map(|r| r.freshness(now, max_age).age()).max(),
             "custom_model": custom.as_ref().map(|p| &p.json),
         }))?;
         return Ok(code);
@@ -100,15 +105,43 @@ pub fn run(args: &BaselineArgs, format: Format) -> Result<ExitCode> {
         }
         return Ok(code);
     }
-    let _ = writeln!(s, "{}", node_list::cluster_line(b.level));
+    s.push_str(&node_list::cluster_block(
+        b.level,
+        cache.nodes.len(),
+        &node_list::never_scanned(&cache),
+    ));
     for r in cache.nodes.values() {
         let t = truth::of_record(r);
-        let _ = writeln!(s, "  {}: {} (view: {})", r.name, t.level_name(), t.view());
+        let f = r.freshness(now, max_age);
+        let age = if f.is_stale() {
+            format!("; {}", node_list::age_text(r, now, max_age))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            s,
+            "  {}: {} (view: {}{age})",
+            r.name,
+            t.level_name(),
+            t.view()
+        );
         for n in &t.notes {
             let _ = writeln!(s, "    note: {n}");
         }
     }
+    for u in cache.unscanned.values() {
+        let f = cache::Freshness::never_scanned(Some(&u.error));
+        let _ = writeln!(s, "  {}: {}", u.name, node_list::freshness_text(&f, None));
+    }
+    let unscanned = node_list::never_scanned(&cache);
     match (&b.model, b.vendors.len()) {
+        (Some(m), _) if !unscanned.is_empty() => {
+            let _ = writeln!(
+                s,
+                "Best named model: {}",
+                scope::withheld("unknown", &unscanned, Some(m), nodes.len())
+            );
+        }
         (Some(m), _) => {
             let vendor = b.vendors.keys().next().map_or("", String::as_str);
             let _ = writeln!(s, "Best named model: {m} (all nodes are {vendor})");
@@ -149,17 +182,8 @@ pub fn run(args: &BaselineArgs, format: Format) -> Result<ExitCode> {
     if !stale.is_empty() {
         let _ = writeln!(
             s,
-            "warning: uses last-known data for {} (stale: last refresh failed or older than {}); run `pve-cpuguard scan`",
+            "warning: uses last-known data for {} (stale, as said above); run `pve-cpuguard scan`",
             stale.join(", "),
-            cache::human_age(max_age)
-        );
-    }
-    if !missing.is_empty() {
-        let names: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
-        let _ = writeln!(
-            s,
-            "note: no data for {}; the baseline may be lower",
-            names.join(", ")
         );
     }
     output::print_wrapped(&s)?;

@@ -9,13 +9,15 @@ use std::fmt::Write as _;
 use serde_json::{json, Value};
 
 use crate::app::cli::{CheckArgs, CheckMode};
-use crate::app::commands::vm_context;
+use crate::app::commands::{node_list, vm_context};
 use crate::app::output::{self, Format};
 use crate::app::paint;
 use crate::conf::settings::Settings;
 use crate::cpu::verdict::Outcome;
 use crate::error::{Error, ExitCode, Result};
 use crate::guard::decision::{self as guard, Movement};
+use crate::guard::fleet::FleetNode;
+use crate::guard::scope;
 use crate::pve::paths::VmId;
 
 /// Runs `check`.
@@ -68,17 +70,15 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
     let mut unknown: BTreeMap<String, Value> = BTreeMap::new();
     let specs = ctx.specs();
     let everywhere = guard::everywhere_for(&ctx.fleet, Some(&specs));
+    let missing = ctx.fleet.without_data();
     let max_age = settings.cache_max_age.as_secs();
     let mut decisions: BTreeMap<String, Value> = BTreeMap::new();
     for t in &targets {
         let Some(cap) = ctx.fleet.capability(t) else {
-            let why = ctx
-                .fleet
-                .get(t)
-                .and_then(|n| n.problem.clone())
-                .unwrap_or_else(|| {
-                    "no cached record of this node (run `pve-cpuguard scan`)".into()
-                });
+            let why = ctx.fleet.get(t).map_or_else(
+                || "not a node of this cluster, and no cached record of it".into(),
+                node_list::no_data_why,
+            );
             unknown.insert(t.clone(), json!({"reasons": [why]}));
             continue;
         };
@@ -93,7 +93,7 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
         };
         let d = guard::decide(&ctx.label, &specs, t, cap, movement, &ctx.fleet, ctx.rules);
         let view = ctx.fleet.get(t).and_then(|n| n.view());
-        let stale = ctx.fleet.get(t).is_some_and(|n| n.is_stale(max_age));
+        let node = ctx.fleet.get(t);
         decisions.insert(
             t.clone(),
             json!({
@@ -103,7 +103,10 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
                 "level": ctx.fleet.get(t).and_then(|n| n.level()),
                 "notes": d.verdict.notes,
                 "warnings": d.warnings,
-                "stale": stale,
+                // `stale` repeats `freshness`, for readers of earlier
+                // versions.
+                "stale": node.is_some_and(FleetNode::is_stale),
+                "freshness": node.map(|n| &n.freshness),
             }),
         );
         // The policy decides unknown answers here exactly as in the hook
@@ -145,8 +148,10 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
             "not_allowed_nodes": refused,
             "unknown_nodes": unknown,
             // A CPU type (or null), never a sentence; whether the nodes
-            // mix vendors is `vendors`.
-            "works_everywhere": guard::recommend(&ctx.fleet, Some(&specs)),
+            // mix vendors is `vendors`. None is claimed while some node
+            // has no data (`unknown_nodes` names them).
+            "works_everywhere": guard::recommend(&ctx.fleet, Some(&specs))
+                .filter(|_| missing.is_empty()),
             "vendors": ctx.fleet.vendors(),
             "decisions": decisions,
             "cache_max_age_seconds": max_age,
@@ -169,16 +174,16 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
         if let Some(note) = &ctx.running_note {
             let _ = writeln!(s, "  {note}");
         }
+        // The view, and the record's age and staleness in the words of
+        // `status` when it is not fresh.
         let view = |t: &str| {
             let n = ctx.fleet.get(t);
             let v = n.and_then(|n| n.view()).unwrap_or("none");
-            if n.is_some_and(|n| n.is_stale(max_age)) {
-                format!(
-                    "{v}, {}: older than cache_max_age or last refresh failed",
-                    paint::stale("STALE")
-                )
-            } else {
-                v.to_string()
+            match n {
+                Some(n) if n.freshness.is_stale() && n.capability().is_some() => {
+                    format!("{v}; {}", node_list::fleet_freshness(n, paint::stale))
+                }
+                _ => v.to_string(),
             }
         };
         for t in &allowed {
@@ -197,14 +202,19 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<ExitCode> {
             let _ = writeln!(s, "  {t}: unknown (view: {}): {}", view(t), reasons(v));
         }
         match &everywhere {
-            Some(e) if unknown.is_empty() => {
+            Some(e) if missing.is_empty() => {
                 let _ = writeln!(s, "CPU type that works on every node: {e}");
             }
-            Some(e) => {
+            Some(_) => {
                 let _ = writeln!(
                     s,
-                    "CPU type that works on every node with data: {e} ({} unknown)",
-                    unknown.keys().cloned().collect::<Vec<_>>().join(", ")
+                    "CPU type that works on every node: {}",
+                    scope::withheld(
+                        "unknown",
+                        &missing,
+                        guard::recommend(&ctx.fleet, Some(&specs)),
+                        ctx.fleet.nodes.len() - missing.len()
+                    )
                 );
             }
             None => {

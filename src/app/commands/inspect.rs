@@ -5,7 +5,6 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use serde_json::json;
 
@@ -14,20 +13,15 @@ use crate::app::output::{self, Format};
 use crate::cache::{self, truth, NodeRecord};
 use crate::cpu::capability::{Capability, Disagreement};
 use crate::cpu::verdict::{self, Outcome, Question, Verdict};
-use crate::cpu::{cpudata, cpuinfo, level, models, requirement};
+use crate::cpu::{cpudata, level, models, requirement};
 use crate::error::{ExitCode, Result};
 use crate::pve::custom_models::CustomModels;
-use crate::reach::kvm_probe::{self, ProbeOptions, QemuReport};
+use crate::reach::kvm_probe;
 
-/// The KVM side of `inspect --probe`.
-struct KvmSide {
-    view: QemuReport,
-    level: level::Level,
-    types: Vec<(String, Verdict)>,
-    disagreement: Disagreement,
-}
+use super::inspect_no_kvm::WithKvm;
+use super::inspect_probe::{self, KvmSide};
 
-fn judge_all(cap: &Capability) -> Vec<(String, Verdict)> {
+pub(super) fn judge_all(cap: &Capability) -> Vec<(String, Verdict)> {
     let none = CustomModels::default();
     models::proxmox_cpu_types()
         .into_iter()
@@ -39,31 +33,6 @@ fn judge_all(cap: &Capability) -> Vec<(String, Verdict)> {
         .collect()
 }
 
-fn kvm_side(
-    args: &InspectArgs,
-    info: &cpuinfo::CpuInfo,
-    cap: &Capability,
-) -> Result<Option<KvmSide>> {
-    let Some(accel) = args.probe else {
-        return Ok(None);
-    };
-    let opts = ProbeOptions {
-        qemu: args.qemu.clone(),
-        timeout: Duration::from_secs(args.probe_timeout),
-        ..ProbeOptions::new(accel)
-    };
-    let view = kvm_probe::probe_local(&opts)?;
-    let kcap = Capability::from_qemu_report(&view, Some(info));
-    let all = cpudata::index().feature_names();
-    let disagreement = Disagreement::between(cap.features(), |f| kcap.has(f), &all);
-    Ok(Some(KvmSide {
-        level: level::of(&kcap),
-        types: judge_all(&kcap),
-        view,
-        disagreement,
-    }))
-}
-
 /// Runs `inspect`.
 ///
 /// # Errors
@@ -71,9 +40,12 @@ fn kvm_side(
 pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
     let info = crate::reach::local::cpuinfo(&args.cpuinfo.cpuinfo)?;
     let cap = Capability::from_cpuinfo(&info);
-    let kvm = kvm_side(args, &info, &cap)?;
+    let kvm = KvmSide::probe(args, &info, &cap)?;
     // The one answer ([`truth`]): QEMU's, asked now or recorded by the last
     // scan of this node (while its flags are unchanged), else /proc/cpuinfo.
+    // The record's age and staleness when its QEMU answer decided: how
+    // current that answer is, in the words of `status`.
+    let mut recorded = None;
     let t = match &kvm {
         Some(k) => {
             let rec = NodeRecord::new("local", "local", &info, None, 0)
@@ -84,11 +56,20 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
             let pve_dir = args.pve_dir.clone().unwrap_or_else(|| "/etc/pve".into());
             let node = crate::pve::paths::local_node(args.node.as_deref(), &pve_dir);
             // flag > variable > configuration file > default, as everywhere.
-            let (_, path) = args.cache.resolve()?;
+            let (conf, path) = args.cache.resolve()?;
             let rec = cache::Cache::load_lenient(&path)
                 .ok()
                 .and_then(|(c, _)| c.nodes.get(&node).cloned());
-            truth::of_local(&info, rec.as_ref())
+            let t = truth::of_local(&info, rec.as_ref());
+            if let Some(r) = rec.filter(|_| t.view() != "cpuinfo") {
+                // inspect takes no --cache-max-age: variable > file > default.
+                let given = std::env::var("PVE_CPUGUARD_CACHE_MAX_AGE")
+                    .ok()
+                    .and_then(|v| crate::conf::config::duration_arg(&v).ok());
+                let max_age = crate::conf::settings::cache_max_age(given, &conf).as_secs();
+                recorded = Some((r.freshness(cache::now(), max_age), r.source));
+            }
+            t
         }
     };
     let lvl = t.level.clone();
@@ -99,6 +80,10 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
         ExitCode::Ok
     };
     let types = judge_all(&t.capability);
+    // No KVM: one reason for the node, and what it would offer with KVM.
+    let with_kvm = matches!(lvl.floor, level::Floor::NoKvm)
+        .then(|| WithKvm::of(&info))
+        .flatten();
     let cpuinfo_types = if kvm.is_some() {
         judge_all(&cap)
     } else {
@@ -119,6 +104,7 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
             "level_floor_met": lvl.floor_met,
             "view": t.view(),
             "notes": t.notes,
+            "freshness": recorded.as_ref().map(|(f, _)| f),
             "level_floor": lvl.floor.code(),
             "next_level": lvl.next.as_ref().map(|(n, m)| json!({"name": n, "missing": m})),
             "phys_bits": info.phys_bits,
@@ -132,6 +118,7 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
                 "unknown": v.unknown,
             })).collect::<Vec<_>>(),
             "data": cpudata::provenance(),
+            "with_kvm": with_kvm.as_ref().map(WithKvm::to_json),
         });
         if let Some(k) = &kvm {
             let mut view = kvm_probe::to_json(&k.view);
@@ -177,12 +164,19 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
         .filter(|(_, v)| v.outcome == Outcome::Compatible)
         .count();
     let _ = writeln!(s, "Summary:    {} {}", info.vendor, info.model_name);
-    let _ = writeln!(
-        s,
-        "            level {} (view: {answer_view}); {runs} of {} Proxmox CPU types start here",
-        t.level_name(),
-        answer.len()
-    );
+    match &with_kvm {
+        Some(w) => {
+            let _ = writeln!(s, "            {}", w.summary_line());
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "            level {} (view: {answer_view}); {runs} of {} Proxmox CPU types start here",
+                t.level_name(),
+                answer.len()
+            );
+        }
+    }
     let _ = writeln!(s);
     let _ = writeln!(s, "CPU:        {} ({})", info.model_name, info.vendor);
     if let (Some(f), Some(m)) = (info.family, info.model) {
@@ -207,13 +201,21 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
             let _ = writeln!(s, "Level:      {floor} (view: {})", t.view());
         }
     }
-    for n in &t.notes {
+    // With a probe, where the views disagree is said once, below.
+    if let Some((f, via)) = &recorded {
+        let _ = writeln!(
+            s,
+            "  from this node's record: {}",
+            super::node_list::freshness_text(f, via.as_deref())
+        );
+    }
+    for n in t.notes.iter().filter(|_| kvm.is_none()) {
         let _ = writeln!(s, "  note: {n}");
     }
     if let Some((next, missing)) = lvl.next.as_ref().filter(|(_, m)| !m.is_empty()) {
         let _ = writeln!(s, "Next level: {next} needs {}", missing.join(", "));
     }
-    if !lvl.floor_met {
+    if !lvl.floor_met && with_kvm.is_none() {
         if let Some((_, v)) = types.iter().find(|(n, _)| n == "kvm64") {
             let _ = writeln!(
                 s,
@@ -222,12 +224,17 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
             );
         }
     }
+    if let Some(w) = &with_kvm {
+        w.write(&mut s, &info.vendor);
+    }
     if let Some(k) = &kvm {
-        write_kvm(&mut s, k);
+        inspect_probe::write_kvm(&mut s, k, &lvl, &cap);
     }
     let width = types.iter().map(|(n, _)| n.len()).max().unwrap_or(10);
     let mut foreign = BTreeSet::new();
     match &kvm {
+        // Said above: what it would run with KVM, not why each type fails.
+        _ if with_kvm.is_some() => {}
         None => {
             let _ = writeln!(s, "\nProxmox CPU types ({}):", cpudata::provenance());
             for (name, v) in &types {
@@ -237,16 +244,26 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
         Some(k) => {
             let _ = writeln!(
                 s,
-                "\nProxmox CPU types ({}), {}; [cpuinfo: …] where /proc/cpuinfo says otherwise:",
+                "\nProxmox CPU types ({}), {}; [cpuinfo: yes|no] where /proc/cpuinfo alone \
+                 answers otherwise (why: Disagree above):",
                 cpudata::provenance(),
                 k.view.describe()
             );
             for ((name, kv), (_, cv)) in k.types.iter().zip(&cpuinfo_types) {
-                let (ks, cs) = (listed(kv, &mut foreign), listed(cv, &mut foreign));
-                if kv.outcome == cv.outcome && kv.missing_flags() == cv.missing_flags() {
-                    let _ = writeln!(s, "  {name:<width$}  {ks}");
-                } else {
-                    let _ = writeln!(s, "  {name:<width$}  {ks}  [cpuinfo: {cs}]");
+                // The views' disagreement is said once above, not again
+                // for the features of each type.
+                let mut kv = kv.clone();
+                kv.notes.retain(|n| !Disagreement::is_note(n));
+                let ks = listed(&kv, &mut foreign);
+                // Only the other answer: its reasons are the differences
+                // said once above, not again for every type (issue 23).
+                match inspect_probe::other_answer(&kv, cv) {
+                    None => {
+                        let _ = writeln!(s, "  {name:<width$}  {ks}");
+                    }
+                    Some(cs) => {
+                        let _ = writeln!(s, "  {name:<width$}  {ks}  [cpuinfo: {cs}]");
+                    }
                 }
             }
         }
@@ -284,43 +301,8 @@ fn listed(v: &Verdict, foreign: &mut BTreeSet<String>) -> String {
     format!("{} *", summary(&v))
 }
 
-/// The KVM view block of the text output.
-fn write_kvm(s: &mut String, k: &KvmSide) {
-    let v = &k.view;
-    let package = if v.qemu_package.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", v.qemu_package)
-    };
-    let label = v.accel.label();
-    let _ = writeln!(
-        s,
-        "\n{label} view:   QEMU {}{package} under {label}: {} CPU features, {} models",
-        v.qemu_version,
-        v.host_features.len(),
-        v.models.len()
-    );
-    if k.level.floor_met {
-        let _ = writeln!(s, "Level ({label}): {}", k.level.name);
-    } else if let Some((_, v)) = k.types.iter().find(|(n, _)| n == "kvm64") {
-        let _ = writeln!(
-            s,
-            "Level ({label}): none: kvm64 (Proxmox's default CPU type) cannot start here: {}",
-            summary(v)
-        );
-    }
-    let notes = k.disagreement.notes(label);
-    if notes.is_empty() {
-        let _ = writeln!(s, "Disagree:   nothing (both views give the same features)");
-    }
-    for (i, n) in notes.iter().enumerate() {
-        let head = if i == 0 { "Disagree:" } else { "" };
-        let _ = writeln!(s, "{head:<11} {n}");
-    }
-}
-
 /// `yes`, `no: missing a, b`, or `unknown: why`.
-fn summary(v: &Verdict) -> String {
+pub(super) fn summary(v: &Verdict) -> String {
     match v.outcome {
         Outcome::Compatible if v.notes.is_empty() => "yes".into(),
         Outcome::Compatible => format!("yes ({})", v.notes.join("; ")),

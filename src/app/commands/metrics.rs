@@ -22,11 +22,11 @@ pub fn run(args: &MetricsArgs) -> Result<ExitCode> {
     let a = g.audit();
     // The metrics say "no data"; the reason goes to stderr (the timer's
     // journal), not into the Prometheus text.
-    for p in &g.fleet.problems {
+    for p in g.fleet.warnings() {
         eprintln!("pve-cpuguard: warning: cache: {p}");
     }
     let last = refusals::read(&settings.state_dir);
-    let text = metrics::render(&a, settings.cache_max_age.as_secs(), last.as_ref());
+    let text = metrics::render(&a, last.as_ref());
     match &args.output_file {
         None => output::print_raw(&text)?,
         Some(path) => write_atomically(path, text.as_bytes())?,

@@ -15,6 +15,7 @@ use crate::conf::settings::Settings;
 use crate::cpu::capability::Capability;
 use crate::error::{Error, ExitCode, Result};
 use crate::guard::decision::{self as guard, Movement};
+use crate::guard::fleet::FleetNode;
 use crate::pve::cluster::{self, Sources};
 use crate::pve::paths::{self, VmId};
 use crate::reach::ssh;
@@ -86,11 +87,7 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
     // The cache decides; only a missing or stale target record is read
     // again, from the target alone, over SSH.
     let record = ctx.fleet.get(&args.target);
-    let stale = record.is_none_or(|t| {
-        t.capability().is_none()
-            || t.age_secs
-                .is_none_or(|a| a > settings.cache_max_age.as_secs())
-    });
+    let stale = record.is_none_or(FleetNode::is_stale);
     let mut notes = Vec::new();
     let mut refresh_note: Option<String> = None;
     if wants_online && !live {
@@ -161,12 +158,12 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
         ctx.rules,
     );
     if refreshed.is_none() && stale {
-        if let Some(age) = record.and_then(|t| t.age_secs) {
+        if let Some(t) = record.filter(|t| t.capability().is_some()) {
+            // In the words of `status`, plain: warnings also go to the log.
             d.warnings.push(format!(
-                "the record of '{}' is {} old (older than {}s)",
+                "the record of '{}': {}",
                 args.target,
-                human_age(age),
-                settings.cache_max_age.as_secs()
+                t.freshness.text(t.source.as_deref(), str::to_string)
             ));
         }
     }
@@ -294,13 +291,4 @@ fn own_options(args: &MigrateArgs) -> Result<(bool, Option<String>, Vec<String>)
         ));
     }
     Ok((force, reason, rest))
-}
-
-fn human_age(secs: u64) -> String {
-    match secs {
-        s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m", s / 60),
-        s if s < 172_800 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86_400),
-    }
 }

@@ -12,6 +12,8 @@ pub mod ha_rules;
 pub mod hook;
 pub mod hook_running;
 pub mod inspect;
+mod inspect_no_kvm;
+mod inspect_probe;
 pub mod manual;
 pub mod metrics;
 pub mod migrate;

@@ -10,8 +10,10 @@ use serde_json::{json, Value};
 
 use crate::app::paint;
 use crate::cache::truth::{self, Truth};
-use crate::cache::{self, Cache, NodeRecord};
+use crate::cache::{Cache, Freshness, NodeRecord};
 use crate::cpu::capability::Capability;
+use crate::guard::fleet::FleetNode;
+use crate::guard::scope;
 
 /// The header line.
 pub const HEADER: &str = "Detected nodes:";
@@ -26,6 +28,34 @@ pub fn node_line(name: &str, address: &str, level: &str) -> String {
 #[must_use]
 pub fn cluster_line(level: Option<&str>) -> String {
     format!("Cluster CPU type: {}", level.unwrap_or("unknown"))
+}
+
+/// [`cluster_line`], and while some node was never scanned, `unknown`
+/// (no baseline is claimed) and a note naming them, with the level of the
+/// `scanned` others.
+#[must_use]
+pub fn cluster_block(level: Option<&str>, scanned: usize, missing: &[&str]) -> String {
+    if missing.is_empty() {
+        return format!("{}\n", cluster_line(level));
+    }
+    format!(
+        "{}\nnote: {}\n",
+        cluster_line(None),
+        scope::withheld("no baseline", missing, level, scanned)
+    )
+}
+
+/// The cluster CPU type JSON gives: `null` while some node was never
+/// scanned (`nodes_without_data`).
+#[must_use]
+pub fn cluster_type_claimed(cache: &Cache) -> Option<&'static str> {
+    cluster_type(cache).filter(|_| cache.unscanned.is_empty())
+}
+
+/// Nodes of the cache that were never scanned.
+#[must_use]
+pub fn never_scanned(cache: &Cache) -> Vec<&str> {
+    cache.unscanned.keys().map(String::as_str).collect()
 }
 
 /// A record's level, recomputed from its facts with this version's rules
@@ -82,42 +112,59 @@ pub fn truth_block(nodes: &[(&str, Truth)]) -> String {
     s
 }
 
-/// `scanned 5m 3s ago` or `scanned 2h ago, STALE: error (last attempt 1m ago)`.
+/// A record's age and staleness as every command prints it
+/// ([`Freshness::text`], the alarm words in colour): `scanned 5m 3s ago
+/// via pmxcfs`, `scanned 2h 1m ago, STALE: older than cache_max_age (2h
+/// 0m)`, `never scanned`.
+#[must_use]
+pub fn freshness_text(f: &Freshness, via: Option<&str>) -> String {
+    f.text(via, paint::stale)
+}
+
+/// [`freshness_text`] of a node of the fleet; for the node read now, of
+/// the record the other nodes decide by: `read now; its record: scanned
+/// 3d 0h ago, STALE: …` (`mark`: [`paint::stale`] for text, plain for
+/// HTML).
+#[must_use]
+pub fn fleet_freshness(n: &FleetNode, mark: impl Fn(&str) -> String) -> String {
+    let text = n.freshness.text(n.source.as_deref(), mark);
+    if n.read_now {
+        format!("read now; its record: {text}")
+    } else {
+        text
+    }
+}
+
+/// Why a node of the fleet has no usable data, in one line, plain.
+#[must_use]
+pub fn no_data_why(n: &FleetNode) -> String {
+    match &n.freshness {
+        Freshness::NeverScanned { .. } => n.freshness.why().unwrap_or_default(),
+        _ => "its cached record cannot be read (run `pve-cpuguard scan`)".into(),
+    }
+}
+
+/// What to do about the nodes' staleness: each distinct hint once, and
+/// none that another one already says (`run scan` within `run scan and
+/// check the timer`).
+#[must_use]
+pub fn hints<'a>(nodes: impl IntoIterator<Item = &'a FleetNode>) -> Vec<&'static str> {
+    let mut all: Vec<&'static str> = nodes
+        .into_iter()
+        .filter_map(|n| n.freshness.hint())
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    all.iter()
+        .copied()
+        .filter(|h| !all.iter().any(|o| o != h && o.contains(h)))
+        .collect()
+}
+
+/// [`freshness_text`] of a cached record.
 #[must_use]
 pub fn age_text(rec: &NodeRecord, now: u64, max_age: u64) -> String {
-    let mut s = if rec.scanned_at > now.saturating_add(cache::CLOCK_SKEW) {
-        // Not "0s ago": a date from the future means a skewed clock.
-        format!(
-            "DATED {} IN THE FUTURE (clock skew?)",
-            cache::human_age(rec.scanned_at - now)
-        )
-    } else {
-        format!("scanned {} ago", cache::human_age(rec.age(now)))
-    };
-    if let Some(src) = &rec.source {
-        s.push_str(&format!(" via {src}"));
-    }
-    if rec.age(now) > max_age {
-        s.push_str(&format!(
-            ", {}: older than cache_max_age ({})",
-            paint::stale("STALE"),
-            cache::human_age(max_age)
-        ));
-    }
-    if let Some(e) = &rec.last_error {
-        s.push_str(&format!(
-            ", {}: last refresh failed: {}",
-            paint::stale("STALE"),
-            first_line(e)
-        ));
-        if let Some(at) = rec.last_attempt_at {
-            s.push_str(&format!(
-                " ({} ago)",
-                cache::human_age(now.saturating_sub(at))
-            ));
-        }
-    }
-    s
+    freshness_text(&rec.freshness(now, max_age), rec.source.as_deref())
 }
 
 /// The first line of a possibly multi-line message.
@@ -130,6 +177,7 @@ pub fn first_line(s: &str) -> &str {
 #[must_use]
 pub fn record_json(rec: &NodeRecord, now: u64, max_age: u64) -> Value {
     let t = truth::of_record(rec);
+    let f = rec.freshness(now, max_age);
     json!({
         "name": rec.name,
         "address": rec.address,
@@ -147,9 +195,12 @@ pub fn record_json(rec: &NodeRecord, now: u64, max_age: u64) -> Value {
         "phys_bits": rec.cpu.phys_bits,
         "kernel": rec.kernel,
         "scanned_at": rec.scanned_at,
-        "age_seconds": rec.age(now),
+        // `age_seconds` and `stale` repeat `freshness`, for readers of
+        // earlier versions.
+        "age_seconds": f.age(),
         "source": rec.source,
-        "stale": rec.is_stale(now, max_age),
+        "stale": f.is_stale(),
+        "freshness": f,
         "last_error": rec.last_error,
         "last_attempt_at": rec.last_attempt_at,
     })

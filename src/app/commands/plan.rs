@@ -17,6 +17,7 @@ use crate::error::{Error, ExitCode, Result};
 use crate::guard::audit_input;
 use crate::guard::fleet::FleetNode;
 use crate::guard::plan::{self, Changes, Need, Plan, VmPlan};
+use crate::guard::scope;
 use crate::pve::paths::VmId;
 use crate::pve::{cluster, ha_rules as rules_cfg};
 
@@ -25,7 +26,7 @@ use crate::pve::{cluster, ha_rules as rules_cfg};
 ///
 /// # Errors
 /// A malformed argument, an unreadable file, an invalid record or cpuinfo.
-pub fn read_node(spec: &str, now: u64) -> Result<FleetNode> {
+pub fn read_node(spec: &str, now: u64, max_age: u64) -> Result<FleetNode> {
     let Some((name, file)) = spec.split_once('=') else {
         return Err(Error::Usage(format!(
             "--add-node '{}': expected NAME=FILE (FILE: a /proc/cpuinfo, or a record of \
@@ -56,8 +57,8 @@ pub fn read_node(spec: &str, now: u64) -> Result<FleetNode> {
         let info = crate::cpu::cpuinfo::parse_bytes(&bytes, path)?;
         NodeRecord::new(name, "plan", &info, None, now)
     };
-    let age = now.saturating_sub(rec.scanned_at);
-    let mut node = FleetNode::from_truth(name, truth::of_record(&rec), Some(age));
+    let freshness = rec.freshness(now, max_age);
+    let mut node = FleetNode::from_truth(name, truth::of_record(&rec), freshness);
     node.source = Some(path.display().to_string());
     Ok(node)
 }
@@ -108,7 +109,9 @@ pub fn run(args: &PlanArgs, format: Format) -> Result<ExitCode> {
     let now = cache::now();
     let mut changes = Changes::default();
     for spec in &args.add_node {
-        changes.add.push(read_node(spec, now)?);
+        changes
+            .add
+            .push(read_node(spec, now, settings.cache_max_age.as_secs())?);
     }
     changes.remove.clone_from(&args.remove_node);
     for spec in &args.set_cpu {
@@ -199,15 +202,35 @@ pub fn render(p: &Plan, need: Option<&Need>) -> String {
         list(&p.before.nodes),
         list(&p.after.nodes)
     );
+    // While some node has no data, what holds on the others, and which.
+    let scoped = |what: String| {
+        let missing: Vec<&str> = p
+            .before
+            .unscanned
+            .iter()
+            .chain(&p.after.unscanned)
+            .map(String::as_str)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if missing.is_empty() {
+            what
+        } else {
+            format!(
+                "unknown while {}; {what} on the nodes scanned",
+                scope::never_scanned(&missing)
+            )
+        }
+    };
     let _ = writeln!(
         s,
         "Cluster CPU type: {}",
-        arrow(p.before.level, p.after.level)
+        scoped(arrow(p.before.level, p.after.level))
     );
     let _ = writeln!(
         s,
         "Best named model: {}",
-        arrow(p.before.model.as_deref(), p.after.model.as_deref())
+        scoped(arrow(p.before.model.as_deref(), p.after.model.as_deref()))
     );
     let changed: Vec<&VmPlan> = p.vms.iter().filter(|v| v.changes()).collect();
     if changed.is_empty() {
@@ -414,7 +437,12 @@ fn set(s: &std::collections::BTreeSet<String>) -> Value {
 
 fn to_json(p: &Plan, c: &Changes, need: Option<&Need>) -> Value {
     let view =
-        |v: &plan::ClusterView| json!({"nodes": v.nodes, "level": v.level, "model": v.model});
+        // No claim for the cluster while some node has no data.
+        |v: &plan::ClusterView| {
+            let complete = v.unscanned.is_empty();
+            json!({"nodes": v.nodes, "level": v.level.filter(|_| complete),
+                "model": v.model.as_ref().filter(|_| complete)})
+        };
     let vms: Vec<Value> = p
         .vms
         .iter()

@@ -8,6 +8,7 @@ use crate::app::cli::ScanArgs;
 use crate::app::commands::node_list;
 use crate::app::gather;
 use crate::app::output::{self, Format};
+use crate::app::paint;
 use crate::cache::published::{self, Rejected};
 use crate::cache::{self, Cache, NodeRecord, Update};
 use crate::conf::config::Config;
@@ -218,7 +219,7 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
                 crate::app::output::for_stderr(&format!("pve-cpuguard: warning: {w}"))
             );
         }
-        let mut t = text(results, &next, now);
+        let mut t = text(results, &next, (now, max_age));
         if !admitted.is_empty() {
             t.push_str("\nAdmission (new nodes, or a CPU capability that dropped):\n");
             for a in &admitted {
@@ -396,7 +397,7 @@ fn log_results(results: &[NodeResult], cache: &Cache, failed: usize) {
     }
 }
 
-fn text(results: &[NodeResult], cache: &Cache, now: u64) -> String {
+fn text(results: &[NodeResult], cache: &Cache, (now, max_age): (u64, u64)) -> String {
     let mut s = String::new();
     let mut truths = Vec::new();
     let _ = writeln!(s, "{}", node_list::HEADER);
@@ -412,11 +413,11 @@ fn text(results: &[NodeResult], cache: &Cache, now: u64) -> String {
         }
     }
     let _ = writeln!(s);
-    let _ = writeln!(
-        s,
-        "{}",
-        node_list::cluster_line(node_list::cluster_type(cache))
-    );
+    s.push_str(&node_list::cluster_block(
+        node_list::cluster_type(cache),
+        cache.nodes.len(),
+        &node_list::never_scanned(cache),
+    ));
     s.push_str(&node_list::truth_block(&truths));
 
     let failures: Vec<&NodeResult> = results.iter().filter(|r| r.result.is_err()).collect();
@@ -434,25 +435,20 @@ fn text(results: &[NodeResult], cache: &Cache, now: u64) -> String {
                 Some(rec) => {
                     let _ = writeln!(
                         s,
-                        "    last known: {} ({}), scanned {} ago; kept as a stale record",
+                        "    last known: {} ({}), kept: {}",
                         node_list::level_of(rec),
                         rec.cpu.model_name,
-                        cache::human_age(rec.age(now))
+                        node_list::age_text(rec, now, max_age)
                     );
                 }
                 None => {
-                    let _ = writeln!(s, "    no data was ever read from this node");
+                    let _ = writeln!(s, "    {}", paint::stale("never scanned"));
                 }
             }
         }
         let stale: Vec<&str> = failures
             .iter()
             .filter(|r| cache.node(&r.node.name).is_some())
-            .map(|r| r.node.name.as_str())
-            .collect();
-        let missing: Vec<&str> = failures
-            .iter()
-            .filter(|r| cache.node(&r.node.name).is_none())
             .map(|r| r.node.name.as_str())
             .collect();
         if !stale.is_empty() {
@@ -462,15 +458,8 @@ fn text(results: &[NodeResult], cache: &Cache, now: u64) -> String {
                 stale.join(", ")
             );
         }
-        if !missing.is_empty() {
-            let _ = writeln!(
-                s,
-                "note: the cluster CPU type above does not include {} (no data); it may be lower",
-                missing.join(", ")
-            );
-        }
     }
-    s.push_str(&sources_text(results, cache, now));
+    s.push_str(&sources_text(results, cache, (now, max_age)));
     if !cache.drift.is_empty() {
         let _ = writeln!(s, "\nDrift since the last scan:");
         for d in &cache.drift {
@@ -501,7 +490,7 @@ fn published_warnings(g: &gather::Gathered) -> Vec<String> {
 
 /// Where each node's data came from and how old it is, when some came from
 /// published records (an all-SSH scan prints exactly ProxCLMC's text).
-fn sources_text(results: &[NodeResult], cache: &Cache, now: u64) -> String {
+fn sources_text(results: &[NodeResult], cache: &Cache, (now, max_age): (u64, u64)) -> String {
     let mut s = String::new();
     if !results
         .iter()
@@ -514,10 +503,9 @@ fn sources_text(results: &[NodeResult], cache: &Cache, now: u64) -> String {
         if let Some(rec) = cache.node(&r.node.name) {
             let _ = writeln!(
                 s,
-                "  {}: {}, data {} old",
+                "  {}: {}",
                 r.node.name,
-                r.via.as_str(),
-                cache::human_age(rec.age(now))
+                node_list::age_text(rec, now, max_age)
             );
         }
     }
@@ -546,7 +534,9 @@ fn to_json(
                 "online": r.node.online,
                 "via": r.via.as_str(),
                 "source": r.result.is_ok().then(|| r.via.as_str()),
-                "age_seconds": rec.filter(|_| r.result.is_ok()).map(|x| x.age(now)),
+                "age_seconds": rec
+                    .filter(|_| r.result.is_ok())
+                    .and_then(|x| x.freshness(now, max_age).age()),
                 "published": match rejected {
                     None => json!({
                         "used": true,
@@ -575,7 +565,7 @@ fn to_json(
         "cluster": cache.cluster,
         "cache": path,
         "nodes": nodes,
-        "cluster_cpu_type": node_list::cluster_type(cache),
+        "cluster_cpu_type": node_list::cluster_type_claimed(cache),
         "stale_nodes": node_list::stale_names(cache, now, max_age),
         "nodes_without_data": cache.unscanned.keys().collect::<Vec<_>>(),
         "failed": results.iter().filter(|r| r.result.is_err()).count(),

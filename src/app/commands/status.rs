@@ -30,8 +30,9 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
             "nodes": cache.nodes.values().map(|r| node_list::record_json(r, now, max_age)).collect::<Vec<_>>(),
             "nodes_without_data": cache.unscanned.values().map(|u| json!({
                 "name": u.name, "address": u.address, "error": u.error, "attempted_at": u.attempted_at,
+                "freshness": cache::Freshness::never_scanned(Some(&u.error)),
             })).collect::<Vec<_>>(),
-            "cluster_cpu_type": node_list::cluster_type(&cache),
+            "cluster_cpu_type": node_list::cluster_type_claimed(&cache),
             "stale_nodes": node_list::stale_names(&cache, now, max_age),
             "cache_max_age_seconds": max_age,
             "drift": cache.drift,
@@ -76,21 +77,22 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
         );
     }
     let _ = writeln!(s);
-    let _ = writeln!(
-        s,
-        "{}",
-        node_list::cluster_line(node_list::cluster_type(&cache))
-    );
+    s.push_str(&node_list::cluster_block(
+        node_list::cluster_type(&cache),
+        cache.nodes.len(),
+        &node_list::never_scanned(&cache),
+    ));
     s.push_str(&node_list::truth_block(&truths));
     if !cache.unscanned.is_empty() {
         let _ = writeln!(s, "\nNodes without data (not included above):");
         for u in cache.unscanned.values() {
+            let f = cache::Freshness::never_scanned(Some(&u.error));
             let _ = writeln!(
                 s,
                 "  {} ({}): {}",
                 u.name,
                 u.address,
-                node_list::first_line(&u.error)
+                node_list::freshness_text(&f, None)
             );
         }
     }

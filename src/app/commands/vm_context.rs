@@ -61,10 +61,7 @@ pub fn load(settings: &Settings, vmid: VmId) -> Result<VmContext> {
     // not a node that does not exist (the same as `audit`).
     for n in settings.pve.scan_nodes()?.0 {
         if fleet.get(&n).is_none() {
-            fleet.upsert(FleetNode::unknown(
-                &n,
-                "no cached record (run `pve-cpuguard scan`)".into(),
-            ));
+            fleet.upsert(FleetNode::never_scanned(&n, None));
         }
     }
     Ok(VmContext {

@@ -64,6 +64,35 @@ pub fn all_samples() -> Vec<String> {
     v
 }
 
+/// Sample `name` as its host shows it with virtualisation off in the
+/// firmware: no `vmx` or `svm` among its flags, no `vmx flags` line (Linux
+/// prints neither then). Written into `dir`; returns its path.
+pub fn without_kvm(name: &str, dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(cpuinfo(name)).unwrap();
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        if line.starts_with("vmx flags") {
+            continue;
+        }
+        match line.split_once(':') {
+            Some((key, value)) if key.trim() == "flags" => {
+                let kept: Vec<&str> = value
+                    .split_whitespace()
+                    .filter(|f| *f != "vmx" && *f != "svm")
+                    .collect();
+                out.push_str(&format!("{key}: {}\n", kept.join(" ")));
+            }
+            _ => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    let path = dir.join(format!("{name}-no-kvm.txt"));
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
 /// The level the library computes for a sample, as every command prints
 /// it (`below-kvm64` when not even kvm64 starts: what a scan must report).
 pub fn expected_level(sample: &str) -> &'static str {

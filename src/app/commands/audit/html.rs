@@ -11,8 +11,10 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::finding::{finding_text, WhyCache};
+use crate::app::commands::node_list;
 use crate::cache;
 use crate::guard::audit::{Audit, Cell, Finding, Suggestion, VmAudit};
+use crate::guard::scope;
 
 const STYLE: &str = "\
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#1b1b1b;background:#fff}\
@@ -53,9 +55,9 @@ fn cell_parts(c: Cell<'_>) -> (&'static str, &'static str, String) {
     }
 }
 
-fn node_header(s: &mut String, a: &Audit<'_>, max_age: u64) {
+fn node_header(s: &mut String, a: &Audit<'_>) {
     for n in &a.fleet.nodes {
-        if n.is_stale(max_age) {
+        if n.is_stale() {
             let _ = write!(
                 s,
                 "<th class=\"stale\" title=\"stale or missing data\">{} <span class=\"badge stale\">stale</span></th>",
@@ -140,29 +142,40 @@ fn findings_table(
 
 /// Renders the page.
 #[must_use]
-pub fn render(a: &Audit<'_>, max_age: u64) -> String {
+pub fn render(a: &Audit<'_>) -> String {
     let mut s = String::with_capacity(4096 + a.vms.len() * (200 + 60 * a.fleet.nodes.len()));
     let (_, at_risk) = a.counts();
     let flagged = a.vms.iter().filter(|v| !v.findings.is_empty()).count();
-    let stale = a.fleet.nodes.iter().filter(|n| n.is_stale(max_age)).count();
+    let stale = a.fleet.nodes.iter().filter(|n| n.is_stale()).count();
     let vendors: Vec<&str> = a.fleet.vendors().into_iter().collect();
+    let missing = a.fleet.without_data();
+    let everywhere = if missing.is_empty() {
+        a.everywhere.clone().unwrap_or_else(|| "none".into())
+    } else {
+        scope::withheld(
+            "unknown",
+            &missing,
+            a.everywhere.as_deref(),
+            a.fleet.nodes.len() - missing.len(),
+        )
+    };
     let _ = write!(
         s,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>pve-cpuguard audit</title><style>{STYLE}</style></head><body>\n\
          <h1>pve-cpuguard audit</h1>\n<p class=\"summary\" id=\"summary\">{} nodes \
-         ({stale} stale), baseline <b>{}</b>, CPU vendors: {}. {} VMs, {flagged} flagged, \
+         ({stale} stale), {}, CPU vendors: {}. {} VMs, {flagged} flagged, \
          <b>{at_risk} at risk</b>. Works on every node: <code>{}</code>.</p>\n",
         a.fleet.nodes.len(),
-        esc(a.baseline.unwrap_or("unknown")),
+        esc(&super::summary::baseline_text(a)),
         esc(&if vendors.is_empty() {
             "unknown".to_string()
         } else {
             vendors.join(", ")
         }),
         a.vms.len(),
-        esc(a.everywhere.as_deref().unwrap_or("none")),
+        esc(&everywhere),
     );
 
     // The VMs at risk first: what needs action.
@@ -189,7 +202,7 @@ pub fn render(a: &Audit<'_>, max_age: u64) -> String {
          <th>Model</th><th>View</th><th>Data age</th><th>State</th></tr>\n",
     );
     for n in &a.fleet.nodes {
-        let st = n.is_stale(max_age);
+        let st = n.is_stale();
         let _ = writeln!(
             s,
             "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -199,14 +212,14 @@ pub fn render(a: &Audit<'_>, max_age: u64) -> String {
             esc(n.vendor().unwrap_or("?")),
             esc(n.capability().map_or("?", |c| c.model_name.as_str())),
             esc(n.view().unwrap_or("none")),
-            n.age_secs.map_or("—".into(), cache::human_age),
+            n.freshness.age().map_or("—".into(), cache::human_age),
             if st {
                 format!(
                     "<span class=\"badge stale\">stale</span> {}",
-                    esc(n.problem.as_deref().unwrap_or("run `pve-cpuguard scan`"))
+                    esc(&node_list::fleet_freshness(n, str::to_string))
                 )
             } else {
-                "fresh".into()
+                esc(&node_list::fleet_freshness(n, str::to_string))
             }
         );
     }
@@ -240,7 +253,7 @@ pub fn render(a: &Audit<'_>, max_age: u64) -> String {
     }
     s.push_str("</tr>\n");
     for (i, n) in a.fleet.nodes.iter().enumerate() {
-        let st = n.is_stale(max_age);
+        let st = n.is_stale();
         let _ = write!(
             s,
             "<tr><th{}>{}{}</th>",
@@ -270,7 +283,7 @@ pub fn render(a: &Audit<'_>, max_age: u64) -> String {
          start: only a cold start works · ✗ cannot start there · ? unknown</p>\n\
          <table id=\"vms-nodes-table\"><tr><th>VM</th><th>CPU</th>",
     );
-    node_header(&mut s, a, max_age);
+    node_header(&mut s, a);
     s.push_str("</tr>\n");
     let mut order: Vec<&VmAudit> = a.vms.iter().collect();
     order.sort_by_key(|v| (!v.findings.iter().any(Finding::is_risk), v.vmid));

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::finding::{finding_text, names, WhyCache};
+use crate::app::commands::node_list;
 use crate::cpu::verdict::Verdict;
 use crate::error::{Error, Result};
 use crate::guard::audit::{self, Audit, Cell, Finding, Suggestion, VmAudit};
@@ -16,12 +17,7 @@ use crate::guard::coverage::Coverage;
 ///
 /// # Errors
 /// Writing `out`.
-pub(super) fn write(
-    out: &mut impl Write,
-    a: &Audit<'_>,
-    max_age: u64,
-    cov: &Coverage,
-) -> Result<()> {
+pub(super) fn write(out: &mut impl Write, a: &Audit<'_>, cov: &Coverage) -> Result<()> {
     let mut rows = JsonRows::new();
     for v in &a.vms {
         rows.entry(a.row_key(v))
@@ -29,7 +25,7 @@ pub(super) fn write(
     }
     // Compact: a 10 000-VM cluster's report is tens of megabytes
     // pretty-printed; `jq .` pretty-prints it for people.
-    let report = json_report(a, max_age, &rows, cov);
+    let report = json_report(a, &rows, cov);
     serde_json::to_writer(&mut *out, &report).map_err(|e| Error::Output(e.into()))?;
     out.write_all(b"\n").map_err(Error::Output)
 }
@@ -52,10 +48,13 @@ struct JsonNode<'a> {
     notes: &'a [String],
     vendor: Option<&'a str>,
     model_name: Option<&'a str>,
+    /// [`crate::cache::Freshness::age`] (`age_secs`, `stale` and
+    /// `problem` repeat `freshness`, for readers of earlier versions).
     age_secs: Option<u64>,
     source: Option<&'a str>,
     stale: bool,
-    problem: Option<&'a str>,
+    problem: Option<String>,
+    freshness: &'a crate::cache::Freshness,
 }
 
 /// Nodes that share one verdict.
@@ -169,7 +168,7 @@ fn json_reach(a: &Audit<'_>, v: &VmAudit, live: bool) -> Box<RawValue> {
                 let key = verdict;
                 let why = match verdict {
                     Some(x) => x.unknown.join("; "),
-                    None => n.problem.clone().unwrap_or_else(|| "no data".into()),
+                    None => node_list::no_data_why(n),
                 };
                 let same = |p: &Option<&Verdict>| match (p, key) {
                     (Some(x), Some(y)) => std::ptr::eq(*x, y),
@@ -185,7 +184,7 @@ fn json_reach(a: &Audit<'_>, v: &VmAudit, live: bool) -> Box<RawValue> {
                             nodes: vec![&n.name],
                             codes: Vec::new(),
                             reasons: verdict.map_or_else(
-                                || vec![n.problem.clone().unwrap_or_else(|| "no data".into())],
+                                || vec![node_list::no_data_why(n)],
                                 |x| x.unknown.clone(),
                             ),
                         },
@@ -200,13 +199,11 @@ fn json_reach(a: &Audit<'_>, v: &VmAudit, live: bool) -> Box<RawValue> {
         .unwrap_or_else(|_| RawValue::from_string("null".into()).unwrap_or_default())
 }
 
-fn json_report<'a>(
-    a: &'a Audit<'_>,
-    max_age: u64,
-    rows: &'a JsonRows,
-    cov: &Coverage,
-) -> JsonReport<'a> {
+fn json_report<'a>(a: &'a Audit<'_>, rows: &'a JsonRows, cov: &Coverage) -> JsonReport<'a> {
     let (by_flag, at_risk) = a.counts();
+    // No cluster-wide claim while some node has no data (issue 23): its
+    // nodes say which (`freshness`).
+    let complete = a.fleet.without_data().is_empty();
     let cache = WhyCache::default();
     JsonReport {
         nodes: a
@@ -221,16 +218,21 @@ fn json_report<'a>(
                 notes: n.notes(),
                 vendor: n.vendor(),
                 model_name: n.capability().map(|c| c.model_name.as_str()),
-                age_secs: n.age_secs,
+                age_secs: n.freshness.age(),
                 source: n.source.as_deref(),
-                stale: n.is_stale(max_age),
-                problem: n.problem.as_deref(),
+                stale: n.is_stale(),
+                problem: if n.capability().is_none() {
+                    Some(node_list::no_data_why(n))
+                } else {
+                    n.freshness.why()
+                },
+                freshness: &n.freshness,
             })
             .collect(),
-        baseline: a.baseline,
+        baseline: a.baseline.filter(|_| complete),
         vendors: a.fleet.vendors().into_iter().collect(),
         // A CPU type or null, never a sentence (vendors are `vendors`).
-        works_everywhere: crate::guard::decision::recommend(a.fleet, None),
+        works_everywhere: crate::guard::decision::recommend(a.fleet, None).filter(|_| complete),
         cache_problems: &a.fleet.problems,
         vms: a
             .vms
@@ -266,7 +268,7 @@ fn json_report<'a>(
                     })
                     .collect(),
                 works_everywhere: match &v.suggestion {
-                    Some(Suggestion::Use { cpu, .. }) => Some(cpu),
+                    Some(Suggestion::Use { cpu, .. }) if complete => Some(cpu),
                     _ => None,
                 },
                 suggestion: v.suggestion.as_ref().map(|s| match s {

@@ -50,19 +50,18 @@ pub fn run(args: &AuditArgs, format: Format) -> Result<ExitCode> {
                         .any(|f| args.findings.iter().any(|c| c == f.code())))
         });
     }
-    let max_age = settings.cache_max_age.as_secs();
     let cov = audit_input::coverage(&settings, &a, g.rules);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match format {
-        Format::Json => json::write(&mut out, &a, max_age, &cov)?,
+        Format::Json => json::write(&mut out, &a, &cov)?,
         Format::Html => out
-            .write_all(html::render(&a, max_age).as_bytes())
+            .write_all(html::render(&a).as_bytes())
             .map_err(Error::Output)?,
         // Through anstream: colour only on a terminal, never with NO_COLOR.
         Format::Text if args.all || filtered => {
-            crate::app::output::print(&text::render(&a, max_age, &cov))?;
+            crate::app::output::print(&text::render(&a, &cov))?;
         }
-        Format::Text => crate::app::output::print(&summary::render(&a, max_age, &cov))?,
+        Format::Text => crate::app::output::print(&summary::render(&a, &cov))?,
     }
     out.flush().map_err(Error::Output)?;
     Ok(if g.fleet.known().next().is_none() {

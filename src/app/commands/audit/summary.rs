@@ -7,10 +7,12 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::app::commands::node_list;
 use crate::app::paint;
 use crate::cache;
 use crate::guard::audit::{Audit, Finding, Suggestion, VmAudit};
 use crate::guard::coverage::{self, Coverage};
+use crate::guard::scope;
 
 /// Groups shown before the rest is only counted.
 const MAX_GROUPS: usize = 12;
@@ -20,12 +22,12 @@ const EXAMPLES: usize = 6;
 const NAMES: usize = 5;
 
 /// The summary, coverage last.
-pub(super) fn render(a: &Audit<'_>, max_age: u64, cov: &Coverage) -> String {
+pub(super) fn render(a: &Audit<'_>, cov: &Coverage) -> String {
     let mut s = String::new();
     let (by, risk) = a.counts();
     let flagged = a.vms.iter().filter(|v| !v.findings.is_empty()).count();
     let _ = writeln!(s, "{} VMs, {flagged} flagged, {risk} at risk", a.vms.len());
-    nodes(&mut s, a, max_age);
+    nodes(&mut s, a);
     findings(&mut s, a, &by);
     let differing = a.running_cpu_differs();
     if differing > 0 {
@@ -54,28 +56,30 @@ fn some<S: AsRef<str>>(names: &[S], max: usize) -> String {
     out
 }
 
-/// The nodes, one line per level (and one for nodes without usable data).
-fn nodes(s: &mut String, a: &Audit<'_>, max_age: u64) {
+/// `baseline x86-64-v3`, or, while some node has no data, which nodes
+/// and what holds on the others (no baseline is claimed).
+pub(super) fn baseline_text(a: &Audit<'_>) -> String {
+    let missing = a.fleet.without_data();
+    if missing.is_empty() {
+        return format!("baseline {}", a.baseline.unwrap_or("unknown"));
+    }
+    scope::withheld(
+        "no baseline",
+        &missing,
+        a.baseline,
+        a.fleet.nodes.len() - missing.len(),
+    )
+}
+
+/// The nodes, one line per level, one for nodes without usable data, one
+/// per kind of staleness, then what to do about it.
+fn nodes(s: &mut String, a: &Audit<'_>) {
     let vendors = a.fleet.vendors();
-    let missing: Vec<&str> = a
-        .fleet
-        .nodes
-        .iter()
-        .filter(|n| n.level().is_none())
-        .map(|n| n.name.as_str())
-        .collect();
-    let baseline = match (a.baseline, missing.is_empty()) {
-        (Some(b), true) => b.to_string(),
-        (Some(b), false) => format!(
-            "{b} on the {} nodes with data",
-            a.fleet.nodes.len() - missing.len()
-        ),
-        (None, _) => "unknown".into(),
-    };
     let _ = writeln!(
         s,
-        "\nNodes: {} (baseline {baseline}; CPU vendors: {})",
+        "\nNodes: {} ({}; CPU vendors: {})",
         a.fleet.nodes.len(),
+        baseline_text(a),
         if vendors.is_empty() {
             "unknown".to_string()
         } else {
@@ -83,7 +87,8 @@ fn nodes(s: &mut String, a: &Audit<'_>, max_age: u64) {
         }
     );
     let mut by_level: BTreeMap<usize, (&str, Vec<&str>)> = BTreeMap::new();
-    let mut stale = Vec::new();
+    // Stale nodes with data, by why (the words of `status`).
+    let mut stale: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for n in &a.fleet.nodes {
         let Some(level) = n.level() else { continue };
         let rank = crate::guard::audit::level_rank(level).map_or(usize::MAX, |r| 100 - r);
@@ -92,33 +97,41 @@ fn nodes(s: &mut String, a: &Audit<'_>, max_age: u64) {
             .or_insert((level, Vec::new()))
             .1
             .push(n.name.as_str());
-        if n.is_stale(max_age) {
-            stale.push(match n.age_secs {
-                Some(age) => format!("{} ({} old)", n.name, cache::human_age(age)),
-                None => n.name.clone(),
-            });
+        if let Some(kind) = n.freshness.kind() {
+            stale
+                .entry(kind)
+                .or_default()
+                .push(match n.freshness.age() {
+                    Some(age) => format!("{} ({} old)", n.name, cache::human_age(age)),
+                    None => n.name.clone(),
+                });
         }
     }
     for (level, names) in by_level.values() {
         let _ = writeln!(s, "  {level:14} {:3}  {}", names.len(), some(names, NAMES));
     }
+    let missing = a.fleet.without_data();
     if !missing.is_empty() {
         let _ = writeln!(
             s,
-            "  {:14} {:3}  {} (run `pve-cpuguard scan`)",
-            paint::stale("never scanned"),
+            "  {} {:3}  {}",
+            // Padded before it is coloured: escapes have no width.
+            paint::stale(&format!("{:14}", "never scanned")),
             missing.len(),
             some(&missing, NAMES)
         );
     }
-    if !stale.is_empty() {
+    for (kind, names) in &stale {
         let _ = writeln!(
             s,
-            "  {} {}: {}",
-            stale.len(),
+            "  {} {}, {kind}: {}",
+            names.len(),
             paint::stale("stale"),
-            some(&stale, NAMES)
+            some(names, NAMES)
         );
+    }
+    for h in node_list::hints(a.fleet.nodes.iter().filter(|n| n.is_stale())) {
+        let _ = writeln!(s, "  note: {h}");
     }
     for p in &a.fleet.problems {
         let _ = writeln!(s, "  {} cache: {p}", paint::warning("warning:"));

@@ -5,15 +5,16 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use super::finding::{finding_text, WhyCache};
+use crate::app::commands::node_list;
 use crate::app::paint;
-use crate::cache;
 use crate::guard::audit::{Audit, Cell, Suggestion, VmAudit};
 use crate::guard::coverage::{self, Coverage};
 use crate::guard::fleet::FleetNode;
+use crate::guard::scope;
 
 /// The whole report: [`text_report`], then the coverage.
-pub(super) fn render(a: &Audit<'_>, max_age: u64, cov: &Coverage) -> String {
-    let mut text = text_report(a, max_age);
+pub(super) fn render(a: &Audit<'_>, cov: &Coverage) -> String {
+    let mut text = text_report(a);
     // Coverage closes the report: the summary opens it.
     text.push('\n');
     text.push_str(&crate::app::output::wrap(
@@ -44,43 +45,29 @@ fn node_set(names: &[&str], total: usize, all_names: &[&str]) -> String {
     }
 }
 
-fn node_line(n: &FleetNode, max_age: u64) -> String {
-    match (n.level(), n.age_secs) {
-        (Some(level), age) => {
-            let mut s = format!("{level}  {}", n.vendor().unwrap_or("?"),);
-            if let Some(cap) = n.capability() {
-                let _ = write!(s, "  {}", cap.model_name);
-            }
-            let _ = write!(s, "  (view: {})", n.view().unwrap_or("none"));
-            if n.below_floor() {
-                s.push_str("  warning: not even kvm64 starts here");
-            }
-            for note in n.notes() {
-                let _ = write!(s, "\n      note: {note}");
-            }
-            if let Some(age) = age.filter(|a| *a > 0) {
-                let _ = write!(s, "  (data {} old", cache::human_age(age));
-                if let Some(src) = &n.source {
-                    let _ = write!(s, " via {src}");
-                }
-                if n.is_stale(max_age) {
-                    let _ = write!(s, ", {}: run `pve-cpuguard scan`", paint::stale("stale"));
-                }
-                s.push(')');
-            } else if let Some(src) = &n.source {
-                let _ = write!(s, "  (data via {src})");
-            }
-            if let Some(p) = &n.problem {
-                let _ = write!(s, "  {} {p}", paint::warning("warning:"));
-            }
-            s
-        }
-        (None, _) => format!(
-            "{}: {}",
-            paint::stale("unknown"),
-            n.problem.as_deref().unwrap_or("no data")
-        ),
+/// A node: level, CPU and view, then its record's age and staleness
+/// (the words `status` uses); its notes on lines of their own.
+fn node_line(n: &FleetNode) -> String {
+    let Some(level) = n.level() else {
+        return format!("{}: {}", paint::stale("unknown"), node_list::no_data_why(n));
+    };
+    let mut s = format!("{level}  {}", n.vendor().unwrap_or("?"));
+    if let Some(cap) = n.capability() {
+        let _ = write!(s, "  {}", cap.model_name);
     }
+    let _ = write!(
+        s,
+        "  (view: {}; {})",
+        n.view().unwrap_or("none"),
+        node_list::fleet_freshness(n, paint::stale)
+    );
+    if n.below_floor() {
+        s.push_str("  warning: not even kvm64 starts here");
+    }
+    for note in n.notes() {
+        let _ = write!(s, "\n      note: {note}");
+    }
+    s
 }
 
 fn vm_label(v: &VmAudit) -> String {
@@ -139,7 +126,7 @@ fn reach_text(yes: &[&str], unknown: &[&str], total: usize, all_names: &[&str]) 
     }
 }
 
-fn text_report(a: &Audit<'_>, max_age: u64) -> String {
+fn text_report(a: &Audit<'_>) -> String {
     let mut s = String::with_capacity(a.vms.len() * 120 + 1024);
     // Summary first, details after.
     let (by, risk) = a.counts();
@@ -163,9 +150,9 @@ fn text_report(a: &Audit<'_>, max_age: u64) -> String {
     let vendors = a.fleet.vendors();
     let _ = writeln!(
         s,
-        "Nodes ({}; baseline {}; CPU vendors: {}):",
+        "Nodes ({}; {}; CPU vendors: {}):",
         a.fleet.nodes.len(),
-        a.baseline.unwrap_or("unknown"),
+        super::summary::baseline_text(a),
         if vendors.is_empty() {
             "unknown".to_string()
         } else {
@@ -174,10 +161,13 @@ fn text_report(a: &Audit<'_>, max_age: u64) -> String {
     );
     let w = all_names.iter().map(|n| n.len()).max().unwrap_or(4);
     for n in &a.fleet.nodes {
-        let _ = writeln!(s, "  {:w$}  {}", n.name, node_line(n, max_age));
+        let _ = writeln!(s, "  {:w$}  {}", n.name, node_line(n));
+    }
+    for h in node_list::hints(a.fleet.nodes.iter().filter(|n| n.is_stale())) {
+        let _ = writeln!(s, "  note: {h}");
     }
     for p in &a.fleet.problems {
-        let _ = writeln!(s, "warning: cache: {p}");
+        let _ = writeln!(s, "  {} cache: {p}", paint::warning("warning:"));
     }
     // Node lines carry notes and ages: wrapped to 100 columns too.
     let mut s = crate::app::output::wrap(&s, crate::app::output::WIDTH);
@@ -246,6 +236,18 @@ fn text_report(a: &Audit<'_>, max_age: u64) -> String {
     }
 
     let flagged: Vec<&VmAudit> = a.vms.iter().filter(|v| !v.findings.is_empty()).collect();
+    // Where a suggested type is known to work: every node, or only those
+    // with data (issue 23).
+    let missing = a.fleet.without_data();
+    let where_ = if missing.is_empty() {
+        "everywhere".to_string()
+    } else {
+        format!(
+            "on {} ({})",
+            scope::scanned(a.fleet.nodes.len() - missing.len()),
+            scope::never_scanned(&missing)
+        )
+    };
     let cache = WhyCache::default();
     // The explanations are prose: wrapped to fit 100 columns (the tables
     // above stay one row per line, for grep and awk).
@@ -276,7 +278,7 @@ fn text_report(a: &Audit<'_>, max_age: u64) -> String {
             Some(Suggestion::Use { cpu, text }) => {
                 let _ = writeln!(
                     s,
-                    "    fix: `qm set {} --cpu {cpu}` makes it movable everywhere (takes effect at the next VM start){}",
+                    "    fix: `qm set {} --cpu {cpu}` makes it movable {where_} (takes effect at the next VM start){}",
                     v.vmid,
                     text.strip_prefix(cpu).unwrap_or(text)
                 );
