@@ -217,6 +217,32 @@ fn apply_adds_it_once_and_plan_uses_it() {
     assert_eq!(vm100["start"]["gained"], serde_json::json!(["pve3"]));
 }
 
+/// Without quorum /etc/pve is read-only: `--apply` says so and calls
+/// nothing (pvesh would fail without saying why); with quorum back, the
+/// same command adds the model.
+#[test]
+fn apply_without_quorum_calls_nothing_and_says_why() {
+    let c = intel();
+    let p = pvesh(&c);
+    let nodes = [
+        ("pve1", "10.0.0.1", true),
+        ("pve2", "10.0.0.2", false),
+        ("pve3", "10.0.0.3", false),
+    ];
+    c.write_members("pve1", false, &nodes);
+    let before = models(&c).0;
+    baseline(&c, &p, &["--apply"])
+        .run()
+        .code(1)
+        .stdout_has("not quorate")
+        .stdout_has("pvecm status");
+    assert!(p.calls().is_empty(), "{:?}", p.calls());
+    assert_eq!(models(&c).0, before);
+    c.write_members("pve1", true, &nodes);
+    baseline(&c, &p, &["--apply"]).run().code(0);
+    assert_eq!(p.calls().len(), 1);
+}
+
 /// A model of that name that differs is never changed: no call, exit 1,
 /// the differences and how to go on. Here it was added before a weaker
 /// node joined: the verdict (through `audit`) refuses a VM on it there.

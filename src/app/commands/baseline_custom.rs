@@ -23,7 +23,7 @@ use crate::cpu::custom_baseline::{self, CustomBaseline, LeftOut};
 use crate::error::{Error, ExitCode, Result};
 use crate::guard::custom_model::{self, Judged};
 use crate::guard::decision::Rules;
-use crate::pve::custom_models;
+use crate::pve::{custom_models, members};
 use crate::reach::pvesh;
 use crate::syslog::{self, Severity};
 
@@ -139,6 +139,11 @@ pub fn run(args: &BaselineArgs, cluster: &Cluster<'_>) -> Result<Part> {
     let apply = args.apply && !args.dry_run;
     let command = shell_lines(binary, &argv);
     let incomplete = !cluster.stale.is_empty() || !cluster.missing.is_empty() || !tcg.is_empty();
+    // pmxcfs is read-only without quorum: `pvesh create` would fail with
+    // an error that does not say why. A standalone node (no `cluster` in
+    // .members) has nothing to lose quorum with.
+    let members = settings.pve.root().join(".members");
+    let without_quorum = apply && members::quorate(&members)? == Some(false);
     if !judged.accepted {
         let why = "the verdict refuses it on some node (above)".to_string();
         say(&mut s, &format!("Not added: {why}."));
@@ -170,6 +175,16 @@ pub fn run(args: &BaselineArgs, cluster: &Cluster<'_>) -> Result<Part> {
                 );
                 let _ = writeln!(s, "pve-cpuguard baseline --custom-model {name}2 --apply");
                 let _ = writeln!(s, "pve-cpuguard plan --set-cpu-all custom-{name}2");
+                refused = Some(why);
+                code = ExitCode::Refused;
+            }
+            Existing::Absent if without_quorum => {
+                let why = format!(
+                    "the cluster is not quorate ({}): /etc/pve is read-only, so the model \
+                     cannot be added; run again once it is (`pvecm status`)",
+                    members.display()
+                );
+                say(&mut s, &format!("Not added: {why}."));
                 refused = Some(why);
                 code = ExitCode::Refused;
             }
