@@ -85,7 +85,7 @@ pub enum Command {
     ///
     /// Exit 0 when every node has fresh data, 1 when some record is stale or
     /// missing, 3 when the cache holds no data.
-    Status(CacheArgs),
+    Status(StatusArgs),
     /// From the cache: the strict cluster level, the best named QEMU model
     /// every node supports (same vendor only), and the near misses.
     ///
@@ -572,6 +572,18 @@ impl CacheArgs {
     pub fn resolve(&self) -> crate::error::Result<(config::Config, PathBuf)> {
         self.file.resolve()
     }
+}
+
+/// Arguments of `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub cache: CacheArgs,
+    /// The Proxmox cluster file system, whose nodes/ lists the cluster's
+    /// nodes (one the cache has never seen is named, never left out)
+    /// [default: `pve_dir` in the configuration file, else /etc/pve].
+    #[arg(long, env = "PVE_CPUGUARD_PVE_DIR", value_name = "DIR")]
+    pub pve_dir: Option<PathBuf>,
 }
 
 /// Arguments of `scan`.

@@ -98,7 +98,12 @@ impl Freshness {
     #[must_use]
     pub fn never_scanned(error: Option<&str>) -> Self {
         Freshness::NeverScanned {
-            error: error.map(|e| first_line(e).to_string()),
+            // No attempt recorded (a node only the cluster file system
+            // knows) is no error to quote.
+            error: error
+                .map(first_line)
+                .filter(|e| !e.trim().is_empty())
+                .map(str::to_string),
         }
     }
 

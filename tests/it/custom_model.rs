@@ -243,6 +243,25 @@ fn apply_without_quorum_calls_nothing_and_says_why() {
     assert_eq!(p.calls().len(), 1);
 }
 
+/// A node of the cluster the cache has never seen (it joined after the
+/// last scan) is a node without data: no model is added without it, and
+/// the check says it covered the nodes with data only.
+#[test]
+fn a_node_the_cache_never_saw_keeps_the_model_out() {
+    let c = intel();
+    let now = pve_cpuguard::cache::now();
+    c.write_records([
+        Cluster::record("pve1", "10.0.0.1", SKYLAKE, now),
+        Cluster::record("pve2", "10.0.0.2", CASCADE, now),
+    ]);
+    let p = pvesh(&c);
+    let out = baseline(&c, &p, &["--apply"]).run().code(1);
+    out.stdout_has("starts on every node with data (pve1, pve2)")
+        .stdout_has("(pve3: no data)")
+        .stdout_lacks("Near miss");
+    assert!(p.calls().is_empty(), "{:?}", p.calls());
+}
+
 /// A model of that name that differs is never changed: no call, exit 1,
 /// the differences and how to go on. Here it was added before a weaker
 /// node joined: the verdict (through `audit`) refuses a VM on it there.
@@ -283,7 +302,8 @@ fn a_failing_pvesh_stale_data_and_bad_names() {
         .stdout_has("No 'create' handler defined")
         .stdout_has("Proxmox VE before 9.2");
     assert!(models(&c).1.get("custom-evc").is_none());
-    // Stale data: printed, not applied.
+    // Stale data: printed, not applied. pve3, left out of the cache, is a
+    // node without data (it is in the cluster file system), not ignored.
     let old = pve_cpuguard::cache::now() - 3 * 86_400;
     c.write_records([
         Cluster::record("pve1", "10.0.0.1", SKYLAKE, old),
@@ -292,7 +312,8 @@ fn a_failing_pvesh_stale_data_and_bad_names() {
     p.clear();
     let out = baseline(&c, &p, &["--apply"]).run().code(1);
     out.stdout_has(
-        "Not added: not every node has fresh data of what KVM gives (pve1: stale, pve2: stale)",
+        "Not added: not every node has fresh data of what KVM gives (pve1: stale, pve2: stale, \
+         pve3: no data)",
     );
     assert!(p.calls().is_empty());
     for (name, says) in [("9x", "invalid custom model name '9x'"), ("a.b", "invalid")] {

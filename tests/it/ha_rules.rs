@@ -240,6 +240,24 @@ fn no_quorum_no_call_and_a_failed_call_stops_the_run() {
     out.stdout_has("1 later call(s) not run");
 }
 
+/// With no node data at all, no rule is worked out, and nothing is said of
+/// "every node" (it read "no rule needed: … on every node", exit 3).
+#[test]
+fn an_empty_cache_claims_nothing_for_every_node() {
+    let f = fixture();
+    f.c.write_records([]);
+    // Run from a machine outside the cluster: no node is read locally.
+    let out = f
+        .run(&["ha-rules"])
+        .env("PVE_CPUGUARD_NODE", "elsewhere")
+        .run()
+        .code(3);
+    out.stdout_has("the cache holds no node data")
+        .stdout_has("note: run `pve-cpuguard scan` first")
+        .stdout_lacks("every node");
+    assert!(f.ha.calls().is_empty());
+}
+
 #[test]
 fn a_malformed_rules_file_names_file_and_line() {
     let f = fixture();

@@ -127,7 +127,10 @@ const OPTIONS: &[(&str, &[&[&str]])] = &[
         "publish",
         &[HERE, &["probe", "qemu", "probe-timeout", "output-file"]],
     ),
-    ("status", &[&["cache", "config", "cache-max-age"]]),
+    (
+        "status",
+        &[&["cache", "config", "cache-max-age", "pve-dir"]],
+    ),
     (
         "baseline",
         &[&[

@@ -199,17 +199,19 @@ fn no_baseline_or_type_for_every_node_is_claimed_while_nodes_were_never_scanned(
              on the 2 nodes scanned",
         );
 
-    // status and baseline know pve3 from the cache (pve4 and pve5 are not
-    // in it): the cluster CPU type is not claimed either.
+    // status and baseline know pve3 from the cache, and pve4 and pve5
+    // (not in it: they joined after the last scan) from the cluster file
+    // system, as audit does: the cluster CPU type is not claimed either.
     for cmd in ["status", "baseline"] {
         c.on("pve1", &[cmd])
             .run()
             .code(1)
-            .stdout_has("Cluster CPU type: unknown\nnote: no baseline while pve3 was never scanned; x86-64-v3 on the 2 nodes scanned");
+            .stdout_has(&format!("Cluster CPU type: unknown\nnote: no baseline while {MISSING}; x86-64-v3 on the 2 nodes scanned"));
     }
     c.on("pve1", &["status"])
         .run()
-        .stdout_has("  pve3 (10.0.0.3): never scanned (last attempt: ssh: connection refused)");
+        .stdout_has("  pve3 (10.0.0.3): never scanned (last attempt: ssh: connection refused)")
+        .stdout_has("  pve4: never scanned\n");
     let j = c.on("pve1", &["status", "-o", "json"]).run().json();
     assert_eq!(j["cluster_cpu_type"], Value::Null, "{j}");
     assert_eq!(

@@ -10,6 +10,7 @@ use crate::app::cli::BaselineArgs;
 use crate::app::commands::{baseline_custom, node_list};
 use crate::app::output::{self, Format};
 use crate::cache::{self, truth, Cache};
+use crate::conf::config::Config;
 use crate::cpu::baseline;
 use crate::error::{ExitCode, Result};
 use crate::guard::scope;
@@ -22,7 +23,13 @@ use crate::guard::scope;
 pub fn run(args: &BaselineArgs, format: Format) -> Result<ExitCode> {
     let (conf, cache_path) = args.cache.resolve()?;
     let max_age = args.cache.max_age(&conf);
-    let (cache, problem) = Cache::load_lenient(&cache_path)?;
+    let (mut cache, problem) = Cache::load_lenient(&cache_path)?;
+    let pve_dir = Config::pick(
+        args.pve_dir.clone(),
+        conf.pve_dir.as_ref(),
+        "/etc/pve".into(),
+    );
+    node_list::add_unseen_members(&mut cache, &pve_dir);
     let now = cache::now();
     let nodes: Vec<(String, crate::cpu::capability::Capability)> = cache
         .nodes
@@ -76,8 +83,8 @@ pub fn run(args: &BaselineArgs, format: Format) -> Result<ExitCode> {
             "below_floor": b.below_floor,
             "vendors": b.vendors,
             "model": b.model.as_ref().filter(|_| missing.is_empty()),
-            "level_near_miss": b.level_near_miss.as_ref().map(baseline::NearMiss::to_json),
-            "model_near_miss": b.model_near_miss.as_ref().map(baseline::NearMiss::to_json),
+            "level_near_miss": b.level_near_miss.as_ref().filter(|_| missing.is_empty()).map(baseline::NearMiss::to_json),
+            "model_near_miss": b.model_near_miss.as_ref().filter(|_| missing.is_empty()).map(baseline::NearMiss::to_json),
             "stale_nodes": stale,
             "nodes_without_data": missing,
             "oldest_data_age_seconds": cache.nodes.values()
@@ -166,9 +173,12 @@ pub fn run(args: &BaselineArgs, format: Format) -> Result<ExitCode> {
             );
         }
     }
+    // A near miss says "on all nodes but …": not while some node is
+    // unknown (its CPU might miss more).
     for nm in [&b.level_near_miss, &b.model_near_miss]
         .into_iter()
         .flatten()
+        .filter(|_| unscanned.is_empty())
     {
         let _ = writeln!(s, "Near miss: {}", nm.message());
     }

@@ -382,8 +382,13 @@ fn describe(
     if judged.accepted {
         s.push_str(&output::wrap(
             &format!(
-                "Checked as `cpu: custom-{}`: starts on every node ({}){}.\n",
+                "Checked as `cpu: custom-{}`: starts on every node {}({}){}.\n",
                 model.name,
+                if cluster.missing.is_empty() {
+                    ""
+                } else {
+                    "with data "
+                },
                 names.join(", "),
                 if names.len() > 1 {
                     " and live-migrates between any two"

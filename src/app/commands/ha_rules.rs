@@ -279,7 +279,11 @@ pub fn run(args: &HaRulesArgs, format: Format) -> Result<ExitCode> {
         if args.dry_run {
             s.push_str("dry run: nothing is changed\n");
         }
-        if p.rules.is_empty() {
+        if !o.has_data {
+            // Nothing is known of any node: "every node" would be a claim
+            // about nodes nobody has read.
+            s.push_str("no rule worked out: the cache holds no node data\nnote: run `pve-cpuguard scan` first\n");
+        } else if p.rules.is_empty() {
             s.push_str("no rule needed: every HA-managed VM outside administrators' rules can start\n    and live-migrate on every node\n");
         }
         for d in &p.rules {

@@ -52,6 +52,32 @@ pub fn cluster_type_claimed(cache: &Cache) -> Option<&'static str> {
     cluster_type(cache).filter(|_| cache.unscanned.is_empty())
 }
 
+/// Adds to `cache.unscanned` every node of the cluster (a directory under
+/// `nodes/` of the cluster file system, as `audit` and `check` count them)
+/// that the cache has no word of: a node that joined after the last scan
+/// is unknown, and must keep every command from claiming a cluster CPU
+/// type, not be left out of it. An unreadable `nodes/` adds nothing (the
+/// cache then speaks for itself, as before).
+pub fn add_unseen_members(cache: &mut Cache, pve_dir: &std::path::Path) {
+    let Ok((names, _)) = crate::pve::paths::PveDir::new(pve_dir).scan_nodes() else {
+        return;
+    };
+    for name in names {
+        if cache.nodes.contains_key(&name) || cache.unscanned.contains_key(&name) {
+            continue;
+        }
+        cache.unscanned.insert(
+            name.clone(),
+            crate::cache::Unscanned {
+                name,
+                address: String::new(),
+                error: String::new(),
+                attempted_at: 0,
+            },
+        );
+    }
+}
+
 /// Nodes of the cache that were never scanned.
 #[must_use]
 pub fn never_scanned(cache: &Cache) -> Vec<&str> {

@@ -4,10 +4,11 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use crate::app::cli::CacheArgs;
+use crate::app::cli::StatusArgs;
 use crate::app::commands::node_list;
 use crate::app::output::{self, Format};
 use crate::cache::{self, truth, Cache};
+use crate::conf::config::Config;
 use crate::error::{ExitCode, Result};
 
 /// Runs `status`.
@@ -15,10 +16,16 @@ use crate::error::{ExitCode, Result};
 /// # Errors
 /// A cache file that exists but cannot be read; a corrupt one is reported
 /// and treated as empty.
-pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
-    let (conf, cache_path) = args.resolve()?;
-    let max_age = args.max_age(&conf);
-    let (cache, problem) = Cache::load_lenient(&cache_path)?;
+pub fn run(args: &StatusArgs, format: Format) -> Result<ExitCode> {
+    let (conf, cache_path) = args.cache.resolve()?;
+    let max_age = args.cache.max_age(&conf);
+    let (mut cache, problem) = Cache::load_lenient(&cache_path)?;
+    let pve_dir = Config::pick(
+        args.pve_dir.clone(),
+        conf.pve_dir.as_ref(),
+        "/etc/pve".into(),
+    );
+    node_list::add_unseen_members(&mut cache, &pve_dir);
     let now = cache::now();
     let code = exit_code(&cache, now, max_age);
     if format == Format::Json {
@@ -87,11 +94,15 @@ pub fn run(args: &CacheArgs, format: Format) -> Result<ExitCode> {
         let _ = writeln!(s, "\nNodes without data (not included above):");
         for u in cache.unscanned.values() {
             let f = cache::Freshness::never_scanned(Some(&u.error));
+            let address = if u.address.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", u.address)
+            };
             let _ = writeln!(
                 s,
-                "  {} ({}): {}",
+                "  {}{address}: {}",
                 u.name,
-                u.address,
                 node_list::freshness_text(&f, None)
             );
         }
