@@ -240,13 +240,14 @@ fn judged(settings: &Settings, vmid: VmId, what: &str, allowed: &str) -> bool {
         let migrated_from = std::env::var("PVE_MIGRATED_FROM")
             .ok()
             .filter(|s| !s.is_empty());
-        let _ = crate::guard::refusals::record(
+        if let Some(w) = crate::guard::refusals::keep(
             &settings.state_dir,
             &vmid.to_string(),
             &settings.node,
             migrated_from.as_deref(),
-            crate::cache::now(),
-        );
+        ) {
+            say_err!("pve-cpuguard: warning: {w}");
+        }
     }
     !strict
 }
@@ -379,7 +380,9 @@ fn check(settings: &Settings, vmid: VmId) -> bool {
             "QEMU: pve-cpuguard: {}",
             crate::error::shorten_quotes(&d.one_line())
         );
-        crate::guard::refusals::log(&settings.state_dir, &d);
+        if let Some(w) = crate::guard::refusals::log(&settings.state_dir, &d) {
+            say_err!("pve-cpuguard: warning: {w}");
+        }
     }
     // The process ends right after this answer: freeing every node record
     // one by one would cost more than the decision itself.

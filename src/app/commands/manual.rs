@@ -45,7 +45,7 @@ const CPU_MODELS: (&str, &str) = (
 );
 const STATE: (&str, &str) = (
     "/var/lib/pve-cpuguard",
-    "The guard's state: the last refusal on this node.",
+    "The guard's state: refusals.tally (one byte per refusal on this node) and last-refusal.json.",
 );
 const CHAIN: (&str, &str) = (
     "/etc/pve/pve-cpuguard/chain.conf",

@@ -25,8 +25,8 @@ pub fn run(args: &MetricsArgs) -> Result<ExitCode> {
     for p in &g.fleet.problems {
         eprintln!("pve-cpuguard: warning: cache: {p}");
     }
-    let last = refusals::read(&settings.state_dir);
-    let text = metrics::render(&a, settings.cache_max_age.as_secs(), last.as_ref());
+    let refusals = refusals::read(&settings.state_dir);
+    let text = metrics::render(&a, settings.cache_max_age.as_secs(), &refusals);
     match &args.output_file {
         None => output::print_raw(&text)?,
         Some(path) => write_atomically(path, text.as_bytes())?,
