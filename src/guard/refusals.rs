@@ -107,9 +107,17 @@ pub struct Recorded {
     pub details_not_kept: Option<Error>,
 }
 
-/// Records a refusal: counts it, then keeps its details.
+/// Records a refusal: counts it (then calls `counted`), then keeps its
+/// details.
 #[must_use]
-pub fn record(dir: &Path, vmid: &str, target: &str, source: Option<&str>, now: u64) -> Recorded {
+pub fn record(
+    dir: &Path,
+    vmid: &str,
+    target: &str,
+    source: Option<&str>,
+    now: u64,
+    counted: impl FnOnce(),
+) -> Recorded {
     if let Err(e) = std::fs::create_dir_all(dir) {
         let again = std::io::Error::new(e.kind(), e.to_string());
         return Recorded {
@@ -121,6 +129,9 @@ pub fn record(dir: &Path, vmid: &str, target: &str, source: Option<&str>, now: u
     let not_counted = crate::fsutil::append(&path, b"\n", 0o644)
         .err()
         .map(|e| Error::io(&path, e));
+    if not_counted.is_none() {
+        counted();
+    }
     let details = LastRefusal {
         at: now,
         vmid: vmid.to_string(),
@@ -151,12 +162,26 @@ fn keep_details(dir: &Path, details: &LastRefusal) -> Result<()> {
     crate::fsutil::replace(&file(dir), text.as_bytes(), Some(0o644))
 }
 
-/// Records a refusal of VM `vmid` on `target` (see [`record`]) and, when it
-/// could not be counted, logs that to the journal and returns the warning
-/// for the caller's stderr. Recording never changes the answer.
+/// Records a refusal of VM `vmid` on `target` (see [`record`]; `counted`
+/// is called once it is counted) and, when it could not be counted, logs
+/// that to the journal and returns the warning for the caller's stderr.
+/// Recording never changes the answer.
 #[must_use]
-pub fn keep(state_dir: &Path, vmid: &str, target: &str, source: Option<&str>) -> Option<String> {
-    let r = record(state_dir, vmid, target, source, crate::cache::now());
+pub fn keep(
+    state_dir: &Path,
+    vmid: &str,
+    target: &str,
+    source: Option<&str>,
+    counted: impl FnOnce(),
+) -> Option<String> {
+    let r = record(
+        state_dir,
+        vmid,
+        target,
+        source,
+        crate::cache::now(),
+        counted,
+    );
     if let Some(e) = &r.details_not_kept {
         crate::syslog::log(
             crate::syslog::Severity::Notice,
@@ -172,9 +197,19 @@ pub fn keep(state_dir: &Path, vmid: &str, target: &str, source: Option<&str>) ->
 /// A refusal goes to the journal and is recorded ([`keep`]); the warning,
 /// if it could not be counted, is returned for the caller's stderr.
 #[must_use]
-pub fn log(state_dir: &Path, d: &crate::guard::decision::Decision) -> Option<String> {
+pub fn log(
+    state_dir: &Path,
+    d: &crate::guard::decision::Decision,
+    counted: impl FnOnce(),
+) -> Option<String> {
     crate::syslog::log(crate::syslog::Severity::Err, &d.one_line());
-    keep(state_dir, &d.vm.vmid, &d.target, d.source.as_deref())
+    keep(
+        state_dir,
+        &d.vm.vmid,
+        &d.target,
+        d.source.as_deref(),
+        counted,
+    )
 }
 
 #[cfg(test)]
@@ -186,7 +221,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(read(dir.path()), Refusals::default());
         for (vmid, at) in [("100", 10), ("101", 30), ("102", 20)] {
-            let r = record(dir.path(), vmid, "pve2", Some("pve1"), at);
+            let mut counted = false;
+            let r = record(dir.path(), vmid, "pve2", Some("pve1"), at, || {
+                counted = true
+            });
+            assert!(counted);
             assert!(
                 r.not_counted.is_none() && r.details_not_kept.is_none(),
                 "{r:?}"
@@ -221,7 +260,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let held = crate::fsutil::open_lock(&dir.path().join("last-refusal.lock")).unwrap();
         held.lock_exclusive().unwrap();
-        let r = record(dir.path(), "100", "pve2", None, 10);
+        let r = record(dir.path(), "100", "pve2", None, 10, || ());
         assert!(r.not_counted.is_none(), "{r:?}");
         assert!(r
             .details_not_kept
@@ -236,7 +275,9 @@ mod tests {
         let victim = dir.path().join("victim");
         std::fs::write(&victim, "").unwrap();
         std::os::unix::fs::symlink(&victim, tally(dir.path())).unwrap();
-        let r = record(dir.path(), "100", "pve2", None, 10);
+        let mut counted = false;
+        let r = record(dir.path(), "100", "pve2", None, 10, || counted = true);
+        assert!(!counted);
         let e = r.not_counted.unwrap().to_string();
         assert!(
             e.contains("refusals.tally") && e.contains("symbolic link"),

@@ -1,10 +1,14 @@
 //! The hook at its limits (issue 21, "Counts and limits"): many refusals
-//! at once.
+//! at once, and no thread left for its watchdog.
 
-use std::process::{Child, Stdio};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::harness;
 use crate::harness::cluster::Cluster;
+use crate::harness::fuse::Fuse;
 
 /// Refused on pve2 (a Haswell: no AVX-512), allowed on pve4.
 fn cluster() -> Cluster {
@@ -18,9 +22,14 @@ fn cluster() -> Cluster {
 }
 
 /// The hook binary for `pre-start` of VM 100 migrating pve1 -> `node`.
-fn hook(c: &Cluster, node: &str) -> std::process::Command {
+fn hook(c: &Cluster, node: &str) -> Command {
+    hook_in(c, node, "pre-start")
+}
+
+/// [`hook`] in `phase`.
+fn hook_in(c: &Cluster, node: &str, phase: &str) -> Command {
     let mut cmd = harness::command(harness::hook_binary());
-    cmd.args(["100", "pre-start"])
+    cmd.args(["100", phase])
         .envs(c.node_env(node))
         .env("PVE_MIGRATED_FROM", "pve1")
         .stdin(Stdio::null());
@@ -59,4 +68,111 @@ fn two_hundred_concurrent_refusals_lose_no_count() {
     assert_eq!(state.count, N as u64);
     let metrics = c.on("pve2", &["metrics"]).run().code(0);
     metrics.stdout_has(&format!("\npve_cpuguard_refusals_total {N}\n"));
+}
+
+/// Runs `cmd` to its end; kills it and fails if it is still running after
+/// 20 s (a hook that hangs).
+fn finish(mut cmd: Command) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > Duration::from_secs(20) {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!("hung: {cmd:?}\n{}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// `cmd` runs as `nobody` with `RLIMIT_NPROC` 1: its own process is all it
+/// may have, so no thread can be started (root is exempt from the limit).
+fn without_threads(cmd: &mut Command) {
+    // SAFETY: only async-signal-safe system calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let one = libc::rlimit {
+                rlim_cur: 1,
+                rlim_max: 1,
+            };
+            if libc::setrlimit(libc::RLIMIT_NPROC, &one) != 0
+                || libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(65534) != 0
+                || libc::setuid(65534) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// A hook whose watchdog thread cannot be started reads nothing the
+/// deadline was to bound: with `/etc/pve` hanging for every user it still
+/// answers at once, by its policy (from the environment or from its
+/// configuration file), and a VM the check would refuse starts under the
+/// default policy, unchecked.
+#[test]
+fn hook_that_cannot_arm_its_deadline_reads_nothing_and_follows_the_policy() {
+    let c = cluster();
+    // `nobody` may read the cluster's files and count into `state`.
+    std::fs::set_permissions(c.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let state = c.path("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let strict_conf = c.path("strict.conf");
+    std::fs::write(&strict_conf, "policy = strict\n").unwrap();
+    // The control: with its watchdog, the hook checks and refuses.
+    let out = finish(hook(&c, "pve2"));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let counted = || pve_cpuguard::guard::refusals::read(&state).count;
+    assert_eq!(counted(), 1);
+    let tally = pve_cpuguard::guard::refusals::tally(&state);
+    std::fs::set_permissions(&tally, std::fs::Permissions::from_mode(0o666)).unwrap();
+
+    let hung = Fuse::hanging_for_everyone(&c.path("hung"));
+    let run = |phase: &str, env: &[(&str, &std::path::Path)]| {
+        let mut cmd = hook_in(&c, "pve2", phase);
+        without_threads(&mut cmd);
+        cmd.envs(env.iter().copied());
+        finish(cmd)
+    };
+    let says = |out: &Output, needle: &str| {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(harness::has(&stderr, needle), "{needle:?}: {out:?}");
+    };
+    for pve in [hung.path("pve"), c.pve()] {
+        let pve = pve.as_path();
+        let out = run("pre-start", &[("PVE_CPUGUARD_PVE_DIR", pve)]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        says(&out, "the hook's deadline cannot be armed");
+        says(&out, "its watchdog thread cannot be started");
+        says(&out, &format!("nothing under {} was read", pve.display()));
+        says(&out, "allowed unchecked (policy default)");
+        for strict in [
+            ("PVE_CPUGUARD_POLICY", std::path::Path::new("strict")),
+            ("PVE_CPUGUARD_CONFIG", strict_conf.as_path()),
+        ] {
+            let out = run("pre-start", &[("PVE_CPUGUARD_PVE_DIR", pve), strict]);
+            assert_eq!(out.status.code(), Some(1), "{out:?}");
+            says(&out, "refused (policy strict)");
+            assert!(
+                !harness::has(&String::from_utf8_lossy(&out.stderr), "not counted"),
+                "{out:?}"
+            );
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(stdout.starts_with("QEMU: pve-cpuguard: VM 100:"), "{out:?}");
+        }
+        let out = run("post-start", &[("PVE_CPUGUARD_PVE_DIR", pve)]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        says(&out, "no chained hookscript was run");
+    }
+    // Both strict refusals, twice, were counted beside the control's.
+    assert_eq!(counted(), 5);
+    drop(hung);
 }

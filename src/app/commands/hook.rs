@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::app::cli::HookArgs;
-use crate::app::commands::hook_running;
+use crate::app::commands::{hook_running, hook_unarmed};
 use crate::conf::config::Policy;
 use crate::conf::settings::Settings;
 use crate::cpu::launch::VmSpecs;
@@ -82,10 +82,14 @@ pub fn run(args: &HookArgs) -> Result<ExitCode> {
     // Until the configuration file is read, only a flag or the environment
     // can say `strict`.
     let early = args.common.rules.policy.unwrap_or(Policy::Default);
-    arm_deadline(args.deadline, early, vmid, phase, true);
+    prepare_answer(args.deadline, early, vmid, phase);
+    // Without its watchdog the hook reads nothing that could hang.
+    if let Err(unarmed) = crate::app::deadline::arm(args.deadline) {
+        return Ok(hook_unarmed::run(args, vmid, phase, &unarmed));
+    }
     let (settings, problem) = Settings::resolve_lenient(&args.common);
     if settings.policy != early {
-        arm_deadline(args.deadline, settings.policy, vmid, phase, false);
+        prepare_answer(args.deadline, settings.policy, vmid, phase);
     }
     // A variable with an invalid value (left out by the parse: its option
     // took the flag, file or default) is an input problem like an
@@ -123,27 +127,33 @@ pub fn run(args: &HookArgs) -> Result<ExitCode> {
     Ok(chain(&settings, vmid, phase))
 }
 
-/// The hard deadline: if the answer is not there by then, the policy
-/// decides in `pre-start`; other phases exit 0 (see `crate::app::deadline`).
-/// `restart` starts the deadline anew;
-/// otherwise only what happens at expiry changes.
-fn arm_deadline(deadline: Duration, policy: Policy, vmid: VmId, phase: &str, restart: bool) {
+/// The answer the hook gives if it cannot finish (`crate::app::fallback`):
+/// its deadline passes, or memory runs out. The policy decides in
+/// `pre-start`; other phases exit 0.
+fn prepare_answer(deadline: Duration, policy: Policy, vmid: VmId, phase: &str) {
     let refuse = policy == Policy::Strict && phase == "pre-start";
-    let msg = if phase == "pre-start" {
-        format!(
-            "VM {vmid}: the CPU check did not finish within {}; {} (policy {})",
-            seconds(deadline),
-            if refuse {
-                "refusing the start"
-            } else {
-                "allowing the start unchecked"
-            },
-            if refuse { "strict" } else { "default" }
+    let (late, out_of_memory) = if phase == "pre-start" {
+        let outcome = if refuse {
+            "refusing the start (policy strict)"
+        } else {
+            "allowing the start unchecked (policy default)"
+        };
+        (
+            format!(
+                "VM {vmid}: the CPU check did not finish within {}; {outcome}",
+                seconds(deadline)
+            ),
+            format!("VM {vmid}: the CPU check ran out of memory; {outcome}"),
         )
     } else {
-        format!(
-            "VM {vmid} {phase}: reading pve-cpuguard's inputs did not finish within {}; no chained hookscript was run",
-            seconds(deadline)
+        (
+            format!(
+                "VM {vmid} {phase}: reading pve-cpuguard's inputs did not finish within {}; no chained hookscript was run",
+                seconds(deadline)
+            ),
+            format!(
+                "VM {vmid} {phase}: pve-cpuguard ran out of memory; no chained hookscript was run"
+            ),
         )
     };
     let code = if refuse {
@@ -151,43 +161,67 @@ fn arm_deadline(deadline: Duration, policy: Policy, vmid: VmId, phase: &str, res
     } else {
         ExitCode::Ok
     };
-    let line = format!("pve-cpuguard: {msg}\n");
-    let datagram = syslog::format(
-        if refuse {
-            Severity::Err
-        } else {
-            Severity::Warning
-        },
-        &msg,
-    );
-    if restart {
-        crate::app::deadline::arm(
-            deadline,
-            &line,
-            &datagram,
-            &syslog::socket_path(),
-            code.code(),
-        );
+    prepare(code, &late, &out_of_memory);
+}
+
+/// [`crate::app::fallback::prepare`]: exit `code`, saying `late` when the
+/// deadline passes and `out_of_memory` when memory runs out.
+pub(super) fn prepare(code: ExitCode, late: &str, out_of_memory: &str) {
+    let severity = if code == ExitCode::Ok {
+        Severity::Warning
     } else {
-        crate::app::deadline::set(&line, &datagram, &syslog::socket_path(), code.code());
+        Severity::Err
+    };
+    let late = (
+        format!("pve-cpuguard: {late}\n"),
+        syslog::format(severity, late),
+    );
+    let oom = (
+        format!("pve-cpuguard: {out_of_memory}\n"),
+        syslog::format(severity, out_of_memory),
+    );
+    crate::app::fallback::prepare(code.code(), said(&late), said(&oom), &syslog::socket_path());
+}
+
+fn said((line, datagram): &(String, String)) -> crate::app::fallback::Said<'_> {
+    crate::app::fallback::Said {
+        stderr_line: line,
+        datagram,
     }
 }
 
 /// The answer is a refusal: from now on nothing may turn it into an allow.
 /// The deadline is replaced by one of its own for recording the refusal,
-/// which exits with the refusal when it passes.
-fn refusal_fixed(vmid: VmId) {
-    let msg = format!(
-        "VM {vmid}: recording the refusal did not finish within {}; the start stays refused",
-        seconds(RECORD_BUDGET)
-    );
-    crate::app::deadline::rearm(
-        RECORD_BUDGET,
-        &format!("pve-cpuguard: {msg}\n"),
-        &syslog::format(Severity::Err, &msg),
-        &syslog::socket_path(),
-        ExitCode::Refused.code(),
-    );
+/// which exits with the refusal when it passes, saying whether it was
+/// counted (`counted`: called again once it is).
+fn refusal_fixed(vmid: VmId, counted: bool) {
+    let (late, out_of_memory) = if counted {
+        (
+            format!(
+                "VM {vmid}: keeping the refusal's details did not finish within {} (it was counted); the start stays refused",
+                seconds(RECORD_BUDGET)
+            ),
+            format!(
+                "VM {vmid}: keeping the refusal's details ran out of memory (it was counted); the start stays refused"
+            ),
+        )
+    } else {
+        (
+            format!(
+                "VM {vmid}: recording the refusal did not finish within {}, it was not counted; the start stays refused",
+                seconds(RECORD_BUDGET)
+            ),
+            format!(
+                "VM {vmid}: recording the refusal ran out of memory, it was not counted; the start stays refused"
+            ),
+        )
+    };
+    prepare(ExitCode::Refused, &late, &out_of_memory);
+    if !counted {
+        // The watchdog runs (the hook only gets this far when it was
+        // armed), so this only moves its deadline.
+        let _ = crate::app::deadline::arm(RECORD_BUDGET);
+    }
 }
 
 /// A warning on stderr and in the journal.
@@ -224,7 +258,7 @@ fn judged(settings: &Settings, vmid: VmId, what: &str, allowed: &str) -> bool {
         }
     );
     if strict {
-        refusal_fixed(vmid);
+        refusal_fixed(vmid, false);
     }
     say_err!("pve-cpuguard: {msg}");
     syslog::log(
@@ -245,6 +279,7 @@ fn judged(settings: &Settings, vmid: VmId, what: &str, allowed: &str) -> bool {
             &vmid.to_string(),
             &settings.node,
             migrated_from.as_deref(),
+            || refusal_fixed(vmid, true),
         ) {
             say_err!("pve-cpuguard: warning: {w}");
         }
@@ -374,13 +409,15 @@ fn check(settings: &Settings, vmid: VmId) -> bool {
             );
         }
     } else {
-        refusal_fixed(vmid);
+        refusal_fixed(vmid, false);
         say_err_raw!("{}", crate::error::shorten_quotes(&d.explain()));
         say_out!(
             "QEMU: pve-cpuguard: {}",
             crate::error::shorten_quotes(&d.one_line())
         );
-        if let Some(w) = crate::guard::refusals::log(&settings.state_dir, &d) {
+        if let Some(w) =
+            crate::guard::refusals::log(&settings.state_dir, &d, || refusal_fixed(vmid, true))
+        {
             say_err!("pve-cpuguard: warning: {w}");
         }
     }

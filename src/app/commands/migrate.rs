@@ -205,7 +205,7 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
                 args.target
             ))
         );
-        if let Some(w) = crate::guard::refusals::log(&settings.state_dir, &d) {
+        if let Some(w) = crate::guard::refusals::log(&settings.state_dir, &d, || ()) {
             eprintln!(
                 "{}",
                 crate::app::output::for_stderr(&format!("pve-cpuguard: warning: {w}"))

@@ -10,6 +10,7 @@ pub mod generate;
 pub mod ha_rules;
 pub mod hook;
 pub mod hook_running;
+pub mod hook_unarmed;
 pub mod inspect;
 pub mod manual;
 pub mod metrics;
