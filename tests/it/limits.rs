@@ -1,5 +1,5 @@
 //! The hook at its limits (issue 21, "Counts and limits"): many refusals
-//! at once, and no thread left for its watchdog.
+//! at once, too little memory, and no thread left for its watchdog.
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -175,4 +175,127 @@ fn hook_that_cannot_arm_its_deadline_reads_nothing_and_follows_the_policy() {
     // Both strict refusals, twice, were counted beside the control's.
     assert_eq!(counted(), 5);
     drop(hung);
+}
+
+/// How one run under a memory limit ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// The program never ran: the dynamic loader could not map it (exit
+    /// 127 with its message) or the kernel could not finish `execve` (a
+    /// signal, nothing said). No program can answer there.
+    NotLoaded,
+    /// The check's own answer (`refused:`).
+    Checked,
+    /// The policy's answer because memory ran out.
+    OutOfMemory,
+    /// The policy's answer for another reason (its watchdog, say).
+    Policy,
+    /// Anything else: an abort, a crash, a wrong code.
+    Wrong,
+}
+
+/// Runs `cmd` under `RLIMIT_AS` `limit` and says how it ended, `strict`
+/// saying which policy it runs under.
+fn under_limit(mut cmd: Command, limit: u64, strict: bool) -> (Ended, Output) {
+    // SAFETY: only an async-signal-safe system call between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let r = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &r) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let policy = if strict {
+        "(policy strict)"
+    } else {
+        "(policy default)"
+    };
+    let code = if strict { Some(1) } else { Some(0) };
+    let ended = if out.status.code() == Some(127)
+        && (stderr.contains("error while loading shared libraries")
+            || stderr.contains("cannot allocate TLS data structures"))
+        || out.status.code().is_none() && stderr.is_empty()
+    {
+        Ended::NotLoaded
+    } else if out.status.code() == Some(1) && stderr.starts_with("pve-cpuguard: refused: ") {
+        Ended::Checked
+    } else if out.status.code() == code && harness::has(&stderr, policy) {
+        if harness::has(&stderr, "ran out of memory") || harness::has(&stderr, "SIGSEGV") {
+            Ended::OutOfMemory
+        } else {
+            Ended::Policy
+        }
+    } else {
+        Ended::Wrong
+    };
+    (ended, out)
+}
+
+/// Runs `make()` under memory limits from too little to load it up to
+/// enough for its check, under both policies, and asserts that every run
+/// the program itself ran gave the check's answer or the policy's, never
+/// an abort (exit 134) or a crash; and that some ran out of memory.
+fn sweep_memory_limits(make: impl Fn() -> Command) {
+    // The least memory the check needs (4 KiB steps): below it, less.
+    let checks = |limit: u64| under_limit(make(), limit, false).0 == Ended::Checked;
+    let (mut low, mut high) = (1 << 20, 256 << 20);
+    assert!(checks(high), "the check runs with {} MiB", high >> 20);
+    while high - low > 4096 {
+        let mid = (low + high) / 2 / 4096 * 4096;
+        if checks(mid) {
+            high = mid;
+        } else {
+            low = mid;
+        }
+    }
+    let mut seen = Vec::new();
+    for strict in [false, true] {
+        // A margin above: what a run needs varies a little between runs.
+        let mut limit = high.saturating_sub(1 << 20);
+        while limit <= high + (256 << 10) {
+            let mut cmd = make();
+            if strict {
+                cmd.env("PVE_CPUGUARD_POLICY", "strict");
+            }
+            let (ended, out) = under_limit(cmd, limit, strict);
+            assert_ne!(
+                ended,
+                Ended::Wrong,
+                "{} KiB, strict={strict}: {out:?}",
+                limit >> 10
+            );
+            seen.push(ended);
+            limit += 8192;
+        }
+    }
+    for want in [Ended::NotLoaded, Ended::OutOfMemory, Ended::Checked] {
+        assert!(seen.contains(&want), "{want:?} among {seen:?}");
+    }
+}
+
+/// Under a memory limit (`RLIMIT_AS`) the hook used to abort (exit 134)
+/// wherever an allocation failed, before its policy could answer: in
+/// Rust's start, parsing its arguments, reading its inputs. Now every
+/// limit that lets the program load gets the check's answer or the
+/// policy's (default: allowed with a warning; strict: refused), from the
+/// hook binary and from `pve-cpuguard hook` alike.
+#[test]
+fn hook_under_a_memory_limit_follows_the_policy_and_never_aborts() {
+    let c = cluster();
+    sweep_memory_limits(|| hook(&c, "pve2"));
+    sweep_memory_limits(|| {
+        let mut cmd = harness::command(harness::binary());
+        cmd.args(["hook", "100", "pre-start"])
+            .envs(c.node_env("pve2"))
+            .env("PVE_MIGRATED_FROM", "pve1");
+        cmd
+    });
 }

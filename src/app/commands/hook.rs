@@ -128,32 +128,24 @@ pub fn run(args: &HookArgs) -> Result<ExitCode> {
 }
 
 /// The answer the hook gives if it cannot finish (`crate::app::fallback`):
-/// its deadline passes, or memory runs out. The policy decides in
-/// `pre-start`; other phases exit 0.
+/// its deadline passes, memory runs out, or it stops on a memory fault.
+/// The policy decides in `pre-start`; other phases exit 0.
 fn prepare_answer(deadline: Duration, policy: Policy, vmid: VmId, phase: &str) {
     let refuse = policy == Policy::Strict && phase == "pre-start";
-    let (late, out_of_memory) = if phase == "pre-start" {
-        let outcome = if refuse {
-            "refusing the start (policy strict)"
-        } else {
-            "allowing the start unchecked (policy default)"
-        };
+    let late = format!("did not finish within {}", seconds(deadline));
+    let (subject, outcome) = if phase == "pre-start" {
         (
-            format!(
-                "VM {vmid}: the CPU check did not finish within {}; {outcome}",
-                seconds(deadline)
-            ),
-            format!("VM {vmid}: the CPU check ran out of memory; {outcome}"),
+            format!("VM {vmid}: the CPU check"),
+            if refuse {
+                "refusing the start (policy strict)"
+            } else {
+                "allowing the start unchecked (policy default)"
+            },
         )
     } else {
         (
-            format!(
-                "VM {vmid} {phase}: reading pve-cpuguard's inputs did not finish within {}; no chained hookscript was run",
-                seconds(deadline)
-            ),
-            format!(
-                "VM {vmid} {phase}: pve-cpuguard ran out of memory; no chained hookscript was run"
-            ),
+            format!("VM {vmid} {phase}: reading pve-cpuguard's inputs"),
+            "no chained hookscript was run",
         )
     };
     let code = if refuse {
@@ -161,33 +153,21 @@ fn prepare_answer(deadline: Duration, policy: Policy, vmid: VmId, phase: &str) {
     } else {
         ExitCode::Ok
     };
-    prepare(code, &late, &out_of_memory);
+    prepare(code, &subject, &late, outcome);
 }
 
-/// [`crate::app::fallback::prepare`]: exit `code`, saying `late` when the
-/// deadline passes and `out_of_memory` when memory runs out.
-pub(super) fn prepare(code: ExitCode, late: &str, out_of_memory: &str) {
-    let severity = if code == ExitCode::Ok {
-        Severity::Warning
-    } else {
-        Severity::Err
-    };
-    let late = (
-        format!("pve-cpuguard: {late}\n"),
-        syslog::format(severity, late),
+/// [`crate::app::fallback::prepare`]: exit `code`, saying `pve-cpuguard:
+/// <subject> <late, or what else happened>; <outcome>`.
+fn prepare(code: ExitCode, subject: &str, late: &str, outcome: &str) {
+    crate::app::fallback::prepare(
+        crate::app::fallback::Answer {
+            code: code.code(),
+            subject,
+            late,
+            outcome,
+        },
+        &syslog::socket_path(),
     );
-    let oom = (
-        format!("pve-cpuguard: {out_of_memory}\n"),
-        syslog::format(severity, out_of_memory),
-    );
-    crate::app::fallback::prepare(code.code(), said(&late), said(&oom), &syslog::socket_path());
-}
-
-fn said((line, datagram): &(String, String)) -> crate::app::fallback::Said<'_> {
-    crate::app::fallback::Said {
-        stderr_line: line,
-        datagram,
-    }
 }
 
 /// The answer is a refusal: from now on nothing may turn it into an allow.
@@ -195,29 +175,21 @@ fn said((line, datagram): &(String, String)) -> crate::app::fallback::Said<'_> {
 /// which exits with the refusal when it passes, saying whether it was
 /// counted (`counted`: called again once it is).
 fn refusal_fixed(vmid: VmId, counted: bool) {
-    let (late, out_of_memory) = if counted {
-        (
-            format!(
-                "VM {vmid}: keeping the refusal's details did not finish within {} (it was counted); the start stays refused",
-                seconds(RECORD_BUDGET)
-            ),
-            format!(
-                "VM {vmid}: keeping the refusal's details ran out of memory (it was counted); the start stays refused"
-            ),
-        )
+    let late = format!("did not finish within {}", seconds(RECORD_BUDGET));
+    if counted {
+        prepare(
+            ExitCode::Refused,
+            &format!("VM {vmid}: keeping the refusal's details"),
+            &late,
+            "it was counted; the start stays refused",
+        );
     } else {
-        (
-            format!(
-                "VM {vmid}: recording the refusal did not finish within {}, it was not counted; the start stays refused",
-                seconds(RECORD_BUDGET)
-            ),
-            format!(
-                "VM {vmid}: recording the refusal ran out of memory, it was not counted; the start stays refused"
-            ),
-        )
-    };
-    prepare(ExitCode::Refused, &late, &out_of_memory);
-    if !counted {
+        prepare(
+            ExitCode::Refused,
+            &format!("VM {vmid}: recording the refusal"),
+            &late,
+            "it was not counted; the start stays refused",
+        );
         // The watchdog runs (the hook only gets this far when it was
         // armed), so this only moves its deadline.
         let _ = crate::app::deadline::arm(RECORD_BUDGET);
