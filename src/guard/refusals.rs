@@ -7,7 +7,7 @@
 //! time is when the last counted refusal was recorded. No refusal waits
 //! for another to be counted: the kernel serialises the appends, and none
 //! is lost however many hooks refuse at once (issue 21: a read-modify-write
-//! of one JSON file under a lock waited for at most 0.5 s dropped a third
+//! of one JSON file under a lock waited for at most 0.5 s dropped 23 to 80
 //! of 200 concurrent refusals). A refusal is not counted only when the
 //! append itself fails (a full or read-only disk, a link or a FIFO planted
 //! at the path) or does not return before the hook's recording bound (a
