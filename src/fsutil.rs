@@ -18,6 +18,13 @@
 //!   a dangling one included), is fsynced and renamed over the target.
 //!   `rename(2)` replaces a symlink at the final path itself; it never
 //!   writes through it.
+//! - [`append`]: a counter that no writer waits for (issue 21): one
+//!   `write(2)` on a descriptor opened with `O_APPEND`, which the kernel
+//!   performs as one step (seek to the end and write, under the inode's
+//!   lock on local file systems), so concurrent appends never overwrite
+//!   each other. `O_NOFOLLOW` and `O_NONBLOCK` as for locks; the file must
+//!   be a regular file with a single name, so that a hard link planted at
+//!   the path never makes us append to another file.
 //! - [`open_lock`] / [`lock_within`]: a lock file is opened with
 //!   `O_NOFOLLOW` (a dangling link there must not make us create its
 //!   target) and `O_NONBLOCK` (a FIFO there must not block the open), must
@@ -352,6 +359,63 @@ pub fn is_temp_of(name: &str, file_name: &str) -> bool {
         .is_some_and(|n| n.ends_with(".tmp"))
 }
 
+/// Appends `bytes` to the regular file `path` (created with `mode` when
+/// missing) in one `write(2)` with `O_APPEND`, then syncs its data (see
+/// the module header). Concurrent appenders never wait for each other
+/// here and never lose an append.
+///
+/// # Errors
+/// The `open` error (`InvalidInput` for a symlink, a FIFO, a directory or
+/// a file with more than one name), the write error (`WriteZero` for a
+/// short write), or the sync error (the bytes may then be there or not).
+pub fn append(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                std::io::Error::new(
+                    ErrorKind::InvalidInput,
+                    "a symbolic link; refusing to follow it",
+                )
+            } else {
+                e
+            }
+        })?;
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(not_regular(meta.file_type()));
+    }
+    if meta.nlink() != 1 {
+        return Err(std::io::Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "a file with {} names (a hard link); refusing to append to it",
+                meta.nlink()
+            ),
+        ));
+    }
+    // One call, so that the bytes land together: `write_all` could split
+    // them into several appends with another writer's in between.
+    let written = loop {
+        match file.write(bytes) {
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            other => break other?,
+        }
+    };
+    if written != bytes.len() {
+        return Err(std::io::Error::new(
+            ErrorKind::WriteZero,
+            format!("wrote {written} of {} bytes", bytes.len()),
+        ));
+    }
+    file.sync_data()
+}
+
 /// Opens (creating it, mode 0600) a lock file: never through a symlink,
 /// never blocking on a FIFO, and only a regular file.
 ///
@@ -507,6 +571,38 @@ mod tests {
         assert!(is_temp_of(".out.a1B2c3.tmp", "out"));
         assert!(!is_temp_of(".out.a1B2c3", "out"));
         assert!(!is_temp_of(".outx.a.tmp", "out"));
+    }
+
+    #[test]
+    fn appends_add_up_and_never_go_through_a_link_a_hard_link_or_a_fifo() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("tally");
+        append(&f, b"\n", 0o644).unwrap();
+        append(&f, b"\n", 0o644).unwrap();
+        assert_eq!(std::fs::read(&f).unwrap(), b"\n\n");
+        assert_eq!(
+            std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let link = dir.path().join("link");
+        symlink(&victim, &link).unwrap();
+        let e = append(&link, b"\n", 0o644).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        let dangling = dir.path().join("dangling");
+        symlink(dir.path().join("created-by-us"), &dangling).unwrap();
+        assert!(append(&dangling, b"\n", 0o644).is_err());
+        assert!(!dir.path().join("created-by-us").exists());
+        let hard = dir.path().join("hard");
+        std::fs::hard_link(&victim, &hard).unwrap();
+        let e = append(&hard, b"\n", 0o644).unwrap_err().to_string();
+        assert!(e.contains("hard link"), "{e}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        let fifo_path = dir.path().join("fifo");
+        fifo(&fifo_path);
+        // Without a reader, a blocking open would wait here for ever.
+        assert!(append(&fifo_path, b"\n", 0o644).is_err());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! A hard deadline for one process: when it passes, a prepared message goes
-//! to stderr and the system log and the process exits with a prepared code.
+//! A hard deadline for one process: when it passes, the process gives its
+//! prepared answer (`crate::app::fallback`: a line on stderr, one in the
+//! system log, an exit code) and ends.
 //!
 //! The hook arms it before its first file access so that a start can never
 //! hang on us (a stuck network or FUSE file system such as a hung pmxcfs).
@@ -15,83 +16,114 @@
 //! the FUSE server has read the request, `request_wait_answer` waits for
 //! its answer uninterruptibly, and the process ends only when the answer
 //! comes or the connection is aborted (README, *What is bounded, and what
-//! is not*). The thread is made with
-//! `pthread_create` directly, with a small stack, and never allocates (no
-//! malloc arena, no Rust thread state): that keeps its cost per VM start
-//! small (see `benches/hook_prestart.rs`).
+//! is not*).
 //!
-//! At expiry the thread only calls `write`, `socket`, `sendto` and `_exit`
-//! on data prepared before it was published.
+//! The thread is made with `pthread_create` directly, on a stack that is
+//! part of the program (a static buffer), and never allocates (no malloc
+//! arena, no Rust thread state): starting it maps no memory, so a memory
+//! limit (`RLIMIT_AS`) that leaves the hook room to run leaves it room for
+//! its watchdog, and its cost per VM start stays small (see
+//! `benches/hook_prestart.rs`). It runs with every signal blocked: its
+//! small stack is no place for a handler.
 //!
-//! What happens at expiry can change while the deadline runs ([`set`]): the
-//! hook arms the deadline before it reads its configuration file (so the
-//! policy is not known yet), then sets the policy's answer; once its answer
-//! is a refusal it replaces the expiry with that refusal ([`rearm`]), so a
-//! stalled recording of it can never turn into an allow. A replaced expiry
-//! is leaked on purpose: the watchdog may be reading it at that moment, and
-//! the process is short-lived.
+//! When the thread cannot be started at all (a limit on processes or
+//! threads: `RLIMIT_NPROC`, a cgroup's `pids.max`), [`arm`] says so, and the
+//! caller must not start work the deadline was to bound. [`fatal_alarm`] is
+//! the bound left then: `SIGALRM` with its default action, which the kernel
+//! delivers as a fatal signal even into a killable FUSE wait, but which
+//! ends the process by a signal, not with the prepared answer.
 
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
-use std::sync::Once;
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
-
-/// What to do when the deadline passes.
-struct Expiry {
-    stderr: Vec<u8>,
-    datagram: Vec<u8>,
-    socket: libc::sockaddr_un,
-    socket_len: libc::socklen_t,
-    code: i32,
-}
-
-/// The current expiry; null until the first [`set`]. Never freed.
-static EXPIRY: AtomicPtr<Expiry> = AtomicPtr::new(std::ptr::null_mut());
 
 /// When the deadline passes, in `CLOCK_MONOTONIC` nanoseconds; `u64::MAX`
 /// when disarmed.
 static DEADLINE_NS: AtomicU64 = AtomicU64::new(u64::MAX);
 
-static WATCHDOG: Once = Once::new();
+/// Whether the watchdog runs: `Ok`, or the `errno` that kept it from
+/// starting. Set once.
+static WATCHDOG: OnceLock<Result<(), i32>> = OnceLock::new();
 
 /// How often the watchdog looks at [`DEADLINE_NS`] again at most: a
 /// deadline moved earlier is honoured within this time.
 const POLL_NS: u64 = 50_000_000;
 
-/// Sets what happens at expiry: write `stderr_line` to stderr, send
-/// `datagram` to the Unix datagram socket `syslog_socket` (skipped when
-/// that path is too long or nobody listens) and exit with `code`. The
-/// deadline, if running, keeps running.
-pub fn set(stderr_line: &str, datagram: &str, syslog_socket: &Path, code: i32) {
-    let (socket, socket_len) = unix_address(syslog_socket);
-    let expiry = Box::new(Expiry {
-        stderr: stderr_line.as_bytes().to_vec(),
-        datagram: datagram.as_bytes().to_vec(),
-        socket,
-        socket_len,
-        code,
-    });
-    // Leaked: see the module header.
-    EXPIRY.store(Box::into_raw(expiry), Ordering::SeqCst);
-}
+/// The watchdog's stack: enough for the few plain calls it makes, glibc's
+/// thread descriptor and the program's static TLS, which glibc places at
+/// the top of a stack it is given.
+const STACK_SIZE: usize = 64 * 1024;
 
-/// Arms the deadline: [`set`], then let it pass `after` from now
-/// (replacing any running deadline).
-pub fn arm(after: Duration, stderr_line: &str, datagram: &str, syslog_socket: &Path, code: i32) {
-    set(stderr_line, datagram, syslog_socket, code);
-    start(after);
-}
+/// The watchdog's stack, in the program's own memory (see the module
+/// header). Only the one watchdog thread ever uses it.
+#[repr(C, align(4096))]
+struct Stack(UnsafeCell<[u8; STACK_SIZE]>);
 
-/// Replaces the expiry and restarts the deadline: [`arm`] under its own
-/// name, for a phase with its own bound (recording a refusal).
-pub fn rearm(after: Duration, stderr_line: &str, datagram: &str, syslog_socket: &Path, code: i32) {
-    arm(after, stderr_line, datagram, syslog_socket, code);
+// SAFETY: the buffer is handed to one thread only (the watchdog, started
+// at most once) and never touched from Rust.
+unsafe impl Sync for Stack {}
+
+static STACK: Stack = Stack(UnsafeCell::new([0; STACK_SIZE]));
+
+/// The deadline cannot be enforced: the watchdog thread cannot be started.
+#[derive(Debug, thiserror::Error)]
+#[error("its watchdog thread cannot be started: {0}")]
+pub struct Unarmed(#[source] std::io::Error);
+
+/// Arms the deadline: it passes `after` from now (replacing any running
+/// deadline), and the process then gives its prepared answer.
+///
+/// # Errors
+/// [`Unarmed`] when the watchdog thread cannot be started (then, and for
+/// the rest of the process, nothing is armed).
+pub fn arm(after: Duration) -> Result<(), Unarmed> {
+    if let Err(errno) = WATCHDOG.get_or_init(spawn_watchdog) {
+        return Err(Unarmed(std::io::Error::from_raw_os_error(*errno)));
+    }
+    let ns = u64::try_from(after.as_nanos()).unwrap_or(u64::MAX / 2);
+    DEADLINE_NS.store(monotonic_ns().saturating_add(ns), Ordering::SeqCst);
+    Ok(())
 }
 
 /// Stops the deadline; the work finished in time.
 pub fn disarm() {
     DEADLINE_NS.store(u64::MAX, Ordering::SeqCst);
+}
+
+/// The bound without a watchdog: `SIGALRM` `after` from now, with its
+/// default action (ending the process) restored and unblocked.
+pub fn fatal_alarm(after: Duration) {
+    // At least 1 µs: a zero value would disarm the timer.
+    let micros = after.as_micros().max(1);
+    let timer = libc::itimerval {
+        it_interval: libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+        it_value: libc::timeval {
+            tv_sec: libc::time_t::try_from(micros / 1_000_000).unwrap_or(libc::time_t::MAX),
+            tv_usec: libc::suseconds_t::try_from(micros % 1_000_000).unwrap_or(0),
+        },
+    };
+    // SAFETY: plain signal and timer calls on values we own.
+    unsafe {
+        libc::signal(libc::SIGALRM, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGALRM);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut());
+    }
+}
+
+/// Cancels [`fatal_alarm`].
+pub fn cancel_alarm() {
+    // SAFETY: a zeroed itimerval disarms the timer.
+    unsafe {
+        let off: libc::itimerval = std::mem::zeroed();
+        libc::setitimer(libc::ITIMER_REAL, &off, std::ptr::null_mut());
+    }
 }
 
 fn monotonic_ns() -> u64 {
@@ -101,28 +133,36 @@ fn monotonic_ns() -> u64 {
     u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
 }
 
-fn start(after: Duration) {
-    let ns = u64::try_from(after.as_nanos()).unwrap_or(u64::MAX / 2);
-    DEADLINE_NS.store(monotonic_ns().saturating_add(ns), Ordering::SeqCst);
-    WATCHDOG.call_once(spawn_watchdog);
-}
-
-/// Starts the watchdog thread. If it cannot be started the deadline is not
-/// enforced (the process runs as it would without one).
-fn spawn_watchdog() {
-    // SAFETY: plain pthread calls on an attribute object we own; the thread
-    // function takes no argument and never returns.
+/// Starts the watchdog thread on [`STACK`], with every signal blocked;
+/// the `errno` when it cannot be started.
+fn spawn_watchdog() -> Result<(), i32> {
+    // SAFETY: plain pthread and signal calls on objects we own; the stack
+    // is used by this one thread only; the thread function takes no
+    // argument and never returns.
     unsafe {
         let mut attr: libc::pthread_attr_t = std::mem::zeroed();
-        if libc::pthread_attr_init(&mut attr) != 0 {
-            return;
+        let r = libc::pthread_attr_init(&mut attr);
+        if r != 0 {
+            return Err(r);
         }
-        // Enough for the few plain calls the watchdog makes.
-        libc::pthread_attr_setstacksize(&mut attr, 64 * 1024);
+        if libc::pthread_attr_setstack(&mut attr, STACK.0.get().cast(), STACK_SIZE) != 0 {
+            // A platform whose minimum stack is larger: a mapped one.
+            libc::pthread_attr_setstacksize(&mut attr, STACK_SIZE.max(libc::PTHREAD_STACK_MIN));
+        }
         libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
         let mut thread: libc::pthread_t = std::mem::zeroed();
-        libc::pthread_create(&mut thread, &attr, watchdog, std::ptr::null_mut());
+        let r = libc::pthread_create(&mut thread, &attr, watchdog, std::ptr::null_mut());
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
         libc::pthread_attr_destroy(&mut attr);
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(r)
+        }
     }
 }
 
@@ -131,7 +171,7 @@ extern "C" fn watchdog(_: *mut libc::c_void) -> *mut libc::c_void {
         let deadline = DEADLINE_NS.load(Ordering::SeqCst);
         let now = monotonic_ns();
         if deadline != u64::MAX && now >= deadline {
-            expire();
+            crate::app::fallback::give(crate::app::fallback::Cause::Deadline);
         }
         let wait = deadline.saturating_sub(now).min(POLL_NS);
         let ts = libc::timespec {
@@ -140,61 +180,5 @@ extern "C" fn watchdog(_: *mut libc::c_void) -> *mut libc::c_void {
         };
         // SAFETY: sleeps; `ts` is valid for the call.
         unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) };
-    }
-}
-
-fn expire() -> ! {
-    // SAFETY: a non-null EXPIRY points at a leaked, never-changed Expiry.
-    let Some(e) = (unsafe { EXPIRY.load(Ordering::SeqCst).as_ref() }) else {
-        // SAFETY: _exit ends the process.
-        unsafe { libc::_exit(1) }
-    };
-    // SAFETY: plain system calls on memory that lives for the whole
-    // process; results are ignored on purpose (we are exiting).
-    unsafe {
-        libc::write(2, e.stderr.as_ptr().cast(), e.stderr.len());
-        if e.socket_len > 0 {
-            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-            if fd >= 0 {
-                libc::sendto(
-                    fd,
-                    e.datagram.as_ptr().cast(),
-                    e.datagram.len(),
-                    libc::MSG_DONTWAIT,
-                    std::ptr::from_ref(&e.socket).cast(),
-                    e.socket_len,
-                );
-            }
-        }
-        libc::_exit(e.code)
-    }
-}
-
-/// The socket address of `path`; length 0 when it does not fit.
-fn unix_address(path: &Path) -> (libc::sockaddr_un, libc::socklen_t) {
-    // SAFETY: sockaddr_un is plain data; all-zero is a valid value.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    addr.sun_family = libc::sa_family_t::try_from(libc::AF_UNIX).unwrap_or_default();
-    let bytes = path.as_os_str().as_bytes();
-    if bytes.is_empty() || bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
-        return (addr, 0);
-    }
-    for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
-        *dst = libc::c_char::from_ne_bytes([*src]);
-    }
-    let len = std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
-    (addr, libc::socklen_t::try_from(len).unwrap_or(0))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn socket_addresses_that_do_not_fit_are_skipped() {
-        assert_eq!(unix_address(Path::new("/dev/log")).1, 2 + 8 + 1);
-        assert_eq!(unix_address(Path::new("")).1, 0);
-        let long = "/x".repeat(60);
-        assert_eq!(unix_address(Path::new(&long)).1, 0);
     }
 }

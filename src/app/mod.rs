@@ -1,5 +1,6 @@
-//! The application shell: the command line, output, the hook's deadline,
-//! and the commands themselves.
+//! The application shell: the command line, output, the hook's deadline
+//! and its answer when it cannot finish (`fallback`), and the commands
+//! themselves.
 //!
 //! Rule: may use every layer; nothing below may use it. Commands gather
 //! inputs, call the layers below, and report.
@@ -8,7 +9,10 @@ pub mod cli;
 pub mod cli_settings;
 pub mod commands;
 pub mod deadline;
+pub mod entry;
+pub mod fallback;
 pub mod gather;
+pub mod oom;
 pub mod output;
 pub mod paint;
 pub mod usage;

@@ -5,6 +5,10 @@
 //! what the hook needs (no SSH, no OpenSSL), so it starts in a fraction of
 //! the full tool's time; see `benches/hook_prestart.rs`.
 
+// Rust's own start would abort under a memory limit before `main` runs
+// (`pve_cpuguard::app::entry`).
+#![no_main]
+
 use clap::Parser;
 
 /// The VM hookscript: `pre-start` refuses a start or incoming migration this
@@ -16,7 +20,21 @@ struct HookCli {
     args: pve_cpuguard::app::cli::HookArgs,
 }
 
-fn main() {
+/// Out of memory answers by the policy instead of aborting
+/// (`pve_cpuguard::app::oom`).
+#[global_allocator]
+static ALLOCATOR: pve_cpuguard::app::oom::Guarded = pve_cpuguard::app::oom::Guarded::hook();
+
+/// The entry point (see `#![no_main]` above).
+#[no_mangle]
+pub extern "C" fn main(
+    _argc: std::ffi::c_int,
+    _argv: *const *const std::ffi::c_char,
+) -> std::ffi::c_int {
+    pve_cpuguard::app::entry::start(pve_cpuguard::app::entry::Program::Hook, run)
+}
+
+fn run() -> i32 {
     // Invalid PVE_CPUGUARD_* values are the hook's input problems, judged
     // by its policy like any other (see `usage`).
     let (mut cli, env_problems) = pve_cpuguard::app::usage::parse_lenient::<HookCli>();
@@ -29,5 +47,5 @@ fn main() {
             e.exit_code()
         }
     };
-    std::process::exit(code.code());
+    code.code()
 }

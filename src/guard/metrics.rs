@@ -11,7 +11,7 @@
 use std::fmt::Write as _;
 
 use crate::guard::audit::{level_rank, Audit, Finding};
-use crate::guard::refusals::LastRefusal;
+use crate::guard::refusals::Refusals;
 
 /// Escapes a label value.
 #[must_use]
@@ -41,7 +41,7 @@ fn single(s: &mut String, name: &str, kind: &str, help: &str, value: impl std::f
 
 /// Renders every metric.
 #[must_use]
-pub fn render(audit: &Audit<'_>, last: Option<&LastRefusal>) -> String {
+pub fn render(audit: &Audit<'_>, refusals: &Refusals) -> String {
     let mut s = String::new();
     let nodes = &audit.fleet.nodes;
 
@@ -223,14 +223,14 @@ pub fn render(audit: &Audit<'_>, last: Option<&LastRefusal>) -> String {
         "pve_cpuguard_last_refusal_timestamp_seconds",
         "gauge",
         "When the guard on this node last refused a start or migration (0: never).",
-        last.map_or(0, |l| l.at),
+        refusals.last_at,
     );
     single(
         &mut s,
         "pve_cpuguard_refusals_total",
         "counter",
         "Starts and migrations the guard refused on this node.",
-        last.map_or(0, |l| l.count),
+        refusals.count,
     );
     s
 }

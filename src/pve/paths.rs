@@ -62,6 +62,14 @@ pub fn local_node(given: Option<&str>, pve_dir: &Path) -> String {
     {
         return n;
     }
+    host_name()
+}
+
+/// The short host name (`/proc/sys/kernel/hostname` up to its first dot),
+/// `localhost` when there is none: this node's name as far as the kernel
+/// knows it, without reading the cluster file system.
+#[must_use]
+pub fn host_name() -> String {
     crate::fsutil::read_to_string_raw("/proc/sys/kernel/hostname")
         .ok()
         .and_then(|h| h.trim().split('.').next().map(str::to_string))

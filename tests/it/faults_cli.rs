@@ -1,8 +1,8 @@
 //! The tool's other commands under faults (issue 12): a FIFO or a planted
-//! symlink where the cache, its lock, the refusal state or the metrics
-//! output belongs, a lock held by a stopped writer, and a node list of
-//! 10 000 unreachable nodes. Nothing blocks, nothing waits unbounded,
-//! nothing is written through a link.
+//! symlink where the cache, its lock, the refusal state (tally, details,
+//! lock) or the metrics output belongs, a lock held by a stopped writer,
+//! and a node list of 10 000 unreachable nodes. Nothing blocks, nothing
+//! waits unbounded, nothing is written through a link.
 
 use crate::harness;
 
@@ -227,6 +227,15 @@ fn planted_symlinks_are_never_written_through() {
     symlink(&created, state2.join("last-refusal.lock")).unwrap();
     refuse(&state2);
     assert!(!created.exists());
+    // The tally is appended to, never through a link, dangling or not.
+    for (i, target) in [&victim, &created].into_iter().enumerate() {
+        let dir = c.path(&format!("state-tally{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        symlink(target, dir.join("refusals.tally")).unwrap();
+        refuse(&dir);
+        untouched();
+        assert!(!created.exists());
+    }
 
     // metrics --output-file.
     let prom = c.path("prom/pve-cpuguard.prom");

@@ -33,6 +33,7 @@ mod kvm_probe;
 mod kvm_view;
 mod launch;
 mod levels;
+mod limits;
 mod man;
 mod metrics;
 mod migrate_refresh;

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::app::cli::HookArgs;
-use crate::app::commands::hook_running;
+use crate::app::commands::{hook_running, hook_unarmed};
 use crate::conf::config::Policy;
 use crate::conf::settings::Settings;
 use crate::cpu::launch::VmSpecs;
@@ -82,10 +82,14 @@ pub fn run(args: &HookArgs) -> Result<ExitCode> {
     // Until the configuration file is read, only a flag or the environment
     // can say `strict`.
     let early = args.common.rules.policy.unwrap_or(Policy::Default);
-    arm_deadline(args.deadline, early, vmid, phase, true);
+    prepare_answer(args.deadline, early, vmid, phase);
+    // Without its watchdog the hook reads nothing that could hang.
+    if let Err(unarmed) = crate::app::deadline::arm(args.deadline) {
+        return Ok(hook_unarmed::run(args, vmid, phase, &unarmed));
+    }
     let (settings, problem) = Settings::resolve_lenient(&args.common);
     if settings.policy != early {
-        arm_deadline(args.deadline, settings.policy, vmid, phase, false);
+        prepare_answer(args.deadline, settings.policy, vmid, phase);
     }
     // A variable with an invalid value (left out by the parse: its option
     // took the flag, file or default) is an input problem like an
@@ -123,27 +127,25 @@ pub fn run(args: &HookArgs) -> Result<ExitCode> {
     Ok(chain(&settings, vmid, phase))
 }
 
-/// The hard deadline: if the answer is not there by then, the policy
-/// decides in `pre-start`; other phases exit 0 (see `crate::app::deadline`).
-/// `restart` starts the deadline anew;
-/// otherwise only what happens at expiry changes.
-fn arm_deadline(deadline: Duration, policy: Policy, vmid: VmId, phase: &str, restart: bool) {
+/// The answer the hook gives if it cannot finish (`crate::app::fallback`):
+/// its deadline passes, memory runs out, or it stops on a memory fault.
+/// The policy decides in `pre-start`; other phases exit 0.
+fn prepare_answer(deadline: Duration, policy: Policy, vmid: VmId, phase: &str) {
     let refuse = policy == Policy::Strict && phase == "pre-start";
-    let msg = if phase == "pre-start" {
-        format!(
-            "VM {vmid}: the CPU check did not finish within {}; {} (policy {})",
-            seconds(deadline),
+    let late = format!("did not finish within {}", seconds(deadline));
+    let (subject, outcome) = if phase == "pre-start" {
+        (
+            format!("VM {vmid}: the CPU check"),
             if refuse {
-                "refusing the start"
+                "refusing the start (policy strict)"
             } else {
-                "allowing the start unchecked"
+                "allowing the start unchecked (policy default)"
             },
-            if refuse { "strict" } else { "default" }
         )
     } else {
-        format!(
-            "VM {vmid} {phase}: reading pve-cpuguard's inputs did not finish within {}; no chained hookscript was run",
-            seconds(deadline)
+        (
+            format!("VM {vmid} {phase}: reading pve-cpuguard's inputs"),
+            "no chained hookscript was run",
         )
     };
     let code = if refuse {
@@ -151,43 +153,47 @@ fn arm_deadline(deadline: Duration, policy: Policy, vmid: VmId, phase: &str, res
     } else {
         ExitCode::Ok
     };
-    let line = format!("pve-cpuguard: {msg}\n");
-    let datagram = syslog::format(
-        if refuse {
-            Severity::Err
-        } else {
-            Severity::Warning
+    prepare(code, &subject, &late, outcome);
+}
+
+/// [`crate::app::fallback::prepare`]: exit `code`, saying `pve-cpuguard:
+/// <subject> <late, or what else happened>; <outcome>`.
+fn prepare(code: ExitCode, subject: &str, late: &str, outcome: &str) {
+    crate::app::fallback::prepare(
+        crate::app::fallback::Answer {
+            code: code.code(),
+            subject,
+            late,
+            outcome,
         },
-        &msg,
+        &syslog::socket_path(),
     );
-    if restart {
-        crate::app::deadline::arm(
-            deadline,
-            &line,
-            &datagram,
-            &syslog::socket_path(),
-            code.code(),
-        );
-    } else {
-        crate::app::deadline::set(&line, &datagram, &syslog::socket_path(), code.code());
-    }
 }
 
 /// The answer is a refusal: from now on nothing may turn it into an allow.
 /// The deadline is replaced by one of its own for recording the refusal,
-/// which exits with the refusal when it passes.
-fn refusal_fixed(vmid: VmId) {
-    let msg = format!(
-        "VM {vmid}: recording the refusal did not finish within {}; the start stays refused",
-        seconds(RECORD_BUDGET)
-    );
-    crate::app::deadline::rearm(
-        RECORD_BUDGET,
-        &format!("pve-cpuguard: {msg}\n"),
-        &syslog::format(Severity::Err, &msg),
-        &syslog::socket_path(),
-        ExitCode::Refused.code(),
-    );
+/// which exits with the refusal when it passes, saying whether it was
+/// counted (`counted`: called again once it is).
+fn refusal_fixed(vmid: VmId, counted: bool) {
+    let late = format!("did not finish within {}", seconds(RECORD_BUDGET));
+    if counted {
+        prepare(
+            ExitCode::Refused,
+            &format!("VM {vmid}: keeping the refusal's details"),
+            &late,
+            "it was counted; the start stays refused",
+        );
+    } else {
+        prepare(
+            ExitCode::Refused,
+            &format!("VM {vmid}: recording the refusal"),
+            &late,
+            "it was not counted; the start stays refused",
+        );
+        // The watchdog runs (the hook only gets this far when it was
+        // armed), so this only moves its deadline.
+        let _ = crate::app::deadline::arm(RECORD_BUDGET);
+    }
 }
 
 /// A warning on stderr and in the journal.
@@ -224,7 +230,7 @@ fn judged(settings: &Settings, vmid: VmId, what: &str, allowed: &str) -> bool {
         }
     );
     if strict {
-        refusal_fixed(vmid);
+        refusal_fixed(vmid, false);
     }
     say_err!("pve-cpuguard: {msg}");
     syslog::log(
@@ -240,13 +246,15 @@ fn judged(settings: &Settings, vmid: VmId, what: &str, allowed: &str) -> bool {
         let migrated_from = std::env::var("PVE_MIGRATED_FROM")
             .ok()
             .filter(|s| !s.is_empty());
-        let _ = crate::guard::refusals::record(
+        if let Some(w) = crate::guard::refusals::keep(
             &settings.state_dir,
             &vmid.to_string(),
             &settings.node,
             migrated_from.as_deref(),
-            crate::cache::now(),
-        );
+            || refusal_fixed(vmid, true),
+        ) {
+            say_err!("pve-cpuguard: warning: {w}");
+        }
     }
     !strict
 }
@@ -373,13 +381,17 @@ fn check(settings: &Settings, vmid: VmId) -> bool {
             );
         }
     } else {
-        refusal_fixed(vmid);
+        refusal_fixed(vmid, false);
         say_err_raw!("{}", crate::error::shorten_quotes(&d.explain()));
         say_out!(
             "QEMU: pve-cpuguard: {}",
             crate::error::shorten_quotes(&d.one_line())
         );
-        crate::guard::refusals::log(&settings.state_dir, &d);
+        if let Some(w) =
+            crate::guard::refusals::log(&settings.state_dir, &d, || refusal_fixed(vmid, true))
+        {
+            say_err!("pve-cpuguard: warning: {w}");
+        }
     }
     // The process ends right after this answer: freeing every node record
     // one by one would cost more than the decision itself.

@@ -45,7 +45,7 @@ const CPU_MODELS: (&str, &str) = (
 );
 const STATE: (&str, &str) = (
     "/var/lib/pve-cpuguard",
-    "The guard's state: the last refusal on this node.",
+    "The guard's state: refusals.tally (one byte per refusal on this node) and last-refusal.json.",
 );
 const CHAIN: (&str, &str) = (
     "/etc/pve/pve-cpuguard/chain.conf",
@@ -135,8 +135,8 @@ pub const PAGES: &[Page] = &[
         ],
         files: &[VM_CONF, CACHE, CPUINFO, CPU_MODELS, CHAIN, STATE, CONF],
         exit: &[
-            (0, "The start or incoming migration may go ahead (also for phases other than pre-start)."),
-            (1, "Refused: Proxmox VE does not start the VM; the reason is in the task log."),
+            (0, "The start or incoming migration may go ahead (also for phases other than pre-start); under the default policy also when the check cannot be made (an input unreadable, the deadline passed, memory ran out, no watchdog thread), with a warning."),
+            (1, "Refused: Proxmox VE does not start the VM; the reason is in the task log. Under policy strict also when the check cannot be made."),
             EXIT_USAGE,
             (255, "Or any other status: a chained hookscript's own, passed on."),
         ],

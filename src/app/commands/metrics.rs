@@ -25,8 +25,8 @@ pub fn run(args: &MetricsArgs) -> Result<ExitCode> {
     for p in g.fleet.warnings() {
         eprintln!("pve-cpuguard: warning: cache: {p}");
     }
-    let last = refusals::read(&settings.state_dir);
-    let text = metrics::render(&a, last.as_ref());
+    let refusals = refusals::read(&settings.state_dir);
+    let text = metrics::render(&a, &refusals);
     match &args.output_file {
         None => output::print_raw(&text)?,
         Some(path) => write_atomically(path, text.as_bytes())?,

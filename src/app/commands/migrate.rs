@@ -202,7 +202,12 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
                 args.target
             ))
         );
-        crate::guard::refusals::log(&settings.state_dir, &d);
+        if let Some(w) = crate::guard::refusals::log(&settings.state_dir, &d, || ()) {
+            eprintln!(
+                "{}",
+                crate::app::output::for_stderr(&format!("pve-cpuguard: warning: {w}"))
+            );
+        }
         return Ok(ExitCode::Refused);
     }
 

@@ -11,6 +11,7 @@ pub mod generate;
 pub mod ha_rules;
 pub mod hook;
 pub mod hook_running;
+pub mod hook_unarmed;
 pub mod inspect;
 mod inspect_no_kvm;
 mod inspect_probe;

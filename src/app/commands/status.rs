@@ -20,6 +20,9 @@ pub fn run(args: &StatusArgs, format: Format) -> Result<ExitCode> {
     let (conf, cache_path) = args.cache.resolve()?;
     let max_age = args.cache.max_age(&conf);
     let (mut cache, problem) = Cache::load_lenient(&cache_path)?;
+    // Nothing scanned at all (no cache yet): "run scan" says it, not a
+    // list of every node as never scanned.
+    let nothing_scanned = cache.nodes.is_empty() && cache.unscanned.is_empty();
     let pve_dir = Config::pick(
         args.pve_dir.clone(),
         conf.pve_dir.as_ref(),
@@ -60,7 +63,7 @@ pub fn run(args: &StatusArgs, format: Format) -> Result<ExitCode> {
         );
     }
     let mut s = String::new();
-    if cache.nodes.is_empty() && cache.unscanned.is_empty() {
+    if nothing_scanned {
         let _ = writeln!(
             s,
             "No cluster data in {}.\nnote: run `pve-cpuguard scan` (the pve-cpuguard-refresh.timer runs it hourly)",
@@ -131,12 +134,14 @@ pub fn run(args: &StatusArgs, format: Format) -> Result<ExitCode> {
     if let Some(c) = &cache.coverage {
         let _ = writeln!(s, "\nCoverage at the last scan: {}", coverage_line(c));
     }
-    let _ = writeln!(
-        s,
-        "\nLast scan: {} ago ({})",
-        cache::human_age(now.saturating_sub(cache.updated_at)),
-        cache_path.display()
-    );
+    if cache.updated_at > 0 {
+        let _ = writeln!(
+            s,
+            "\nLast scan: {} ago ({})",
+            cache::human_age(now.saturating_sub(cache.updated_at)),
+            cache_path.display()
+        );
+    }
     output::print_wrapped(&s)?;
     Ok(code)
 }

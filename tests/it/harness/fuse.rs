@@ -23,6 +23,16 @@ pub struct Fuse {
 impl Fuse {
     /// Mounts a hanging file system on `dir` (created if missing).
     pub fn hanging(dir: &Path) -> Fuse {
+        Fuse::mount(dir, "")
+    }
+
+    /// [`Fuse::hanging`], where every user's access hangs too
+    /// (`allow_other`; without it the kernel refuses other users at once).
+    pub fn hanging_for_everyone(dir: &Path) -> Fuse {
+        Fuse::mount(dir, ",allow_other")
+    }
+
+    fn mount(dir: &Path, more_options: &str) -> Fuse {
         std::fs::create_dir_all(dir).unwrap();
         let device: OwnedFd = std::fs::OpenOptions::new()
             .read(true)
@@ -32,7 +42,7 @@ impl Fuse {
             .into();
         let target = CString::new(dir.as_os_str().as_bytes()).unwrap();
         let options = CString::new(format!(
-            "fd={},rootmode=40000,user_id=0,group_id=0",
+            "fd={},rootmode=40000,user_id=0,group_id=0{more_options}",
             device.as_raw_fd()
         ))
         .unwrap();
