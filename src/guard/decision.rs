@@ -311,12 +311,19 @@ pub fn decide(
         warnings,
         accepting,
         everywhere,
-        unscanned: fleet
-            .without_data()
-            .into_iter()
-            .map(str::to_string)
-            .collect(),
-        scanned: fleet.known().count(),
+        // Only a survey says anything of the other nodes (a refusal's
+        // "works on every node"); an allowed live migration must not read
+        // every node's record to count them.
+        unscanned: if survey {
+            fleet
+                .without_data()
+                .into_iter()
+                .map(str::to_string)
+                .collect()
+        } else {
+            Vec::new()
+        },
+        scanned: if survey { fleet.known().count() } else { 0 },
         target: target.to_string(),
         source: source.map(str::to_string),
         cpu: req.cpu.clone(),
