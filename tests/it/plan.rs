@@ -583,6 +583,11 @@ fn unknown_is_never_counted_as_allowed() {
             }
         }
     }
+    // Unknown before, judged after: no gain, said as it is.
+    let c = with_foobar();
+    plan(&c, &["--set-cpu", "104=x86-64-v3"], 0)
+        .stdout_has("    start: allowed on pve1, pve2, pve3 (unknown before)")
+        .stdout_lacks("gains");
     // Unknown before and after, nothing changed: movable neither time.
     let j = plan(&with_foobar(), &["-o", "json"], 0).json();
     assert_eq!(vm(&j, 104)["movable"]["before"], Value::Null);

@@ -308,7 +308,22 @@ pub fn render(p: &Plan, need: Option<&Need>) -> String {
                 .cloned()
                 .collect();
             if !known_now.is_empty() {
-                let _ = writeln!(s, "    {what}: was unknown on {}", known_now.join(", "));
+                let (ok, no): (Vec<String>, Vec<String>) = known_now.into_iter().partition(|n| {
+                    if what == "start" {
+                        v.after.start.contains(n)
+                    } else {
+                        v.after.live.contains(n)
+                    }
+                });
+                for (verdict, ns) in [("allowed", ok), ("refused", no)] {
+                    if !ns.is_empty() {
+                        let _ = writeln!(
+                            s,
+                            "    {what}: {verdict} on {} (unknown before)",
+                            ns.join(", ")
+                        );
+                    }
+                }
             }
             if !unknown.is_empty() {
                 let _ = writeln!(
