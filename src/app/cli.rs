@@ -164,7 +164,8 @@ pub enum Command {
     /// migration; the VMs left with no node; the HA rules `ha-rules` would
     /// then write; for --set-cpu, the `qm set` commands. Exit 0 when
     /// nothing gets worse, 1 when some VM loses a node (or cannot use an
-    /// added one), 2 on usage errors.
+    /// added one), 2 on usage errors, 3 when what it does to some VM
+    /// cannot be judged or no node has data.
     Plan(PlanArgs),
     /// Prometheus metrics for node_exporter's textfile collector: each
     /// node's level and cache age, stale records, the cluster baseline,

@@ -18,9 +18,8 @@ use crate::cpu::cpudata;
 use crate::cpu::custom_models::CustomModels;
 use crate::cpu::level::LADDER;
 use crate::cpu::requirement::{self, GuestCpu};
-use crate::guard::audit::{Audit, VmAudit};
+use crate::guard::audit::{Audit, Cell, VmAudit};
 use crate::guard::audit_input::Gathered;
-use crate::guard::decision::Rules;
 use crate::guard::fleet::{Fleet, FleetNode};
 use crate::guard::ha_rules::{self, Allowed};
 use crate::pve::ha_rules::Rule;
@@ -30,7 +29,8 @@ use crate::pve::vmconf::VmConfig;
 /// What to change, all at once.
 #[derive(Debug, Clone, Default)]
 pub struct Changes {
-    /// Nodes to add (or replace, when one of that name exists).
+    /// Nodes to add (new names: the command refuses a name the cluster
+    /// has, or one given twice).
     pub add: Vec<FleetNode>,
     /// Nodes to remove.
     pub remove: Vec<String>,
@@ -101,29 +101,81 @@ pub fn changed_fleet(fleet: &Fleet, changes: &Changes) -> Fleet {
 }
 
 /// Where one VM can go: nodes it can start on, nodes it can live-migrate
-/// to from where its guest runs (its own node left out), each as the hook
-/// decides ([`ha_rules::cell_allows`]).
+/// to from where its guest runs (its own node left out), by the audit's
+/// verdicts. A node whose verdict is unknown (or that has no data) is in
+/// neither: it is in `start_unknown`/`live_unknown`, with why.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reach {
     /// Nodes it can start on.
     pub start: BTreeSet<String>,
     /// Nodes it can live-migrate to.
     pub live: BTreeSet<String>,
+    /// Nodes where its start cannot be judged → why.
+    pub start_unknown: BTreeMap<String, String>,
+    /// Nodes where its live migration cannot be judged → why.
+    pub live_unknown: BTreeMap<String, String>,
+}
+
+/// Why a cell is unknown, in one line.
+fn unknown_why(a: &Audit<'_>, i: usize, c: &Cell<'_>) -> Option<String> {
+    match c {
+        Cell::Unknown(Some(v)) => Some(if v.unknown.is_empty() {
+            "cannot be judged".into()
+        } else {
+            v.unknown.join("; ")
+        }),
+        Cell::Unknown(None) => Some(
+            a.fleet.nodes[i]
+                .freshness
+                .why()
+                .filter(|_| a.fleet.nodes[i].capability().is_none())
+                .unwrap_or_else(|| "no usable data".into()),
+        ),
+        _ => None,
+    }
 }
 
 /// Where VM `vm` of audit `a` can go.
 #[must_use]
-pub fn reach(a: &Audit<'_>, vm: &VmAudit, rules: Rules) -> Reach {
+pub fn reach(a: &Audit<'_>, vm: &VmAudit) -> Reach {
     let mut r = Reach::default();
     for (i, n) in a.fleet.nodes.iter().enumerate() {
-        if ha_rules::cell_allows(a.start_cell(vm, i), rules) {
+        let c = a.start_cell(vm, i);
+        if matches!(c, Cell::Yes) {
             r.start.insert(n.name.clone());
+        } else if let Some(why) = unknown_why(a, i, &c) {
+            r.start_unknown.insert(n.name.clone(), why);
         }
-        if n.name != vm.node && ha_rules::cell_allows(a.live_cell(vm, i), rules) {
+        if n.name == vm.node {
+            continue;
+        }
+        let c = a.live_cell(vm, i);
+        if matches!(c, Cell::Yes) {
             r.live.insert(n.name.clone());
+        } else if let Some(why) = unknown_why(a, i, &c) {
+            r.live_unknown.insert(n.name.clone(), why);
         }
     }
     r
+}
+
+/// Whether `r` reaches every node of `a` (start, and live migration from
+/// `node`): `Some(false)` when some node is refused, `None` when none is
+/// but some cannot be judged.
+fn everywhere(a: &Audit<'_>, r: &Reach, node: &str) -> Option<bool> {
+    let refused = a.fleet.nodes.iter().any(|n| {
+        (!r.start.contains(&n.name) && !r.start_unknown.contains_key(&n.name))
+            || (n.name != node
+                && !r.live.contains(&n.name)
+                && !r.live_unknown.contains_key(&n.name))
+    });
+    if refused {
+        Some(false)
+    } else if r.start_unknown.is_empty() && r.live_unknown.is_empty() {
+        Some(true)
+    } else {
+        None
+    }
 }
 
 /// The cluster's level and best common named model.
@@ -178,43 +230,102 @@ pub struct VmPlan {
     pub before: Reach,
     /// Where it can go after the changes.
     pub after: Reach,
-    /// Whether it can start on and live-migrate to every node, now.
-    pub movable_before: bool,
+    /// Whether it can start on and live-migrate to every node, now
+    /// (`None`: no node refuses it, but some cannot be judged).
+    pub movable_before: Option<bool>,
     /// The same, after.
-    pub movable_after: bool,
+    pub movable_after: Option<bool>,
 }
 
-fn gained(before: &BTreeSet<String>, after: &BTreeSet<String>) -> Vec<String> {
-    after.difference(before).cloned().collect()
+/// Nodes in `to` that are neither in `from` nor unknown in `from_unknown`.
+fn gained(
+    from: &BTreeSet<String>,
+    from_unknown: &BTreeMap<String, String>,
+    to: &BTreeSet<String>,
+) -> Vec<String> {
+    to.iter()
+        .filter(|n| !from.contains(*n) && !from_unknown.contains_key(*n))
+        .cloned()
+        .collect()
 }
 
 impl VmPlan {
-    /// Nodes it could not start on before and can after.
+    /// Nodes it could not start on before (refused, or not in the
+    /// cluster) and can after; a node unknown before is no gain.
     #[must_use]
     pub fn start_gained(&self) -> Vec<String> {
-        gained(&self.before.start, &self.after.start)
+        gained(
+            &self.before.start,
+            &self.before.start_unknown,
+            &self.after.start,
+        )
     }
     /// Nodes it could start on before and cannot after (removed nodes
-    /// included).
+    /// included); a node unknown after is not lost, but unknown.
     #[must_use]
     pub fn start_lost(&self) -> Vec<String> {
-        gained(&self.after.start, &self.before.start)
+        gained(
+            &self.after.start,
+            &self.after.start_unknown,
+            &self.before.start,
+        )
     }
     /// Nodes it can live-migrate to after, not before.
     #[must_use]
     pub fn live_gained(&self) -> Vec<String> {
-        gained(&self.before.live, &self.after.live)
+        gained(
+            &self.before.live,
+            &self.before.live_unknown,
+            &self.after.live,
+        )
     }
     /// Nodes it could live-migrate to before, not after.
     #[must_use]
     pub fn live_lost(&self) -> Vec<String> {
-        gained(&self.after.live, &self.before.live)
+        gained(
+            &self.after.live,
+            &self.after.live_unknown,
+            &self.before.live,
+        )
+    }
+    /// Nodes where its start cannot be judged after, that could before
+    /// (or were not in the cluster), with why.
+    #[must_use]
+    pub fn start_newly_unknown(&self) -> Vec<(String, String)> {
+        newly(&self.before.start_unknown, &self.after.start_unknown)
+    }
+    /// The same for live migration.
+    #[must_use]
+    pub fn live_newly_unknown(&self) -> Vec<(String, String)> {
+        newly(&self.before.live_unknown, &self.after.live_unknown)
+    }
+    /// Whether what the plan does to it cannot be judged: nodes become
+    /// unknown, or its `cpu:` changes while some node is unknown after
+    /// (what it was there says nothing of what it will be).
+    #[must_use]
+    pub fn unjudged(&self) -> bool {
+        let unknown_after =
+            !self.after.start_unknown.is_empty() || !self.after.live_unknown.is_empty();
+        !self.start_newly_unknown().is_empty()
+            || !self.live_newly_unknown().is_empty()
+            || (unknown_after && self.cpu_before != self.cpu_after)
     }
     /// Whether anything about it changes.
     #[must_use]
     pub fn changes(&self) -> bool {
         self.before != self.after || self.cpu_before != self.cpu_after
     }
+}
+
+fn newly(
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+) -> Vec<(String, String)> {
+    after
+        .iter()
+        .filter(|(n, _)| !before.contains_key(*n))
+        .map(|(n, w)| (n.clone(), w.clone()))
+        .collect()
 }
 
 /// A `qm set` the plan asks for.
@@ -239,6 +350,8 @@ pub struct Plan {
     pub added: Vec<String>,
     /// Nodes removed.
     pub removed: Vec<String>,
+    /// Every node now, then every node added: their data's freshness.
+    pub nodes: Vec<FleetNode>,
     /// Every VM, by VMID.
     pub vms: Vec<VmPlan>,
     /// HA-managed VMs: where `ha-rules` lets them go now.
@@ -247,20 +360,39 @@ pub struct Plan {
     pub ha_after: Allowed,
     /// The `ha-manager` calls `ha-rules` would then run (as arguments).
     pub ha_calls: Vec<Vec<String>>,
+    /// The calls `ha-rules` would run now, without the plan.
+    pub ha_calls_now: Vec<Vec<String>>,
     /// The `qm set` commands of the `cpu:` changes.
     pub qm_set: Vec<QmSet>,
 }
 
 impl Plan {
-    /// VMs with no node to start on, now and after.
+    /// The `ha-manager` calls the plan adds to those pending now, and
+    /// those pending now it makes unneeded.
+    #[must_use]
+    pub fn ha_calls_changed(&self) -> (Vec<&Vec<String>>, Vec<&Vec<String>>) {
+        (
+            self.ha_calls
+                .iter()
+                .filter(|c| !self.ha_calls_now.contains(c))
+                .collect(),
+            self.ha_calls_now
+                .iter()
+                .filter(|c| !self.ha_calls.contains(c))
+                .collect(),
+        )
+    }
+
+    /// VMs with no node to start on (every node refuses them), now and
+    /// after.
     #[must_use]
     pub fn no_start(&self) -> (Vec<VmId>, Vec<VmId>) {
         let pick = |f: &dyn Fn(&VmPlan) -> bool| {
             self.vms.iter().filter(|v| f(v)).map(|v| v.vmid).collect()
         };
         (
-            pick(&|v| v.before.start.is_empty()),
-            pick(&|v| v.after.start.is_empty()),
+            pick(&|v| v.before.start.is_empty() && v.before.start_unknown.is_empty()),
+            pick(&|v| v.after.start.is_empty() && v.after.start_unknown.is_empty()),
         )
     }
 
@@ -273,12 +405,12 @@ impl Plan {
         (
             self.vms
                 .iter()
-                .filter(|v| b && v.before.live.is_empty())
+                .filter(|v| b && v.before.live.is_empty() && v.before.live_unknown.is_empty())
                 .map(|v| v.vmid)
                 .collect(),
             self.vms
                 .iter()
-                .filter(|v| a && v.after.live.is_empty())
+                .filter(|v| a && v.after.live.is_empty() && v.after.live_unknown.is_empty())
                 .map(|v| v.vmid)
                 .collect(),
         )
@@ -289,7 +421,7 @@ impl Plan {
     pub fn made_movable(&self) -> Vec<VmId> {
         self.vms
             .iter()
-            .filter(|v| v.movable_after && !v.movable_before)
+            .filter(|v| v.movable_after == Some(true) && v.movable_before != Some(true))
             .map(|v| v.vmid)
             .collect()
     }
@@ -304,20 +436,26 @@ impl Plan {
             let kept = |n: &String| !self.removed.contains(n);
             let lost_start: Vec<String> = v.start_lost().into_iter().filter(kept).collect();
             let lost_live: Vec<String> = v.live_lost().into_iter().filter(kept).collect();
+            // An added node that refuses it (unknown is not refused).
             let new_no_start: Vec<&String> = self
                 .added
                 .iter()
-                .filter(|n| !v.after.start.contains(*n) && !v.before.start.contains(*n))
+                .filter(|n| !v.after.start.contains(*n) && !v.after.start_unknown.contains_key(*n))
                 .collect();
             let new_no_live: Vec<&String> = self
                 .added
                 .iter()
                 .filter(|n| {
-                    **n != v.node && !v.after.live.contains(*n) && !v.before.live.contains(*n)
+                    **n != v.node
+                        && !v.after.live.contains(*n)
+                        && !v.after.live_unknown.contains_key(*n)
                 })
                 .collect();
             let mut why = Vec::new();
-            if v.after.start.is_empty() && !v.before.start.is_empty() {
+            if v.after.start.is_empty()
+                && v.after.start_unknown.is_empty()
+                && !v.before.start.is_empty()
+            {
                 why.push("no node left to start on".to_string());
             }
             if !lost_start.is_empty() {
@@ -346,6 +484,33 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// VMs whose fate under the plan cannot be judged, each with where
+    /// and why (one line): never "nothing gets worse" for them.
+    #[must_use]
+    pub fn unjudged(&self) -> Vec<(VmId, String)> {
+        let mut out = Vec::new();
+        for v in self.vms.iter().filter(|v| v.unjudged()) {
+            // Nodes by why, start and live migration together.
+            let mut by_why: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+            for (n, w) in v.after.start_unknown.iter().chain(&v.after.live_unknown) {
+                by_why.entry(w).or_default().insert(n);
+            }
+            let parts: Vec<String> = by_why
+                .iter()
+                .map(|(w, ns)| {
+                    format!(
+                        "unknown on {}: {w}",
+                        ns.iter().copied().collect::<Vec<_>>().join(", ")
+                    )
+                })
+                .collect();
+            out.push((v.vmid, parts.join("; ")));
+        }
+        out
+    }
+}
+
 fn join(v: &[&String]) -> String {
     v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
 }
@@ -359,12 +524,13 @@ pub fn plan(g: &Gathered, changes: &Changes, rules_cfg: &[Rule]) -> Plan {
     let a1 = after_inputs.audit();
     let rules = g.rules;
     let by_vmid: BTreeMap<VmId, &VmAudit> = a1.vms.iter().map(|v| (v.vmid, v)).collect();
-    let all = |a: &Audit<'_>, r: &Reach, node: &str| {
-        a.fleet.nodes.iter().all(|n| r.start.contains(&n.name))
-            && a.fleet
-                .nodes
-                .iter()
-                .all(|n| n.name == node || r.live.contains(&n.name))
+    let all = |a: &Audit<'_>, v: &VmAudit, r: &Reach| {
+        if v.error.is_some() {
+            // Its config cannot be read: nothing is known of it.
+            None
+        } else {
+            everywhere(a, r, &v.node)
+        }
     };
     let mut vms = Vec::new();
     let mut qm_set = Vec::new();
@@ -372,8 +538,8 @@ pub fn plan(g: &Gathered, changes: &Changes, rules_cfg: &[Rule]) -> Plan {
         let Some(v1) = by_vmid.get(&v0.vmid) else {
             continue;
         };
-        let before = reach(&a0, v0, rules);
-        let after = reach(&a1, v1, rules);
+        let before = reach(&a0, v0);
+        let after = reach(&a1, v1);
         if changes.cpu_for(v0.vmid).is_some() && v0.cpu != v1.cpu && v0.error.is_none() {
             qm_set.push(QmSet {
                 vmid: v0.vmid,
@@ -393,19 +559,23 @@ pub fn plan(g: &Gathered, changes: &Changes, rules_cfg: &[Rule]) -> Plan {
             node_removed: changes.remove.contains(&v0.node),
             cpu_before: v0.cpu.clone(),
             cpu_after: v1.cpu.clone(),
-            movable_before: v0.error.is_none() && all(&a0, &before, &v0.node),
-            movable_after: v1.error.is_none() && all(&a1, &after, &v1.node),
+            movable_before: all(&a0, v0, &before),
+            movable_after: all(&a1, v1, &after),
             before,
             after,
         });
     }
     let ha_before = ha_rules::allowed(&a0, rules);
     let ha_after = ha_rules::allowed(&a1, rules);
-    let ha_calls = ha_rules::plan(&ha_after, rules_cfg)
-        .calls
-        .iter()
-        .map(ha_rules::Call::argv)
-        .collect();
+    let calls = |a: &Allowed| -> Vec<Vec<String>> {
+        ha_rules::plan(a, rules_cfg)
+            .calls
+            .iter()
+            .map(ha_rules::Call::argv)
+            .collect()
+    };
+    let ha_calls = calls(&ha_after);
+    let ha_calls_now = calls(&ha_before);
     let names =
         |f: &Fleet| -> BTreeSet<String> { f.nodes.iter().map(|n| n.name.clone()).collect() };
     let (n0, n1) = (names(&g.fleet), names(&after_inputs.fleet));
@@ -414,10 +584,24 @@ pub fn plan(g: &Gathered, changes: &Changes, rules_cfg: &[Rule]) -> Plan {
         after: cluster_view(&after_inputs.fleet),
         added: n1.difference(&n0).cloned().collect(),
         removed: n0.difference(&n1).cloned().collect(),
+        nodes: g
+            .fleet
+            .nodes
+            .iter()
+            .chain(
+                after_inputs
+                    .fleet
+                    .nodes
+                    .iter()
+                    .filter(|n| !n0.contains(&n.name)),
+            )
+            .cloned()
+            .collect(),
         vms,
         ha_before,
         ha_after,
         ha_calls,
+        ha_calls_now,
         qm_set,
     }
 }
@@ -521,7 +705,7 @@ mod tests {
             custom: CustomModels::default(),
             ha: BTreeMap::new(),
             fleet,
-            rules: Rules::default(),
+            rules: crate::guard::decision::Rules::default(),
             admissions: BTreeMap::new(),
         }
     }

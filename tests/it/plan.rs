@@ -381,23 +381,33 @@ fn after_equals_audit_of_the_changed_cluster() {
         for v in j["vms"].as_array().unwrap() {
             let av = vm(&audit, v["vmid"].as_u64().unwrap());
             for (p, q) in [("start", "start"), ("live", "live_migration")] {
+                // Allowed is allowed, unknown stays unknown.
                 let mut got: Vec<String> = nodes(&av[q]["allowed"]);
+                let mut unknown: Vec<String> = Vec::new();
                 for u in av[q]["unknown"].as_array().unwrap() {
-                    got.extend(nodes(&u["nodes"]));
+                    unknown.extend(nodes(&u["nodes"]));
                 }
                 // A removed node's directory stays in this test (its VMs
                 // are still there), but it has no data: not a node of the
                 // plan's "after".
-                let after = nodes(&v[p]["after"]);
-                got.retain(|n| {
+                let in_after = |n: &String| {
                     j["cluster"]["after"]["nodes"]
                         .as_array()
                         .unwrap()
                         .iter()
                         .any(|x| x == n.as_str())
-                });
+                };
+                got.retain(in_after);
+                unknown.retain(in_after);
                 got.sort();
-                assert_eq!(got, after, "{args:?}: VM {} {p}", v["vmid"]);
+                unknown.sort();
+                assert_eq!(got, nodes(&v[p]["after"]), "{args:?}: VM {} {p}", v["vmid"]);
+                assert_eq!(
+                    unknown,
+                    nodes(&v[p]["unknown"]["after"]),
+                    "{args:?}: VM {} {p} unknown",
+                    v["vmid"]
+                );
             }
         }
         // The removed node's directory left without data: the audit claims
@@ -419,4 +429,296 @@ fn after_equals_audit_of_the_changed_cluster() {
             ));
         }
     }
+}
+
+/// [`mixed`] with VM 104 of a model no verdict can judge.
+fn with_foobar() -> Cluster {
+    let mut c = mixed();
+    c.vm(104, "pve3", "cpu: Foobar\n");
+    c
+}
+
+/// [`mixed`] with a pve4 in the cluster file system, never scanned.
+fn with_unscanned() -> Cluster {
+    let c = mixed();
+    std::fs::create_dir_all(c.pve().join("nodes/pve4/qemu-server")).unwrap();
+    c
+}
+
+/// Issue 1: a `cpu:` value the verdict cannot judge is a usage error
+/// naming it; an existing VM the verdict cannot judge, and a node never
+/// scanned, are unknown — never allowed, gained, movable, nor "Nothing
+/// gets worse".
+#[test]
+fn unknown_is_never_counted_as_allowed() {
+    // The values: exit 2, naming the value, with a note.
+    for (args, says) in [
+        (
+            vec!["--set-cpu", "103=Foobar"],
+            "--set-cpu 103: cpu 'Foobar'",
+        ),
+        (
+            vec!["--set-cpu-all", "Foobar"],
+            "--set-cpu-all: cpu 'Foobar'",
+        ),
+        (
+            vec!["--set-cpu", "103=x86-64-v2-AES,flags=+bogus"],
+            "unknown CPU flag 'bogus'",
+        ),
+    ] {
+        let out = plan(&with_foobar(), &args, 2);
+        out.stderr_has(says)
+            .stderr_has("cannot be judged")
+            .stderr_has("note:")
+            .stdout_lacks("qm set")
+            .stdout_lacks("Nothing gets worse");
+    }
+    struct Row {
+        what: &'static str,
+        cluster: fn() -> Cluster,
+        args: Vec<String>,
+        code: i32,
+        text: &'static [&'static str],
+        lacks: &'static [&'static str],
+        /// (VMID, start after, start unknown after)
+        vms: &'static [(u64, &'static [&'static str], &'static [&'static str])],
+    }
+    let cascade = harness::cpuinfo(CASCADE).display().to_string();
+    let rows = [
+        Row {
+            what: "existing unknown VM, a node added",
+            cluster: with_foobar,
+            args: vec!["--add-node".into(), format!("pve4={cascade}")],
+            code: 3,
+            text: &[
+                "start: unknown on pve1, pve2, pve3, pve4",
+                "Cannot be judged after the change:",
+                "VM 104: unknown on pve1, pve2, pve3, pve4: unknown CPU type 'Foobar'",
+                "Nothing known gets worse",
+            ],
+            lacks: &[
+                "Nothing gets worse.",
+                "VM 104 on pve3, cpu Foobar\n    start: gains",
+            ],
+            vms: &[
+                (104, &[], &["pve1", "pve2", "pve3", "pve4"]),
+                (101, &["pve1", "pve2", "pve3", "pve4"], &[]),
+            ],
+        },
+        Row {
+            what: "a never-scanned node, a cpu: change",
+            cluster: with_unscanned,
+            args: vec!["--set-cpu".into(), "100=x86-64-v3".into()],
+            code: 3,
+            text: &[
+                "start: gains pve3",
+                "Movable to every node after it: unknown while pve4 was never scanned",
+                "VM 100: unknown on pve4: never scanned",
+            ],
+            lacks: &["Nothing gets worse.", "gains pve4"],
+            vms: &[(100, &["pve1", "pve2", "pve3"], &["pve4"])],
+        },
+        Row {
+            what: "a never-scanned node, every VM to one type",
+            cluster: with_unscanned,
+            args: vec!["--set-cpu-all".into(), "x86-64-v2-AES".into()],
+            code: 3,
+            text: &["Movable to every node after it: unknown while pve4 was never scanned"],
+            lacks: &["Nothing gets worse.", "gains pve4", "VM 100, 102"],
+            vms: &[(101, &["pve1", "pve2", "pve3"], &["pve4"])],
+        },
+    ];
+    for row in rows {
+        let c = (row.cluster)();
+        let args: Vec<&str> = row.args.iter().map(String::as_str).collect();
+        let out = plan(&c, &args, row.code);
+        for t in row.text {
+            assert!(
+                out.stdout.contains(t),
+                "{}: no {t:?} in\n{}",
+                row.what,
+                out.stdout
+            );
+        }
+        for t in row.lacks {
+            assert!(
+                !out.stdout.contains(t),
+                "{}: {t:?} in\n{}",
+                row.what,
+                out.stdout
+            );
+        }
+        let mut json_args = args.clone();
+        json_args.extend(["-o", "json"]);
+        let j = plan(&c, &json_args, row.code).json();
+        assert_eq!(j["made_movable"], serde_json::json!([]), "{}", row.what);
+        assert!(
+            !j["unjudged"].as_array().unwrap().is_empty(),
+            "{}",
+            row.what
+        );
+        for (vmid, start, unknown) in row.vms {
+            let v = vm(&j, *vmid);
+            assert_eq!(
+                nodes(&v["start"]["after"]),
+                *start,
+                "{}: VM {vmid}",
+                row.what
+            );
+            assert_eq!(
+                nodes(&v["start"]["unknown"]["after"]),
+                *unknown,
+                "{}: VM {vmid}",
+                row.what
+            );
+            for n in *unknown {
+                assert!(
+                    !nodes(&v["start"]["gained"]).contains(&n.to_string()),
+                    "{v}"
+                );
+                assert!(!nodes(&v["live"]["gained"]).contains(&n.to_string()), "{v}");
+            }
+            if !unknown.is_empty() {
+                assert_eq!(v["movable"]["after"], Value::Null, "{}: {v}", row.what);
+            }
+        }
+    }
+    // Unknown before, judged after: no gain, said as it is.
+    let c = with_foobar();
+    plan(&c, &["--set-cpu", "104=x86-64-v3"], 0)
+        .stdout_has("    start: allowed on pve1, pve2, pve3 (unknown before)")
+        .stdout_lacks("gains");
+    // Unknown before and after, nothing changed: movable neither time.
+    let j = plan(&with_foobar(), &["-o", "json"], 0).json();
+    assert_eq!(vm(&j, 104)["movable"]["before"], Value::Null);
+    assert_eq!(nodes(&vm(&j, 104)["start"]["before"]), Vec::<String>::new());
+}
+
+/// Issue 2: text and JSON agree once a never-scanned node is removed.
+#[test]
+fn removing_a_never_scanned_node_text_and_json_agree() {
+    let c = with_unscanned();
+    plan(&c, &["--remove-node", "pve4"], 0)
+        .stdout_has(
+            "Cluster CPU type: unknown → x86-64-v3 (now unknown while pve4 was never scanned)",
+        )
+        .stdout_lacks("(unchanged) on the nodes scanned");
+    let j = plan(&c, &["--remove-node", "pve4", "-o", "json"], 0).json();
+    assert_eq!(j["cluster"]["before"]["level"], Value::Null);
+    assert_eq!(j["cluster"]["after"]["level"], "x86-64-v3");
+    // The same nodes missing before and after: the answer on the others.
+    plan(&c, &[], 0).stdout_has(
+        "Cluster CPU type: unknown while pve4 was never scanned; x86-64-v3 (unchanged) on the \
+         nodes scanned",
+    );
+}
+
+/// Issue 3: stale data is named, in text and JSON, in the words of every
+/// other command: a cached record, and a published record added.
+#[test]
+fn stale_data_is_named_with_its_age() {
+    let c = mixed();
+    let now = pve_cpuguard::cache::now();
+    c.write_records([
+        Cluster::record("pve1", "10.0.0.1", SKYLAKE, now),
+        Cluster::record("pve2", "10.0.0.2", CASCADE, now - 3 * 86_400),
+        Cluster::record("pve3", "10.0.0.3", HASWELL, now),
+    ]);
+    let out = plan(&c, &[], 0);
+    out.stdout_has("Stale data:")
+        .stdout_has("  pve2: scanned 3d 0h ago")
+        .stdout_has("STALE: older than cache_max_age")
+        .stdout_lacks("  pve3: scanned");
+    let j = plan(&c, &["-o", "json"], 0).json();
+    let node = |j: &Value, n: &str| {
+        j["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == n)
+            .unwrap_or_else(|| panic!("{n} in {j}"))
+            .clone()
+    };
+    assert_eq!(node(&j, "pve2")["freshness"]["state"], "stale");
+    assert_eq!(node(&j, "pve2")["freshness"]["stale"], true);
+    assert!(
+        node(&j, "pve2")["freshness"]["age_seconds"]
+            .as_u64()
+            .unwrap()
+            >= 3 * 86_400
+    );
+    assert_eq!(node(&j, "pve3")["freshness"]["state"], "fresh");
+
+    // A record published 30 days ago, added.
+    let c = mixed();
+    let file = c.path("pve4.json");
+    let f = file.display().to_string();
+    harness::Run::new(["publish", "--probe", "off", "--output-file", &f])
+        .envs([
+            ("PVE_CPUGUARD_PVE_DIR", c.path("nowhere")),
+            ("PVE_CPUGUARD_NODE", "newbox".into()),
+            ("PVE_CPUGUARD_CPUINFO", harness::cpuinfo(CASCADE)),
+        ])
+        .run()
+        .code(0);
+    let mut rec: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let old = now - 30 * 86_400;
+    rec["published_at"] = old.into();
+    rec["record"]["scanned_at"] = old.into();
+    std::fs::write(&file, rec.to_string()).unwrap();
+    let spec = format!("pve4={f}");
+    plan(&c, &["--add-node", &spec], 0)
+        .stdout_has("Stale data:")
+        .stdout_has("  pve4 (added): scanned 30d 0h ago")
+        .stdout_has("STALE");
+    let j = plan(&c, &["--add-node", &spec, "-o", "json"], 0).json();
+    assert_eq!(node(&j, "pve4")["added"], true);
+    assert_eq!(node(&j, "pve4")["freshness"]["stale"], true);
+}
+
+/// Issue 4: `--add-node` of a name the cluster has, or given twice.
+#[test]
+fn add_node_with_an_existing_or_repeated_name_is_a_usage_error() {
+    let c = mixed();
+    let h = harness::cpuinfo(HASWELL).display().to_string();
+    let (pve1, pve4) = (format!("pve1={h}"), format!("pve4={h}"));
+    plan(&c, &["--add-node", &pve1], 2)
+        .stderr_has("--add-node pve1: the cluster has a node of that name")
+        .stderr_has(
+            "note: to model a CPU change of pve1, use --remove-node pve1 --add-node pve1b=FILE",
+        );
+    plan(&c, &["--add-node", &pve4, "--add-node", &pve4], 2)
+        .stderr_has("--add-node pve4: given twice")
+        .stderr_has("note:");
+}
+
+/// Issue 5: `ha-manager` calls pending now are not the plan's.
+#[test]
+fn no_change_lists_no_ha_calls() {
+    // No rules.cfg: `ha-rules` has calls pending for the HA VMs now.
+    let c = mixed();
+    plan(&c, &[], 0)
+        .stdout_lacks("ha-manager")
+        .stdout_has("HA rules: unchanged by this plan (`pve-cpuguard ha-rules` shows");
+    let j = plan(&c, &["-o", "json"], 0).json();
+    assert_eq!(j["ha"]["calls"], j["ha"]["calls_now"]);
+    // A change that does not touch them lists none either.
+    plan(&c, &["--set-cpu", "103=x86-64-v2"], 0).stdout_lacks("ha-manager");
+}
+
+/// Issue 6: no node data, nothing to plan by: exit 3, as audit.
+#[test]
+fn empty_cache_exits_3() {
+    let c = mixed();
+    c.write_records([]);
+    let out = harness::Run::of(c.command(None, &["plan"])).run().code(3);
+    out.stderr_has("no node data")
+        .stderr_has("note: run `pve-cpuguard scan` first")
+        .stdout_lacks("Nothing gets worse");
+    let c = with_unscanned();
+    c.write_records([]);
+    harness::Run::of(c.command(None, &["plan", "--set-cpu", "100=x86-64-v3"]))
+        .run()
+        .code(3)
+        .stderr_has("no node data");
 }

@@ -270,6 +270,11 @@ pub const PAGES: &[Page] = &[
             (0, "Nothing gets worse."),
             (1, "Some VM loses a node it has, cannot use an added node, or is left with none."),
             EXIT_USAGE,
+            (
+                3,
+                "Nothing known gets worse, but what it does to some VM cannot be judged; or no \
+                 node has data (run scan).",
+            ),
         ],
         examples: &[
             (

@@ -10,6 +10,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use crate::app::cli::PlanArgs;
+use crate::app::commands::node_list;
 use crate::app::output::{self, Format};
 use crate::cache::{self, published, truth, NodeRecord};
 use crate::conf::settings::Settings;
@@ -96,6 +97,16 @@ fn check_cpu(
              `pve-cpuguard baseline --custom-model NAME --apply`)"
         )));
     }
+    // What the verdict cannot judge, no plan can: it would be unknown on
+    // every node (`why-not` says the same).
+    if let Some(why) = crate::cpu::requirement::from_cpu_value(value, custom).unknown {
+        return Err(Error::Usage(format!(
+            "{option}: cpu '{}' cannot be judged: {why}\nnote: give a `cpu:` value \
+             `pve-cpuguard why-not VALUE` can judge (a QEMU model, a Proxmox type such as \
+             x86-64-v3, or a custom model of cpu-models.conf)",
+            crate::error::quoted(value)
+        )));
+    }
     Ok(())
 }
 
@@ -109,9 +120,15 @@ pub fn run(args: &PlanArgs, format: Format) -> Result<ExitCode> {
     let now = cache::now();
     let mut changes = Changes::default();
     for spec in &args.add_node {
-        changes
-            .add
-            .push(read_node(spec, now, settings.cache_max_age.as_secs())?);
+        let n = read_node(spec, now, settings.cache_max_age.as_secs())?;
+        if changes.add.iter().any(|a| a.name == n.name) {
+            return Err(Error::Usage(format!(
+                "--add-node {}: given twice\nnote: add each new node once, under a name of \
+                 its own (--add-node pve4=FILE --add-node pve5=FILE2)",
+                n.name
+            )));
+        }
+        changes.add.push(n);
     }
     changes.remove.clone_from(&args.remove_node);
     for spec in &args.set_cpu {
@@ -122,6 +139,28 @@ pub fn run(args: &PlanArgs, format: Format) -> Result<ExitCode> {
     let g = audit_input::gather(&settings, || {
         crate::reach::local::cpuinfo(&settings.cpuinfo).ok()
     })?;
+    if g.fleet.known().next().is_none() {
+        // Like audit, status and baseline: nothing to judge a change by.
+        eprintln!(
+            "{}",
+            output::for_stderr(&format!(
+                "pve-cpuguard: error: no node data in {}, so no change can be judged\n\
+                 note: run `pve-cpuguard scan` first",
+                settings.cache.display()
+            ))
+        );
+        return Ok(ExitCode::Unknown);
+    }
+    for n in &changes.add {
+        if g.fleet.get(&n.name).is_some() {
+            return Err(Error::Usage(format!(
+                "--add-node {}: the cluster has a node of that name (nodes: {})\n\
+                 note: to model a CPU change of {0}, use --remove-node {0} --add-node {0}b=FILE",
+                n.name,
+                names(&g.fleet)
+            )));
+        }
+    }
     for n in &changes.remove {
         if g.fleet.get(n).is_none() {
             return Err(Error::Usage(format!(
@@ -153,10 +192,12 @@ pub fn run(args: &PlanArgs, format: Format) -> Result<ExitCode> {
         Format::Html => output::print_raw(&html(&render(&p, need.as_ref())))?,
         Format::Text => output::print_wrapped(&render(&p, need.as_ref()))?,
     }
-    Ok(if p.worse().is_empty() {
-        ExitCode::Ok
-    } else {
+    Ok(if !p.worse().is_empty() {
         ExitCode::Refused
+    } else if !p.unjudged().is_empty() {
+        ExitCode::Unknown
+    } else {
+        ExitCode::Ok
     })
 }
 
@@ -202,36 +243,17 @@ pub fn render(p: &Plan, need: Option<&Need>) -> String {
         list(&p.before.nodes),
         list(&p.after.nodes)
     );
-    // While some node has no data, what holds on the others, and which.
-    let scoped = |what: String| {
-        let missing: Vec<&str> = p
-            .before
-            .unscanned
-            .iter()
-            .chain(&p.after.unscanned)
-            .map(String::as_str)
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        if missing.is_empty() {
-            what
-        } else {
-            format!(
-                "unknown while {}; {what} on the nodes scanned",
-                scope::never_scanned(&missing)
-            )
-        }
-    };
     let _ = writeln!(
         s,
         "Cluster CPU type: {}",
-        scoped(arrow(p.before.level, p.after.level))
+        scoped(p, p.before.level, p.after.level)
     );
     let _ = writeln!(
         s,
         "Best named model: {}",
-        scoped(arrow(p.before.model.as_deref(), p.after.model.as_deref()))
+        scoped(p, p.before.model.as_deref(), p.after.model.as_deref())
     );
+    stale_block(&mut s, p);
     let changed: Vec<&VmPlan> = p.vms.iter().filter(|v| v.changes()).collect();
     if changed.is_empty() {
         let _ = writeln!(s, "\nNo VM gains or loses a node.");
@@ -257,15 +279,64 @@ pub fn render(p: &Plan, need: Option<&Need>) -> String {
                 list(&v.after.live.iter().cloned().collect::<Vec<_>>())
             );
         }
-        for (what, gained, lost) in [
-            ("start", v.start_gained(), v.start_lost()),
-            ("live-migrate", v.live_gained(), v.live_lost()),
+        for (what, gained, lost, unknown, was) in [
+            (
+                "start",
+                v.start_gained(),
+                v.start_lost(),
+                &v.after.start_unknown,
+                &v.before.start_unknown,
+            ),
+            (
+                "live-migrate",
+                v.live_gained(),
+                v.live_lost(),
+                &v.after.live_unknown,
+                &v.before.live_unknown,
+            ),
         ] {
             if !gained.is_empty() {
                 let _ = writeln!(s, "    {what}: gains {}", gained.join(", "));
             }
             if !lost.is_empty() {
                 let _ = writeln!(s, "    {what}: loses {}", lost.join(", "));
+            }
+            // Unknown stays unknown: neither gained nor lost.
+            let known_now: Vec<String> = was
+                .keys()
+                .filter(|n| !unknown.contains_key(*n) && p.after.nodes.contains(n))
+                .cloned()
+                .collect();
+            if !known_now.is_empty() {
+                let (ok, no): (Vec<String>, Vec<String>) = known_now.into_iter().partition(|n| {
+                    if what == "start" {
+                        v.after.start.contains(n)
+                    } else {
+                        v.after.live.contains(n)
+                    }
+                });
+                for (verdict, ns) in [("allowed", ok), ("refused", no)] {
+                    if !ns.is_empty() {
+                        let _ = writeln!(
+                            s,
+                            "    {what}: {verdict} on {} (unknown before)",
+                            ns.join(", ")
+                        );
+                    }
+                }
+            }
+            if !unknown.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "{}",
+                    output::wrap(
+                        &format!(
+                            "    {what}: unknown on {}",
+                            unknown.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                        98
+                    )
+                );
             }
         }
     }
@@ -306,11 +377,31 @@ pub fn render(p: &Plan, need: Option<&Need>) -> String {
             }
         }
     }
-    if !p.ha_calls.is_empty() {
-        let _ = writeln!(s, "`pve-cpuguard ha-rules --apply` would then run:");
-        for c in &p.ha_calls {
-            let line = crate::app::commands::ha_rules::command_line(Path::new("ha-manager"), c);
-            let _ = writeln!(s, "{}", output::wrap(&format!("  {line}"), 98));
+    // Only the calls the plan changes: those pending now are `ha-rules`'.
+    let (more, unneeded) = p.ha_calls_changed();
+    if more.is_empty() && unneeded.is_empty() {
+        if !p.ha_calls_now.is_empty() {
+            let _ = writeln!(
+                s,
+                "\nHA rules: unchanged by this plan (`pve-cpuguard ha-rules` shows {} call{} \
+                 pending now)",
+                p.ha_calls_now.len(),
+                if p.ha_calls_now.len() == 1 { "" } else { "s" }
+            );
+        }
+    } else {
+        for (head, calls) in [
+            ("`pve-cpuguard ha-rules --apply` would then run:", &more),
+            ("No longer needed after it (pending now):", &unneeded),
+        ] {
+            if calls.is_empty() {
+                continue;
+            }
+            let _ = writeln!(s, "{head}");
+            for c in calls {
+                let line = crate::app::commands::ha_rules::command_line(Path::new("ha-manager"), c);
+                let _ = writeln!(s, "{}", output::wrap(&format!("  {line}"), 98));
+            }
         }
     }
     if !p.qm_set.is_empty() {
@@ -324,10 +415,14 @@ pub fn render(p: &Plan, need: Option<&Need>) -> String {
             let _ = writeln!(s, "  {line}    # on {}", q.node);
         }
         let movable = p.made_movable();
+        let missing: Vec<&str> = p.after.unscanned.iter().map(String::as_str).collect();
         let _ = writeln!(
             s,
             "Movable to every node after it: {}",
-            if movable.is_empty() {
+            if !missing.is_empty() {
+                // No VM is movable to a node nothing is known of.
+                format!("unknown while {}", scope::never_scanned(&missing))
+            } else if movable.is_empty() {
                 "no VM that is not already".into()
             } else {
                 format!("VM {}", ids(&movable))
@@ -335,18 +430,94 @@ pub fn render(p: &Plan, need: Option<&Need>) -> String {
         );
     }
     let worse = p.worse();
-    if worse.is_empty() {
-        let _ = writeln!(s, "\nNothing gets worse.");
-    } else {
+    let unjudged = p.unjudged();
+    if !unjudged.is_empty() {
+        let _ = writeln!(s, "\nCannot be judged after the change:");
+        for (vmid, why) in &unjudged {
+            let _ = writeln!(s, "{}", output::wrap(&format!("  VM {vmid}: {why}"), 98));
+        }
+    }
+    if !worse.is_empty() {
         let _ = writeln!(s, "\nWorse after the change:");
         for (vmid, why) in &worse {
             let _ = writeln!(s, "{}", output::wrap(&format!("  VM {vmid}: {why}"), 98));
         }
+    } else if unjudged.is_empty() {
+        let _ = writeln!(s, "\nNothing gets worse.");
+    } else {
+        let _ = writeln!(
+            s,
+            "\nNothing known gets worse; what cannot be judged is listed above."
+        );
     }
     if let Some(n) = need {
         render_need(&mut s, n);
     }
     s
+}
+
+/// A cluster-wide answer before → after; a side with never-scanned nodes
+/// is `unknown` (its nodes named), the answer over the scanned nodes told
+/// only when both sides miss the same nodes.
+fn scoped(p: &Plan, before: Option<&str>, after: Option<&str>) -> String {
+    let (b, a) = (&p.before.unscanned, &p.after.unscanned);
+    let missing = |v: &[String]| -> String {
+        scope::never_scanned(&v.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    if b.is_empty() && a.is_empty() {
+        return arrow(before, after);
+    }
+    if b == a {
+        return format!(
+            "unknown while {}; {} on the nodes scanned",
+            missing(b),
+            arrow(before, after)
+        );
+    }
+    let side = |v: &[String], x: Option<&str>| {
+        if v.is_empty() {
+            x.unwrap_or("none").to_string()
+        } else {
+            "unknown".into()
+        }
+    };
+    let mut s = format!("{} → {}", side(b, before), side(a, after));
+    for (when, v) in [("now", b), ("after", a)] {
+        if !v.is_empty() {
+            let _ = write!(s, " ({when} unknown while {})", missing(v));
+        }
+    }
+    s
+}
+
+/// Nodes whose data is stale (not never scanned: that is said where it
+/// matters), each with its age and staleness in the words of `status`.
+fn stale_block(s: &mut String, p: &Plan) {
+    let stale: Vec<&crate::guard::fleet::FleetNode> = p
+        .nodes
+        .iter()
+        .filter(|n| n.capability().is_some() && !n.read_now && n.freshness.is_stale())
+        .collect();
+    if stale.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "Stale data:");
+    for n in &stale {
+        let added = if p.added.contains(&n.name) {
+            " (added)"
+        } else {
+            ""
+        };
+        let line = format!(
+            "  {}{added}: {}",
+            n.name,
+            node_list::fleet_freshness(n, crate::app::paint::stale)
+        );
+        let _ = writeln!(s, "{}", output::wrap(&line, 98));
+    }
+    for h in node_list::hints(stale.iter().copied()) {
+        let _ = writeln!(s, "  note: {h}");
+    }
 }
 
 fn render_need(s: &mut String, n: &Need) {
@@ -435,6 +606,10 @@ fn set(s: &std::collections::BTreeSet<String>) -> Value {
     json!(s.iter().collect::<Vec<_>>())
 }
 
+fn keys(m: &std::collections::BTreeMap<String, String>) -> Value {
+    json!(m.keys().collect::<Vec<_>>())
+}
+
 fn to_json(p: &Plan, c: &Changes, need: Option<&Need>) -> Value {
     let view =
         // No claim for the cluster while some node has no data.
@@ -454,9 +629,13 @@ fn to_json(p: &Plan, c: &Changes, need: Option<&Need>) -> Value {
                 "node_removed": v.node_removed,
                 "cpu": {"before": v.cpu_before, "after": v.cpu_after},
                 "start": {"before": set(&v.before.start), "after": set(&v.after.start),
-                          "gained": v.start_gained(), "lost": v.start_lost()},
+                          "gained": v.start_gained(), "lost": v.start_lost(),
+                          "unknown": {"before": keys(&v.before.start_unknown),
+                                      "after": keys(&v.after.start_unknown)}},
                 "live": {"before": set(&v.before.live), "after": set(&v.after.live),
-                         "gained": v.live_gained(), "lost": v.live_lost()},
+                         "gained": v.live_gained(), "lost": v.live_lost(),
+                         "unknown": {"before": keys(&v.before.live_unknown),
+                                     "after": keys(&v.after.live_unknown)}},
                 "movable": {"before": v.movable_before, "after": v.movable_after},
             })
         })
@@ -479,17 +658,27 @@ fn to_json(p: &Plan, c: &Changes, need: Option<&Need>) -> Value {
             "set_cpu_all": c.set_cpu_all,
         },
         "cluster": {"before": view(&p.before), "after": view(&p.after)},
+        "nodes": p.nodes.iter().map(|n| json!({
+            "name": n.name,
+            "added": p.added.contains(&n.name),
+            "removed": p.removed.contains(&n.name),
+            "source": n.source,
+            "read_now": n.read_now,
+            "freshness": n.freshness,
+        })).collect::<Vec<_>>(),
         "added": p.added,
         "removed": p.removed,
         "vms": vms,
         "no_start_node": {"before": u(&ns0), "after": u(&ns1)},
         "no_live_target": {"before": u(&nl0), "after": u(&nl1)},
-        "ha": {"before": ha(&p.ha_before), "after": ha(&p.ha_after), "calls": p.ha_calls},
+        "ha": {"before": ha(&p.ha_before), "after": ha(&p.ha_after), "calls": p.ha_calls,
+               "calls_now": p.ha_calls_now},
         "qm_set": p.qm_set.iter().map(|q| json!({
             "vmid": q.vmid.0, "node": q.node, "argv": q.argv, "takes_effect": "next cold start",
         })).collect::<Vec<_>>(),
         "made_movable": u(&p.made_movable()),
         "worse": p.worse().iter().map(|(v, why)| json!({"vmid": v.0, "why": why})).collect::<Vec<_>>(),
+        "unjudged": p.unjudged().iter().map(|(v, why)| json!({"vmid": v.0, "why": why})).collect::<Vec<_>>(),
         "need": need.map(|n| json!({
             "features": n.features,
             "level": n.level,
