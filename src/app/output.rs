@@ -127,6 +127,29 @@ pub fn for_stderr(text: &str) -> String {
     wrap(text, WIDTH)
 }
 
+/// Warns on stderr about cpu-models.conf lines set aside and models that
+/// cannot be read (`crate::pve::custom_models::parse`), wrapped to the
+/// terminal's width: the command goes on without them.
+pub fn warn_custom_models(custom: &crate::cpu::custom_models::CustomModels) {
+    for w in &custom.ignored {
+        eprintln!(
+            "{}",
+            for_stderr(&format!(
+                "pve-cpuguard: warning: {w}; the line is ignored, as Proxmox VE ignores it"
+            ))
+        );
+    }
+    for (name, why) in &custom.unreadable {
+        eprintln!(
+            "{}",
+            for_stderr(&format!(
+                "pve-cpuguard: warning: {why}; VMs with cpu: custom-{name} cannot be judged\n\
+                 note: correct the model in cpu-models.conf (Datacenter → Custom CPU Models)"
+            ))
+        );
+    }
+}
+
 /// Writes pretty JSON and a newline to stdout.
 ///
 /// # Errors

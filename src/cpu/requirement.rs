@@ -272,10 +272,11 @@ fn resolve_value(value: &str, custom: &CustomModels, auto: &AutoFlags) -> Requir
     let mut changes: Vec<FlagChange> = Vec::new();
     let base_name = if cputype.starts_with("custom-") {
         let Some(model) = custom.get(&cputype) else {
-            return Requirement::unknown(
-                value,
-                format!("custom CPU model '{cputype}' is not defined in cpu-models.conf"),
-            );
+            let why = match custom.unreadable(&cputype) {
+                Some(e) => format!("custom CPU model '{cputype}' cannot be read: {e}"),
+                None => format!("custom CPU model '{cputype}' is not defined in cpu-models.conf"),
+            };
+            return Requirement::unknown(value, why);
         };
         phys_bits = model.phys_bits;
         guest_phys_bits = model.guest_phys_bits;

@@ -20,27 +20,58 @@ pub fn read(path: &Path) -> Result<CustomModels> {
 }
 
 /// Parses the file's text; `origin` names it in errors. The syntax is
-/// [`section_config`]'s; only `cpu-model` sections are valid here.
+/// [`section_config`]'s; only `cpu-model` sections are models here.
+///
+/// Every VM start reads this file, so one bad line must not keep every VM
+/// from being judged: as Proxmox VE does, lines outside every model (and
+/// sections of another type) are set aside (`ignored`), and a model with
+/// a line that cannot be read is `unreadable` — a VM using it is unknown
+/// (the policy decides), the others are judged as usual.
 ///
 /// # Errors
-/// Malformed lines, unknown section types or keys, invalid values, naming
-/// the line.
+/// None today; the `Result` is kept for [`crate::fsutil::parse_optional`].
 pub fn parse(text: &str, origin: &Path) -> Result<CustomModels> {
+    let read = section_config::parse_lenient(text, origin);
     let mut out = CustomModels::default();
-    for section in section_config::parse(text, origin)? {
+    let mut doubtful: Vec<Option<String>> = vec![None; read.sections.len()];
+    for p in read.problems {
+        match p.section {
+            Some(i) => {
+                doubtful[i].get_or_insert_with(|| p.error.to_string());
+            }
+            None => out.ignored.push(p.error.to_string()),
+        }
+    }
+    for (section, doubt) in read.sections.into_iter().zip(doubtful) {
         if section.kind != "cpu-model" {
-            return Err(Error::parse(
-                origin,
-                section.line,
-                format!("unknown section type '{}' (valid: cpu-model)", section.kind),
-            ));
+            out.ignored.push(
+                Error::parse(
+                    origin,
+                    section.line,
+                    format!("unknown section type '{}' (valid: cpu-model)", section.kind),
+                )
+                .to_string(),
+            );
+            continue;
         }
         let mut conf = CpuConf::default();
+        let mut why = doubt;
         for (key, value, line) in &section.props {
-            conf.set(key, value)
-                .map_err(|m| Error::parse(origin, *line, m))?;
+            if why.is_some() {
+                break;
+            }
+            if let Err(m) = conf.set(key, value) {
+                why = Some(Error::parse(origin, *line, m).to_string());
+            }
         }
-        out.models.insert(section.id, conf);
+        match why {
+            Some(why) => {
+                out.unreadable.insert(section.id, why);
+            }
+            None => {
+                out.models.insert(section.id, conf);
+            }
+        }
     }
     Ok(out)
 }
@@ -66,17 +97,31 @@ mod tests {
     }
 
     #[test]
-    fn errors_name_the_line() {
-        let e = parse("cpu-model: a\n\tphys-bits 7\n", Path::new("f")).unwrap_err();
+    fn a_bad_line_is_set_aside_and_names_the_line() {
+        // A value the model cannot take: that model is unreadable, the
+        // next one is read.
+        let m = parse(
+            "cpu-model: a\n\tphys-bits 7\n\ncpu-model: b\n\tflags +avx\n",
+            Path::new("f"),
+        )
+        .unwrap();
         assert_eq!(
-            e.to_string(),
-            "f:2: invalid phys-bits '7' (valid: 8-64 or host)"
+            m.unreadable("custom-a"),
+            Some("f:2: invalid phys-bits '7' (valid: 8-64 or host)")
         );
-        let e = parse("\tflags +a\n", Path::new("f")).unwrap_err();
-        assert!(e
-            .to_string()
-            .starts_with("f:1: indented property line outside"));
-        let e = parse("vm: x\n", Path::new("f")).unwrap_err();
-        assert!(e.to_string().contains("unknown section type 'vm'"));
+        assert!(m.get("a").is_none());
+        assert!(m.get("custom-b").is_some());
+        // A line outside every model, and another section type: set aside,
+        // each named.
+        let m = parse("\tflags +a\nvm: x\n\ncpu-model: c\n", Path::new("f")).unwrap();
+        assert!(m.ignored[0].starts_with("f:1: indented property line outside"));
+        assert!(m.ignored[1].contains("unknown section type 'vm'"));
+        assert!(m.get("c").is_some());
+        // A duplicate key makes its model doubtful.
+        let m = parse("cpu-model: d\n\tflags +a\n\tflags +b\n", Path::new("f")).unwrap();
+        assert!(m
+            .unreadable("d")
+            .unwrap()
+            .contains("f:3: duplicate property 'flags'"));
     }
 }

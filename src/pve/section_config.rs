@@ -96,83 +96,146 @@ fn header(line: &str) -> Option<(&str, &str)> {
 ///
 /// # Errors
 /// A property outside a section, a malformed header or key, a duplicate
-/// section or property — each naming the file and line.
+/// section or property — each naming the file and line: the first one
+/// [`parse_lenient`] finds.
 pub fn parse(text: &str, origin: &Path) -> Result<Vec<Section>> {
+    let mut read = parse_lenient(text, origin);
+    if read.problems.is_empty() {
+        Ok(read.sections)
+    } else {
+        Err(read.problems.swap_remove(0).error)
+    }
+}
+
+/// A line [`parse_lenient`] could not take.
+#[derive(Debug)]
+pub struct Problem {
+    /// What is wrong, naming the file and line.
+    pub error: Error,
+    /// The section it makes doubtful (an index into `sections`), or `None`
+    /// for a line outside every section, which Proxmox VE ignores.
+    pub section: Option<usize>,
+}
+
+/// What [`parse_lenient`] read.
+#[derive(Debug)]
+pub struct Lenient {
+    /// The sections, without the lines that could not be read.
+    pub sections: Vec<Section>,
+    /// The lines that could not be read, in file order.
+    pub problems: Vec<Problem>,
+}
+
+/// Parses as Proxmox VE does for a file every VM start reads
+/// (cpu-models.conf): a line it cannot take is set aside — pve-common's
+/// `parse_config` warns "ignore config line" and goes on — instead of
+/// failing the whole file. A bad header sets aside its indented lines
+/// too; a problem inside a section is tied to that section, so that only
+/// what uses it is in doubt.
+#[must_use]
+pub fn parse_lenient(text: &str, origin: &Path) -> Lenient {
     let mut sections: Vec<Section> = Vec::new();
+    let mut problems: Vec<Problem> = Vec::new();
+    // Whether indented lines belong to the last section; `skipping`: they
+    // belong to a header set aside (said once, with the header).
     let mut open = false;
+    let mut skipping = false;
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
         let line = raw.trim_end();
         if line.trim().is_empty() {
             open = false;
+            skipping = false;
             continue;
         }
         if line.trim_start().starts_with('#') {
             continue;
         }
         if line.starts_with([' ', '\t']) {
-            let Some(section) = sections.last_mut().filter(|_| open) else {
-                return Err(Error::parse(
-                    origin,
-                    n,
-                    "indented property line outside a section (expected a `TYPE: ID` header first)",
-                ));
+            if skipping {
+                continue;
+            }
+            let Some(index) = sections.len().checked_sub(1).filter(|_| open) else {
+                problems.push(Problem {
+                    error: Error::parse(
+                        origin,
+                        n,
+                        "indented property line outside a section (expected a `TYPE: ID` header first)",
+                    ),
+                    section: None,
+                });
+                continue;
             };
+            let section = &mut sections[index];
             let body = line.trim_start();
             let (key, value) = match body.split_once(char::is_whitespace) {
                 Some((k, v)) => (k, v.trim()),
                 None => (body, ""),
             };
-            if !is_word(key) {
-                return Err(Error::parse(
-                    origin,
-                    n,
-                    format!("invalid property name {key:?}"),
-                ));
+            let wrong = if !is_word(key) {
+                Some(format!("invalid property name {key:?}"))
+            } else if section.get(key).is_some() {
+                Some(format!(
+                    "duplicate property '{key}' in section '{}: {}'",
+                    section.kind, section.id
+                ))
+            } else {
+                None
+            };
+            match wrong {
+                Some(why) => problems.push(Problem {
+                    error: Error::parse(origin, n, why),
+                    section: Some(index),
+                }),
+                None => section.props.push((key.to_string(), value.to_string(), n)),
             }
-            if section.get(key).is_some() {
-                return Err(Error::parse(
+            continue;
+        }
+        open = false;
+        skipping = true;
+        let Some((kind, id)) = header(line) else {
+            problems.push(Problem {
+                error: Error::parse(
                     origin,
                     n,
                     format!(
-                        "duplicate property '{key}' in section '{}: {}'",
-                        section.kind, section.id
+                        "expected a section header `TYPE: ID` (no space before the colon; \
+                         Proxmox VE ignores any other line here), found '{}'",
+                        crate::error::quoted(line)
                     ),
-                ));
-            }
-            section.props.push((key.to_string(), value.to_string(), n));
-            continue;
-        }
-        let Some((kind, id)) = header(line) else {
-            return Err(Error::parse(
-                origin,
-                n,
-                format!(
-                    "expected a section header `TYPE: ID` (no space before the colon; \
-                     Proxmox VE ignores any other line here), found '{}'",
-                    crate::error::quoted(line)
                 ),
-            ));
+                section: None,
+            });
+            continue;
         };
         if !is_word(kind) || !is_word(id) {
-            return Err(Error::parse(
-                origin,
-                n,
-                format!(
-                    "invalid section header '{}' (expected `TYPE: ID`)",
-                    crate::error::quoted(line)
+            problems.push(Problem {
+                error: Error::parse(
+                    origin,
+                    n,
+                    format!(
+                        "invalid section header '{}' (expected `TYPE: ID`)",
+                        crate::error::quoted(line)
+                    ),
                 ),
-            ));
+                section: None,
+            });
+            continue;
         }
-        if let Some(prev) = sections.iter().find(|s| s.kind == kind && s.id == id) {
-            return Err(Error::parse(
-                origin,
-                n,
-                format!(
-                    "duplicate section '{kind}: {id}' (first defined at line {})",
-                    prev.line
+        if let Some(prev) = sections.iter().position(|s| s.kind == kind && s.id == id) {
+            // Which of the two counts is not clear: the first is in doubt.
+            problems.push(Problem {
+                error: Error::parse(
+                    origin,
+                    n,
+                    format!(
+                        "duplicate section '{kind}: {id}' (first defined at line {})",
+                        sections[prev].line
+                    ),
                 ),
-            ));
+                section: Some(prev),
+            });
+            continue;
         }
         sections.push(Section {
             kind: kind.to_string(),
@@ -181,8 +244,9 @@ pub fn parse(text: &str, origin: &Path) -> Result<Vec<Section>> {
             props: Vec::new(),
         });
         open = true;
+        skipping = false;
     }
-    Ok(sections)
+    Lenient { sections, problems }
 }
 
 /// Reads a SectionConfig file that must exist (storage.cfg).

@@ -279,7 +279,6 @@ fn every_error_ends_with_a_note_even_without_its_own() {
     std::fs::write(&bad, "x\n").unwrap();
     let conf = c.path("bad.conf");
     std::fs::write(&conf, "policy = sometimes\n").unwrap();
-    c.cpu_models("cpu-model: broken\n\tflags +aes\n\tnonsense\n");
     for (args, env, want) in [
         (
             &["inspect", "--cpuinfo", "/nonexistent/cpuinfo"][..],
@@ -296,7 +295,6 @@ fn every_error_ends_with_a_note_even_without_its_own() {
             None,
             "`pve-cpuguard help migrate`",
         ),
-        (&["check", "100"], None, ""),
         (&["status"], Some(("PVE_CPUGUARD_CONFIG", &conf)), ""),
     ] {
         let mut run = c.on("pve1", args);
@@ -312,4 +310,40 @@ fn every_error_ends_with_a_note_even_without_its_own() {
         );
         ends_with_note(&done.stderr, want);
     }
+}
+
+/// One bad line in cpu-models.conf keeps no VM from being judged but
+/// those using that model (it kept every VM from being judged: every
+/// start went unchecked): as Proxmox VE does, the line's model is in
+/// doubt, lines outside every model are ignored, each named with its line.
+#[test]
+fn a_bad_custom_model_line_leaves_the_other_vms_judged() {
+    let mut c = cluster();
+    c.vm(101, "pve1", "cpu: custom-broken\n");
+    c.cpu_models("cpu-model: broken\n\tflags +aes\n\tnonsense\n\ngarbage here\n");
+    // VM 100 (x86-64-v4) is judged: refused on the Haswell node, exit 1.
+    let done = c.on("pve1", &["check", "100"]).run().code(1);
+    done.stderr_has("cpu-models.conf:3: unknown cpu option")
+        .stderr_has("VMs with cpu: custom-broken cannot be judged")
+        .stderr_has("cpu-models.conf:5: expected a section header");
+    c.on("pve2", &["hook", "100", "pre-start"])
+        .env("PVE_MIGRATED_FROM", "pve1")
+        .run()
+        .code(1);
+    // VM 101, on the broken model: unknown (exit 3), naming the line; the
+    // hook leaves it to the policy.
+    c.on("pve1", &["check", "101"])
+        .run()
+        .code(3)
+        .stdout_has("cpu-models.conf:3");
+    c.on("pve2", &["hook", "101", "pre-start"])
+        .env("PVE_MIGRATED_FROM", "pve1")
+        .run()
+        .code(0)
+        .stderr_has("cannot be read");
+    c.on("pve2", &["hook", "101", "pre-start"])
+        .env("PVE_MIGRATED_FROM", "pve1")
+        .env("PVE_CPUGUARD_POLICY", "strict")
+        .run()
+        .code(1);
 }

@@ -55,6 +55,7 @@ pub fn load(settings: &Settings, vmid: VmId) -> Result<VmContext> {
     let vm = vmconf::read(&path)?;
     vm.check_cpu(&path)?;
     let custom = custom_models::read(&settings.pve.cpu_models())?;
+    crate::app::output::warn_custom_models(&custom);
     let local = crate::reach::local::cpuinfo(&settings.cpuinfo)?;
     let mut fleet = fleet::load(settings, &local);
     // A node of the cluster without a cached record is an unknown answer,

@@ -16,7 +16,7 @@ mod text;
 use std::io::Write as _;
 
 use crate::app::cli::AuditArgs;
-use crate::app::output::Format;
+use crate::app::output::{self, Format};
 use crate::conf::settings::Settings;
 use crate::error::{Error, ExitCode, Result};
 use crate::guard::audit_input;
@@ -30,6 +30,7 @@ pub fn run(args: &AuditArgs, format: Format) -> Result<ExitCode> {
     let g = audit_input::gather(&settings, || {
         crate::reach::local::cpuinfo(&settings.cpuinfo).ok()
     })?;
+    output::warn_custom_models(&g.custom);
     let filtered = !args.vms.is_empty() || !args.on.is_empty() || !args.findings.is_empty();
     // The summary says nothing of live migrations: it does not pay for them.
     let summary = format == Format::Text && !args.all && !filtered;
