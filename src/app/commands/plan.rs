@@ -309,8 +309,11 @@ pub fn render(p: &Plan, need: Option<&Need>) -> String {
     if !p.ha_calls.is_empty() {
         let _ = writeln!(s, "`pve-cpuguard ha-rules --apply` would then run:");
         for c in &p.ha_calls {
-            let line = crate::app::commands::ha_rules::command_line(Path::new("ha-manager"), c);
-            let _ = writeln!(s, "{}", output::wrap(&format!("  {line}"), 98));
+            s.push_str(&crate::app::commands::shell_text::shell_lines_indented(
+                "  ",
+                Path::new("ha-manager"),
+                c,
+            ));
         }
     }
     if !p.qm_set.is_empty() {
