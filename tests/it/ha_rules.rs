@@ -129,7 +129,7 @@ fn new_rules_then_a_second_run_makes_no_call() {
 #[test]
 fn dry_run_prints_exactly_the_calls_and_runs_none() {
     let f = fixture();
-    let out = f.run(&["ha-rules", "--apply", "--dry-run"]).run().code(1);
+    let out = f.run(&["ha-rules", "--dry-run"]).run().code(1);
     assert_eq!(f.ha.calls(), Vec::<Vec<String>>::new());
     // The commands as printed, copied into a shell, are exactly the calls.
     let shown: String = out

@@ -1,6 +1,7 @@
 //! `pve-cpuguard scan`: read every node, update the cache, report.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use serde_json::{json, Value};
 
@@ -495,7 +496,20 @@ fn published_warnings(g: &gather::Gathered) -> Vec<String> {
         .iter()
         .flatten()
         .filter(|(_, why)| *why != Rejected::Missing)
-        .map(|(p, why)| why.describe(p))
+        .map(|(p, why)| {
+            let node = p
+                .parent()
+                .and_then(Path::file_name)
+                .map_or_else(|| "that node".into(), |n| n.to_string_lossy());
+            match why {
+                Rejected::Stale { .. } | Rejected::Outdated(_) => format!(
+                    "{}\nnote: run `pve-cpuguard publish` on {node}, or check its timer there \
+                     (`systemctl status pve-cpuguard-refresh.timer`)",
+                    why.describe(p)
+                ),
+                _ => why.describe(p),
+            }
+        })
         .collect();
     if let Some(Err(e)) = &g.republished {
         w.push(format!(
