@@ -191,13 +191,36 @@ fn main_lines(vmid: u32, cpu: &str, rng: &mut Rng) -> Vec<String> {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let dir = PathBuf::from(
-        args.next()
-            .expect("usage: gen_audit_fixture DIR [VMS] [NODES]"),
-    );
-    let vms: u32 = args.next().map_or(10_000, |s| s.parse().expect("VMS"));
-    let nodes: usize = args.next().map_or(64, |s| s.parse().expect("NODES"));
+    const USAGE: &str = "usage: gen_audit_fixture DIR [VMS] [NODES] [diverse]\n\
+        writes an /etc/pve tree (DIR/pve) and a cache with VMS VMs (10000) on NODES nodes (64);\n\
+        `diverse`: every node a different CPU, 15 % of the VMs `cpu: host`";
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let usage = |code: i32| -> ! {
+        if code == 0 {
+            println!("{USAGE}");
+        } else {
+            eprintln!("{USAGE}");
+        }
+        std::process::exit(code)
+    };
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        usage(0);
+    }
+    if args.is_empty()
+        || args.len() > 4
+        || args.iter().any(|a| a.starts_with('-'))
+        || args.get(3).is_some_and(|m| m != "diverse")
+    {
+        usage(2);
+    }
+    let mut args = args.into_iter();
+    let dir = PathBuf::from(args.next().unwrap_or_else(|| usage(2)));
+    let vms: u32 = args
+        .next()
+        .map_or(10_000, |s| s.parse().unwrap_or_else(|_| usage(2)));
+    let nodes: usize = args
+        .next()
+        .map_or(64, |s| s.parse().unwrap_or_else(|_| usage(2)));
     let diverse = args.next().as_deref() == Some("diverse");
     let pve = dir.join("pve");
     let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cpuinfo");

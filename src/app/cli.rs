@@ -328,7 +328,7 @@ pub struct BaselineArgs {
     #[arg(long, requires = "custom_model")]
     pub apply: bool,
     /// Print exactly the `pvesh` call --apply would run, and run none.
-    #[arg(long, requires = "custom_model")]
+    #[arg(long, requires = "custom_model", conflicts_with = "apply")]
     pub dry_run: bool,
     /// The Proxmox cluster file system, for
     /// virtual-guest/cpu-models.conf [default: `pve_dir` in the
@@ -352,7 +352,7 @@ pub struct HaRulesArgs {
     #[arg(long)]
     pub apply: bool,
     /// Print exactly the `ha-manager` calls --apply would run, and run none.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "apply")]
     pub dry_run: bool,
     #[command(flatten)]
     pub ha_manager: HaManagerArg,
@@ -367,7 +367,7 @@ pub struct ProxlbTagsArgs {
     #[arg(long)]
     pub apply: bool,
     /// Print exactly the `qm set` calls --apply would run, and run none.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "apply")]
     pub dry_run: bool,
     #[command(flatten)]
     pub qm: QmArg,

@@ -40,6 +40,22 @@ pub struct Drift {
     pub message: String,
 }
 
+/// Up to this many flags a drift message names them all (a changed CPU
+/// can lose hundreds; `lost` and `gained` keep them all).
+const NAMED: usize = 16;
+
+/// A flag list for the message: whole, or its first [`NAMED`] and a count.
+fn some(flags: &[String]) -> String {
+    if flags.len() <= NAMED {
+        return flags.join(", ");
+    }
+    format!(
+        "{} and {} more (`pve-cpuguard status --output json` lists them)",
+        flags[..NAMED].join(", "),
+        flags.len() - NAMED
+    )
+}
+
 impl Drift {
     /// Compares an old and a new record; `None` when flags, level and
     /// model are unchanged.
@@ -61,10 +77,10 @@ impl Drift {
         }
         let mut parts = Vec::new();
         if !lost.is_empty() {
-            parts.push(format!("lost {}", lost.join(", ")));
+            parts.push(format!("lost {}", some(&lost)));
         }
         if !gained.is_empty() {
-            parts.push(format!("gained {}", gained.join(", ")));
+            parts.push(format!("gained {}", some(&gained)));
         }
         let mut message = format!("{} {}", new.name, parts.join(", "));
         if model_changed {

@@ -143,7 +143,7 @@ fn attach_chains_an_existing_hookscript_and_detach_restores_it() {
         "{s}"
     );
     assert!(
-        s.contains(&format!(
+        crate::harness::has(s, &format!(
             "VM 101 (own): set hookscript local:snippets/backup.pl -> local:snippets/pve-cpuguard-hook; its own hookscript local:snippets/backup.pl ({}) now runs chained behind the guard\n",
             backup.display()
         )),
@@ -220,7 +220,10 @@ fn dry_run_changes_nothing() {
         ),
         "{s}"
     );
-    assert!(s.contains("would run chained behind the guard"), "{s}");
+    assert!(
+        crate::harness::has(s, "would run chained behind the guard"),
+        "{s}"
+    );
 
     // Attach for real, then a detach dry run leaves that state alone.
     f.run(&["attach", "--all"]).code(0);

@@ -51,7 +51,12 @@ fn proxclmc_text(c: &SshCluster) -> String {
         "\nCluster CPU type: {}\n",
         cluster_level(levels).unwrap()
     ));
-    s.push_str(&format!("\nView: {}\n", views.join(", ")));
+    // Past 8 nodes, by view (all cpuinfo here).
+    if views.len() <= 8 {
+        s.push_str(&format!("\nView: {}\n", views.join(", ")));
+    } else {
+        s.push_str(&format!("\nView: cpuinfo on all {} nodes\n", views.len()));
+    }
     for n in &c.nodes {
         if expected_level(n.sample.as_deref().unwrap()) == level::BELOW_FLOOR {
             s.push_str(&format!(

@@ -218,3 +218,191 @@ fn every_line_of_every_command_fits_100_columns() {
         bad.join("\n")
     );
 }
+
+/// Every stdout and stderr line of `done` that is wider than 100 columns
+/// (`stdout` false: metrics' Prometheus lines are exempt).
+fn check_run(what: &str, done: &crate::harness::Done, stdout: bool, bad: &mut Vec<String>) {
+    if stdout {
+        check_width(&format!("{what} (stdout)"), &done.stdout, bad);
+    }
+    check_width(&format!("{what} (stderr)"), &done.stderr, bad);
+}
+
+/// The review's cases (issue 23): HA rules and their commands, a stale
+/// node whose refresh fails, a missing VM, an override, metrics over an
+/// old cache, and a node joining a cluster of many VMs.
+#[test]
+fn the_reviewed_cases_fit_100_columns() {
+    let mut c = Cluster::new(&[
+        ("pve1", "hwloc-xeon-gold-6230-cascadelake"),
+        ("pve2", "hwloc-xeon-gold-6230-cascadelake"),
+        ("pve3", "archspec-linux-rhel7-haswell"),
+    ]);
+    // Many VMs, generated: most of them a CPU a Sandy Bridge cannot start.
+    let mut resources = String::new();
+    for vmid in 100..700 {
+        let node = ["pve1", "pve2", "pve3"][vmid as usize % 3];
+        // x86-64-v4 on pve2 (Cascade Lake) cannot go to pve3 (Haswell).
+        let cpu = match (vmid % 5, vmid % 3) {
+            (0, _) => "kvm64",
+            (_, 1) => "x86-64-v4",
+            _ => "x86-64-v3",
+        };
+        c.vm(vmid, node, &format!("cpu: {cpu}\nname: vm{vmid}\n"));
+        if vmid < 160 {
+            resources.push_str(&format!("vm: {vmid}\n\tstate started\n\n"));
+        }
+    }
+    std::fs::create_dir_all(c.pve().join("ha")).unwrap();
+    std::fs::write(c.pve().join("ha/resources.cfg"), resources).unwrap();
+    c.write_members(
+        "pve1",
+        true,
+        &[
+            ("pve1", "10.0.0.1", true),
+            ("pve2", "10.0.0.2", true),
+            ("pve3", "10.0.0.3", true),
+        ],
+    );
+    // The node that joins later (its directory made then).
+    c.samples
+        .insert("pve4".into(), "hwloc-xeon-e5-2680-sandybridge-ep".into());
+    let qm = Recorder::new(c.dir.path(), "qm", "");
+    let ha = Recorder::new(c.dir.path(), "ha-manager", "");
+    let mut bad = Vec::new();
+    let run = |args: &[&str]| {
+        c.on("pve1", args)
+            .env("PVE_CPUGUARD_QM", &qm.program)
+            .env("PVE_CPUGUARD_HA_MANAGER", &ha.program)
+            .run()
+    };
+    for args in [
+        &["ha-rules"][..],
+        &["ha-rules", "--dry-run"],
+        &["plan", "--remove-node", "pve3"],
+        &["detach", "99999"],
+        &[
+            "migrate",
+            "101",
+            "pve3",
+            "--online",
+            "--force-unsafe",
+            "--reason",
+            "test",
+        ],
+        &["audit"],
+        &["status"],
+    ] {
+        check_run(&args.join(" "), &run(args), true, &mut bad);
+    }
+    // The --dry-run commands, copied into a shell, are the calls --apply runs.
+    let dry = run(&["ha-rules", "--dry-run"]);
+    let shown: String = dry
+        .stdout
+        .split_once("would run:\n")
+        .map_or("", |(_, rest)| rest)
+        .lines()
+        .take_while(|l| !l.starts_with("note:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let read = crate::harness::shell_reads(&shown, &ha.program.display().to_string());
+    let dry_json = c
+        .on("pve1", &["-o", "json", "ha-rules", "--dry-run"])
+        .env("PVE_CPUGUARD_HA_MANAGER", &ha.program)
+        .run()
+        .json();
+    let calls: Vec<Vec<String>> = dry_json["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            c.as_array().unwrap()[1..]
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string())
+                .collect()
+        })
+        .collect();
+    assert!(!calls.is_empty(), "{}", dry.stdout);
+    assert_eq!(read, calls, "{}", dry.stdout);
+
+    // pve4 joins, a Sandy Bridge: hundreds of VMs can no longer go there.
+    for n in ["pve1", "pve2", "pve3"] {
+        c.on(n, &["publish", "--probe", "off"]).run();
+    }
+    std::fs::create_dir_all(c.pve().join("nodes/pve4/qemu-server")).unwrap();
+    let publish = c.on("pve4", &["publish", "--probe", "off"]).run();
+    assert!(
+        crate::harness::has(
+            &publish.stdout,
+            "VMs can no longer start or live-migrate there, e.g. 101, 102, 103, 104, 106, …; \
+             `pve-cpuguard audit --finding node-admission` lists them"
+        ),
+        "{}{}",
+        publish.stdout,
+        publish.stderr
+    );
+    check_run("publish pve4 (admission)", &publish, true, &mut bad);
+
+    // Records three days old; pve3's last refresh failed.
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(c.cache()).unwrap()).unwrap();
+    let then = pve_cpuguard::cache::now() - 3 * 86_400;
+    for (name, n) in v["nodes"].as_object_mut().unwrap() {
+        n["scanned_at"] = then.into();
+        if name == "pve3" {
+            n["last_error"] = "connect: 10.0.0.3:22: Connection refused (os error 111), \
+                               after three attempts over the last hour and a half"
+                .into();
+        }
+    }
+    std::fs::write(c.cache(), serde_json::to_vec(&v).unwrap()).unwrap();
+    let metrics = run(&["metrics"]);
+    assert!(
+        metrics.stderr.contains("warning"),
+        "an old cache is warned about: {}",
+        metrics.stderr
+    );
+    check_run("metrics (old cache)", &metrics, false, &mut bad);
+    check_run("status (old cache)", &run(&["status"]), true, &mut bad);
+    check_run("audit (old cache)", &run(&["audit"]), true, &mut bad);
+    // pve3 has no record to read: the scan tries SSH, which fails.
+    c.write_corosync(&[
+        ("pve1", "127.0.0.1"),
+        ("pve2", "127.0.0.1"),
+        ("pve3", "127.0.0.1"),
+        ("pve4", "127.0.0.1"),
+    ]);
+    std::fs::remove_file(c.pve().join("nodes/pve3/pve-cpuguard.json")).unwrap();
+    let scan = run(&["scan", "--timeout", "1"]);
+    assert!(
+        scan.stdout.contains("last known: "),
+        "{}{}",
+        scan.stdout,
+        scan.stderr
+    );
+    check_run("scan --timeout 1 (stale, failing)", &scan, true, &mut bad);
+    assert!(
+        bad.is_empty(),
+        "{} lines too wide:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+}
+
+/// `--dry-run` with `--apply` is refused by the argument parser.
+#[test]
+fn dry_run_and_apply_together_are_refused() {
+    for args in [
+        &["ha-rules", "--apply", "--dry-run"][..],
+        &["proxlb-tags", "--dry-run", "--apply"],
+        &["baseline", "--custom-model", "evc", "--dry-run", "--apply"],
+    ] {
+        let done = Run::new(args).run();
+        assert_eq!(done.code, 2, "{args:?}: {}", done.stderr);
+        assert!(
+            done.stderr.contains("cannot be used with"),
+            "{}",
+            done.stderr
+        );
+    }
+}

@@ -305,7 +305,8 @@ fn finish(done: &[Done], r: Report, format: Format) -> Result<ExitCode> {
         for n in &r.notes {
             let _ = writeln!(s, "note: {n}");
         }
-        output::print_notes_wrapped(&s)?;
+        // A long line wraps under its VM, indented.
+        output::print_wrapped(&s)?;
     }
     Ok(if failed {
         ExitCode::Refused

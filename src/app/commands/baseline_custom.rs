@@ -224,6 +224,17 @@ pub fn run(args: &BaselineArgs, cluster: &Cluster<'_>) -> Result<Part> {
                         }
                         Err(e) => {
                             say(&mut s, &format!("error: {e}"));
+                            say(
+                                &mut s,
+                                &format!(
+                                    "note: {} is not as asked although pvesh said it worked: \
+                                     check custom-{name} in the web interface (Datacenter → \
+                                     Custom CPU Models) and that {} is the cluster's file; \
+                                     the section above is what it should hold",
+                                    cpu_models.display(),
+                                    cpu_models.display()
+                                ),
+                            );
                             error = Some(e);
                             code = ExitCode::Refused;
                         }
@@ -232,16 +243,7 @@ pub fn run(args: &BaselineArgs, cluster: &Cluster<'_>) -> Result<Part> {
                 Err(e) => {
                     syslog::log(Severity::Warning, &format!("baseline: {e}"));
                     say(&mut s, &format!("error: {e}"));
-                    say(
-                        &mut s,
-                        &format!(
-                            "note: Proxmox VE before 9.2 has no {}: add the section above to \
-                             {} instead (by hand, or in the web interface where it has Custom \
-                             CPU Models); nothing else was changed",
-                            pvesh::CUSTOM_MODELS,
-                            cpu_models.display()
-                        ),
-                    );
+                    say(&mut s, &pvesh_failed_note(&e, binary, &cpu_models));
                     error = Some(e);
                     code = ExitCode::Refused;
                 }
@@ -305,6 +307,37 @@ pub fn run(args: &BaselineArgs, cluster: &Cluster<'_>) -> Result<Part> {
         text: s,
         code,
     })
+}
+
+/// What to do when `pvesh create` failed, by how it failed (the words of
+/// [`run_call`]'s error): only "No 'create' handler" means a Proxmox VE
+/// without the API path (before 9.2).
+fn pvesh_failed_note(e: &str, binary: &Path, cpu_models: &Path) -> String {
+    let by_hand = format!(
+        "add the section above to {} instead (by hand, or in the web interface's Custom CPU \
+         Models); nothing else was changed",
+        cpu_models.display()
+    );
+    if e.starts_with("cannot run ") {
+        format!(
+            "note: {} could not be run: on a Proxmox VE node it is pve-manager's; name another \
+             with --pvesh PATH (PVE_CPUGUARD_PVESH), or {by_hand}",
+            binary.display()
+        )
+    } else if e.contains("did not finish within") {
+        format!(
+            "note: pvesh was killed after {} s without an answer (a hung pmxcfs or API: check \
+             `systemctl status pve-cluster pveproxy`); run again once it answers, or {by_hand}",
+            crate::app::commands::ha_rules::CALL_TIMEOUT.as_secs()
+        )
+    } else if e.contains("No 'create' handler") || e.contains("no such") {
+        format!(
+            "note: Proxmox VE before 9.2 has no {}: {by_hand}",
+            pvesh::CUSTOM_MODELS
+        )
+    } else {
+        format!("note: pvesh's own message is above; fix what it says and run again, or {by_hand}")
+    }
 }
 
 /// Reads cpu-models.conf again after `pvesh`: the model must be there, the

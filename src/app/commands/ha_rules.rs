@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::app::cli::HaRulesArgs;
+use crate::app::commands::shell_text::shell_lines_indented;
 use crate::app::output::{self, Format};
 use crate::conf::settings::Settings;
 use crate::error::{ExitCode, Result};
@@ -223,7 +224,11 @@ fn conflict_text(c: &ha_rules::Conflict, binary: &Path) -> String {
     let _ = write!(s, " {}", parts.join("; and "));
     match &c.fix {
         Some(fix) => {
-            let _ = write!(s, "\nnote: change it with: {}", command_line(binary, fix));
+            let _ = write!(
+                s,
+                "\nnote: change it with:\n{}",
+                shell_lines_indented("  ", binary, fix).trim_end()
+            );
         }
         None => s.push_str("\nnote: no node of the rule runs all its VMs: split the rule, or give its VMs a CPU type every node supports (`pve-cpuguard audit`)"),
     }
@@ -287,8 +292,8 @@ pub fn run(args: &HaRulesArgs, format: Format) -> Result<ExitCode> {
             s.push_str("no rule needed: every HA-managed VM outside administrators' rules can start\n    and live-migrate on every node\n");
         }
         for d in &p.rules {
-            let _ = writeln!(
-                s,
+            // A long list of VMs or nodes wraps under the rule's id.
+            let line = format!(
                 "{}: {} -> {}",
                 d.id,
                 d.resources
@@ -298,6 +303,7 @@ pub fn run(args: &HaRulesArgs, format: Format) -> Result<ExitCode> {
                     .join(","),
                 d.nodes_value()
             );
+            s.push_str(&output::wrap(&format!("{line}\n"), output::WIDTH));
         }
         for (vmid, rule) in &p.in_admin_rule {
             let _ = writeln!(
@@ -309,19 +315,19 @@ pub fn run(args: &HaRulesArgs, format: Format) -> Result<ExitCode> {
             s.push_str("rules.cfg is current: no call needed\n");
         } else if apply && o.refused.is_none() {
             for (c, e) in &o.ran {
-                let line = command_line(binary, &c.argv());
                 match e {
                     None => {
-                        let _ = writeln!(s, "ran: {line}");
+                        s.push_str("ran:\n");
+                        s.push_str(&shell_lines_indented("  ", binary, &c.argv()));
                     }
                     Some(e) => {
-                        let _ = writeln!(s, "error: {e}");
+                        s.push_str(&output::for_stderr(&format!("error: {e}\n")));
                     }
                 }
             }
             let skipped = p.calls.len() - o.ran.len();
             if skipped > 0 {
-                let _ = writeln!(s, "note: {skipped} later call(s) not run after the failure; run `pve-cpuguard ha-rules --apply` again once it is fixed");
+                s.push_str(&output::wrap(&format!("note: {skipped} later call(s) not run after the failure; run `pve-cpuguard ha-rules --apply` again once it is fixed\n"), output::WIDTH));
             }
         } else {
             let _ = writeln!(
@@ -334,23 +340,24 @@ pub fn run(args: &HaRulesArgs, format: Format) -> Result<ExitCode> {
                 }
             );
             for c in &p.calls {
-                let _ = writeln!(s, "  {}", command_line(binary, &c.argv()));
+                s.push_str(&shell_lines_indented("  ", binary, &c.argv()));
             }
         }
         if let Some(why) = &o.refused {
-            let _ = writeln!(s, "refused: {why}");
+            s.push_str(&output::wrap(&format!("refused: {why}\n"), output::WIDTH));
         }
         for c in &p.conflicts {
-            let _ = writeln!(s, "{}", conflict_text(c, binary));
+            // The prose wraps; the command to copy is in shell lines.
+            for l in conflict_text(c, binary).lines() {
+                if l.starts_with("  ") {
+                    let _ = writeln!(s, "{l}");
+                } else {
+                    s.push_str(&output::wrap(&format!("{l}\n"), output::WIDTH));
+                }
+            }
         }
         for n in &o.notes {
-            // A note that ends in a command to copy stays one line.
-            let note = format!("note: {n}");
-            if n.contains("change it with:") {
-                let _ = writeln!(s, "{note}");
-            } else {
-                let _ = writeln!(s, "{}", output::wrap(&note, output::WIDTH));
-            }
+            let _ = writeln!(s, "{}", output::wrap(&format!("note: {n}"), output::WIDTH));
         }
         output::print(&s)?;
     }

@@ -23,7 +23,10 @@ pub fn run(args: &MetricsArgs) -> Result<ExitCode> {
     // The metrics say "no data"; the reason goes to stderr (the timer's
     // journal), not into the Prometheus text.
     for p in g.fleet.warnings() {
-        eprintln!("pve-cpuguard: warning: cache: {p}");
+        eprint!(
+            "{}",
+            crate::app::output::for_stderr(&format!("pve-cpuguard: warning: cache: {p}\n"))
+        );
     }
     let refusals = refusals::read(&settings.state_dir);
     let text = metrics::render(&a, &refusals);

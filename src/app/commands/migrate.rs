@@ -188,7 +188,10 @@ pub fn run(args: &MigrateArgs) -> Result<ExitCode> {
             d.one_line(),
             "running qm anyway"
         );
-        eprintln!("pve-cpuguard: WARNING: {msg}");
+        eprint!(
+            "{}",
+            crate::app::output::for_stderr(&format!("pve-cpuguard: WARNING: {msg}\n"))
+        );
         syslog::log(Severity::Warning, &msg);
     } else {
         eprint!(
@@ -263,7 +266,12 @@ fn refresh(
         writer.store(&prev.with_update(&Update::Scanned(Box::new(record)), cache::now()))
     })();
     if let Err(e) = stored {
-        eprintln!("pve-cpuguard: warning: could not update the cache: {e}");
+        eprint!(
+            "{}",
+            crate::app::output::for_stderr(&format!(
+                "pve-cpuguard: warning: could not update the cache: {e}\n"
+            ))
+        );
     }
     Ok(capability)
 }

@@ -111,6 +111,38 @@ pub fn stale_names(cache: &Cache, now: u64, max_age: u64) -> Vec<String> {
         .collect()
 }
 
+/// Which view decided each node: `pve1 kvm, pve2 cpuinfo` on a small
+/// cluster; on a big one by view, the commonest last as "the others"
+/// (`kvm on pve01; cpuinfo on the 63 others`).
+fn views_text(nodes: &[(&str, Truth)]) -> String {
+    if nodes.len() <= 8 {
+        let views: Vec<String> = nodes
+            .iter()
+            .map(|(n, t)| format!("{n} {}", t.view()))
+            .collect();
+        return views.join(", ");
+    }
+    let mut by_view: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for (n, t) in nodes {
+        by_view.entry(t.view()).or_default().push(n);
+    }
+    let mut groups: Vec<(&str, Vec<&str>)> = by_view.into_iter().collect();
+    groups.sort_by_key(|(v, names)| (names.len(), *v));
+    let Some((common, rest)) = groups.split_last() else {
+        return String::new();
+    };
+    let mut parts: Vec<String> = rest
+        .iter()
+        .map(|(v, names)| format!("{v} on {}", names.join(", ")))
+        .collect();
+    parts.push(if rest.is_empty() {
+        format!("{} on all {} nodes", common.0, common.1.len())
+    } else {
+        format!("{} on the {} others", common.0, common.1.len())
+    });
+    parts.join("; ")
+}
+
 /// After the node lines (which stay in ProxCLMC's format byte for byte):
 /// which view decided each node's answer, the nodes below the floor, and
 /// the notes where /proc/cpuinfo disagrees with QEMU's answer.
@@ -119,11 +151,7 @@ pub fn truth_block(nodes: &[(&str, Truth)]) -> String {
     if nodes.is_empty() {
         return String::new();
     }
-    let views: Vec<String> = nodes
-        .iter()
-        .map(|(n, t)| format!("{n} {}", t.view()))
-        .collect();
-    let mut s = format!("\nView: {}\n", views.join(", "));
+    let mut s = format!("\nView: {}\n", views_text(nodes));
     for (n, t) in nodes {
         if !t.level.floor_met {
             s.push_str(&format!(
@@ -135,7 +163,8 @@ pub fn truth_block(nodes: &[(&str, Truth)]) -> String {
             s.push_str(&format!("note: {n}: {note}\n"));
         }
     }
-    s
+    // Wrapped here, for scan and status alike (a big cluster's view list).
+    crate::app::output::wrap(&s, crate::app::output::WIDTH)
 }
 
 /// A record's age and staleness as every command prints it

@@ -399,8 +399,11 @@ pub fn render(p: &Plan, need: Option<&Need>) -> String {
             }
             let _ = writeln!(s, "{head}");
             for c in calls {
-                let line = crate::app::commands::ha_rules::command_line(Path::new("ha-manager"), c);
-                let _ = writeln!(s, "{}", output::wrap(&format!("  {line}"), 98));
+                s.push_str(&crate::app::commands::shell_text::shell_lines_indented(
+                    "  ",
+                    Path::new("ha-manager"),
+                    c,
+                ));
             }
         }
     }

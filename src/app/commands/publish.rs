@@ -240,9 +240,12 @@ pub fn run(args: &PublishArgs, format: Format) -> Result<ExitCode> {
         );
     }
     if let Some(e) = &rec.kvm_error {
-        eprintln!(
-            "pve-cpuguard: warning: QEMU could not be asked ({e}); the record holds /proc/cpuinfo only\n\
-             note: `pve-cpuguard inspect --probe kvm` shows the problem"
+        eprint!(
+            "{}",
+            output::for_stderr(&format!(
+                "pve-cpuguard: warning: QEMU could not be asked ({e}); the record holds /proc/cpuinfo only\n\
+                 note: `pve-cpuguard inspect --probe kvm` shows the problem\n"
+            ))
         );
     }
     match written {
@@ -268,12 +271,15 @@ pub fn run(args: &PublishArgs, format: Format) -> Result<ExitCode> {
         Err(e @ PublishError::ReadOnly { .. }) => {
             let msg = format!("cannot publish {node}'s CPU record: {e}");
             syslog::log(Severity::Warning, &format!("publish: {msg}"));
-            eprintln!(
-                "pve-cpuguard: warning: {msg}\n\
-                 note: {} is read-only while this node has no quorum (check `pvecm status`); the last published \
-                 record stays, and other nodes read this node over SSH once it is stale. The hourly refresh \
-                 publishes again; or run `pve-cpuguard publish` once quorum is back",
-                pve_dir.display()
+            eprint!(
+                "{}",
+                output::for_stderr(&format!(
+                    "pve-cpuguard: warning: {msg}\n\
+                     note: {} is read-only while this node has no quorum (check `pvecm status`); the last published \
+                     record stays, and other nodes read this node over SSH once it is stale. The hourly refresh \
+                     publishes again; or run `pve-cpuguard publish` once quorum is back\n",
+                    pve_dir.display()
+                ))
             );
             Ok(ExitCode::Refused)
         }

@@ -1,6 +1,7 @@
 //! `pve-cpuguard scan`: read every node, update the cache, report.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use serde_json::{json, Value};
 
@@ -230,7 +231,8 @@ pub fn run(args: &ScanArgs, format: Format) -> Result<ExitCode> {
             t.push_str(d);
             t.push('\n');
         }
-        output::print(&t)?;
+        // The node lines are ProxCLMC's and short; all else is prose.
+        output::print_wrapped(&t)?;
     }
     if let Some(e) = write_error {
         return Err(e);
@@ -332,13 +334,29 @@ pub(crate) fn admission_line(a: &crate::guard::audit_input::Admitted) -> String 
         return format!("{}: every VM that could start there still can", a.message);
     }
     let ids: Vec<String> = a.vms.iter().map(u32::to_string).collect();
+    if ids.len() <= ADMISSION_NAMED {
+        return format!(
+            "{}: VM{} {} can no longer start or live-migrate there",
+            a.message,
+            if ids.len() == 1 { "" } else { "s" },
+            ids.join(", ")
+        );
+    }
+    // A new node on a big cluster may leave hundreds of VMs behind: a
+    // count, the first few, and where the whole list is (JSON has it too).
     format!(
-        "{}: VM{} {} can no longer start or live-migrate there",
+        "{}: {} VMs can no longer start or live-migrate there, e.g. {}, …; \
+         `pve-cpuguard audit --finding node-admission` lists them",
         a.message,
-        if ids.len() == 1 { "" } else { "s" },
-        ids.join(", ")
+        ids.len(),
+        ids[..ADMISSION_EXAMPLES].join(", ")
     )
 }
+
+/// Up to this many VMs an admission names them all; beyond, it names
+/// [`ADMISSION_EXAMPLES`] and counts the rest.
+const ADMISSION_NAMED: usize = 8;
+const ADMISSION_EXAMPLES: usize = 5;
 
 /// When this host is not one of corosync.conf's nodes (and no --node names
 /// it), nothing is read locally: every node, this one too, comes from its
@@ -478,7 +496,20 @@ fn published_warnings(g: &gather::Gathered) -> Vec<String> {
         .iter()
         .flatten()
         .filter(|(_, why)| *why != Rejected::Missing)
-        .map(|(p, why)| why.describe(p))
+        .map(|(p, why)| {
+            let node = p
+                .parent()
+                .and_then(Path::file_name)
+                .map_or_else(|| "that node".into(), |n| n.to_string_lossy());
+            match why {
+                Rejected::Stale { .. } | Rejected::Outdated(_) => format!(
+                    "{}\nnote: run `pve-cpuguard publish` on {node}, or check its timer there \
+                     (`systemctl status pve-cpuguard-refresh.timer`)",
+                    why.describe(p)
+                ),
+                _ => why.describe(p),
+            }
+        })
         .collect();
     if let Some(Err(e)) = &g.republished {
         w.push(format!(

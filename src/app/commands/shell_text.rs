@@ -7,12 +7,14 @@ use std::path::Path;
 
 use crate::app::output;
 
-/// A word as a shell reads it back unchanged: bare when safe, a flag list
+/// A word as a shell reads it back unchanged: bare when safe (a list of
+/// nodes too), a flag list
 /// in double quotes (its characters are letters, digits and `+-;._`, none
 /// special there), anything else in single quotes.
 pub fn shell_word(arg: &str) -> String {
-    let safe =
-        |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | ':' | '=' | '+');
+    let safe = |c: char| {
+        c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | ':' | '=' | '+' | ',')
+    };
     if !arg.is_empty() && arg.chars().all(safe) {
         arg.to_string()
     } else if arg.chars().all(|c| safe(c) || c == ';') {
@@ -24,12 +26,22 @@ pub fn shell_word(arg: &str) -> String {
 
 /// A command for people to copy, in lines of at most [`output::WIDTH`]
 /// columns that a POSIX shell reads back as exactly `binary args`: words
-/// go on continuation lines (` \`), and a double-quoted flag list too long
-/// for one line breaks after a `;` with `\` at the end of the line, which
-/// the shell removes inside double quotes (its next line starts at column
-/// 0, so no space enters the value).
+/// go on continuation lines (` \`), and a quoted word too long for one
+/// line breaks inside it: a double-quoted flag list after a `;` with `\`
+/// at the end of the line, which the shell removes inside double quotes; a
+/// single-quoted text after a space, closing the quote and ending the line
+/// in `'\` and reopening it on the next (`'…'\⏎'…'` is one word); a bare
+/// list after a `,` with `\` at the end of the line. Such a next line
+/// starts at column 0, so no space enters the value.
 pub fn shell_lines(binary: &Path, args: &[String]) -> String {
+    shell_lines_indented("", binary, args)
+}
+
+/// [`shell_lines`] with every line that starts a word indented by
+/// `indent` (a line continuing a quoted word still starts at column 0).
+pub fn shell_lines_indented(indent: &str, binary: &Path, args: &[String]) -> String {
     let max = output::WIDTH;
+    let cols = |s: &str| s.chars().count();
     // An option and its value stay on one line.
     let mut chunks: Vec<Vec<String>> = Vec::new();
     let mut i = 0;
@@ -39,35 +51,45 @@ pub fn shell_lines(binary: &Path, args: &[String]) -> String {
         chunks.push(args[i..i + n].iter().map(|a| shell_word(a)).collect());
         i += n;
     }
-    let mut lines: Vec<String> = vec![shell_word(&binary.display().to_string())];
+    let mut lines: Vec<String> = vec![format!(
+        "{indent}{}",
+        shell_word(&binary.display().to_string())
+    )];
     for chunk in chunks {
         let text = chunk.join(" ");
         let last = lines.last_mut().expect("one line at least");
-        if last.len() + 1 + text.len() + 2 <= max {
+        if cols(last) + 1 + cols(&text) + 2 <= max {
             last.push(' ');
             last.push_str(&text);
             continue;
         }
         last.push_str(" \\");
-        let line = format!("    {text}");
-        let quoted = chunk.last().is_some_and(|w| w.starts_with('"'));
-        if line.len() > max && quoted {
-            // Break the quoted list after a `;`, each line ending in `\`.
-            let mut parts = line.split_inclusive(';').map(str::to_string);
-            let mut cur = parts.next().unwrap_or_default();
-            let mut out = Vec::new();
-            for p in parts {
-                if cur.len() + p.len() + 1 > max {
-                    out.push(format!("{cur}\\"));
-                    cur = String::new();
-                }
-                cur.push_str(&p);
-            }
-            out.push(cur);
-            lines.extend(out);
+        let line = format!("{indent}    {text}");
+        let word = chunk.last().map_or("", String::as_str);
+        if cols(&line) <= max || word.len() < 2 {
+            lines.push(line);
             continue;
         }
-        lines.push(line);
+        let prefix = &line[..line.len() - word.len()];
+        let (sep, close, open) = match word.as_bytes()[0] {
+            // Inside double quotes `\⏎` is removed.
+            b'"' => (';', "\\", ""),
+            // Out of single quotes and back in.
+            b'\'' => (' ', "'\\", "'"),
+            // A bare list (`--nodes a:2,b:1,…`): `\⏎` is removed there too.
+            _ => (',', "\\", ""),
+        };
+        let mut cur = prefix.to_string();
+        let mut started = false;
+        for p in word.split_inclusive(sep) {
+            if started && cols(&cur) + cols(p) + cols(close) > max {
+                lines.push(format!("{cur}{close}"));
+                cur = open.to_string();
+            }
+            cur.push_str(p);
+            started = true;
+        }
+        lines.push(cur);
     }
     let mut out = lines.join("\n");
     out.push('\n');
@@ -103,5 +125,51 @@ mod tests {
         assert_eq!(shell_word("+a;-b"), "\"+a;-b\"");
         assert_eq!(shell_word("/tmp/my dir/pvesh"), "'/tmp/my dir/pvesh'");
         assert_eq!(shell_word("a'b c"), r"'a'\''b c'");
+    }
+
+    /// The arguments `sh` reads back from `text` (its binary replaced by
+    /// a `printf` that prints each on a line).
+    fn read_back(text: &str, binary: &str) -> Vec<String> {
+        let script = text.replacen(binary, "printf '%s\\n'", 1);
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .expect("sh runs");
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn long_quoted_and_bare_words_break_so_that_a_shell_reads_them_back_whole() {
+        let comment = format!("it's {}", "a long comment ".repeat(15));
+        let nodes: Vec<String> = (1..=40).map(|i| format!("pve{i:02}:2")).collect();
+        let flags: Vec<String> = (0..30).map(|i| format!("+flag-{i}")).collect();
+        let args: Vec<String> = [
+            "rules",
+            "add",
+            "--nodes",
+            &nodes.join(","),
+            "--flags",
+            &flags.join(";"),
+            "--comment",
+            &comment,
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        let text = shell_lines_indented("  ", Path::new("/usr/sbin/ha-manager"), &args);
+        for l in text.lines() {
+            assert!(l.chars().count() <= output::WIDTH, "{l}");
+        }
+        assert!(
+            text.starts_with("  /usr/sbin/ha-manager rules add \\\n"),
+            "{text}"
+        );
+        assert!(text.contains("a long '\\\n'comment"), "{text}");
+        assert_eq!(read_back(&text, "/usr/sbin/ha-manager"), args, "{text}");
     }
 }

@@ -310,3 +310,24 @@ pub fn unwrapped(text: &str) -> String {
 pub fn has(text: &str, needle: &str) -> bool {
     text.contains(needle) || unwrapped(text).contains(&unwrapped(needle))
 }
+
+/// The argument lists a POSIX shell reads from the commands to copy in
+/// `text` (lines continued with `\`): each run of `program` is replaced by
+/// a `printf` that prints its arguments between NUL-separated markers.
+#[must_use]
+pub fn shell_reads(text: &str, program: &str) -> Vec<Vec<String>> {
+    let script: String = text
+        .replace(program, "printf '\\036%s' --- ; printf '\\037%s'")
+        .to_string();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("sh runs");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split("\u{1e}---")
+        .skip(1)
+        .map(|c| c.split('\u{1f}').skip(1).map(str::to_string).collect())
+        .collect()
+}

@@ -66,10 +66,13 @@ pub fn run(args: &AuditArgs, format: Format) -> Result<ExitCode> {
     }
     out.flush().map_err(Error::Output)?;
     Ok(if g.fleet.known().next().is_none() {
-        eprintln!(
-            "pve-cpuguard: no node has CPU data in {}, so no VM can be judged\n\
-             note: run `pve-cpuguard scan` (the pve-cpuguard-refresh.timer runs it hourly)",
-            settings.cache.display()
+        eprint!(
+            "{}",
+            crate::app::output::for_stderr(&format!(
+                "pve-cpuguard: no node has CPU data in {}, so no VM can be judged\n\
+                 note: run `pve-cpuguard scan` (the pve-cpuguard-refresh.timer runs it hourly)\n",
+                settings.cache.display()
+            ))
         );
         ExitCode::Unknown
     } else if a.vms.iter().any(|v| !v.findings.is_empty()) {

@@ -2,7 +2,7 @@
 //! the cluster's size (issue 23) — the counts, the nodes grouped by level,
 //! then the findings grouped by finding, CPU and node set, each group with
 //! a few VMIDs and its fix. The full per-VM report is `--all` (or the
-//! filters `--vm`, `--node`, `--finding`), in `text.rs`.
+//! filters `--vm`, `--on`, `--finding`), in `text.rs`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -14,7 +14,8 @@ use crate::guard::audit::{Audit, Finding, Suggestion, VmAudit};
 use crate::guard::coverage::{self, Coverage};
 use crate::guard::scope;
 
-/// Groups shown before the rest is only counted.
+/// Groups shown in all, shared out among the kinds of finding present
+/// (each gets at least one, its largest) before the rest is only counted.
 const MAX_GROUPS: usize = 12;
 /// VMIDs named per group.
 const EXAMPLES: usize = 6;
@@ -39,7 +40,7 @@ pub(super) fn render(a: &Audit<'_>, cov: &Coverage) -> String {
     }
     let _ = writeln!(
         s,
-        "\nEvery VM: `pve-cpuguard audit --all`; some: --vm ID, --node NAME, --finding CODE."
+        "\nEvery VM: `pve-cpuguard audit --all`; some: --vm VMID, --on NODE, --finding CODE."
     );
     s.push('\n');
     s.push_str(&coverage::text(cov));
@@ -180,30 +181,44 @@ fn findings(s: &mut String, a: &Audit<'_>, by: &BTreeMap<&'static str, usize>) {
         paint::refused("Findings"),
         counts.join(", ")
     );
-    // Largest groups of each finding first.
-    let mut ordered: Vec<(GroupKey, Vec<u32>)> = groups.into_iter().collect();
-    ordered.sort_by(|x, y| x.0.order.cmp(&y.0.order).then(y.1.len().cmp(&x.1.len())));
-    let total = ordered.len();
-    for (key, vmids) in ordered.iter().take(MAX_GROUPS) {
-        let ids: Vec<String> = vmids.iter().map(u32::to_string).collect();
-        let _ = writeln!(
-            s,
-            "  {} {}: {}",
-            vmids.len(),
-            if vmids.len() == 1 { "VM" } else { "VMs" },
-            key.text
-        );
-        let _ = writeln!(s, "    e.g. {}", some(&ids, EXAMPLES));
-        if let Some(fix) = &key.fix {
-            let _ = writeln!(s, "    fix: {fix}");
-        }
+    // Every kind of finding present gets its largest groups, up to an
+    // even share of MAX_GROUPS (at least one), so that a kind with many
+    // small groups cannot hide the others.
+    let mut kinds: BTreeMap<usize, Vec<(GroupKey, Vec<u32>)>> = BTreeMap::new();
+    for (key, vmids) in groups {
+        kinds.entry(key.order).or_default().push((key, vmids));
     }
-    if total > MAX_GROUPS {
-        let _ = writeln!(
-            s,
-            "  … {} more groups (`pve-cpuguard audit --finding CODE` lists their VMs)",
-            total - MAX_GROUPS
-        );
+    let per_kind = (MAX_GROUPS / kinds.len()).max(1);
+    for mut list in kinds.into_values() {
+        list.sort_by(|x, y| y.1.len().cmp(&x.1.len()).then_with(|| x.0.cmp(&y.0)));
+        for (key, vmids) in list.iter().take(per_kind) {
+            let ids: Vec<String> = vmids.iter().map(u32::to_string).collect();
+            let _ = writeln!(
+                s,
+                "  {} {}: {}",
+                vmids.len(),
+                if vmids.len() == 1 { "VM" } else { "VMs" },
+                key.text
+            );
+            let _ = writeln!(s, "    e.g. {}", some(&ids, EXAMPLES));
+            if let Some(fix) = &key.fix {
+                let _ = writeln!(s, "    fix: {fix}");
+            }
+        }
+        if list.len() > per_kind {
+            let code = Finding::CODES
+                .get(list[0].0.order)
+                .copied()
+                .unwrap_or("CODE");
+            let rest = &list[per_kind..];
+            let vms: usize = rest.iter().map(|(_, v)| v.len()).sum();
+            let _ = writeln!(
+                s,
+                "  … {} more group{} ({vms} VMs): `pve-cpuguard audit --finding {code}`",
+                rest.len(),
+                if rest.len() == 1 { "" } else { "s" }
+            );
+        }
     }
 }
 
