@@ -111,9 +111,31 @@ fn exit_wrapped(e: &clap::Error) -> ! {
     if !e.use_stderr() {
         e.exit();
     }
-    let text = crate::app::output::for_stderr(&e.render().to_string());
+    let text = crate::app::output::for_stderr(&with_note(&e.render().to_string()));
     let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
     std::process::exit(e.exit_code());
+}
+
+/// clap's message in the form of every other error: `pve-cpuguard: error:`
+/// first, and a `note:` last that names the help to read (for the command
+/// given, when one was), instead of clap's "For more information, try
+/// '--help'.".
+fn with_note(rendered: &str) -> String {
+    let body = rendered
+        .trim_end()
+        .trim_end_matches("For more information, try '--help'.")
+        .trim_end();
+    let body = body.strip_prefix("error: ").unwrap_or(body);
+    let command = std::env::args().skip(1).find(|a| {
+        <crate::app::cli::Cli as clap::CommandFactory>::command()
+            .get_subcommands()
+            .any(|s| s.get_name() == a && !s.is_hide_set())
+    });
+    let note = match command {
+        Some(c) => format!("note: `pve-cpuguard help {c}` lists its options and their values"),
+        None => "note: `pve-cpuguard help` lists the commands and options".to_string(),
+    };
+    format!("pve-cpuguard: error: {body}\n{note}\n")
 }
 
 /// An option whose variable is set to a value the option rejects.

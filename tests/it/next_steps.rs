@@ -347,3 +347,33 @@ fn a_bad_custom_model_line_leaves_the_other_vms_judged() {
         .run()
         .code(1);
 }
+
+/// What clap itself refuses (an unknown value, a subcommand, a flag
+/// combination) reads like every other error: `pve-cpuguard: error:`
+/// first and a `note:` naming the help to read, not "For more
+/// information, try '--help'".
+#[test]
+fn parser_errors_end_with_a_note() {
+    let c = cluster();
+    for (args, want) in [
+        (
+            &["check", "--mode", "bogus", "100"][..],
+            "`pve-cpuguard help check`",
+        ),
+        (&["bogus"], "`pve-cpuguard help` lists the commands"),
+        (
+            &["baseline", "--custom-model", "evc", "--dry-run", "--apply"],
+            "`pve-cpuguard help baseline`",
+        ),
+    ] {
+        let done = c.on("pve1", args).run();
+        assert_eq!(done.code, 2, "{args:?}: {}", done.stderr);
+        assert!(
+            done.stderr.starts_with("pve-cpuguard: error: "),
+            "{args:?}: {}",
+            done.stderr
+        );
+        done.stderr_lacks("For more information");
+        ends_with_note(&done.stderr, want);
+    }
+}
