@@ -68,7 +68,7 @@ pub enum Error {
     /// The cache file is not a cache this version can read (bad JSON,
     /// unknown schema). Readers treat it as empty.
     #[error(
-        "{}: unusable cache ({message}); treated as empty\nnote: run `pve-cpuguard scan` to rebuild it (the bad file is kept as {}.corrupt)",
+        "{}: unusable cache ({message}); treated as empty\nnote: run `pve-cpuguard scan` to rebuild it (it sets the bad file aside as {}.corrupt)",
         path.display(),
         path.display()
     )]
@@ -439,7 +439,7 @@ mod tests {
                     message: "m".into(),
                 },
                 "/c.json: unusable cache (m); treated as empty\nnote: run `pve-cpuguard scan` \
-                 to rebuild it (the bad file is kept as /c.json.corrupt)",
+                 to rebuild it (it sets the bad file aside as /c.json.corrupt)",
                 false,
             ),
             (

@@ -127,6 +127,18 @@ pub fn for_stderr(text: &str) -> String {
     wrap(text, WIDTH)
 }
 
+/// Warns on stderr about the cache's problems (corrupt, dated in the
+/// future, ages old: `Fleet::warnings`), as `audit` and `metrics` do: a
+/// command judging with a broken cache must say so.
+pub fn warn_cache(fleet: &crate::guard::fleet::Fleet) {
+    for p in fleet.warnings() {
+        eprintln!(
+            "{}",
+            for_stderr(&format!("pve-cpuguard: warning: cache: {p}"))
+        );
+    }
+}
+
 /// Warns on stderr about cpu-models.conf lines set aside and models that
 /// cannot be read (`crate::pve::custom_models::parse`), wrapped to the
 /// terminal's width: the command goes on without them.

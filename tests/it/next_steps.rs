@@ -377,3 +377,35 @@ fn parser_errors_end_with_a_note() {
         ends_with_note(&done.stderr, want);
     }
 }
+
+/// A corrupt cache is said by every command that judges with it (check,
+/// plan, ha-rules said nothing), with its note, and inside audit's node
+/// block the note stays indented.
+#[test]
+fn a_corrupt_cache_is_said_by_every_command_that_judges() {
+    let c = cluster();
+    std::fs::write(c.cache(), "{\n  \"schema\": 2,\n  \"nodes\": {").unwrap();
+    for args in [&["check", "100"][..], &["plan"], &["ha-rules"]] {
+        let done = c.on("pve1", args).run();
+        done.stderr_has("warning: cache: ")
+            .stderr_has("unusable cache");
+        ends_with_note(&done.stderr, "`pve-cpuguard scan`");
+    }
+    let done = c.on("pve1", &["audit"]).run();
+    done.stdout_has("unusable cache");
+    let nodes = done
+        .stdout
+        .split("\n\n")
+        .find(|b| b.contains("unusable cache"))
+        .unwrap();
+    for line in nodes.lines().skip(1) {
+        assert!(
+            line.starts_with("  "),
+            "unindented in the node block: {line:?}\n{nodes}"
+        );
+    }
+    assert!(
+        !c.cache().with_extension("json.corrupt").exists(),
+        "audit moves nothing"
+    );
+}

@@ -113,6 +113,7 @@ pub fn plan_and_apply(settings: &Settings, binary: &Path, apply: bool) -> Result
     let g = audit_input::gather(settings, || {
         crate::reach::local::cpuinfo(&settings.cpuinfo).ok()
     })?;
+    crate::app::output::warn_cache(&g.fleet);
     let rules = g.rules;
     let a = g.audit();
     let allowed = ha_rules::allowed(&a, rules);

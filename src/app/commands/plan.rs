@@ -139,6 +139,7 @@ pub fn run(args: &PlanArgs, format: Format) -> Result<ExitCode> {
     let g = audit_input::gather(&settings, || {
         crate::reach::local::cpuinfo(&settings.cpuinfo).ok()
     })?;
+    crate::app::output::warn_cache(&g.fleet);
     if g.fleet.known().next().is_none() {
         // Like audit, status and baseline: nothing to judge a change by.
         eprintln!(

@@ -68,6 +68,7 @@ pub fn run(args: &ProxlbTagsArgs, format: Format) -> Result<ExitCode> {
     let g = audit_input::gather(&settings, || {
         crate::reach::local::cpuinfo(&settings.cpuinfo).ok()
     })?;
+    crate::app::output::warn_cache(&g.fleet);
     let audit = g.audit();
     let live = proxlb::live_sets(&audit, g.rules);
     let all: BTreeSet<String> = g.fleet.nodes.iter().map(|n| n.name.clone()).collect();

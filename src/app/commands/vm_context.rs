@@ -58,6 +58,7 @@ pub fn load(settings: &Settings, vmid: VmId) -> Result<VmContext> {
     crate::app::output::warn_custom_models(&custom);
     let local = crate::reach::local::cpuinfo(&settings.cpuinfo)?;
     let mut fleet = fleet::load(settings, &local);
+    crate::app::output::warn_cache(&fleet);
     // A node of the cluster without a cached record is an unknown answer,
     // not a node that does not exist (the same as `audit`).
     for n in settings.pve.scan_nodes()?.0 {

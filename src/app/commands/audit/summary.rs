@@ -135,6 +135,8 @@ fn nodes(s: &mut String, a: &Audit<'_>) {
         let _ = writeln!(s, "  note: {h}");
     }
     for p in &a.fleet.problems {
+        // A problem's own `note:` line stays inside the indented block.
+        let p = p.replace('\n', "\n  ");
         let _ = writeln!(s, "  {} cache: {p}", paint::warning("warning:"));
     }
 }

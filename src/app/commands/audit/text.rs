@@ -167,6 +167,8 @@ fn text_report(a: &Audit<'_>) -> String {
         let _ = writeln!(s, "  note: {h}");
     }
     for p in &a.fleet.problems {
+        // A problem's own `note:` line stays inside the indented block.
+        let p = p.replace('\n', "\n  ");
         let _ = writeln!(s, "  {} cache: {p}", paint::warning("warning:"));
     }
     // Node lines carry notes and ages: wrapped to 100 columns too.
