@@ -16,7 +16,7 @@ pub enum Format {
     /// JSON with stable field names, for tools (fields:
     /// /usr/share/doc/pve-cpuguard/docs/json.md).
     Json,
-    /// One self-contained HTML page (`audit` only).
+    /// One self-contained HTML page (`audit` and `plan` only).
     Html,
 }
 

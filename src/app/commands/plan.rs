@@ -551,7 +551,12 @@ fn render_need(s: &mut String, n: &Need) {
         );
     }
     if n.vcpus > 0 {
-        let _ = writeln!(s, "  at least {} logical CPUs", n.vcpus);
+        let _ = writeln!(
+            s,
+            "  at least {} logical CPU{}",
+            n.vcpus,
+            if n.vcpus == 1 { "" } else { "s" }
+        );
     }
     let models: Vec<String> = n.models.iter().take(8).cloned().collect();
     let _ = writeln!(
