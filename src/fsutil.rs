@@ -359,6 +359,18 @@ pub fn is_temp_of(name: &str, file_name: &str) -> bool {
         .is_some_and(|n| n.ends_with(".tmp"))
 }
 
+/// `O_NOFOLLOW`'s `ELOOP` said as what it is: a planted link refused.
+fn link_refused(e: std::io::Error) -> std::io::Error {
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        std::io::Error::new(
+            ErrorKind::InvalidInput,
+            "a symbolic link; refusing to follow it",
+        )
+    } else {
+        e
+    }
+}
+
 /// Appends `bytes` to the regular file `path` (created with `mode` when
 /// missing) in one `write(2)` with `O_APPEND`, then syncs its data (see
 /// the module header). Concurrent appenders never wait for each other
@@ -376,16 +388,7 @@ pub fn append(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
         .mode(mode)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(libc::ELOOP) {
-                std::io::Error::new(
-                    ErrorKind::InvalidInput,
-                    "a symbolic link; refusing to follow it",
-                )
-            } else {
-                e
-            }
-        })?;
+        .map_err(link_refused)?;
     let meta = file.metadata()?;
     if !meta.file_type().is_file() {
         return Err(not_regular(meta.file_type()));
@@ -433,16 +436,7 @@ pub fn open_lock(path: &Path) -> std::io::Result<File> {
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(libc::ELOOP) {
-                std::io::Error::new(
-                    ErrorKind::InvalidInput,
-                    "a symbolic link; refusing to follow it",
-                )
-            } else {
-                e
-            }
-        })?;
+        .map_err(link_refused)?;
     let meta = file.metadata()?;
     if !meta.file_type().is_file() {
         return Err(not_regular(meta.file_type()));

@@ -109,14 +109,7 @@ pub fn run(args: &InspectArgs, format: Format) -> Result<ExitCode> {
             "next_level": lvl.next.as_ref().map(|(n, m)| json!({"name": n, "missing": m})),
             "phys_bits": info.phys_bits,
             "flags": info.flags.iter().collect::<Vec<_>>(),
-            "cpu_types": types.iter().map(|(name, v)| json!({
-                "name": name,
-                "supported": v.outcome == Outcome::Compatible,
-                "verdict": v.outcome.as_str(),
-                "missing": v.missing_flags(),
-                "notes": v.notes,
-                "unknown": v.unknown,
-            })).collect::<Vec<_>>(),
+            "cpu_types": types.iter().map(|(name, v)| type_json(name, v)).collect::<Vec<_>>(),
             "data": cpudata::provenance(),
             "with_kvm": with_kvm.as_ref().map(WithKvm::to_json),
         });
@@ -316,4 +309,17 @@ pub(super) fn summary(v: &Verdict) -> String {
         ),
         Outcome::Unknown => format!("unknown: {}", v.unknown.join("; ")),
     }
+}
+
+/// One CPU type's answer in `inspect`'s JSON (`cpu_types`), also for the
+/// answer with KVM of a host without it.
+pub(super) fn type_json(name: &str, v: &crate::cpu::verdict::Verdict) -> serde_json::Value {
+    json!({
+        "name": name,
+        "supported": v.outcome == Outcome::Compatible,
+        "verdict": v.outcome.as_str(),
+        "missing": v.missing_flags(),
+        "notes": v.notes,
+        "unknown": v.unknown,
+    })
 }

@@ -142,14 +142,7 @@ impl WithKvm {
             "level": level_name(&self.level),
             "level_floor_met": self.level.floor_met,
             "next_level": self.level.next.as_ref().map(|(n, m)| json!({"name": n, "missing": m})),
-            "cpu_types": self.types.iter().map(|(name, v)| json!({
-                "name": name,
-                "supported": v.outcome == Outcome::Compatible,
-                "verdict": v.outcome.as_str(),
-                "missing": v.missing_flags(),
-                "notes": v.notes,
-                "unknown": v.unknown,
-            })).collect::<Vec<_>>(),
+            "cpu_types": self.types.iter().map(|(name, v)| super::inspect::type_json(name, v)).collect::<Vec<_>>(),
         })
     }
 }
