@@ -500,6 +500,22 @@ impl Capability {
         self.answer(feature).is_none()
     }
 
+    /// [`Capability::missing`] of a whole set, such as another node's
+    /// features (a `host` guest's on a live migration): once this host's
+    /// features are worked out (the audit does so first), one merge of two
+    /// sorted sets rather than a lookup per feature.
+    #[must_use]
+    pub fn missing_of_set(&self, wanted: &BTreeSet<String>) -> Vec<String> {
+        match self.features.get() {
+            Some(all) => wanted
+                .difference(&all.present)
+                .filter(|f| !all.unverifiable.contains(*f))
+                .cloned()
+                .collect(),
+            None => self.missing(wanted),
+        }
+    }
+
     /// Features of `wanted` this host lacks (unverifiable ones excluded).
     #[must_use]
     pub fn missing<'a>(&self, wanted: impl IntoIterator<Item = &'a String>) -> Vec<String> {
@@ -635,6 +651,32 @@ mod tests {
             assert!(lazy.features.get().is_none(), "answered without the set");
             assert_eq!(lazy.features(), &all);
         }
+    }
+
+    /// A `host` guest's live migration asks what the target lacks of the
+    /// source's whole set: the merge answers as a lookup per feature does,
+    /// before and after the target's set is worked out.
+    #[test]
+    fn missing_of_a_set_is_missing_of_each_feature() {
+        let infos = samples();
+        let mut lacking = 0;
+        for source in &infos {
+            let wanted = &flags::host_features(source).present;
+            for target in &infos {
+                let lazy = Capability::from_cpuinfo(target);
+                let expected = lazy.missing(wanted);
+                lacking += expected.len();
+                assert_eq!(lazy.missing_of_set(wanted), expected);
+                let _ = lazy.features();
+                assert_eq!(
+                    lazy.missing_of_set(wanted),
+                    expected,
+                    "{}",
+                    target.model_name
+                );
+            }
+        }
+        assert!(lacking > 0, "some sample lacks what another has");
     }
 
     #[test]

@@ -418,3 +418,61 @@ fn granite_rapids_v4_from_libvirt_is_judged_like_any_qemu_model() {
     let v3 = start(&req("GraniteRapids-v3"), &intel());
     assert!(!v3.missing_flags().iter().any(|m| m == "cet-ibt"), "{v3:?}");
 }
+
+// What the audit's memo keys live verdicts on (`source_reads`).
+
+/// Two sources alike in what `source_reads` says the rules read of them
+/// give equal live verdicts on every target: the audit judges once for
+/// all of them. Each requirement differs in what it reads, so a read left
+/// out of `source_reads` makes two unequal verdicts share a key here.
+#[test]
+fn a_live_verdict_reads_of_the_source_only_what_source_reads_says() {
+    let mut narrow = intel();
+    narrow.phys_bits = Some(39);
+    let sources = [
+        intel(),
+        narrow,
+        haswell(),
+        amd(),
+        sample("hwloc-xeon-e5345-clovertown", &[], &[]),
+    ];
+    let mut compared = 0;
+    for cpu in [
+        "kvm64",
+        "x86-64-v2-AES",
+        "EPYC-v1",
+        "x86-64-v2-AES,phys-bits=host",
+        "kvm64,phys-bits=40",
+        "x86-64-v2-AES,flags=+nested-virt",
+    ] {
+        let r = req(cpu);
+        let reads = crate::cpu::verdict::source_reads(&r);
+        assert!(!reads.cpu, "{cpu}");
+        let key = |s: &Capability| {
+            (
+                reads.vendor.then(|| s.vendor.clone()),
+                reads.kvm_module.then(|| s.nested_flag()),
+                reads.phys_bits.then_some(s.phys_bits),
+            )
+        };
+        for (i, a) in sources.iter().enumerate() {
+            for b in &sources[i + 1..] {
+                if key(a) != key(b) {
+                    continue;
+                }
+                for t in &sources {
+                    let live = |s| judge(&r, t, Question::Live { source: Some(s) });
+                    assert_eq!(
+                        live(a),
+                        live(b),
+                        "{cpu}: {} / {}",
+                        a.model_name,
+                        b.model_name
+                    );
+                    compared += 1;
+                }
+            }
+        }
+    }
+    assert!(compared > 50, "only {compared} pairs alike");
+}

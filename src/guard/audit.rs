@@ -346,8 +346,7 @@ fn run_with<'f>(
                 let n = memo.classes().len();
                 let start_row = (0..n).map(|c| memo.start(req, c)).collect();
                 let live_row = if live {
-                    let row = (0..n).map(|c| memo.live(req, origin_class, c)).collect();
-                    memo.row(row)
+                    memo.live_row_of(req, origin_class)
                 } else {
                     usize::MAX
                 };

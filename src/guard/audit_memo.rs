@@ -10,7 +10,10 @@
 //! for a live migration per (requirement, what of the source the verdict
 //! reads, target). What the memo keys on is exactly what the verdict and
 //! the launch read, so memoised answers are the answers
-//! (`tests/it/audit_equals_check.rs` compares them with `check`'s).
+//! (`tests/it/audit_equals_check.rs` compares them with `check`'s). Equal
+//! verdicts are then one (nodes of different CPUs often answer alike): a
+//! row is a verdict index per class, and the reports say each verdict
+//! once.
 
 use std::collections::HashMap;
 
@@ -18,17 +21,19 @@ use crate::cpu::capability::Capability;
 use crate::cpu::custom_models::CustomModels;
 use crate::cpu::flags::{self, Enlightenment, VmFlag};
 use crate::cpu::launch::{self, StartNode, VmSpec};
-use crate::cpu::requirement::{GuestCpu, Requirement};
+use crate::cpu::requirement::Requirement;
 use crate::cpu::verdict::{self, Question, Verdict};
 use crate::guard::decision::{self as guard, Rules};
 
-/// What of a live migration's source a verdict reads: the whole CPU for
-/// `host`/`max` (every feature it gave the guest), else its vendor, KVM
-/// module and physical address width.
+/// What of a live migration's source a verdict reads
+/// ([`verdict::source_reads`]): the whole CPU for `host`/`max` (every
+/// feature it gave the guest), else at most its vendor, KVM module and
+/// physical address width — only those the requirement's rules read, so
+/// that sources alike in them share one row of verdicts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum SourceKey {
     Class(usize),
-    Facts(String, Option<&'static str>, Option<u32>),
+    Facts(Option<String>, Option<&'static str>, Option<Option<u32>>),
 }
 
 /// Every verdict of an audit, judged once each.
@@ -56,9 +61,14 @@ pub(crate) struct Memo<'c> {
     specs: Vec<VmSpec>,
     spec_index: HashMap<VmSpec, usize>,
     launched: HashMap<(usize, Option<usize>), usize>,
+    /// Distinct verdicts: equal answers are one, so rows of equal answers
+    /// compare equal and each verdict is said once.
     pub(crate) verdicts: Vec<Verdict>,
+    verdict_index: HashMap<Verdict, usize>,
     start: HashMap<(usize, usize), usize>,
-    live: HashMap<(usize, Option<SourceKey>, usize), usize>,
+    /// Live rows by (judged requirement, what the verdict reads of the
+    /// source): the source's reads are worked out once a row, not a cell.
+    live_rows: HashMap<(usize, Option<SourceKey>), usize>,
     /// Interned rows (one verdict per class), so equal rows compare equal.
     pub(crate) rows: Vec<Vec<usize>>,
     row_index: HashMap<Vec<usize>, usize>,
@@ -113,8 +123,9 @@ impl<'c> Memo<'c> {
             spec_index: HashMap::new(),
             launched: HashMap::new(),
             verdicts: Vec::new(),
+            verdict_index: HashMap::new(),
             start: HashMap::new(),
-            live: HashMap::new(),
+            live_rows: HashMap::new(),
             rows: Vec::new(),
             row_index: HashMap::new(),
             start_rows: HashMap::new(),
@@ -208,7 +219,11 @@ impl<'c> Memo<'c> {
             self.rules,
             &mut ignore,
         );
-        self.verdicts.push(v);
+        if let Some(&i) = self.verdict_index.get(&v) {
+            return i;
+        }
+        self.verdicts.push(v.clone());
+        self.verdict_index.insert(v, self.verdicts.len() - 1);
         self.verdicts.len() - 1
     }
 
@@ -223,28 +238,40 @@ impl<'c> Memo<'c> {
         v
     }
 
-    /// Whether requirement `req`, running with its CPU from class `source`,
-    /// can move live to class `target`.
-    pub(crate) fn live(&mut self, req: usize, source: Option<usize>, target: usize) -> usize {
-        let key = source.map(|s| {
-            let r = &self.reqs[req];
-            if matches!(r.base, GuestCpu::Host | GuestCpu::Max) {
-                SourceKey::Class(s)
-            } else {
-                let c = self.classes[s];
-                SourceKey::Facts(c.vendor.clone(), c.nested_flag(), c.phys_bits)
-            }
-        });
-        let j = self.req_judged[req];
-        if let Some(&v) = self.live.get(&(j, key.clone(), target)) {
-            return v;
+    /// What the verdicts of `req` read of source class `s`.
+    fn source_key(&self, req: usize, s: usize) -> SourceKey {
+        let reads = verdict::source_reads(&self.judged[self.req_judged[req]]);
+        let c = self.classes[s];
+        if reads.cpu {
+            SourceKey::Class(s)
+        } else {
+            SourceKey::Facts(
+                reads.vendor.then(|| c.vendor.clone()),
+                c.nested_flag().filter(|_| reads.kvm_module),
+                reads.phys_bits.then_some(c.phys_bits),
+            )
+        }
+    }
+
+    /// The live row of requirement `req` running with its CPU from class
+    /// `source`: whether it can move live to each class.
+    pub(crate) fn live_row_of(&mut self, req: usize, source: Option<usize>) -> usize {
+        let key = (
+            self.req_judged[req],
+            source.map(|s| self.source_key(req, s)),
+        );
+        if let Some(&row) = self.live_rows.get(&key) {
+            return row;
         }
         let q = Question::Live {
             source: source.map(|s| self.classes[s]),
         };
-        let v = self.judge(req, target, q);
-        self.live.insert((j, key, target), v);
-        v
+        let row = (0..self.classes.len())
+            .map(|c| self.judge(req, c, q))
+            .collect();
+        let row = self.row(row);
+        self.live_rows.insert(key, row);
+        row
     }
 
     /// One row (a verdict per class), interned.
@@ -280,9 +307,6 @@ impl<'c> Memo<'c> {
     /// The live row of `spec` running with its CPU from class `origin`.
     pub(crate) fn live_row(&mut self, spec: usize, origin: Option<usize>) -> usize {
         let r = self.launch(spec, origin);
-        let row = (0..self.classes.len())
-            .map(|c| self.live(r, origin, c))
-            .collect();
-        self.row(row)
+        self.live_row_of(r, origin)
     }
 }

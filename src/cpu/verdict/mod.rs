@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use crate::cpu::capability::Capability;
 use crate::cpu::requirement::Requirement;
+pub use rules::{source_reads, SourceReads};
 use rules::{Case, Findings, Needs, Rule, Under, RULES};
 
 /// What is being decided.
@@ -30,7 +31,7 @@ pub enum Question<'a> {
 }
 
 /// Why a target is refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Reason {
     /// Required features the target lacks (QEMU spelling).
     MissingFlags(Vec<String>),
@@ -184,7 +185,7 @@ impl std::fmt::Display for Reason {
 }
 
 /// The three possible answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
     /// Safe.
     Compatible,
@@ -207,7 +208,7 @@ impl Outcome {
 }
 
 /// A verdict with its explanation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Verdict {
     /// The answer.
     pub outcome: Outcome,

@@ -7,7 +7,9 @@
 //!
 //! Adding a rule: write `fn rule_name(case: &Case<'_>, found: &mut Findings)`
 //! with the QEMU, Proxmox VE or kernel source of its fact in a comment, give
-//! it a row, and a case in `verdict_tests.rs` named after it.
+//! it a row, and a case in `verdict_tests.rs` named after it. A rule that
+//! reads the live migration's source also says so in [`source_reads`]: the
+//! audit's memo judges once for every source alike in what it says.
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -149,6 +151,35 @@ const fn source_row(
         needs: Needs::Source { when },
         decides_alone: false,
         check,
+    }
+}
+
+/// What the rules read of a live migration's source for a requirement
+/// (memos key on it: two sources alike in these judge alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceReads {
+    /// The whole CPU: every feature it gave the guest, and its model
+    /// (`host-flags-subset`).
+    pub cpu: bool,
+    /// Its vendor (`vendor-change`).
+    pub vendor: bool,
+    /// Its KVM module (`nested-virt-across-vendors`).
+    pub kvm_module: bool,
+    /// Its physical address width (`phys-bits-host`, and `phys-bits-width`
+    /// for a fixed `phys-bits=N`).
+    pub phys_bits: bool,
+}
+
+/// [`SourceReads`] of `req`: the `when` of each source row, and the one
+/// target row that also looks at the source (`phys_bits_width`). Under
+/// TCG no rule reads the source.
+pub fn source_reads(req: &Requirement) -> SourceReads {
+    let kvm = req.kvm;
+    SourceReads {
+        cpu: kvm && host_or_max(req),
+        vendor: kvm && req.vendor_from_host(),
+        kvm_module: kvm && nested_virt(req),
+        phys_bits: kvm && req.phys_bits.is_some(),
     }
 }
 
@@ -351,7 +382,7 @@ fn vendor_change(case: &Case<'_>, found: &mut Findings) {
 fn host_flags_subset(case: &Case<'_>, found: &mut Findings) {
     let Some(src) = case.source else { return };
     let target = case.target;
-    let lacking = target.missing(&src.features().present);
+    let lacking = target.missing_of_set(&src.features().present);
     if !lacking.is_empty() {
         found.reasons.push(Reason::HostFlagsNotSubset(lacking));
     }
