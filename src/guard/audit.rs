@@ -162,7 +162,7 @@ pub struct RunningState {
 }
 
 /// What to change a flagged VM's CPU type to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Suggestion {
     /// This type starts on every node (the text may add a vendor note).
     Use {
@@ -443,6 +443,33 @@ impl Audit<'_> {
             (Some(c), Some(row)) => cell(&self.verdicts[row[c]]),
             _ => Cell::Unknown(None),
         }
+    }
+
+    /// The verdict of VM `a`'s start on node `n`, as an index into
+    /// [`Audit::verdicts`]; `None` for a node without data.
+    #[must_use]
+    pub fn start_verdict(&self, a: &VmAudit, n: usize) -> Option<usize> {
+        Some(self.rows[a.start_row][self.node_class[n]?])
+    }
+
+    /// The verdict of VM `a`'s live migration to node `n`, as
+    /// [`Audit::start_verdict`] (`None` also when live migrations were
+    /// not judged: [`run_without_live`]).
+    #[must_use]
+    pub fn live_verdict(&self, a: &VmAudit, n: usize) -> Option<usize> {
+        Some(self.rows.get(a.live_row)?[self.node_class[n]?])
+    }
+
+    /// Every distinct verdict of the audit (equal verdicts are one).
+    #[must_use]
+    pub fn verdicts(&self) -> &[Verdict] {
+        &self.verdicts
+    }
+
+    /// The index of VM `a`'s requirement among the distinct ones.
+    #[must_use]
+    pub fn requirement_id(&self, a: &VmAudit) -> usize {
+        a.req
     }
 
     /// VMs with equal keys have equal matrix rows as shown: (start row,

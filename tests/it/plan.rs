@@ -379,12 +379,10 @@ fn after_equals_audit_of_the_changed_cluster() {
         }
         let audit = c.on("pve1", &["audit", "-o", "json"]).run().json();
         for v in j["vms"].as_array().unwrap() {
-            let av = vm(&audit, v["vmid"].as_u64().unwrap());
+            let av = harness::audit_json::vm(&audit, v["vmid"].as_u64().unwrap());
             for (p, q) in [("start", "start"), ("live", "live_migration")] {
                 let mut got: Vec<String> = nodes(&av[q]["allowed"]);
-                for u in av[q]["unknown"].as_array().unwrap() {
-                    got.extend(nodes(&u["nodes"]));
-                }
+                got.extend(harness::audit_json::nodes(&av[q]["unknown"]));
                 // A removed node's directory stays in this test (its VMs
                 // are still there), but it has no data: not a node of the
                 // plan's "after".

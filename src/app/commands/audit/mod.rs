@@ -10,6 +10,7 @@
 mod finding;
 mod html;
 mod json;
+mod json_tables;
 mod summary;
 mod text;
 
@@ -20,6 +21,9 @@ use crate::app::output::Format;
 use crate::conf::settings::Settings;
 use crate::error::{Error, ExitCode, Result};
 use crate::guard::audit_input;
+
+/// `audit --output json` of an audit: see docs/json.md, section audit.
+pub use json::write as write_json;
 
 /// Runs `audit`.
 ///
@@ -54,7 +58,7 @@ pub fn run(args: &AuditArgs, format: Format) -> Result<ExitCode> {
     let cov = audit_input::coverage(&settings, &a, g.rules);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match format {
-        Format::Json => json::write(&mut out, &a, max_age, &cov)?,
+        Format::Json => write_json(&mut out, &a, max_age, &cov)?,
         Format::Html => out
             .write_all(html::render(&a, max_age).as_bytes())
             .map_err(Error::Output)?,
