@@ -9,6 +9,7 @@
 
 mod finding;
 mod html;
+mod html_groups;
 mod json;
 mod json_tables;
 mod summary;
@@ -60,7 +61,7 @@ pub fn run(args: &AuditArgs, format: Format) -> Result<ExitCode> {
     match format {
         Format::Json => write_json(&mut out, &a, max_age, &cov)?,
         Format::Html => out
-            .write_all(html::render(&a, max_age).as_bytes())
+            .write_all(html::render(&a, max_age, args.all || filtered).as_bytes())
             .map_err(Error::Output)?,
         // Through anstream: colour only on a terminal, never with NO_COLOR.
         Format::Text if args.all || filtered => {

@@ -128,13 +128,20 @@ fn nodes(s: &mut String, a: &Audit<'_>, max_age: u64) {
 /// One group of VMs that share a finding, a CPU, the nodes concerned and
 /// the fix.
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
-struct GroupKey {
-    order: usize,
-    text: String,
-    fix: Option<String>,
+pub(super) struct GroupKey {
+    /// The finding's place in [`Finding::CODES`].
+    pub(super) order: usize,
+    /// Whether the finding is a risk ([`Finding::is_risk`]).
+    pub(super) risk: bool,
+    /// What they share, in words, the code first.
+    pub(super) text: String,
+    /// Their fix, in words with `commands` in backticks.
+    pub(super) fix: Option<String>,
 }
 
-fn findings(s: &mut String, a: &Audit<'_>, by: &BTreeMap<&'static str, usize>) {
+/// The findings' groups with their VMIDs: in [`Finding::CODES`] order, the
+/// largest groups of each finding first.
+pub(super) fn groups(a: &Audit<'_>) -> Vec<(GroupKey, Vec<u32>)> {
     let mut groups: BTreeMap<GroupKey, Vec<u32>> = BTreeMap::new();
     for v in &a.vms {
         for f in &v.findings {
@@ -145,6 +152,7 @@ fn findings(s: &mut String, a: &Audit<'_>, by: &BTreeMap<&'static str, usize>) {
             groups
                 .entry(GroupKey {
                     order,
+                    risk: f.is_risk(),
                     text: group_text(a, v, f),
                     fix: fix_text(v, f),
                 })
@@ -152,7 +160,14 @@ fn findings(s: &mut String, a: &Audit<'_>, by: &BTreeMap<&'static str, usize>) {
                 .push(v.vmid.0);
         }
     }
-    if groups.is_empty() {
+    let mut ordered: Vec<(GroupKey, Vec<u32>)> = groups.into_iter().collect();
+    ordered.sort_by(|x, y| x.0.order.cmp(&y.0.order).then(y.1.len().cmp(&x.1.len())));
+    ordered
+}
+
+fn findings(s: &mut String, a: &Audit<'_>, by: &BTreeMap<&'static str, usize>) {
+    let ordered = groups(a);
+    if ordered.is_empty() {
         let _ = writeln!(s, "\nNo findings.");
         return;
     }
@@ -167,9 +182,6 @@ fn findings(s: &mut String, a: &Audit<'_>, by: &BTreeMap<&'static str, usize>) {
         paint::refused("Findings"),
         counts.join(", ")
     );
-    // Largest groups of each finding first.
-    let mut ordered: Vec<(GroupKey, Vec<u32>)> = groups.into_iter().collect();
-    ordered.sort_by(|x, y| x.0.order.cmp(&y.0.order).then(y.1.len().cmp(&x.1.len())));
     let total = ordered.len();
     for (key, vmids) in ordered.iter().take(MAX_GROUPS) {
         let ids: Vec<String> = vmids.iter().map(u32::to_string).collect();
