@@ -22,6 +22,7 @@ use crate::cpu::verdict::{self, Outcome, Question, Verdict};
 use crate::guard::audit_memo::Memo;
 use crate::guard::decision::{self as guard, Rules};
 use crate::guard::fleet::Fleet;
+use crate::guard::memo_hash::{self, MemoMap};
 use crate::pve::custom_models::CustomModels;
 use crate::pve::ha::HaVm;
 use crate::pve::paths::VmId;
@@ -277,7 +278,7 @@ fn run_with<'f>(
 
     // VMs: equal launch inputs share their rows; rows of equal verdicts
     // are one (the matrix and the HTML columns group by them).
-    let mut rows_of: HashMap<(usize, usize, Option<usize>), (usize, usize)> = HashMap::new();
+    let mut rows_of: MemoMap<(usize, usize, Option<usize>), (usize, usize)> = memo_hash::map();
     let mut suggest_key: Vec<Option<VmSpec>> = Vec::with_capacity(vms.len());
     let mut audits = Vec::with_capacity(vms.len());
     for vm in vms {
@@ -391,7 +392,7 @@ fn run_with<'f>(
     };
     // A suggestion depends on the VM only through what `qm set --cpu`
     // keeps: one per such configuration, judged through a memo of its own.
-    let mut suggestions: HashMap<Option<VmSpec>, Option<Suggestion>> = HashMap::new();
+    let mut suggestions: MemoMap<Option<VmSpec>, Option<Suggestion>> = memo_hash::map();
     let mut smemo = Memo::new(classes, custom, rules);
     for (a, key) in audits.iter_mut().zip(suggest_key) {
         a.findings = audit.findings_of(a);

@@ -15,15 +15,16 @@
 //! row is a verdict index per class, and the reports say each verdict
 //! once.
 
-use std::collections::HashMap;
+use std::rc::Rc;
 
-use crate::cpu::capability::Capability;
+use crate::cpu::capability::{Capability, FeatureCheck};
 use crate::cpu::custom_models::CustomModels;
 use crate::cpu::flags::{self, Enlightenment, VmFlag};
 use crate::cpu::launch::{self, StartNode, VmSpec};
 use crate::cpu::requirement::Requirement;
-use crate::cpu::verdict::{self, Question, Verdict};
+use crate::cpu::verdict::{self, Known, Question, Verdict};
 use crate::guard::decision::{self as guard, Rules};
+use crate::guard::memo_hash::{self, MemoMap};
 
 /// What of a live migration's source a verdict reads
 /// ([`verdict::source_reads`]): the whole CPU for `host`/`max` (every
@@ -53,28 +54,32 @@ pub(crate) struct Memo<'c> {
     /// requirement's machine version).
     qemu_known: bool,
     pub(crate) reqs: Vec<Requirement>,
-    req_index: HashMap<Requirement, usize>,
+    req_index: MemoMap<Requirement, usize>,
     /// Requirement → what the verdict reads of it ([`Memo::judged_as`]).
     req_judged: Vec<usize>,
     judged: Vec<Requirement>,
-    judged_index: HashMap<Requirement, usize>,
+    judged_index: MemoMap<Requirement, usize>,
     specs: Vec<VmSpec>,
-    spec_index: HashMap<VmSpec, usize>,
-    launched: HashMap<(usize, Option<usize>), usize>,
+    spec_index: MemoMap<VmSpec, usize>,
+    launched: MemoMap<(usize, Option<usize>), usize>,
     /// Distinct verdicts: equal answers are one, so rows of equal answers
     /// compare equal and each verdict is said once.
     pub(crate) verdicts: Vec<Verdict>,
-    verdict_index: HashMap<Verdict, usize>,
-    start: HashMap<(usize, usize), usize>,
+    verdict_index: MemoMap<Verdict, usize>,
+    start: MemoMap<(usize, usize), usize>,
     /// Live rows by (judged requirement, what the verdict reads of the
     /// source): the source's reads are worked out once a row, not a cell.
-    live_rows: HashMap<(usize, Option<SourceKey>), usize>,
+    live_rows: MemoMap<(usize, Option<SourceKey>), usize>,
+    /// [`Memo::host_lacking`] by (source, target) class.
+    host_lacking: MemoMap<(usize, usize), Rc<[String]>>,
+    /// [`Memo::features`] by (judged requirement, target class).
+    features: MemoMap<(usize, usize), Rc<FeatureCheck>>,
     /// Interned rows (one verdict per class), so equal rows compare equal.
     pub(crate) rows: Vec<Vec<usize>>,
-    row_index: HashMap<Vec<usize>, usize>,
+    row_index: MemoMap<Vec<usize>, usize>,
     /// Start rows by what decides them: the judged requirement on each
     /// kind of start node.
-    start_rows: HashMap<Vec<usize>, usize>,
+    start_rows: MemoMap<Vec<usize>, usize>,
 }
 
 impl<'c> Memo<'c> {
@@ -115,20 +120,22 @@ impl<'c> Memo<'c> {
             kind_class,
             sizes,
             reqs: Vec::new(),
-            req_index: HashMap::new(),
+            req_index: memo_hash::map(),
             req_judged: Vec::new(),
             judged: Vec::new(),
-            judged_index: HashMap::new(),
+            judged_index: memo_hash::map(),
             specs: Vec::new(),
-            spec_index: HashMap::new(),
-            launched: HashMap::new(),
+            spec_index: memo_hash::map(),
+            launched: memo_hash::map(),
             verdicts: Vec::new(),
-            verdict_index: HashMap::new(),
-            start: HashMap::new(),
-            live_rows: HashMap::new(),
+            verdict_index: memo_hash::map(),
+            start: memo_hash::map(),
+            live_rows: memo_hash::map(),
+            host_lacking: memo_hash::map(),
+            features: memo_hash::map(),
             rows: Vec::new(),
-            row_index: HashMap::new(),
-            start_rows: HashMap::new(),
+            row_index: memo_hash::map(),
+            start_rows: memo_hash::map(),
         }
     }
 
@@ -188,13 +195,16 @@ impl<'c> Memo<'c> {
         }
     }
 
-    /// One VM configuration, interned (hashed once, then an index).
+    /// One VM configuration, interned as it launches
+    /// ([`launch::launch_key`]: configurations alike in what the launch
+    /// reads are one).
     pub(crate) fn spec(&mut self, spec: &VmSpec) -> usize {
-        if let Some(&i) = self.spec_index.get(spec) {
+        let key = launch::launch_key(spec);
+        if let Some(&i) = self.spec_index.get(&key) {
             return i;
         }
-        self.specs.push(spec.clone());
-        self.spec_index.insert(spec.clone(), self.specs.len() - 1);
+        self.specs.push(key.clone());
+        self.spec_index.insert(key, self.specs.len() - 1);
         self.specs.len() - 1
     }
 
@@ -212,10 +222,35 @@ impl<'c> Memo<'c> {
         i
     }
 
-    fn judge(&mut self, req: usize, target: usize, q: Question<'_>) -> usize {
+    /// [`verdict::feature_check`] of judged requirement `j` on class
+    /// `target`: the same for its start and every live migration there.
+    fn features(&mut self, j: usize, target: usize) -> Rc<FeatureCheck> {
+        let (req, t) = (&self.judged[j], self.classes[target]);
+        self.features
+            .entry((j, target))
+            .or_insert_with(|| verdict::feature_check(req, t).into())
+            .clone()
+    }
+
+    /// The verdict of `req` on class `target`, with `host_lacking` (of the
+    /// source) when the caller has it, interned.
+    fn judge(
+        &mut self,
+        req: usize,
+        target: usize,
+        q: Question<'_>,
+        host_lacking: Option<&[String]>,
+    ) -> usize {
+        let j = self.req_judged[req];
+        // Only a KVM guest's verdict asks for its features.
+        let features = self.judged[j].kvm.then(|| self.features(j, target));
+        let known = Known {
+            host_lacking,
+            features: features.as_deref(),
+        };
         let mut ignore = Vec::new();
         let v = guard::apply_rules(
-            verdict::judge(&self.judged[self.req_judged[req]], self.classes[target], q),
+            verdict::judge_knowing(&self.judged[j], self.classes[target], q, known),
             self.rules,
             &mut ignore,
         );
@@ -233,9 +268,19 @@ impl<'c> Memo<'c> {
         if let Some(&v) = self.start.get(&(j, target)) {
             return v;
         }
-        let v = self.judge(req, target, Question::Start);
+        let v = self.judge(req, target, Question::Start, None);
         self.start.insert((j, target), v);
         v
+    }
+
+    /// [`verdict::host_lacking`] of classes `source` and `target`, worked
+    /// out once for every `host`/`max` requirement moving between them.
+    fn host_lacking(&mut self, source: usize, target: usize) -> Rc<[String]> {
+        let (s, t) = (self.classes[source], self.classes[target]);
+        self.host_lacking
+            .entry((source, target))
+            .or_insert_with(|| verdict::host_lacking(s, t).into())
+            .clone()
     }
 
     /// What the verdicts of `req` read of source class `s`.
@@ -266,8 +311,15 @@ impl<'c> Memo<'c> {
         let q = Question::Live {
             source: source.map(|s| self.classes[s]),
         };
+        let whole_cpu = matches!(key.1, Some(SourceKey::Class(_)));
         let row = (0..self.classes.len())
-            .map(|c| self.judge(req, c, q))
+            .map(|c| match source.filter(|_| whole_cpu) {
+                Some(s) => {
+                    let lacking = self.host_lacking(s, c);
+                    self.judge(req, c, q, Some(&lacking))
+                }
+                None => self.judge(req, c, q, None),
+            })
             .collect();
         let row = self.row(row);
         self.live_rows.insert(key, row);

@@ -76,6 +76,8 @@ pub struct Case<'a> {
     /// vmx or svm for `nested-virt` (copied only then: this runs for
     /// every node).
     pub required: Cow<'a, BTreeSet<String>>,
+    /// What the caller worked out already ([`super::judge_knowing`]).
+    pub known: super::Known<'a>,
 }
 
 /// What the rules found so far.
@@ -298,7 +300,10 @@ fn nested_virt_vendor(case: &Case<'_>, found: &mut Findings) {
 /// The features the VM needs, against QEMU's own per-model answer where
 /// the target has one, else against cpuinfo.
 fn features(case: &Case<'_>, found: &mut Findings) {
-    let check = case.target.check_features(&case.req.base, &case.required);
+    let check = match case.known.features {
+        Some(known) => known.clone(),
+        None => case.target.check_features(&case.req.base, &case.required),
+    };
     if !check.missing.is_empty() {
         if case.req.base == GuestCpu::Host {
             // qemu-server gives `host` no `enforce` (`get_cpu_options`), and
@@ -382,7 +387,10 @@ fn vendor_change(case: &Case<'_>, found: &mut Findings) {
 fn host_flags_subset(case: &Case<'_>, found: &mut Findings) {
     let Some(src) = case.source else { return };
     let target = case.target;
-    let lacking = target.missing_of_set(&src.features().present);
+    let lacking = case
+        .known
+        .host_lacking
+        .map_or_else(|| super::host_lacking(src, target), <[String]>::to_vec);
     if !lacking.is_empty() {
         found.reasons.push(Reason::HostFlagsNotSubset(lacking));
     }
