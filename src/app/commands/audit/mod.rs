@@ -36,9 +36,18 @@ pub fn run(args: &AuditArgs, format: Format) -> Result<ExitCode> {
         crate::reach::local::cpuinfo(&settings.cpuinfo).ok()
     })?;
     let filtered = !args.vms.is_empty() || !args.on.is_empty() || !args.findings.is_empty();
-    // The summary says nothing of live migrations: it does not pay for them.
-    let summary = format == Format::Text && !args.all && !filtered;
-    let mut a = if summary {
+    // The summaries (the text, and the page past html::PER_VM_ROWS VMs)
+    // say nothing of live migrations but a node-admission finding (a node
+    // new or weaker since an earlier scan that a VM can no longer take
+    // live): without admissions, they do not pay for them.
+    let grouped = !args.all
+        && !filtered
+        && match format {
+            Format::Text => true,
+            Format::Html => g.vms.len() > html::PER_VM_ROWS,
+            Format::Json => false,
+        };
+    let mut a = if grouped && g.admissions.is_empty() {
         g.audit_without_live()
     } else {
         g.audit()
