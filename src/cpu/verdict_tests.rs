@@ -476,3 +476,35 @@ fn a_live_verdict_reads_of_the_source_only_what_source_reads_says() {
     }
     assert!(compared > 50, "only {compared} pairs alike");
 }
+
+/// For `host` and `max` the audit keys a live verdict on the source's CPU
+/// (`Capability::same_cpu`) and KVM module: two nodes of one CPU that
+/// differ in size and QEMU give equal live verdicts on every target.
+#[test]
+fn a_host_guest_moving_live_reads_of_the_source_its_cpu_not_its_size() {
+    let mut big = intel();
+    big.processors = Some(256);
+    big.qemu_version = crate::cpu::launch::QemuVersion::parse("11.0.1");
+    let mut small = intel();
+    small.processors = Some(8);
+    small.qemu_version = crate::cpu::launch::QemuVersion::parse("9.2.0");
+    assert!(big.same_cpu(&small) && big.nested_flag() == small.nested_flag());
+    for cpu in [
+        "host",
+        "max",
+        "host,phys-bits=host",
+        "host,flags=+nested-virt",
+    ] {
+        let r = req(cpu);
+        assert!(crate::cpu::verdict::source_reads(&r).cpu, "{cpu}");
+        for t in [
+            intel(),
+            haswell(),
+            amd(),
+            sample("hwloc-xeon-e5345-clovertown", &[], &[]),
+        ] {
+            let live = |s| judge(&r, &t, Question::Live { source: Some(s) });
+            assert_eq!(live(&big), live(&small), "{cpu} on {}", t.model_name);
+        }
+    }
+}

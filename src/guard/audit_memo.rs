@@ -24,22 +24,27 @@ use crate::cpu::launch::{self, StartNode, VmSpec};
 use crate::cpu::requirement::Requirement;
 use crate::cpu::verdict::{self, Known, Question, Verdict};
 use crate::guard::decision::{self as guard, Rules};
-use crate::guard::memo_hash::{self, MemoMap};
+use crate::guard::memo_hash::{self, Interned, MemoMap};
 
 /// What of a live migration's source a verdict reads
 /// ([`verdict::source_reads`]): the whole CPU for `host`/`max` (every
-/// feature it gave the guest), else at most its vendor, KVM module and
+/// feature it gave the guest, its model), else at most its vendor, KVM module and
 /// physical address width — only those the requirement's rules read, so
 /// that sources alike in them share one row of verdicts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum SourceKey {
-    Class(usize),
+    /// The CPU ([`Capability::same_cpu`]: classes of one CPU differ only
+    /// in size and QEMU, which no rule reads of a source) and its KVM
+    /// module.
+    Cpu(usize, Option<&'static str>),
     Facts(Option<String>, Option<&'static str>, Option<Option<u32>>),
 }
 
 /// Every verdict of an audit, judged once each.
 pub(crate) struct Memo<'c> {
     classes: Vec<&'c Capability>,
+    /// Class → the first class of the same CPU.
+    cpu_of: Vec<usize>,
     custom: &'c CustomModels,
     rules: Rules,
     /// Class → its kind of start node.
@@ -53,19 +58,15 @@ pub(crate) struct Memo<'c> {
     /// Whether some class's QEMU version is known (else no rule reads a
     /// requirement's machine version).
     qemu_known: bool,
-    pub(crate) reqs: Vec<Requirement>,
-    req_index: MemoMap<Requirement, usize>,
+    pub(crate) reqs: Interned<Requirement>,
     /// Requirement → what the verdict reads of it ([`Memo::judged_as`]).
     req_judged: Vec<usize>,
-    judged: Vec<Requirement>,
-    judged_index: MemoMap<Requirement, usize>,
-    specs: Vec<VmSpec>,
-    spec_index: MemoMap<VmSpec, usize>,
+    judged: Interned<Requirement>,
+    specs: Interned<VmSpec>,
     launched: MemoMap<(usize, Option<usize>), usize>,
     /// Distinct verdicts: equal answers are one, so rows of equal answers
     /// compare equal and each verdict is said once.
-    pub(crate) verdicts: Vec<Verdict>,
-    verdict_index: MemoMap<Verdict, usize>,
+    pub(crate) verdicts: Interned<Verdict>,
     start: MemoMap<(usize, usize), usize>,
     /// Live rows by (judged requirement, what the verdict reads of the
     /// source): the source's reads are worked out once a row, not a cell.
@@ -75,8 +76,7 @@ pub(crate) struct Memo<'c> {
     /// [`Memo::features`] by (judged requirement, target class).
     features: MemoMap<(usize, usize), Rc<FeatureCheck>>,
     /// Interned rows (one verdict per class), so equal rows compare equal.
-    pub(crate) rows: Vec<Vec<usize>>,
-    row_index: MemoMap<Vec<usize>, usize>,
+    pub(crate) rows: Interned<Vec<usize>>,
     /// Start rows by what decides them: the judged requirement on each
     /// kind of start node.
     start_rows: MemoMap<Vec<usize>, usize>,
@@ -110,7 +110,15 @@ impl<'c> Memo<'c> {
         let kind_class = (0..starts.len())
             .map(|k| class_start.iter().position(|&s| s == k).unwrap_or(0))
             .collect();
+        let cpu_of = (0..classes.len())
+            .map(|c| {
+                (0..c)
+                    .find(|&d| classes[d].same_cpu(classes[c]))
+                    .unwrap_or(c)
+            })
+            .collect();
         Memo {
+            cpu_of,
             qemu_known,
             classes,
             custom,
@@ -119,22 +127,17 @@ impl<'c> Memo<'c> {
             starts,
             kind_class,
             sizes,
-            reqs: Vec::new(),
-            req_index: memo_hash::map(),
+            reqs: Interned::new(),
             req_judged: Vec::new(),
-            judged: Vec::new(),
-            judged_index: memo_hash::map(),
-            specs: Vec::new(),
-            spec_index: memo_hash::map(),
+            judged: Interned::new(),
+            specs: Interned::new(),
             launched: memo_hash::map(),
-            verdicts: Vec::new(),
-            verdict_index: memo_hash::map(),
+            verdicts: Interned::new(),
             start: memo_hash::map(),
             live_rows: memo_hash::map(),
             host_lacking: memo_hash::map(),
             features: memo_hash::map(),
-            rows: Vec::new(),
-            row_index: memo_hash::map(),
+            rows: Interned::new(),
             start_rows: memo_hash::map(),
         }
     }
@@ -145,22 +148,12 @@ impl<'c> Memo<'c> {
 
     /// One requirement, interned.
     pub(crate) fn intern(&mut self, req: Requirement) -> usize {
-        if let Some(&i) = self.req_index.get(&req) {
+        if let Some(i) = self.reqs.find(&req) {
             return i;
         }
-        let judged = self.judged_as(&req);
-        let j = match self.judged_index.get(&judged) {
-            Some(&j) => j,
-            None => {
-                self.judged.push(judged.clone());
-                self.judged_index.insert(judged, self.judged.len() - 1);
-                self.judged.len() - 1
-            }
-        };
-        self.reqs.push(req.clone());
+        let j = self.judged.intern(self.judged_as(&req));
         self.req_judged.push(j);
-        self.req_index.insert(req, self.reqs.len() - 1);
-        self.reqs.len() - 1
+        self.reqs.intern(req)
     }
 
     /// What the verdict reads of `req`: not the names it is shown by (the
@@ -199,13 +192,7 @@ impl<'c> Memo<'c> {
     /// ([`launch::launch_key`]: configurations alike in what the launch
     /// reads are one).
     pub(crate) fn spec(&mut self, spec: &VmSpec) -> usize {
-        let key = launch::launch_key(spec);
-        if let Some(&i) = self.spec_index.get(&key) {
-            return i;
-        }
-        self.specs.push(key.clone());
-        self.spec_index.insert(key, self.specs.len() - 1);
-        self.specs.len() - 1
+        self.specs.intern(launch::launch_key(spec))
     }
 
     /// The requirement of configuration `spec` started on a node of
@@ -254,12 +241,7 @@ impl<'c> Memo<'c> {
             self.rules,
             &mut ignore,
         );
-        if let Some(&i) = self.verdict_index.get(&v) {
-            return i;
-        }
-        self.verdicts.push(v.clone());
-        self.verdict_index.insert(v, self.verdicts.len() - 1);
-        self.verdicts.len() - 1
+        self.verdicts.intern(v)
     }
 
     /// Whether requirement `req` can start on class `target`.
@@ -288,7 +270,7 @@ impl<'c> Memo<'c> {
         let reads = verdict::source_reads(&self.judged[self.req_judged[req]]);
         let c = self.classes[s];
         if reads.cpu {
-            SourceKey::Class(s)
+            SourceKey::Cpu(self.cpu_of[s], c.nested_flag())
         } else {
             SourceKey::Facts(
                 reads.vendor.then(|| c.vendor.clone()),
@@ -311,7 +293,7 @@ impl<'c> Memo<'c> {
         let q = Question::Live {
             source: source.map(|s| self.classes[s]),
         };
-        let whole_cpu = matches!(key.1, Some(SourceKey::Class(_)));
+        let whole_cpu = matches!(key.1, Some(SourceKey::Cpu(..)));
         let row = (0..self.classes.len())
             .map(|c| match source.filter(|_| whole_cpu) {
                 Some(s) => {
@@ -328,12 +310,7 @@ impl<'c> Memo<'c> {
 
     /// One row (a verdict per class), interned.
     pub(crate) fn row(&mut self, row: Vec<usize>) -> usize {
-        if let Some(&i) = self.row_index.get(&row) {
-            return i;
-        }
-        self.rows.push(row.clone());
-        self.row_index.insert(row, self.rows.len() - 1);
-        self.rows.len() - 1
+        self.rows.intern(row)
     }
 
     /// The start row of `spec`: its launch on each class, judged there.

@@ -12,7 +12,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::OnceLock;
 
 /// An odd constant with bits spread over the word (2^64 / φ).
@@ -24,6 +24,66 @@ pub(crate) type MemoMap<K, V> = HashMap<K, V, MemoState>;
 /// A fresh, empty [`MemoMap`].
 pub(crate) fn map<K, V>() -> MemoMap<K, V> {
     HashMap::with_hasher(MemoState::default())
+}
+
+/// Values kept once each, by index in order of first arrival. A value is
+/// found by its hash and compared with the kept one, so nothing is held
+/// twice (a map from value to index would keep a copy of each as its key,
+/// and free both at the end).
+pub(crate) struct Interned<T> {
+    /// The values, by index.
+    pub(crate) items: Vec<T>,
+    /// Hash → the first index with it; `next` chains the others.
+    first: MemoMap<u64, usize>,
+    next: Vec<Option<usize>>,
+    state: MemoState,
+}
+
+impl<T: Hash + Eq> Interned<T> {
+    pub(crate) fn new() -> Self {
+        Interned {
+            items: Vec::new(),
+            first: map(),
+            next: Vec::new(),
+            state: MemoState::default(),
+        }
+    }
+
+    /// The index of a value equal to `value`, if one is kept.
+    pub(crate) fn find(&self, value: &T) -> Option<usize> {
+        self.find_hashed(self.state.hash_one(value), value)
+    }
+
+    fn find_hashed(&self, hash: u64, value: &T) -> Option<usize> {
+        let mut at = self.first.get(&hash).copied();
+        while let Some(i) = at {
+            if self.items[i] == *value {
+                return Some(i);
+            }
+            at = self.next[i];
+        }
+        None
+    }
+
+    /// The index of `value`, kept if no equal value is.
+    pub(crate) fn intern(&mut self, value: T) -> usize {
+        let hash = self.state.hash_one(&value);
+        if let Some(i) = self.find_hashed(hash, &value) {
+            return i;
+        }
+        let i = self.items.len();
+        self.items.push(value);
+        self.next.push(self.first.insert(hash, i));
+        i
+    }
+}
+
+impl<T> std::ops::Index<usize> for Interned<T> {
+    type Output = T;
+
+    fn index(&self, i: usize) -> &T {
+        &self.items[i]
+    }
 }
 
 /// Builds [`MemoHasher`]s from the process's seed.
@@ -105,6 +165,26 @@ mod tests {
 
     fn hash(v: impl std::hash::Hash) -> u64 {
         MemoState::default().hash_one(v)
+    }
+
+    #[test]
+    fn interned_values_are_kept_once_in_order_of_arrival() {
+        let mut t = Interned::new();
+        assert_eq!(t.intern("b".to_string()), 0);
+        assert_eq!(t.intern("a".to_string()), 1);
+        assert_eq!(t.intern("b".to_string()), 0);
+        assert_eq!(t.find(&"a".to_string()), Some(1));
+        assert_eq!(t.find(&"c".to_string()), None);
+        assert_eq!(t.items, ["b", "a"]);
+        // Many values: each found again at its index.
+        for i in 0..5000u32 {
+            assert_eq!(
+                t.intern(i.to_string()),
+                usize::try_from(i).unwrap() + 2,
+                "{i}"
+            );
+        }
+        assert_eq!(t.find(&"4999".to_string()), Some(5001));
     }
 
     #[test]

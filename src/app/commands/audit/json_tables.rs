@@ -6,7 +6,7 @@
 //! documents, and a narrowed audit (`--vm`, `--on`, `--finding`) states
 //! only what its VMs refer to.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::hash::Hash;
 
 use serde::Serialize;
@@ -15,10 +15,11 @@ use crate::cpu::launch::Guest;
 use crate::cpu::requirement::{GuestCpu, Requirement};
 use crate::cpu::verdict::{Outcome, Verdict};
 use crate::guard::audit::{Audit, VmAudit};
+use crate::guard::memo_hash::{self, MemoMap};
 
 /// Ids in order of first use, with what each was first asked for by.
 pub(super) struct Ids<K, R> {
-    index: HashMap<K, usize>,
+    index: MemoMap<K, usize>,
     /// Key and the first asker, by id.
     pub(super) entries: Vec<(K, R)>,
 }
@@ -26,7 +27,7 @@ pub(super) struct Ids<K, R> {
 impl<K: Hash + Eq + Clone, R> Ids<K, R> {
     pub(super) fn new() -> Self {
         Ids {
-            index: HashMap::new(),
+            index: memo_hash::map(),
             entries: Vec::new(),
         }
     }
@@ -101,31 +102,47 @@ pub(super) struct JsonVerdictEntry {
     verdict: JsonVerdict,
 }
 
+/// Nodes and their verdict ids, as a JSON object in the fleet's order.
+pub(super) struct NodeMap<'a>(Vec<(&'a str, usize)>);
+
+impl Serialize for NodeMap<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (node, id) in &self.0 {
+            m.serialize_entry(node, id)?;
+        }
+        m.end()
+    }
+}
+
 /// One answer: the nodes allowed, and each other node's verdict by id.
 #[derive(Serialize)]
 pub(super) struct JsonAnswer<'a> {
     id: usize,
     question: &'static str,
     allowed: Vec<&'a str>,
-    refused: BTreeMap<&'a str, usize>,
-    unknown: BTreeMap<&'a str, usize>,
+    refused: NodeMap<'a>,
+    unknown: NodeMap<'a>,
 }
 
 /// The verdicts' ids: by the audit's verdict (or node without data), then
 /// by what the JSON says of it.
 struct Verdicts {
-    judged: HashMap<usize, usize>,
-    no_data: HashMap<usize, usize>,
+    /// By the audit's verdict index.
+    judged: Vec<Option<usize>>,
+    /// By node index.
+    no_data: Vec<Option<usize>>,
     ids: Ids<JsonVerdict, ()>,
 }
 
 impl Verdicts {
     fn id(&mut self, a: &Audit<'_>, judged: Option<usize>, node: usize) -> usize {
-        let (memo, key) = match judged {
-            Some(x) => (&mut self.judged, x),
-            None => (&mut self.no_data, node),
+        let slot = match judged {
+            Some(x) => &mut self.judged[x],
+            None => &mut self.no_data[node],
         };
-        if let Some(&id) = memo.get(&key) {
+        if let Some(id) = *slot {
             return id;
         }
         let v = match judged {
@@ -135,7 +152,10 @@ impl Verdicts {
             }
         };
         let id = self.ids.id(v, || ());
-        memo.insert(key, id);
+        match judged {
+            Some(x) => self.judged[x] = Some(id),
+            None => self.no_data[node] = Some(id),
+        }
         id
     }
 }
@@ -146,8 +166,8 @@ pub(super) fn answers<'a>(
     keys: &Ids<AnswerKey, &'a VmAudit>,
 ) -> (Vec<JsonAnswer<'a>>, Vec<JsonVerdictEntry>) {
     let mut verdicts = Verdicts {
-        judged: HashMap::new(),
-        no_data: HashMap::new(),
+        judged: vec![None; a.verdicts().len()],
+        no_data: vec![None; a.fleet.nodes.len()],
         ids: Ids::new(),
     };
     let answers = keys
@@ -178,8 +198,8 @@ fn answer<'a>(
         id,
         question: if live { "live_migration" } else { "start" },
         allowed: Vec::new(),
-        refused: BTreeMap::new(),
-        unknown: BTreeMap::new(),
+        refused: NodeMap(Vec::new()),
+        unknown: NodeMap(Vec::new()),
     };
     for (i, n) in a.fleet.nodes.iter().enumerate() {
         if live && Some(i) == v.owner {
@@ -196,10 +216,10 @@ fn answer<'a>(
                 r.allowed.push(&n.name);
                 continue;
             }
-            Outcome::Incompatible => &mut r.refused,
-            Outcome::Unknown => &mut r.unknown,
+            Outcome::Incompatible => &mut r.refused.0,
+            Outcome::Unknown => &mut r.unknown.0,
         };
-        into.insert(&n.name, verdicts.id(a, judged, i));
+        into.push((&n.name, verdicts.id(a, judged, i)));
     }
     r
 }

@@ -79,7 +79,7 @@ pub fn run(args: &AuditArgs, format: Format) -> Result<ExitCode> {
         Format::Text => crate::app::output::print(&summary::render(&a, max_age, &cov))?,
     }
     out.flush().map_err(Error::Output)?;
-    Ok(if g.fleet.known().next().is_none() {
+    let code = if g.fleet.known().next().is_none() {
         eprintln!(
             "pve-cpuguard: no node has CPU data in {}, so no VM can be judged\n\
              note: run `pve-cpuguard scan` (the pve-cpuguard-refresh.timer runs it hourly)",
@@ -90,5 +90,11 @@ pub fn run(args: &AuditArgs, format: Format) -> Result<ExitCode> {
         ExitCode::Refused
     } else {
         ExitCode::Ok
-    })
+    };
+    // The process exits next, which frees it all at once: freeing 10 000
+    // VMs' configurations and answers one allocation at a time would add
+    // a tenth to the command's time.
+    std::mem::forget(a);
+    std::mem::forget(g);
+    Ok(code)
 }
