@@ -416,15 +416,18 @@ fn run_with<'f>(
 }
 
 /// What a suggestion depends on: the configuration with its CPU cleared,
-/// as [`VmSpecs::with_cpu`] replaces it.
+/// as [`VmSpecs::with_cpu`] replaces it, as it launches
+/// ([`launch::launch_key`]: the suggestion judges launches of it, each
+/// with a CPU type of the ladder set, and setting `cpu:` changes nothing
+/// the key puts one way).
 fn suggestion_key(spec: &VmSpec) -> VmSpec {
-    VmSpec {
+    launch::launch_key(&VmSpec {
         cpu: None,
         args_cpu: None,
         runningcpu: None,
         qemu_cpu: None,
         ..spec.clone()
-    }
+    })
 }
 
 impl Audit<'_> {
