@@ -508,3 +508,41 @@ fn a_host_guest_moving_live_reads_of_the_source_its_cpu_not_its_size() {
         }
     }
 }
+
+/// The audit judges a requirement on a node as `vcpus_and_hugepages_on`
+/// reads it there: with that vCPU count and those huge pages in place, the
+/// verdict is the same, for a start and a live migration, on nodes with
+/// and without pdpe1gb and room for the vCPUs or not.
+#[test]
+fn a_requirement_as_read_on_a_node_gets_its_verdict_there() {
+    let mut small = haswell();
+    small.processors = Some(8);
+    let mut big = intel();
+    big.processors = Some(128);
+    let no_pdpe1gb = sample("archspec-linux-rhel7-haswell", &["pdpe1gb"], &[]);
+    let mut changed = 0;
+    for cpu in ["x86-64-v3", "host", "kvm64,phys-bits=40"] {
+        for (vcpus, hugepages) in [(0, false), (4, true), (16, true), (64, false)] {
+            let mut r = req(cpu);
+            r.vcpus = vcpus;
+            r.hugepages_1g = hugepages;
+            for t in [&small, &big, &no_pdpe1gb] {
+                let (v, h) = crate::cpu::verdict::vcpus_and_hugepages_on(&r, t);
+                let read = Requirement {
+                    vcpus: v,
+                    hugepages_1g: h,
+                    ..r.clone()
+                };
+                changed += usize::from(v != vcpus || h != hugepages);
+                for q in [Question::Start, Question::Live { source: Some(&big) }] {
+                    assert_eq!(
+                        judge(&read, t, q),
+                        judge(&r, t, q),
+                        "{cpu} {vcpus} {hugepages}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(changed > 10, "{changed}");
+}

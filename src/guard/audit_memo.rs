@@ -71,6 +71,12 @@ pub(crate) struct Memo<'c> {
     /// Live rows by (judged requirement, what the verdict reads of the
     /// source): the source's reads are worked out once a row, not a cell.
     live_rows: MemoMap<(usize, Option<SourceKey>), usize>,
+    /// [`Memo::on_target`] by (judged requirement, class).
+    on_target: MemoMap<(usize, usize), usize>,
+    /// Sources as live verdicts read them, interned.
+    source_keys: Interned<SourceKey>,
+    /// Live verdicts by (requirement as read on the target, source, target).
+    live: MemoMap<(usize, Option<usize>, usize), usize>,
     /// [`Memo::host_lacking`] by (source, target) class.
     host_lacking: MemoMap<(usize, usize), Rc<[String]>>,
     /// [`Memo::features`] by (judged requirement, target class).
@@ -135,6 +141,9 @@ impl<'c> Memo<'c> {
             verdicts: Interned::new(),
             start: memo_hash::map(),
             live_rows: memo_hash::map(),
+            on_target: memo_hash::map(),
+            source_keys: Interned::new(),
+            live: memo_hash::map(),
             host_lacking: memo_hash::map(),
             features: memo_hash::map(),
             rows: Interned::new(),
@@ -219,16 +228,40 @@ impl<'c> Memo<'c> {
             .clone()
     }
 
-    /// The verdict of `req` on class `target`, with `host_lacking` (of the
-    /// source) when the caller has it, interned.
+    /// Judged requirement `j` as the rules read it on class `target`
+    /// ([`verdict::vcpus_and_hugepages_on`]): requirements that differ only
+    /// in vCPUs the node has room for, or in huge pages a node with
+    /// pdpe1gb backs anyway, are judged once there.
+    fn on_target(&mut self, j: usize, target: usize) -> usize {
+        if let Some(&p) = self.on_target.get(&(j, target)) {
+            return p;
+        }
+        let req = &self.judged[j];
+        let (vcpus, hugepages_1g) = verdict::vcpus_and_hugepages_on(req, self.classes[target]);
+        let p = if (vcpus, hugepages_1g) == (req.vcpus, req.hugepages_1g) {
+            j
+        } else {
+            let read = Requirement {
+                vcpus,
+                hugepages_1g,
+                ..req.clone()
+            };
+            self.judged.intern(read)
+        };
+        self.on_target.insert((j, target), p);
+        p
+    }
+
+    /// The verdict of judged requirement `j` as read on class `target`
+    /// ([`Memo::on_target`]), with `host_lacking` (of the source) when the
+    /// caller has it, interned.
     fn judge(
         &mut self,
-        req: usize,
+        j: usize,
         target: usize,
         q: Question<'_>,
         host_lacking: Option<&[String]>,
     ) -> usize {
-        let j = self.req_judged[req];
         // Only a KVM guest's verdict asks for its features.
         let features = self.judged[j].kvm.then(|| self.features(j, target));
         let known = Known {
@@ -246,11 +279,11 @@ impl<'c> Memo<'c> {
 
     /// Whether requirement `req` can start on class `target`.
     pub(crate) fn start(&mut self, req: usize, target: usize) -> usize {
-        let j = self.req_judged[req];
+        let j = self.on_target(self.req_judged[req], target);
         if let Some(&v) = self.start.get(&(j, target)) {
             return v;
         }
-        let v = self.judge(req, target, Question::Start, None);
+        let v = self.judge(j, target, Question::Start, None);
         self.start.insert((j, target), v);
         v
     }
@@ -294,13 +327,22 @@ impl<'c> Memo<'c> {
             source: source.map(|s| self.classes[s]),
         };
         let whole_cpu = matches!(key.1, Some(SourceKey::Cpu(..)));
+        let source_id = key.1.clone().map(|k| self.source_keys.intern(k));
         let row = (0..self.classes.len())
-            .map(|c| match source.filter(|_| whole_cpu) {
-                Some(s) => {
-                    let lacking = self.host_lacking(s, c);
-                    self.judge(req, c, q, Some(&lacking))
+            .map(|c| {
+                let j = self.on_target(key.0, c);
+                if let Some(&v) = self.live.get(&(j, source_id, c)) {
+                    return v;
                 }
-                None => self.judge(req, c, q, None),
+                let v = match source.filter(|_| whole_cpu) {
+                    Some(s) => {
+                        let lacking = self.host_lacking(s, c);
+                        self.judge(j, c, q, Some(&lacking))
+                    }
+                    None => self.judge(j, c, q, None),
+                };
+                self.live.insert((j, source_id, c), v);
+                v
             })
             .collect();
         let row = self.row(row);

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::cpu::capability::{Capability, FeatureCheck};
 use crate::cpu::requirement::Requirement;
-pub use rules::{source_reads, SourceReads};
+pub use rules::{source_reads, vcpus_and_hugepages_on, SourceReads};
 use rules::{Case, Findings, Needs, Rule, Under, RULES};
 
 /// What is being decided.

@@ -185,6 +185,18 @@ pub fn source_reads(req: &Requirement) -> SourceReads {
     }
 }
 
+/// Of `req`'s vCPUs and 1 GiB huge pages, what the rules read on `target`
+/// (`vcpus` and `hugepages-1g`, the only rules reading them): the count
+/// only if more than the target's logical CPUs (else 0), the huge pages
+/// only if the target lacks pdpe1gb. A requirement with these in their
+/// place gets the same verdict there, so memos key on it.
+pub fn vcpus_and_hugepages_on(req: &Requirement, target: &Capability) -> (u32, bool) {
+    let over = target.processors.is_some_and(|p| req.vcpus > p);
+    let hugepages =
+        req.hugepages_1g && !target.has(flags::canonical("pdpe1gb").unwrap_or("pdpe1gb"));
+    (if over { req.vcpus } else { 0 }, hugepages)
+}
+
 fn host_or_max(req: &Requirement) -> bool {
     matches!(req.base, GuestCpu::Host | GuestCpu::Max)
 }
