@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: `pve-cpuguard audit` on 10 000 VM configs × 64 nodes, the whole
 # process timed with hyperfine beside /bin/true (the exec floor) in the same
-# run (target: median ≤ 250 ms, text and JSON), and its peak RSS. The
+# run (target: median ≤ 250 ms, text, JSON and HTML), its output's size
+# (target: ≤ 10 MB) and its peak RSS. The
 # fixture (examples/gen_audit_fixture.rs) is as real clusters have it:
 # real-sized configs with snapshots, [PENDING], host/named/custom/flagged CPU
 # types, node records from real /proc/cpuinfo samples.
@@ -9,8 +10,8 @@
 #   benches/audit.sh [VMS] [NODES] [diverse]
 #
 # `diverse`: every node a different CPU and 15 % `cpu: host` (issue 23),
-# where few verdicts are shared; `audit` prints its grouped summary, and
-# `--all` / `--output json` every VM.
+# where few verdicts are shared; `audit` prints its grouped summary, the
+# page groups the VMs too, `--output json` states every VM's answers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 vms="${1:-10000}"
@@ -41,11 +42,13 @@ hyperfine -N --warmup 3 --min-runs 20 -i \
     --export-json "$dir/hyperfine.json" \
     "/bin/true" \
     "$bin audit" \
-    "$bin audit --output json"
-for format in text json; do
+    "$bin audit --output json" \
+    "$bin audit --output html"
+for format in text json html; do
     # Exit 1 is "VMs flagged" (see above).
     rss=$( (/usr/bin/time -f %M "$bin" audit --output "$format" 2>&1 >/dev/null || true) | tail -n 1)
-    echo "audit --output $format: peak RSS $((rss / 1024)) MiB"
+    size=$( ("$bin" audit --output "$format" || true) | wc -c)
+    echo "audit --output $format: peak RSS $((rss / 1024)) MiB, output $size bytes"
 done
 python3 - "$dir/hyperfine.json" <<'EOF'
 import json, sys

@@ -112,6 +112,10 @@ pub enum Command {
     /// for each, the CPU type that would make it movable everywhere. Exit 0
     /// when nothing is flagged, 1 when something is, 3 when the cache holds
     /// no node data.
+    ///
+    /// `--output json` states each distinct answer, verdict, requirement and
+    /// finding once, in tables the VMs refer to by id (`format` 2; the
+    /// fields and how ids resolve: docs/json.md).
     Audit(AuditArgs),
     /// Put the guard's hookscript on VMs of this node: copy the hook file
     /// into the storage's snippets directory, then `qm set VMID

@@ -61,6 +61,48 @@ pub struct VmSpec {
     pub hugepages_1g: bool,
 }
 
+/// `spec` as [`launch`] reads it: its vCPUs as one count, `ostype` as
+/// the Windows version and Solaris test it is read through, `bios` only
+/// where the Hyper-V enlightenments look at it (Windows Vista and 7),
+/// `meta: creation-qemu` only for Windows (its machine version), and a
+/// template as the minimal configuration it is started with. Equal keys
+/// launch alike on equal nodes, so memos key on them (a 10 000-VM cluster
+/// has far fewer of them than configurations).
+#[must_use]
+pub fn launch_key(spec: &VmSpec) -> VmSpec {
+    if spec.template {
+        return VmSpec {
+            template: true,
+            ..VmSpec::default()
+        };
+    }
+    let win = windows_version(spec.ostype.as_deref());
+    let ostype = if spec.ostype.as_deref() == Some("solaris") {
+        Some("solaris".to_string())
+    } else {
+        (win > 0).then(|| format!("win{win}"))
+    };
+    VmSpec {
+        sockets: Some(vcpus_of(spec)),
+        cores: None,
+        ostype,
+        bios: spec
+            .bios
+            .clone()
+            .filter(|b| b == "ovmf" && (6..8).contains(&win)),
+        creation_qemu: spec.creation_qemu.clone().filter(|_| win > 0),
+        ..spec.clone()
+    }
+}
+
+/// sockets × cores, as qemu-server counts them (0 or absent is 1).
+fn vcpus_of(spec: &VmSpec) -> u32 {
+    spec.sockets
+        .filter(|&s| s > 0)
+        .unwrap_or(1)
+        .saturating_mul(spec.cores.filter(|&c| c > 0).unwrap_or(1))
+}
+
 /// What pve-cpuguard knows of the node a VM starts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct StartNode<'a> {
@@ -215,11 +257,7 @@ pub fn launch(spec: &VmSpec, node: &StartNode<'_>, custom: &CustomModels) -> Lau
     } else {
         Guest::Emulated { arch: arch.clone() }
     });
-    let vcpus = spec
-        .sockets
-        .filter(|&s| s > 0)
-        .unwrap_or(1)
-        .saturating_mul(spec.cores.filter(|&c| c > 0).unwrap_or(1));
+    let vcpus = vcpus_of(spec);
 
     let qemu = node.qemu.unwrap_or(QemuVersion::LATEST_KNOWN);
     let machine = machine::version(spec, qemu);

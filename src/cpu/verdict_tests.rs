@@ -418,3 +418,131 @@ fn granite_rapids_v4_from_libvirt_is_judged_like_any_qemu_model() {
     let v3 = start(&req("GraniteRapids-v3"), &intel());
     assert!(!v3.missing_flags().iter().any(|m| m == "cet-ibt"), "{v3:?}");
 }
+
+// What the audit's memo keys live verdicts on (`source_reads`).
+
+/// Two sources alike in what `source_reads` says the rules read of them
+/// give equal live verdicts on every target: the audit judges once for
+/// all of them. Each requirement differs in what it reads, so a read left
+/// out of `source_reads` makes two unequal verdicts share a key here.
+#[test]
+fn a_live_verdict_reads_of_the_source_only_what_source_reads_says() {
+    let mut narrow = intel();
+    narrow.phys_bits = Some(39);
+    let sources = [
+        intel(),
+        narrow,
+        haswell(),
+        amd(),
+        sample("hwloc-xeon-e5345-clovertown", &[], &[]),
+    ];
+    let mut compared = 0;
+    for cpu in [
+        "kvm64",
+        "x86-64-v2-AES",
+        "EPYC-v1",
+        "x86-64-v2-AES,phys-bits=host",
+        "kvm64,phys-bits=40",
+        "x86-64-v2-AES,flags=+nested-virt",
+    ] {
+        let r = req(cpu);
+        let reads = crate::cpu::verdict::source_reads(&r);
+        assert!(!reads.cpu, "{cpu}");
+        let key = |s: &Capability| {
+            (
+                reads.vendor.then(|| s.vendor.clone()),
+                reads.kvm_module.then(|| s.nested_flag()),
+                reads.phys_bits.then_some(s.phys_bits),
+            )
+        };
+        for (i, a) in sources.iter().enumerate() {
+            for b in &sources[i + 1..] {
+                if key(a) != key(b) {
+                    continue;
+                }
+                for t in &sources {
+                    let live = |s| judge(&r, t, Question::Live { source: Some(s) });
+                    assert_eq!(
+                        live(a),
+                        live(b),
+                        "{cpu}: {} / {}",
+                        a.model_name,
+                        b.model_name
+                    );
+                    compared += 1;
+                }
+            }
+        }
+    }
+    assert!(compared > 50, "only {compared} pairs alike");
+}
+
+/// For `host` and `max` the audit keys a live verdict on the source's CPU
+/// (`Capability::same_cpu`) and KVM module: two nodes of one CPU that
+/// differ in size and QEMU give equal live verdicts on every target.
+#[test]
+fn a_host_guest_moving_live_reads_of_the_source_its_cpu_not_its_size() {
+    let mut big = intel();
+    big.processors = Some(256);
+    big.qemu_version = crate::cpu::launch::QemuVersion::parse("11.0.1");
+    let mut small = intel();
+    small.processors = Some(8);
+    small.qemu_version = crate::cpu::launch::QemuVersion::parse("9.2.0");
+    assert!(big.same_cpu(&small) && big.nested_flag() == small.nested_flag());
+    for cpu in [
+        "host",
+        "max",
+        "host,phys-bits=host",
+        "host,flags=+nested-virt",
+    ] {
+        let r = req(cpu);
+        assert!(crate::cpu::verdict::source_reads(&r).cpu, "{cpu}");
+        for t in [
+            intel(),
+            haswell(),
+            amd(),
+            sample("hwloc-xeon-e5345-clovertown", &[], &[]),
+        ] {
+            let live = |s| judge(&r, &t, Question::Live { source: Some(s) });
+            assert_eq!(live(&big), live(&small), "{cpu} on {}", t.model_name);
+        }
+    }
+}
+
+/// The audit judges a requirement on a node as `vcpus_and_hugepages_on`
+/// reads it there: with that vCPU count and those huge pages in place, the
+/// verdict is the same, for a start and a live migration, on nodes with
+/// and without pdpe1gb and room for the vCPUs or not.
+#[test]
+fn a_requirement_as_read_on_a_node_gets_its_verdict_there() {
+    let mut small = haswell();
+    small.processors = Some(8);
+    let mut big = intel();
+    big.processors = Some(128);
+    let no_pdpe1gb = sample("archspec-linux-rhel7-haswell", &["pdpe1gb"], &[]);
+    let mut changed = 0;
+    for cpu in ["x86-64-v3", "host", "kvm64,phys-bits=40"] {
+        for (vcpus, hugepages) in [(0, false), (4, true), (16, true), (64, false)] {
+            let mut r = req(cpu);
+            r.vcpus = vcpus;
+            r.hugepages_1g = hugepages;
+            for t in [&small, &big, &no_pdpe1gb] {
+                let (v, h) = crate::cpu::verdict::vcpus_and_hugepages_on(&r, t);
+                let read = Requirement {
+                    vcpus: v,
+                    hugepages_1g: h,
+                    ..r.clone()
+                };
+                changed += usize::from(v != vcpus || h != hugepages);
+                for q in [Question::Start, Question::Live { source: Some(&big) }] {
+                    assert_eq!(
+                        judge(&read, t, q),
+                        judge(&r, t, q),
+                        "{cpu} {vcpus} {hugepages}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(changed > 10, "{changed}");
+}

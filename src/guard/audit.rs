@@ -22,6 +22,7 @@ use crate::cpu::verdict::{self, Outcome, Question, Verdict};
 use crate::guard::audit_memo::Memo;
 use crate::guard::decision::{self as guard, Rules};
 use crate::guard::fleet::Fleet;
+use crate::guard::memo_hash::{self, MemoMap};
 use crate::pve::custom_models::CustomModels;
 use crate::pve::ha::HaVm;
 use crate::pve::paths::VmId;
@@ -162,7 +163,7 @@ pub struct RunningState {
 }
 
 /// What to change a flagged VM's CPU type to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Suggestion {
     /// This type starts on every node (the text may add a vendor note).
     Use {
@@ -277,7 +278,7 @@ fn run_with<'f>(
 
     // VMs: equal launch inputs share their rows; rows of equal verdicts
     // are one (the matrix and the HTML columns group by them).
-    let mut rows_of: HashMap<(usize, usize, Option<usize>), (usize, usize)> = HashMap::new();
+    let mut rows_of: MemoMap<(usize, usize, Option<usize>), (usize, usize)> = memo_hash::map();
     let mut suggest_key: Vec<Option<VmSpec>> = Vec::with_capacity(vms.len());
     let mut audits = Vec::with_capacity(vms.len());
     for vm in vms {
@@ -346,8 +347,7 @@ fn run_with<'f>(
                 let n = memo.classes().len();
                 let start_row = (0..n).map(|c| memo.start(req, c)).collect();
                 let live_row = if live {
-                    let row = (0..n).map(|c| memo.live(req, origin_class, c)).collect();
-                    memo.row(row)
+                    memo.live_row_of(req, origin_class)
                 } else {
                     usize::MAX
                 };
@@ -382,9 +382,9 @@ fn run_with<'f>(
         fleet,
         classes: distinct_cpus,
         node_class,
-        reqs: std::mem::take(&mut memo.reqs),
-        verdicts: std::mem::take(&mut memo.verdicts),
-        rows: std::mem::take(&mut memo.rows),
+        reqs: std::mem::take(&mut memo.reqs.items),
+        verdicts: std::mem::take(&mut memo.verdicts.items),
+        rows: std::mem::take(&mut memo.rows.items),
         vms: Vec::new(),
         baseline: fleet.baseline(),
         everywhere: guard::everywhere(fleet),
@@ -392,7 +392,7 @@ fn run_with<'f>(
     };
     // A suggestion depends on the VM only through what `qm set --cpu`
     // keeps: one per such configuration, judged through a memo of its own.
-    let mut suggestions: HashMap<Option<VmSpec>, Option<Suggestion>> = HashMap::new();
+    let mut suggestions: MemoMap<Option<VmSpec>, Option<Suggestion>> = memo_hash::map();
     let mut smemo = Memo::new(classes, custom, rules);
     for (a, key) in audits.iter_mut().zip(suggest_key) {
         a.findings = audit.findings_of(a);
@@ -416,15 +416,18 @@ fn run_with<'f>(
 }
 
 /// What a suggestion depends on: the configuration with its CPU cleared,
-/// as [`VmSpecs::with_cpu`] replaces it.
+/// as [`VmSpecs::with_cpu`] replaces it, as it launches
+/// ([`launch::launch_key`]: the suggestion judges launches of it, each
+/// with a CPU type of the ladder set, and setting `cpu:` changes nothing
+/// the key puts one way).
 fn suggestion_key(spec: &VmSpec) -> VmSpec {
-    VmSpec {
+    launch::launch_key(&VmSpec {
         cpu: None,
         args_cpu: None,
         runningcpu: None,
         qemu_cpu: None,
         ..spec.clone()
-    }
+    })
 }
 
 impl Audit<'_> {
@@ -444,6 +447,33 @@ impl Audit<'_> {
             (Some(c), Some(row)) => cell(&self.verdicts[row[c]]),
             _ => Cell::Unknown(None),
         }
+    }
+
+    /// The verdict of VM `a`'s start on node `n`, as an index into
+    /// [`Audit::verdicts`]; `None` for a node without data.
+    #[must_use]
+    pub fn start_verdict(&self, a: &VmAudit, n: usize) -> Option<usize> {
+        Some(self.rows[a.start_row][self.node_class[n]?])
+    }
+
+    /// The verdict of VM `a`'s live migration to node `n`, as
+    /// [`Audit::start_verdict`] (`None` also when live migrations were
+    /// not judged: [`run_without_live`]).
+    #[must_use]
+    pub fn live_verdict(&self, a: &VmAudit, n: usize) -> Option<usize> {
+        Some(self.rows.get(a.live_row)?[self.node_class[n]?])
+    }
+
+    /// Every distinct verdict of the audit (equal verdicts are one).
+    #[must_use]
+    pub fn verdicts(&self) -> &[Verdict] {
+        &self.verdicts
+    }
+
+    /// The index of VM `a`'s requirement among the distinct ones.
+    #[must_use]
+    pub fn requirement_id(&self, a: &VmAudit) -> usize {
+        a.req
     }
 
     /// VMs with equal keys have equal matrix rows as shown: (start row,

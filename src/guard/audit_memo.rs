@@ -10,30 +10,41 @@
 //! for a live migration per (requirement, what of the source the verdict
 //! reads, target). What the memo keys on is exactly what the verdict and
 //! the launch read, so memoised answers are the answers
-//! (`tests/it/audit_equals_check.rs` compares them with `check`'s).
+//! (`tests/it/audit_equals_check.rs` compares them with `check`'s). Equal
+//! verdicts are then one (nodes of different CPUs often answer alike): a
+//! row is a verdict index per class, and the reports say each verdict
+//! once.
 
-use std::collections::HashMap;
+use std::rc::Rc;
 
-use crate::cpu::capability::Capability;
+use crate::cpu::capability::{Capability, FeatureCheck};
 use crate::cpu::custom_models::CustomModels;
 use crate::cpu::flags::{self, Enlightenment, VmFlag};
 use crate::cpu::launch::{self, StartNode, VmSpec};
-use crate::cpu::requirement::{GuestCpu, Requirement};
-use crate::cpu::verdict::{self, Question, Verdict};
+use crate::cpu::requirement::Requirement;
+use crate::cpu::verdict::{self, Known, Question, Verdict};
 use crate::guard::decision::{self as guard, Rules};
+use crate::guard::memo_hash::{self, Interned, MemoMap};
 
-/// What of a live migration's source a verdict reads: the whole CPU for
-/// `host`/`max` (every feature it gave the guest), else its vendor, KVM
-/// module and physical address width.
+/// What of a live migration's source a verdict reads
+/// ([`verdict::source_reads`]): the whole CPU for `host`/`max` (every
+/// feature it gave the guest, its model), else at most its vendor, KVM module and
+/// physical address width — only those the requirement's rules read, so
+/// that sources alike in them share one row of verdicts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum SourceKey {
-    Class(usize),
-    Facts(String, Option<&'static str>, Option<u32>),
+    /// The CPU ([`Capability::same_cpu`]: classes of one CPU differ only
+    /// in size and QEMU, which no rule reads of a source) and its KVM
+    /// module.
+    Cpu(usize, Option<&'static str>),
+    Facts(Option<String>, Option<&'static str>, Option<Option<u32>>),
 }
 
 /// Every verdict of an audit, judged once each.
 pub(crate) struct Memo<'c> {
     classes: Vec<&'c Capability>,
+    /// Class → the first class of the same CPU.
+    cpu_of: Vec<usize>,
     custom: &'c CustomModels,
     rules: Rules,
     /// Class → its kind of start node.
@@ -47,24 +58,34 @@ pub(crate) struct Memo<'c> {
     /// Whether some class's QEMU version is known (else no rule reads a
     /// requirement's machine version).
     qemu_known: bool,
-    pub(crate) reqs: Vec<Requirement>,
-    req_index: HashMap<Requirement, usize>,
+    pub(crate) reqs: Interned<Requirement>,
     /// Requirement → what the verdict reads of it ([`Memo::judged_as`]).
     req_judged: Vec<usize>,
-    judged: Vec<Requirement>,
-    judged_index: HashMap<Requirement, usize>,
-    specs: Vec<VmSpec>,
-    spec_index: HashMap<VmSpec, usize>,
-    launched: HashMap<(usize, Option<usize>), usize>,
-    pub(crate) verdicts: Vec<Verdict>,
-    start: HashMap<(usize, usize), usize>,
-    live: HashMap<(usize, Option<SourceKey>, usize), usize>,
+    judged: Interned<Requirement>,
+    specs: Interned<VmSpec>,
+    launched: MemoMap<(usize, Option<usize>), usize>,
+    /// Distinct verdicts: equal answers are one, so rows of equal answers
+    /// compare equal and each verdict is said once.
+    pub(crate) verdicts: Interned<Verdict>,
+    start: MemoMap<(usize, usize), usize>,
+    /// Live rows by (judged requirement, what the verdict reads of the
+    /// source): the source's reads are worked out once a row, not a cell.
+    live_rows: MemoMap<(usize, Option<SourceKey>), usize>,
+    /// [`Memo::on_target`] by (judged requirement, class).
+    on_target: MemoMap<(usize, usize), usize>,
+    /// Sources as live verdicts read them, interned.
+    source_keys: Interned<SourceKey>,
+    /// Live verdicts by (requirement as read on the target, source, target).
+    live: MemoMap<(usize, Option<usize>, usize), usize>,
+    /// [`Memo::host_lacking`] by (source, target) class.
+    host_lacking: MemoMap<(usize, usize), Rc<[String]>>,
+    /// [`Memo::features`] by (judged requirement, target class).
+    features: MemoMap<(usize, usize), Rc<FeatureCheck>>,
     /// Interned rows (one verdict per class), so equal rows compare equal.
-    pub(crate) rows: Vec<Vec<usize>>,
-    row_index: HashMap<Vec<usize>, usize>,
+    pub(crate) rows: Interned<Vec<usize>>,
     /// Start rows by what decides them: the judged requirement on each
     /// kind of start node.
-    start_rows: HashMap<Vec<usize>, usize>,
+    start_rows: MemoMap<Vec<usize>, usize>,
 }
 
 impl<'c> Memo<'c> {
@@ -95,7 +116,15 @@ impl<'c> Memo<'c> {
         let kind_class = (0..starts.len())
             .map(|k| class_start.iter().position(|&s| s == k).unwrap_or(0))
             .collect();
+        let cpu_of = (0..classes.len())
+            .map(|c| {
+                (0..c)
+                    .find(|&d| classes[d].same_cpu(classes[c]))
+                    .unwrap_or(c)
+            })
+            .collect();
         Memo {
+            cpu_of,
             qemu_known,
             classes,
             custom,
@@ -104,20 +133,21 @@ impl<'c> Memo<'c> {
             starts,
             kind_class,
             sizes,
-            reqs: Vec::new(),
-            req_index: HashMap::new(),
+            reqs: Interned::new(),
             req_judged: Vec::new(),
-            judged: Vec::new(),
-            judged_index: HashMap::new(),
-            specs: Vec::new(),
-            spec_index: HashMap::new(),
-            launched: HashMap::new(),
-            verdicts: Vec::new(),
-            start: HashMap::new(),
-            live: HashMap::new(),
-            rows: Vec::new(),
-            row_index: HashMap::new(),
-            start_rows: HashMap::new(),
+            judged: Interned::new(),
+            specs: Interned::new(),
+            launched: memo_hash::map(),
+            verdicts: Interned::new(),
+            start: memo_hash::map(),
+            live_rows: memo_hash::map(),
+            on_target: memo_hash::map(),
+            source_keys: Interned::new(),
+            live: memo_hash::map(),
+            host_lacking: memo_hash::map(),
+            features: memo_hash::map(),
+            rows: Interned::new(),
+            start_rows: memo_hash::map(),
         }
     }
 
@@ -127,22 +157,12 @@ impl<'c> Memo<'c> {
 
     /// One requirement, interned.
     pub(crate) fn intern(&mut self, req: Requirement) -> usize {
-        if let Some(&i) = self.req_index.get(&req) {
+        if let Some(i) = self.reqs.find(&req) {
             return i;
         }
-        let judged = self.judged_as(&req);
-        let j = match self.judged_index.get(&judged) {
-            Some(&j) => j,
-            None => {
-                self.judged.push(judged.clone());
-                self.judged_index.insert(judged, self.judged.len() - 1);
-                self.judged.len() - 1
-            }
-        };
-        self.reqs.push(req.clone());
+        let j = self.judged.intern(self.judged_as(&req));
         self.req_judged.push(j);
-        self.req_index.insert(req, self.reqs.len() - 1);
-        self.reqs.len() - 1
+        self.reqs.intern(req)
     }
 
     /// What the verdict reads of `req`: not the names it is shown by (the
@@ -177,14 +197,11 @@ impl<'c> Memo<'c> {
         }
     }
 
-    /// One VM configuration, interned (hashed once, then an index).
+    /// One VM configuration, interned as it launches
+    /// ([`launch::launch_key`]: configurations alike in what the launch
+    /// reads are one).
     pub(crate) fn spec(&mut self, spec: &VmSpec) -> usize {
-        if let Some(&i) = self.spec_index.get(spec) {
-            return i;
-        }
-        self.specs.push(spec.clone());
-        self.spec_index.insert(spec.clone(), self.specs.len() - 1);
-        self.specs.len() - 1
+        self.specs.intern(launch::launch_key(spec))
     }
 
     /// The requirement of configuration `spec` started on a node of
@@ -201,60 +218,141 @@ impl<'c> Memo<'c> {
         i
     }
 
-    fn judge(&mut self, req: usize, target: usize, q: Question<'_>) -> usize {
+    /// [`verdict::feature_check`] of judged requirement `j` on class
+    /// `target`: the same for its start and every live migration there.
+    fn features(&mut self, j: usize, target: usize) -> Rc<FeatureCheck> {
+        let (req, t) = (&self.judged[j], self.classes[target]);
+        self.features
+            .entry((j, target))
+            .or_insert_with(|| verdict::feature_check(req, t).into())
+            .clone()
+    }
+
+    /// Judged requirement `j` as the rules read it on class `target`
+    /// ([`verdict::vcpus_and_hugepages_on`]): requirements that differ only
+    /// in vCPUs the node has room for, or in huge pages a node with
+    /// pdpe1gb backs anyway, are judged once there.
+    fn on_target(&mut self, j: usize, target: usize) -> usize {
+        if let Some(&p) = self.on_target.get(&(j, target)) {
+            return p;
+        }
+        let req = &self.judged[j];
+        let (vcpus, hugepages_1g) = verdict::vcpus_and_hugepages_on(req, self.classes[target]);
+        let p = if (vcpus, hugepages_1g) == (req.vcpus, req.hugepages_1g) {
+            j
+        } else {
+            let read = Requirement {
+                vcpus,
+                hugepages_1g,
+                ..req.clone()
+            };
+            self.judged.intern(read)
+        };
+        self.on_target.insert((j, target), p);
+        p
+    }
+
+    /// The verdict of judged requirement `j` as read on class `target`
+    /// ([`Memo::on_target`]), with `host_lacking` (of the source) when the
+    /// caller has it, interned.
+    fn judge(
+        &mut self,
+        j: usize,
+        target: usize,
+        q: Question<'_>,
+        host_lacking: Option<&[String]>,
+    ) -> usize {
+        // Only a KVM guest's verdict asks for its features.
+        let features = self.judged[j].kvm.then(|| self.features(j, target));
+        let known = Known {
+            host_lacking,
+            features: features.as_deref(),
+        };
         let mut ignore = Vec::new();
         let v = guard::apply_rules(
-            verdict::judge(&self.judged[self.req_judged[req]], self.classes[target], q),
+            verdict::judge_knowing(&self.judged[j], self.classes[target], q, known),
             self.rules,
             &mut ignore,
         );
-        self.verdicts.push(v);
-        self.verdicts.len() - 1
+        self.verdicts.intern(v)
     }
 
     /// Whether requirement `req` can start on class `target`.
     pub(crate) fn start(&mut self, req: usize, target: usize) -> usize {
-        let j = self.req_judged[req];
+        let j = self.on_target(self.req_judged[req], target);
         if let Some(&v) = self.start.get(&(j, target)) {
             return v;
         }
-        let v = self.judge(req, target, Question::Start);
+        let v = self.judge(j, target, Question::Start, None);
         self.start.insert((j, target), v);
         v
     }
 
-    /// Whether requirement `req`, running with its CPU from class `source`,
-    /// can move live to class `target`.
-    pub(crate) fn live(&mut self, req: usize, source: Option<usize>, target: usize) -> usize {
-        let key = source.map(|s| {
-            let r = &self.reqs[req];
-            if matches!(r.base, GuestCpu::Host | GuestCpu::Max) {
-                SourceKey::Class(s)
-            } else {
-                let c = self.classes[s];
-                SourceKey::Facts(c.vendor.clone(), c.nested_flag(), c.phys_bits)
-            }
-        });
-        let j = self.req_judged[req];
-        if let Some(&v) = self.live.get(&(j, key.clone(), target)) {
-            return v;
+    /// [`verdict::host_lacking`] of classes `source` and `target`, worked
+    /// out once for every `host`/`max` requirement moving between them.
+    fn host_lacking(&mut self, source: usize, target: usize) -> Rc<[String]> {
+        let (s, t) = (self.classes[source], self.classes[target]);
+        self.host_lacking
+            .entry((source, target))
+            .or_insert_with(|| verdict::host_lacking(s, t).into())
+            .clone()
+    }
+
+    /// What the verdicts of `req` read of source class `s`.
+    fn source_key(&self, req: usize, s: usize) -> SourceKey {
+        let reads = verdict::source_reads(&self.judged[self.req_judged[req]]);
+        let c = self.classes[s];
+        if reads.cpu {
+            SourceKey::Cpu(self.cpu_of[s], c.nested_flag())
+        } else {
+            SourceKey::Facts(
+                reads.vendor.then(|| c.vendor.clone()),
+                c.nested_flag().filter(|_| reads.kvm_module),
+                reads.phys_bits.then_some(c.phys_bits),
+            )
+        }
+    }
+
+    /// The live row of requirement `req` running with its CPU from class
+    /// `source`: whether it can move live to each class.
+    pub(crate) fn live_row_of(&mut self, req: usize, source: Option<usize>) -> usize {
+        let key = (
+            self.req_judged[req],
+            source.map(|s| self.source_key(req, s)),
+        );
+        if let Some(&row) = self.live_rows.get(&key) {
+            return row;
         }
         let q = Question::Live {
             source: source.map(|s| self.classes[s]),
         };
-        let v = self.judge(req, target, q);
-        self.live.insert((j, key, target), v);
-        v
+        let whole_cpu = matches!(key.1, Some(SourceKey::Cpu(..)));
+        let source_id = key.1.clone().map(|k| self.source_keys.intern(k));
+        let row = (0..self.classes.len())
+            .map(|c| {
+                let j = self.on_target(key.0, c);
+                if let Some(&v) = self.live.get(&(j, source_id, c)) {
+                    return v;
+                }
+                let v = match source.filter(|_| whole_cpu) {
+                    Some(s) => {
+                        let lacking = self.host_lacking(s, c);
+                        self.judge(j, c, q, Some(&lacking))
+                    }
+                    None => self.judge(j, c, q, None),
+                };
+                self.live.insert((j, source_id, c), v);
+                v
+            })
+            .collect();
+        let row = self.row(row);
+        self.live_rows.insert(key, row);
+        row
     }
 
     /// One row (a verdict per class), interned.
     pub(crate) fn row(&mut self, row: Vec<usize>) -> usize {
-        if let Some(&i) = self.row_index.get(&row) {
-            return i;
-        }
-        self.rows.push(row.clone());
-        self.row_index.insert(row, self.rows.len() - 1);
-        self.rows.len() - 1
+        self.rows.intern(row)
     }
 
     /// The start row of `spec`: its launch on each class, judged there.
@@ -280,9 +378,6 @@ impl<'c> Memo<'c> {
     /// The live row of `spec` running with its CPU from class `origin`.
     pub(crate) fn live_row(&mut self, spec: usize, origin: Option<usize>) -> usize {
         let r = self.launch(spec, origin);
-        let row = (0..self.classes.len())
-            .map(|c| self.live(r, origin, c))
-            .collect();
-        self.row(row)
+        self.live_row_of(r, origin)
     }
 }

@@ -455,7 +455,12 @@ pub fn read(path: &Path) -> Result<VmConfig> {
         })
         .map_err(|e| Error::io(path, e))?;
         let head = &buf[..read_end(&buf, 0).unwrap_or(buf.len())];
-        parse(&String::from_utf8_lossy(head), path)
+        // Valid UTF-8 is checked at speed; only an invalid config pays for
+        // its replacement characters.
+        match std::str::from_utf8(head) {
+            Ok(text) => parse(text, path),
+            Err(_) => parse(&String::from_utf8_lossy(head), path),
+        }
     })
 }
 

@@ -3,12 +3,16 @@
 //! without a pinned machine, vCPU counts, `[PENDING]` changes, `args: -cpu`
 //! — `audit`'s start and live-migration answers are exactly what `check`'s
 //! decision (`guard::decide`, as the hook and `migrate` use it) says, for
-//! every VM and node.
+//! every VM and node — in the audit itself and in its JSON, references
+//! resolved.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
+use crate::harness::audit_json;
+
+use pve_cpuguard::app::commands::audit::write_json;
 use pve_cpuguard::conf::config::{Policy, VendorChange};
 use pve_cpuguard::cpu::capability::{Capability, View};
 use pve_cpuguard::cpu::flags::HostFeatures;
@@ -16,6 +20,7 @@ use pve_cpuguard::cpu::launch::{QemuVersion, VmSpecs};
 use pve_cpuguard::cpu::requirement::from_cpu_value;
 use pve_cpuguard::cpu::verdict::Outcome;
 use pve_cpuguard::guard::audit::{self, Cell, VmEntry};
+use pve_cpuguard::guard::coverage::Coverage;
 use pve_cpuguard::guard::decision::{self, Movement, Rules, VmLabel};
 use pve_cpuguard::guard::fleet::{Fleet, FleetNode};
 use pve_cpuguard::pve::custom_models::CustomModels;
@@ -114,6 +119,23 @@ fn same(cell: Cell<'_>, outcome: Outcome) -> bool {
     )
 }
 
+/// What a resolved answer of the JSON says of `node`, `None` when it
+/// does not name it.
+fn json_outcome(answer: &serde_json::Value, node: &str) -> Option<Outcome> {
+    if answer["allowed"].as_array()?.iter().any(|n| n == node) {
+        return Some(Outcome::Compatible);
+    }
+    for (side, outcome) in [
+        ("refused", Outcome::Incompatible),
+        ("unknown", Outcome::Unknown),
+    ] {
+        if answer[side].as_object()?.contains_key(node) {
+            return Some(outcome);
+        }
+    }
+    None
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
@@ -147,7 +169,15 @@ proptest! {
             })
             .collect();
         let a = audit::run(&entries, &custom, &fleet, &BTreeMap::new(), rules);
-        for ((vm, entry), (text, _)) in a.vms.iter().zip(&entries).zip(&configs) {
+        // Its JSON, references resolved, says the same per node.
+        let mut doc = Vec::new();
+        write_json(&mut doc, &a, &Coverage::default()).unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&doc).unwrap();
+        let resolved = audit_json::vms(&doc);
+        for ((vm, entry), ((text, _), json)) in
+            a.vms.iter().zip(&entries).zip(configs.iter().zip(&resolved))
+        {
+            prop_assert_eq!(&json["vmid"], vm.vmid.0);
             let conf = entry.config.as_ref().unwrap();
             let specs = VmSpecs {
                 next_start: conf.with_pending().launch_spec(),
@@ -164,7 +194,12 @@ proptest! {
                     "start of {} on {target}: audit {:?}, check {:?}\n{}",
                     vm.vmid, a.start_cell(vm, n), d.verdict, text
                 );
+                prop_assert_eq!(
+                    json_outcome(&json["start"], target), Some(d.verdict.outcome),
+                    "JSON start of {} on {}", vm.vmid, target
+                );
                 if *target == vm.node {
+                    prop_assert_eq!(json_outcome(&json["live_migration"], target), None);
                     continue;
                 }
                 let d = decision::decide(
@@ -174,6 +209,10 @@ proptest! {
                     same(a.live_cell(vm, n), d.verdict.outcome),
                     "live {} -> {target} of {}: audit {:?}, check {:?}\n{}",
                     vm.node, vm.vmid, a.live_cell(vm, n), d.verdict, text
+                );
+                prop_assert_eq!(
+                    json_outcome(&json["live_migration"], target), Some(d.verdict.outcome),
+                    "JSON live {} -> {} of {}", vm.node, target, vm.vmid
                 );
             }
         }

@@ -1,7 +1,8 @@
 //! `audit --output html` rendered by a real headless Chromium: the page is
 //! self-contained (no scripts, no network, no external assets), puts the VMs
 //! at risk first, has both matrices with every VM row, and marks the node
-//! without data as stale. CI installs the Debian package `chromium`.
+//! without data as stale; past 200 VMs, the VMs grouped instead of a row
+//! each. CI installs the Debian package `chromium`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -117,10 +118,11 @@ fn html_page_renders_in_a_browser_with_risks_first() {
     // VM 100 (x86-64-v4) cannot start on the Haswell pve2: a red cell.
     let row100 = &matrix[r100..r102];
     assert!(row100.contains("class=\"c no\""), "{row100}");
-    // The node without data is marked stale in the matrices' headers.
+    // The node without data is marked in the matrices' headers, as never
+    // scanned (not "stale": the one wording of every command).
     let nc = &dom[nodes_cpu..vms_nodes];
     assert!(
-        nc.contains("pve3 <span class=\"badge stale\">stale</span>"),
+        nc.contains("pve3 <span class=\"badge stale\">never scanned</span>"),
         "{nc}"
     );
 
@@ -137,4 +139,68 @@ fn html_page_renders_in_a_browser_with_risks_first() {
     let png = std::fs::read(&shot).expect("screenshot written");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
     assert!(png.len() > 10_000, "screenshot only {} bytes", png.len());
+}
+
+/// More VMs than a page shows a row each for (200): the VMs grouped by
+/// what they share, every VMID folded into its group, and a pointer to
+/// the filters in place of the VMs × nodes matrix; `--all` still gives a
+/// row each.
+#[test]
+fn a_large_cluster_gets_groups_not_a_row_per_vm() {
+    let mut c = cluster();
+    // 100, 102, 103 and these: 203 VMs, every x86-64-v4 one at risk.
+    for vmid in 200..400 {
+        let cpu = if vmid % 2 == 0 {
+            "x86-64-v4"
+        } else {
+            "x86-64-v2-AES"
+        };
+        c.vm(vmid, "pve1", &format!("cpu: {cpu}\n{GUARD}"));
+    }
+    let out = c.on("pve1", &["audit", "--output", "html"]).run().code(1);
+    let html = &out.stdout;
+    assert!(!html.contains("data-vmid"), "a row per VM:\n{html}");
+    let page = c.path("grouped.html");
+    std::fs::write(&page, html).unwrap();
+    let dom = browse(
+        c.dir.path(),
+        &["--dump-dom", &format!("file://{}", page.display())],
+    );
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    let pos = |needle: &str| {
+        dom.find(needle)
+            .unwrap_or_else(|| panic!("rendered DOM lacks {needle:?}:\n{dom}"))
+    };
+    assert!(pos("id=\"summary\"") < pos("id=\"at-risk-table\""), "{dom}");
+    assert!(dom.contains("203 VMs"), "{dom}");
+    // The x86-64-v4 VMs (100 and the even ones) are one group of 101,
+    // with every VMID and the fix.
+    let risk = &dom[pos("id=\"at-risk-table\"")..pos("id=\"nodes\"")];
+    let group = risk
+        .split("<tr>")
+        .find(|r| r.contains("101 VMs"))
+        .unwrap_or_else(|| panic!("no group of 101 VMs: {risk}"));
+    assert!(group.contains("above-baseline"), "{group}");
+    assert!(group.contains("100, 200, 202, 204"), "{group}");
+    assert!(group.contains("398"), "{group}");
+    assert!(
+        group.contains("<code>qm set VMID --cpu x86-64-v3</code>"),
+        "{group}"
+    );
+    // Where the matrix was: how to see a row each.
+    let vms_nodes = &dom[pos("id=\"vms-nodes\"")..pos("id=\"other\"")];
+    assert!(vms_nodes.contains("--on NODE"), "{vms_nodes}");
+    // The missing guard is a group too.
+    assert!(
+        dom[pos("id=\"other\"")..].contains("no-guard-hookscript"),
+        "{dom}"
+    );
+    // Nodes × CPU types stays: a column per distinct start answer.
+    assert!(dom.contains("id=\"nodes-cpu-table\""), "{dom}");
+
+    let all = c
+        .on("pve1", &["audit", "--output", "html", "--all"])
+        .run()
+        .code(1);
+    assert_eq!(all.stdout.matches("data-vmid=").count(), 203);
 }

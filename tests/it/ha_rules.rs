@@ -451,14 +451,16 @@ fn a_node_that_joins_stays_out_of_the_rules_of_the_vms_it_cannot_take() {
     std::fs::write(f.c.cache(), next.to_json()).unwrap();
 
     let audit = f.run(&["-o", "json", "audit"]).run().json();
-    let mut admitted: Vec<u64> = audit["vms"]
-        .as_array()
-        .unwrap()
+    let mut admitted: Vec<u64> = crate::harness::audit_json::vms(&audit)
         .iter()
         .filter(|v| {
             v["flags"].as_array().unwrap().iter().any(|fl| {
                 fl["code"] == "node-admission"
-                    && fl["nodes"].as_array().unwrap().iter().any(|n| n == "pve4")
+                    && fl["finding"]["nodes"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|n| n == "pve4")
             })
         })
         .map(|v| v["vmid"].as_u64().unwrap())

@@ -298,3 +298,57 @@ fn windows_version_as_qemu_server_reads_ostype() {
         assert_eq!(windows_version(ostype), v, "{ostype:?}");
     }
 }
+
+/// The audit's memo launches a configuration by its `launch_key`: for
+/// configurations that differ in what the key puts one way (vCPU layout,
+/// `ostype`, `bios`, `meta`, templates), the launch is the same whether
+/// given the configuration or its key, on nodes of either vendor, old and
+/// new QEMU, or unknown.
+#[test]
+fn a_configuration_launches_as_its_launch_key() {
+    use pve_cpuguard::cpu::launch::{launch, launch_key};
+    let custom = CustomModels::default();
+    let mut old = intel();
+    old.qemu_version = QemuVersion::parse("8.1.5");
+    let nodes = [intel(), amd(), old];
+    let mut starts: Vec<StartNode<'_>> = nodes.iter().map(StartNode::of).collect();
+    starts.push(StartNode::UNKNOWN);
+    let mut compared = 0;
+    for cpu in [
+        "",
+        "cpu: host\n",
+        "cpu: x86-64-v3,flags=+hv-evmcs\n",
+        "cpu: kvm64\n",
+    ] {
+        for ostype in [
+            "", "l26", "win11", "win7", "w2k8", "wxp", "solaris", "other",
+        ] {
+            for extra in [
+                "",
+                "bios: ovmf\n",
+                "bios: seabios\nsockets: 2\ncores: 4\n",
+                "sockets: 8\n",
+                "cores: 8\n",
+                "meta: creation-qemu=9.2.0,ctime=1\n",
+                "meta: creation-qemu=8.0.2,ctime=1\nbios: ovmf\n",
+                "machine: pc-q35-8.1\n",
+                "template: 1\nbios: ovmf\n",
+                "hugepages: 1024\n",
+            ] {
+                let text = format!("{cpu}ostype: {ostype}\n{extra}");
+                let text = text.replace("ostype: \n", "");
+                let spec = vm(&text).with_pending().launch_spec();
+                let key = launch_key(&spec);
+                for node in &starts {
+                    assert_eq!(
+                        format!("{:?}", launch(&spec, node, &custom)),
+                        format!("{:?}", launch(&key, node, &custom)),
+                        "{text}"
+                    );
+                    compared += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(compared, 4 * 8 * 10 * 4);
+}

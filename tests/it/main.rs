@@ -13,6 +13,7 @@ mod attach;
 mod audit;
 mod audit_equals_check;
 mod audit_html;
+mod audit_json;
 mod auto_attach;
 mod cache;
 mod cfg2cmd;

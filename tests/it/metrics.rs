@@ -241,4 +241,8 @@ fn a_node_whose_capability_dropped_counts_the_vms_it_lost() {
         .on("pve1", &["audit", "--finding", "node-admission"])
         .run();
     out.stdout_has("can no longer start on, or live-migrate to, pve2");
+    // Its summary counts both: it judges live migrations when a node was
+    // admitted, though it shows none.
+    let out = c.on("pve1", &["audit"]).run();
+    out.stdout_has("node-admission 2");
 }

@@ -379,14 +379,11 @@ fn after_equals_audit_of_the_changed_cluster() {
         }
         let audit = c.on("pve1", &["audit", "-o", "json"]).run().json();
         for v in j["vms"].as_array().unwrap() {
-            let av = vm(&audit, v["vmid"].as_u64().unwrap());
+            let av = harness::audit_json::vm(&audit, v["vmid"].as_u64().unwrap());
             for (p, q) in [("start", "start"), ("live", "live_migration")] {
                 // Allowed is allowed, unknown stays unknown.
                 let mut got: Vec<String> = nodes(&av[q]["allowed"]);
-                let mut unknown: Vec<String> = Vec::new();
-                for u in av[q]["unknown"].as_array().unwrap() {
-                    unknown.extend(nodes(&u["nodes"]));
-                }
+                let mut unknown: Vec<String> = harness::audit_json::nodes(&av[q]["unknown"]);
                 // A removed node's directory stays in this test (its VMs
                 // are still there), but it has no data: not a node of the
                 // plan's "after".

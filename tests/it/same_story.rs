@@ -141,19 +141,17 @@ fn tell(c: &Cluster) -> (Story, Vec<String>) {
     }
     recommended.extend(audit["works_everywhere"].as_str().map(first_word));
     let mut audit_starts = BTreeMap::new();
-    for vm in audit["vms"].as_array().unwrap() {
+    for vm in crate::harness::audit_json::vms(&audit) {
         let vmid = u32::try_from(vm["vmid"].as_u64().unwrap()).unwrap();
         recommended.extend(vm["works_everywhere"].as_str().map(first_word));
         for n in vm["start"]["allowed"].as_array().unwrap() {
             audit_starts.insert((vmid, s(n)), true);
         }
-        for g in vm["start"]["refused"].as_array().unwrap() {
-            for n in g["nodes"].as_array().unwrap() {
-                audit_starts.insert((vmid, s(n)), false);
-            }
+        for n in crate::harness::audit_json::nodes(&vm["start"]["refused"]) {
+            audit_starts.insert((vmid, n), false);
         }
         assert!(
-            vm["start"]["unknown"].as_array().unwrap().is_empty(),
+            vm["start"]["unknown"].as_object().unwrap().is_empty(),
             "{vm}"
         );
     }

@@ -13,8 +13,9 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use crate::cpu::capability::Capability;
+use crate::cpu::capability::{Capability, FeatureCheck};
 use crate::cpu::requirement::Requirement;
+pub use rules::{source_reads, vcpus_and_hugepages_on, SourceReads};
 use rules::{Case, Findings, Needs, Rule, Under, RULES};
 
 /// What is being decided.
@@ -31,7 +32,7 @@ pub enum Question<'a> {
 }
 
 /// Why a target is refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Reason {
     /// Required features the target lacks (QEMU spelling).
     MissingFlags(Vec<String>),
@@ -185,7 +186,7 @@ impl std::fmt::Display for Reason {
 }
 
 /// The three possible answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
     /// Safe.
     Compatible,
@@ -208,7 +209,7 @@ impl Outcome {
 }
 
 /// A verdict with its explanation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Verdict {
     /// The answer.
     pub outcome: Outcome,
@@ -274,6 +275,44 @@ impl Verdict {
 /// every applicable row of [`rules::RULES`], in order.
 #[must_use]
 pub fn judge(req: &Requirement, target: &Capability, question: Question<'_>) -> Verdict {
+    judge_knowing(req, target, question, Known::default())
+}
+
+/// What a `host` or `max` guest cold-started on `source` was given that
+/// `target` lacks (rule `host-flags-subset`): the same for every such
+/// requirement, so a caller judging many of them asks it once per pair of
+/// nodes and gives it to [`judge_knowing`].
+#[must_use]
+pub fn host_lacking(source: &Capability, target: &Capability) -> Vec<String> {
+    target.missing_of_set(&source.features().present)
+}
+
+/// The features `req` needs checked against `target` (rule `features`):
+/// the same for a start and any live migration there, so a caller judging
+/// both asks it once and gives it to [`judge_knowing`].
+#[must_use]
+pub fn feature_check(req: &Requirement, target: &Capability) -> FeatureCheck {
+    target.check_features(&req.base, &required_features(req, target))
+}
+
+/// What a caller judging many questions worked out once for several of
+/// them ([`judge_knowing`]); what is `None` is worked out where needed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Known<'a> {
+    /// [`host_lacking`] of the live migration's source and the target.
+    pub host_lacking: Option<&'a [String]>,
+    /// [`feature_check`] of the requirement and the target.
+    pub features: Option<&'a FeatureCheck>,
+}
+
+/// [`judge`], with what `known` says already worked out: the same verdict.
+#[must_use]
+pub fn judge_knowing(
+    req: &Requirement,
+    target: &Capability,
+    question: Question<'_>,
+    known: Known<'_>,
+) -> Verdict {
     let source = match question {
         Question::Start => None,
         Question::Live { source } => source,
@@ -285,6 +324,7 @@ pub fn judge(req: &Requirement, target: &Capability, question: Question<'_>) -> 
         question,
         source,
         required: required_features(req, target),
+        known,
     };
     let mut found = Findings::default();
     let mut source_asked = false;

@@ -7,7 +7,9 @@
 //!
 //! Adding a rule: write `fn rule_name(case: &Case<'_>, found: &mut Findings)`
 //! with the QEMU, Proxmox VE or kernel source of its fact in a comment, give
-//! it a row, and a case in `verdict_tests.rs` named after it.
+//! it a row, and a case in `verdict_tests.rs` named after it. A rule that
+//! reads the live migration's source also says so in [`source_reads`]: the
+//! audit's memo judges once for every source alike in what it says.
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -74,6 +76,8 @@ pub struct Case<'a> {
     /// vmx or svm for `nested-virt` (copied only then: this runs for
     /// every node).
     pub required: Cow<'a, BTreeSet<String>>,
+    /// What the caller worked out already ([`super::judge_knowing`]).
+    pub known: super::Known<'a>,
 }
 
 /// What the rules found so far.
@@ -150,6 +154,47 @@ const fn source_row(
         decides_alone: false,
         check,
     }
+}
+
+/// What the rules read of a live migration's source for a requirement
+/// (memos key on it: two sources alike in these judge alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceReads {
+    /// The whole CPU: every feature it gave the guest, and its model
+    /// (`host-flags-subset`).
+    pub cpu: bool,
+    /// Its vendor (`vendor-change`).
+    pub vendor: bool,
+    /// Its KVM module (`nested-virt-across-vendors`).
+    pub kvm_module: bool,
+    /// Its physical address width (`phys-bits-host`, and `phys-bits-width`
+    /// for a fixed `phys-bits=N`).
+    pub phys_bits: bool,
+}
+
+/// [`SourceReads`] of `req`: the `when` of each source row, and the one
+/// target row that also looks at the source (`phys_bits_width`). Under
+/// TCG no rule reads the source.
+pub fn source_reads(req: &Requirement) -> SourceReads {
+    let kvm = req.kvm;
+    SourceReads {
+        cpu: kvm && host_or_max(req),
+        vendor: kvm && req.vendor_from_host(),
+        kvm_module: kvm && nested_virt(req),
+        phys_bits: kvm && req.phys_bits.is_some(),
+    }
+}
+
+/// Of `req`'s vCPUs and 1 GiB huge pages, what the rules read on `target`
+/// (`vcpus` and `hugepages-1g`, the only rules reading them): the count
+/// only if more than the target's logical CPUs (else 0), the huge pages
+/// only if the target lacks pdpe1gb. A requirement with these in their
+/// place gets the same verdict there, so memos key on it.
+pub fn vcpus_and_hugepages_on(req: &Requirement, target: &Capability) -> (u32, bool) {
+    let over = target.processors.is_some_and(|p| req.vcpus > p);
+    let hugepages =
+        req.hugepages_1g && !target.has(flags::canonical("pdpe1gb").unwrap_or("pdpe1gb"));
+    (if over { req.vcpus } else { 0 }, hugepages)
 }
 
 fn host_or_max(req: &Requirement) -> bool {
@@ -267,7 +312,10 @@ fn nested_virt_vendor(case: &Case<'_>, found: &mut Findings) {
 /// The features the VM needs, against QEMU's own per-model answer where
 /// the target has one, else against cpuinfo.
 fn features(case: &Case<'_>, found: &mut Findings) {
-    let check = case.target.check_features(&case.req.base, &case.required);
+    let check = match case.known.features {
+        Some(known) => known.clone(),
+        None => case.target.check_features(&case.req.base, &case.required),
+    };
     if !check.missing.is_empty() {
         if case.req.base == GuestCpu::Host {
             // qemu-server gives `host` no `enforce` (`get_cpu_options`), and
@@ -351,7 +399,10 @@ fn vendor_change(case: &Case<'_>, found: &mut Findings) {
 fn host_flags_subset(case: &Case<'_>, found: &mut Findings) {
     let Some(src) = case.source else { return };
     let target = case.target;
-    let lacking = target.missing(&src.features().present);
+    let lacking = case
+        .known
+        .host_lacking
+        .map_or_else(|| super::host_lacking(src, target), <[String]>::to_vec);
     if !lacking.is_empty() {
         found.reasons.push(Reason::HostFlagsNotSubset(lacking));
     }

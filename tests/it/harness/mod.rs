@@ -17,13 +17,16 @@
 //! - [`exec::Recorder`]: `qm` or `ha-manager` replaced at the exec
 //!   boundary by a script recording its exact argv;
 //! - [`fuse::Fuse`]: a hanging FUSE mount (needs root);
-//! - [`threads`]: a cpuinfo of any thread count.
+//! - [`threads`]: a cpuinfo of any thread count;
+//! - [`audit_json`]: `audit --output json` with its references resolved
+//!   (and checked: none dangling, none unused).
 //!
 //! Tests never write outside their temporary directories: every run gets
 //! `PVE_CPUGUARD_STATE_DIR` (and the clusters their run, cache and
 //! `/etc/pve` paths) inside one (`stays_in_tempdirs`).
 #![allow(dead_code)]
 
+pub mod audit_json;
 pub mod cluster;
 pub mod exec;
 pub mod fuse;

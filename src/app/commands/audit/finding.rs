@@ -48,6 +48,35 @@ fn cannot_start_text(
     text
 }
 
+/// What [`finding_text`] and a finding's nodes read of the VM, so that
+/// VMs alike in it share one finding (the JSON states each once). Keep in
+/// step with `finding_text`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum FindingKey<'a> {
+    /// Its CPU and which nodes refuse its start (its start row).
+    StartRow(&'a str, usize),
+    /// Its CPU alone (the cluster's count of CPUs is the same for all).
+    Cpu(&'static str, &'a str),
+    /// Why its CPU cannot be judged.
+    Why(&'a str),
+    /// Its CPU and the nodes named.
+    Nodes(&'static str, &'a str, &'a [usize]),
+    /// Its VMID (and node) are in the sentence: its own.
+    Vm(&'static str, u32),
+}
+
+pub(super) fn finding_key<'a>(a: &Audit<'_>, v: &'a VmAudit, f: &'a Finding) -> FindingKey<'a> {
+    match f {
+        Finding::AboveBaseline(_) => FindingKey::StartRow(&v.cpu, a.row_key(v).0),
+        Finding::HostInMixedCluster(_) => FindingKey::Cpu(f.code(), &v.cpu),
+        Finding::CannotJudge(why) => FindingKey::Why(why),
+        Finding::NodeAdmission(idx) => FindingKey::Nodes(f.code(), &v.cpu, idx),
+        Finding::HaCannotRecover(_)
+        | Finding::NoGuardHookscript(_)
+        | Finding::PendingCannotStart => FindingKey::Vm(f.code(), v.vmid.0),
+    }
+}
+
 pub(super) fn finding_text(a: &Audit<'_>, v: &VmAudit, f: &Finding, cache: &WhyCache) -> String {
     let why = |idx: &[usize]| cannot_start_text(a, v, idx, cache);
     match f {

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::finding::{finding_text, WhyCache};
+use super::{html_groups, summary};
 use crate::app::commands::node_list;
 use crate::cache;
 use crate::guard::audit::{Audit, Cell, Finding, Suggestion, VmAudit};
@@ -29,8 +30,12 @@ th{background:#f0f0f0}td.c{text-align:center;white-space:nowrap}\
 .summary{font-size:1.05em}.none{color:#555}code{font-size:.95em;white-space:nowrap}\
 ul{margin:.2em 0 .2em 1.2em;padding:0}";
 
+/// Audits of more VMs are grouped ([`super::html_groups`]) unless every
+/// VM is asked for (`--all`, or a filter).
+pub(super) const PER_VM_ROWS: usize = 200;
+
 /// Escapes text for HTML element content and attribute values.
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -60,8 +65,10 @@ fn node_header(s: &mut String, a: &Audit<'_>) {
         if n.is_stale() {
             let _ = write!(
                 s,
-                "<th class=\"stale\" title=\"stale or missing data\">{} <span class=\"badge stale\">stale</span></th>",
-                esc(&n.name)
+                "<th class=\"stale\" title=\"{}\">{} <span class=\"badge stale\">{}</span></th>",
+                esc(&node_list::fleet_freshness(n, str::to_string)),
+                esc(&n.name),
+                badge(n)
             );
         } else {
             let _ = write!(s, "<th>{}</th>", esc(&n.name));
@@ -140,10 +147,16 @@ fn findings_table(
     }
 }
 
-/// Renders the page.
+/// Renders the page: a row per VM when `all` or when there are at most
+/// [`PER_VM_ROWS`], else the VMs grouped.
 #[must_use]
-pub fn render(a: &Audit<'_>) -> String {
-    let mut s = String::with_capacity(4096 + a.vms.len() * (200 + 60 * a.fleet.nodes.len()));
+pub fn render(a: &Audit<'_>, all: bool) -> String {
+    let per_vm = all || a.vms.len() <= PER_VM_ROWS;
+    let mut s = String::with_capacity(if per_vm {
+        4096 + a.vms.len() * (200 + 60 * a.fleet.nodes.len())
+    } else {
+        1 << 20
+    });
     let (_, at_risk) = a.counts();
     let flagged = a.vms.iter().filter(|v| !v.findings.is_empty()).count();
     let stale = a.fleet.nodes.iter().filter(|n| n.is_stale()).count();
@@ -185,16 +198,31 @@ pub fn render(a: &Audit<'_>) -> String {
         .iter()
         .filter(|v| v.findings.iter().any(Finding::is_risk))
         .collect();
-    findings_table(
-        &mut s,
-        a,
-        &risky,
-        &cache,
-        true,
-        ("at-risk", "VMs at risk"),
-        "<table id=\"at-risk-table\"><tr><th>VM</th><th>Node</th><th>CPU</th>\
-         <th>Why</th><th>Fix (next VM start)</th></tr>\n",
-    );
+    let groups = if per_vm {
+        Vec::new()
+    } else {
+        summary::groups(a)
+    };
+    let (risk_groups, other_groups): (Vec<_>, Vec<_>) = groups.iter().partition(|g| g.0.risk);
+    if per_vm {
+        findings_table(
+            &mut s,
+            a,
+            &risky,
+            &cache,
+            true,
+            ("at-risk", "VMs at risk"),
+            "<table id=\"at-risk-table\"><tr><th>VM</th><th>Node</th><th>CPU</th>\
+             <th>Why</th><th>Fix (next VM start)</th></tr>\n",
+        );
+    } else {
+        html_groups::findings(
+            &mut s,
+            &risk_groups,
+            risky.len(),
+            ("at-risk", "VMs at risk"),
+        );
+    }
 
     // Nodes.
     s.push_str(
@@ -215,7 +243,8 @@ pub fn render(a: &Audit<'_>) -> String {
             n.freshness.age().map_or("—".into(), cache::human_age),
             if st {
                 format!(
-                    "<span class=\"badge stale\">stale</span> {}",
+                    "<span class=\"badge stale\">{}</span> {}",
+                    badge(n),
                     esc(&node_list::fleet_freshness(n, str::to_string))
                 )
             } else {
@@ -260,9 +289,9 @@ pub fn render(a: &Audit<'_>) -> String {
             if st { " class=\"stale\"" } else { "" },
             esc(&n.name),
             if st {
-                " <span class=\"badge stale\">stale</span>"
+                format!(" <span class=\"badge stale\">{}</span>", badge(n))
             } else {
-                ""
+                String::new()
             }
         );
         for (_, v) in &columns {
@@ -277,13 +306,51 @@ pub fn render(a: &Audit<'_>) -> String {
     }
     s.push_str("</table>\n");
 
-    // VMs × nodes: at-risk VMs first, then by VMID.
+    if per_vm {
+        vms_nodes(&mut s, a);
+    } else {
+        html_groups::vms_nodes(&mut s, a);
+    }
+
+    // Findings that are not a risk in themselves (a missing guard).
+    let other: Vec<&VmAudit> = a
+        .vms
+        .iter()
+        .filter(|v| v.findings.iter().any(|f| !f.is_risk()))
+        .collect();
+    if per_vm {
+        findings_table(
+            &mut s,
+            a,
+            &other,
+            &cache,
+            false,
+            ("other", "Other findings"),
+            "<table><tr><th>VM</th><th>Node</th><th>CPU</th><th>What</th><th>Fix</th></tr>\n",
+        );
+    } else {
+        html_groups::findings(
+            &mut s,
+            &other_groups,
+            other.len(),
+            ("other", "Other findings"),
+        );
+    }
+    for p in &a.fleet.problems {
+        let _ = writeln!(s, "<p class=\"stale\">warning: cache: {}</p>", esc(p));
+    }
+    s.push_str("</body></html>\n");
+    s
+}
+
+/// The VMs × nodes matrix: a row per VM, at-risk VMs first, then by VMID.
+fn vms_nodes(s: &mut String, a: &Audit<'_>) {
     s.push_str(
         "<h2 id=\"vms-nodes\">VMs × nodes</h2>\n<p>● its node · ✓ live-migrates there · \
          start: only a cold start works · ✗ cannot start there · ? unknown</p>\n\
          <table id=\"vms-nodes-table\"><tr><th>VM</th><th>CPU</th>",
     );
-    node_header(&mut s, a);
+    node_header(s, a);
     s.push_str("</tr>\n");
     let mut order: Vec<&VmAudit> = a.vms.iter().collect();
     order.sort_by_key(|v| (!v.findings.iter().any(Finding::is_risk), v.vmid));
@@ -324,25 +391,13 @@ pub fn render(a: &Audit<'_>) -> String {
         s.push_str("</tr>\n");
     }
     s.push_str("</table>\n");
+}
 
-    // Findings that are not a risk in themselves (a missing guard).
-    let other: Vec<&VmAudit> = a
-        .vms
-        .iter()
-        .filter(|v| v.findings.iter().any(|f| !f.is_risk()))
-        .collect();
-    findings_table(
-        &mut s,
-        a,
-        &other,
-        &cache,
-        false,
-        ("other", "Other findings"),
-        "<table><tr><th>VM</th><th>Node</th><th>CPU</th><th>What</th><th>Fix</th></tr>\n",
-    );
-    for p in &a.fleet.problems {
-        let _ = writeln!(s, "<p class=\"stale\">warning: cache: {}</p>", esc(p));
+/// The badge of a node whose data is not fresh: "never scanned" is no
+/// "stale" record (the one wording of `cache::Freshness`).
+fn badge(n: &crate::guard::fleet::FleetNode) -> &'static str {
+    match n.freshness {
+        cache::Freshness::NeverScanned { .. } => "never scanned",
+        _ => "stale",
     }
-    s.push_str("</body></html>\n");
-    s
 }

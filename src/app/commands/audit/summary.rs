@@ -144,13 +144,20 @@ fn nodes(s: &mut String, a: &Audit<'_>) {
 /// One group of VMs that share a finding, a CPU, the nodes concerned and
 /// the fix.
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
-struct GroupKey {
-    order: usize,
-    text: String,
-    fix: Option<String>,
+pub(super) struct GroupKey {
+    /// The finding's place in [`Finding::CODES`].
+    pub(super) order: usize,
+    /// Whether the finding is a risk ([`Finding::is_risk`]).
+    pub(super) risk: bool,
+    /// What they share, in words, the code first.
+    pub(super) text: String,
+    /// Their fix, in words with `commands` in backticks.
+    pub(super) fix: Option<String>,
 }
 
-fn findings(s: &mut String, a: &Audit<'_>, by: &BTreeMap<&'static str, usize>) {
+/// The findings' groups with their VMIDs: in [`Finding::CODES`] order, the
+/// largest groups of each finding first.
+pub(super) fn groups(a: &Audit<'_>) -> Vec<(GroupKey, Vec<u32>)> {
     let mut groups: BTreeMap<GroupKey, Vec<u32>> = BTreeMap::new();
     for v in &a.vms {
         for f in &v.findings {
@@ -161,6 +168,7 @@ fn findings(s: &mut String, a: &Audit<'_>, by: &BTreeMap<&'static str, usize>) {
             groups
                 .entry(GroupKey {
                     order,
+                    risk: f.is_risk(),
                     text: group_text(a, v, f),
                     fix: fix_text(v, f),
                 })
@@ -168,7 +176,14 @@ fn findings(s: &mut String, a: &Audit<'_>, by: &BTreeMap<&'static str, usize>) {
                 .push(v.vmid.0);
         }
     }
-    if groups.is_empty() {
+    let mut ordered: Vec<(GroupKey, Vec<u32>)> = groups.into_iter().collect();
+    ordered.sort_by(|x, y| x.0.order.cmp(&y.0.order).then(y.1.len().cmp(&x.1.len())));
+    ordered
+}
+
+fn findings(s: &mut String, a: &Audit<'_>, by: &BTreeMap<&'static str, usize>) {
+    let ordered = groups(a);
+    if ordered.is_empty() {
         let _ = writeln!(s, "\nNo findings.");
         return;
     }
@@ -187,7 +202,7 @@ fn findings(s: &mut String, a: &Audit<'_>, by: &BTreeMap<&'static str, usize>) {
     // even share of MAX_GROUPS (at least one), so that a kind with many
     // small groups cannot hide the others.
     let mut kinds: BTreeMap<usize, Vec<(GroupKey, Vec<u32>)>> = BTreeMap::new();
-    for (key, vmids) in groups {
+    for (key, vmids) in ordered {
         kinds.entry(key.order).or_default().push((key, vmids));
     }
     let per_kind = (MAX_GROUPS / kinds.len()).max(1);
