@@ -22,12 +22,7 @@ pub fn run(args: &MetricsArgs) -> Result<ExitCode> {
     let a = g.audit();
     // The metrics say "no data"; the reason goes to stderr (the timer's
     // journal), not into the Prometheus text.
-    for p in g.fleet.warnings() {
-        eprint!(
-            "{}",
-            crate::app::output::for_stderr(&format!("pve-cpuguard: warning: cache: {p}\n"))
-        );
-    }
+    output::warn_cache(&g.fleet);
     let refusals = refusals::read(&settings.state_dir);
     let text = metrics::render(&a, &refusals);
     match &args.output_file {
