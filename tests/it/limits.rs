@@ -23,12 +23,12 @@ fn cluster() -> Cluster {
 
 /// The hook binary for `pre-start` of VM 100 migrating pve1 -> `node`.
 fn hook(c: &Cluster, node: &str) -> Command {
-    hook_in(c, node, "pre-start")
+    hook_in(&harness::hook_binary(), c, node, "pre-start")
 }
 
 /// [`hook`] in `phase`.
-fn hook_in(c: &Cluster, node: &str, phase: &str) -> Command {
-    let mut cmd = harness::command(harness::hook_binary());
+fn hook_in(bin: &std::path::Path, c: &Cluster, node: &str, phase: &str) -> Command {
+    let mut cmd = harness::command(bin);
     cmd.args(["100", phase])
         .envs(c.node_env(node))
         .env("PVE_MIGRATED_FROM", "pve1")
@@ -135,9 +135,15 @@ fn hook_that_cannot_arm_its_deadline_reads_nothing_and_follows_the_policy() {
     let tally = pve_cpuguard::guard::refusals::tally(&state);
     std::fs::set_permissions(&tally, std::fs::Permissions::from_mode(0o666)).unwrap();
 
+    // `nobody` runs a copy in the test's own directory: the build's may lie
+    // below a directory only root may enter (a checkout in a 0700 home or
+    // `mktemp -d`), where exec fails with EACCES before the hook runs.
+    let bin = c.path("pve-cpuguard-hook");
+    std::fs::copy(harness::hook_binary(), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     let hung = Fuse::hanging_for_everyone(&c.path("hung"));
     let run = |phase: &str, env: &[(&str, &std::path::Path)]| {
-        let mut cmd = hook_in(&c, "pve2", phase);
+        let mut cmd = hook_in(&bin, &c, "pve2", phase);
         without_threads(&mut cmd);
         cmd.envs(env.iter().copied());
         finish(cmd)
