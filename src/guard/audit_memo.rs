@@ -16,6 +16,7 @@
 //! once.
 
 use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::cpu::capability::{Capability, FeatureCheck};
 use crate::cpu::custom_models::CustomModels;
@@ -24,6 +25,7 @@ use crate::cpu::launch::{self, StartNode, VmSpec};
 use crate::cpu::requirement::Requirement;
 use crate::cpu::verdict::{self, Known, Question, Verdict};
 use crate::guard::decision::{self as guard, Rules};
+use crate::guard::lacking_bits::LackingBits;
 use crate::guard::memo_hash::{self, Interned, MemoMap};
 
 /// What of a live migration's source a verdict reads
@@ -78,7 +80,9 @@ pub(crate) struct Memo<'c> {
     /// Live verdicts by (requirement as read on the target, source, target).
     live: MemoMap<(usize, Option<usize>, usize), usize>,
     /// [`Memo::host_lacking`] by (source, target) class.
-    host_lacking: MemoMap<(usize, usize), Rc<[String]>>,
+    host_lacking: MemoMap<(usize, usize), Arc<[String]>>,
+    /// The classes' features as bits, for [`Memo::host_lacking`].
+    lacking_bits: LackingBits<'c>,
     /// [`Memo::features`] by (judged requirement, target class).
     features: MemoMap<(usize, usize), Rc<FeatureCheck>>,
     /// Interned rows (one verdict per class), so equal rows compare equal.
@@ -116,6 +120,7 @@ impl<'c> Memo<'c> {
         let kind_class = (0..starts.len())
             .map(|k| class_start.iter().position(|&s| s == k).unwrap_or(0))
             .collect();
+        let lacking_bits = LackingBits::new(&classes);
         let cpu_of = (0..classes.len())
             .map(|c| {
                 (0..c)
@@ -145,6 +150,7 @@ impl<'c> Memo<'c> {
             source_keys: Interned::new(),
             live: memo_hash::map(),
             host_lacking: memo_hash::map(),
+            lacking_bits,
             features: memo_hash::map(),
             rows: Interned::new(),
             start_rows: memo_hash::map(),
@@ -260,7 +266,7 @@ impl<'c> Memo<'c> {
         j: usize,
         target: usize,
         q: Question<'_>,
-        host_lacking: Option<&[String]>,
+        host_lacking: Option<&Arc<[String]>>,
     ) -> usize {
         // Only a KVM guest's verdict asks for its features.
         let features = self.judged[j].kvm.then(|| self.features(j, target));
@@ -290,11 +296,11 @@ impl<'c> Memo<'c> {
 
     /// [`verdict::host_lacking`] of classes `source` and `target`, worked
     /// out once for every `host`/`max` requirement moving between them.
-    fn host_lacking(&mut self, source: usize, target: usize) -> Rc<[String]> {
-        let (s, t) = (self.classes[source], self.classes[target]);
+    fn host_lacking(&mut self, source: usize, target: usize) -> Arc<[String]> {
+        let bits = &self.lacking_bits;
         self.host_lacking
             .entry((source, target))
-            .or_insert_with(|| verdict::host_lacking(s, t).into())
+            .or_insert_with(|| bits.lacking(source, target))
             .clone()
     }
 

@@ -14,6 +14,7 @@ pub mod custom_model;
 pub mod decision;
 pub mod fleet;
 pub mod ha_rules;
+pub(crate) mod lacking_bits;
 pub(crate) mod memo_hash;
 pub mod metrics;
 pub mod plan;

@@ -117,7 +117,7 @@ mod tests {
                 source: 46,
                 target: 39,
             },
-            Reason::HostFlagsNotSubset(vec!["avx".into()]),
+            Reason::HostFlagsNotSubset(vec!["avx".to_string()].into()),
             Reason::NestedVirtAcrossVendors {
                 source: "GenuineIntel".into(),
                 target: "AuthenticAMD".into(),

@@ -10,6 +10,7 @@ mod rules;
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 
@@ -47,8 +48,9 @@ pub enum Reason {
     },
     /// `phys-bits=host` with different widths on source and target.
     PhysBitsHostDiffers { source: u32, target: u32 },
-    /// `cpu: host`/`max`: the source offers features the target lacks.
-    HostFlagsNotSubset(Vec<String>),
+    /// `cpu: host`/`max`: the source offers features the target lacks
+    /// (shared: every such guest moving between two nodes lacks the same).
+    HostFlagsNotSubset(Arc<[String]>),
     /// `nested-virt` resolves to vmx on one side and svm on the other.
     NestedVirtAcrossVendors { source: String, target: String },
     /// 1 GiB huge pages without `pdpe1gb` on the target.
@@ -106,7 +108,8 @@ impl Reason {
     #[must_use]
     pub fn missing_flags(&self) -> &[String] {
         match self {
-            Reason::MissingFlags(f) | Reason::HostFlagsNotSubset(f) => f,
+            Reason::MissingFlags(f) => f,
+            Reason::HostFlagsNotSubset(f) => f,
             _ => &[],
         }
     }
@@ -283,8 +286,8 @@ pub fn judge(req: &Requirement, target: &Capability, question: Question<'_>) -> 
 /// requirement, so a caller judging many of them asks it once per pair of
 /// nodes and gives it to [`judge_knowing`].
 #[must_use]
-pub fn host_lacking(source: &Capability, target: &Capability) -> Vec<String> {
-    target.missing_of_set(&source.features().present)
+pub fn host_lacking(source: &Capability, target: &Capability) -> Arc<[String]> {
+    target.missing_of_set(&source.features().present).into()
 }
 
 /// The features `req` needs checked against `target` (rule `features`):
@@ -300,7 +303,7 @@ pub fn feature_check(req: &Requirement, target: &Capability) -> FeatureCheck {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Known<'a> {
     /// [`host_lacking`] of the live migration's source and the target.
-    pub host_lacking: Option<&'a [String]>,
+    pub host_lacking: Option<&'a Arc<[String]>>,
     /// [`feature_check`] of the requirement and the target.
     pub features: Option<&'a FeatureCheck>,
 }

@@ -13,6 +13,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use crate::cpu::capability::{Capability, KvmModule, View};
 use crate::cpu::cpuconf::PhysBits;
@@ -402,7 +403,7 @@ fn host_flags_subset(case: &Case<'_>, found: &mut Findings) {
     let lacking = case
         .known
         .host_lacking
-        .map_or_else(|| super::host_lacking(src, target), <[String]>::to_vec);
+        .map_or_else(|| super::host_lacking(src, target), Arc::clone);
     if !lacking.is_empty() {
         found.reasons.push(Reason::HostFlagsNotSubset(lacking));
     }
