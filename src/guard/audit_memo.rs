@@ -75,6 +75,9 @@ pub(crate) struct Memo<'c> {
     live_rows: MemoMap<(usize, Option<SourceKey>), usize>,
     /// [`Memo::on_target`] by (judged requirement, class).
     on_target: MemoMap<(usize, usize), usize>,
+    /// [`Memo::on_target`] by (judged requirement, vCPUs and huge pages
+    /// as read on the class).
+    read_as: MemoMap<(usize, u32, bool), usize>,
     /// Sources as live verdicts read them, interned.
     source_keys: Interned<SourceKey>,
     /// Live verdicts by (requirement as read on the target, source, target).
@@ -147,6 +150,7 @@ impl<'c> Memo<'c> {
             start: memo_hash::map(),
             live_rows: memo_hash::map(),
             on_target: memo_hash::map(),
+            read_as: memo_hash::map(),
             source_keys: Interned::new(),
             live: memo_hash::map(),
             host_lacking: memo_hash::map(),
@@ -246,13 +250,18 @@ impl<'c> Memo<'c> {
         let (vcpus, hugepages_1g) = verdict::vcpus_and_hugepages_on(req, self.classes[target]);
         let p = if (vcpus, hugepages_1g) == (req.vcpus, req.hugepages_1g) {
             j
+        } else if let Some(&p) = self.read_as.get(&(j, vcpus, hugepages_1g)) {
+            // Many classes read it alike: one copy, not one per class.
+            p
         } else {
             let read = Requirement {
                 vcpus,
                 hugepages_1g,
                 ..req.clone()
             };
-            self.judged.intern(read)
+            let p = self.judged.intern(read);
+            self.read_as.insert((j, vcpus, hugepages_1g), p);
+            p
         };
         self.on_target.insert((j, target), p);
         p
