@@ -95,8 +95,14 @@ pub fn launch_key(spec: &VmSpec) -> VmSpec {
     }
 }
 
-/// sockets × cores, as qemu-server counts them (0 or absent is 1).
-fn vcpus_of(spec: &VmSpec) -> u32 {
+/// sockets × cores, as qemu-server counts them (0 or absent is 1): the
+/// requirement's `vcpus`, and nothing else of a launch.
+#[must_use]
+pub fn vcpus_of(spec: &VmSpec) -> u32 {
+    if spec.template {
+        // Started with the minimal configuration (see `launch`).
+        return 1;
+    }
     spec.sockets
         .filter(|&s| s > 0)
         .unwrap_or(1)

@@ -66,6 +66,8 @@ pub(crate) struct Memo<'c> {
     judged: Interned<Requirement>,
     specs: Interned<VmSpec>,
     launched: MemoMap<(usize, Option<usize>), usize>,
+    /// [`Memo::launch`] of configurations with one vCPU.
+    launched_one: MemoMap<(usize, Option<usize>), usize>,
     /// Distinct verdicts: equal answers are one, so rows of equal answers
     /// compare equal and each verdict is said once.
     pub(crate) verdicts: Interned<Verdict>,
@@ -146,6 +148,7 @@ impl<'c> Memo<'c> {
             judged: Interned::new(),
             specs: Interned::new(),
             launched: memo_hash::map(),
+            launched_one: memo_hash::map(),
             verdicts: Interned::new(),
             start: memo_hash::map(),
             live_rows: memo_hash::map(),
@@ -221,9 +224,33 @@ impl<'c> Memo<'c> {
         if let Some(&i) = self.launched.get(&(spec, start)) {
             return i;
         }
-        let node = start.map_or(StartNode::UNKNOWN, |s| self.starts[s]);
-        let req = launch::launch(&self.specs[spec], &node, self.custom).requirement;
-        let i = self.intern(req);
+        // The vCPU count reaches nothing of a launch but the requirement's
+        // `vcpus` ([`launch::vcpus_of`]): configurations that differ only
+        // in it are launched once, with one vCPU, and given their count.
+        let vcpus = launch::vcpus_of(&self.specs[spec]);
+        let one = self.specs.intern(VmSpec {
+            sockets: Some(1),
+            ..self.specs[spec].clone()
+        });
+        let base = match self.launched_one.get(&(one, start)) {
+            Some(&b) => b,
+            None => {
+                let node = start.map_or(StartNode::UNKNOWN, |s| self.starts[s]);
+                let req = launch::launch(&self.specs[one], &node, self.custom).requirement;
+                let b = self.intern(req);
+                self.launched_one.insert((one, start), b);
+                b
+            }
+        };
+        let i = if self.reqs[base].vcpus == vcpus {
+            base
+        } else {
+            let req = Requirement {
+                vcpus,
+                ..self.reqs[base].clone()
+            };
+            self.intern(req)
+        };
         self.launched.insert((spec, start), i);
         i
     }
