@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pve_cpuguard::cpu::launch::{QemuVersion, StartNode};
+use pve_cpuguard::cpu::launch::{self, QemuVersion, StartNode, VmSpec};
 use pve_cpuguard::pve::{custom_models, vmconf};
 
 fn data() -> PathBuf {
@@ -88,4 +88,65 @@ fn every_qemu_server_cfg2cmd_case_gets_its_cpu() {
 
 fn is_cpu_or_machine_error(why: &str) -> bool {
     why.contains("QEMU") || why.contains("qemu-server") || why.contains("CPU")
+}
+
+/// The audit launches configurations that differ only in sockets × cores
+/// once (`guard::audit_memo`): on every case, on nodes of both vendors,
+/// the count must reach nothing of the launch but the requirement's
+/// `vcpus` — not the `-cpu`, not the machine, not the rest of the
+/// requirement.
+#[test]
+fn vcpus_reach_nothing_of_a_launch_but_the_count() {
+    let custom = custom_models::parse(CPU_MODELS, Path::new("cpu-models.conf")).unwrap();
+    let mut compared = 0;
+    for entry in std::fs::read_dir(data()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "conf") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let spec = vmconf::parse(&text, &path).unwrap().launch_spec();
+        for vendor in ["GenuineIntel", "AuthenticAMD"] {
+            let node = StartNode {
+                arch: "x86_64",
+                vendor: Some(vendor),
+                qemu: QemuVersion::parse("11.0.0"),
+                nested_flag: Some(if vendor == "GenuineIntel" {
+                    "vmx"
+                } else {
+                    "svm"
+                }),
+            };
+            let one = launch::launch(
+                &VmSpec {
+                    sockets: Some(1),
+                    cores: None,
+                    ..spec.clone()
+                },
+                &node,
+                &custom,
+            );
+            for (sockets, cores) in [(Some(2), Some(3)), (Some(64), None), (None, Some(512))] {
+                let many_spec = VmSpec {
+                    sockets,
+                    cores,
+                    ..spec.clone()
+                };
+                let many = launch::launch(&many_spec, &node, &custom);
+                let count = launch::vcpus_of(&many_spec);
+                assert_eq!(many.requirement.vcpus, count, "{}", path.display());
+                let mut same = one.requirement.clone();
+                same.vcpus = count;
+                assert_eq!(many.requirement, same, "{} on {vendor}", path.display());
+                assert_eq!(
+                    (&many.cpu_arg, &many.machine, &many.guest, many.kvm),
+                    (&one.cpu_arg, &one.machine, &one.guest, one.kvm),
+                    "{} on {vendor}",
+                    path.display()
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared > 500, "only {compared} launches compared");
 }
