@@ -68,6 +68,8 @@ pub(crate) struct Memo<'c> {
     launched: MemoMap<(usize, Option<usize>), usize>,
     /// [`Memo::launch`] of configurations with one vCPU.
     launched_one: MemoMap<(usize, Option<usize>), usize>,
+    /// Requirements with another vCPU count, by (requirement, count).
+    with_vcpus: MemoMap<(usize, u32), usize>,
     /// Distinct verdicts: equal answers are one, so rows of equal answers
     /// compare equal and each verdict is said once.
     pub(crate) verdicts: Interned<Verdict>,
@@ -149,6 +151,7 @@ impl<'c> Memo<'c> {
             specs: Interned::new(),
             launched: memo_hash::map(),
             launched_one: memo_hash::map(),
+            with_vcpus: memo_hash::map(),
             verdicts: Interned::new(),
             start: memo_hash::map(),
             live_rows: memo_hash::map(),
@@ -244,12 +247,16 @@ impl<'c> Memo<'c> {
         };
         let i = if self.reqs[base].vcpus == vcpus {
             base
+        } else if let Some(&i) = self.with_vcpus.get(&(base, vcpus)) {
+            i
         } else {
             let req = Requirement {
                 vcpus,
                 ..self.reqs[base].clone()
             };
-            self.intern(req)
+            let i = self.intern(req);
+            self.with_vcpus.insert((base, vcpus), i);
+            i
         };
         self.launched.insert((spec, start), i);
         i
