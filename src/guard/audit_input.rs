@@ -302,11 +302,13 @@ fn read_configs(pve: &crate::pve::paths::PveDir, list: Vec<(VmId, String)>) -> V
     std::thread::scope(|scope| {
         let handles: Vec<_> = list
             .chunks(chunk)
-            .map(|part| scope.spawn(move || read(part)))
+            .map(|part| (part, scope.spawn(move || read(part))))
             .collect();
+        // A part whose thread died is read again here, never left out: a
+        // VM missing from the audit would be a VM nobody is told about.
         handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
+            .flat_map(|(part, h)| h.join().unwrap_or_else(|_| read(part)))
             .collect()
     })
 }
