@@ -98,11 +98,7 @@ pub fn gather(
         Some(info) => fleet::load(settings, info),
         None => fleet::load_cached(settings),
     };
-    for n in &node_names {
-        if fleet.get(n).is_none() {
-            fleet.upsert(FleetNode::never_scanned(n, None));
-        }
-    }
+    fleet.add_unseen_members(&node_names);
     Ok(Gathered {
         vms,
         custom: custom_models::read(&settings.pve.cpu_models())?,

@@ -190,6 +190,20 @@ impl Fleet {
         }
     }
 
+    /// Adds every member of the cluster (a directory under `nodes/` of the
+    /// cluster file system) the fleet has no word of, as never scanned: a
+    /// node that joined after the last scan is an unknown answer, never a
+    /// node that does not exist, and keeps every command from claiming a
+    /// cluster CPU type. `node_list::add_unseen_members` is the same rule
+    /// for commands that read the cache itself.
+    pub fn add_unseen_members(&mut self, members: &[String]) {
+        for name in members {
+            if self.get(name).is_none() {
+                self.upsert(FleetNode::never_scanned(name, None));
+            }
+        }
+    }
+
     /// A node by name.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&FleetNode> {

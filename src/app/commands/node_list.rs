@@ -56,8 +56,10 @@ pub fn cluster_type_claimed(cache: &Cache) -> Option<&'static str> {
 /// `nodes/` of the cluster file system, as `audit` and `check` count them)
 /// that the cache has no word of: a node that joined after the last scan
 /// is unknown, and must keep every command from claiming a cluster CPU
-/// type, not be left out of it. An unreadable `nodes/` adds nothing (the
-/// cache then speaks for itself, as before).
+/// type, not be left out of it ([`crate::guard::fleet::Fleet::add_unseen_members`]
+/// is the same rule for commands that judge through the fleet). An
+/// unreadable `nodes/` adds nothing (the cache then speaks for itself, as
+/// before).
 pub fn add_unseen_members(cache: &mut Cache, pve_dir: &std::path::Path) {
     let Ok((names, _)) = crate::pve::paths::PveDir::new(pve_dir).scan_nodes() else {
         return;

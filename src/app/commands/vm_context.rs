@@ -8,7 +8,7 @@ use crate::cpu::custom_models::CustomModels;
 use crate::cpu::launch::{VmSpec, VmSpecs};
 use crate::error::{Error, Result};
 use crate::guard::decision::{Rules, VmLabel};
-use crate::guard::fleet::{self, Fleet, FleetNode};
+use crate::guard::fleet::{self, Fleet};
 use crate::pve::paths::VmId;
 use crate::pve::{custom_models, running, vmconf};
 
@@ -59,13 +59,7 @@ pub fn load(settings: &Settings, vmid: VmId) -> Result<VmContext> {
     let local = crate::reach::local::cpuinfo(&settings.cpuinfo)?;
     let mut fleet = fleet::load(settings, &local);
     crate::app::output::warn_cache(&fleet);
-    // A node of the cluster without a cached record is an unknown answer,
-    // not a node that does not exist (the same as `audit`).
-    for n in settings.pve.scan_nodes()?.0 {
-        if fleet.get(&n).is_none() {
-            fleet.upsert(FleetNode::never_scanned(&n, None));
-        }
-    }
+    fleet.add_unseen_members(&settings.pve.scan_nodes()?.0);
     Ok(VmContext {
         vmid,
         label: VmLabel {
