@@ -447,14 +447,17 @@ pub fn read(path: &Path) -> Result<VmConfig> {
     BUF.with(|buf| {
         let mut buf = buf.borrow_mut();
         let mut scanned = 0;
+        // Where the main section and `[PENDING]` end, once found: each line
+        // is looked at once, as it arrives.
+        let mut end = None;
         crate::fsutil::read_head(path, &mut buf, 4096, |b| {
-            let found = read_end(b, scanned).is_some();
+            end = read_end(b, scanned);
             // Rescan the last, possibly incomplete, line next time.
             scanned = b.iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1);
-            found
+            end.is_some()
         })
         .map_err(|e| Error::io(path, e))?;
-        let head = &buf[..read_end(&buf, 0).unwrap_or(buf.len())];
+        let head = &buf[..end.unwrap_or(buf.len())];
         // Valid UTF-8 is checked at speed; only an invalid config pays for
         // its replacement characters.
         match std::str::from_utf8(head) {
@@ -471,7 +474,7 @@ fn read_end(bytes: &[u8], from: usize) -> Option<usize> {
     let mut line_start = from;
     while line_start < bytes.len() {
         let rest = &bytes[line_start..];
-        let nl = rest.iter().position(|&c| c == b'\n')?;
+        let nl = newline(rest)?;
         if rest[0] == b'[' {
             let line = String::from_utf8_lossy(&rest[..nl]);
             if classify(&line) == Line::OtherSection {
@@ -481,6 +484,27 @@ fn read_end(bytes: &[u8], from: usize) -> Option<usize> {
         line_start += nl + 1;
     }
     None
+}
+
+/// The index of the first `\n` in `bytes`, eight bytes at a time (as
+/// `memchr` does): every line of 10 000 configs is looked for in an audit.
+fn newline(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    const NEWLINES: u64 = u64::from_ne_bytes([b'\n'; 8]);
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        // Zero where a byte is `\n`; the test says whether any byte of
+        // the word is zero (never wrongly; which one, the loop below).
+        let w = u64::from_ne_bytes(word) ^ NEWLINES;
+        if w.wrapping_sub(ONES) & !w & HIGH != 0 {
+            break;
+        }
+        at += 8;
+    }
+    bytes[at..].iter().position(|&c| c == b'\n').map(|p| at + p)
 }
 
 /// Parses a VM config's text (main section and `[PENDING]`); `origin`

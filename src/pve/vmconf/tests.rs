@@ -147,6 +147,23 @@ fn read_stops_at_the_header_across_blocks() {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+    /// The word-at-a-time search finds the first `\n` wherever it is,
+    /// whatever the bytes around it (high bytes, 0x0a + 0x80 carries).
+    #[test]
+    fn newline_is_the_first_newline(
+        bytes in proptest::collection::vec(
+            prop_oneof![Just(b'\n'), Just(0x8a_u8), Just(0x0b_u8), Just(0x09_u8), Just(0_u8), any::<u8>()],
+            0..40,
+        ),
+        skip in 0usize..40,
+    ) {
+        let bytes = &bytes[skip.min(bytes.len())..];
+        prop_assert_eq!(newline(bytes), bytes.iter().position(|&c| c == b'\n'));
+    }
+}
+
+proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     /// `read` (block by block) and `parse` of the whole text agree on any config.
     #[test]
