@@ -27,7 +27,9 @@
 //! fixtures (an older release, to compare before and after a change).
 //!
 //! Exits 1 when a target is missed. With `HOOK_BENCH_KEEP=1` the fixtures
-//! are kept.
+//! are kept and each case's environment printed, to run the hook again
+//! on them (`env VARS… valgrind --tool=callgrind pve-cpuguard-hook 100
+//! pre-start`).
 
 #[path = "../tests/it/harness/mod.rs"]
 mod harness;
@@ -118,6 +120,14 @@ fn main() {
         let (c, cpuinfo) = fixture(threads, usable);
         for (label, from) in [("live migration pve01 ->", "pve01"), ("start on", "")] {
             let env = env_of(&c, &cpuinfo, from);
+            if keep {
+                // What to run it with again, e.g. under callgrind.
+                let vars: Vec<String> = env
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", v.display()))
+                    .collect();
+                println!("{label} {LOCAL}, {threads} threads: env {}", vars.join(" "));
+            }
             let make = || {
                 let mut cmd = Command::new(&bin);
                 cmd.args(["100", "pre-start"]).envs(env.clone());

@@ -231,6 +231,10 @@ pub struct Capability {
     pub phys_bits: Option<u32>,
     /// QEMU features present and unverifiable (see [`Capability::features`]).
     features: OnceCell<HostFeatures>,
+    /// [`Capability::kvm_module`], worked out on first use: rules ask it of
+    /// every node for every question (from `vendor`, `view` and the flags,
+    /// which nothing changes once the capability is made).
+    kvm_module: OnceCell<Option<KvmModule>>,
     /// The /proc/cpuinfo lists the features are derived from, if any.
     flags: Option<HostFlags>,
     /// Where the features came from.
@@ -326,6 +330,7 @@ impl Capability {
             family_model,
             phys_bits,
             features: OnceCell::with_value(features),
+            kvm_module: OnceCell::new(),
             flags: None,
             view,
             processors: None,
@@ -366,6 +371,7 @@ impl Capability {
             family_model,
             phys_bits,
             features: OnceCell::new(),
+            kvm_module: OnceCell::new(),
             flags: Some(flags),
             view: View::Cpuinfo,
             processors: None,
@@ -435,6 +441,7 @@ impl Capability {
                 present,
                 unverifiable: BTreeSet::new(),
             }),
+            kvm_module: OnceCell::new(),
             flags: None,
             processors: cpuinfo.and_then(processors),
             qemu_version: QemuVersion::parse(&view.qemu_version),
@@ -607,6 +614,10 @@ impl Capability {
     /// from the /proc/cpuinfo beside it, else from the vendor.
     #[must_use]
     pub fn kvm_module(&self) -> Option<KvmModule> {
+        *self.kvm_module.get_or_init(|| self.kvm_module_now())
+    }
+
+    fn kvm_module_now(&self) -> Option<KvmModule> {
         let by_flags = |has: &dyn Fn(&str) -> bool| {
             if has("vmx") {
                 Some(KvmModule::Vmx)
