@@ -1,5 +1,7 @@
 //! What one node's CPU gives a `host`/`max` guest that another's lacks
-//! ([`crate::cpu::verdict::host_lacking`]), for every pair of an audit's node classes.
+//! ([`crate::cpu::verdict::host_lacking`]), for every pair of an audit's
+//! node classes (whose features `audit_memo::Memo::new` has worked out,
+//! so the two answer alike).
 //!
 //! The audit asks it for nearly every pair (64 different CPUs: 4 096
 //! pairs), and as two sorted sets of about 300 names merged per pair it
