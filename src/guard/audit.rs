@@ -55,7 +55,7 @@ pub struct VmEntry {
 }
 
 /// Why a VM is flagged.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Finding {
     /// Its CPU type cannot start on these nodes (indices into the fleet).
     AboveBaseline(Vec<usize>),

@@ -4,7 +4,7 @@
 //! a few VMIDs and its fix. The full per-VM report is `--all` (or the
 //! filters `--vm`, `--on`, `--finding`), in `text.rs`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use crate::app::commands::node_list;
@@ -158,25 +158,39 @@ pub(super) struct GroupKey {
 /// The findings' groups with their VMIDs: in [`Finding::CODES`] order, the
 /// largest groups of each finding first.
 pub(super) fn groups(a: &Audit<'_>) -> Vec<(GroupKey, Vec<u32>)> {
-    let mut groups: BTreeMap<GroupKey, Vec<u32>> = BTreeMap::new();
+    // A group's words depend on the finding, the CPU and the suggestion
+    // only: each such triple is put in words once (10 000 VMs share a few
+    // hundred), and triples that read alike are one group.
+    let mut slot_of: HashMap<(&Finding, &str, Option<&Suggestion>), usize> = HashMap::new();
+    let mut slots: BTreeMap<GroupKey, usize> = BTreeMap::new();
+    let mut vmids: Vec<Vec<u32>> = Vec::new();
     for v in &a.vms {
         for f in &v.findings {
-            let order = Finding::CODES
-                .iter()
-                .position(|c| *c == f.code())
-                .unwrap_or(99);
-            groups
-                .entry(GroupKey {
-                    order,
-                    risk: f.is_risk(),
-                    text: group_text(a, v, f),
-                    fix: fix_text(v, f),
-                })
-                .or_default()
-                .push(v.vmid.0);
+            let slot = *slot_of
+                .entry((f, v.cpu.as_str(), v.suggestion.as_ref()))
+                .or_insert_with(|| {
+                    let order = Finding::CODES
+                        .iter()
+                        .position(|c| *c == f.code())
+                        .unwrap_or(99);
+                    let key = GroupKey {
+                        order,
+                        risk: f.is_risk(),
+                        text: group_text(a, v, f),
+                        fix: fix_text(v, f),
+                    };
+                    *slots.entry(key).or_insert_with(|| {
+                        vmids.push(Vec::new());
+                        vmids.len() - 1
+                    })
+                });
+            vmids[slot].push(v.vmid.0);
         }
     }
-    let mut ordered: Vec<(GroupKey, Vec<u32>)> = groups.into_iter().collect();
+    let mut ordered: Vec<(GroupKey, Vec<u32>)> = slots
+        .into_iter()
+        .map(|(key, slot)| (key, std::mem::take(&mut vmids[slot])))
+        .collect();
     ordered.sort_by(|x, y| x.0.order.cmp(&y.0.order).then(y.1.len().cmp(&x.1.len())));
     ordered
 }
