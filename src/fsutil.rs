@@ -71,6 +71,16 @@ fn not_regular(t: std::fs::FileType) -> std::io::Error {
     )
 }
 
+/// The metadata of an opened file, which must be a regular file: a FIFO,
+/// device, directory or socket is refused, named.
+fn regular_meta(file: &File) -> std::io::Result<std::fs::Metadata> {
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(not_regular(meta.file_type()));
+    }
+    Ok(meta)
+}
+
 /// Opens `path` for reading without blocking and checks it is a regular
 /// file; the descriptor is back in blocking mode on return.
 ///
@@ -92,10 +102,7 @@ fn open_regular_nonblocking(path: &Path) -> std::io::Result<(File, std::fs::Meta
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)?;
-    let meta = file.metadata()?;
-    if !meta.file_type().is_file() {
-        return Err(not_regular(meta.file_type()));
-    }
+    let meta = regular_meta(&file)?;
     Ok((file, meta))
 }
 
@@ -408,10 +415,7 @@ pub fn append(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
         .map_err(link_refused)?;
-    let meta = file.metadata()?;
-    if !meta.file_type().is_file() {
-        return Err(not_regular(meta.file_type()));
-    }
+    let meta = regular_meta(&file)?;
     if meta.nlink() != 1 {
         return Err(std::io::Error::new(
             ErrorKind::InvalidInput,
@@ -456,10 +460,7 @@ pub fn open_lock(path: &Path) -> std::io::Result<File> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
         .map_err(link_refused)?;
-    let meta = file.metadata()?;
-    if !meta.file_type().is_file() {
-        return Err(not_regular(meta.file_type()));
-    }
+    regular_meta(&file)?;
     Ok(file)
 }
 
