@@ -31,15 +31,9 @@ const PROMPT: Duration = Duration::from_millis(900);
 
 const PHASES: [&str; 4] = ["pre-start", "post-start", "pre-stop", "post-stop"];
 
+/// Allowed pve1 -> pve4; refused pve1 -> pve2 (avx512).
 fn cluster() -> Cluster {
-    let mut c = Cluster::new(&[
-        ("pve1", "hwloc-xeon-silver-4108-skylake-sp"),
-        ("pve2", "archspec-linux-rhel7-haswell"),
-        ("pve4", "hwloc-xeon-gold-6230-cascadelake"),
-    ]);
-    // Allowed pve1 -> pve4; refused pve1 -> pve2 (avx512).
-    c.vm(100, "pve1", "cores: 2\ncpu: x86-64-v4\nname: vm100\n");
-    c
+    Cluster::refused_on_pve2()
 }
 
 fn mkfifo(path: &Path) {

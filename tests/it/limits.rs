@@ -10,15 +10,9 @@ use crate::harness;
 use crate::harness::cluster::Cluster;
 use crate::harness::fuse::Fuse;
 
-/// Refused on pve2 (a Haswell: no AVX-512), allowed on pve4.
+/// Allowed pve1 -> pve4; refused pve1 -> pve2 (avx512).
 fn cluster() -> Cluster {
-    let mut c = Cluster::new(&[
-        ("pve1", "hwloc-xeon-silver-4108-skylake-sp"),
-        ("pve2", "archspec-linux-rhel7-haswell"),
-        ("pve4", "hwloc-xeon-gold-6230-cascadelake"),
-    ]);
-    c.vm(100, "pve1", "cores: 2\ncpu: x86-64-v4\nname: vm100\n");
-    c
+    Cluster::refused_on_pve2()
 }
 
 /// The hook binary for `pre-start` of VM 100 migrating pve1 -> `node`.

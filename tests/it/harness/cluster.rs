@@ -25,6 +25,19 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// The hook tests' cluster: VM 100 (`cpu: x86-64-v4`, 2 cores) on
+    /// pve1; its live migration to pve4 (a Cascade Lake) is allowed, to
+    /// pve2 (a Haswell: no AVX-512) refused.
+    pub fn refused_on_pve2() -> Cluster {
+        let mut c = Cluster::new(&[
+            ("pve1", "hwloc-xeon-silver-4108-skylake-sp"),
+            ("pve2", "archspec-linux-rhel7-haswell"),
+            ("pve4", "hwloc-xeon-gold-6230-cascadelake"),
+        ]);
+        c.vm(100, "pve1", "cores: 2\ncpu: x86-64-v4\nname: vm100\n");
+        c
+    }
+
     /// `nodes`: (name, cpuinfo sample) pairs; the cache holds a record of
     /// each.
     pub fn new(nodes: &[(&str, &str)]) -> Cluster {
